@@ -1,0 +1,219 @@
+// The forwarding engine: streams (one UDP socket each, or a share of one under rtcp-mux), I/O threads that
+// own them, and the command protocol by which the JS thread changes rules without a per-packet lock.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "learning.hpp"
+#include "sock_addr.hpp"
+
+namespace ngrelay {
+
+class IoThread;
+
+/** Relaxed single-writer counter: only the owning thread writes, so no locked read-modify-write is needed. */
+struct Counter {
+  std::atomic<uint64_t> v{0};
+  void add(uint64_t n) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  uint64_t get() const { return v.load(std::memory_order_relaxed); }
+};
+
+struct Stream {
+  // Fixed for the stream's life (set on the JS thread before the owner thread first sees it).
+  int32_t id = 0;
+  bool isRtcp = false;
+  int fd = -1;                   // -1 for a muxed RTCP stream
+  int64_t muxedWith = -1;        // id of the RTP stream whose socket is shared
+  IoThread* owner = nullptr;
+
+  // Owner-thread state (changed only by commands run on the owner thread, or by its packets).
+  Rule rule;
+  Stream* sink = nullptr;        // resolved stream whose socket and endpoint packets go out of/to
+  Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream
+  Stream* muxParent = nullptr;   // on a muxed RTCP stream: the RTP stream (learning state lives there)
+  LearnState learn;
+  uint32_t lastOverflow = 0;     // SO_RXQ_OVFL counter seen last
+  bool seenFirst = false;
+
+  // Published to other threads and to JS.
+  Counter packets, bytes, errors;
+  std::atomic<int64_t> lastPacketMs{0};
+  std::atomic<uint64_t> rtpState{0};  // bit 48 = valid, bits 32..47 = seq, 0..31 = ssrc
+  std::atomic<bool> confirmed{false};
+  PublishedAddr endpoint;
+
+  void publishEndpoint() {
+    endpoint.store(learn.current);
+    confirmed.store(learn.confirmed, std::memory_order_relaxed);
+  }
+};
+
+struct alignas(64) ThreadTotals {
+  Counter packets, bytes, errors, malformed, dropped;
+};
+
+enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged };
+
+struct EngineEvent {
+  EventType type;
+  int32_t id;
+  SockAddr addr;
+  int64_t atMs;
+};
+
+/** Receives event batches on an I/O thread; must not block (the N-API layer hands them to a TSFN). */
+using EventSink = std::function<void(std::vector<EngineEvent>&&)>;
+
+/** Waits on the JS thread until every addressed I/O thread has run its command. */
+class Completion {
+ public:
+  explicit Completion(int count) : remaining_(count) {}
+  void done() {
+    std::lock_guard<std::mutex> g(m_);
+    if (--remaining_ == 0) cv_.notify_all();
+  }
+  void wait() {
+    std::unique_lock<std::mutex> g(m_);
+    cv_.wait(g, [this] { return remaining_ == 0; });
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  int remaining_;
+};
+
+enum class CommandType : uint8_t { Attach, Update, SetSink, Detach };
+
+struct Command {
+  CommandType type;
+  Stream* stream;
+  Rule rule;
+  Stream* sink;
+  Completion* done;
+};
+
+class IoThread {
+ public:
+  IoThread(int index, const EventSink& sink);
+  ~IoThread();
+  IoThread(const IoThread&) = delete;
+  IoThread& operator=(const IoThread&) = delete;
+
+  void start();
+  void stopAndJoin();
+  void submit(const Command& cmd);
+  const ThreadTotals& totals() const { return totals_; }
+
+  static constexpr int kBatch = 64;
+  static constexpr size_t kBufSize = 4096;
+
+ private:
+  void run();
+  void runCommands();
+  void apply(const Command& cmd);
+  void drain(Stream* s);
+  void flushSends(int fd, int count);
+  void handleTimers();
+  void emit(EventType type, const Stream* s, const SockAddr& a);
+  void flushEvents(bool force);
+
+  int index_;
+  EventSink events_;
+  int epfd_ = -1;
+  int wakefd_ = -1;
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  std::mutex cmdMutex_;
+  std::vector<Command> commands_;
+  ThreadTotals totals_;
+
+  // Hot-path buffers, allocated once.
+  std::vector<uint8_t> bufs_;
+  std::vector<struct mmsghdr> rmsgs_;
+  std::vector<struct iovec> riov_;
+  std::vector<SockAddr> rnames_;
+  std::vector<uint8_t> rctl_;
+  std::vector<struct mmsghdr> smsgs_;
+  std::vector<struct iovec> siov_;
+  std::vector<SockAddr> snames_;
+
+  std::vector<Stream*> windows_;  // streams in a heuristic learning window
+  std::vector<EngineEvent> pendingEvents_;
+  int64_t lastEventFlushMs_ = 0;
+  int64_t nowMono_ = 0;
+  int64_t nowWall_ = 0;
+};
+
+struct EngineTotalsSnapshot {
+  uint64_t packets, bytes, errors, malformed, dropped;
+};
+
+struct StreamSnapshot {
+  uint64_t packets, bytes, errors;
+  int64_t lastPacketMs;
+  SockAddr endpoint;
+  bool confirmed;
+  bool hasRtp;
+  uint32_t ssrc;
+  uint16_t seq;
+};
+
+/** Error from binding a socket: errno name ("EADDRINUSE") and text. */
+struct BindFailure {
+  std::string code;
+  std::string message;
+};
+
+struct StreamSpec {
+  int32_t id;
+  bool isRtcp;
+  std::string localAddress;
+  uint16_t localPort;
+  int64_t muxedWith;  // -1 = own socket
+};
+
+/** Everything the JS thread calls. Not thread-safe: one JS thread drives it. */
+class Engine {
+ public:
+  Engine(int threads, int receiveBufferBytes, EventSink sink);
+  ~Engine();
+
+  /** Throws BindFailure for socket errors, std::invalid_argument for contract violations. */
+  void addStream(const StreamSpec& spec, const Rule& rule);
+  void updateStream(int32_t id, const Rule& rule);
+  void removeStream(int32_t id);
+  bool readCounters(int32_t id, StreamSnapshot& out) const;
+  EngineTotalsSnapshot totals() const;
+  void close();
+  bool closed() const { return closed_; }
+
+ private:
+  struct Record {
+    std::unique_ptr<Stream> stream;
+    Rule rule;           // JS-thread copy, for sink resolution
+    Stream* resolvedSink = nullptr;
+  };
+  Stream* resolveSink(int64_t sinkId) const;
+  /** After `changedId` appeared or vanished, re-point every stream whose sink resolution changed. */
+  void relinkSinks(int32_t changedId, bool removing);
+  void runOnOwners(const std::vector<Command>& cmds);
+  int openSocket(const StreamSpec& spec);
+
+  int receiveBufferBytes_;
+  std::vector<std::unique_ptr<IoThread>> threads_;
+  std::unordered_map<int32_t, Record> streams_;
+  uint32_t nextThread_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace ngrelay

@@ -1,0 +1,52 @@
+// Endpoint learning (far-end NAT traversal) with rtpengine's semantics: which source a stream's party is
+// really at, and what to do with packets from anyone else. Pure logic, owned by one I/O thread per stream.
+#pragma once
+
+#include <cstdint>
+
+#include "sock_addr.hpp"
+
+namespace ngrelay {
+
+enum class Learning : uint8_t { Off, Immediate, Delayed, Heuristic };
+
+/** The control plane's rule for one stream (see StreamRule in src/dataplane/types.ts). */
+struct Rule {
+  SockAddr expected;  // !valid() = unknown
+  Learning learning = Learning::Heuristic;
+  bool strictSource = false;
+  bool mediaHandover = false;
+  bool asymmetric = false;
+  int64_t sink = -1;  // -1 = forward nothing
+  double signalGeneration = 0;
+};
+
+constexpr int64_t kLearningWindowMs = 3000;
+
+struct LearnState {
+  SockAddr current;  // where packets to this party go now
+  bool confirmed = false;
+  bool inWindow = false;  // heuristic: collecting candidates
+  int bestRank = -1;
+  int64_t windowStartMs = 0;
+  int64_t lastSignalMs = 0;  // monotonic ms of the last signalGeneration change (delayed learning)
+};
+
+enum class LearnEvent : uint8_t { None, Learned, SourceChanged };
+
+struct LearnOutcome {
+  bool accept = true;            // false: drop the packet and count an error (strict-source)
+  bool endpointChanged = false;  // LearnState::current changed: republish it
+  LearnEvent event = LearnEvent::None;
+};
+
+/** Back to "nothing learned": the destination is the expected endpoint again. */
+void resetLearning(LearnState& st, const Rule& rule);
+
+/** A packet from `src` arrived; decide whether it is accepted and whether the destination moves. */
+LearnOutcome learnFromPacket(LearnState& st, const Rule& rule, const SockAddr& src, int64_t nowMs);
+
+/** Heuristic window expired without more packets: confirm the best candidate. */
+LearnOutcome learnOnTimer(LearnState& st, int64_t nowMs);
+
+}  // namespace ngrelay

@@ -1,0 +1,80 @@
+// A remote or local UDP endpoint (IPv4 or IPv6) as the kernel sees it, plus a seqlock so one I/O thread can
+// publish a stream's current destination while other threads (senders, the JS thread) read it lock-free.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace ngrelay {
+
+struct SockAddr {
+  union {
+    sockaddr sa;
+    sockaddr_in v4;
+    sockaddr_in6 v6;
+  } u;
+  uint32_t len = 0;  // 0 = no address
+
+  SockAddr() { std::memset(&u, 0, sizeof(u)); }
+  bool valid() const { return len != 0; }
+  int family() const { return u.sa.sa_family; }
+  uint16_t port() const { return ntohs(family() == AF_INET ? u.v4.sin_port : u.v6.sin6_port); }
+
+  bool sameIp(const SockAddr& o) const {
+    if (!valid() || !o.valid() || family() != o.family()) return false;
+    if (family() == AF_INET) return u.v4.sin_addr.s_addr == o.u.v4.sin_addr.s_addr;
+    return std::memcmp(&u.v6.sin6_addr, &o.u.v6.sin6_addr, sizeof(in6_addr)) == 0;
+  }
+  bool samePort(const SockAddr& o) const { return valid() && o.valid() && port() == o.port(); }
+  bool sameEndpoint(const SockAddr& o) const { return sameIp(o) && samePort(o); }
+
+  /** Parses a literal IPv4/IPv6 address (no host names); false when it is not one. */
+  static bool parse(const std::string& address, uint16_t port, SockAddr& out);
+  /** "1.2.3.4" / "::1" and the family name used by the TS contract ("IPv4" / "IPv6"). */
+  std::string addressString() const;
+};
+
+/** Fixed-size image of a SockAddr, so it can live in atomic words. */
+constexpr size_t kAddrWords = 4;
+static_assert(sizeof(SockAddr) <= kAddrWords * sizeof(uint64_t), "SockAddr must fit the seqlock words");
+
+/**
+ * Single writer (the stream's owner thread), many readers. Readers retry while a write is in progress; the
+ * payload words are atomics so there is no data race in the C++ memory model.
+ */
+class PublishedAddr {
+ public:
+  void store(const SockAddr& a) {
+    uint64_t w[kAddrWords] = {};
+    std::memcpy(w, &a, sizeof(SockAddr));
+    uint32_t s = seq_.load(std::memory_order_relaxed);
+    seq_.store(s + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    for (size_t i = 0; i < kAddrWords; ++i) words_[i].store(w[i], std::memory_order_relaxed);
+    seq_.store(s + 2, std::memory_order_release);
+  }
+  SockAddr load() const {
+    uint64_t w[kAddrWords];
+    for (;;) {
+      uint32_t s1 = seq_.load(std::memory_order_acquire);
+      if (s1 & 1u) continue;
+      for (size_t i = 0; i < kAddrWords; ++i) w[i] = words_[i].load(std::memory_order_relaxed);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (seq_.load(std::memory_order_relaxed) == s1) break;
+    }
+    SockAddr a;
+    std::memcpy(&a, w, sizeof(SockAddr));
+    return a;
+  }
+
+ private:
+  std::atomic<uint32_t> seq_{0};
+  std::atomic<uint64_t> words_[kAddrWords] = {};
+};
+
+}  // namespace ngrelay

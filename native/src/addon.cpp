@@ -1,0 +1,245 @@
+// N-API binding of the engine. Converts JS rule objects to C++ rules, bind errors to JS errors carrying
+// `code`, and delivers event batches from the I/O threads through one thread-safe function.
+#include <napi.h>
+
+#include <memory>
+#include <stdexcept>
+
+#include "engine.hpp"
+
+using namespace ngrelay;
+
+namespace {
+
+SockAddr endpointFromJs(const Napi::Value& v) {
+  if (v.IsNull() || v.IsUndefined()) return SockAddr();
+  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "endpoint must be an object or null");
+  Napi::Object o = v.As<Napi::Object>();
+  std::string address = o.Get("address").As<Napi::String>().Utf8Value();
+  double port = o.Get("port").As<Napi::Number>().DoubleValue();
+  if (!(port >= 0 && port <= 65535)) throw Napi::RangeError::New(v.Env(), "endpoint port out of range");
+  SockAddr a;
+  if (!SockAddr::parse(address, uint16_t(port), a))
+    throw Napi::TypeError::New(v.Env(), "endpoint address is not an IP literal: " + address);
+  return a;
+}
+
+Learning learningFromJs(Napi::Env env, const std::string& s) {
+  if (s == "off") return Learning::Off;
+  if (s == "immediate") return Learning::Immediate;
+  if (s == "delayed") return Learning::Delayed;
+  if (s == "heuristic") return Learning::Heuristic;
+  throw Napi::TypeError::New(env, "unknown endpoint learning mode: " + s);
+}
+
+Rule ruleFromJs(const Napi::Value& v) {
+  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "rule must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  Rule r;
+  r.expected = endpointFromJs(o.Get("expected"));
+  r.learning = learningFromJs(v.Env(), o.Get("learning").As<Napi::String>().Utf8Value());
+  r.strictSource = o.Get("strictSource").ToBoolean().Value();
+  r.mediaHandover = o.Get("mediaHandover").ToBoolean().Value();
+  r.asymmetric = o.Get("asymmetric").ToBoolean().Value();
+  Napi::Value sink = o.Get("sink");
+  r.sink = (sink.IsNull() || sink.IsUndefined()) ? -1 : int64_t(sink.As<Napi::Number>().Int64Value());
+  Napi::Value gen = o.Get("signalGeneration");
+  r.signalGeneration = gen.IsNumber() ? gen.As<Napi::Number>().DoubleValue() : 0;
+  return r;
+}
+
+Napi::Value endpointToJs(Napi::Env env, const SockAddr& a) {
+  if (!a.valid()) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("family", a.family() == AF_INET ? "IPv4" : "IPv6");
+  o.Set("address", a.addressString());
+  o.Set("port", double(a.port()));
+  return o;
+}
+
+const char* eventName(EventType t) {
+  switch (t) {
+    case EventType::FirstPacket: return "first-packet";
+    case EventType::Learned: return "learned";
+    case EventType::SourceChanged: return "source-changed";
+  }
+  return "unknown";
+}
+
+using EventBatch = std::vector<EngineEvent>;
+
+void deliverEvents(Napi::Env env, Napi::Function listener, void* /*context*/, EventBatch* batch) {
+  std::unique_ptr<EventBatch> owned(batch);
+  if (env == nullptr || listener.IsEmpty()) return;
+  Napi::Array arr = Napi::Array::New(env, owned->size());
+  for (size_t i = 0; i < owned->size(); ++i) {
+    const EngineEvent& e = (*owned)[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("type", eventName(e.type));
+    o.Set("id", double(e.id));
+    o.Set(e.type == EventType::FirstPacket ? "from" : "endpoint", endpointToJs(env, e.addr));
+    o.Set("atMs", double(e.atMs));
+    arr.Set(uint32_t(i), o);
+  }
+  listener.Call({arr});
+}
+
+using EventTsfn = Napi::TypedThreadSafeFunction<void, EventBatch, deliverEvents>;
+
+class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "NativeEngine",
+                       {InstanceMethod("addStream", &NativeEngine::AddStream),
+                        InstanceMethod("updateStream", &NativeEngine::UpdateStream),
+                        InstanceMethod("removeStream", &NativeEngine::RemoveStream),
+                        InstanceMethod("readCounters", &NativeEngine::ReadCounters),
+                        InstanceMethod("totals", &NativeEngine::Totals),
+                        InstanceMethod("close", &NativeEngine::Close)});
+  }
+
+  // new NativeEngine(threads, receiveBufferBytes, onEvents)
+  explicit NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
+    Napi::Env env = info.Env();
+    int threads = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+    int rcvbuf = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 0;
+    if (!info[2].IsFunction()) throw Napi::TypeError::New(env, "onEvents callback required");
+    tsfn_ = EventTsfn::New(env, info[2].As<Napi::Function>(), "ngrelay-engine-events", 0, 1);
+    // Event delivery must never keep the process alive on its own.
+    tsfn_.Unref(env);
+    EventTsfn* tsfn = &tsfn_;
+    engine_ = std::make_unique<Engine>(threads, rcvbuf, [tsfn](std::vector<EngineEvent>&& events) {
+      auto* batch = new EventBatch(std::move(events));
+      if (tsfn->NonBlockingCall(batch) != napi_ok) delete batch;
+    });
+    napi_add_env_cleanup_hook(env, &NativeEngine::CleanupHook, this);
+    hookInstalled_ = true;
+    env_ = env;
+  }
+
+  ~NativeEngine() override { Shutdown(); }
+
+ private:
+  static void CleanupHook(void* self) {
+    auto* e = static_cast<NativeEngine*>(self);
+    e->hookInstalled_ = false;
+    e->Shutdown();
+  }
+
+  void Shutdown() {
+    if (!engine_) return;
+    engine_->close();  // joins the I/O threads: no event call can follow
+    engine_.reset();
+    tsfn_.Release();
+    if (hookInstalled_) {
+      napi_remove_env_cleanup_hook(env_, &NativeEngine::CleanupHook, this);
+      hookInstalled_ = false;
+    }
+  }
+
+  Engine& engine(Napi::Env env) {
+    if (!engine_) throw Napi::Error::New(env, "engine is closed");
+    return *engine_;
+  }
+
+  // addStream(id, component, localAddress, localPort, muxedWith|null, rule)
+  Napi::Value AddStream(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    StreamSpec spec;
+    spec.id = info[0].As<Napi::Number>().Int32Value();
+    spec.isRtcp = info[1].As<Napi::String>().Utf8Value() == "rtcp";
+    spec.localAddress = info[2].As<Napi::String>().Utf8Value();
+    double port = info[3].As<Napi::Number>().DoubleValue();
+    if (!(port >= 0 && port <= 65535)) throw Napi::RangeError::New(env, "localPort out of range");
+    spec.localPort = uint16_t(port);
+    spec.muxedWith = info[4].IsNumber() ? info[4].As<Napi::Number>().Int64Value() : -1;
+    Rule rule = ruleFromJs(info[5]);
+    try {
+      engine(env).addStream(spec, rule);
+    } catch (const BindFailure& f) {
+      Napi::Error err = Napi::Error::New(env, f.message);
+      err.Set("code", f.code);
+      throw err;
+    } catch (const std::invalid_argument& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value UpdateStream(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int32_t id = info[0].As<Napi::Number>().Int32Value();
+    Rule rule = ruleFromJs(info[1]);
+    try {
+      engine(env).updateStream(id, rule);
+    } catch (const std::invalid_argument& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value RemoveStream(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    engine(env).removeStream(info[0].As<Napi::Number>().Int32Value());
+    return env.Undefined();
+  }
+
+  // readCounters(ids) -> array of counter objects or null (unknown id), in the order of ids.
+  Napi::Value ReadCounters(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Engine& e = engine(env);
+    Napi::Array ids = info[0].As<Napi::Array>();
+    Napi::Array out = Napi::Array::New(env, ids.Length());
+    for (uint32_t i = 0; i < ids.Length(); ++i) {
+      StreamSnapshot s;
+      Napi::Value idv = ids.Get(i);
+      if (!idv.IsNumber() || !e.readCounters(idv.As<Napi::Number>().Int32Value(), s)) {
+        out.Set(i, env.Null());
+        continue;
+      }
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("packets", double(s.packets));
+      o.Set("bytes", double(s.bytes));
+      o.Set("errors", double(s.errors));
+      o.Set("lastPacketMs", double(s.lastPacketMs));
+      o.Set("endpoint", endpointToJs(env, s.endpoint));
+      o.Set("confirmed", s.confirmed);
+      o.Set("ssrc", s.hasRtp ? Napi::Value(Napi::Number::New(env, double(s.ssrc))) : env.Null());
+      o.Set("lastSeq", s.hasRtp ? Napi::Value(Napi::Number::New(env, double(s.seq))) : env.Null());
+      out.Set(i, o);
+    }
+    return out;
+  }
+
+  Napi::Value Totals(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    EngineTotalsSnapshot t = engine_ ? engine_->totals() : EngineTotalsSnapshot{0, 0, 0, 0, 0};
+    o.Set("packets", double(t.packets));
+    o.Set("bytes", double(t.bytes));
+    o.Set("errors", double(t.errors));
+    o.Set("malformed", double(t.malformed));
+    o.Set("dropped", double(t.dropped));
+    return o;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Shutdown();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<Engine> engine_;
+  EventTsfn tsfn_;
+  napi_env env_ = nullptr;
+  bool hookInstalled_ = false;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("version", Napi::String::New(env, "0.1.0"));
+  exports.Set("NativeEngine", NativeEngine::Define(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(ngrelay_engine, Init)

@@ -1,0 +1,210 @@
+// The JS-thread side of the engine: binds sockets, keeps the registry of streams, and turns rule changes
+// into commands for the owning I/O threads, waiting for their acknowledgement so changes are synchronous.
+#include "engine.hpp"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace ngrelay {
+
+namespace {
+
+std::string errnoName(int e) {
+  switch (e) {
+    case EADDRINUSE: return "EADDRINUSE";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case EINVAL: return "EINVAL";
+    case EAFNOSUPPORT: return "EAFNOSUPPORT";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENOBUFS: return "ENOBUFS";
+    case ENOMEM: return "ENOMEM";
+    default: return "EUNKNOWN";
+  }
+}
+
+bool isWildcard(const SockAddr& a) {
+  if (a.family() == AF_INET) return a.u.v4.sin_addr.s_addr == htonl(INADDR_ANY);
+  return std::memcmp(&a.u.v6.sin6_addr, &in6addr_any, sizeof(in6_addr)) == 0;
+}
+
+}  // namespace
+
+Engine::Engine(int threads, int receiveBufferBytes, EventSink sink) : receiveBufferBytes_(receiveBufferBytes) {
+  if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < threads; ++i) threads_.push_back(std::make_unique<IoThread>(i, sink));
+  for (auto& t : threads_) t->start();
+}
+
+Engine::~Engine() { close(); }
+
+int Engine::openSocket(const StreamSpec& spec) {
+  SockAddr local;
+  if (!SockAddr::parse(spec.localAddress, spec.localPort, local))
+    throw BindFailure{"EINVAL", "not a literal IP address: " + spec.localAddress};
+  if (isWildcard(local)) throw BindFailure{"EINVAL", "refusing to bind a wildcard address"};
+  int fd = socket(local.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw BindFailure{errnoName(errno), std::string("socket: ") + std::strerror(errno)};
+  int one = 1;
+  if (local.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+  if (receiveBufferBytes_ > 0) {
+    // SO_RCVBUFFORCE passes rmem_max when we are privileged; otherwise the kernel caps SO_RCVBUF.
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receiveBufferBytes_, sizeof(int)) != 0)
+      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBufferBytes_, sizeof(int));
+  }
+  setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
+  if (bind(fd, &local.u.sa, local.len) != 0) {
+    int e = errno;
+    ::close(fd);
+    throw BindFailure{errnoName(e), "bind " + spec.localAddress + ":" + std::to_string(spec.localPort) + ": " +
+                                        std::strerror(e)};
+  }
+  return fd;
+}
+
+Stream* Engine::resolveSink(int64_t sinkId) const {
+  if (sinkId < 0) return nullptr;
+  auto it = streams_.find(int32_t(sinkId));
+  if (it == streams_.end()) return nullptr;
+  Stream* s = it->second.stream.get();
+  if (s->muxedWith < 0) return s;
+  // Sending to a muxed RTCP party goes out of (and to the endpoint of) its RTP stream.
+  auto parent = streams_.find(int32_t(s->muxedWith));
+  return parent == streams_.end() ? nullptr : parent->second.stream.get();
+}
+
+void Engine::runOnOwners(const std::vector<Command>& cmds) {
+  if (cmds.empty()) return;
+  Completion done(int(cmds.size()));
+  for (Command c : cmds) {
+    c.done = &done;
+    c.stream->owner->submit(c);
+  }
+  done.wait();
+}
+
+void Engine::relinkSinks(int32_t, bool) {
+  std::vector<Command> cmds;
+  for (auto& [id, rec] : streams_) {
+    Stream* now = resolveSink(rec.rule.sink);
+    if (now != rec.resolvedSink) {
+      rec.resolvedSink = now;
+      cmds.push_back(Command{CommandType::SetSink, rec.stream.get(), Rule{}, now, nullptr});
+    }
+  }
+  runOnOwners(cmds);
+}
+
+void Engine::addStream(const StreamSpec& spec, const Rule& rule) {
+  if (closed_) throw std::invalid_argument("engine is closed");
+  if (spec.id <= 0) throw std::invalid_argument("stream id must be positive");
+  if (streams_.count(spec.id)) throw std::invalid_argument("stream id already in use");
+  auto s = std::make_unique<Stream>();
+  s->id = spec.id;
+  s->isRtcp = spec.isRtcp;
+  s->muxedWith = spec.muxedWith;
+  if (spec.muxedWith >= 0) {
+    auto parent = streams_.find(int32_t(spec.muxedWith));
+    if (parent == streams_.end()) throw std::invalid_argument("muxedWith names no stream");
+    Stream* p = parent->second.stream.get();
+    if (p->fd < 0 || p->isRtcp) throw std::invalid_argument("muxedWith must name an RTP stream with its own socket");
+    for (auto& [id, rec] : streams_)
+      if (rec.stream->muxedWith == p->id)
+        throw std::invalid_argument("that RTP stream already has a muxed RTCP stream");
+    s->muxParent = p;
+    s->owner = p->owner;
+  } else {
+    s->fd = openSocket(spec);
+    s->owner = threads_[nextThread_++ % threads_.size()].get();
+  }
+  Stream* raw = s.get();
+  Record rec;
+  rec.rule = rule;
+  rec.resolvedSink = resolveSink(rule.sink);
+  Stream* sink = rec.resolvedSink;
+  rec.stream = std::move(s);
+  streams_.emplace(spec.id, std::move(rec));
+  runOnOwners({Command{CommandType::Attach, raw, rule, sink, nullptr}});
+  relinkSinks(spec.id, false);
+}
+
+void Engine::updateStream(int32_t id, const Rule& rule) {
+  if (closed_) throw std::invalid_argument("engine is closed");
+  auto it = streams_.find(id);
+  if (it == streams_.end()) throw std::invalid_argument("unknown stream id");
+  it->second.rule = rule;
+  it->second.resolvedSink = resolveSink(rule.sink);
+  runOnOwners({Command{CommandType::Update, it->second.stream.get(), rule, it->second.resolvedSink, nullptr}});
+}
+
+void Engine::removeStream(int32_t id) {
+  if (closed_) return;
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  std::unique_ptr<Stream> s = std::move(it->second.stream);
+  streams_.erase(it);
+  runOnOwners({Command{CommandType::Detach, s.get(), Rule{}, nullptr, nullptr}});
+  // Nobody may send out of this socket any more before it is closed (its fd number could be reused).
+  relinkSinks(id, true);
+  if (s->fd >= 0) ::close(s->fd);
+  s->fd = -1;
+}
+
+bool Engine::readCounters(int32_t id, StreamSnapshot& out) const {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return false;
+  const Stream* s = it->second.stream.get();
+  out.packets = s->packets.get();
+  out.bytes = s->bytes.get();
+  out.errors = s->errors.get();
+  out.lastPacketMs = s->lastPacketMs.load(std::memory_order_relaxed);
+  // A muxed RTCP party is reached at its RTP stream's endpoint.
+  const Stream* ep = s;
+  if (s->muxedWith >= 0) {
+    auto parent = streams_.find(int32_t(s->muxedWith));
+    ep = parent == streams_.end() ? nullptr : parent->second.stream.get();
+  }
+  if (ep) {
+    out.endpoint = ep->endpoint.load();
+    out.confirmed = ep->confirmed.load(std::memory_order_relaxed);
+  } else {
+    out.endpoint = SockAddr();
+    out.confirmed = false;
+  }
+  uint64_t rtp = s->rtpState.load(std::memory_order_relaxed);
+  out.hasRtp = (rtp >> 48) & 1;
+  out.ssrc = uint32_t(rtp);
+  out.seq = uint16_t(rtp >> 32);
+  return true;
+}
+
+EngineTotalsSnapshot Engine::totals() const {
+  EngineTotalsSnapshot t{0, 0, 0, 0, 0};
+  for (const auto& th : threads_) {
+    const ThreadTotals& x = th->totals();
+    t.packets += x.packets.get();
+    t.bytes += x.bytes.get();
+    t.errors += x.errors.get();
+    t.malformed += x.malformed.get();
+    t.dropped += x.dropped.get();
+  }
+  return t;
+}
+
+void Engine::close() {
+  if (closed_) return;
+  closed_ = true;
+  for (auto& t : threads_) t->stopAndJoin();
+  for (auto& [id, rec] : streams_)
+    if (rec.stream->fd >= 0) ::close(rec.stream->fd);
+  streams_.clear();
+}
+
+}  // namespace ngrelay

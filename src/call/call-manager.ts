@@ -1,0 +1,635 @@
+/**
+ * Offer/answer/delete on the call model, and keeping the data plane's rules in step with it.
+ *
+ * Every command first computes and reserves what it needs (SDP parse, ports, sockets) and only then changes
+ * the call, so a failing command (bad SDP, no ports) leaves every call as it was.
+ */
+import { randomBytes } from 'node:crypto';
+import type { DataPlane, Endpoint, StreamRule } from '../dataplane/types';
+import type { RelayConfig, InterfaceConfig } from '../config/types';
+import type { ConnectionAddress, MediaRewrite, ParsedSdp, SdpMedia, SdpRewrite } from '../sdp/types';
+import { parseSdp } from '../sdp/parse';
+import { rewriteSdp } from '../sdp/rewrite';
+import { NgError } from '../errors';
+import type { CallState, MediaState, MonologueState, PartyOptions, StreamState } from './state';
+import type { DeleteRequest, SignalRequest } from './signal';
+import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
+import { StreamSockets } from './stream-sockets';
+import type { Logger } from '../logger';
+
+export type CallEndReason = 'delete' | 'timeout' | 'silent-timeout' | 'offer-timeout' | 'final-timeout';
+
+export interface CallManagerEvents {
+  callEnded?(call: CallState, reason: CallEndReason): void;
+}
+
+const ZERO_V4 = '0.0.0.0';
+const ZERO_V6 = '::';
+
+function isZeroAddress(address: string): boolean {
+  return address === ZERO_V4 || address === ZERO_V6 || address === '::0';
+}
+
+function endpoint(addrType: 'IP4' | 'IP6', address: string, port: number): Endpoint {
+  return { family: familyOf(addrType), address, port };
+}
+
+/** First codec of a media section, as "PCMU/8000" (static payload types get their well-known name). */
+const STATIC_CODECS: Record<string, string> = {
+  '0': 'PCMU/8000',
+  '3': 'GSM/8000',
+  '4': 'G723/8000',
+  '8': 'PCMA/8000',
+  '9': 'G722/8000',
+  '18': 'G729/8000',
+};
+
+function firstCodec(media: SdpMedia): string | null {
+  const pt = media.formats[0];
+  if (pt === undefined) return null;
+  return media.rtpmaps.get(pt) ?? STATIC_CODECS[pt] ?? null;
+}
+
+export class CallManager {
+  readonly calls = new Map<string, CallState>();
+  private readonly interfaces: InterfaceTable;
+  readonly sockets: StreamSockets;
+  private signalGeneration = 1;
+  /** Counters for the `statistics` command. */
+  readonly totals = {
+    managedSessions: 0,
+    rejectedSessions: 0,
+    timeoutSessions: 0,
+    silentTimeoutSessions: 0,
+    offerTimeoutSessions: 0,
+    finalTimeoutSessions: 0,
+    regularTerminatedSessions: 0,
+    totalCallDurationMs: 0,
+    endedCalls: 0,
+  };
+
+  constructor(
+    private readonly config: RelayConfig,
+    private readonly dataPlane: DataPlane,
+    private readonly logger: Logger,
+    private readonly events: CallManagerEvents = {},
+    private readonly now: () => number = Date.now,
+  ) {
+    this.interfaces = new InterfaceTable(config.interfaces);
+    this.sockets = new StreamSockets(dataPlane, config.portMin, config.portMax);
+  }
+
+  // ---------------------------------------------------------------------------------------------- offer
+
+  offer(req: SignalRequest): Buffer {
+    const sdp = parseSdp(req.sdp);
+    const existing = this.calls.get(req.callId);
+    // loop-protect: an SDP that already went through this call comes back untouched.
+    if (existing && this.loopedBack(sdp, existing)) return req.sdp;
+
+    const call = existing ?? this.newCall(req.callId);
+    const undo: Array<() => void> = [];
+    try {
+      const self = this.findByTag(call, req.fromTag) ?? this.newMonologue(call, req.fromTag, null);
+      const peer = this.offerPeer(call, self, req.viaBranch);
+      const [selfIface, peerIface] = this.offerInterfaces(req, sdp, self, peer);
+      const plan = this.reserveOfferMedia(req, sdp, self, peer, selfIface, peerIface, undo);
+
+      // Nothing can fail from here on: commit.
+      if (!existing) {
+        this.calls.set(call.callId, call);
+        this.totals.managedSessions++;
+      }
+      if (!call.monologues.includes(self)) call.monologues.push(self);
+      if (!call.monologues.includes(peer)) call.monologues.push(peer);
+      self.peerKey = peer.key;
+      peer.peerKey = self.key;
+      self.options = this.partyOptions(req);
+      if (req.label !== null) self.label = req.label;
+      if (req.metadata !== null) call.metadata = req.metadata;
+      if (req.recordCall !== null) call.recordCall = req.recordCall;
+      if (req.flags.has('record-call')) call.recordCall = true;
+      call.lastSignalMs = this.now();
+      call.deleteAtMs = null;
+      plan.commit();
+      this.signalGeneration++;
+      this.installRules(call, self, peer);
+
+      const rewrite = this.buildRewrite(req, sdp, self, peer, peerIface, call, 'offer');
+      this.logger.info(
+        { 'call-id': call.callId, 'from-tag': req.fromTag, 'via-branch': req.viaBranch, medias: self.medias.length },
+        'offer processed',
+      );
+      return rewriteSdp(sdp, rewrite);
+    } catch (err) {
+      for (const u of undo.reverse()) u();
+      if (!existing) this.totals.rejectedSessions += err instanceof NgError && err.reason === 'Ran out of ports' ? 1 : 0;
+      throw err;
+    }
+  }
+
+  // --------------------------------------------------------------------------------------------- answer
+
+  answer(req: SignalRequest): Buffer {
+    const call = this.calls.get(req.callId);
+    if (!call) throw new NgError('Unknown call-id');
+    if (req.toTag === null) throw new NgError('No to-tag in message');
+    const sdp = parseSdp(req.sdp);
+    if (this.loopedBack(sdp, call)) return req.sdp;
+
+    const offerer = this.findByTag(call, req.fromTag);
+    if (!offerer) throw new NgError('Invalid dialogue association');
+    const answerer = this.answerPeer(call, offerer, req.toTag, req.viaBranch);
+    if (sdp.media.length !== answerer.medias.length) {
+      throw new NgError('Failed to parse SDP');
+    }
+    const undo: Array<() => void> = [];
+    try {
+      const offererIface = this.interfaces.pick(offerer.medias.find((m) => !m.rejected)?.rtp.interfaceName, null);
+      const muxChanges = this.reserveAnswerMedia(req, sdp, offerer, answerer, undo);
+
+      // commit
+      answerer.tag = req.toTag;
+      answerer.isAnswerer = true;
+      answerer.options = this.partyOptions(req);
+      if (req.label !== null) answerer.label = req.label;
+      offerer.peerKey = answerer.key;
+      answerer.peerKey = offerer.key;
+      call.answeredMs ??= this.now();
+      call.lastSignalMs = this.now();
+      if (req.metadata !== null) call.metadata = req.metadata;
+      if (req.recordCall !== null) call.recordCall = req.recordCall;
+      if (req.flags.has('record-call')) call.recordCall = true;
+      muxChanges();
+      this.signalGeneration++;
+      this.installRules(call, offerer, answerer);
+
+      const rewrite = this.buildRewrite(req, sdp, answerer, offerer, offererIface, call, 'answer');
+      this.logger.info(
+        { 'call-id': call.callId, 'from-tag': req.fromTag, 'to-tag': req.toTag, 'via-branch': req.viaBranch },
+        'answer processed',
+      );
+      return rewriteSdp(sdp, rewrite);
+    } catch (err) {
+      for (const u of undo.reverse()) u();
+      throw err;
+    }
+  }
+
+  // --------------------------------------------------------------------------------------------- delete
+
+  /** Returns the call (for the statistics reply) or null when nothing matched (reply carries a warning). */
+  delete(req: DeleteRequest): { call: CallState; branchOnly: boolean } | null {
+    const call = this.calls.get(req.callId);
+    if (!call) return null;
+    if (req.fromTag !== null && !this.findByTag(call, req.fromTag) && !this.findByTag(call, req.toTag ?? '\0')) {
+      return null;
+    }
+    call.lastSignalMs = this.now();
+    // A fork that is cancelled: only that branch goes, the rest of the call stays.
+    if (req.viaBranch !== null && req.toTag === null) {
+      const branch = call.monologues.find((m) => m.tag === '' && m.viaBranch === req.viaBranch);
+      const others = call.monologues.filter((m) => m !== branch && m.tag === '' ).length;
+      if (branch && (others > 0 || call.monologues.some((m) => m.isAnswerer))) {
+        this.dropMonologue(call, branch);
+        return { call, branchOnly: true };
+      }
+    }
+    const delay = req.deleteDelay ?? this.config.deleteDelay;
+    if (delay <= 0) this.destroy(call, 'delete');
+    else call.deleteAtMs = this.now() + delay * 1000;
+    return { call, branchOnly: false };
+  }
+
+  /** Tear a call down now: remove every stream and return every port. */
+  destroy(call: CallState, reason: CallEndReason): void {
+    if (this.calls.get(call.callId) !== call) return;
+    for (const mono of call.monologues) this.closeMonologueStreams(mono);
+    this.calls.delete(call.callId);
+    call.endReason = reason;
+    const t = this.totals;
+    t.endedCalls++;
+    t.totalCallDurationMs += this.now() - call.createdMs;
+    if (reason === 'delete') t.regularTerminatedSessions++;
+    else if (reason === 'timeout') t.timeoutSessions++;
+    else if (reason === 'silent-timeout') t.silentTimeoutSessions++;
+    else if (reason === 'offer-timeout') t.offerTimeoutSessions++;
+    else t.finalTimeoutSessions++;
+    this.logger.info({ 'call-id': call.callId, reason }, 'call ended');
+    this.events.callEnded?.(call, reason);
+  }
+
+  destroyAll(): void {
+    for (const call of [...this.calls.values()]) this.destroy(call, 'delete');
+  }
+
+  /** All data plane stream ids of a call (for counters). */
+  streamIds(call: CallState): number[] {
+    const ids: number[] = [];
+    for (const mono of call.monologues) for (const m of mono.medias) for (const s of [m.rtp, m.rtcp]) if (s.id) ids.push(s.id);
+    return ids;
+  }
+
+  // ------------------------------------------------------------------------------------------ internals
+
+  private newCall(callId: string): CallState {
+    const now = this.now();
+    return {
+      callId,
+      createdMs: now,
+      lastSignalMs: now,
+      answeredMs: null,
+      monologues: [],
+      deleteAtMs: null,
+      loopToken: randomBytes(6).toString('hex'),
+      recordCall: false,
+      metadata: null,
+      nextMonologueKey: 1,
+      endReason: null,
+    };
+  }
+
+  private newMonologue(call: CallState, tag: string, viaBranch: string | null): MonologueState {
+    return {
+      tag,
+      formerTags: [],
+      viaBranch,
+      label: null,
+      createdMs: this.now(),
+      peerKey: null,
+      key: `m${call.nextMonologueKey++}`,
+      medias: [],
+      options: { learning: this.config.endpointLearning, strictSource: false, mediaHandover: false, asymmetric: false },
+      isAnswerer: false,
+      sdpGeneration: 0,
+    };
+  }
+
+  findByTag(call: CallState, tag: string): MonologueState | undefined {
+    return (
+      call.monologues.find((m) => m.tag === tag && tag !== '') ?? call.monologues.find((m) => m.formerTags.includes(tag))
+    );
+  }
+
+  private byKey(call: CallState, key: string | null): MonologueState | undefined {
+    return key === null ? undefined : call.monologues.find((m) => m.key === key);
+  }
+
+  /** The party an offer goes to: the current peer, or for a new fork (via-branch) a new untagged branch. */
+  private offerPeer(call: CallState, self: MonologueState, viaBranch: string | null): MonologueState {
+    const current = this.byKey(call, self.peerKey);
+    if (current && (viaBranch === null || current.viaBranch === null || current.viaBranch === viaBranch || current.tag !== '')) {
+      if (viaBranch === null || current.viaBranch === viaBranch || current.tag !== '') return current;
+    }
+    if (viaBranch !== null) {
+      const branch = call.monologues.find((m) => m.peerKey === self.key && m.tag === '' && m.viaBranch === viaBranch);
+      if (branch) return branch;
+      if (current && current.tag === '' && current.viaBranch === null) {
+        current.viaBranch = viaBranch;
+        return current;
+      }
+    }
+    return this.newMonologue(call, '', viaBranch);
+  }
+
+  /** The party an answer comes from: tagged already, or the (matching) untagged branch gets its tag now. */
+  private answerPeer(call: CallState, offerer: MonologueState, toTag: string, viaBranch: string | null): MonologueState {
+    const tagged = call.monologues.find((m) => m.tag === toTag && m !== offerer);
+    if (tagged && tagged.peerKey === offerer.key) return tagged;
+    const branches = call.monologues.filter((m) => m.peerKey === offerer.key && m.tag === '');
+    const branch =
+      (viaBranch !== null ? branches.find((m) => m.viaBranch === viaBranch) : undefined) ??
+      branches.find((m) => m.viaBranch === null) ??
+      branches[0];
+    if (branch) return branch;
+    // Another fork answers without a via-branch: it sends to the same ports the first one was given, so the
+    // current peer takes the new tag (the latest answer wins, as the offerer hears only one of them).
+    const current = this.byKey(call, offerer.peerKey);
+    if (current && current.tag !== toTag) {
+      if (current.tag !== '') current.formerTags.push(current.tag);
+      return current;
+    }
+    if (current) return current;
+    throw new NgError('Invalid dialogue association');
+  }
+
+  private offerInterfaces(
+    req: SignalRequest,
+    sdp: ParsedSdp,
+    self: MonologueState,
+    peer: MonologueState,
+  ): [InterfaceConfig, InterfaceConfig] {
+    const sdpFamily = sdp.media.find((m) => m.effectiveConnection)?.effectiveConnection?.addrType ?? sdp.connection?.addrType ?? null;
+    const selfName = req.direction[0] ?? self.medias.find((m) => !m.rejected)?.rtp.interfaceName ?? null;
+    const peerName = req.direction[1] ?? peer.medias.find((m) => !m.rejected)?.rtp.interfaceName ?? null;
+    const selfIface = this.interfaces.pick(selfName, sdpFamily);
+    const peerIface = this.interfaces.pick(peerName, req.addressFamily ?? sdpFamily);
+    return [selfIface, peerIface];
+  }
+
+  private partyOptions(req: SignalRequest): PartyOptions {
+    const f = req.flags;
+    return {
+      learning: req.endpointLearning ?? this.config.endpointLearning,
+      strictSource: f.has('strict-source'),
+      mediaHandover: f.has('media-handover'),
+      asymmetric: f.has('asymmetric'),
+    };
+  }
+
+  /** Where this party's media is expected, per the trust-address / SIP-source-address / media-address rules. */
+  private expectedAddress(req: SignalRequest, media: SdpMedia): { addrType: 'IP4' | 'IP6'; address: string } | null {
+    const conn = media.effectiveConnection;
+    if (!conn || isZeroAddress(conn.address) || media.port === 0) return null;
+    if (req.mediaAddress) return { addrType: req.mediaAddress.includes(':') ? 'IP6' : 'IP4', address: req.mediaAddress };
+    if (req.flags.has('SIP-source-address') && !req.flags.has('trust-address') && req.receivedFrom) {
+      return req.receivedFrom;
+    }
+    return conn;
+  }
+
+  /** Fill a party's media from its SDP: endpoints, direction, codec; mux as the SDP says. */
+  private applySdpMedia(req: SignalRequest, media: MediaState, sdpMedia: SdpMedia): void {
+    media.type = sdpMedia.type;
+    media.protocol = sdpMedia.proto;
+    media.direction = sdpMedia.direction;
+    media.codec = firstCodec(sdpMedia) ?? media.codec;
+    media.offeredRtcpMux = sdpMedia.rtcpMux;
+    const addr = this.expectedAddress(req, sdpMedia);
+    const advertisedConn = sdpMedia.effectiveConnection;
+    const rtcpPort = sdpMedia.rtcp?.port ?? sdpMedia.port + 1;
+    media.rtp.advertised =
+      advertisedConn && sdpMedia.port ? endpoint(advertisedConn.addrType, advertisedConn.address, sdpMedia.port) : null;
+    media.rtcp.advertised =
+      advertisedConn && sdpMedia.port ? endpoint(advertisedConn.addrType, advertisedConn.address, rtcpPort) : null;
+    media.rtp.expected = addr ? endpoint(addr.addrType, addr.address, sdpMedia.port) : null;
+    const rtcpAddr = sdpMedia.rtcp?.connection && !req.flags.has('SIP-source-address') ? sdpMedia.rtcp.connection : addr;
+    media.rtcp.expected = rtcpAddr ? endpoint(rtcpAddr.addrType, rtcpAddr.address, rtcpPort) : null;
+  }
+
+  private emptyMedia(index: number, sdpMedia: SdpMedia, pair: { rtp: StreamState; rtcp: StreamState } | null): MediaState {
+    const none = (component: 'rtp' | 'rtcp'): StreamState => ({
+      id: 0,
+      component,
+      interfaceName: '',
+      localAddress: '',
+      localPort: 0,
+      advertisedAddress: '',
+      muxedWith: null,
+      advertised: null,
+      expected: null,
+      ownsPort: false,
+    });
+    return {
+      index,
+      type: sdpMedia.type,
+      protocol: sdpMedia.proto,
+      codec: null,
+      direction: 'sendrecv',
+      rtcpMux: false,
+      offeredRtcpMux: false,
+      rtcpMuxAccept: false,
+      rtcpMuxReject: false,
+      rejected: pair === null,
+      rtp: pair?.rtp ?? none('rtp'),
+      rtcp: pair?.rtcp ?? none('rtcp'),
+    };
+  }
+
+  /**
+   * Reserve sockets for every media of an offer on both sides and return a commit step that swaps them in.
+   * Media keep their ports on a re-offer unless the media changed (type, rejected, interface).
+   */
+  private reserveOfferMedia(
+    req: SignalRequest,
+    sdp: ParsedSdp,
+    self: MonologueState,
+    peer: MonologueState,
+    selfIface: InterfaceConfig,
+    peerIface: InterfaceConfig,
+    undo: Array<() => void>,
+  ): { commit(): void } {
+    const newSelf: MediaState[] = [];
+    const newPeer: MediaState[] = [];
+    const toClose: StreamState[] = [];
+    const requireMux = req.rtcpMux.has('require');
+    for (const sdpMedia of sdp.media) {
+      const i = sdpMedia.index;
+      const rejected = sdpMedia.port === 0;
+      const oldSelf = self.medias[i];
+      const oldPeer = peer.medias[i];
+      const reuse = (old: MediaState | undefined, iface: InterfaceConfig): boolean =>
+        !!old && !old.rejected && !rejected && old.type === sdpMedia.type && old.rtp.localAddress === iface.address;
+      const take = (old: MediaState | undefined, iface: InterfaceConfig, muxed: boolean): MediaState => {
+        if (old && reuse(old, iface)) return { ...old, rtp: { ...old.rtp }, rtcp: { ...old.rtcp } };
+        if (old) toClose.push(old.rtp, old.rtcp);
+        if (rejected) return this.emptyMedia(i + 1, sdpMedia, null);
+        const pair = this.sockets.openPair(iface, muxed);
+        undo.push(() => {
+          this.sockets.close(pair.rtcp);
+          this.sockets.close(pair.rtp);
+        });
+        return this.emptyMedia(i + 1, sdpMedia, pair);
+      };
+      const selfMedia = take(oldSelf, selfIface, false);
+      const peerMedia = take(oldPeer, peerIface, requireMux);
+      this.applySdpMedia(req, selfMedia, sdpMedia);
+      peerMedia.type = sdpMedia.type;
+      peerMedia.protocol = req.transportProtocol ?? sdpMedia.proto;
+      selfMedia.rejected = rejected;
+      peerMedia.rejected = rejected;
+      // What we offer onwards about rtcp-mux, and what the offerer gets (settled by the answer).
+      const offerMux =
+        requireMux || req.rtcpMux.has('offer') || (sdpMedia.rtcpMux && !req.rtcpMux.has('demux') && !req.rtcpMux.has('reject'));
+      peerMedia.offeredRtcpMux = offerMux;
+      selfMedia.rtcpMuxAccept = req.rtcpMux.has('accept') || req.rtcpMux.has('demux');
+      selfMedia.rtcpMuxReject = req.rtcpMux.has('reject');
+      if (selfMedia.rtcp.muxedWith !== null) selfMedia.rtcp.expected = selfMedia.rtp.expected;
+      newSelf.push(selfMedia);
+      newPeer.push(peerMedia);
+    }
+    // Media beyond the new SDP's count (an m= line removed) go away.
+    for (const old of self.medias.slice(sdp.media.length)) toClose.push(old.rtp, old.rtcp);
+    for (const old of peer.medias.slice(sdp.media.length)) toClose.push(old.rtp, old.rtcp);
+    return {
+      commit: () => {
+        for (const s of toClose) this.sockets.close(s);
+        self.medias = newSelf;
+        peer.medias = newPeer;
+        self.sdpGeneration++;
+      },
+    };
+  }
+
+  /** Settle rtcp-mux for both sides of an answer; sockets are reserved now, swapped in by the returned step. */
+  private reserveAnswerMedia(
+    req: SignalRequest,
+    sdp: ParsedSdp,
+    offerer: MonologueState,
+    answerer: MonologueState,
+    undo: Array<() => void>,
+  ): () => void {
+    const steps: Array<() => void> = [];
+    for (const sdpMedia of sdp.media) {
+      const i = sdpMedia.index;
+      const a = offerer.medias[i] as MediaState;
+      const b = answerer.medias[i] as MediaState;
+      if (sdpMedia.port === 0 || a.rejected || b.rejected) {
+        steps.push(() => {
+          for (const s of [a.rtp, a.rtcp, b.rtp, b.rtcp]) this.sockets.close(s);
+          offerer.medias[i] = { ...this.emptyMedia(i + 1, sdpMedia, null), type: a.type, protocol: a.protocol, direction: a.direction };
+          answerer.medias[i] = { ...this.emptyMedia(i + 1, sdpMedia, null), protocol: sdpMedia.proto };
+        });
+        continue;
+      }
+      const nb: MediaState = { ...b, rtp: { ...b.rtp }, rtcp: { ...b.rtcp } };
+      this.applySdpMedia(req, nb, sdpMedia);
+      nb.rtcpMux = b.offeredRtcpMux && sdpMedia.rtcpMux;
+      const aMux = a.offeredRtcpMux && !a.rtcpMuxReject && (a.rtcpMuxAccept || nb.rtcpMux || req.rtcpMux.has('accept'));
+      const na: MediaState = { ...a, rtcpMux: aMux };
+      const replaced: StreamState[] = [];
+      const swapRtcp = (m: MediaState, muxed: boolean): void => {
+        const isMuxed = m.rtcp.muxedWith !== null;
+        if (isMuxed === muxed) return;
+        const iface = this.interfaces.find(m.rtp.interfaceName, m.rtp.localAddress);
+        if (!iface) throw new NgError('Unknown interface');
+        const old = m.rtcp;
+        const next = this.sockets.reopenRtcp(iface, m.rtp, muxed);
+        undo.push(() => this.sockets.close(next));
+        next.advertised = old.advertised;
+        next.expected = muxed ? m.rtp.expected : old.expected;
+        m.rtcp = next;
+        replaced.push(old);
+      };
+      swapRtcp(na, aMux);
+      swapRtcp(nb, nb.rtcpMux);
+      if (nb.rtcpMux) nb.rtcp.expected = nb.rtp.expected;
+      if (aMux) na.rtcp.expected = na.rtp.expected;
+      steps.push(() => {
+        for (const old of replaced) this.sockets.close(old);
+        offerer.medias[i] = na;
+        answerer.medias[i] = nb;
+      });
+    }
+    return () => {
+      for (const s of steps) s();
+      answerer.sdpGeneration++;
+    };
+  }
+
+  /** Install or refresh the data plane rules of both parties' streams. */
+  private installRules(call: CallState, a: MonologueState, b: MonologueState): void {
+    const count = Math.max(a.medias.length, b.medias.length);
+    for (let i = 0; i < count; i++) {
+      const ma = a.medias[i];
+      const mb = b.medias[i];
+      if (!ma || !mb) continue;
+      for (const component of ['rtp', 'rtcp'] as const) {
+        const sa = ma[component];
+        const sb = mb[component];
+        if (sa.id) this.dataPlane.updateStream(sa.id, this.rule(a.options, sa, sb.id || null));
+        if (sb.id) this.dataPlane.updateStream(sb.id, this.rule(b.options, sb, sa.id || null));
+      }
+    }
+    void call;
+  }
+
+  private rule(options: PartyOptions, stream: StreamState, sink: number | null): StreamRule {
+    return {
+      expected: stream.expected,
+      learning: options.asymmetric ? 'off' : options.learning,
+      strictSource: options.strictSource,
+      mediaHandover: options.mediaHandover,
+      asymmetric: options.asymmetric,
+      sink,
+      signalGeneration: this.signalGeneration,
+    };
+  }
+
+  /**
+   * The SDP that goes to `receiver`: the sender's SDP with the receiver-facing sockets put in.
+   * `receiver` is the party that gets this SDP; its local sockets are what it must send to.
+   */
+  private buildRewrite(
+    req: SignalRequest,
+    sdp: ParsedSdp,
+    sender: MonologueState,
+    receiver: MonologueState,
+    receiverIface: InterfaceConfig,
+    call: CallState,
+    kind: 'offer' | 'answer',
+  ): SdpRewrite {
+    const ifaceConn = (m: MediaState | undefined): ConnectionAddress => {
+      const address = m && !m.rejected ? m.rtp.advertisedAddress : receiverIface.advertised;
+      return { addrType: address.includes(':') ? 'IP6' : 'IP4', address };
+    };
+    const firstLive = receiver.medias.find((m) => !m.rejected);
+    const media: MediaRewrite[] = sdp.media.map((sdpMedia) => {
+      const mine = receiver.medias[sdpMedia.index];
+      const senderMedia = sender.medias[sdpMedia.index];
+      const conn = ifaceConn(mine);
+      const zero = sdpMedia.effectiveConnection && isZeroAddress(sdpMedia.effectiveConnection.address);
+      const keepZero = zero && !req.replace.has('zero-address');
+      const rejected = !mine || mine.rejected || sdpMedia.port === 0;
+      const muxed = kind === 'offer' ? !!mine?.offeredRtcpMux : !!mine?.rtcpMux;
+      const requireMux = kind === 'offer' && req.rtcpMux.has('require');
+      const proto =
+        kind === 'offer'
+          ? (req.transportProtocol ?? null)
+          : mine && mine.protocol !== sdpMedia.proto
+            ? mine.protocol
+            : null;
+      return {
+        port: rejected ? 0 : (mine as MediaState).rtp.localPort,
+        connection: keepZero ? { addrType: conn.addrType, address: conn.addrType === 'IP6' ? '::' : ZERO_V4 } : conn,
+        rtcpPort: rejected ? null : requireMux || (mine as MediaState).rtcp.muxedWith !== null ? (mine as MediaState).rtp.localPort : (mine as MediaState).rtcp.localPort,
+        rtcpMux: !rejected && (muxed || requireMux),
+        direction: senderMedia?.direction ?? sdpMedia.direction,
+        proto,
+        removeIce: true,
+        extraAttributes: [],
+      };
+    });
+    const sessionConn = ifaceConn(firstLive);
+    const replaceOrigin = req.replace.has('origin') || req.replace.has('origin-full');
+    const sessionZero = sdp.connection && isZeroAddress(sdp.connection.address) && !req.replace.has('zero-address');
+    return {
+      origin: replaceOrigin ? sessionConn : null,
+      sessionVersion: null,
+      sessionConnection: sessionZero ? (sdp.connection as ConnectionAddress) : sessionConn,
+      media,
+      // rtpengine 10.5 puts its loop-protect attribute at session level.
+      sessionAttributes: req.flags.has('loop-protect') ? [`rtpengine:${call.loopToken}`] : [],
+      replaceSessionConnection: req.replace.has('session-connection'),
+    };
+  }
+
+  /** loop-protect: this SDP carries our own token, so it has been through this call already. */
+  private loopedBack(sdp: ParsedSdp, call: CallState): boolean {
+    return sdp.media.some(
+      (m) => m.loopProtectToken === call.loopToken || (m.loopProtectTokens ?? []).includes(call.loopToken),
+    );
+  }
+
+  private dropMonologue(call: CallState, mono: MonologueState): void {
+    this.closeMonologueStreams(mono);
+    call.monologues = call.monologues.filter((m) => m !== mono);
+    for (const m of call.monologues) {
+      if (m.peerKey === mono.key) {
+        const other = call.monologues.find((o) => o.peerKey === m.key && o !== m);
+        m.peerKey = other ? other.key : null;
+      }
+    }
+  }
+
+  private closeMonologueStreams(mono: MonologueState): void {
+    for (const media of mono.medias) {
+      this.sockets.close(media.rtcp);
+      this.sockets.close(media.rtp);
+    }
+    mono.medias = mono.medias.map((m) => ({ ...m, rejected: true }));
+  }
+
+  /** For `familyOf` users elsewhere. */
+  static addrTypeOf = addrTypeOf;
+}

@@ -1,0 +1,127 @@
+/** The statistics dict of `query` and `delete`, in rtpengine 10.5's shape and key order. */
+import type { Endpoint, StreamCounters } from '../dataplane/types';
+import type { NgDict, NgValue } from '../ng/types';
+import type { CallState, MediaState, MonologueState, StreamState } from './state';
+
+type CountersOf = (id: number) => StreamCounters | undefined;
+
+const seconds = (ms: number): number => Math.floor(ms / 1000);
+
+function endpointDict(ep: Endpoint | null): NgDict {
+  if (!ep) return Object.create(null) as NgDict;
+  return dict([
+    ['family', ep.family],
+    ['address', ep.address],
+    ['port', ep.port],
+  ]);
+}
+
+function dict(entries: Array<[string, NgValue]>): NgDict {
+  const d = Object.create(null) as NgDict;
+  for (const [k, v] of entries) d[k] = v;
+  return d;
+}
+
+function mediaFlags(media: MediaState, mono: MonologueState, initialized: boolean): string[] {
+  const flags: string[] = [];
+  if (initialized) flags.push('initialized');
+  if (media.direction === 'sendrecv' || media.direction === 'sendonly') flags.push('send');
+  if (media.direction === 'sendrecv' || media.direction === 'recvonly') flags.push('recv');
+  if (media.rtcpMux) flags.push('rtcp-mux');
+  if (media.rejected) flags.push('rejected');
+  if (mono.isAnswerer || mono.tag === '') flags.push('ICE controlling');
+  return flags;
+}
+
+function streamDict(stream: StreamState, counters: StreamCounters | undefined, call: CallState, mono: MonologueState): NgDict {
+  const current = counters?.endpoint ?? stream.expected;
+  const flags: string[] = [stream.component === 'rtp' ? 'RTP' : 'RTCP'];
+  if (current) flags.push('filled');
+  if (counters?.confirmed) flags.push('confirmed');
+  if (mono.options.strictSource) flags.push('strict source address');
+  if (mono.options.mediaHandover) flags.push('media handover');
+  if (stream.muxedWith !== null) flags.push('rtcp-mux');
+  const entries: Array<[string, NgValue]> = [
+    ['local port', stream.localPort],
+    ['local address', stream.localAddress],
+    ['family', stream.localAddress.includes(':') ? 'IPv6' : 'IPv4'],
+    ['endpoint', endpointDict(current)],
+    ['advertised endpoint', endpointDict(stream.advertised)],
+    ['last packet', seconds(counters && counters.lastPacketMs > 0 ? counters.lastPacketMs : call.createdMs)],
+    ['flags', flags],
+  ];
+  if (stream.component === 'rtp' && counters?.ssrc != null) entries.push(['SSRC', counters.ssrc]);
+  entries.push([
+    'stats',
+    dict([
+      ['packets', counters?.packets ?? 0],
+      ['bytes', counters?.bytes ?? 0],
+      ['errors', counters?.errors ?? 0],
+    ]),
+  ]);
+  return dict(entries);
+}
+
+function tagLabel(call: CallState, mono: MonologueState): string {
+  if (mono.tag !== '') return mono.tag;
+  const untagged = call.monologues.filter((m) => m.tag === '');
+  return `<untagged ${untagged.indexOf(mono) + 1}>`;
+}
+
+function peersOf(call: CallState, mono: MonologueState): NgDict[] {
+  return call.monologues
+    .filter((m) => m !== mono && (m.peerKey === mono.key || mono.peerKey === m.key))
+    .map((m) => dict([
+      ['tag', m.tag],
+      ['type', 'offer/answer'],
+    ]));
+}
+
+export function callStatistics(call: CallState, countersOf: CountersOf): NgDict {
+  const totals: Record<'rtp' | 'rtcp', [number, number, number]> = { rtp: [0, 0, 0], rtcp: [0, 0, 0] };
+  const tags = Object.create(null) as NgDict;
+  for (const mono of call.monologues) {
+    const initialized = mono.tag !== '' || mono.isAnswerer;
+    const medias: NgDict[] = mono.medias.map((media) => {
+      const streams = [media.rtp, media.rtcp].filter((s) => s.id !== 0).map((s) => {
+        const c = countersOf(s.id);
+        const t = totals[s.component];
+        t[0] += c?.packets ?? 0;
+        t[1] += c?.bytes ?? 0;
+        t[2] += c?.errors ?? 0;
+        return streamDict(s, c, call, mono);
+      });
+      const entries: Array<[string, NgValue]> = [
+        ['index', media.index],
+        ['type', media.type],
+        ['protocol', media.protocol],
+      ];
+      if (media.codec && initialized) entries.push(['codec', media.codec]);
+      entries.push(['streams', streams], ['flags', mediaFlags(media, mono, initialized)]);
+      return dict(entries);
+    });
+    const peers = peersOf(call, mono);
+    const entries: Array<[string, NgValue]> = [['tag', mono.tag]];
+    if (mono.label !== null) entries.push(['label', mono.label]);
+    entries.push(['created', seconds(mono.createdMs)], ['subscriptions', peers], ['subscribers', peers], ['medias', medias]);
+    tags[tagLabel(call, mono)] = dict(entries);
+  }
+  const stat = (t: [number, number, number]): NgDict => dict([
+    ['packets', t[0]],
+    ['bytes', t[1]],
+    ['errors', t[2]],
+  ]);
+  const entries: Array<[string, NgValue]> = [
+    ['created', seconds(call.createdMs)],
+    ['created_us', (call.createdMs % 1000) * 1000],
+    ['last signal', seconds(call.lastSignalMs)],
+    ['SSRC', Object.create(null) as NgDict],
+    ['tags', tags],
+    ['totals', dict([
+      ['RTP', stat(totals.rtp)],
+      ['RTCP', stat(totals.rtcp)],
+    ])],
+  ];
+  if (call.metadata !== null) entries.splice(3, 0, ['metadata', call.metadata]);
+  return dict(entries);
+}

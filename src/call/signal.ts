@@ -1,0 +1,41 @@
+/** What offer/answer/delete need from an ng request, already validated by the command layer. */
+import type { EndpointLearning } from '../dataplane/types';
+import type { AddrType } from '../sdp/types';
+
+export interface SignalRequest {
+  callId: string;
+  fromTag: string;
+  toTag: string | null;
+  viaBranch: string | null;
+  sdp: Buffer;
+  /** Bare flags, spelled as rtpengine documents them (hyphens), e.g. 'SIP-source-address'. */
+  flags: ReadonlySet<string>;
+  /** `replace` entries: origin, session-connection, SDP-version, zero-address, ... */
+  replace: ReadonlySet<string>;
+  /** `rtcp-mux` entries: offer, demux, accept, reject, require. */
+  rtcpMux: ReadonlySet<string>;
+  /** `ICE` key: remove, force, default, ... (null = not given = default). */
+  ice: string | null;
+  transportProtocol: string | null;
+  /** `direction`: [interface facing the sender of this message, interface facing its receiver]. */
+  direction: readonly string[];
+  receivedFrom: { addrType: AddrType; address: string } | null;
+  mediaAddress: string | null;
+  addressFamily: AddrType | null;
+  label: string | null;
+  metadata: string | null;
+  recordCall: boolean | null;
+  endpointLearning: EndpointLearning | null;
+}
+
+export interface DeleteRequest {
+  callId: string;
+  fromTag: string | null;
+  toTag: string | null;
+  viaBranch: string | null;
+  /** Seconds; null = the configured default. */
+  deleteDelay: number | null;
+  fatal: boolean;
+  /** `fast`: reply without statistics. */
+  fast: boolean;
+}

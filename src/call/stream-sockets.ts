@@ -1,0 +1,147 @@
+/**
+ * Gets sockets for streams: a port from the interface's allocator, bound by the data plane. A port that some
+ * other process holds is quarantined and the next one tried, so a foreign listener never fails a call.
+ */
+import type { DataPlane, StreamRule } from '../dataplane/types';
+import { BindError } from '../dataplane/types';
+import type { InterfaceConfig } from '../config/types';
+import { PortAllocator } from './port-allocator';
+import { PortsExhaustedError } from '../errors';
+import type { StreamState } from './state';
+
+/** How many foreign-held ports in a row we skip before giving up. */
+const BIND_ATTEMPTS = 16;
+
+/** A rule that forwards nothing; the call manager installs the real one right after. */
+export const IDLE_RULE: StreamRule = {
+  expected: null,
+  learning: 'heuristic',
+  strictSource: false,
+  mediaHandover: false,
+  asymmetric: false,
+  sink: null,
+  signalGeneration: 0,
+};
+
+export class StreamSockets {
+  private readonly allocators = new Map<string, PortAllocator>();
+  private nextId = 1;
+
+  constructor(
+    private readonly dataPlane: DataPlane,
+    private readonly portMin: number,
+    private readonly portMax: number,
+  ) {}
+
+  /** Keep stream ids unique after a restore. */
+  noteUsedId(id: number): void {
+    if (id >= this.nextId) this.nextId = id + 1;
+  }
+
+  allocator(address: string): PortAllocator {
+    let a = this.allocators.get(address);
+    if (!a) {
+      a = new PortAllocator({ portMin: this.portMin, portMax: this.portMax });
+      this.allocators.set(address, a);
+    }
+    return a;
+  }
+
+  /**
+   * Bind an RTP socket and, unless muxed, an RTCP socket on RTP+1. Returns both stream states (the muxed RTCP
+   * stream shares the RTP socket). Nothing is left bound or reserved when it throws.
+   */
+  openPair(iface: InterfaceConfig, muxed: boolean): { rtp: StreamState; rtcp: StreamState } {
+    const alloc = this.allocator(iface.address);
+    for (let attempt = 0; ; attempt++) {
+      const port = muxed ? alloc.acquireSingle() : alloc.acquirePair();
+      const rtp = this.state(iface, 'rtp', port, null, true);
+      const rtcp = muxed ? this.state(iface, 'rtcp', port, rtp.id, false) : this.state(iface, 'rtcp', port + 1, null, true);
+      try {
+        this.bind(rtp);
+        try {
+          this.bind(rtcp);
+        } catch (err) {
+          this.dataPlane.removeStream(rtp.id);
+          throw err;
+        }
+        return { rtp, rtcp };
+      } catch (err) {
+        if (!(err instanceof BindError) || attempt + 1 >= BIND_ATTEMPTS) {
+          alloc.release(port);
+          if (!muxed) alloc.release(port + 1);
+          if (err instanceof BindError) throw new PortsExhaustedError();
+          throw err;
+        }
+        // Someone else holds one of these ports: keep them out of rotation for a while and try the next.
+        alloc.quarantine(port);
+        if (!muxed) alloc.quarantine(port + 1);
+      }
+    }
+  }
+
+  /**
+   * A replacement RTCP stream: muxed on `rtp`'s socket, or back on a socket of its own (RTP+1 when free).
+   * The caller closes the old one once it commits.
+   */
+  reopenRtcp(iface: InterfaceConfig, rtp: StreamState, muxed: boolean): StreamState {
+    const alloc = this.allocator(iface.address);
+    if (muxed) {
+      const next = this.state(iface, 'rtcp', rtp.localPort, rtp.id, false);
+      this.bind(next);
+      return next;
+    }
+    // Leaving mux: a separate RTCP socket, preferably on RTP+1.
+    const want = rtp.localPort + 1;
+    const port = alloc.reserveSpecific(want) ? want : alloc.acquireSingle();
+    const next = this.state(iface, 'rtcp', port, null, true);
+    try {
+      this.bind(next);
+    } catch (err) {
+      alloc.release(port);
+      throw err instanceof BindError ? new PortsExhaustedError() : err;
+    }
+    return next;
+  }
+
+  /** Remove the stream from the data plane and return its port. */
+  close(stream: StreamState): void {
+    if (stream.id === 0) return;
+    this.dataPlane.removeStream(stream.id);
+    if (stream.ownsPort) this.allocator(stream.localAddress).release(stream.localPort);
+  }
+
+  private bind(stream: StreamState): void {
+    this.dataPlane.addStream(
+      {
+        id: stream.id,
+        component: stream.component,
+        localAddress: stream.localAddress,
+        localPort: stream.localPort,
+        ...(stream.muxedWith !== null ? { muxedWith: stream.muxedWith } : {}),
+      },
+      IDLE_RULE,
+    );
+  }
+
+  private state(
+    iface: InterfaceConfig,
+    component: 'rtp' | 'rtcp',
+    port: number,
+    muxedWith: number | null,
+    ownsPort: boolean,
+  ): StreamState {
+    return {
+      id: this.nextId++,
+      component,
+      interfaceName: iface.name,
+      localAddress: iface.address,
+      localPort: port,
+      advertisedAddress: iface.advertised,
+      muxedWith,
+      advertised: null,
+      expected: null,
+      ownsPort,
+    };
+  }
+}

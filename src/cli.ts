@@ -1,0 +1,61 @@
+/** The `ngrelay` command: rtpengine's command line, a relay that runs until SIGTERM/SIGINT. */
+import { writeFileSync, unlinkSync } from 'node:fs';
+import { parseCommandLine, usage } from './config/cli';
+import { ConfigError } from './errors';
+import { createLogger } from './logger';
+import { Relay } from './relay';
+
+const VERSION = '0.1.0';
+
+export async function main(argv: string[]): Promise<void> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(usage());
+    return;
+  }
+  if (argv.includes('--version') || argv.includes('-v')) {
+    process.stdout.write(`ngrelay ${VERSION}\n`);
+    return;
+  }
+  let config;
+  try {
+    config = parseCommandLine(argv);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`ngrelay: ${err.message.split('\n')[0]}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel, stderr: config.logStderr });
+  let relay: Relay;
+  try {
+    relay = await Relay.start(config, { logger });
+  } catch (err) {
+    logger.fatal({ err }, 'cannot start');
+    process.stderr.write(`ngrelay: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  }
+  if (config.pidfile) writeFileSync(config.pidfile, `${process.pid}\n`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    relay
+      .close()
+      .catch((err: unknown) => logger.error({ err }, 'error while shutting down'))
+      .finally(() => {
+        if (config.pidfile) {
+          try {
+            unlinkSync(config.pidfile);
+          } catch {
+            /* already gone */
+          }
+        }
+        logger.flush();
+        process.exit(0);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

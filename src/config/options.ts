@@ -1,0 +1,116 @@
+/**
+ * The option table: every name ngrelay accepts on the command line or in the config file, with rtpengine's
+ * long names and short letters so an operator's existing command line carries over.
+ */
+
+/** How an option takes its value. `list` options may repeat; the others keep the last value. */
+export type OptionKind = 'flag' | 'int' | 'string' | 'list';
+
+export interface OptionSpec {
+  name: string;
+  /** rtpengine's single-letter alias, where it has one. */
+  short?: string;
+  kind: OptionKind;
+  /** Value placeholder in the help text. */
+  arg?: string;
+  /** Default as shown in the help text and README. */
+  defaultText: string;
+  help: string;
+  /** Only meaningful on the command line (help, version, which config file to read). */
+  commandLineOnly?: boolean;
+  /**
+   * An rtpengine option that changes nothing in ngrelay (syslog, kernel, scheduler tuning). Accepted so
+   * existing configs load; the caller gets a warning naming it.
+   */
+  noEffect?: boolean;
+}
+
+export const OPTIONS: readonly OptionSpec[] = [
+  { name: 'help', short: 'h', kind: 'flag', defaultText: '', help: 'Print this help and exit', commandLineOnly: true },
+  { name: 'version', short: 'v', kind: 'flag', defaultText: '', help: 'Print the version and exit', commandLineOnly: true },
+  {
+    name: 'config-file',
+    kind: 'string',
+    arg: 'FILE',
+    defaultText: 'none',
+    help: "ini file to read first (section [rtpengine], then [ngrelay]); 'none' = no file. Unlike rtpengine, no file is read unless given",
+    commandLineOnly: true,
+  },
+  {
+    name: 'config-section',
+    kind: 'string',
+    arg: 'NAME',
+    defaultText: 'rtpengine + ngrelay',
+    help: 'Read only this section of the config file',
+    commandLineOnly: true,
+  },
+  {
+    name: 'interface',
+    short: 'i',
+    kind: 'list',
+    arg: '[NAME/]IP[!ADVERTISED]',
+    defaultText: '127.0.0.1',
+    help: 'Local media address (IPv4/IPv6 literal or network device name), repeatable; NAME defaults to "default"',
+  },
+  {
+    name: 'listen-ng',
+    short: 'n',
+    kind: 'string',
+    arg: '[IP:]PORT',
+    defaultText: '127.0.0.1:2223',
+    help: 'UDP address of the ng control protocol; IPv6 as [::1]:PORT; a bare PORT listens on 0.0.0.0',
+  },
+  { name: 'port-min', short: 'm', kind: 'int', arg: 'INT', defaultText: '30000', help: 'Lowest local media port (1024..65535)' },
+  { name: 'port-max', short: 'M', kind: 'int', arg: 'INT', defaultText: '40000', help: 'Highest local media port (1024..65535)' },
+  { name: 'timeout', short: 'o', kind: 'int', arg: 'SECS', defaultText: '60', help: 'End a call after this long without media on receiving streams (0 = default)' },
+  { name: 'silent-timeout', short: 's', kind: 'int', arg: 'SECS', defaultText: '3600', help: 'Same for calls on hold / non-receiving streams (0 = default)' },
+  { name: 'offer-timeout', kind: 'int', arg: 'SECS', defaultText: '3600', help: 'End a call offered but never answered after this long (0 = default)' },
+  { name: 'final-timeout', short: 'a', kind: 'int', arg: 'SECS', defaultText: '0', help: 'End every call at this age regardless of traffic (0 = off)' },
+  { name: 'delete-delay', short: 'd', kind: 'int', arg: 'SECS', defaultText: '30', help: 'Keep a deleted call this long for queries (0 = delete at once)' },
+  { name: 'num-threads', kind: 'int', arg: 'INT', defaultText: 'CPU count', help: 'Forwarding threads of the data plane (0 = default)' },
+  { name: 'log-level', short: 'L', kind: 'int', arg: 'INT', defaultText: '6', help: 'syslog level 0 (emerg) .. 7 (debug) of the JSON log' },
+  { name: 'log-stderr', short: 'E', kind: 'flag', defaultText: 'off', help: 'Log to stderr instead of stdout' },
+  { name: 'foreground', short: 'f', kind: 'flag', defaultText: 'off', help: "Don't detach (ngrelay never forks; kept for rtpengine command lines)" },
+  { name: 'pidfile', short: 'p', kind: 'string', arg: 'FILE', defaultText: 'none', help: 'Write the process id to this file' },
+  { name: 'table', short: 't', kind: 'int', arg: 'INT', defaultText: '-1', help: 'rtpengine kernel table; stored only, ngrelay always forwards in its own engine' },
+  { name: 'recording-dir', kind: 'string', arg: 'DIR', defaultText: 'none', help: 'Spool directory for call recordings (pcaps/ and metadata/)' },
+  { name: 'recording-method', kind: 'string', arg: 'pcap', defaultText: 'pcap', help: 'Recording method; only pcap is supported' },
+  {
+    name: 'endpoint-learning',
+    kind: 'string',
+    arg: 'off|immediate|delayed|heuristic',
+    defaultText: 'heuristic',
+    help: 'How the remote media endpoint is learned from traffic',
+  },
+  {
+    name: 'socket-receive-buffer',
+    kind: 'int',
+    arg: 'BYTES',
+    defaultText: '4194304',
+    help: "SO_RCVBUF of each media socket (0 = system default); ngrelay's own option",
+  },
+  // rtpengine options without effect in ngrelay (see OptionSpec.noEffect).
+  { name: 'no-fallback', short: 'F', kind: 'flag', defaultText: '', help: 'No effect (kernel module)', noEffect: true },
+  { name: 'tos', short: 'T', kind: 'int', arg: 'INT', defaultText: '', help: 'No effect', noEffect: true },
+  { name: 'control-tos', kind: 'int', arg: 'INT', defaultText: '', help: 'No effect', noEffect: true },
+  { name: 'log-facility', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (no syslog)', noEffect: true },
+  { name: 'log-facility-cdr', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (no syslog)', noEffect: true },
+  { name: 'log-facility-rtcp', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (no syslog)', noEffect: true },
+  { name: 'log-facility-dtmf', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (no syslog)', noEffect: true },
+  { name: 'log-format', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (logs are JSON)', noEffect: true },
+  { name: 'scheduling', kind: 'string', arg: 'POLICY', defaultText: '', help: 'No effect', noEffect: true },
+  { name: 'priority', kind: 'int', arg: 'INT', defaultText: '', help: 'No effect', noEffect: true },
+  { name: 'idle-scheduling', kind: 'string', arg: 'POLICY', defaultText: '', help: 'No effect', noEffect: true },
+  { name: 'idle-priority', kind: 'int', arg: 'INT', defaultText: '', help: 'No effect', noEffect: true },
+];
+
+const BY_NAME = new Map(OPTIONS.map((o) => [o.name, o]));
+const BY_SHORT = new Map(OPTIONS.filter((o) => o.short !== undefined).map((o) => [o.short!, o]));
+
+export function optionByName(name: string): OptionSpec | undefined {
+  return BY_NAME.get(name);
+}
+
+export function optionByShort(letter: string): OptionSpec | undefined {
+  return BY_SHORT.get(letter);
+}

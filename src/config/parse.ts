@@ -1,0 +1,313 @@
+/**
+ * Turns the command line (and the config file it names) into a RelayConfig, the way rtpengine does:
+ * long options `--opt=value` or `--opt value`, rtpengine's short letters (`-i ADDR`, `-iADDR`, grouped flags
+ * `-fE`), config file keys named like the long options, the command line overriding the file per option.
+ * Every problem is a ConfigError with a one-line message naming the option and value.
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism, networkInterfaces as osNetworkInterfaces } from 'node:os';
+import { ConfigError } from '../errors';
+import type { InterfaceConfig, RelayConfig } from './types';
+import { parseIni, quote, splitList } from './ini';
+import { optionByName, optionByShort, type OptionSpec } from './options';
+import {
+  BadValue,
+  parseBoolean,
+  parseInteger,
+  parseInterface,
+  parseListenAddress,
+  type NetworkInterfaceMap,
+} from './values';
+
+/** What the parser may ask of the outside world; tests replace it. */
+export interface ParseEnvironment {
+  /** Reads the config file. Default: fs.readFileSync(path, 'utf8'). */
+  readTextFile?: (path: string) => string;
+  /** Default for --num-threads. Default: os.availableParallelism(). */
+  cpuCount?: number;
+  /** Resolves device names in --interface. Default: os.networkInterfaces(). */
+  networkInterfaces?: () => NetworkInterfaceMap;
+}
+
+export type Invocation =
+  | { action: 'help' }
+  | { action: 'version' }
+  /** `warnings`: one line each, e.g. rtpengine options that have no effect here; the CLI should log them. */
+  | { action: 'run'; config: RelayConfig; warnings: string[] };
+
+/** Sections read when --config-section is not given: rtpengine's, then ngrelay's on top of it. */
+export const DEFAULT_SECTIONS = ['rtpengine', 'ngrelay'] as const;
+
+export const DEFAULTS = {
+  interface: '127.0.0.1',
+  listenNg: { address: '127.0.0.1', port: 2223 },
+  portMin: 30000,
+  portMax: 40000,
+  timeout: 60,
+  silentTimeout: 3600,
+  offerTimeout: 3600,
+  finalTimeout: 0,
+  deleteDelay: 30,
+  logLevel: 6,
+  table: -1,
+  endpointLearning: 'heuristic',
+  socketReceiveBuffer: 4 * 1024 * 1024,
+} as const;
+
+const INT32_MAX = 2147483647;
+const INT32_MIN = -2147483648;
+const MAX_THREADS = 1024;
+
+/** One occurrence of an option with its raw text and where it came from (for error messages). */
+interface Setting {
+  option: OptionSpec;
+  value: string;
+  /** `--port-min` or `port-min (/etc/x.conf:3)`. */
+  where: string;
+}
+
+/**
+ * Parse `argv` (process.argv.slice(2)) into the relay's settings. --help and --version are accepted and
+ * ignored here; use `parseInvocation` to act on them.
+ */
+export function parseCommandLine(argv: readonly string[], env: ParseEnvironment = {}): RelayConfig {
+  const invocation = parseInvocation(argv, env, true);
+  if (invocation.action !== 'run') throw new Error('unreachable: help/version not ignored');
+  return invocation.config;
+}
+
+export function parseInvocation(argv: readonly string[], env: ParseEnvironment = {}, ignoreHelp = false): Invocation {
+  const cli = scanCommandLine(argv);
+  if (!ignoreHelp) {
+    if (cli.some((s) => s.option.name === 'help')) return { action: 'help' };
+    if (cli.some((s) => s.option.name === 'version')) return { action: 'version' };
+  }
+  const sources: Setting[][] = [...readConfigFile(cli, env), cli];
+  const merged = mergeSources(sources);
+  const warnings = [...merged.values()]
+    .filter((list) => list[0]!.option.noEffect)
+    .map((list) => `option ${list[list.length - 1]!.where} has no effect in ngrelay; ignored`);
+  return { action: 'run', config: buildConfig(merged, env), warnings };
+}
+
+function scanCommandLine(argv: readonly string[]): Setting[] {
+  const settings: Setting[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      if (i + 1 < argv.length) throw new ConfigError(`unexpected argument ${quote(argv[i + 1]!)}`);
+      break;
+    }
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
+      const option = optionByName(name);
+      if (!option) throw new ConfigError(`unknown option --${name}`);
+      const where = `--${option.name}`;
+      if (option.kind === 'flag') {
+        if (eq >= 0) throw new ConfigError(`option ${where} takes no value`);
+        settings.push({ option, value: 'true', where });
+      } else if (eq >= 0) {
+        settings.push({ option, value: arg.slice(eq + 1), where });
+      } else {
+        // Like GLib, the next argument is the value even when it starts with '-' (--table -1).
+        if (i + 1 >= argv.length) throw new ConfigError(`option ${where} needs a value`);
+        settings.push({ option, value: argv[++i]!, where });
+      }
+      continue;
+    }
+    if (arg.startsWith('-') && arg.length > 1) {
+      // -fE (grouped flags), -i VALUE, -iVALUE
+      for (let j = 1; j < arg.length; j++) {
+        const letter = arg[j]!;
+        const option = optionByShort(letter);
+        if (!option) throw new ConfigError(`unknown option -${letter}`);
+        const where = `--${option.name}`;
+        if (option.kind === 'flag') {
+          settings.push({ option, value: 'true', where });
+          continue;
+        }
+        if (j + 1 < arg.length) {
+          settings.push({ option, value: arg.slice(j + 1), where });
+        } else {
+          if (i + 1 >= argv.length) throw new ConfigError(`option -${letter} (${where}) needs a value`);
+          settings.push({ option, value: argv[++i]!, where });
+        }
+        break;
+      }
+      continue;
+    }
+    throw new ConfigError(`unexpected argument ${quote(arg)}`);
+  }
+  return settings;
+}
+
+function lastCommandLineValue(cli: Setting[], name: string): string | undefined {
+  for (let i = cli.length - 1; i >= 0; i--) if (cli[i]!.option.name === name) return cli[i]!.value;
+  return undefined;
+}
+
+/** The config file's settings, one array per section read, in override order. Empty without a file. */
+function readConfigFile(cli: Setting[], env: ParseEnvironment): Setting[][] {
+  const file = lastCommandLineValue(cli, 'config-file');
+  const section = lastCommandLineValue(cli, 'config-section');
+  if (file === undefined || file === 'none') return [];
+  if (file === '') throw new ConfigError('invalid value \'\' for --config-file: empty file name');
+  let text: string;
+  try {
+    text = (env.readTextFile ?? ((p: string) => readFileSync(p, 'utf8')))(file);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(`cannot read config file ${quote(file)}: ${reason.split('\n')[0]}`);
+  }
+  const ini = parseIni(text, file);
+  const wanted = section !== undefined ? [section] : [...DEFAULT_SECTIONS];
+  const present = wanted.filter((s) => ini.has(s));
+  if (present.length === 0) {
+    throw new ConfigError(`config file ${quote(file)} has no ${wanted.map((s) => `[${s}]`).join(' or ')} section`);
+  }
+  return present.map((name) =>
+    ini.get(name)!.flatMap((entry): Setting[] => {
+      const where = `${entry.key} (${file}:${entry.line})`;
+      const option = optionByName(entry.key);
+      if (!option) throw new ConfigError(`unknown option ${quote(entry.key)} in ${file}:${entry.line}`);
+      if (option.commandLineOnly) {
+        throw new ConfigError(`option ${quote(entry.key)} in ${file}:${entry.line} is only valid on the command line`);
+      }
+      if (option.kind === 'list') return splitList(entry.value).map((value) => ({ option, value, where }));
+      if (option.kind === 'flag') {
+        try {
+          return [{ option, value: String(parseBoolean(entry.value)), where }];
+        } catch (err) {
+          throw badValue({ option, value: entry.value, where }, err);
+        }
+      }
+      return [{ option, value: entry.value, where }];
+    }),
+  );
+}
+
+/** Later sources replace earlier ones option by option; a list option repeated within a source accumulates. */
+function mergeSources(sources: Setting[][]): Map<string, Setting[]> {
+  const merged = new Map<string, Setting[]>();
+  for (const source of sources) {
+    const bySource = new Map<string, Setting[]>();
+    for (const s of source) {
+      const list = bySource.get(s.option.name) ?? [];
+      list.push(s);
+      bySource.set(s.option.name, list);
+    }
+    for (const [name, list] of bySource) merged.set(name, list);
+  }
+  return merged;
+}
+
+function badValue(s: Setting, err: unknown): ConfigError {
+  if (!(err instanceof BadValue)) throw err;
+  return new ConfigError(`invalid value ${quote(s.value)} for ${s.where}: ${err.message}`);
+}
+
+function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): RelayConfig {
+  const last = (name: string): Setting | undefined => {
+    const list = merged.get(name);
+    return list?.[list.length - 1];
+  };
+  /** Convert the option's last value, or return the default when the option is absent. */
+  const value = <T>(name: string, fallback: T, convert: (text: string) => T): T => {
+    const s = last(name);
+    if (s === undefined) return fallback;
+    try {
+      return convert(s.value);
+    } catch (err) {
+      throw badValue(s, err);
+    }
+  };
+  const nonEmpty = (text: string): string => {
+    if (text === '') throw new BadValue('empty value');
+    return text;
+  };
+  const flag = (name: string): boolean => value(name, false, (t) => t === 'true');
+  // rtpengine replaces a timeout of 0 by its default, so `timeout = 0` in an old config keeps working.
+  const timeoutValue = (name: string, fallback: number): number =>
+    value(name, fallback, (t) => parseInteger(t, 0, INT32_MAX) || fallback);
+
+  const cpuCount = env.cpuCount ?? availableParallelism();
+  const portMin = value('port-min', DEFAULTS.portMin, (t) => parseInteger(t, 1024, 65535));
+  const portMax = value('port-max', DEFAULTS.portMax, (t) => parseInteger(t, 1024, 65535));
+  checkPortRange(portMin, portMax, last('port-min')?.where ?? '--port-min', last('port-max')?.where ?? '--port-max');
+
+  return {
+    interfaces: buildInterfaces(merged.get('interface') ?? [], env.networkInterfaces ?? osNetworkInterfaces),
+    listenNg: value('listen-ng', { ...DEFAULTS.listenNg }, parseListenAddress),
+    portMin,
+    portMax,
+    timeout: timeoutValue('timeout', DEFAULTS.timeout),
+    silentTimeout: timeoutValue('silent-timeout', DEFAULTS.silentTimeout),
+    offerTimeout: timeoutValue('offer-timeout', DEFAULTS.offerTimeout),
+    finalTimeout: value('final-timeout', DEFAULTS.finalTimeout, (t) => parseInteger(t, 0, INT32_MAX)),
+    deleteDelay: value('delete-delay', DEFAULTS.deleteDelay, (t) => parseInteger(t, 0, INT32_MAX)),
+    numThreads: value('num-threads', cpuCount, (t) => parseInteger(t, 0, MAX_THREADS) || cpuCount),
+    logLevel: value('log-level', DEFAULTS.logLevel, (t) => parseInteger(t, 0, 7)),
+    recordingDir: value<string | null>('recording-dir', null, nonEmpty),
+    recordingMethod: value('recording-method', 'pcap' as const, (t) => {
+      if (t !== 'pcap') throw new BadValue("only 'pcap' is supported");
+      return 'pcap' as const;
+    }),
+    foreground: flag('foreground'),
+    logStderr: flag('log-stderr'),
+    table: value('table', DEFAULTS.table, (t) => parseInteger(t, INT32_MIN, INT32_MAX)),
+    pidfile: value<string | null>('pidfile', null, nonEmpty),
+    endpointLearning: value('endpoint-learning', DEFAULTS.endpointLearning, parseEndpointLearning),
+    socketReceiveBuffer: value('socket-receive-buffer', DEFAULTS.socketReceiveBuffer, (t) =>
+      parseInteger(t, 0, INT32_MAX),
+    ),
+  };
+}
+
+function parseEndpointLearning(text: string): RelayConfig['endpointLearning'] {
+  // rtpengine compares case-insensitively.
+  const v = text.toLowerCase();
+  if (v === 'off' || v === 'immediate' || v === 'delayed' || v === 'heuristic') return v;
+  throw new BadValue('expected off, immediate, delayed or heuristic');
+}
+
+/** RTP wants an even port with RTP+1 free, so the range must hold at least one such pair. */
+function checkPortRange(portMin: number, portMax: number, minWhere: string, maxWhere: string): void {
+  if (portMin >= portMax) {
+    throw new ConfigError(`${minWhere} (${portMin}) must be lower than ${maxWhere} (${portMax})`);
+  }
+  const firstEven = portMin + (portMin % 2);
+  if (firstEven + 1 > portMax) {
+    throw new ConfigError(`port range ${portMin}-${portMax} (${minWhere}, ${maxWhere}) holds no even/odd port pair`);
+  }
+}
+
+/**
+ * Interfaces in the order given: the first is the default, and within a name the first address of each
+ * family is that family's primary one (the rest are extra ICE candidates in rtpengine). The same name may
+ * carry both families; the same name and address twice is refused (they would share every port).
+ */
+function buildInterfaces(settings: Setting[], networkInterfaces: () => NetworkInterfaceMap): InterfaceConfig[] {
+  if (settings.length === 0) {
+    return [{ name: 'default', address: DEFAULTS.interface, advertised: DEFAULTS.interface, family: 'IPv4' }];
+  }
+  const result: InterfaceConfig[] = [];
+  const seen = new Set<string>();
+  for (const s of settings) {
+    let parsed: InterfaceConfig[];
+    try {
+      parsed = parseInterface(s.value, networkInterfaces);
+    } catch (err) {
+      throw badValue(s, err);
+    }
+    for (const iface of parsed) {
+      const key = `${iface.name}/${iface.address}`;
+      if (seen.has(key)) {
+        throw new ConfigError(`invalid value ${quote(s.value)} for ${s.where}: duplicate interface ${quote(key)}`);
+      }
+      seen.add(key);
+      result.push(iface);
+    }
+  }
+  return result;
+}

@@ -1,0 +1,38 @@
+/** The relay's settings, after command line, config file and defaults are merged. */
+
+export interface InterfaceConfig {
+  /** Logical name ("default" when none was given); named interfaces are chosen with `direction`. */
+  name: string;
+  /** Concrete local address the media sockets bind to. */
+  address: string;
+  /** Address written into SDP (the part after '!'); equals `address` when none was given. */
+  advertised: string;
+  family: 'IPv4' | 'IPv6';
+}
+
+export interface RelayConfig {
+  interfaces: InterfaceConfig[];
+  listenNg: { address: string; port: number };
+  portMin: number;
+  portMax: number;
+  /** Seconds. */
+  timeout: number;
+  silentTimeout: number;
+  offerTimeout: number;
+  /** 0 = off. */
+  finalTimeout: number;
+  deleteDelay: number;
+  numThreads: number;
+  /** syslog level 0 (emerg) .. 7 (debug). */
+  logLevel: number;
+  recordingDir: string | null;
+  recordingMethod: 'pcap';
+  foreground: boolean;
+  logStderr: boolean;
+  table: number;
+  pidfile: string | null;
+  /** Endpoint learning default (`--endpoint-learning`). */
+  endpointLearning: 'off' | 'immediate' | 'delayed' | 'heuristic';
+  /** SO_RCVBUF per media socket in bytes. */
+  socketReceiveBuffer: number;
+}

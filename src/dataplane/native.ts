@@ -1,0 +1,131 @@
+/**
+ * The one module that loads the native forwarding engine (native/build/Release/ngrelay_engine.node) and
+ * exposes it as the typed `DataPlane` contract. Packets never cross into JS; this module only moves rules
+ * in and counters/events out.
+ */
+import * as path from 'node:path';
+import {
+  BindError,
+  type DataPlane,
+  type EngineEvent,
+  type EngineOptions,
+  type EngineTotals,
+  type StreamCounters,
+  type StreamRule,
+  type StreamSocketSpec,
+} from './types';
+
+/** Shape of the addon's exported class (see native/src/addon.cpp). */
+interface NativeEngineInstance {
+  addStream(
+    id: number,
+    component: 'rtp' | 'rtcp',
+    localAddress: string,
+    localPort: number,
+    muxedWith: number | null,
+    rule: StreamRule,
+  ): void;
+  updateStream(id: number, rule: StreamRule): void;
+  removeStream(id: number): void;
+  readCounters(ids: readonly number[]): (StreamCounters | null)[];
+  totals(): EngineTotals;
+  close(): void;
+}
+
+interface NativeAddon {
+  version: string;
+  NativeEngine: new (
+    threads: number,
+    receiveBufferBytes: number,
+    onEvents: (events: EngineEvent[]) => void,
+  ) => NativeEngineInstance;
+}
+
+/** Both src/dataplane and dist/dataplane sit two levels below the package root. */
+const ADDON_PATH = path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'ngrelay_engine.node');
+
+let addon: NativeAddon | undefined;
+function loadAddon(): NativeAddon {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  addon ??= require(ADDON_PATH) as NativeAddon;
+  return addon;
+}
+
+function errorCode(err: unknown): string | undefined {
+  if (err instanceof Error && 'code' in err) {
+    const code = (err as Error & { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+class NativeDataPlane implements DataPlane {
+  private readonly engine: NativeEngineInstance;
+  private readonly listeners: ((events: EngineEvent[]) => void)[] = [];
+  private closed = false;
+
+  constructor(options: EngineOptions) {
+    const { NativeEngine } = loadAddon();
+    this.engine = new NativeEngine(options.threads, options.receiveBufferBytes, (events) => this.dispatch(events));
+  }
+
+  addStream(spec: StreamSocketSpec, rule: StreamRule): void {
+    try {
+      this.engine.addStream(
+        spec.id,
+        spec.component,
+        spec.localAddress,
+        spec.localPort,
+        spec.muxedWith ?? null,
+        rule,
+      );
+    } catch (err) {
+      const code = errorCode(err);
+      if (code !== undefined) {
+        throw new BindError((err as Error).message, code, spec.localAddress, spec.localPort);
+      }
+      throw err;
+    }
+  }
+
+  updateStream(id: number, rule: StreamRule): void {
+    this.engine.updateStream(id, rule);
+  }
+
+  removeStream(id: number): void {
+    this.engine.removeStream(id);
+  }
+
+  readCounters(ids: readonly number[]): Map<number, StreamCounters> {
+    const result = new Map<number, StreamCounters>();
+    if (this.closed) return result;
+    const rows = this.engine.readCounters(ids);
+    ids.forEach((id, i) => {
+      const row = rows[i];
+      if (row) result.set(id, row);
+    });
+    return result;
+  }
+
+  totals(): EngineTotals {
+    return this.engine.totals();
+  }
+
+  onEvents(listener: (events: EngineEvent[]) => void): void {
+    this.listeners.push(listener);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.engine.close();
+  }
+
+  private dispatch(events: EngineEvent[]): void {
+    for (const listener of this.listeners) listener(events);
+  }
+}
+
+export function createNativeDataPlane(options: EngineOptions): DataPlane {
+  return new NativeDataPlane(options);
+}

@@ -1,0 +1,126 @@
+/**
+ * The contract between the control plane (TypeScript) and the data plane (the native engine).
+ * The control plane decides *what* is forwarded where; the engine owns the sockets and moves the packets.
+ * No RTP or RTCP packet ever crosses this interface.
+ */
+
+export type Family = 'IPv4' | 'IPv6';
+
+export interface Endpoint {
+  family: Family;
+  address: string;
+  port: number;
+}
+
+/** rtpengine's `endpoint-learning` modes (reference §5). */
+export type EndpointLearning = 'off' | 'immediate' | 'delayed' | 'heuristic';
+
+export type Component = 'rtp' | 'rtcp';
+
+/** What is fixed for a stream's whole life: its local socket. */
+export interface StreamSocketSpec {
+  /** Unique id chosen by the control plane, 1 .. 2^31-1. */
+  id: number;
+  component: Component;
+  /** Concrete local address to bind (never a wildcard) and the port the allocator chose. */
+  localAddress: string;
+  localPort: number;
+  /**
+   * RTCP stream under rtcp-mux: the id of the RTP stream whose socket it shares. The engine binds no socket
+   * for it; RTCP packets (RFC 5761: second byte 192..223) arriving on that RTP socket are counted on this
+   * stream and forwarded by this stream's rule. Sending *to* this stream's party uses the RTP stream's socket
+   * and that stream's current endpoint.
+   */
+  muxedWith?: number;
+}
+
+/** What the control plane may change at any time (re-INVITE, hold, answer, new endpoint). */
+export interface StreamRule {
+  /**
+   * Where the party behind this stream is expected to be: the SDP address:port, the SIP source address with
+   * the SDP port, or `media-address`. It is the initial destination for packets sent to this party and the
+   * reference for endpoint learning. null = unknown (hold with 0.0.0.0, rejected media): nothing is sent to
+   * the party until a packet from it is learned (where learning allows).
+   */
+  expected: Endpoint | null;
+  learning: EndpointLearning;
+  /** After learning, drop (and count as errors) packets from any other source. */
+  strictSource: boolean;
+  /** After learning, re-latch to a new source instead of keeping the confirmed one. */
+  mediaHandover: boolean;
+  /** Never learn: always send to `expected`. */
+  asymmetric: boolean;
+  /**
+   * The stream whose party receives what arrives here: packets leave from *that* stream's socket (the one
+   * its party was given in its SDP) towards *that* stream's current endpoint. null = receive and count, but
+   * forward nothing.
+   */
+  sink: number | null;
+  /** Bumped by the control plane on every signalling event; `delayed` learning waits 3 s after it changes. */
+  signalGeneration: number;
+}
+
+export interface StreamCounters {
+  packets: number;
+  bytes: number;
+  errors: number;
+  /** Epoch milliseconds of the last packet received on this stream; 0 = never. */
+  lastPacketMs: number;
+  /** Where packets to this party currently go (expected or learned); null = nowhere yet. */
+  endpoint: Endpoint | null;
+  /** The endpoint was learned from real traffic. */
+  confirmed: boolean;
+  /** Last seen RTP SSRC / sequence number (RTP streams only). */
+  ssrc: number | null;
+  lastSeq: number | null;
+}
+
+export interface EngineTotals {
+  packets: number;
+  bytes: number;
+  errors: number;
+  /** Packets dropped because they were malformed (bad RTP/RTCP header). */
+  malformed: number;
+  /** Packets lost to overload (receive queue overflow or send failure). */
+  dropped: number;
+}
+
+export type EngineEvent =
+  | { type: 'first-packet'; id: number; from: Endpoint; atMs: number }
+  | { type: 'learned'; id: number; endpoint: Endpoint; atMs: number }
+  | { type: 'source-changed'; id: number; endpoint: Endpoint; atMs: number };
+
+export interface EngineOptions {
+  /** I/O threads; default = number of cores. */
+  threads: number;
+  /** SO_RCVBUF per media socket, bytes. */
+  receiveBufferBytes: number;
+}
+
+/** Raised when a socket cannot be bound (the port is taken by someone else, or the address is not local). */
+export class BindError extends Error {
+  override readonly name = 'BindError';
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly address: string,
+    readonly port: number,
+  ) {
+    super(message);
+  }
+}
+
+export interface DataPlane {
+  /** Bind the socket (or join the RTP socket for muxed RTCP) and install the rule. Throws BindError. */
+  addStream(spec: StreamSocketSpec, rule: StreamRule): void;
+  /** Replace a stream's rule; other traffic is not disturbed. */
+  updateStream(id: number, rule: StreamRule): void;
+  /** Remove the stream; its socket is closed before this returns, so the port can be bound again. */
+  removeStream(id: number): void;
+  /** Read counters of the given streams (unknown ids are absent from the result). No per-packet crossing. */
+  readCounters(ids: readonly number[]): Map<number, StreamCounters>;
+  totals(): EngineTotals;
+  /** Slow events (first packet, learning), delivered in batches on the JS thread. */
+  onEvents(listener: (events: EngineEvent[]) => void): void;
+  close(): void;
+}

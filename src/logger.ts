@@ -1,0 +1,70 @@
+/**
+ * Logging: pino JSON lines, one object per line. `--log-level` keeps rtpengine's syslog scale (0 emerg ..
+ * 7 debug) and is mapped onto pino's levels:
+ *
+ *   syslog 0 emerg, 1 alert, 2 crit  -> fatal
+ *   syslog 3 err                     -> error
+ *   syslog 4 warning                 -> warn
+ *   syslog 5 notice, 6 info          -> info   (6 is the default, as in rtpengine)
+ *   syslog 7 debug                   -> debug
+ *
+ * A syslog level lets through everything at least as severe, so `--log-level=4` logs fatal, error and warn.
+ * Call-related lines carry `call-id`, `from-tag` and `to-tag` fields, named as in the ng protocol.
+ */
+import pino from 'pino';
+
+export type Logger = pino.Logger;
+export type PinoLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug';
+
+export interface LoggerOptions {
+  /** syslog level 0..7. */
+  level: number;
+  /** Write to stderr (`--log-stderr`); otherwise stdout. Ignored when `destination` is given. */
+  stderr: boolean;
+  /** Where the JSON lines go instead, e.g. a memory stream in tests. */
+  destination?: pino.DestinationStream;
+}
+
+export interface CallLogFields {
+  callId: string;
+  fromTag?: string;
+  toTag?: string;
+}
+
+export function syslogToPinoLevel(syslogLevel: number): PinoLevel {
+  if (!Number.isInteger(syslogLevel) || syslogLevel < 0 || syslogLevel > 7) {
+    throw new RangeError(`syslog level must be an integer 0..7, got ${syslogLevel}`);
+  }
+  if (syslogLevel <= 2) return 'fatal';
+  if (syslogLevel === 3) return 'error';
+  if (syslogLevel === 4) return 'warn';
+  if (syslogLevel <= 6) return 'info';
+  return 'debug';
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  // Synchronous writes: log volume is per call event, not per packet, and a crash must not lose the last
+  // lines that explain it.
+  const destination = options.destination ?? pino.destination({ fd: options.stderr ? 2 : 1, sync: true });
+  return pino(
+    {
+      name: 'ngrelay',
+      level: syslogToPinoLevel(options.level),
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    destination,
+  );
+}
+
+/** Change the level at run time (e.g. a control command); takes the syslog scale like `--log-level`. */
+export function setSyslogLevel(logger: Logger, syslogLevel: number): void {
+  logger.level = syslogToPinoLevel(syslogLevel);
+}
+
+/** A child logger whose lines all carry the call's identifiers; absent tags are left out, not empty. */
+export function callLogger(logger: Logger, fields: CallLogFields): Logger {
+  const bindings: Record<string, string> = { 'call-id': fields.callId };
+  if (fields.fromTag !== undefined) bindings['from-tag'] = fields.fromTag;
+  if (fields.toTag !== undefined) bindings['to-tag'] = fields.toTag;
+  return logger.child(bindings);
+}

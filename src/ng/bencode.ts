@@ -1,0 +1,255 @@
+/**
+ * Bencode codec for the ng protocol, over Buffers.
+ *
+ * Decoding is zero-copy: every string value is a `subarray` of the input, so an SDP body comes out as the
+ * exact bytes that came in (CRLF, non-UTF-8 bytes and all). Keep the input Buffer alive and unmodified as
+ * long as the decoded value is used.
+ *
+ * Decoding is strict about syntax (a malformed datagram must become an error reply, never a guess) and lax
+ * about dict key order (rtpengine and Kamailio do not sort keys):
+ *  - truncated input, a bad or leading-zero length (`03:abc`), a bad integer (`i03e`, `i-0e`, `ie`, beyond
+ *    Number.MAX_SAFE_INTEGER), a non-string dict key, trailing bytes after the top-level value and nesting
+ *    deeper than MAX_DEPTH all throw BencodeError.
+ *  - a repeated dict key: the last value wins (as rtpengine's hash-table insert does), and the key keeps the
+ *    position of its first occurrence.
+ *
+ * Dict keys are decoded as latin1: one char per byte, lossless and never throwing, so any key bytes survive
+ * a decode/encode round trip. The encoder writes a key whose chars are all <= U+00FF as latin1 (the inverse),
+ * and any other key as UTF-8. All real ng keys are ASCII, where latin1 and UTF-8 agree.
+ *
+ * Encoding writes dict keys in insertion order (NOT sorted, like rtpengine), Buffers verbatim, JS strings
+ * as UTF-8, numbers as integers only.
+ *
+ * Known limit: dicts are plain JS objects (see types.ts), which enumerate integer-like keys ("0", "42")
+ * first in ascending order; such keys do not keep their wire order.
+ */
+import type { NgDict, NgValue } from './types';
+
+/** Deepest list/dict nesting accepted by decode (and produced by encode). ng messages need about 6. */
+export const MAX_DEPTH = 64;
+
+export type BencodeErrorCode =
+  | 'truncated'
+  | 'bad-length'
+  | 'bad-integer'
+  | 'bad-type'
+  | 'bad-key'
+  | 'trailing-bytes'
+  | 'too-deep'
+  | 'not-encodable';
+
+/** The input is not valid bencode (or a value cannot be bencoded). `offset` is where decoding stopped. */
+export class BencodeError extends Error {
+  override readonly name = 'BencodeError';
+  constructor(
+    readonly code: BencodeErrorCode,
+    message: string,
+    readonly offset = -1,
+  ) {
+    super(offset >= 0 ? `${message} at byte ${offset}` : message);
+  }
+}
+
+const CH_D = 0x64; // 'd'
+const CH_L = 0x6c; // 'l'
+const CH_I = 0x69; // 'i'
+const CH_E = 0x65; // 'e'
+const CH_COLON = 0x3a;
+const CH_MINUS = 0x2d;
+const CH_0 = 0x30;
+const CH_9 = 0x39;
+
+/** Digits of Number.MAX_SAFE_INTEGER (9007199254740991): anything longer is out of range anyway. */
+const MAX_SAFE_DIGITS = 16;
+
+class Decoder {
+  pos = 0;
+  constructor(private readonly buf: Buffer) {}
+
+  value(depth: number): NgValue {
+    const buf = this.buf;
+    if (this.pos >= buf.length) throw new BencodeError('truncated', 'unexpected end of input', this.pos);
+    const c = buf[this.pos]!;
+    if (c === CH_D) return this.dict(depth + 1);
+    if (c === CH_L) return this.list(depth + 1);
+    if (c === CH_I) return this.integer();
+    if (c >= CH_0 && c <= CH_9) return this.string();
+    throw new BencodeError('bad-type', `unexpected byte 0x${c.toString(16).padStart(2, '0')}`, this.pos);
+  }
+
+  private dict(depth: number): NgDict {
+    if (depth > MAX_DEPTH) throw new BencodeError('too-deep', `nesting deeper than ${MAX_DEPTH}`, this.pos);
+    const buf = this.buf;
+    this.pos++; // 'd'
+    const out: NgDict = Object.create(null) as NgDict;
+    for (;;) {
+      if (this.pos >= buf.length) throw new BencodeError('truncated', 'unterminated dictionary', this.pos);
+      const c = buf[this.pos]!;
+      if (c === CH_E) {
+        this.pos++;
+        return out;
+      }
+      if (c < CH_0 || c > CH_9) throw new BencodeError('bad-key', 'dictionary key is not a string', this.pos);
+      const key = this.string().toString('latin1');
+      out[key] = this.value(depth);
+    }
+  }
+
+  private list(depth: number): NgValue[] {
+    if (depth > MAX_DEPTH) throw new BencodeError('too-deep', `nesting deeper than ${MAX_DEPTH}`, this.pos);
+    const buf = this.buf;
+    this.pos++; // 'l'
+    const out: NgValue[] = [];
+    for (;;) {
+      if (this.pos >= buf.length) throw new BencodeError('truncated', 'unterminated list', this.pos);
+      if (buf[this.pos] === CH_E) {
+        this.pos++;
+        return out;
+      }
+      out.push(this.value(depth));
+    }
+  }
+
+  /** `i<n>e`: optional '-', no leading zeros, no `-0`, safe-integer range. */
+  private integer(): number {
+    const buf = this.buf;
+    const start = this.pos;
+    let p = start + 1; // after 'i'
+    let negative = false;
+    if (p < buf.length && buf[p] === CH_MINUS) {
+      negative = true;
+      p++;
+    }
+    const digitsStart = p;
+    let n = 0;
+    while (p < buf.length && buf[p]! >= CH_0 && buf[p]! <= CH_9) {
+      if (p - digitsStart >= MAX_SAFE_DIGITS) throw new BencodeError('bad-integer', 'integer out of range', start);
+      n = n * 10 + (buf[p]! - CH_0);
+      p++;
+    }
+    if (p >= buf.length) throw new BencodeError('truncated', 'unterminated integer', p);
+    if (buf[p] !== CH_E) throw new BencodeError('bad-integer', 'invalid byte in integer', p);
+    const digits = p - digitsStart;
+    if (digits === 0) throw new BencodeError('bad-integer', 'integer without digits', start);
+    if (digits > 1 && buf[digitsStart] === CH_0) throw new BencodeError('bad-integer', 'integer with leading zero', start);
+    if (negative && n === 0) throw new BencodeError('bad-integer', 'negative zero', start);
+    if (n > Number.MAX_SAFE_INTEGER) throw new BencodeError('bad-integer', 'integer out of range', start);
+    this.pos = p + 1;
+    return negative ? -n : n;
+  }
+
+  /** `<len>:<bytes>`: decimal length without leading zeros (a lone `0` is fine). */
+  private string(): Buffer {
+    const buf = this.buf;
+    const start = this.pos;
+    let p = start;
+    let len = 0;
+    while (p < buf.length && buf[p]! >= CH_0 && buf[p]! <= CH_9) {
+      if (p - start >= MAX_SAFE_DIGITS) throw new BencodeError('bad-length', 'string length out of range', start);
+      len = len * 10 + (buf[p]! - CH_0);
+      p++;
+    }
+    if (p >= buf.length) throw new BencodeError('truncated', 'unterminated string length', p);
+    if (buf[p] !== CH_COLON) throw new BencodeError('bad-length', 'invalid byte in string length', p);
+    if (p - start > 1 && buf[start] === CH_0) throw new BencodeError('bad-length', 'string length with leading zero', start);
+    const dataStart = p + 1;
+    if (len > buf.length - dataStart) throw new BencodeError('truncated', 'string runs past end of input', start);
+    this.pos = dataStart + len;
+    return buf.subarray(dataStart, dataStart + len);
+  }
+}
+
+/** Decodes exactly one bencode value that must span the whole buffer. */
+export function decode(buf: Buffer): NgValue {
+  const d = new Decoder(buf);
+  const v = d.value(0);
+  if (d.pos !== buf.length) throw new BencodeError('trailing-bytes', 'trailing bytes after value', d.pos);
+  return v;
+}
+
+/** Decodes a buffer whose top-level value must be a dict (an ng message body). */
+export function decodeDict(buf: Buffer): NgDict {
+  if (buf.length === 0) throw new BencodeError('truncated', 'empty input', 0);
+  if (buf[0] !== CH_D) throw new BencodeError('bad-type', 'top-level value is not a dictionary', 0);
+  return decode(buf) as NgDict;
+}
+
+/** Growable output buffer: one allocation per doubling, one final copy. */
+class Writer {
+  buf: Buffer;
+  len = 0;
+  constructor(initial: number) {
+    this.buf = Buffer.allocUnsafe(initial);
+  }
+  private reserve(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.len + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.len);
+    this.buf = next;
+  }
+  byte(b: number): void {
+    this.reserve(1);
+    this.buf[this.len++] = b;
+  }
+  ascii(s: string): void {
+    this.reserve(s.length);
+    this.len += this.buf.write(s, this.len, 'latin1');
+  }
+  bytes(b: Uint8Array): void {
+    this.reserve(b.length);
+    this.buf.set(b, this.len);
+    this.len += b.length;
+  }
+  text(s: string, encoding: 'utf8' | 'latin1'): void {
+    const n = encoding === 'utf8' ? Buffer.byteLength(s, 'utf8') : s.length;
+    this.ascii(`${n}:`);
+    this.reserve(n);
+    this.len += this.buf.write(s, this.len, encoding);
+  }
+  result(): Buffer {
+    return Buffer.from(this.buf.subarray(0, this.len));
+  }
+}
+
+/** True when every char fits one latin1 byte, so the key can be written back byte-for-byte. */
+function isLatin1(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return false;
+  return true;
+}
+
+function encodeInto(w: Writer, v: unknown, depth: number): void {
+  if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
+    w.ascii(`${v.length}:`);
+    w.bytes(v);
+  } else if (typeof v === 'string') {
+    w.text(v, 'utf8');
+  } else if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new BencodeError('not-encodable', `cannot bencode non-integer number ${v}`);
+    w.ascii(`i${Object.is(v, -0) ? 0 : v}e`);
+  } else if (Array.isArray(v)) {
+    if (depth >= MAX_DEPTH) throw new BencodeError('too-deep', `nesting deeper than ${MAX_DEPTH}`);
+    w.byte(CH_L);
+    for (const item of v) encodeInto(w, item, depth + 1);
+    w.byte(CH_E);
+  } else if (typeof v === 'object' && v !== null) {
+    if (depth >= MAX_DEPTH) throw new BencodeError('too-deep', `nesting deeper than ${MAX_DEPTH}`);
+    w.byte(CH_D);
+    const obj = v as Record<string, unknown>;
+    for (const key of Object.keys(obj)) {
+      w.text(key, isLatin1(key) ? 'latin1' : 'utf8');
+      encodeInto(w, obj[key], depth + 1);
+    }
+    w.byte(CH_E);
+  } else {
+    throw new BencodeError('not-encodable', `cannot bencode a value of type ${v === null ? 'null' : typeof v}`);
+  }
+}
+
+/** Encodes a value; dict keys in insertion order. Throws BencodeError for values bencode cannot hold. */
+export function encode(value: NgValue): Buffer {
+  const w = new Writer(256);
+  encodeInto(w, value, 0);
+  return w.result();
+}

@@ -1,0 +1,87 @@
+/**
+ * One running relay: the ng control socket, the call manager, the timeout sweep and the data plane, wired
+ * together. This is also the embedding API for Node programs (see README "Embedding").
+ */
+import type { RelayConfig } from './config/types';
+import type { DataPlane } from './dataplane/types';
+import { createNativeDataPlane } from './dataplane/native';
+import { CallManager } from './call/call-manager';
+import { TimeoutSweeper } from './call/timeouts';
+import { createCommandHandler } from './commands/handler';
+import { NgServer } from './ng/server';
+import type { NgDict } from './ng/types';
+import type { Logger } from './logger';
+
+export interface RelayDeps {
+  logger: Logger;
+  /** Defaults to the native engine. */
+  dataPlane?: DataPlane;
+}
+
+export class Relay {
+  private constructor(
+    readonly config: RelayConfig,
+    readonly manager: CallManager,
+    readonly dataPlane: DataPlane,
+    private readonly server: NgServer,
+    private readonly sweeper: TimeoutSweeper,
+    private readonly logger: Logger,
+  ) {}
+
+  static async start(config: RelayConfig, deps: RelayDeps): Promise<Relay> {
+    const logger = deps.logger;
+    const dataPlane =
+      deps.dataPlane ??
+      createNativeDataPlane({ threads: config.numThreads, receiveBufferBytes: config.socketReceiveBuffer });
+    const manager = new CallManager(config, dataPlane, logger);
+    const sweeper = new TimeoutSweeper(manager, dataPlane, config);
+    const startedMs = Date.now();
+    let server: NgServer | null = null;
+    const handler = createCommandHandler({
+      manager,
+      dataPlane,
+      logger,
+      startedMs,
+      controlStats: () => (server ? server.stats() : { commands: {}, errors: 0 }),
+      interfaces: () => interfaceStats(config, manager),
+    });
+    server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, handler, logger });
+    try {
+      await server.listen();
+    } catch (err) {
+      dataPlane.close();
+      throw err;
+    }
+    sweeper.start();
+    logger.info(
+      { listenNg: `${config.listenNg.address}:${config.listenNg.port}`, interfaces: config.interfaces },
+      'ngrelay started',
+    );
+    return new Relay(config, manager, dataPlane, server, sweeper, logger);
+  }
+
+  async close(): Promise<void> {
+    this.sweeper.stop();
+    await this.server.close();
+    this.manager.destroyAll();
+    this.dataPlane.close();
+    this.logger.info('ngrelay stopped');
+  }
+}
+
+function interfaceStats(config: RelayConfig, manager: CallManager): NgDict[] {
+  return config.interfaces.map((iface) => {
+    const alloc = manager.sockets.allocator(iface.address);
+    const d = Object.create(null) as NgDict;
+    d['name'] = iface.name;
+    d['address'] = iface.address;
+    const ports = Object.create(null) as NgDict;
+    ports['min'] = config.portMin;
+    ports['max'] = config.portMax;
+    ports['used'] = alloc.counts().used;
+    ports['free'] = alloc.counts().free;
+    ports['totals'] = config.portMax - config.portMin + 1;
+    d['ports'] = ports;
+    return d;
+  });
+}

@@ -1,0 +1,49 @@
+/**
+ * Splitting an SDP body into lines without losing a byte.
+ *
+ * The body is handled as latin1 text, where every byte is exactly one char, so slicing the text and slicing
+ * the Buffer give the same bytes; `raw` is a view into the caller's Buffer.
+ */
+import { NgError } from '../errors';
+import type { SdpLine } from './types';
+
+export const SDP_PARSE_ERROR = 'Failed to parse SDP';
+
+export interface SplitSdp {
+  eol: '\r\n' | '\n';
+  lines: SdpLine[];
+}
+
+/** `<letter>=`: one ASCII letter, then '='. */
+const LINE_START = /^[a-zA-Z]=/;
+
+/**
+ * Split into lines. CRLF or LF (the first line ending decides what the output uses); a missing final line
+ * ending is fine. Empty lines are dropped (rtpengine 10.5 drops them too); any other line that is not
+ * `<letter>=...` makes the body unparseable.
+ */
+export function splitSdpLines(buf: Buffer): SplitSdp {
+  const text = buf.toString('latin1');
+  const firstLf = text.indexOf('\n');
+  const eol: '\r\n' | '\n' = firstLf > 0 && text.charCodeAt(firstLf - 1) === 0x0d ? '\r\n' : '\n';
+  const lines: SdpLine[] = [];
+  let start = 0;
+  while (start < text.length) {
+    let lf = text.indexOf('\n', start);
+    if (lf < 0) lf = text.length;
+    // A CR directly before the LF belongs to the line ending, whatever the first line used.
+    const end = lf > start && text.charCodeAt(lf - 1) === 0x0d ? lf - 1 : lf;
+    if (end > start) {
+      const content = text.slice(start, end);
+      if (!LINE_START.test(content)) throw new NgError(SDP_PARSE_ERROR);
+      lines.push({ type: content.charAt(0), value: content.slice(2), raw: buf.subarray(start, end) });
+    }
+    start = lf + 1;
+  }
+  return { eol, lines };
+}
+
+/** A line made by ngrelay (not copied from the input). */
+export function makeLine(type: string, value: string): SdpLine {
+  return { type, value, raw: Buffer.from(`${type}=${value}`, 'latin1') };
+}

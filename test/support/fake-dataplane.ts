@@ -1,0 +1,89 @@
+/**
+ * An in-memory data plane for unit tests of the control plane: it binds nothing, remembers the streams and
+ * rules it was given, refuses ports marked as taken, and lets a test set counters.
+ */
+import type {
+  DataPlane,
+  EngineEvent,
+  EngineTotals,
+  StreamCounters,
+  StreamRule,
+  StreamSocketSpec,
+} from '../../src/dataplane/types';
+import { BindError } from '../../src/dataplane/types';
+
+export class FakeDataPlane implements DataPlane {
+  readonly streams = new Map<number, { spec: StreamSocketSpec; rule: StreamRule }>();
+  readonly counters = new Map<number, StreamCounters>();
+  /** "address:port" held by some other process. */
+  readonly foreign = new Set<string>();
+  private listener: ((events: EngineEvent[]) => void) | null = null;
+
+  addStream(spec: StreamSocketSpec, rule: StreamRule): void {
+    if (this.streams.has(spec.id)) throw new Error(`duplicate stream id ${spec.id}`);
+    if (spec.muxedWith === undefined) {
+      const key = `${spec.localAddress}:${spec.localPort}`;
+      if (this.foreign.has(key)) throw new BindError('in use', 'EADDRINUSE', spec.localAddress, spec.localPort);
+      for (const s of this.streams.values()) {
+        if (s.spec.muxedWith === undefined && `${s.spec.localAddress}:${s.spec.localPort}` === key) {
+          throw new Error(`port ${key} bound twice`);
+        }
+      }
+    } else if (!this.streams.has(spec.muxedWith)) {
+      throw new Error(`muxed on unknown stream ${spec.muxedWith}`);
+    }
+    this.streams.set(spec.id, { spec, rule });
+  }
+
+  updateStream(id: number, rule: StreamRule): void {
+    const s = this.streams.get(id);
+    if (!s) throw new Error(`unknown stream ${id}`);
+    s.rule = rule;
+  }
+
+  removeStream(id: number): void {
+    if (!this.streams.delete(id)) throw new Error(`unknown stream ${id}`);
+  }
+
+  readCounters(ids: readonly number[]): Map<number, StreamCounters> {
+    const out = new Map<number, StreamCounters>();
+    for (const id of ids) {
+      if (!this.streams.has(id)) continue;
+      out.set(
+        id,
+        this.counters.get(id) ?? {
+          packets: 0,
+          bytes: 0,
+          errors: 0,
+          lastPacketMs: 0,
+          endpoint: this.streams.get(id)?.rule.expected ?? null,
+          confirmed: false,
+          ssrc: null,
+          lastSeq: null,
+        },
+      );
+    }
+    return out;
+  }
+
+  totals(): EngineTotals {
+    return { packets: 0, bytes: 0, errors: 0, malformed: 0, dropped: 0 };
+  }
+
+  onEvents(listener: (events: EngineEvent[]) => void): void {
+    this.listener = listener;
+  }
+
+  emit(events: EngineEvent[]): void {
+    this.listener?.(events);
+  }
+
+  close(): void {
+    this.streams.clear();
+  }
+
+  /** Stream bound to a local port (not muxed). */
+  byPort(port: number): { spec: StreamSocketSpec; rule: StreamRule } | undefined {
+    return [...this.streams.values()].find((s) => s.spec.localPort === port && s.spec.muxedWith === undefined);
+  }
+}

@@ -1,0 +1,316 @@
+import { describe, it, expect, beforeEach } from 'vitest';
+import pino from 'pino';
+import { CallManager } from '../../src/call/call-manager';
+import type { SignalRequest } from '../../src/call/signal';
+import type { RelayConfig } from '../../src/config/types';
+import { NgError } from '../../src/errors';
+import { TimeoutSweeper, expiredReason } from '../../src/call/timeouts';
+import { callStatistics } from '../../src/call/query-reply';
+import { FakeDataPlane } from '../support/fake-dataplane';
+
+const logger = pino({ level: 'silent' });
+
+function config(over: Partial<RelayConfig> = {}): RelayConfig {
+  return {
+    interfaces: [
+      { name: 'default', address: '127.0.0.1', advertised: '127.0.0.1', family: 'IPv4' },
+      { name: 'default', address: '::1', advertised: '::1', family: 'IPv6' },
+      { name: 'pub', address: '127.0.0.2', advertised: '203.0.113.7', family: 'IPv4' },
+    ],
+    listenNg: { address: '127.0.0.1', port: 2223 },
+    portMin: 30000,
+    portMax: 30099,
+    timeout: 60,
+    silentTimeout: 3600,
+    offerTimeout: 3600,
+    finalTimeout: 0,
+    deleteDelay: 30,
+    numThreads: 1,
+    logLevel: 6,
+    recordingDir: null,
+    recordingMethod: 'pcap',
+    foreground: true,
+    logStderr: true,
+    table: -1,
+    pidfile: null,
+    endpointLearning: 'heuristic',
+    socketReceiveBuffer: 1 << 20,
+    ...over,
+  };
+}
+
+function sdp(opts: { addr?: string; port?: number; extra?: string[]; media?: string[]; ip6?: boolean } = {}): Buffer {
+  const addr = opts.addr ?? '192.168.1.10';
+  const fam = opts.ip6 ? 'IP6' : 'IP4';
+  const media = opts.media ?? [`m=audio ${opts.port ?? 40000} RTP/AVP 0 8`, 'a=rtpmap:0 PCMU/8000', ...(opts.extra ?? [])];
+  return Buffer.from(['v=0', `o=- 1 1 IN ${fam} ${addr}`, 's=-', `c=IN ${fam} ${addr}`, 't=0 0', ...media, ''].join('\r\n'));
+}
+
+function req(over: Partial<SignalRequest>): SignalRequest {
+  return {
+    callId: 'call-1',
+    fromTag: 'A',
+    toTag: null,
+    viaBranch: null,
+    sdp: sdp(),
+    flags: new Set(),
+    replace: new Set(),
+    rtcpMux: new Set(),
+    ice: null,
+    transportProtocol: null,
+    direction: [],
+    receivedFrom: null,
+    mediaAddress: null,
+    addressFamily: null,
+    label: null,
+    metadata: null,
+    recordCall: null,
+    endpointLearning: null,
+    ...over,
+  };
+}
+
+const lines = (b: Buffer): string[] => b.toString('latin1').split('\r\n');
+const mPorts = (b: Buffer): number[] =>
+  lines(b)
+    .filter((l) => l.startsWith('m='))
+    .map((l) => Number(l.split(' ')[1]));
+
+describe('CallManager', () => {
+  let dp: FakeDataPlane;
+  let cm: CallManager;
+  let now: number;
+
+  beforeEach(() => {
+    dp = new FakeDataPlane();
+    now = 1_700_000_000_000;
+    cm = new CallManager(config(), dp, logger, {}, () => now);
+  });
+
+  it('offer allocates sockets for both sides and rewrites the SDP towards the relay', () => {
+    const out = cm.offer(req({}));
+    const l = lines(out);
+    expect(l).toContain('c=IN IP4 127.0.0.1');
+    const [port] = mPorts(out);
+    expect(port! % 2).toBe(0);
+    expect(port).toBeGreaterThanOrEqual(30000);
+    expect(l).toContain(`a=rtcp:${port! + 1}`);
+    expect(l).toContain('a=sendrecv');
+    expect(dp.streams.size).toBe(4);
+    // The socket in the offer's SDP is the callee's; what arrives there goes to the caller's socket.
+    const calleeRtp = dp.byPort(port!)!;
+    const callerRtp = dp.streams.get(calleeRtp.rule.sink!)!;
+    expect(callerRtp.rule.expected).toEqual({ family: 'IPv4', address: '192.168.1.10', port: 40000 });
+    expect(callerRtp.rule.sink).toBe(calleeRtp.spec.id);
+    expect(calleeRtp.rule.expected).toBeNull();
+  });
+
+  it('answer completes the path and gives the caller its own socket', () => {
+    const offerPort = mPorts(cm.offer(req({})))[0]!;
+    const ans = cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000 }) }));
+    const answerPort = mPorts(ans)[0]!;
+    expect(answerPort).not.toBe(offerPort);
+    const callerRtp = dp.byPort(answerPort)!;
+    const calleeRtp = dp.byPort(offerPort)!;
+    expect(calleeRtp.rule.expected).toEqual({ family: 'IPv4', address: '10.0.0.5', port: 50000 });
+    expect(dp.byPort(offerPort + 1)!.rule.expected).toEqual({ family: 'IPv4', address: '10.0.0.5', port: 50001 });
+    expect(callerRtp.rule.sink).toBe(calleeRtp.spec.id);
+    expect(calleeRtp.rule.sink).toBe(callerRtp.spec.id);
+    const stats = callStatistics(cm.calls.get('call-1')!, (id) => dp.readCounters([id]).get(id));
+    expect(Object.keys(stats['tags'] as object).sort()).toEqual(['A', 'B']);
+  });
+
+  it('re-INVITE keeps ports when the media did not change, and takes new ones when it did', () => {
+    const first = mPorts(cm.offer(req({})))[0];
+    cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000 }) }));
+    expect(mPorts(cm.offer(req({ sdp: sdp({ port: 40100 }) })))[0]).toBe(first);
+    // The callee re-INVITEs: its SDP goes to the caller, carrying the caller-facing socket.
+    const callerPort = dp.streams.get(dp.byPort(first!)!.rule.sink!)!.spec.localPort;
+    expect(mPorts(cm.offer(req({ fromTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000 }) })))[0]).toBe(callerPort);
+    const video = cm.offer(
+      req({ sdp: sdp({ media: ['m=video 40000 RTP/AVP 96', 'a=rtpmap:96 H264/90000'] }) }),
+    );
+    expect(mPorts(video)[0]).not.toBe(first);
+    expect(dp.streams.size).toBe(4);
+  });
+
+  it('forks by via-branch get their own ports; an answer picks one and deleting the other branch frees it', () => {
+    const p1 = mPorts(cm.offer(req({ viaBranch: 'z9hG4bK-1' })))[0]!;
+    const p2 = mPorts(cm.offer(req({ viaBranch: 'z9hG4bK-2' })))[0]!;
+    expect(p1).not.toBe(p2);
+    expect(dp.streams.size).toBe(6);
+    cm.answer(req({ toTag: 'B2', viaBranch: 'z9hG4bK-2', sdp: sdp({ addr: '10.0.0.6', port: 50002 }) }));
+    expect(dp.byPort(p2)!.rule.expected?.address).toBe('10.0.0.6');
+    const callerRtp = dp.streams.get(dp.byPort(p2)!.rule.sink!)!;
+    expect(callerRtp.rule.sink).toBe(dp.byPort(p2)!.spec.id);
+    cm.delete({ callId: 'call-1', fromTag: 'A', toTag: null, viaBranch: 'z9hG4bK-1', deleteDelay: null, fatal: false, fast: false });
+    expect(dp.byPort(p1)).toBeUndefined();
+    expect(dp.byPort(p2)).toBeDefined();
+  });
+
+  it('several answers without via-branch: the latest answer wins', () => {
+    const port = mPorts(cm.offer(req({})))[0]!;
+    cm.answer(req({ toTag: 'B1', sdp: sdp({ addr: '10.0.0.7', port: 50010 }) }));
+    cm.answer(req({ toTag: 'B2', sdp: sdp({ addr: '10.0.0.8', port: 50020 }) }));
+    expect(dp.byPort(port)!.rule.expected?.address).toBe('10.0.0.8');
+    expect(cm.findByTag(cm.calls.get('call-1')!, 'B2')).toBeDefined();
+  });
+
+  it('late offer: the offer comes from the callee (tags swapped) and works the same way', () => {
+    const port = mPorts(cm.offer(req({ fromTag: 'callee', sdp: sdp({ addr: '10.0.0.9', port: 50030 }) })))[0]!;
+    const ans = cm.answer(req({ fromTag: 'callee', toTag: 'caller', sdp: sdp({ addr: '192.168.1.10', port: 40000 }) }));
+    expect(dp.byPort(port)!.rule.expected?.address).toBe('192.168.1.10');
+    expect(dp.byPort(mPorts(ans)[0]!)!.rule.expected?.address).toBe('10.0.0.9');
+  });
+
+  it('rtcp-mux offer: offered onwards, accepted by the callee, not forced on a caller that did not offer it', () => {
+    const out = cm.offer(req({ rtcpMux: new Set(['offer']) }));
+    expect(lines(out)).toContain('a=rtcp-mux');
+    const port = mPorts(out)[0]!;
+    const ans = cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000, extra: ['a=rtcp-mux'] }) }));
+    expect(lines(ans)).not.toContain('a=rtcp-mux');
+    // The callee's RTCP now shares its RTP socket; the separate RTCP port is free again.
+    expect(dp.byPort(port + 1)).toBeUndefined();
+    const muxed = [...dp.streams.values()].find((s) => s.spec.muxedWith === dp.byPort(port)!.spec.id);
+    expect(muxed?.spec.component).toBe('rtcp');
+  });
+
+  it('a caller offering rtcp-mux gets it when the callee accepts', () => {
+    cm.offer(req({ sdp: sdp({ extra: ['a=rtcp-mux'] }) }));
+    const ans = cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000, extra: ['a=rtcp-mux'] }) }));
+    const port = mPorts(ans)[0]!;
+    expect(lines(ans)).toContain('a=rtcp-mux');
+    expect(lines(ans)).toContain(`a=rtcp:${port}`);
+  });
+
+  it('two m= lines, the second rejected by the answer', () => {
+    const two = ['m=audio 40000 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', 'm=video 40002 RTP/AVP 96', 'a=rtpmap:96 H264/90000'];
+    const out = cm.offer(req({ sdp: sdp({ media: two }) }));
+    expect(mPorts(out)).toHaveLength(2);
+    expect(dp.streams.size).toBe(8);
+    const ansMedia = ['m=audio 50000 RTP/AVP 0', 'a=rtpmap:0 PCMU/8000', 'm=video 0 RTP/AVP 96'];
+    const ans = cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', media: ansMedia }) }));
+    expect(mPorts(ans)[1]).toBe(0);
+    expect(dp.streams.size).toBe(4);
+  });
+
+  it('hold: sendonly passes through, c=0.0.0.0 stays and leaves no destination', () => {
+    cm.offer(req({}));
+    cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000 }) }));
+    const hold = cm.offer(req({ sdp: sdp({ extra: ['a=sendonly'] }) }));
+    expect(lines(hold)).toContain('a=sendonly');
+    const zero = cm.offer(req({ sdp: sdp({ addr: '0.0.0.0' }) }));
+    expect(lines(zero)).toContain('c=IN IP4 0.0.0.0');
+    const callerRtp = [...dp.streams.values()].find((s) => s.rule.expected === null && s.spec.component === 'rtp');
+    expect(callerRtp).toBeDefined();
+  });
+
+  it('SIP-source-address sends to received-from with the SDP port; media-address overrides', () => {
+    const port = mPorts(
+      cm.offer(req({ flags: new Set(['SIP-source-address']), receivedFrom: { addrType: 'IP4', address: '198.51.100.9' } })),
+    )[0]!;
+    const caller = dp.streams.get(dp.byPort(port)!.rule.sink!)!;
+    expect(caller.rule.expected).toEqual({ family: 'IPv4', address: '198.51.100.9', port: 40000 });
+    cm.offer(req({ callId: 'call-2', mediaAddress: '198.51.100.20' }));
+    const exp = [...dp.streams.values()].map((s) => s.rule.expected?.address);
+    expect(exp).toContain('198.51.100.20');
+  });
+
+  it('direction picks named interfaces and replace-origin uses the advertised address', () => {
+    const out = cm.offer(req({ direction: ['default', 'pub'], replace: new Set(['origin']) }));
+    expect(lines(out)).toContain('c=IN IP4 203.0.113.7');
+    expect(lines(out)).toContain('o=- 1 1 IN IP4 203.0.113.7');
+    expect(dp.byPort(mPorts(out)[0]!)!.spec.localAddress).toBe('127.0.0.2');
+  });
+
+  it('IPv6 SDP gets the IPv6 interface', () => {
+    const out = cm.offer(req({ sdp: sdp({ addr: '2001:db8::1', ip6: true }) }));
+    expect(lines(out)).toContain('c=IN IP6 ::1');
+    expect(dp.byPort(mPorts(out)[0]!)!.spec.localAddress).toBe('::1');
+  });
+
+  it('running out of ports answers "Ran out of ports" and leaves the existing call untouched', () => {
+    cm = new CallManager(config({ portMin: 30000, portMax: 30005 }), dp, logger, {}, () => now);
+    cm.offer(req({}));
+    cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000 }) }));
+    const before = JSON.stringify([...dp.streams.entries()]);
+    expect(() => cm.offer(req({ callId: 'call-2' }))).toThrowError(new NgError('Ran out of ports'));
+    expect(() => cm.offer(req({ sdp: sdp({ media: ['m=video 4000 RTP/AVP 96'] }) }))).toThrowError(NgError);
+    expect(JSON.stringify([...dp.streams.entries()])).toBe(before);
+    expect(cm.calls.has('call-2')).toBe(false);
+  });
+
+  it('a port held by another process is skipped', () => {
+    for (let p = 30000; p < 30100; p += 2) if (p !== 30042) dp.foreign.add(`127.0.0.1:${p}`);
+    cm = new CallManager(config(), dp, logger, {}, () => now);
+    const out = cm.offer(req({ sdp: sdp({ addr: '::5', ip6: true }), addressFamily: 'IP4' }));
+    expect(mPorts(out)[0]).toBe(30042);
+  });
+
+  it('bad SDP changes nothing', () => {
+    expect(() => cm.offer(req({ sdp: Buffer.from('garbage') }))).toThrowError(new NgError('Failed to parse SDP'));
+    expect(cm.calls.size).toBe(0);
+    expect(dp.streams.size).toBe(0);
+  });
+
+  it('loop-protect returns an SDP that already passed through untouched', () => {
+    const out = cm.offer(req({ flags: new Set(['loop-protect']) }));
+    expect(lines(out).some((l) => l.startsWith('a=rtpengine:'))).toBe(true);
+    expect(cm.offer(req({ sdp: out })).equals(out)).toBe(true);
+  });
+
+  it('delete honours delete-delay and the sweep frees every port', () => {
+    cm.offer(req({}));
+    cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000 }) }));
+    cm.delete({ callId: 'call-1', fromTag: 'A', toTag: null, viaBranch: null, deleteDelay: null, fatal: false, fast: false });
+    expect(cm.calls.has('call-1')).toBe(true);
+    const sweeper = new TimeoutSweeper(cm, dp, config(), () => now);
+    now += 29_000;
+    sweeper.sweep();
+    expect(cm.calls.has('call-1')).toBe(true);
+    now += 2_000;
+    sweeper.sweep();
+    expect(cm.calls.has('call-1')).toBe(false);
+    expect(dp.streams.size).toBe(0);
+    expect(cm.sockets.allocator('127.0.0.1').counts().used).toBe(0);
+    expect(cm.delete({ callId: 'call-1', fromTag: null, toTag: null, viaBranch: null, deleteDelay: 0, fatal: false, fast: false })).toBeNull();
+  });
+
+  it('delete-delay 0 ends the call at once', () => {
+    cm.offer(req({}));
+    cm.delete({ callId: 'call-1', fromTag: null, toTag: null, viaBranch: null, deleteDelay: 0, fatal: false, fast: false });
+    expect(cm.calls.size).toBe(0);
+    expect(dp.streams.size).toBe(0);
+  });
+});
+
+describe('timeouts', () => {
+  const cfg = { timeout: 60, silentTimeout: 3600, offerTimeout: 120, finalTimeout: 0 };
+  const base = {
+    callId: 'c',
+    createdMs: 0,
+    lastSignalMs: 0,
+    answeredMs: 0,
+    monologues: [],
+    deleteAtMs: null,
+    loopToken: 'x',
+    recordCall: false,
+    metadata: null,
+    nextMonologueKey: 1,
+    endReason: null,
+  };
+  it('offer-timeout applies before the answer, media timeout after it', () => {
+    expect(expiredReason({ ...base, answeredMs: null }, cfg, 0, 119_000)).toBeNull();
+    expect(expiredReason({ ...base, answeredMs: null }, cfg, 0, 120_000)).toBe('offer-timeout');
+    // answered, nobody sending at all → silent-timeout
+    expect(expiredReason(base, cfg, 0, 61_000)).toBeNull();
+    expect(expiredReason(base, cfg, 0, 3_600_000)).toBe('silent-timeout');
+  });
+  it('media timeout reads the last packet time', () => {
+    const media = { direction: 'sendrecv', rejected: false } as never;
+    const call = { ...base, monologues: [{ medias: [media] }] } as never;
+    expect(expiredReason(call, cfg, 50_000, 100_000)).toBeNull();
+    expect(expiredReason(call, cfg, 50_000, 110_000)).toBe('timeout');
+    expect(expiredReason(call, { ...cfg, finalTimeout: 10 }, 50_000, 10_000)).toBe('final-timeout');
+  });
+});
