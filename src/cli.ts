@@ -1,24 +1,14 @@
 /** The `ngrelay` command: rtpengine's command line, a relay that runs until SIGTERM/SIGINT. */
 import { writeFileSync, unlinkSync } from 'node:fs';
-import { parseCommandLine, usage } from './config/cli';
+import { parseInvocation, usage, versionText, type Invocation } from './config';
 import { ConfigError } from './errors';
 import { createLogger } from './logger';
 import { Relay } from './relay';
 
-const VERSION = '0.1.0';
-
 export async function main(argv: string[]): Promise<void> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(usage());
-    return;
-  }
-  if (argv.includes('--version') || argv.includes('-v')) {
-    process.stdout.write(`ngrelay ${VERSION}\n`);
-    return;
-  }
-  let config;
+  let invocation: Invocation;
   try {
-    config = parseCommandLine(argv);
+    invocation = parseInvocation(argv);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`ngrelay: ${err.message.split('\n')[0]}\n`);
@@ -26,7 +16,17 @@ export async function main(argv: string[]): Promise<void> {
     }
     throw err;
   }
+  if (invocation.action === 'help') {
+    process.stdout.write(usage());
+    return;
+  }
+  if (invocation.action === 'version') {
+    process.stdout.write(`${versionText()}\n`);
+    return;
+  }
+  const { config, warnings } = invocation;
   const logger = createLogger({ level: config.logLevel, stderr: config.logStderr });
+  for (const warning of warnings) logger.warn(warning);
   let relay: Relay;
   try {
     relay = await Relay.start(config, { logger });

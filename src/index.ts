@@ -2,7 +2,7 @@
 export { Relay } from './relay';
 export type { RelayDeps } from './relay';
 export type { RelayConfig, InterfaceConfig } from './config/types';
-export { parseCommandLine } from './config/cli';
+export { parseCommandLine } from './config';
 export { createLogger } from './logger';
 export type { DataPlane, StreamCounters, EngineTotals } from './dataplane/types';
 export { NgError, ConfigError } from './errors';

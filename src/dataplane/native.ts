@@ -93,6 +93,8 @@ class NativeDataPlane implements DataPlane {
   }
 
   removeStream(id: number): void {
+    // After close() every socket is already gone; tearing down calls during shutdown is not an error.
+    if (this.closed) return;
     this.engine.removeStream(id);
   }
 

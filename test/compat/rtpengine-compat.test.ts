@@ -5,7 +5,7 @@
  * meaning is fixed (result, error-reason, warning, tags, addresses, which allocated port is which).
  *
  * COMPAT_CANDIDATE=rtpengine runs a second rtpengine as the candidate: a check of the harness itself
- * (everything must pass then).
+ * (everything must pass then). COMPAT_DUMP=1 prints rtpengine's replies.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BDict } from '../support/bencode';
@@ -16,8 +16,10 @@ import { RelayOptions, RelayUnderTest } from '../support/relay';
 import { startRtpengine } from '../support/rtpengine';
 import { Scenario, scenarios, TraceEntry } from './scenarios';
 
-const REFERENCE: RelayOptions = { ngPort: 22302, portMin: 32000, portMax: 32999 };
-const CANDIDATE: RelayOptions = { ngPort: 22303, portMin: 38000, portMax: 38999 };
+// Ports below the kernel's ephemeral range (32768+) and outside rtpengine's default 30000-40000, which other
+// relays on this machine (benchmarks) use: a stray packet there would change query stats mid-test.
+const REFERENCE: RelayOptions = { ngPort: 22302, portMin: 24000, portMax: 24999 };
+const CANDIDATE: RelayOptions = { ngPort: 22303, portMin: 25000, portMax: 25999 };
 const candidateKind = process.env.COMPAT_CANDIDATE === 'rtpengine' ? 'rtpengine' : 'ngrelay';
 
 /** Values that mean the same thing on both relays (everything else is compared by type only). */
@@ -125,6 +127,7 @@ describe(`rtpengine 10.5 compatibility (candidate: ${candidateKind})`, () => {
         throw new Error(`rtpengine fails this scenario's own checks (the test is wrong?): ${(err as Error).message}\n${describeTrace(trace)}`);
       }
       referenceTraces.set(scenario.name, trace);
+      if (process.env.COMPAT_DUMP) console.log(`### ${scenario.name} (rtpengine)\n${describeTrace(trace)}`);
     });
 
     it(`${scenario.name} — ${candidateKind} matches rtpengine`, async () => {

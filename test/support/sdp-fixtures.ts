@@ -51,8 +51,8 @@ export function buildSdp(spec: SdpSpec): string {
 }
 
 /** The caller's (A) and callee's (B) loopback addresses: distinct from the relay's 127.0.0.1, so rewrites show. */
-export const CALLER_ADDRESS = '127.0.0.11';
-export const CALLEE_ADDRESS = '127.0.0.12';
+export const CALLER_ADDRESS = '127.0.0.41';
+export const CALLEE_ADDRESS = '127.0.0.42';
 
 export function callerAudio(port = 40000, extra: Partial<MediaSpec> = {}, sdp: Partial<SdpSpec> = {}): string {
   return buildSdp({
