@@ -39,6 +39,7 @@ typedef struct {
 static volatile sig_atomic_t stop;
 static void on_signal(int s) { (void)s; stop = 1; }
 
+// Binds ip:port; returns -1 if the port is taken (someone else's socket), exits on other errors.
 static int open_bound(const char *ip, int port, int rcvbuf) {
     struct sockaddr_in a;
     memset(&a, 0, sizeof a);
@@ -50,10 +51,22 @@ static int open_bound(const char *ip, int port, int rcvbuf) {
     if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+        if (errno == EADDRINUSE) { close(fd); return -1; }
         fprintf(stderr, "minfwd: bind %s:%d: %s\n", ip, port, strerror(errno));
         exit(2);
     }
     return fd;
+}
+
+// Like a relay's port allocator: the next free even port in the range (the odd one is left for RTCP).
+static int next_port = 0;
+static int alloc_port(const char *ip, int port_max, int rcvbuf, int *port_out) {
+    for (; next_port + 1 <= port_max; next_port += 2) {
+        int fd = open_bound(ip, next_port, rcvbuf);
+        if (fd >= 0) { *port_out = next_port; next_port += 2; return fd; }
+    }
+    fprintf(stderr, "minfwd: port range exhausted\n");
+    exit(2);
 }
 
 static void set_peer(struct sockaddr_in *p, const char *ip, int port) {
@@ -70,17 +83,23 @@ int main(int argc, char **argv) {
     const char *bind_ip = "127.0.0.1", *pairs_file = NULL;
     double max_seconds = 1800;
     int rcvbuf = 0;  // 0: kernel default, as a relay that does not tune it
+    int port_min = 30000, port_max = 39999;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--bind") && v) { bind_ip = v; i++; }
         else if (!strcmp(argv[i], "--pairs-file") && v) { pairs_file = v; i++; }
         else if (!strcmp(argv[i], "--max-seconds") && v) { max_seconds = atof(v); i++; }
         else if (!strcmp(argv[i], "--rcvbuf") && v) { rcvbuf = atoi(v); i++; }
+        else if (!strcmp(argv[i], "--port-min") && v) { port_min = atoi(v); i++; }
+        else if (!strcmp(argv[i], "--port-max") && v) { port_max = atoi(v); i++; }
         else {
             fprintf(stderr,
-                "usage: minfwd --pairs-file F [--bind 127.0.0.1] [--rcvbuf BYTES] [--max-seconds S]\n"
-                "pairs file, one line per call: PORT_A PORT_B PEER_A_IP PEER_A_PORT PEER_B_IP PEER_B_PORT\n"
-                "(read on PORT_A -> sent from PORT_B to PEER_B; read on PORT_B -> sent from PORT_A to PEER_A)\n");
+                "usage: minfwd --pairs-file F [--bind 127.0.0.1] [--port-min 30000] [--port-max 39999]\n"
+                "              [--rcvbuf BYTES] [--max-seconds S]\n"
+                "pairs file, one line per call: PEER_A_IP PEER_A_PORT PEER_B_IP PEER_B_PORT\n"
+                "minfwd binds two free even ports per call, PORT_A (A sends there) and PORT_B (B sends there),\n"
+                "prints 'pair N PORT_A PORT_B' per call, then 'ready'. Read on PORT_A -> sent from PORT_B to\n"
+                "PEER_B; read on PORT_B -> sent from PORT_A to PEER_A.\n");
             return 2;
         }
     }
@@ -95,16 +114,18 @@ int main(int argc, char **argv) {
     if (!f) { perror(pairs_file); return 2; }
     int cap = 1024, nsides = 0;
     side_t *sides = malloc(sizeof(side_t) * (size_t)cap);
-    int pa, pb, ppa, ppb;
+    int pa, pb, ppa, ppb, ncalls = 0;
     char ipa[64], ipb[64];
     int ep = epoll_create1(0);
-    while (fscanf(f, "%d %d %63s %d %63s %d", &pa, &pb, ipa, &ppa, ipb, &ppb) == 6) {
+    next_port = port_min + (port_min & 1);
+    while (fscanf(f, "%63s %d %63s %d", ipa, &ppa, ipb, &ppb) == 4) {
         if (nsides + 2 > cap) { cap *= 2; sides = realloc(sides, sizeof(side_t) * (size_t)cap); }
-        int fa = open_bound(bind_ip, pa, rcvbuf), fb = open_bound(bind_ip, pb, rcvbuf);
+        int fa = alloc_port(bind_ip, port_max, rcvbuf, &pa), fb = alloc_port(bind_ip, port_max, rcvbuf, &pb);
         side_t *a = &sides[nsides], *b = &sides[nsides + 1];
         a->fd = fa; a->out_fd = fb; set_peer(&a->peer, ipb, ppb);
         b->fd = fb; b->out_fd = fa; set_peer(&b->peer, ipa, ppa);
         nsides += 2;
+        printf("pair %d %d %d\n", ncalls++, pa, pb);
     }
     fclose(f);
     for (int i = 0; i < nsides; i++) {

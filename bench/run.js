@@ -172,6 +172,20 @@ function pinSelf() {
   }
 }
 
+// Share of CPU time (all cores) that was busy over `ms`: other work on the machine skews every figure.
+async function machineBusyPct(ms) {
+  const snap = () => {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] || 0);
+    return { idle, total: f.reduce((a, b) => a + b, 0) };
+  };
+  const a = snap();
+  await sleep(ms);
+  const b = snap();
+  const total = b.total - a.total;
+  return total > 0 ? (100 * (total - (b.idle - a.idle))) / total : 0;
+}
+
 function machineInfo() {
   const cpuModel = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1] || 'unknown';
   const kernel = execFileSync('uname', ['-r'], { encoding: 'utf8' }).trim();
@@ -428,28 +442,36 @@ const FORWARDERS = {
     return ngSetup(child, ngPort, calls, logFile, 'rtpengine', 8000);
   },
   async minfwd(calls, logFile) {
-    // No signalling: the runner hands out relay ports the way a relay would (even RTP ports).
-    const list = [];
-    const lines = [];
-    for (let i = 0; i < calls; i++) {
-      const a = phoneOf('A', i, calls);
-      const b = phoneOf('B', i, calls);
-      const pa = PORT_MIN + 4 * i; // A sends here
-      const pb = PORT_MIN + 4 * i + 2; // B sends here
-      lines.push(`${pa} ${pb} ${a.ip} ${a.port} ${b.ip} ${b.port}`);
-      list.push({ a, b, toRelayFromA: { ip: RELAY_IP, port: pa }, toRelayFromB: { ip: RELAY_IP, port: pb } });
-    }
-    const pairs = path.join(OUT, `minfwd-pairs-${calls}.txt`);
-    fs.writeFileSync(pairs, lines.join('\n') + '\n');
-    const child = spawnPinned(RELAY_CORE, MINFWD, ['--pairs-file', pairs, '--bind', RELAY_IP, '--max-seconds', '900'], logFile);
+    // No signalling: minfwd takes free even ports from the range itself and prints them.
+    const peers = [];
+    for (let i = 0; i < calls; i++) peers.push({ a: phoneOf('A', i, calls), b: phoneOf('B', i, calls) });
+    const pairsFile = path.join(OUT, `minfwd-pairs-${calls}.txt`);
+    fs.writeFileSync(pairsFile, peers.map((p) => `${p.a.ip} ${p.a.port} ${p.b.ip} ${p.b.port}`).join('\n') + '\n');
+    const child = spawnPinned(
+      RELAY_CORE,
+      MINFWD,
+      ['--pairs-file', pairsFile, '--bind', RELAY_IP, '--port-min', String(PORT_MIN), '--port-max', String(PORT_MAX), '--max-seconds', '900'],
+      logFile,
+    );
     const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && !/^ready/m.test(fs.readFileSync(logFile, 'utf8'))) {
+    const readLog = () => fs.readFileSync(logFile, 'utf8');
+    while (Date.now() < deadline && !/^ready/m.test(readLog())) {
       if (!children.has(child)) throw new Error(`minfwd exited: ${logTail(logFile)}`);
       await sleep(50);
     }
-    if (!/^ready/m.test(fs.readFileSync(logFile, 'utf8'))) {
+    if (!/^ready/m.test(readLog())) {
       await stopChild(child, 'minfwd');
       throw new Error('minfwd did not become ready');
+    }
+    const list = peers.map((p) => ({ ...p }));
+    for (const m of readLog().matchAll(/^pair (\d+) (\d+) (\d+)$/gm)) {
+      const c = list[Number(m[1])];
+      c.toRelayFromA = { ip: RELAY_IP, port: Number(m[2]) };
+      c.toRelayFromB = { ip: RELAY_IP, port: Number(m[3]) };
+    }
+    if (list.some((c) => !c.toRelayFromA)) {
+      await stopChild(child, 'minfwd');
+      throw new Error('minfwd did not report every pair');
     }
     return { pid: child.pid, child, calls: list };
   },
@@ -715,6 +737,12 @@ async function main() {
     }
   }
 
+  const busy = await machineBusyPct(1000);
+  const loadNote = `machine busy ${busy.toFixed(0)} % (all cores) in the second before the run, load average ${os
+    .loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}`;
+  if (busy > 10) notes.push(`WARNING: ${loadNote}; other work shares the cores, figures are noisy`);
   console.error('bench: measuring the generator ceiling (generator -> sink, no relay)');
   const ceil = await measureCeiling(opts.quick ? 1 : 2);
   const ceilingPps = ceil.forwarded_pps;
@@ -741,7 +769,7 @@ async function main() {
   const md = [
     `## Packet-path benchmark (${info.date})`,
     '',
-    `- machine: ${info.cpuModel}, ${info.cores} cores, kernel ${info.kernel}`,
+    `- machine: ${info.cpuModel}, ${info.cores} cores, kernel ${info.kernel}; ${loadNote}`,
     `- relay pinned to core ${RELAY_CORE} (whole process, --num-threads=1); generator+sink (one thread) and runner on core ${GEN_CORE}`,
     `- 172-byte RTP (PCMA), one stream per call direction, ${opts.stepSeconds} s per step; CPU from /proc/<pid>/stat (utime+stime) over the step`,
     `- generator ceiling (generator -> sink, no relay, 200 streams): ${Math.round(ceilingPps)} pps, p50 ${ceil.lat_p50_us} µs`,

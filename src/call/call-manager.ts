@@ -50,6 +50,14 @@ function firstCodec(media: SdpMedia): string | null {
   return media.rtpmaps.get(pt) ?? STATIC_CODECS[pt] ?? null;
 }
 
+/** Parse an offer/answer SDP and refuse, with rtpengine's words, what it cannot relay. */
+function parseSignalSdp(body: Buffer): ParsedSdp {
+  const sdp = parseSdp(body);
+  if (sdp.media.length === 0) throw new NgError('Error rewriting SDP');
+  if (sdp.media.some((m) => m.port !== 0 && !m.effectiveConnection)) throw new NgError('Incomplete SDP specification');
+  return sdp;
+}
+
 export class CallManager {
   readonly calls = new Map<string, CallState>();
   private readonly interfaces: InterfaceTable;
@@ -82,7 +90,7 @@ export class CallManager {
   // ---------------------------------------------------------------------------------------------- offer
 
   offer(req: SignalRequest): Buffer {
-    const sdp = parseSdp(req.sdp);
+    const sdp = parseSignalSdp(req.sdp);
     const existing = this.calls.get(req.callId);
     // loop-protect: an SDP that already went through this call comes back untouched.
     if (existing && this.loopedBack(sdp, existing)) return req.sdp;
@@ -134,7 +142,7 @@ export class CallManager {
     const call = this.calls.get(req.callId);
     if (!call) throw new NgError('Unknown call-id');
     if (req.toTag === null) throw new NgError('No to-tag in message');
-    const sdp = parseSdp(req.sdp);
+    const sdp = parseSignalSdp(req.sdp);
     if (this.loopedBack(sdp, call)) return req.sdp;
 
     const offerer = this.findByTag(call, req.fromTag);

@@ -124,6 +124,8 @@ class NativeDataPlane implements DataPlane {
   }
 
   private dispatch(events: EngineEvent[]): void {
+    // A batch queued just before close() is not delivered: the caller has moved on.
+    if (this.closed) return;
     for (const listener of this.listeners) listener(events);
   }
 }

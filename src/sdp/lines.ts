@@ -43,7 +43,3 @@ export function splitSdpLines(buf: Buffer): SplitSdp {
   return { eol, lines };
 }
 
-/** A line made by ngrelay (not copied from the input). */
-export function makeLine(type: string, value: string): SdpLine {
-  return { type, value, raw: Buffer.from(`${type}=${value}`, 'latin1') };
-}

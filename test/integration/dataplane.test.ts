@@ -102,7 +102,10 @@ async function sendRtp(from: Party, count: number, port: number, address: string
 
 beforeEach(() => {
   engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 1 << 20 });
-  engine.onEvents((batch) => events.push(...batch));
+  // Each test gets its own array, so a batch still in flight from the previous engine cannot leak in.
+  const mine: EngineEvent[] = [];
+  events = mine;
+  engine.onEvents((batch) => mine.push(...batch));
 });
 
 afterEach(async () => {
@@ -215,5 +218,370 @@ describe('native data plane: forwarding and counters', () => {
     expect(() =>
       engine.addStream({ id: 6, component: 'rtp', localAddress: '0.0.0.0', localPort: 36000 }, rule({})),
     ).toThrow(BindError);
+  });
+});
+
+describe('native data plane: RTCP', () => {
+  it('forwards RTCP between port+1 sockets and drops stray RTCP on a non-muxed RTP port', async () => {
+    const a = await party();
+    const b = await party();
+    const aRtcp = await party();
+    const bRtcp = await party();
+    const port = await allocPorts(4);
+    add(1, port, rule({ expected: ep(a), sink: 2 }));
+    add(2, port + 2, rule({ expected: ep(b), sink: 1 }));
+    add(3, port + 1, rule({ expected: ep(aRtcp), sink: 4 }), { component: 'rtcp' });
+    add(4, port + 3, rule({ expected: ep(bRtcp), sink: 3 }), { component: 'rtcp' });
+
+    for (let i = 0; i < 4; i++) await aRtcp.send(rtcpPacket(0xa, 'sr'), port + 1, LO);
+    for (let i = 0; i < 3; i++) await bRtcp.send(rtcpPacket(0xb, 'rr'), port + 3, LO);
+    expect(await waitUntil(() => bRtcp.received.length === 4 && aRtcp.received.length === 3)).toBe(true);
+    expect(bRtcp.received.every((r) => r.port === port + 3 && r.data.length === 28)).toBe(true);
+    expect(aRtcp.received.every((r) => r.port === port + 1 && r.data.length === 8)).toBe(true);
+    expect(counters(3)).toMatchObject({ packets: 4, bytes: 4 * 28, errors: 0, ssrc: null, lastSeq: null });
+    expect(counters(4)).toMatchObject({ packets: 3, bytes: 3 * 8, errors: 0 });
+
+    // RTCP sent to the RTP port without rtcp-mux is not forwarded, and counted as an error of that stream.
+    await a.send(rtcpPacket(0xa), port, LO);
+    await sendRtp(a, 1, port, LO, 0xa);
+    expect(await waitUntil(() => b.received.length === 1)).toBe(true);
+    expect(b.received[0]?.data.length).toBe(172);
+    expect(counters(1)).toMatchObject({ packets: 1, errors: 1 });
+  });
+
+  it('demultiplexes rtcp-mux (RFC 5761) onto the RTCP stream and forwards it by that stream\'s rule', async () => {
+    const a = await party();
+    const b = await party();
+    const port = await allocPorts(4);
+    add(1, port, rule({ expected: ep(a), sink: 2 }));
+    add(2, port + 2, rule({ expected: ep(b), sink: 1 }));
+    add(3, 0, rule({ expected: ep(a), sink: 4 }), { component: 'rtcp', muxedWith: 1 });
+    add(4, 0, rule({ expected: ep(b), sink: 3 }), { component: 'rtcp', muxedWith: 2 });
+
+    await sendRtp(a, 10, port, LO, 0xaa);
+    for (let i = 0; i < 5; i++) await a.send(rtcpPacket(0xaa, 'sr'), port, LO);
+    // RTP with marker bit and payload type 0 (second byte 128) must stay RTP.
+    await a.send(rtpPacket({ seq: 10, ssrc: 0xaa, marker: true }), port, LO);
+    for (let i = 0; i < 2; i++) await b.send(rtcpPacket(0xbb, 'rr'), port + 2, LO);
+    expect(await waitUntil(() => b.received.length === 16 && a.received.length === 2)).toBe(true);
+    expect(b.received.every((r) => r.port === port + 2)).toBe(true);
+    expect(b.received.filter((r) => r.data[1] === 200).length).toBe(5);
+    expect(a.received.every((r) => r.port === port && r.data[1] === 201)).toBe(true);
+    expect(counters(1)).toMatchObject({ packets: 11, bytes: 11 * 172, errors: 0, lastSeq: 10 });
+    expect(counters(3)).toMatchObject({ packets: 5, bytes: 5 * 28, errors: 0, ssrc: null });
+    expect(counters(4)).toMatchObject({ packets: 2, bytes: 16 });
+    expect(counters(3).endpoint).toEqual(ep(a));
+
+    // Removing the muxed RTCP stream stops the demux: RTCP on the RTP port is stray again.
+    engine.removeStream(3);
+    streamIds = streamIds.filter((id) => id !== 3);
+    await a.send(rtcpPacket(0xaa), port, LO);
+    await sendRtp(a, 1, port, LO, 0xaa, 11);
+    expect(await waitUntil(() => counters(1).packets === 12)).toBe(true);
+    expect(counters(1).errors).toBe(1);
+  });
+});
+
+describe('native data plane: endpoint learning', () => {
+  it('heuristic: latches onto a source that differs from the SDP address, confirming after the window', async () => {
+    const a = await party();
+    const b = await party();
+    const port = await allocPorts(4);
+    // The SDP said 127.0.0.1:<a.port + 1> (e.g. a NAT rewrote the port): same IP, other port.
+    const sdp: Endpoint = { family: 'IPv4', address: LO, port: a.port === 65535 ? 1024 : a.port + 1 };
+    add(1, port, rule({ expected: sdp, sink: 2 }));
+    add(2, port + 2, rule({ expected: ep(b), sink: 1 }));
+    await sendRtp(a, 3, port, LO, 0x1);
+    expect(await waitUntil(() => b.received.length === 3)).toBe(true);
+    // Within the window the best candidate is already used, but not yet confirmed.
+    expect(counters(1).endpoint).toEqual(ep(a));
+    expect(counters(1).confirmed).toBe(false);
+    await sendRtp(b, 2, port + 2, LO, 0x2);
+    expect(await waitUntil(() => a.received.length === 2)).toBe(true);
+    // Confirmation happens by itself when the 3 s window ends.
+    expect(await waitUntil(() => counters(1).confirmed, 5000, 50)).toBe(true);
+    expect(counters(1).endpoint).toEqual(ep(a));
+    expect(await waitUntil(() => events.some((e) => e.type === 'learned' && e.id === 1), 1000)).toBe(true);
+    const learned = events.find((e) => e.type === 'learned' && e.id === 1);
+    expect(learned?.type === 'learned' && learned.endpoint).toEqual(ep(a));
+  });
+
+  it('heuristic: a better-ranked source (same IP) replaces an unrelated one within the window', async () => {
+    const a = await party('127.0.0.1');
+    const stranger = await party('127.0.0.5');
+    const b = await party();
+    const port = await allocPorts(4);
+    const sdp: Endpoint = { family: 'IPv4', address: LO, port: a.port === 65535 ? 1024 : a.port + 1 };
+    add(1, port, rule({ expected: sdp, sink: 2 }));
+    add(2, port + 2, rule({ expected: ep(b), sink: 1 }));
+    await sendRtp(stranger, 1, port, LO, 0x5);
+    expect(await waitUntil(() => counters(1).packets === 1)).toBe(true);
+    expect(counters(1).endpoint).toEqual(ep(stranger));
+    await sendRtp(a, 1, port, LO, 0x1);
+    expect(await waitUntil(() => counters(1).packets === 2)).toBe(true);
+    expect(counters(1).endpoint).toEqual(ep(a));
+    // A lower-ranked source afterwards does not take it back.
+    await sendRtp(stranger, 1, port, LO, 0x5, 1);
+    expect(await waitUntil(() => counters(1).packets === 3)).toBe(true);
+    expect(counters(1).endpoint).toEqual(ep(a));
+  });
+
+  it('immediate: the first source wins; a stranger is forwarded but cannot take over (injection protection)', async () => {
+    const { a, b, portA, portB } = await basicCall({ expected: { family: 'IPv4', address: '127.0.0.9', port: 4000 }, learning: 'immediate' });
+    const stranger = await party('127.0.0.6');
+    await sendRtp(a, 2, portA, LO, 0x1);
+    expect(await waitUntil(() => counters(1).confirmed)).toBe(true);
+    expect(counters(1).endpoint).toEqual(ep(a));
+    await sendRtp(stranger, 3, portA, LO, 0x6);
+    expect(await waitUntil(() => b.received.length === 5)).toBe(true);
+    expect(counters(1)).toMatchObject({ packets: 5, errors: 0, endpoint: ep(a), confirmed: true });
+    await sendRtp(b, 2, portB, LO, 0x2);
+    expect(await waitUntil(() => a.received.length === 2)).toBe(true);
+    expect(stranger.received.length).toBe(0);
+  });
+
+  it('strict-source: drops a stranger (counted as errors) while the real peer keeps flowing', async () => {
+    const { a, b, portA } = await basicCall({ learning: 'immediate', strictSource: true });
+    const stranger = await party('127.0.0.7');
+    await sendRtp(a, 5, portA, LO, 0x1);
+    expect(await waitUntil(() => counters(1).confirmed && b.received.length === 5)).toBe(true);
+    for (let i = 0; i < 10; i++) {
+      await stranger.send(rtpPacket({ seq: 100 + i, ssrc: 0x7 }), portA, LO);
+      await a.send(rtpPacket({ seq: 5 + i, ssrc: 0x1 }), portA, LO);
+    }
+    expect(await waitUntil(() => counters(1).packets === 15 && counters(1).errors === 10)).toBe(true);
+    expect(await waitUntil(() => b.received.length === 15)).toBe(true);
+    expect(b.received.every((r) => r.data.readUInt32BE(8) === 0x1)).toBe(true);
+    expect(counters(1).ssrc).toBe(0x1);
+    expect(engine.totals().errors).toBe(10);
+  });
+
+  it('media-handover: re-latches to a new source and replies follow it', async () => {
+    const { a, b, portA, portB } = await basicCall({ learning: 'immediate', mediaHandover: true });
+    const moved = await party('127.0.0.8');
+    await sendRtp(a, 2, portA, LO, 0x1);
+    expect(await waitUntil(() => counters(1).confirmed)).toBe(true);
+    await sendRtp(moved, 2, portA, LO, 0x1, 2);
+    expect(await waitUntil(() => b.received.length === 4)).toBe(true);
+    expect(counters(1).endpoint).toEqual(ep(moved));
+    await sendRtp(b, 3, portB, LO, 0x2);
+    expect(await waitUntil(() => moved.received.length === 3)).toBe(true);
+    expect(a.received.length).toBe(0);
+    expect(await waitUntil(() => events.some((e) => e.type === 'source-changed' && e.id === 1), 1000)).toBe(true);
+  });
+
+  it('asymmetric: never learns; replies keep going to the expected endpoint', async () => {
+    const sdpParty = await party();
+    const { a, b, portA, portB } = await basicCall({ expected: undefined, asymmetric: true, learning: 'immediate' });
+    engine.updateStream(1, rule({ expected: ep(sdpParty), sink: 2, asymmetric: true, learning: 'immediate', signalGeneration: 2 }));
+    await sendRtp(a, 4, portA, LO, 0x1);
+    expect(await waitUntil(() => b.received.length === 4)).toBe(true);
+    await sendRtp(b, 3, portB, LO, 0x2);
+    expect(await waitUntil(() => sdpParty.received.length === 3)).toBe(true);
+    expect(a.received.length).toBe(0);
+    expect(counters(1)).toMatchObject({ confirmed: false, endpoint: ep(sdpParty), packets: 4 });
+  });
+
+  it('off: never learns and sends to the expected endpoint', async () => {
+    const sdpParty = await party();
+    const a = await party();
+    const b = await party();
+    const port = await allocPorts(4);
+    add(1, port, rule({ expected: ep(sdpParty), learning: 'off', sink: 2 }));
+    add(2, port + 2, rule({ expected: ep(b), sink: 1 }));
+    await sendRtp(a, 2, port, LO, 0x1);
+    await sendRtp(b, 2, port + 2, LO, 0x2);
+    expect(await waitUntil(() => sdpParty.received.length === 2 && b.received.length === 2)).toBe(true);
+    expect(counters(1).confirmed).toBe(false);
+    expect(a.received.length).toBe(0);
+  });
+
+  it('delayed: latches only 3 s after the last signalling event', async () => {
+    const a = await party();
+    const b = await party();
+    const port = await allocPorts(4);
+    const sdp: Endpoint = { family: 'IPv4', address: '127.0.0.9', port: 4002 };
+    const start = Date.now();
+    add(1, port, rule({ expected: sdp, learning: 'delayed', sink: 2, signalGeneration: 1 }));
+    add(2, port + 2, rule({ expected: ep(b), sink: 1 }));
+    await sendRtp(a, 2, port, LO, 0x1);
+    expect(await waitUntil(() => b.received.length === 2)).toBe(true); // forwarded meanwhile
+    expect(counters(1)).toMatchObject({ confirmed: false, endpoint: sdp });
+    // A new signalling event restarts the 3 s wait.
+    await sleep(1500);
+    engine.updateStream(1, rule({ expected: sdp, learning: 'delayed', sink: 2, signalGeneration: 2 }));
+    const signalled = Date.now();
+    await sleep(Math.max(0, start + 3300 - Date.now()));
+    await sendRtp(a, 1, port, LO, 0x1, 2);
+    expect(await waitUntil(() => counters(1).packets === 3)).toBe(true);
+    expect(counters(1).confirmed).toBe(false);
+    await sleep(Math.max(0, signalled + 3100 - Date.now()));
+    await sendRtp(a, 1, port, LO, 0x1, 3);
+    expect(await waitUntil(() => counters(1).confirmed)).toBe(true);
+    expect(counters(1).endpoint).toEqual(ep(a));
+    await sendRtp(b, 1, port + 2, LO, 0x2);
+    expect(await waitUntil(() => a.received.length === 1)).toBe(true);
+  });
+
+  it('a rule update with a new expected endpoint moves the stream mid-call without loss on other streams', async () => {
+    const { a, b, portA } = await basicCall();
+    const b2 = await party();
+    // A second call that keeps flowing during the re-INVITE of the first.
+    const c = await party();
+    const d = await party();
+    const port2 = await allocPorts(4);
+    add(11, port2, rule({ expected: ep(c), sink: 12 }));
+    add(12, port2 + 2, rule({ expected: ep(d), sink: 11 }));
+
+    const other = (async () => {
+      for (let i = 0; i < 400; i++) {
+        await c.send(rtpPacket({ seq: i, ssrc: 0xc }), port2, LO);
+        if (i % 50 === 0) await sleep(1);
+      }
+    })();
+    await sendRtp(a, 10, portA, LO, 0x1);
+    expect(await waitUntil(() => b.received.length === 10)).toBe(true);
+    // Re-INVITE: B is now at b2; learning restarts for stream 2 (b2 sends nothing yet, so SDP is used).
+    engine.updateStream(2, rule({ expected: ep(b2), sink: 1, signalGeneration: 2 }));
+    expect(counters(2)).toMatchObject({ endpoint: ep(b2), confirmed: false });
+    await sendRtp(a, 10, portA, LO, 0x1, 10);
+    expect(await waitUntil(() => b2.received.length === 10)).toBe(true);
+    expect(b.received.length).toBe(10);
+    await other;
+    expect(await waitUntil(() => d.received.length === 400)).toBe(true);
+    expect(counters(11)).toMatchObject({ packets: 400, bytes: 400 * 172, errors: 0 });
+    const seqs = d.received.map((r) => r.data.readUInt16BE(2));
+    expect(seqs).toEqual([...Array(400).keys()]); // in order: one stream, one thread
+  });
+
+  it('delivers first-packet and learned events in batches', async () => {
+    const { a, portA } = await basicCall({ learning: 'immediate' });
+    await sendRtp(a, 20, portA, LO, 0x1);
+    expect(await waitUntil(() => events.some((e) => e.type === 'learned' && e.id === 1), 2000)).toBe(true);
+    const first = events.filter((e) => e.type === 'first-packet' && e.id === 1);
+    expect(first.length).toBe(1);
+    expect(first[0]?.type === 'first-packet' && first[0].from).toEqual(ep(a));
+    expect(first[0]?.atMs).toBeGreaterThan(Date.now() - 10_000);
+  });
+});
+
+describe('native data plane: validation', () => {
+  it('counts and drops malformed and truncated RTP, forwards the well-formed variants', async () => {
+    const { a, b, portA } = await basicCall();
+    const good = rtpPacket({ seq: 1, ssrc: 0x1 });
+    const bad: Buffer[] = [
+      Buffer.alloc(0),
+      Buffer.from([0x80, 0x00, 0x00, 0x01, 0x00]), // shorter than the fixed header
+      Buffer.concat([Buffer.from([0x40]), good.subarray(1)]), // version 1
+      Buffer.concat([Buffer.from([0x00]), good.subarray(1)]), // version 0
+      (() => { const p = rtpPacket({ seq: 2, ssrc: 1, payloadBytes: 0, csrcs: [1, 2] }); p[0] = 0x83; return p; })(), // CSRC count 3, 2 present
+      (() => { const p = rtpPacket({ seq: 3, ssrc: 1, payloadBytes: 8, extensionWords: 1 }); p.writeUInt16BE(100, 14); return p; })(), // extension beyond the end
+      (() => { const p = Buffer.from(good.subarray(0, 14)); p[0] = 0x90; return p; })(), // extension header cut off
+      (() => { const p = rtpPacket({ seq: 4, ssrc: 1, payloadBytes: 10, padding: 1 }); p[p.length - 1] = 0; return p; })(), // padding count 0
+      (() => { const p = rtpPacket({ seq: 5, ssrc: 1, payloadBytes: 10, padding: 1 }); p[p.length - 1] = 40; return p; })(), // padding past the header
+      Buffer.concat([good, Buffer.alloc(5000)]), // larger than the receive slot: truncated by the kernel
+    ];
+    for (const p of bad) await a.send(p, portA, LO);
+    const okVariants = [
+      rtpPacket({ seq: 10, ssrc: 0x1, csrcs: [7, 8] }),
+      rtpPacket({ seq: 11, ssrc: 0x1, extensionWords: 2 }),
+      rtpPacket({ seq: 12, ssrc: 0x1, padding: 4 }),
+      rtpPacket({ seq: 13, ssrc: 0x1, payloadBytes: 0 }),
+    ];
+    for (const p of okVariants) await a.send(p, portA, LO);
+    expect(await waitUntil(() => b.received.length === okVariants.length)).toBe(true);
+    expect(await waitUntil(() => counters(1).errors === bad.length)).toBe(true);
+    expect(b.received.map((r) => r.data.readUInt16BE(2))).toEqual([10, 11, 12, 13]);
+    expect(counters(1).packets).toBe(okVariants.length);
+    const t = engine.totals();
+    expect(t.malformed).toBe(bad.length);
+    expect(t.errors).toBe(bad.length);
+    expect(t.packets).toBe(okVariants.length);
+  });
+
+  it('counts and drops malformed RTCP on an RTCP port and under rtcp-mux', async () => {
+    const a = await party();
+    const b = await party();
+    const aRtcp = await party();
+    const bRtcp = await party();
+    const port = await allocPorts(4);
+    add(1, port, rule({ expected: ep(a), sink: 2 }));
+    add(2, port + 2, rule({ expected: ep(b), sink: 1 }));
+    add(3, port + 1, rule({ expected: ep(aRtcp), sink: 4 }), { component: 'rtcp' });
+    add(4, 0, rule({ expected: ep(b), sink: 3 }), { component: 'rtcp', muxedWith: 2 });
+    const rr = rtcpPacket(0xa);
+    const bad: Buffer[] = [
+      rr.subarray(0, 4), // no sender SSRC
+      (() => { const p = Buffer.from(rr); p.writeUInt16BE(5, 2); return p; })(), // length field past the end
+      (() => { const p = Buffer.from(rr); p[0] = 0x40; return p; })(), // version 1
+      rtpPacket({ seq: 1, ssrc: 1 }), // RTP on the RTCP port
+    ];
+    for (const p of bad) await aRtcp.send(p, port + 1, LO);
+    const badMuxed = (() => { const p = rtcpPacket(0xb, 'sr'); p.writeUInt16BE(60, 2); return p; })();
+    await b.send(badMuxed, port + 2, LO);
+    await aRtcp.send(rr, port + 1, LO);
+    await b.send(rtcpPacket(0xb), port + 2, LO);
+    expect(await waitUntil(() => b.received.length === 1 && aRtcp.received.length === 1)).toBe(true);
+    expect(await waitUntil(() => counters(3).errors === bad.length && counters(4).errors === 1)).toBe(true);
+    expect(counters(3).packets).toBe(1);
+    expect(counters(4).packets).toBe(1);
+    expect(counters(2)).toMatchObject({ packets: 0, errors: 0 });
+    expect(engine.totals().malformed).toBe(bad.length + 1);
+  });
+});
+
+describe('native data plane: IPv6', () => {
+  it('forwards both ways on ::1 and learns an IPv6 source', async () => {
+    const { a, b, portA, portB } = await basicCall({ learning: 'immediate' }, {}, '::1');
+    await sendRtp(a, 20, portA, '::1', 0x61);
+    await sendRtp(b, 10, portB, '::1', 0x62);
+    expect(await waitUntil(() => b.received.length === 20 && a.received.length === 10)).toBe(true);
+    expect(b.received.every((r) => r.address === '::1' && r.port === portB)).toBe(true);
+    expect(counters(1)).toMatchObject({ packets: 20, bytes: 20 * 172, confirmed: true, endpoint: { family: 'IPv6', address: '::1', port: a.port } });
+    expect(counters(2)).toMatchObject({ packets: 10, endpoint: { family: 'IPv6', address: '::1', port: b.port } });
+  });
+});
+
+describe('native data plane: overload', () => {
+  it('drops under an overload burst, counts it, and forwards normally as soon as the load falls', async () => {
+    engine.close();
+    // One thread and a tiny receive buffer, so the burst overflows the relay socket.
+    engine = createNativeDataPlane({ threads: 1, receiveBufferBytes: 4096 });
+    const { a, b, portA } = await basicCall();
+    const burstSsrc = 0xb0;
+    const afterSsrc = 0xaf;
+    b.keep = (data) => data.readUInt32BE(8) === afterSsrc;
+    const burstLimit = 200_000;
+    const deadline = Date.now() + 3000;
+    const packet = rtpPacket({ seq: 0, ssrc: burstSsrc });
+    let sent = 0;
+    while (sent < burstLimit && Date.now() < deadline) {
+      for (let i = 0; i < 2000; i++) a.sendNoWait(packet, portA, LO);
+      sent += 2000;
+      await a.send(packet, portA, LO); // wait until the queue has been handed to the kernel
+      sent += 1;
+    }
+    // Let the relay drain what it accepted.
+    let last = -1;
+    await waitUntil(() => {
+      const now = counters(1).packets;
+      const stable = now === last;
+      last = now;
+      return stable;
+    }, 3000, 100);
+    const burstCounted = counters(1).packets;
+
+    // Normal traffic afterwards: every packet arrives.
+    for (let i = 0; i < 100; i++) {
+      await a.send(rtpPacket({ seq: i, ssrc: afterSsrc }), portA, LO);
+      if (i % 10 === 9) await sleep(2);
+    }
+    expect(await waitUntil(() => b.received.length === 100, 3000)).toBe(true);
+    const t = engine.totals();
+    const c = counters(1);
+    expect(c.packets).toBe(burstCounted + 100);
+    expect(c.packets + t.dropped).toBeLessThanOrEqual(sent + 100);
+    expect(c.lastSeq).toBe(99);
+    console.log(`overload: sent ${sent} burst packets, relay accepted ${burstCounted}, counted dropped ${t.dropped}, B received ${b.count}`);
   });
 });

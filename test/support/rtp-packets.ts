@@ -61,8 +61,15 @@ export interface Received {
 /** A party on loopback: one UDP socket on an ephemeral port that records everything it receives. */
 export class Party {
   readonly received: Received[] = [];
+  /** Every datagram received, kept or not. */
+  count = 0;
+  /** Which datagrams to keep in `received` (bursts would otherwise hold every buffer). */
+  keep: (data: Buffer) => boolean = () => true;
   private constructor(private readonly socket: dgram.Socket) {
-    socket.on('message', (data, rinfo) => this.received.push({ data, address: rinfo.address, port: rinfo.port }));
+    socket.on('message', (data, rinfo) => {
+      this.count++;
+      if (this.keep(data)) this.received.push({ data, address: rinfo.address, port: rinfo.port });
+    });
   }
 
   static async open(address = '127.0.0.1', receiveBufferBytes = 4 << 20): Promise<Party> {
