@@ -220,7 +220,16 @@ export class NgServer {
     // latin1: a lossless byte -> char mapping, so distinct cookies stay distinct keys.
     const key = cookie.toString('latin1');
     const { reply, outcome } = await this.cache.run(key, async () => {
-      const out = await this.processBody(body, remote);
+      let out: Outcome;
+      try {
+        out = await this.processBody(body, remote);
+      } catch (err) {
+        // A bug in decoding itself: still answer, never stay silent.
+        this.counters.errors++;
+        this.counters.internalErrors++;
+        this.logger.error({ err, remote: `${remote.address}:${remote.port}` }, 'ng message processing failed');
+        out = { reply: errorDict(ERR_INTERNAL), encoding: body[0] === 0x7b ? 'json' : 'bencode' };
+      }
       const encoded = this.encodeReply(out);
       return Buffer.concat([cookie, Buffer.from(' '), encoded]);
     });

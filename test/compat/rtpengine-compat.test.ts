@@ -14,7 +14,7 @@ import { NgRawClient, textOf } from '../support/ng-client';
 import { startNgrelay } from '../support/ngrelay';
 import { RelayOptions, RelayUnderTest } from '../support/relay';
 import { startRtpengine } from '../support/rtpengine';
-import { Scenario, scenarios, TraceEntry } from './scenarios';
+import { Scenario, scenarios, Step, TraceEntry } from './scenarios';
 
 // Ports below the kernel's ephemeral range (32768+) and outside rtpengine's default 30000-40000, which other
 // relays on this machine (benchmarks) use: a stray packet there would change query stats mid-test.
@@ -83,6 +83,7 @@ function compareTraces(reference: TraceEntry[], candidate: TraceEntry[]): string
       anyLengthListKeys: new Set(['calls']),
       referencePorts: refPorts,
       candidatePorts: candPorts,
+      maxDepth: scenarioStep(refEntry)?.compareDepth,
     };
     const shape = shapeDiff(refEntry.reply.dict, candEntry.reply.dict, options);
     if (shape.length > 0) {
@@ -90,6 +91,15 @@ function compareTraces(reference: TraceEntry[], candidate: TraceEntry[]): string
     }
   });
   return problems;
+}
+
+/** The scenario step a trace entry came from (steps carry comparison settings). */
+function scenarioStep(entry: TraceEntry): Step | undefined {
+  for (const scenario of scenarios) {
+    const step = scenario.steps.find((s) => s.request === entry.request);
+    if (step) return step;
+  }
+  return undefined;
 }
 
 function describeTrace(trace: TraceEntry[]): string {

@@ -12,6 +12,11 @@ import { buildSdp, calleeAudio, callerAudio, CALLEE_ADDRESS, CALLER_ADDRESS, med
 export interface Step {
   label: string;
   request: BInputDict;
+  /**
+   * Compare reply dicts only this deep (see ShapeOptions.maxDepth). Used for `statistics`, whose hundreds of
+   * counters are rtpengine internals; its groups are what clients read.
+   */
+  compareDepth?: number;
 }
 
 export interface TraceEntry {
@@ -283,6 +288,17 @@ export const scenarios: Scenario[] = [
       const list = replyOf(trace, 'list').plain as { result?: string; calls?: string[] };
       expect(list.result).toBe('ok');
       expect(list.calls).toContain('compat-list');
+    },
+  },
+  {
+    name: 'statistics',
+    steps: [{ label: 'statistics', request: { command: 'statistics' }, compareDepth: 2 }],
+    check: (trace) => {
+      const stats = replyOf(trace, 'statistics').plain as { result?: string; statistics?: Record<string, unknown> };
+      expect(stats.result).toBe('ok');
+      expect(Object.keys(stats.statistics ?? {})).toEqual(
+        expect.arrayContaining(['currentstatistics', 'totalstatistics', 'intervalstatistics', 'controlstatistics']),
+      );
     },
   },
   {

@@ -63,10 +63,14 @@ function expectOk(reply: NgReply, what: string): void {
 
 /** The relay-side port of an SDP reply's first m= line. */
 function firstPort(reply: NgReply | NgReplyDict): number {
-  const sdp = 'plain' in reply ? textOf(reply.dict, 'sdp') : (reply.sdp as string | undefined);
+  const sdp = isRawReply(reply) ? textOf(reply.dict, 'sdp') : (reply.sdp as string | undefined);
   const port = mediaPorts(sdp ?? '')[0];
   if (port === undefined) throw new Error(`no m= line in ${JSON.stringify(sdp)}`);
   return port;
+}
+
+function isRawReply(reply: NgReply | NgReplyDict): reply is NgReply {
+  return Buffer.isBuffer((reply as NgReply).datagram);
 }
 
 type Loose = { [key: string]: unknown };

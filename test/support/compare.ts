@@ -124,6 +124,8 @@ export interface ShapeOptions {
   anyLengthListKeys?: ReadonlySet<string>;
   referencePorts?: PortNamer;
   candidatePorts?: PortNamer;
+  /** Compare only this many levels of nesting (1 = the top-level keys and their types); default: all. */
+  maxDepth?: number;
 }
 
 function show(value: BValue): string {
@@ -136,7 +138,7 @@ function show(value: BValue): string {
  * Differences between two decoded replies: missing/extra keys, type changes, list length changes, and value
  * changes for the keys named in `options`. Paths look like `tags.ftag-A.medias[0].streams[1].local port`.
  */
-export function shapeDiff(reference: BValue, candidate: BValue, options: ShapeOptions = {}, path = ''): string[] {
+export function shapeDiff(reference: BValue, candidate: BValue, options: ShapeOptions = {}, path = '', depth = 0): string[] {
   const here = path === '' ? '(top)' : path;
   const refKind = kindOf(reference);
   const candKind = kindOf(candidate);
@@ -145,6 +147,7 @@ export function shapeDiff(reference: BValue, candidate: BValue, options: ShapeOp
   }
   const key = lastKey(path);
   if (key !== undefined && options.ignoreKeys?.has(key)) return [];
+  if (options.maxDepth !== undefined && depth >= options.maxDepth) return [];
   if (refKind === 'string' || refKind === 'integer') {
     if (key !== undefined && options.portKeys?.has(key) && typeof reference === 'number' && typeof candidate === 'number') {
       const refName = options.referencePorts?.lookup(reference) ?? String(reference);
@@ -160,7 +163,7 @@ export function shapeDiff(reference: BValue, candidate: BValue, options: ShapeOp
     if (key !== undefined && options.anyLengthListKeys?.has(key)) {
       const model = reference[0];
       if (model === undefined) return [];
-      return candidate.flatMap((item, i) => shapeDiff(model, item, options, `${path}[${i}]`));
+      return candidate.flatMap((item, i) => shapeDiff(model, item, options, `${path}[${i}]`, depth + 1));
     }
     const problems: string[] = [];
     if (reference.length !== candidate.length) {
@@ -170,15 +173,15 @@ export function shapeDiff(reference: BValue, candidate: BValue, options: ShapeOp
     }
     const common = Math.min(reference.length, candidate.length);
     for (let i = 0; i < common; i += 1) {
-      problems.push(...shapeDiff(reference[i] as BValue, candidate[i] as BValue, options, `${path}[${i}]`));
+      problems.push(...shapeDiff(reference[i] as BValue, candidate[i] as BValue, options, `${path}[${i}]`, depth + 1));
     }
     return problems;
   }
-  if (isDict(reference) && isDict(candidate)) return dictDiff(reference, candidate, options, path);
+  if (isDict(reference) && isDict(candidate)) return dictDiff(reference, candidate, options, path, depth);
   return [];
 }
 
-function dictDiff(reference: BDict, candidate: BDict, options: ShapeOptions, path: string): string[] {
+function dictDiff(reference: BDict, candidate: BDict, options: ShapeOptions, path: string, depth: number): string[] {
   const problems: string[] = [];
   const join = (key: string): string => (path === '' ? key : `${path}.${key}`);
   for (const key of Object.keys(reference)) {
@@ -188,7 +191,7 @@ function dictDiff(reference: BDict, candidate: BDict, options: ShapeOptions, pat
     if (!(key in reference)) problems.push(`${join(key)}: extra in candidate (${kindOf(candidate[key] as BValue)} ${show(candidate[key] as BValue)})`);
   }
   for (const key of Object.keys(reference)) {
-    if (key in candidate) problems.push(...shapeDiff(reference[key] as BValue, candidate[key] as BValue, options, join(key)));
+    if (key in candidate) problems.push(...shapeDiff(reference[key] as BValue, candidate[key] as BValue, options, join(key), depth + 1));
   }
   return problems;
 }

@@ -73,7 +73,8 @@ export class ManagedProcess {
     child.stdout?.on('data', (chunk: Buffer) => this.stdout.append(chunk));
     child.stderr?.on('data', (chunk: Buffer) => this.stderr.append(chunk));
     this.exited = new Promise<ExitInfo>((resolve) => {
-      child.once('exit', (code, signal) => {
+      // 'close', not 'exit': by then stdout/stderr are drained, so a failure message has the last words.
+      child.once('close', (code, signal) => {
         this.exitInfo = { code, signal };
         live.delete(this);
         resolve(this.exitInfo);

@@ -308,3 +308,44 @@ describe('rtpp-flags', () => {
     expect(r.sdp).toBeNull();
   });
 });
+
+describe('Kamailio requests captured in the sipp runs', () => {
+  const SIPP = `${TRANSCRIPTS}/sipp`;
+  const files = ['uac_pcap-vs-uas_pcma', 'uac_pcap-vs-builtin-uas', 'builtin-uac-vs-builtin-uas'].map(
+    (d) => `${SIPP}/${d}/ng-messages.txt`,
+  );
+
+  /** Lines `<time> <src> -> 22222 <cookie> <bencode with \r\n escaped>`: the requests to the relay. */
+  function requests(file: string): NgDict[] {
+    return readFileSync(file, 'latin1')
+      .split('\n')
+      .filter((l) => / -> 22222 /.test(l))
+      .map((l) => {
+        const payload = l.slice(l.indexOf(' -> 22222 ') + ' -> 22222 '.length);
+        const raw = Buffer.from(payload.replace(/\\r/g, '\r').replace(/\\n/g, '\n'), 'latin1');
+        return decodeDict(raw.subarray(raw.indexOf(0x20) + 1));
+      });
+  }
+
+  it('normalizes every request Kamailio sent', () => {
+    let offers = 0;
+    for (const file of files) {
+      const all = requests(file);
+      expect(all.length).toBeGreaterThan(0);
+      for (const raw of all) {
+        const r = normalizeRequest(raw);
+        expect(r.command.length).toBeGreaterThan(0);
+        if (r.command === 'offer' || r.command === 'answer') {
+          offers++;
+          expect(r.callId).toBeTruthy();
+          expect(r.fromTag).toBeTruthy();
+          expect(r.sdp!.subarray(0, 5).toString()).toBe('v=0\r\n');
+          expect(r.supports.has('load limit')).toBe(true);
+          expect(r.receivedFrom?.family).toBe('IP4');
+          expect(r.replace.has('origin')).toBe(true);
+        }
+      }
+    }
+    expect(offers).toBeGreaterThan(0);
+  });
+});
