@@ -700,7 +700,7 @@ function summary(rows, forwarders) {
   for (const n of cands) {
     out.push(
       `- ${n}: CPU-µs/packet at 100k pps, 100 calls = ${Number.isFinite(at100k(n)) ? at100k(n).toFixed(2) : 'n/a'}` +
-        ` → ${ratio(at100k(n), at100k('minfwd'))}× minfwd (${at100k('minfwd').toFixed?.(2) ?? 'n/a'})` +
+        ` → ${ratio(at100k(n), at100k('minfwd'))}× minfwd (${Number.isFinite(at100k('minfwd')) ? at100k('minfwd').toFixed(2) : 'n/a'})` +
         (n === 'ngrelay' ? `, ${ratio(at100k(n), at100k('rtpengine'))}× rtpengine (target ≤ 1.15× minfwd, ~0.8× rtpengine)` : ''),
     );
     for (const calls of [...new Set(rows.map((x) => x.calls))]) {

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DataPlane, Endpoint, StreamRule } from '../dataplane/types';
 import type { RelayConfig, InterfaceConfig } from '../config/types';
-import type { ConnectionAddress, MediaRewrite, ParsedSdp, SdpMedia, SdpRewrite } from '../sdp/types';
+import type { ConnectionAddress, Direction, MediaRewrite, ParsedSdp, SdpMedia, SdpRewrite } from '../sdp/types';
 import { parseSdp } from '../sdp/parse';
 import { rewriteSdp } from '../sdp/rewrite';
 import { NgError } from '../errors';
@@ -32,6 +32,12 @@ function isZeroAddress(address: string): boolean {
 
 function endpoint(addrType: 'IP4' | 'IP6', address: string, port: number): Endpoint {
   return { family: familyOf(addrType), address, port };
+}
+
+function holdDirection(direction: Direction): Direction {
+  if (direction === 'sendrecv') return 'sendonly';
+  if (direction === 'recvonly') return 'inactive';
+  return direction;
 }
 
 /** First codec of a media section, as "PCMU/8000" (static payload types get their well-known name). */
@@ -360,16 +366,18 @@ export class CallManager {
   private applySdpMedia(req: SignalRequest, media: MediaState, sdpMedia: SdpMedia): void {
     media.type = sdpMedia.type;
     media.protocol = sdpMedia.proto;
-    media.direction = sdpMedia.direction;
+    // RFC 2543 hold: a zero connection address means the party only sends (rtpengine says so in its SDP).
+    const held = !!sdpMedia.effectiveConnection && isZeroAddress(sdpMedia.effectiveConnection.address);
+    media.direction = held ? holdDirection(sdpMedia.direction) : sdpMedia.direction;
     media.codec = firstCodec(sdpMedia) ?? media.codec;
     media.offeredRtcpMux = sdpMedia.rtcpMux;
     const addr = this.expectedAddress(req, sdpMedia);
     const advertisedConn = sdpMedia.effectiveConnection;
     const rtcpPort = sdpMedia.rtcp?.port ?? sdpMedia.port + 1;
-    media.rtp.advertised =
-      advertisedConn && sdpMedia.port ? endpoint(advertisedConn.addrType, advertisedConn.address, sdpMedia.port) : null;
-    media.rtcp.advertised =
-      advertisedConn && sdpMedia.port ? endpoint(advertisedConn.addrType, advertisedConn.address, rtcpPort) : null;
+    // The advertised endpoint is the SDP's after address translation (SIP source, media-address), as rtpengine shows it.
+    const shown = addr ?? advertisedConn;
+    media.rtp.advertised = shown && sdpMedia.port ? endpoint(shown.addrType, shown.address, sdpMedia.port) : null;
+    media.rtcp.advertised = shown && sdpMedia.port ? endpoint(shown.addrType, shown.address, rtcpPort) : null;
     media.rtp.expected = addr ? endpoint(addr.addrType, addr.address, sdpMedia.port) : null;
     const rtcpAddr = sdpMedia.rtcp?.connection && !req.flags.has('SIP-source-address') ? sdpMedia.rtcp.connection : addr;
     media.rtcp.expected = rtcpAddr ? endpoint(rtcpAddr.addrType, rtcpAddr.address, rtcpPort) : null;

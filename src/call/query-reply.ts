@@ -96,7 +96,9 @@ export function callStatistics(call: CallState, countersOf: CountersOf): NgDict 
         ['type', media.type],
         ['protocol', media.protocol],
       ];
-      if (media.codec && initialized) entries.push(['codec', media.codec]);
+      // rtpengine names the codec once media has flowed on the stream.
+      const flowed = (countersOf(media.rtp.id)?.packets ?? 0) > 0;
+      if (media.codec && initialized && flowed) entries.push(['codec', media.codec]);
       entries.push(['streams', streams], ['flags', mediaFlags(media, mono, initialized)]);
       return dict(entries);
     });

@@ -64,6 +64,23 @@ export function statisticsReply(ctx: CommandContext): NgDict {
       ]),
     ],
     [
+      'intervalstatistics',
+      dict([
+        ['totalcallsduration', fixed(t.totalCallDurationMs / 1000)],
+        ['minmanagedsessions', sessions],
+        ['maxmanagedsessions', sessions],
+      ]),
+    ],
+    // No MOS yet: ngrelay does not compute call quality from RTCP (rtpengine's group is kept for parsers).
+    [
+      'mos',
+      dict([
+        ['mos_total', fixed(0)],
+        ['mos_samples_total', 0],
+        ['mos_average', fixed(0)],
+      ]),
+    ],
+    [
       'controlstatistics',
       dict([
         ['proxies', [dict([['proxy', 'all'], ...commandEntries, ['errorcount', control.errors]])]],
@@ -71,5 +88,7 @@ export function statisticsReply(ctx: CommandContext): NgDict {
       ]),
     ],
     ['interfaces', ctx.interfaces()],
+    // ngrelay does not transcode.
+    ['transcoders', []],
   ]);
 }

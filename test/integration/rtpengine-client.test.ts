@@ -33,7 +33,7 @@ const TARGETS: Target[] = [
     tiny: { ngPort: 22312, portMin: 28000, portMax: 28003 },
   },
   {
-    name: 'rtpengine 10.5 (reference for the expectations)',
+    name: 'rtpengine 10.5 (reference)',
     start: startRtpengine,
     main: { ngPort: 22313, portMin: 27000, portMax: 27999 },
     tiny: { ngPort: 22314, portMin: 28100, portMax: 28103 },

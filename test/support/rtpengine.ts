@@ -71,7 +71,11 @@ async function aptInstall(deadline: number): Promise<CommandResult> {
     if (!updated && /Unable to locate package|has no installation candidate/i.test(last.output)) {
       updated = true;
       const update = await run('apt-get', ['-o', 'DPkg::Lock::Timeout=60', 'update'], 180_000);
-      if (update.code !== 0 && !isLockBusy(update.output)) return update;
+      if (update.code !== 0) {
+        if (!isLockBusy(update.output)) return update;
+        updated = false; // the lists were not refreshed: try again after the lock frees
+        await sleep(5000);
+      }
       continue;
     }
     return last;

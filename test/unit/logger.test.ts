@@ -16,7 +16,7 @@ class MemoryStream extends Writable {
       .filter((l) => l !== '')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
   }
-  /** pino writes through stream.write(); no flush needed for a plain Writable, but let the tick pass. */
+  /** Writable may run _write callbacks on a later tick; wait one before reading. */
   async settled(): Promise<void> {
     await new Promise((r) => setImmediate(r));
   }
