@@ -171,8 +171,9 @@ describe('ngrelay forwards real media set up over ng', () => {
     expect(toPlain(get(q, 'tags', 'A', 'medias', 0, 'streams', 0, 'endpoint') as BValue)).toEqual({
       family: 'IPv4', address: '127.0.0.21', port: a.port,
     });
+    // As rtpengine shows it: the SDP endpoint after SIP-source-address translation (received-from + SDP port).
     expect(toPlain(get(q, 'tags', 'A', 'medias', 0, 'streams', 0, 'advertised endpoint') as BValue)).toEqual({
-      family: 'IPv4', address: '10.99.0.5', port: 4000,
+      family: 'IPv4', address: '127.0.0.21', port: 4000,
     });
     await ng.request({ command: 'delete', 'call-id': 'nat-1', 'delete-delay': 0 });
     a.socket.close();
