@@ -7,6 +7,7 @@ import { NgError } from '../../src/errors';
 import { TimeoutSweeper, expiredReason } from '../../src/call/timeouts';
 import { callStatistics } from '../../src/call/query-reply';
 import { FakeDataPlane } from '../support/fake-dataplane';
+import { pack, unpack } from 'msgpackr';
 
 const logger = pino({ level: 'silent' });
 
@@ -277,6 +278,13 @@ describe('CallManager', () => {
     expect(dp.streams.size).toBe(0);
     expect(cm.sockets.allocator('127.0.0.1').counts().used).toBe(0);
     expect(cm.delete({ callId: 'call-1', fromTag: null, toTag: null, viaBranch: null, deleteDelay: 0, fatal: false, fast: false })).toBeNull();
+  });
+
+  it('call state is plain data: it survives a msgpackr round trip unchanged', () => {
+    cm.offer(req({ rtcpMux: new Set(['offer']), flags: new Set(['strict-source']) }));
+    cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000, extra: ['a=rtcp-mux'] }) }));
+    const call = cm.calls.get('call-1')!;
+    expect(unpack(pack(call))).toEqual(JSON.parse(JSON.stringify(call)));
   });
 
   it('delete-delay 0 ends the call at once', () => {
