@@ -606,12 +606,18 @@ async function runBlock(name, calls, rates, opts, rows) {
     });
     if (warm.received === 0) throw new Error(`nothing forwarded during warm-up (sent ${warm.sent})`);
     let last = null;
+    let skipped = null;
     for (const rate of rates) {
       await sleep(300);
       const r = await runLoadgen({ streamsFile, rate, seconds: opts.stepSeconds, watchPid: fwd.pid });
       if (!children.has(fwd.child)) throw new Error(`${name} died during the ${rate} pps step: ${logTail(logFile)}`);
       last = { name, calls, rate, r, overload: null };
       rows.push(last);
+      if (r.received === 0 && r.sent > 0) {
+        // Muted (e.g. rtpengine ignoring an overflowed socket): higher steps would show the same.
+        skipped = `${name} @ ${calls} calls: forwarded nothing at the ${rate ? fmtInt(rate) : 'max'} pps step; higher steps skipped`;
+        break;
+      }
       console.error(
         `bench: ${name} calls=${calls} offered=${Math.round(r.offered_pps)} fwd=${Math.round(r.forwarded_pps)} ` +
           `loss=${r.loss_pct.toFixed(3)}% cpu=${r.relay_cpu_s}s p50=${r.lat_p50_us}us`,
@@ -631,7 +637,7 @@ async function runBlock(name, calls, rates, opts, rows) {
       last.overload = ok
         ? 'yes'
         : `no (${check.silent_streams}/${check.streams} silent, loss ${check.loss_pct.toFixed(1)}%)`;
-    return null;
+    return skipped;
   } catch (e) {
     return `${name} @ ${calls} calls: failed (${e.message})`;
   } finally {
@@ -652,12 +658,16 @@ function rowCells(x) {
     cells: [
       x.name,
       String(x.calls),
-      (x.rate === 0 ? 'max ' : '') + fmtInt(r.offered_pps),
+      x.rate === 0
+        ? `max ${fmtInt(r.offered_pps)}`
+        : r.offered_pps < 0.9 * x.rate
+          ? `${fmtInt(r.offered_pps)} (of ${fmtInt(x.rate)})*`
+          : fmtInt(r.offered_pps),
       fmtInt(r.forwarded_pps),
       r.loss_pct.toFixed(2),
       Number.isFinite(cpuPct) ? cpuPct.toFixed(0) : '?',
-      Number.isFinite(usPerPkt) ? usPerPkt.toFixed(2) : '?',
-      `${r.lat_p50_us} / ${r.lat_p99_us}`,
+      Number.isFinite(usPerPkt) ? usPerPkt.toFixed(2) : '—',
+      r.received > 0 ? `${r.lat_p50_us} / ${r.lat_p99_us}` : '—',
       x.overload || '',
     ],
   };
@@ -785,6 +795,9 @@ async function main() {
     `- generator ceiling (generator -> sink, no relay, 200 streams): ${Math.round(ceilingPps)} pps, p50 ${ceil.lat_p50_us} µs`,
     '',
     table(rows),
+    '',
+    '`*` the generator (core 0) could not offer 90 % of the step\'s target rate: other work was sharing its core.',
+    '`max` = the generator sending as fast as it can. Latency is one-way generator -> relay -> sink.',
     '',
     '### Targets',
     summary(rows, opts.forwarders),

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "learning.hpp"
@@ -204,14 +205,19 @@ class Engine {
     Stream* resolvedSink = nullptr;
   };
   Stream* resolveSink(int64_t sinkId) const;
-  /** After `changedId` appeared or vanished, re-point every stream whose sink resolution changed. */
-  void relinkSinks(int32_t changedId, bool removing);
+  /** After stream `changedId` appeared or vanished, re-point every stream whose sink resolution changed. */
+  void relinkSinks(int32_t changedId);
+  void addReferrer(int64_t sinkId, int32_t id);
+  void dropReferrer(int64_t sinkId, int32_t id);
   void runOnOwners(const std::vector<Command>& cmds);
   int openSocket(const StreamSpec& spec);
 
   int receiveBufferBytes_;
   std::vector<std::unique_ptr<IoThread>> threads_;
   std::unordered_map<int32_t, Record> streams_;
+  // Reverse indexes, so adding or removing a stream touches only the streams that point at it.
+  std::unordered_map<int32_t, std::unordered_set<int32_t>> referrers_;  // sink id -> ids whose rule.sink is it
+  std::unordered_map<int32_t, int32_t> muxChild_;                         // RTP stream id -> muxed RTCP id
   uint32_t nextThread_ = 0;
   bool closed_ = false;
 };

@@ -146,7 +146,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value AddStream(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     StreamSpec spec;
-    spec.id = info[0].As<Napi::Number>().Int32Value();
+    int64_t id = info[0].As<Napi::Number>().Int64Value();
+    if (id < 1 || id > 0x7fffffff) throw Napi::RangeError::New(env, "stream id must be 1 .. 2^31-1");
+    spec.id = int32_t(id);
     spec.isRtcp = info[1].As<Napi::String>().Utf8Value() == "rtcp";
     spec.localAddress = info[2].As<Napi::String>().Utf8Value();
     double port = info[3].As<Napi::Number>().DoubleValue();

@@ -90,9 +90,35 @@ void Engine::runOnOwners(const std::vector<Command>& cmds) {
   done.wait();
 }
 
-void Engine::relinkSinks(int32_t, bool) {
+void Engine::addReferrer(int64_t sinkId, int32_t id) {
+  if (sinkId >= 0) referrers_[int32_t(sinkId)].insert(id);
+}
+
+void Engine::dropReferrer(int64_t sinkId, int32_t id) {
+  if (sinkId < 0) return;
+  auto it = referrers_.find(int32_t(sinkId));
+  if (it == referrers_.end()) return;
+  it->second.erase(id);
+  if (it->second.empty()) referrers_.erase(it);
+}
+
+void Engine::relinkSinks(int32_t changedId) {
+  // Streams naming `changedId` as sink, and (rtcp-mux) streams naming its muxed RTCP stream, which resolves
+  // to this stream's socket.
+  std::vector<int32_t> affected;
+  auto collect = [&](int32_t sinkId) {
+    auto it = referrers_.find(sinkId);
+    if (it != referrers_.end()) affected.insert(affected.end(), it->second.begin(), it->second.end());
+  };
+  collect(changedId);
+  auto child = muxChild_.find(changedId);
+  if (child != muxChild_.end()) collect(child->second);
+
   std::vector<Command> cmds;
-  for (auto& [id, rec] : streams_) {
+  for (int32_t id : affected) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) continue;
+    Record& rec = it->second;
     Stream* now = resolveSink(rec.rule.sink);
     if (now != rec.resolvedSink) {
       rec.resolvedSink = now;
@@ -115,9 +141,7 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule) {
     if (parent == streams_.end()) throw std::invalid_argument("muxedWith names no stream");
     Stream* p = parent->second.stream.get();
     if (p->fd < 0 || p->isRtcp) throw std::invalid_argument("muxedWith must name an RTP stream with its own socket");
-    for (auto& [id, rec] : streams_)
-      if (rec.stream->muxedWith == p->id)
-        throw std::invalid_argument("that RTP stream already has a muxed RTCP stream");
+    if (muxChild_.count(p->id)) throw std::invalid_argument("that RTP stream already has a muxed RTCP stream");
     s->muxParent = p;
     s->owner = p->owner;
   } else {
@@ -131,14 +155,18 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule) {
   Stream* sink = rec.resolvedSink;
   rec.stream = std::move(s);
   streams_.emplace(spec.id, std::move(rec));
+  addReferrer(rule.sink, spec.id);
+  if (spec.muxedWith >= 0) muxChild_[int32_t(spec.muxedWith)] = spec.id;
   runOnOwners({Command{CommandType::Attach, raw, rule, sink, nullptr}});
-  relinkSinks(spec.id, false);
+  relinkSinks(spec.id);
 }
 
 void Engine::updateStream(int32_t id, const Rule& rule) {
   if (closed_) throw std::invalid_argument("engine is closed");
   auto it = streams_.find(id);
   if (it == streams_.end()) throw std::invalid_argument("unknown stream id");
+  dropReferrer(it->second.rule.sink, id);
+  addReferrer(rule.sink, id);
   it->second.rule = rule;
   it->second.resolvedSink = resolveSink(rule.sink);
   runOnOwners({Command{CommandType::Update, it->second.stream.get(), rule, it->second.resolvedSink, nullptr}});
@@ -149,10 +177,16 @@ void Engine::removeStream(int32_t id) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   std::unique_ptr<Stream> s = std::move(it->second.stream);
+  dropReferrer(it->second.rule.sink, id);
   streams_.erase(it);
+  if (s->muxedWith >= 0) {
+    auto child = muxChild_.find(int32_t(s->muxedWith));
+    if (child != muxChild_.end() && child->second == id) muxChild_.erase(child);
+  }
   runOnOwners({Command{CommandType::Detach, s.get(), Rule{}, nullptr, nullptr}});
   // Nobody may send out of this socket any more before it is closed (its fd number could be reused).
-  relinkSinks(id, true);
+  relinkSinks(id);
+  muxChild_.erase(id);  // a muxed RTCP stream left behind keeps its id but no socket
   if (s->fd >= 0) ::close(s->fd);
   s->fd = -1;
 }
@@ -205,6 +239,8 @@ void Engine::close() {
   for (auto& [id, rec] : streams_)
     if (rec.stream->fd >= 0) ::close(rec.stream->fd);
   streams_.clear();
+  referrers_.clear();
+  muxChild_.clear();
 }
 
 }  // namespace ngrelay

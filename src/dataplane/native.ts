@@ -2,6 +2,13 @@
  * The one module that loads the native forwarding engine (native/build/Release/ngrelay_engine.node) and
  * exposes it as the typed `DataPlane` contract. Packets never cross into JS; this module only moves rules
  * in and counters/events out.
+ *
+ * Engine semantics worth knowing (native/src, see also src/dataplane/types.ts):
+ * - `threads <= 0` means one I/O thread per core. Every call is synchronous: it returns once the owning I/O
+ *   thread has applied it (tens of microseconds), so traffic right after addStream/updateStream obeys the rule.
+ * - A muxed RTCP stream shares its RTP stream's party: learning, strict-source and the endpoint reported in
+ *   its counters are those of the RTP stream.
+ * - Datagrams larger than 4096 bytes are truncated by the receive slot and counted as malformed.
  */
 import * as path from 'node:path';
 import {

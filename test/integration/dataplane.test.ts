@@ -467,6 +467,42 @@ describe('native data plane: endpoint learning', () => {
   });
 });
 
+describe('native data plane: rule churn under traffic', () => {
+  it('keeps counting and forwarding while sink streams are removed and re-added mid-stream', async () => {
+    const { a, b, portA, portB } = await basicCall();
+    let sent = 0;
+    let running = true;
+    const traffic = (async () => {
+      while (running && sent < 5000) {
+        await a.send(rtpPacket({ seq: sent, ssrc: 0x1 }), portA, LO);
+        sent++;
+        if (sent % 20 === 0) await sleep(1);
+      }
+    })();
+    // Replace B's stream 30 times: the sink of stream 1 vanishes and reappears under a new id and port.
+    let sinkId = 2;
+    let sinkPort = portB;
+    for (let round = 0; round < 30; round++) {
+      await sleep(3);
+      engine.removeStream(sinkId);
+      streamIds = streamIds.filter((id) => id !== sinkId);
+      sinkId = 100 + round;
+      sinkPort = round % 2 === 0 ? portB + 1 : portB;
+      add(sinkId, sinkPort, rule({ expected: ep(b), sink: 1 }));
+      engine.updateStream(1, rule({ expected: ep(a), sink: sinkId, signalGeneration: 2 + round }));
+    }
+    running = false;
+    await traffic;
+    expect(await waitUntil(() => counters(1).packets === sent)).toBe(true);
+    expect(counters(1).errors).toBe(0);
+    // After the churn the call forwards normally again, out of the current sink socket.
+    const before = b.received.length;
+    await sendRtp(a, 10, portA, LO, 0x1, 60000);
+    expect(await waitUntil(() => b.received.length === before + 10)).toBe(true);
+    expect(b.received.at(-1)?.port).toBe(sinkPort);
+  });
+});
+
 describe('native data plane: validation', () => {
   it('counts and drops malformed and truncated RTP, forwards the well-formed variants', async () => {
     const { a, b, portA } = await basicCall();
