@@ -134,7 +134,7 @@ export class CallManager {
         { 'call-id': call.callId, 'from-tag': req.fromTag, 'via-branch': req.viaBranch, medias: self.medias.length },
         'offer processed',
       );
-      return rewriteSdp(sdp, rewrite);
+      return this.writeSdp(req, sdp, self, rewrite);
     } catch (err) {
       for (const u of undo.reverse()) u();
       if (!existing) this.totals.rejectedSessions += err instanceof NgError && err.reason === 'Ran out of ports' ? 1 : 0;
@@ -183,7 +183,7 @@ export class CallManager {
         { 'call-id': call.callId, 'from-tag': req.fromTag, 'to-tag': req.toTag, 'via-branch': req.viaBranch },
         'answer processed',
       );
-      return rewriteSdp(sdp, rewrite);
+      return this.writeSdp(req, sdp, answerer, rewrite);
     } catch (err) {
       for (const u of undo.reverse()) u();
       throw err;
@@ -275,7 +275,7 @@ export class CallManager {
       medias: [],
       options: { learning: this.config.endpointLearning, strictSource: false, mediaHandover: false, asymmetric: false },
       isAnswerer: false,
-      sdpGeneration: 0,
+      sdpOut: null,
     };
   }
 
@@ -472,7 +472,6 @@ export class CallManager {
         for (const s of toClose) this.sockets.close(s);
         self.medias = newSelf;
         peer.medias = newPeer;
-        self.sdpGeneration++;
       },
     };
   }
@@ -529,7 +528,6 @@ export class CallManager {
     }
     return () => {
       for (const s of steps) s();
-      answerer.sdpGeneration++;
     };
   }
 
@@ -618,6 +616,35 @@ export class CallManager {
       sessionAttributes: req.flags.has('loop-protect') ? [`rtpengine:${call.loopToken}`] : [],
       replaceSessionConnection: req.replace.has('session-connection'),
     };
+  }
+
+  /**
+   * Write the SDP generated from `sender`'s. With `replace: SDP-version` the o= version is ours: the first
+   * one passes through, later ones stay while the body is unchanged and go up by one when it changed
+   * (`force-increment-sdp-ver` always goes up), as rtpengine 10.5 does.
+   */
+  private writeSdp(req: SignalRequest, sdp: ParsedSdp, sender: MonologueState, rewrite: SdpRewrite): Buffer {
+    const versioned = req.replace.has('SDP-version') || req.replace.has('force-increment-sdp-ver');
+    if (!versioned || !sdp.origin) {
+      const out = rewriteSdp(sdp, rewrite);
+      sender.sdpOut = sdp.origin ? { version: sdp.origin.sessionVersion, body: out.toString('latin1') } : null;
+      return out;
+    }
+    const last = sender.sdpOut;
+    if (!last) {
+      const out = rewriteSdp(sdp, rewrite);
+      sender.sdpOut = { version: sdp.origin.sessionVersion, body: out.toString('latin1') };
+      return out;
+    }
+    let out = rewriteSdp(sdp, { ...rewrite, sessionVersion: last.version });
+    if (req.replace.has('force-increment-sdp-ver') || out.toString('latin1') !== last.body) {
+      const next = /^\d+$/.test(last.version) ? (BigInt(last.version) + 1n).toString() : last.version;
+      out = rewriteSdp(sdp, { ...rewrite, sessionVersion: next });
+      sender.sdpOut = { version: next, body: out.toString('latin1') };
+    } else {
+      sender.sdpOut = { version: last.version, body: out.toString('latin1') };
+    }
+    return out;
   }
 
   /** loop-protect: this SDP carries our own token, so it has been through this call already. */

@@ -68,8 +68,11 @@ export interface MonologueState {
   options: PartyOptions;
   /** This party answered (it is the callee side). */
   isAnswerer: boolean;
-  /** Protocol this party receives in SDP it gets from us (transport-protocol override). */
-  sdpGeneration: number;
+  /**
+   * The last SDP generated from this party's SDP (latin1) and its o= session version, for
+   * `replace: SDP-version`: the version only goes up when the generated body changes.
+   */
+  sdpOut: { version: string; body: string } | null;
 }
 
 export interface PartyOptions {

@@ -287,6 +287,16 @@ describe('CallManager', () => {
     expect(unpack(pack(call))).toEqual(JSON.parse(JSON.stringify(call)));
   });
 
+  it('replace SDP-version: the version stays while the SDP is unchanged and goes up by one when it changes', () => {
+    const version = (b: Buffer) => lines(b).find((l) => l.startsWith('o='))!.split(' ')[2];
+    const sv = new Set(['SDP-version']);
+    expect(version(cm.offer(req({ replace: sv })))).toBe('1');
+    expect(version(cm.offer(req({ replace: sv, sdp: sdp() })))).toBe('1');
+    expect(version(cm.offer(req({ replace: sv, sdp: sdp({ extra: ['a=sendonly'] }) })))).toBe('2');
+    expect(version(cm.offer(req({ replace: sv, sdp: sdp({ extra: ['a=sendonly'] }) })))).toBe('2');
+    expect(version(cm.offer(req({ replace: new Set(['force-increment-sdp-ver']), sdp: sdp({ extra: ['a=sendonly'] }) })))).toBe('3');
+  });
+
   it('delete-delay 0 ends the call at once', () => {
     cm.offer(req({}));
     cm.delete({ callId: 'call-1', fromTag: null, toTag: null, viaBranch: null, deleteDelay: 0, fatal: false, fast: false });
