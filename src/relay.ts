@@ -11,6 +11,8 @@ import { createCommandHandler } from './commands/handler';
 import { NgServer } from './ng/server';
 import type { NgDict } from './ng/types';
 import type { Logger } from './logger';
+import { CallRecorder } from './recording/call-recorder';
+import { prepareRecordingDir } from './recording/recording-dir';
 
 export interface RelayDeps {
   logger: Logger;
@@ -30,16 +32,24 @@ export class Relay {
 
   static async start(config: RelayConfig, deps: RelayDeps): Promise<Relay> {
     const logger = deps.logger;
+    // A recording dir that cannot be used stops the start, with one line naming it (cli.ts exits 1).
+    if (config.recordingDir !== null) prepareRecordingDir(config.recordingDir);
     const dataPlane =
       deps.dataPlane ??
       createNativeDataPlane({ threads: config.numThreads, receiveBufferBytes: config.socketReceiveBuffer });
-    const manager = new CallManager(config, dataPlane, logger);
+    let recorder: CallRecorder | null = null;
+    const manager = new CallManager(config, dataPlane, logger, {
+      // delete, timeouts, shutdown: the recording's files move to their final names.
+      callEnded: (call) => recorder?.stop(call),
+    });
+    recorder = new CallRecorder(config, dataPlane, (call) => manager.streamIds(call), logger);
     const sweeper = new TimeoutSweeper(manager, dataPlane, config);
     const startedMs = Date.now();
     let server: NgServer | null = null;
     const handler = createCommandHandler({
       manager,
       dataPlane,
+      recorder,
       logger,
       startedMs,
       controlStats: () => (server ? server.stats() : { commands: {}, errors: 0 }),

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "learning.hpp"
+#include "pcap_writer.hpp"
 #include "sock_addr.hpp"
 
 namespace ngrelay {
@@ -35,6 +36,7 @@ struct Stream {
   int fd = -1;                   // -1 for a muxed RTCP stream
   int64_t muxedWith = -1;        // id of the RTP stream whose socket is shared
   IoThread* owner = nullptr;
+  SockAddr local;                // the bound address (a muxed RTCP stream: its RTP stream's)
 
   // Owner-thread state (changed only by commands run on the owner thread, or by its packets).
   Rule rule;
@@ -44,6 +46,7 @@ struct Stream {
   LearnState learn;
   uint32_t lastOverflow = 0;     // SO_RXQ_OVFL counter seen last
   bool seenFirst = false;
+  Recording* rec = nullptr;      // the recording this stream's received packets go to (null = none/paused)
 
   // Published to other threads and to JS.
   Counter packets, bytes, errors;
@@ -93,7 +96,7 @@ class Completion {
   int remaining_;
 };
 
-enum class CommandType : uint8_t { Attach, Update, SetSink, Detach };
+enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording };
 
 struct Command {
   CommandType type;
@@ -101,6 +104,7 @@ struct Command {
   Rule rule;
   Stream* sink;
   Completion* done;
+  Recording* rec;  // SetRecording: the new recording (nullptr = stop feeding one)
 };
 
 class IoThread {
@@ -114,6 +118,8 @@ class IoThread {
   void stopAndJoin();
   void submit(const Command& cmd);
   const ThreadTotals& totals() const { return totals_; }
+  /** Set once, on the JS thread, before any stream of this thread gets a recording. */
+  void setRing(RecordRing* ring) { ring_ = ring; }
 
   static constexpr int kBatch = 64;
   static constexpr size_t kBufSize = 4096;
@@ -127,6 +133,8 @@ class IoThread {
   void handleTimers();
   void emit(EventType type, const Stream* s, const SockAddr& a);
   void flushEvents(bool force);
+  /** Queue one pcap record for `rec`; never blocks: a full ring drops the record and counts it. */
+  void record(Recording* rec, const SockAddr& src, const SockAddr& dst, const uint8_t* p, size_t len);
 
   int index_;
   EventSink events_;
@@ -153,6 +161,9 @@ class IoThread {
   int64_t lastEventFlushMs_ = 0;
   int64_t nowMono_ = 0;
   int64_t nowWall_ = 0;
+  RecordRing* ring_ = nullptr;
+  timeval recordTime_{0, 0};  // capture time of the current receive batch (taken when first needed)
+  bool recordTimeValid_ = false;
 };
 
 struct EngineTotalsSnapshot {
@@ -183,6 +194,22 @@ struct StreamSpec {
   int64_t muxedWith;  // -1 = own socket
 };
 
+/** Record ring per I/O thread: about 20 000 packets of 200 bytes; a slower disk than that drops and counts. */
+constexpr size_t kRecordRingBytes = size_t(4) << 20;
+
+struct RecordingSpec {
+  int32_t id;
+  std::string path;
+  LinkType link;
+  bool egress;
+};
+
+/** Error from opening a recording file: errno name and text. */
+struct RecordingFailure {
+  std::string code;
+  std::string message;
+};
+
 /** Everything the JS thread calls. Not thread-safe: one JS thread drives it. */
 class Engine {
  public:
@@ -195,6 +222,14 @@ class Engine {
   void removeStream(int32_t id);
   bool readCounters(int32_t id, StreamSnapshot& out) const;
   EngineTotalsSnapshot totals() const;
+
+  /** Creates the pcap file (O_EXCL) and writes its header. Throws RecordingFailure, std::invalid_argument. */
+  void startRecording(const RecordingSpec& spec);
+  /** The streams whose received packets feed the recording (replaces the previous set; empty = paused). */
+  void setRecordingStreams(int32_t recordingId, const std::vector<int32_t>& streamIds);
+  /** Detaches the recording from its streams, writes what is queued, closes the file. */
+  bool stopRecording(int32_t recordingId, RecordingSnapshot& out);
+  bool readRecording(int32_t recordingId, RecordingSnapshot& out) const;
   void close();
   bool closed() const { return closed_; }
 
@@ -210,7 +245,8 @@ class Engine {
   void addReferrer(int64_t sinkId, int32_t id);
   void dropReferrer(int64_t sinkId, int32_t id);
   void runOnOwners(const std::vector<Command>& cmds);
-  int openSocket(const StreamSpec& spec);
+  int openSocket(const StreamSpec& spec, SockAddr& local);
+  void ensureWriter();
 
   int receiveBufferBytes_;
   std::vector<std::unique_ptr<IoThread>> threads_;
@@ -220,6 +256,16 @@ class Engine {
   std::unordered_map<int32_t, int32_t> muxChild_;                         // RTP stream id -> muxed RTCP id
   uint32_t nextThread_ = 0;
   bool closed_ = false;
+
+  // Recording: one ring per I/O thread and the writer, created with the first recording.
+  std::vector<std::unique_ptr<RecordRing>> rings_;
+  std::unique_ptr<PcapWriter> writer_;
+  struct RecordingEntry {
+    std::unique_ptr<Recording> rec;
+    std::unordered_set<int32_t> streams;
+  };
+  std::unordered_map<int32_t, RecordingEntry> recordings_;
+  std::unordered_map<int32_t, int32_t> streamRecording_;  // stream id -> recording id it feeds
 };
 
 }  // namespace ngrelay

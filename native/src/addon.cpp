@@ -2,12 +2,15 @@
 // `code`, and delivers event batches from the I/O threads through one thread-safe function.
 #include <napi.h>
 
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 
 #include "engine.hpp"
 
 using namespace ngrelay;
+
+void InitSrtpBinding(Napi::Env env, Napi::Object exports);  // native/src/srtp_binding.cpp (test/bench only)
 
 namespace {
 
@@ -95,6 +98,10 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("removeStream", &NativeEngine::RemoveStream),
                         InstanceMethod("readCounters", &NativeEngine::ReadCounters),
                         InstanceMethod("totals", &NativeEngine::Totals),
+                        InstanceMethod("startRecording", &NativeEngine::StartRecording),
+                        InstanceMethod("setRecordingStreams", &NativeEngine::SetRecordingStreams),
+                        InstanceMethod("stopRecording", &NativeEngine::StopRecording),
+                        InstanceMethod("readRecording", &NativeEngine::ReadRecording),
                         InstanceMethod("close", &NativeEngine::Close)});
   }
 
@@ -225,6 +232,72 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return o;
   }
 
+  // startRecording(id, path, 'raw'|'eth', egress)
+  Napi::Value StartRecording(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    RecordingSpec spec;
+    int64_t id = info[0].As<Napi::Number>().Int64Value();
+    if (id < 1 || id > 0x7fffffff) throw Napi::RangeError::New(env, "recording id must be 1 .. 2^31-1");
+    spec.id = int32_t(id);
+    spec.path = info[1].As<Napi::String>().Utf8Value();
+    std::string format = info[2].As<Napi::String>().Utf8Value();
+    if (format != "raw" && format != "eth") throw Napi::TypeError::New(env, "recording format must be raw or eth");
+    spec.link = format == "eth" ? LinkType::Ethernet : LinkType::Raw;
+    spec.egress = info[3].ToBoolean().Value();
+    try {
+      engine(env).startRecording(spec);
+    } catch (const RecordingFailure& f) {
+      Napi::Error err = Napi::Error::New(env, f.message);
+      err.Set("code", f.code);
+      throw err;
+    } catch (const std::invalid_argument& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    return env.Undefined();
+  }
+
+  // setRecordingStreams(id, streamIds)
+  Napi::Value SetRecordingStreams(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int32_t id = info[0].As<Napi::Number>().Int32Value();
+    Napi::Array arr = info[1].As<Napi::Array>();
+    std::vector<int32_t> ids;
+    ids.reserve(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); ++i) ids.push_back(arr.Get(i).As<Napi::Number>().Int32Value());
+    try {
+      engine(env).setRecordingStreams(id, ids);
+    } catch (const std::invalid_argument& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    return env.Undefined();
+  }
+
+  static Napi::Value RecordingToJs(Napi::Env env, const RecordingSnapshot& r) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("queued", double(r.queued));
+    o.Set("written", double(r.written));
+    o.Set("dropped", double(r.dropped));
+    o.Set("bytes", double(r.bytes));
+    o.Set("error", r.lastErrno ? Napi::Value(Napi::String::New(env, std::strerror(r.lastErrno))) : env.Null());
+    return o;
+  }
+
+  Napi::Value StopRecording(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!engine_) return env.Null();
+    RecordingSnapshot r;
+    if (!engine_->stopRecording(info[0].As<Napi::Number>().Int32Value(), r)) return env.Null();
+    return RecordingToJs(env, r);
+  }
+
+  Napi::Value ReadRecording(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!engine_) return env.Null();
+    RecordingSnapshot r;
+    if (!engine_->readRecording(info[0].As<Napi::Number>().Int32Value(), r)) return env.Null();
+    return RecordingToJs(env, r);
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Shutdown();
     return info.Env().Undefined();
@@ -239,6 +312,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   exports.Set("NativeEngine", NativeEngine::Define(env));
+  InitSrtpBinding(env, exports);
   return exports;
 }
 

@@ -3,12 +3,14 @@
 #include "engine.hpp"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 namespace ngrelay {
 
@@ -26,6 +28,13 @@ std::string errnoName(int e) {
     case ENFILE: return "ENFILE";
     case ENOBUFS: return "ENOBUFS";
     case ENOMEM: return "ENOMEM";
+    case ENOENT: return "ENOENT";
+    case ENOTDIR: return "ENOTDIR";
+    case EEXIST: return "EEXIST";
+    case ENOSPC: return "ENOSPC";
+    case EROFS: return "EROFS";
+    case EDQUOT: return "EDQUOT";
+    case EIO: return "EIO";
     default: return "EUNKNOWN";
   }
 }
@@ -45,8 +54,7 @@ Engine::Engine(int threads, int receiveBufferBytes, EventSink sink) : receiveBuf
 
 Engine::~Engine() { close(); }
 
-int Engine::openSocket(const StreamSpec& spec) {
-  SockAddr local;
+int Engine::openSocket(const StreamSpec& spec, SockAddr& local) {
   if (!SockAddr::parse(spec.localAddress, spec.localPort, local))
     throw BindFailure{"EINVAL", "not a literal IP address: " + spec.localAddress};
   if (isWildcard(local)) throw BindFailure{"EINVAL", "refusing to bind a wildcard address"};
@@ -122,7 +130,7 @@ void Engine::relinkSinks(int32_t changedId) {
     Stream* now = resolveSink(rec.rule.sink);
     if (now != rec.resolvedSink) {
       rec.resolvedSink = now;
-      cmds.push_back(Command{CommandType::SetSink, rec.stream.get(), Rule{}, now, nullptr});
+      cmds.push_back(Command{CommandType::SetSink, rec.stream.get(), Rule{}, now, nullptr, nullptr});
     }
   }
   runOnOwners(cmds);
@@ -144,8 +152,9 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule) {
     if (muxChild_.count(p->id)) throw std::invalid_argument("that RTP stream already has a muxed RTCP stream");
     s->muxParent = p;
     s->owner = p->owner;
+    s->local = p->local;
   } else {
-    s->fd = openSocket(spec);
+    s->fd = openSocket(spec, s->local);
     s->owner = threads_[nextThread_++ % threads_.size()].get();
   }
   Stream* raw = s.get();
@@ -157,7 +166,7 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule) {
   streams_.emplace(spec.id, std::move(rec));
   addReferrer(rule.sink, spec.id);
   if (spec.muxedWith >= 0) muxChild_[int32_t(spec.muxedWith)] = spec.id;
-  runOnOwners({Command{CommandType::Attach, raw, rule, sink, nullptr}});
+  runOnOwners({Command{CommandType::Attach, raw, rule, sink, nullptr, nullptr}});
   relinkSinks(spec.id);
 }
 
@@ -169,7 +178,7 @@ void Engine::updateStream(int32_t id, const Rule& rule) {
   addReferrer(rule.sink, id);
   it->second.rule = rule;
   it->second.resolvedSink = resolveSink(rule.sink);
-  runOnOwners({Command{CommandType::Update, it->second.stream.get(), rule, it->second.resolvedSink, nullptr}});
+  runOnOwners({Command{CommandType::Update, it->second.stream.get(), rule, it->second.resolvedSink, nullptr, nullptr}});
 }
 
 void Engine::removeStream(int32_t id) {
@@ -183,7 +192,13 @@ void Engine::removeStream(int32_t id) {
     auto child = muxChild_.find(int32_t(s->muxedWith));
     if (child != muxChild_.end() && child->second == id) muxChild_.erase(child);
   }
-  runOnOwners({Command{CommandType::Detach, s.get(), Rule{}, nullptr, nullptr}});
+  runOnOwners({Command{CommandType::Detach, s.get(), Rule{}, nullptr, nullptr, nullptr}});
+  auto fed = streamRecording_.find(id);
+  if (fed != streamRecording_.end()) {
+    auto r = recordings_.find(fed->second);
+    if (r != recordings_.end()) r->second.streams.erase(id);
+    streamRecording_.erase(fed);
+  }
   // Nobody may send out of this socket any more before it is closed (its fd number could be reused).
   relinkSinks(id);
   muxChild_.erase(id);  // a muxed RTCP stream left behind keeps its id but no socket
@@ -232,10 +247,116 @@ EngineTotalsSnapshot Engine::totals() const {
   return t;
 }
 
+void Engine::ensureWriter() {
+  if (writer_) return;
+  std::vector<RecordRing*> rings;
+  for (auto& t : threads_) {
+    rings_.push_back(std::make_unique<RecordRing>(kRecordRingBytes));
+    t->setRing(rings_.back().get());
+    rings.push_back(rings_.back().get());
+  }
+  writer_ = std::make_unique<PcapWriter>(std::move(rings));
+}
+
+void Engine::startRecording(const RecordingSpec& spec) {
+  if (closed_) throw std::invalid_argument("engine is closed");
+  if (spec.id <= 0) throw std::invalid_argument("recording id must be positive");
+  if (recordings_.count(spec.id)) throw std::invalid_argument("recording id already in use");
+  // O_APPEND + one write per record and no user-space buffer: the file is whole records at any instant.
+  int fd = ::open(spec.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    int e = errno;
+    throw RecordingFailure{errnoName(e), "cannot create " + spec.path + ": " + std::strerror(e)};
+  }
+  uint8_t header[kPcapGlobalHeaderSize];
+  buildPcapGlobalHeader(header, spec.link);
+  if (::write(fd, header, sizeof(header)) != ssize_t(sizeof(header))) {
+    int e = errno ? errno : ENOSPC;
+    ::close(fd);
+    ::unlink(spec.path.c_str());
+    throw RecordingFailure{errnoName(e), "cannot write " + spec.path + ": " + std::strerror(e)};
+  }
+  ensureWriter();
+  auto rec = std::make_unique<Recording>();
+  rec->id = spec.id;
+  rec->fd = fd;
+  rec->link = spec.link;
+  rec->egress = spec.egress;
+  rec->path = spec.path;
+  recordings_[spec.id].rec = std::move(rec);
+}
+
+void Engine::setRecordingStreams(int32_t recordingId, const std::vector<int32_t>& streamIds) {
+  if (closed_) throw std::invalid_argument("engine is closed");
+  auto it = recordings_.find(recordingId);
+  if (it == recordings_.end()) throw std::invalid_argument("unknown recording id");
+  RecordingEntry& entry = it->second;
+  std::unordered_set<int32_t> wanted;
+  for (int32_t id : streamIds)
+    if (streams_.count(id)) wanted.insert(id);
+  std::vector<Command> cmds;
+  for (int32_t id : entry.streams) {
+    if (wanted.count(id)) continue;
+    auto s = streams_.find(id);
+    if (s != streams_.end())
+      cmds.push_back(Command{CommandType::SetRecording, s->second.stream.get(), Rule{}, nullptr, nullptr, nullptr});
+    streamRecording_.erase(id);
+  }
+  for (int32_t id : wanted) {
+    if (entry.streams.count(id)) continue;
+    // A stream feeds one recording: taking it over detaches it from the other one.
+    auto prev = streamRecording_.find(id);
+    if (prev != streamRecording_.end() && prev->second != recordingId) {
+      auto other = recordings_.find(prev->second);
+      if (other != recordings_.end()) other->second.streams.erase(id);
+    }
+    streamRecording_[id] = recordingId;
+    cmds.push_back(
+        Command{CommandType::SetRecording, streams_.at(id).stream.get(), Rule{}, nullptr, nullptr, entry.rec.get()});
+  }
+  entry.streams = std::move(wanted);
+  runOnOwners(cmds);
+}
+
+static void snapshot(const Recording& r, RecordingSnapshot& out) {
+  out.queued = r.queued.load(std::memory_order_relaxed);
+  out.written = r.written.load(std::memory_order_relaxed);
+  out.dropped = r.dropped.load(std::memory_order_relaxed);
+  out.bytes = r.bytesWritten.load(std::memory_order_relaxed);
+  out.lastErrno = r.lastErrno.load(std::memory_order_relaxed);
+}
+
+bool Engine::stopRecording(int32_t recordingId, RecordingSnapshot& out) {
+  auto it = recordings_.find(recordingId);
+  if (it == recordings_.end()) return false;
+  if (!closed_) setRecordingStreams(recordingId, {});
+  // No I/O thread queues for it any more; the writer writes what is queued, then closes the file.
+  Recording* rec = it->second.rec.get();
+  if (writer_) writer_->closeRecording(rec);
+  else if (rec->fd >= 0) ::close(rec->fd);
+  rec->fd = -1;
+  snapshot(*rec, out);
+  recordings_.erase(it);
+  return true;
+}
+
+bool Engine::readRecording(int32_t recordingId, RecordingSnapshot& out) const {
+  auto it = recordings_.find(recordingId);
+  if (it == recordings_.end()) return false;
+  snapshot(*it->second.rec, out);
+  return true;
+}
+
 void Engine::close() {
   if (closed_) return;
   closed_ = true;
   for (auto& t : threads_) t->stopAndJoin();
+  // The I/O threads are gone: the writer writes everything still queued, then every file is closed.
+  if (writer_) writer_->stop();
+  for (auto& [id, entry] : recordings_)
+    if (entry.rec->fd >= 0) ::close(entry.rec->fd);
+  recordings_.clear();
+  streamRecording_.clear();
   for (auto& [id, rec] : streams_)
     if (rec.stream->fd >= 0) ::close(rec.stream->fd);
   streams_.clear();

@@ -184,6 +184,9 @@ void IoThread::apply(const Command& c) {
     case CommandType::SetSink:
       s->sink = c.sink;
       break;
+    case CommandType::SetRecording:
+      s->rec = c.rec;
+      break;
     case CommandType::Detach:
       if (s->fd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, s->fd, nullptr);
       if (s->muxParent && s->muxParent->muxRtcp == s) s->muxParent->muxRtcp = nullptr;
@@ -191,6 +194,7 @@ void IoThread::apply(const Command& c) {
       s->muxRtcp = nullptr;
       s->muxParent = nullptr;
       s->sink = nullptr;
+      s->rec = nullptr;
       windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());
       break;
   }
@@ -228,6 +232,27 @@ void IoThread::handleTimers() {
   flushEvents(false);
 }
 
+void IoThread::record(Recording* rec, const SockAddr& src, const SockAddr& dst, const uint8_t* p, size_t len) {
+  if (!ring_ || !src.valid() || !dst.valid() || src.family() != dst.family()) {
+    rec->dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (!recordTimeValid_) {
+    // One precise clock read per receive batch, and only in batches that record something.
+    gettimeofday(&recordTime_, nullptr);
+    recordTimeValid_ = true;
+  }
+  const size_t size = pcapRecordSize(rec->link, src.family(), len);
+  uint8_t* slot = ring_->reserve(size);
+  if (!slot) {
+    rec->dropped.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  buildPcapRecord(slot, rec->link, src, dst, p, len, recordTime_);
+  ring_->commit(rec, size);
+  rec->queued.fetch_add(1, std::memory_order_relaxed);
+}
+
 void IoThread::flushSends(int fd, int count) {
   int off = 0;
   while (off < count) {
@@ -259,6 +284,7 @@ void IoThread::drain(Stream* x) {
     if (n <= 0) return;  // EAGAIN (drained) or a transient error; epoll reports the socket again if needed
     nowWall_ = clockMs(CLOCK_REALTIME_COARSE);
     nowMono_ = clockMs(CLOCK_MONOTONIC_COARSE);
+    recordTimeValid_ = false;
 
     int pending = 0;
     int pendingFd = -1;
@@ -337,6 +363,9 @@ void IoThread::drain(Stream* x) {
       }
       totals_.packets.add(1);
       totals_.bytes.add(len);
+      // Recording sees each accepted packet as it arrived: party -> relay socket.
+      Recording* rec = t->rec;
+      if (rec) record(rec, src, x->local, p, len);
 
       Stream* out = t->sink;
       if (!out || out->fd < 0) continue;
@@ -347,6 +376,7 @@ void IoThread::drain(Stream* x) {
         dest = out->endpoint.load();
       }
       if (!dest.valid()) continue;  // the receiving party's address is not known yet
+      if (rec && rec->egress) record(rec, out->local, dest, p, len);  // --record-egress: relay -> party
       snames_[pending] = dest;
       smsgs_[pending].msg_hdr.msg_namelen = dest.len;
       siov_[pending].iov_base = const_cast<uint8_t*>(p);

@@ -258,6 +258,7 @@ export class CallManager {
       loopToken: randomBytes(6).toString('hex'),
       recordCall: false,
       metadata: null,
+      recording: null,
       nextMonologueKey: 1,
       endReason: null,
     };

@@ -95,8 +95,39 @@ export interface CallState {
   loopToken: string;
   recordCall: boolean;
   metadata: string | null;
+  /** The call's current pcap recording (null = not recording). */
+  recording: CallRecordingState | null;
   /** Counter for monologue keys. */
   nextMonologueKey: number;
   /** Set once the call was ended by a timeout; kept for logging. */
   endReason: string | null;
+}
+
+/** One SDP as the recording's metadata file lists it. */
+export interface RecordedSdp {
+  mode: 'offer' | 'answer';
+  /** Tag of the party that sent it. */
+  fromTag: string;
+  /** Packets recorded before this SDP was seen. */
+  packetsBefore: number;
+  atMs: number;
+  sdp: string;
+}
+
+/** A recording in progress: its files and what its metadata file will say. */
+export interface CallRecordingState {
+  /** Data plane recording id. */
+  id: number;
+  /** `<call-id>-<random>`, the stem of both file names. */
+  name: string;
+  /** Where the pcap and the metadata are written while the recording runs, and where they move at its end. */
+  pcapSpoolPath: string;
+  pcapPath: string;
+  metaSpoolPath: string;
+  metaPath: string;
+  paused: boolean;
+  startedMs: number;
+  sdps: RecordedSdp[];
+  /** Every distinct `metadata` string sent over ng while recording, in order. */
+  metadata: string[];
 }

@@ -12,6 +12,8 @@ import type { DataPlane } from '../dataplane/types';
 import type { Logger } from '../logger';
 import { statisticsReply, type ControlStats } from './statistics';
 import { KNOWN_FLAGS } from './known-flags';
+import type { CallRecorder } from '../recording/call-recorder';
+import type { CallState } from '../call/state';
 
 function dict(entries: Array<[string, NgValue]>): NgDict {
   const d = Object.create(null) as NgDict;
@@ -26,6 +28,7 @@ function ok(entries: Array<[string, NgValue]> = []): NgDict {
 export interface CommandContext {
   manager: CallManager;
   dataPlane: DataPlane;
+  recorder: CallRecorder;
   logger: Logger;
   controlStats: () => ControlStats;
   startedMs: number;
@@ -39,9 +42,9 @@ export function createCommandHandler(ctx: CommandContext): NgHandler {
       case 'ping':
         return dict([['result', 'pong']]);
       case 'offer':
-        return ok([['sdp', ctx.manager.offer(signal(req, ctx.logger, false))]]);
+        return signalCommand(signal(req, ctx.logger, false), 'offer', ctx);
       case 'answer':
-        return ok([['sdp', ctx.manager.answer(signal(req, ctx.logger, true))]]);
+        return signalCommand(signal(req, ctx.logger, true), 'answer', ctx);
       case 'delete':
         return deleteCommand(req, ctx);
       case 'query':
@@ -50,10 +53,38 @@ export function createCommandHandler(ctx: CommandContext): NgHandler {
         return listCommand(req, ctx);
       case 'statistics':
         return ok([['statistics', statisticsReply(ctx)]]);
+      case 'start recording':
+        ctx.recorder.start(recordingCall(req, ctx));
+        return ok();
+      case 'stop recording':
+        ctx.recorder.stop(recordingCall(req, ctx));
+        return ok();
+      case 'pause recording':
+        ctx.recorder.pause(recordingCall(req, ctx));
+        return ok();
       default:
         throw new NgError('Unrecognized command');
     }
   };
+}
+
+/** offer/answer, then what the request means for recording (a recording failure only adds a warning). */
+function signalCommand(s: SignalRequest, mode: 'offer' | 'answer', ctx: CommandContext): NgDict {
+  ctx.recorder.checkRequest(s.recordCall);
+  const sdp = mode === 'offer' ? ctx.manager.offer(s) : ctx.manager.answer(s);
+  const call = ctx.manager.calls.get(s.callId);
+  const warning = call
+    ? ctx.recorder.afterSignal(call, { mode, fromTag: s.fromTag, sdp: s.sdp, metadata: s.metadata, recordCall: s.recordCall })
+    : null;
+  return ok(warning === null ? [['sdp', sdp]] : [['sdp', sdp], ['warning', warning]]);
+}
+
+/** The call a start/stop/pause recording command names. */
+function recordingCall(req: NormalizedRequest, ctx: CommandContext): CallState {
+  if (!req.callId) throw new NgError('No call-id in message');
+  const call = ctx.manager.calls.get(req.callId);
+  if (!call) throw new NgError('Unknown call-id');
+  return call;
 }
 
 /** offer/answer keys, checked in rtpengine's order: SDP, call-id, from-tag, (to-tag). */
@@ -103,6 +134,8 @@ function deleteCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
   const call = ctx.manager.calls.get(del.callId);
   const stats = call && del.fromTag && !del.fast ? callStatistics(call, counterReader(ctx, ctx.manager.streamIds(call))) : null;
   const result = ctx.manager.delete(del);
+  // The recording ends with the call's delete, not when a delete-delay runs out.
+  if (result && !result.branchOnly) ctx.recorder.stop(result.call);
   if (!result) {
     if (del.fatal) throw new NgError("Call-ID not found or tags didn't match");
     return dict([
@@ -119,7 +152,11 @@ function queryCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
   const call = ctx.manager.calls.get(req.callId);
   if (!call) throw new NgError('Unknown call-id');
   const stats = callStatistics(call, counterReader(ctx, ctx.manager.streamIds(call)));
-  return ok(Object.entries(stats));
+  // Only recorded calls get the extra key, so other replies keep rtpengine's exact key set.
+  const recording = ctx.recorder.queryInfo(call);
+  const entries = Object.entries(stats);
+  if (recording) entries.push(['recording', recording]);
+  return ok(entries);
 }
 
 function listCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {

@@ -76,6 +76,19 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'recording-dir', kind: 'string', arg: 'DIR', defaultText: 'none', help: 'Spool directory for call recordings (pcaps/ and metadata/)' },
   { name: 'recording-method', kind: 'string', arg: 'pcap', defaultText: 'pcap', help: 'Recording method; only pcap is supported' },
   {
+    name: 'recording-format',
+    kind: 'string',
+    arg: 'raw|eth',
+    defaultText: 'raw',
+    help: 'pcap link type: raw = IP packets (LINKTYPE_RAW 101), eth = with a fake Ethernet header (LINKTYPE_ETHERNET 1)',
+  },
+  {
+    name: 'record-egress',
+    kind: 'flag',
+    defaultText: 'off',
+    help: 'Also record each packet as sent by the relay (relay -> party), not only as received (party -> relay)',
+  },
+  {
     name: 'endpoint-learning',
     kind: 'string',
     arg: 'off|immediate|delayed|heuristic',

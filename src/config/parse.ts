@@ -253,6 +253,11 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
       if (t !== 'pcap') throw new BadValue("only 'pcap' is supported");
       return 'pcap' as const;
     }),
+    recordingFormat: value('recording-format', 'raw' as RelayConfig['recordingFormat'], (t) => {
+      if (t !== 'raw' && t !== 'eth') throw new BadValue('expected raw or eth');
+      return t;
+    }),
+    recordEgress: flag('record-egress'),
     foreground: flag('foreground'),
     logStderr: flag('log-stderr'),
     table: value('table', DEFAULTS.table, (t) => parseInteger(t, INT32_MIN, INT32_MAX)),

@@ -27,6 +27,10 @@ export interface RelayConfig {
   logLevel: number;
   recordingDir: string | null;
   recordingMethod: 'pcap';
+  /** pcap link type (`--recording-format`): raw = LINKTYPE_RAW (101), eth = LINKTYPE_ETHERNET (1). */
+  recordingFormat: 'raw' | 'eth';
+  /** `--record-egress`: also record the relay -> party copy of each forwarded packet. */
+  recordEgress: boolean;
   foreground: boolean;
   logStderr: boolean;
   table: number;

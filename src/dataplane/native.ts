@@ -9,6 +9,8 @@
  * - A muxed RTCP stream shares its RTP stream's party: learning, strict-source and the endpoint reported in
  *   its counters are those of the RTP stream.
  * - Datagrams larger than 4096 bytes are truncated by the receive slot and counted as malformed.
+ * - Recording: the I/O threads build each pcap record into a bounded per-thread ring (full = dropped and
+ *   counted, forwarding goes on); one writer thread writes each record with one write() to an O_APPEND file.
  */
 import * as path from 'node:path';
 import {
@@ -17,6 +19,10 @@ import {
   type EngineEvent,
   type EngineOptions,
   type EngineTotals,
+  RecordingFileError,
+  type RecordingCounters,
+  type RecordingFormat,
+  type RecordingSpec,
   type StreamCounters,
   type StreamRule,
   type StreamSocketSpec,
@@ -36,6 +42,10 @@ interface NativeEngineInstance {
   removeStream(id: number): void;
   readCounters(ids: readonly number[]): (StreamCounters | null)[];
   totals(): EngineTotals;
+  startRecording(id: number, path: string, format: RecordingFormat, egress: boolean): void;
+  setRecordingStreams(id: number, streamIds: readonly number[]): void;
+  stopRecording(id: number): RecordingCounters | null;
+  readRecording(id: number): RecordingCounters | null;
   close(): void;
 }
 
@@ -120,6 +130,32 @@ class NativeDataPlane implements DataPlane {
     return this.engine.totals();
   }
 
+  startRecording(spec: RecordingSpec): void {
+    try {
+      this.engine.startRecording(spec.id, spec.path, spec.format, spec.egress);
+    } catch (err) {
+      const code = errorCode(err);
+      if (code !== undefined) throw new RecordingFileError((err as Error).message, code, spec.path);
+      throw err;
+    }
+  }
+
+  setRecordingStreams(recordingId: number, streamIds: readonly number[]): void {
+    if (this.closed) return;
+    this.engine.setRecordingStreams(recordingId, streamIds);
+  }
+
+  stopRecording(recordingId: number): RecordingCounters | null {
+    // After close() the engine has written and closed every file already.
+    if (this.closed) return null;
+    return this.engine.stopRecording(recordingId);
+  }
+
+  readRecording(recordingId: number): RecordingCounters | null {
+    if (this.closed) return null;
+    return this.engine.readRecording(recordingId);
+  }
+
   onEvents(listener: (events: EngineEvent[]) => void): void {
     this.listeners.push(listener);
   }
@@ -139,4 +175,13 @@ class NativeDataPlane implements DataPlane {
 
 export function createNativeDataPlane(options: EngineOptions): DataPlane {
   return new NativeDataPlane(options);
+}
+
+/**
+ * A named extra export of the addon, e.g. `srtpTest` (the SRTP test/bench functions of
+ * native/src/srtp_binding.cpp, typed in src/dataplane/srtp-binding.ts). Lives here so that this module stays
+ * the only one that loads the .node file.
+ */
+export function nativeAddonExport(name: string): unknown {
+  return (loadAddon() as unknown as Record<string, unknown>)[name];
 }

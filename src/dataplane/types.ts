@@ -90,6 +90,48 @@ export type EngineEvent =
   | { type: 'learned'; id: number; endpoint: Endpoint; atMs: number }
   | { type: 'source-changed'; id: number; endpoint: Endpoint; atMs: number };
 
+/** pcap link type: `raw` = LINKTYPE_RAW (101, IP packets), `eth` = LINKTYPE_ETHERNET (1, fake Ethernet header). */
+export type RecordingFormat = 'raw' | 'eth';
+
+/** One pcap file written by the engine's writer thread. */
+export interface RecordingSpec {
+  /** Unique id chosen by the control plane, 1 .. 2^31-1. */
+  id: number;
+  /** File to create (must not exist); the pcap global header is written before startRecording returns. */
+  path: string;
+  format: RecordingFormat;
+  /**
+   * Also record each forwarded copy (relay socket -> receiving party). Without it every packet is recorded
+   * once, as received (party -> relay socket), which already holds both parties' streams.
+   */
+  egress: boolean;
+}
+
+export interface RecordingCounters {
+  /** Records the I/O threads queued for the writer. */
+  queued: number;
+  /** Records written to the file. */
+  written: number;
+  /** Records lost: ring full (disk slower than traffic) or write error. Forwarding is never affected. */
+  dropped: number;
+  /** Bytes of records written (the file is 24 bytes longer: the global header). */
+  bytes: number;
+  /** strerror() of the last write failure, null if none. */
+  error: string | null;
+}
+
+/** Raised when a recording file cannot be created or its header written. */
+export class RecordingFileError extends Error {
+  override readonly name = 'RecordingFileError';
+  constructor(
+    message: string,
+    readonly code: string,
+    readonly path: string,
+  ) {
+    super(message);
+  }
+}
+
 export interface EngineOptions {
   /** I/O threads; default = number of cores. */
   threads: number;
@@ -120,6 +162,17 @@ export interface DataPlane {
   /** Read counters of the given streams (unknown ids are absent from the result). No per-packet crossing. */
   readCounters(ids: readonly number[]): Map<number, StreamCounters>;
   totals(): EngineTotals;
+  /** Create a pcap file; nothing feeds it until setRecordingStreams. Throws RecordingFileError. */
+  startRecording(spec: RecordingSpec): void;
+  /**
+   * The streams whose received packets go into the recording, replacing the previous set (empty = paused:
+   * the file stays open, nothing is written). Unknown or removed stream ids are ignored. Synchronous: a packet
+   * received after this returns obeys the new set. A stream feeds at most one recording.
+   */
+  setRecordingStreams(recordingId: number, streamIds: readonly number[]): void;
+  /** Detach, write everything queued, close the file; returns the final counters (null = unknown id). */
+  stopRecording(recordingId: number): RecordingCounters | null;
+  readRecording(recordingId: number): RecordingCounters | null;
   /** Slow events (first packet, learning), delivered in batches on the JS thread. */
   onEvents(listener: (events: EngineEvent[]) => void): void;
   close(): void;

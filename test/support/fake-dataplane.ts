@@ -6,6 +6,8 @@ import type {
   DataPlane,
   EngineEvent,
   EngineTotals,
+  RecordingCounters,
+  RecordingSpec,
   StreamCounters,
   StreamRule,
   StreamSocketSpec,
@@ -18,6 +20,8 @@ export class FakeDataPlane implements DataPlane {
   /** "address:port" held by some other process. */
   readonly foreign = new Set<string>();
   private listener: ((events: EngineEvent[]) => void) | null = null;
+  /** Recordings started and the streams that currently feed each. */
+  readonly recordings = new Map<number, { spec: RecordingSpec; streams: number[]; counters: RecordingCounters }>();
 
   addStream(spec: StreamSocketSpec, rule: StreamRule): void {
     if (this.streams.has(spec.id)) throw new Error(`duplicate stream id ${spec.id}`);
@@ -68,6 +72,29 @@ export class FakeDataPlane implements DataPlane {
 
   totals(): EngineTotals {
     return { packets: 0, bytes: 0, errors: 0, malformed: 0, dropped: 0 };
+  }
+
+  startRecording(spec: RecordingSpec): void {
+    if (this.recordings.has(spec.id)) throw new Error(`duplicate recording id ${spec.id}`);
+    const counters = { queued: 0, written: 0, dropped: 0, bytes: 0, error: null };
+    this.recordings.set(spec.id, { spec, streams: [], counters });
+  }
+
+  setRecordingStreams(recordingId: number, streamIds: readonly number[]): void {
+    const r = this.recordings.get(recordingId);
+    if (!r) throw new Error(`unknown recording ${recordingId}`);
+    r.streams = streamIds.filter((id) => this.streams.has(id));
+  }
+
+  stopRecording(recordingId: number): RecordingCounters | null {
+    const r = this.recordings.get(recordingId);
+    if (!r) return null;
+    this.recordings.delete(recordingId);
+    return r.counters;
+  }
+
+  readRecording(recordingId: number): RecordingCounters | null {
+    return this.recordings.get(recordingId)?.counters ?? null;
   }
 
   onEvents(listener: (events: EngineEvent[]) => void): void {

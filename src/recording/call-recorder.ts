@@ -1,0 +1,208 @@
+/**
+ * Call recording on the control-plane side: which calls are recorded, their files and metadata, and keeping
+ * the engine's recording fed with the call's current streams. Packets never come here: the engine writes the
+ * pcap (src/dataplane/types.ts `startRecording`); this module names the files, writes the metadata and moves
+ * both from DIR/spool/ to DIR/pcaps/ and DIR/metadata/ when the recording ends.
+ *
+ * Failures to record never fail a call: offer/answer still succeed (the reply carries a `warning`), only an
+ * explicit `start recording` answers an error.
+ */
+import { randomBytes } from 'node:crypto';
+import { renameSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { RelayConfig } from '../config/types';
+import type { DataPlane, RecordingCounters } from '../dataplane/types';
+import type { CallRecordingState, CallState } from '../call/state';
+import type { NgDict } from '../ng/types';
+import type { Logger } from '../logger';
+import { NgError } from '../errors';
+import { metadataText } from './metadata-file';
+import { recordingDirs, type RecordingDirs } from './recording-dir';
+
+/** rtpengine's wording, with ngrelay's option name. */
+export const NO_RECORDING_DIR = 'Call recording requested, but no recording directory configured (--recording-dir)';
+
+/** Call-ids may hold '/', spaces, anything: keep file names to a safe alphabet and a sane length. */
+export function fileStem(callId: string): string {
+  const safe = callId.replace(/[^A-Za-z0-9._@+=-]/g, '_').replace(/^\.+/, '_');
+  return safe.slice(0, 120) || 'call';
+}
+
+export interface SignalForRecording {
+  mode: 'offer' | 'answer';
+  fromTag: string;
+  sdp: Buffer;
+  metadata: string | null;
+  /** `record-call` as sent: true = start, false = stop, null = unchanged. */
+  recordCall: boolean | null;
+}
+
+export class CallRecorder {
+  private readonly dirs: RecordingDirs | null;
+  private nextId = 1;
+
+  constructor(
+    private readonly config: Pick<RelayConfig, 'recordingDir' | 'recordingFormat' | 'recordEgress'>,
+    private readonly dataPlane: DataPlane,
+    private readonly streamIds: (call: CallState) => number[],
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.dirs = config.recordingDir === null ? null : recordingDirs(config.recordingDir);
+  }
+
+  /** Refuses a request that asks for recording when there is nowhere to record to (before any change). */
+  checkRequest(recordCall: boolean | null): void {
+    if (recordCall === true && !this.dirs) throw new NgError(NO_RECORDING_DIR);
+  }
+
+  /**
+   * After an offer/answer was applied: start, stop or keep recording, note the SDP and metadata, feed the
+   * call's current streams. Returns a warning for the reply when recording could not start.
+   */
+  afterSignal(call: CallState, signal: SignalForRecording): string | null {
+    let warning: string | null = null;
+    if (signal.recordCall === false) {
+      this.stop(call);
+      return null;
+    }
+    if (call.recordCall && !call.recording) {
+      try {
+        this.start(call);
+      } catch (err) {
+        warning = err instanceof NgError ? err.reason : String(err);
+      }
+    }
+    const rec = call.recording;
+    if (!rec) return warning;
+    rec.sdps.push({
+      mode: signal.mode,
+      fromTag: signal.fromTag,
+      packetsBefore: this.dataPlane.readRecording(rec.id)?.queued ?? 0,
+      atMs: this.now(),
+      sdp: signal.sdp.toString('utf8'),
+    });
+    if (signal.metadata !== null && !rec.metadata.includes(signal.metadata)) rec.metadata.push(signal.metadata);
+    this.feed(call);
+    this.writeSpoolMetadata(call, rec);
+    return warning;
+  }
+
+  /** `start recording` (or record-call): a new recording, or resume a paused one. Throws NgError. */
+  start(call: CallState): void {
+    if (!this.dirs) throw new NgError(NO_RECORDING_DIR);
+    call.recordCall = true;
+    const existing = call.recording;
+    if (existing) {
+      if (existing.paused) {
+        existing.paused = false;
+        this.feed(call);
+        this.logger.info({ 'call-id': call.callId, pcap: existing.pcapPath }, 'recording resumed');
+      }
+      return;
+    }
+    const name = `${fileStem(call.callId)}-${randomBytes(8).toString('hex')}`;
+    const rec: CallRecordingState = {
+      id: this.nextId++,
+      name,
+      pcapSpoolPath: path.join(this.dirs.spool, `${name}.pcap`),
+      pcapPath: path.join(this.dirs.pcaps, `${name}.pcap`),
+      metaSpoolPath: path.join(this.dirs.spool, `${name}.meta`),
+      metaPath: path.join(this.dirs.metadata, `${name}.meta`),
+      paused: false,
+      startedMs: this.now(),
+      sdps: [],
+      metadata: call.metadata !== null ? [call.metadata] : [],
+    };
+    try {
+      this.dataPlane.startRecording({
+        id: rec.id,
+        path: rec.pcapSpoolPath,
+        format: this.config.recordingFormat,
+        egress: this.config.recordEgress,
+      });
+    } catch (err) {
+      call.recordCall = false;
+      const message = err instanceof Error ? err.message : String(err);
+      this.logger.error({ 'call-id': call.callId, err: message }, 'cannot start recording');
+      throw new NgError(`Failed to start call recording: ${message}`);
+    }
+    call.recording = rec;
+    this.feed(call);
+    this.writeSpoolMetadata(call, rec);
+    this.logger.info({ 'call-id': call.callId, pcap: rec.pcapSpoolPath }, 'recording started');
+  }
+
+  /** `pause recording`: the file stays open, nothing is written until `start recording`. */
+  pause(call: CallState): void {
+    const rec = call.recording;
+    if (!rec || rec.paused) return;
+    rec.paused = true;
+    this.dataPlane.setRecordingStreams(rec.id, []);
+    this.logger.info({ 'call-id': call.callId, pcap: rec.pcapSpoolPath }, 'recording paused');
+  }
+
+  /** `stop recording`, record-call=no, delete, timeout: close the pcap and move both files to their final place. */
+  stop(call: CallState): RecordingCounters | null {
+    call.recordCall = false;
+    const rec = call.recording;
+    if (!rec) return null;
+    call.recording = null;
+    const counters = this.dataPlane.stopRecording(rec.id);
+    this.writeSpoolMetadata(call, rec, this.now());
+    for (const [from, to] of [
+      [rec.pcapSpoolPath, rec.pcapPath],
+      [rec.metaSpoolPath, rec.metaPath],
+    ] as const) {
+      try {
+        renameSync(from, to);
+      } catch (err) {
+        this.logger.error({ 'call-id': call.callId, from, to, err: (err as Error).message }, 'cannot move recording file');
+      }
+    }
+    this.logger.info(
+      {
+        'call-id': call.callId,
+        pcap: rec.pcapPath,
+        written: counters?.written ?? null,
+        dropped: counters?.dropped ?? null,
+        error: counters?.error ?? null,
+      },
+      'recording finished',
+    );
+    return counters;
+  }
+
+  /** The `recording` dict of `query`; null when the call is not being recorded (the reply keeps rtpengine's keys). */
+  queryInfo(call: CallState): NgDict | null {
+    const rec = call.recording;
+    if (!rec) return null;
+    const c = this.dataPlane.readRecording(rec.id);
+    const d = Object.create(null) as NgDict;
+    d['recorded'] = 'yes';
+    d['state'] = rec.paused ? 'paused' : 'recording';
+    d['pcap'] = rec.pcapPath;
+    d['spool file'] = rec.pcapSpoolPath;
+    d['metadata file'] = rec.metaPath;
+    d['packets written'] = c?.written ?? 0;
+    d['packets dropped'] = c?.dropped ?? 0;
+    d['packets queued'] = c?.queued ?? 0;
+    if (c?.error) d['error'] = c.error;
+    return d;
+  }
+
+  /** Points the engine's recording at the call's current streams (they change with re-INVITEs). */
+  private feed(call: CallState): void {
+    const rec = call.recording;
+    if (!rec || rec.paused) return;
+    this.dataPlane.setRecordingStreams(rec.id, this.streamIds(call));
+  }
+
+  private writeSpoolMetadata(call: CallState, rec: CallRecordingState, endMs: number | null = null): void {
+    try {
+      writeFileSync(rec.metaSpoolPath, metadataText(call, rec, endMs));
+    } catch (err) {
+      this.logger.error({ 'call-id': call.callId, path: rec.metaSpoolPath, err: (err as Error).message }, 'cannot write recording metadata');
+    }
+  }
+}
