@@ -90,7 +90,7 @@ export class CallManager {
     private readonly now: () => number = Date.now,
   ) {
     this.interfaces = new InterfaceTable(config.interfaces);
-    this.sockets = new StreamSockets(dataPlane, config.portMin, config.portMax);
+    this.sockets = new StreamSockets(dataPlane, config.portMin, config.portMax, logger);
   }
 
   // ---------------------------------------------------------------------------------------------- offer

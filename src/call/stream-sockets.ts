@@ -6,8 +6,9 @@ import type { DataPlane, StreamRule } from '../dataplane/types';
 import { BindError } from '../dataplane/types';
 import type { InterfaceConfig } from '../config/types';
 import { PortAllocator } from './port-allocator';
-import { PortsExhaustedError } from '../errors';
+import { NgError, PortsExhaustedError } from '../errors';
 import type { StreamState } from './state';
+import type { Logger } from '../logger';
 
 /** How many foreign-held ports in a row we skip before giving up. */
 const BIND_ATTEMPTS = 16;
@@ -31,6 +32,7 @@ export class StreamSockets {
     private readonly dataPlane: DataPlane,
     private readonly portMin: number,
     private readonly portMax: number,
+    private readonly logger?: Logger,
   ) {}
 
   /** Keep stream ids unique after a restore. */
@@ -67,13 +69,17 @@ export class StreamSockets {
         }
         return { rtp, rtcp };
       } catch (err) {
-        if (!(err instanceof BindError) || attempt + 1 >= BIND_ATTEMPTS) {
+        const portTaken = err instanceof BindError && (err.code === 'EADDRINUSE' || err.code === 'EACCES');
+        if (!portTaken || attempt + 1 >= BIND_ATTEMPTS) {
           alloc.release(port);
           if (!muxed) alloc.release(port + 1);
-          if (err instanceof BindError) throw new PortsExhaustedError();
+          if (portTaken) throw new PortsExhaustedError();
+          // Not about this port (e.g. the interface address is not on this host): say so, do not retry.
+          if (err instanceof BindError) throw new NgError(`Cannot bind media socket on ${err.address}: ${err.code}`);
           throw err;
         }
         // Someone else holds one of these ports: keep them out of rotation for a while and try the next.
+        this.logger?.warn({ address: err.address, port: err.port, code: err.code }, 'media port unavailable, skipping it');
         alloc.quarantine(port);
         if (!muxed) alloc.quarantine(port + 1);
       }
