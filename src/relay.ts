@@ -9,7 +9,7 @@ import { CallManager } from './call/call-manager';
 import { TimeoutSweeper } from './call/timeouts';
 import { createCommandHandler } from './commands/handler';
 import { NgServer } from './ng/server';
-import type { NgDict } from './ng/types';
+import type { NgDict, NgHandler } from './ng/types';
 import type { Logger } from './logger';
 import { CallRecorder } from './recording/call-recorder';
 import { prepareRecordingDir } from './recording/recording-dir';
@@ -55,7 +55,17 @@ export class Relay {
       controlStats: () => (server ? server.stats() : { commands: {}, errors: 0 }),
       interfaces: () => interfaceStats(config, manager),
     });
-    server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, handler, logger });
+    // --debug-ng-delay: the command runs at once, its reply is held back, so a proxy retransmits meanwhile.
+    // Pings stay prompt, or the proxy would take the relay for dead.
+    const delayed: NgHandler =
+      config.debugNgDelayMs > 0
+        ? async (request, context) => {
+            const reply = await handler(request, context);
+            if (reply['result'] !== 'pong') await new Promise((resolve) => setTimeout(resolve, config.debugNgDelayMs));
+            return reply;
+          }
+        : handler;
+    server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, handler: delayed, logger });
     try {
       await server.listen();
     } catch (err) {

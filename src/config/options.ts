@@ -102,6 +102,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '4194304',
     help: "SO_RCVBUF of each media socket (0 = system default); ngrelay's own option",
   },
+  {
+    name: 'debug-ng-delay',
+    kind: 'int',
+    arg: 'MS',
+    defaultText: '0',
+    help: 'Testing aid: hold every ng reply this long after the command ran (shows proxy retransmits); 0 = off',
+  },
   // rtpengine options without effect in ngrelay (see OptionSpec.noEffect).
   { name: 'no-fallback', short: 'F', kind: 'flag', defaultText: '', help: 'No effect (kernel module)', noEffect: true },
   { name: 'tos', short: 'T', kind: 'int', arg: 'INT', defaultText: '', help: 'No effect', noEffect: true },

@@ -266,6 +266,7 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
     socketReceiveBuffer: value('socket-receive-buffer', DEFAULTS.socketReceiveBuffer, (t) =>
       parseInteger(t, 0, INT32_MAX),
     ),
+    debugNgDelayMs: value('debug-ng-delay', 0, (t) => parseInteger(t, 0, 60_000)),
   };
 }
 

@@ -39,4 +39,6 @@ export interface RelayConfig {
   endpointLearning: 'off' | 'immediate' | 'delayed' | 'heuristic';
   /** SO_RCVBUF per media socket in bytes. */
   socketReceiveBuffer: number;
+  /** Testing aid: milliseconds every ng reply is held back after its command ran (0 = off). */
+  debugNgDelayMs: number;
 }

@@ -51,6 +51,7 @@ function sdp(address: string, port: number, extra: string[] = []): string {
 }
 
 function mPort(reply: BDict): number {
+  if (!reply['sdp']) throw new Error(`offer/answer failed: ${JSON.stringify(toPlain(reply))}`);
   const body = (reply['sdp'] as Buffer).toString('latin1');
   const m = /m=audio (\d+) /.exec(body);
   if (!m) throw new Error(`no m= line in ${body}`);
@@ -196,5 +197,45 @@ describe('ngrelay forwards real media set up over ng', () => {
     expect(await canBind(portForB)).toBe(true);
     const list = toPlain((await ng.request({ command: 'list' })).dict) as { calls: string[] };
     expect(list.calls).not.toContain('idle-1');
+  });
+});
+
+describe('a slow reply and a proxy that retransmits the same cookie', () => {
+  let relay: RelayUnderTest;
+  let ng: NgRawClient;
+
+  beforeAll(async () => {
+    relay = await startNgrelay({ ngPort: NG_PORT + 1, portMin: 42500, portMax: 42599, extraArgs: ['--debug-ng-delay=700'] });
+    ng = await NgRawClient.open(NG_PORT + 1);
+  });
+
+  afterAll(async () => {
+    ng?.close();
+    await relay?.stop();
+  });
+
+  it('runs the offer once: every copy gets the same reply and the call has one set of ports', async () => {
+    const cookie = ng.newCookie();
+    const datagram = NgRawClient.frame(cookie, {
+      command: 'offer', 'call-id': 'slow-1', 'from-tag': 'A', sdp: sdp('127.0.0.41', 6000),
+    });
+    // Kamailio resends every rtpengine_tout_ms while no reply came: here 5 copies, 150 ms apart.
+    const replies = [0, 1, 2, 3, 4].map(() => ng.nextReply(cookie, 5000));
+    for (let i = 0; i < 5; i++) {
+      ng.sendDatagram(datagram);
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    const got = await Promise.all(replies);
+    for (const r of got) expect(r.datagram.equals(got[0]!.datagram)).toBe(true);
+    expect(got[0]!.dict['result']?.toString()).toBe('ok');
+    const q = (await ng.request({ command: 'query', 'call-id': 'slow-1' }, { deadlineMs: 5000, retransmitMs: 0 })).dict;
+    const tags = get(q, 'tags') as BDict;
+    // One offer ran: one monologue per side, each with one RTP and one RTCP socket.
+    expect(Object.keys(tags)).toHaveLength(2);
+    const stats = (await ng.request({ command: 'statistics' }, { deadlineMs: 5000, retransmitMs: 0 })).dict;
+    expect(get(stats, 'statistics', 'totalstatistics', 'managedsessions')).toBe(1);
+    const ports = get(stats, 'statistics', 'interfaces', 0, 'ports', 'used');
+    expect(ports).toBe(4);
+    expect(relay.process.stderrText).toMatch(/detected command as a duplicate/);
   });
 });

@@ -36,6 +36,7 @@ function config(over: Partial<RelayConfig> = {}): RelayConfig {
     pidfile: null,
     endpointLearning: 'heuristic',
     socketReceiveBuffer: 1 << 20,
+    debugNgDelayMs: 0,
     ...over,
   };
 }

@@ -71,6 +71,7 @@ describe('defaults', () => {
       pidfile: null,
       endpointLearning: 'heuristic',
       socketReceiveBuffer: 4194304,
+      debugNgDelayMs: 0,
     });
   });
 
@@ -127,6 +128,7 @@ describe('every option', () => {
       pidfile: '/run/ngrelay.pid',
       endpointLearning: 'delayed',
       socketReceiveBuffer: 65536,
+      debugNgDelayMs: 0,
     });
   });
 
