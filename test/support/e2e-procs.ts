@@ -1,11 +1,11 @@
 /**
  * Processes of the Kamailio end-to-end test, each started inside a network namespace with
  * `ip netns exec NS CMD...` (which execs CMD, so the PID we hold is CMD's own), with its output in a log
- * file, and stopped (or paused/resumed) only by that PID. Every one is registered so afterAll can stop what
+ * file, and stopped only by that PID. Every one is registered so afterAll can stop what
  * is still running, also after a failure.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 
 export interface NsProcess {
   name: string;
@@ -51,15 +51,7 @@ function signal(proc: NsProcess, sig: NodeJS.Signals): void {
   }
 }
 
-export function pause(proc: NsProcess): void {
-  signal(proc, 'SIGSTOP');
-}
-
-export function resume(proc: NsProcess): void {
-  signal(proc, 'SIGCONT');
-}
-
-/** SIGTERM by PID (resuming it first in case it is paused), SIGKILL after graceMs. */
+/** SIGTERM by PID (resuming it first in case it is stopped), SIGKILL after graceMs. */
 export async function stop(proc: NsProcess, graceMs = 3000): Promise<void> {
   if (proc.hasExited()) return;
   signal(proc, 'SIGCONT');
@@ -175,4 +167,54 @@ export function sippCalls(output: string): { successful: number; failed: number 
     return last;
   };
   return { successful: value('Successful call'), failed: value('Failed call') };
+}
+
+/**
+ * One e2e run at a time on this machine: the namespaces have fixed names, so a second run (another
+ * engineer's `npm test`) waits here for the first to finish instead of tearing its topology down.
+ * The lock file holds the owner's PID; a lock whose owner is gone is taken over.
+ */
+export async function acquireRunLock(file: string, waitMs: number): Promise<() => void> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return () => {
+        try {
+          if (readFileSync(file, 'utf8') === String(process.pid)) unlinkSync(file);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let owner = NaN;
+    try {
+      owner = Number(readFileSync(file, 'utf8'));
+    } catch {
+      continue; // removed between our attempts: try again at once
+    }
+    if (!Number.isInteger(owner) || owner <= 0 || !isAlive(owner)) {
+      try {
+        unlinkSync(file);
+      } catch {
+        // someone else took it over first
+      }
+      continue;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`another e2e run (pid ${owner}) still holds ${file} after ${waitMs} ms`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
