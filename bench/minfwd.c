@@ -83,7 +83,7 @@ int main(int argc, char **argv) {
     const char *bind_ip = "127.0.0.1", *pairs_file = NULL;
     double max_seconds = 1800;
     int rcvbuf = 0;  // 0: kernel default, as a relay that does not tune it
-    int port_min = 42000, port_max = 49999;
+    int port_min = 50000, port_max = 57999;
     for (int i = 1; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--bind") && v) { bind_ip = v; i++; }
@@ -94,7 +94,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--port-max") && v) { port_max = atoi(v); i++; }
         else {
             fprintf(stderr,
-                "usage: minfwd --pairs-file F [--bind 127.0.0.1] [--port-min 42000] [--port-max 49999]\n"
+                "usage: minfwd --pairs-file F [--bind 127.0.0.1] [--port-min 50000] [--port-max 57999]\n"
                 "              [--rcvbuf BYTES] [--max-seconds S]\n"
                 "pairs file, one line per call: PEER_A_IP PEER_A_PORT PEER_B_IP PEER_B_PORT\n"
                 "minfwd binds two free even ports per call, PORT_A (A sends there) and PORT_B (B sends there),\n"

@@ -29,10 +29,10 @@ const GEN_CORE = '0';
 const RELAY_CORE = '1';
 
 // Relay addresses. 1000 calls need 4000 relay ports (RTP + RTCP, both sides), so the range holds
-// 8000; it stays clear of the ranges the test suites use (30000-30999, 36000-37999, 39000-39099).
+// 8000; it stays clear of the ranges the test suites use (30000-30999, 36000-37999, 39000-39099, 44000-44099).
 const RELAY_IP = '127.0.0.1';
-const PORT_MIN = 42000;
-const PORT_MAX = 49999;
+const PORT_MIN = 50000;
+const PORT_MAX = 57999;
 // Phones: side A on 127.0.0.11, side B on 127.0.0.12, ports below the ephemeral range.
 const IP_A = '127.0.0.11';
 const IP_B = '127.0.0.12';
@@ -58,6 +58,7 @@ function parseArgs(argv) {
     stepSeconds: 3,
     rates: null,
     maxSteps: 9,
+    report: null,
   };
   for (const a of argv) {
     const [k, v] = a.split('=');
@@ -66,10 +67,12 @@ function parseArgs(argv) {
     else if (k === '--calls') o.calls = v.split(',').map(Number);
     else if (k === '--step-seconds') o.stepSeconds = Number(v);
     else if (k === '--rates') o.rates = v.split(',').map(Number);
+    else if (k === '--report') o.report = v;
     else if (k === '--help' || k === '-h') {
       console.log(
         'usage: node bench/run.js [--quick] [--forwarders=ngrelay,rtpengine,minfwd] [--calls=1,100,1000]\n' +
-          '                         [--step-seconds=3] [--rates=50000,100000,...,0 (0 = generator ceiling)]',
+          '                         [--step-seconds=3] [--rates=50000,100000,...,0 (0 = generator ceiling)]\n' +
+          '       node bench/run.js --report=bench/out/results-<date>.json   (re-print a saved run)',
       );
       process.exit(0);
     } else throw new Error(`unknown option ${a}`);
@@ -79,7 +82,7 @@ function parseArgs(argv) {
     if (!o.rates) o.rates = [50000, 100000, 0];
   }
   for (const f of o.forwarders)
-    if (!['ngrelay', 'rtpengine', 'minfwd'].includes(f)) throw new Error(`unknown forwarder ${f}`);
+    if (!['ngrelay', 'ngrelay-rec', 'rtpengine', 'minfwd'].includes(f)) throw new Error(`unknown forwarder ${f}`);
   if (!(o.stepSeconds > 0 && o.stepSeconds <= 10)) throw new Error('--step-seconds must be in (0, 10]');
   return o;
 }
@@ -325,7 +328,7 @@ function phoneOf(side, i, calls) {
 }
 
 // Set one call up the way Kamailio's rtpengine module does (see the sipp transcripts).
-async function setupCall(ng, tagBase, i, calls) {
+async function setupCall(ng, tagBase, i, calls, record = false) {
   const a = phoneOf('A', i, calls);
   const b = phoneOf('B', i, calls);
   const callId = `${tagBase}-${i}@bench`;
@@ -338,6 +341,7 @@ async function setupCall(ng, tagBase, i, calls) {
     'call-id': callId,
     'received-from': ['IP4', a.ip],
     'from-tag': `ft${i}`,
+    ...(record ? { 'record-call': 'yes' } : {}),
     command: 'offer',
   });
   if (offer.result !== 'ok') throw new Error(`offer: ${offer.result} ${offer['error-reason'] || ''}`);
@@ -357,13 +361,13 @@ async function setupCall(ng, tagBase, i, calls) {
   return { a, b, toRelayFromA: sdpMedia(answer.sdp), toRelayFromB: sdpMedia(offer.sdp) };
 }
 
-async function setupCalls(ng, tagBase, calls) {
+async function setupCalls(ng, tagBase, calls, record = false) {
   const out = new Array(calls);
   let next = 0;
   const worker = async () => {
     while (next < calls) {
       const i = next++;
-      out[i] = await setupCall(ng, tagBase, i, calls);
+      out[i] = await setupCall(ng, tagBase, i, calls, record);
     }
   };
   await Promise.all(Array.from({ length: Math.min(16, calls) }, worker));
@@ -406,33 +410,65 @@ function spawnPinned(core, cmd, args, logFile, opts = {}) {
   return track(child);
 }
 
-// Each returns { pid, child, calls: [{a,b,toRelayFromA,toRelayFromB}] } or throws with a reason.
+// NGRELAY_ENTRY: another entry script (default bin/ngrelay, which loads dist/cli.js).
+async function startNgrelay(calls, logFile, record) {
+  const entry = process.env.NGRELAY_ENTRY || 'bin/ngrelay';
+  if (!process.env.NGRELAY_ENTRY && !fs.existsSync(path.join(ROOT, 'dist', 'cli.js')))
+    throw new Error('dist/cli.js missing (run `npm run build:ts`)');
+  const ngPort = 22404;
+  const recDir = record ? fs.mkdtempSync(path.join(OUT, 'rec-')) : null;
+  const child = spawnPinned(
+    RELAY_CORE,
+    process.execPath,
+    [
+      entry,
+      '--config-file=none',
+      `--interface=${RELAY_IP}`,
+      `--listen-ng=127.0.0.1:${ngPort}`,
+      `--port-min=${PORT_MIN}`,
+      `--port-max=${PORT_MAX}`,
+      '--num-threads=1',
+      '--foreground',
+      '--log-stderr',
+      '--log-level=4',
+      ...(recDir ? [`--recording-dir=${recDir}`] : []),
+    ],
+    logFile,
+  );
+  let fwd;
+  try {
+    fwd = await ngSetup(child, ngPort, calls, logFile, record ? 'ngrelay-rec' : 'ngrelay', 8000, { record });
+  } catch (e) {
+    if (recDir) fs.rmSync(recDir, { recursive: true, force: true });
+    throw e;
+  }
+  if (recDir) {
+    fwd.cleanup = () => fs.rmSync(recDir, { recursive: true, force: true });
+    fwd.afterRun = () => recordingCounters(ngPort, fwd.callIds[0]);
+  }
+  return fwd;
+}
+
+// Recording counters of one call (ng query), shown next to the ngrelay-rec rows.
+async function recordingCounters(ngPort, callId) {
+  const ng = new NgClient('127.0.0.1', ngPort);
+  try {
+    const q = await ng.request({ command: 'query', 'call-id': callId });
+    const rec = q.recording || {};
+    return `call 0 recording: written ${rec['packets written'] ?? '?'}, dropped ${rec['packets dropped'] ?? '?'}`;
+  } catch (e) {
+    return `recording query failed: ${e.message}`;
+  } finally {
+    ng.close();
+  }
+}
+
+// Each returns { pid, child, calls: [{a,b,toRelayFromA,toRelayFromB}], cleanup?, afterRun? } or throws
+// with a reason.
 const FORWARDERS = {
-  async ngrelay(calls, logFile) {
-    // NGRELAY_ENTRY: another entry script (default bin/ngrelay, which loads dist/cli.js).
-    const entry = process.env.NGRELAY_ENTRY || 'bin/ngrelay';
-    if (!process.env.NGRELAY_ENTRY && !fs.existsSync(path.join(ROOT, 'dist', 'cli.js')))
-      throw new Error('dist/cli.js missing (run `npm run build:ts`)');
-    const ngPort = 22404;
-    const child = spawnPinned(
-      RELAY_CORE,
-      process.execPath,
-      [
-        entry,
-        '--config-file=none',
-        `--interface=${RELAY_IP}`,
-        `--listen-ng=127.0.0.1:${ngPort}`,
-        `--port-min=${PORT_MIN}`,
-        `--port-max=${PORT_MAX}`,
-        '--num-threads=1',
-        '--foreground',
-        '--log-stderr',
-        '--log-level=4',
-      ],
-      logFile,
-    );
-    return ngSetup(child, ngPort, calls, logFile, 'ngrelay', 8000);
-  },
+  ngrelay: (calls, logFile) => startNgrelay(calls, logFile, false),
+  // Opt-in (not in the default run): every call recorded to pcap (the offer carries record-call).
+  'ngrelay-rec': (calls, logFile) => startNgrelay(calls, logFile, true),
   async rtpengine(calls, logFile) {
     const ngPort = 22304;
     const child = spawnPinned(
@@ -504,13 +540,14 @@ const FORWARDERS = {
   },
 };
 
-async function ngSetup(child, ngPort, calls, logFile, label, readyMs) {
+async function ngSetup(child, ngPort, calls, logFile, label, readyMs, { record = false } = {}) {
   const ng = new NgClient('127.0.0.1', ngPort);
   try {
     const err = await waitForPing(ng, child, readyMs);
     if (err) throw new Error(`${err}; log: ${logTail(logFile)}`);
-    const list = await setupCalls(ng, `${label}-${calls}-${process.pid}`, calls);
-    return { pid: child.pid, child, calls: list };
+    const tagBase = `${label}-${calls}-${process.pid}`;
+    const list = await setupCalls(ng, tagBase, calls, record);
+    return { pid: child.pid, child, calls: list, callIds: list.map((_, i) => `${tagBase}-${i}@bench`) };
   } catch (e) {
     await stopChild(child, label);
     throw e;
@@ -650,6 +687,7 @@ async function runBlock(name, calls, rates, opts, rows) {
       perStream: true,
     });
     const ok = check.silent_streams === 0 && check.loss_pct < 1;
+    if (last && fwd.afterRun) last.extra = await fwd.afterRun();
     if (last)
       last.overload = ok
         ? 'yes'
@@ -659,6 +697,7 @@ async function runBlock(name, calls, rates, opts, rows) {
     return `${name} @ ${calls} calls: failed (${e.message})`;
   } finally {
     await stopChild(fwd.child, name);
+    if (fwd.cleanup) fwd.cleanup();
   }
 }
 
@@ -738,17 +777,22 @@ function summary(rows, forwarders) {
         starved('minfwd'),
     );
     for (const calls of [...new Set(rows.map((x) => x.calls))]) {
+      // If no step overloaded it, its limit was not reached: the figure is a lower bound.
+      const never = by(n, calls).length > 0 && by(n, calls).every((x) => isLossFree(x.r));
       out.push(
-        `- ${n}, ${calls} calls: highest loss-free (≤ ${LOSS_FREE_PCT} % loss, kept up ≥ ${KEEP_UP * 100} %) forwarded rate ${fmtInt(lossFreeMax(n, calls) || 0)} pps` +
+        `- ${n}, ${calls} calls: highest loss-free (≤ ${LOSS_FREE_PCT} % loss, kept up ≥ ${KEEP_UP * 100} %) forwarded rate ${never ? '≥ ' : ''}${fmtInt(lossFreeMax(n, calls) || 0)} pps` +
+          (never ? ' (no step overloaded it: limit not reached)' : '') +
           ` → ${ratio(lossFreeMax(n, calls), lossFreeMax('minfwd', calls))}× minfwd` +
           (n === 'ngrelay' ? `, ${ratio(lossFreeMax(n, calls), lossFreeMax('rtpengine', calls))}× rtpengine (target ≥ 0.9× minfwd)` : ''),
       );
     }
     // p50 latency vs minfwd at each step where both are loss-free
     const worst = [];
-    for (const x of rows.filter((y) => y.name === n && y.rate > 0 && isLossFree(y.r))) {
+    // Only paced steps where both forwarders were loss-free and both generators offered ≥ 90 % of the target.
+    const fed = (y) => y.r.offered_pps >= 0.9 * y.rate;
+    for (const x of rows.filter((y) => y.name === n && y.rate > 0 && isLossFree(y.r) && fed(y))) {
       const m = rows.find((y) => y.name === 'minfwd' && y.calls === x.calls && y.rate === x.rate);
-      if (m && isLossFree(m.r) && m.r.lat_p50_us > 0)
+      if (m && isLossFree(m.r) && fed(m) && m.r.lat_p50_us > 0)
         worst.push({ q: x.r.lat_p50_us / m.r.lat_p50_us, at: `${x.calls} calls @ ${fmtInt(x.rate)}` });
     }
     if (worst.length) {
@@ -756,7 +800,7 @@ function summary(rows, forwarders) {
       const w = worst[worst.length - 1];
       const med = worst[Math.floor(worst.length / 2)].q;
       out.push(
-        `- ${n}: p50 latency ÷ minfwd's over ${worst.length} steps where both are loss-free: median ${med.toFixed(2)}×, ` +
+        `- ${n}: p50 latency ÷ minfwd's over ${worst.length} paced steps where both are loss-free and fed: median ${med.toFixed(2)}×, ` +
           `worst ${w.q.toFixed(2)}× (${w.at})${n === 'ngrelay' ? ' (target ≤ 1.5× at every such step)' : ''}`,
       );
     }
@@ -768,6 +812,15 @@ function summary(rows, forwarders) {
           .join('; ')})`,
       );
   }
+  if (has('ngrelay-rec')) {
+    const rec = at100k('ngrelay-rec');
+    const plain = at100k('ngrelay');
+    out.push(
+      `- ngrelay-rec (pcap recording of every call): CPU-µs/packet at 100k pps, 100 calls = ${Number.isFinite(rec) ? rec.toFixed(2) : 'n/a'}` +
+        (Number.isFinite(rec) && Number.isFinite(plain) ? `, Δ ${(rec - plain).toFixed(2)} µs vs ngrelay (${plain.toFixed(2)})` : ''),
+    );
+    for (const x of rows.filter((y) => y.name === 'ngrelay-rec' && y.extra)) out.push(`- ngrelay-rec, ${x.calls} calls: ${x.extra}`);
+  }
   if (!forwarders.includes('ngrelay')) out.push('- ngrelay not requested in this run.');
   return out.join('\n');
 }
@@ -775,6 +828,10 @@ function summary(rows, forwarders) {
 // ---------------------------------------------------------------- main
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
+  if (opts.report) {
+    console.log(renderReport(JSON.parse(fs.readFileSync(opts.report, 'utf8'))));
+    return;
+  }
   fs.mkdirSync(OUT, { recursive: true });
   buildTools();
   pinSelf();
@@ -809,8 +866,8 @@ async function main() {
       if (err) {
         console.error(`bench: ${err}`);
         // One reason per forwarder is enough when it cannot start at all.
-        if (/not available/.test(err) && name === 'ngrelay') {
-          notes.push(`ngrelay: not available (${err.replace(/^.*not available \((.*)\)$/s, '$1')})`);
+        if (/not available/.test(err) && name.startsWith('ngrelay')) {
+          notes.push(`${name}: not available (${err.replace(/^.*not available \((.*)\)$/s, '$1')})`);
           break;
         }
         notes.push(err);
@@ -818,13 +875,23 @@ async function main() {
     }
   }
 
-  const md = [
+  const results = { info, opts, loadNote, ceiling: ceil, rates, rows, notes };
+  const md = renderReport(results);
+  console.log(md);
+  const stamp = info.date.replace(/[:.]/g, '-');
+  fs.writeFileSync(path.join(OUT, 'latest.md'), md);
+  fs.writeFileSync(path.join(OUT, `results-${stamp}.json`), JSON.stringify(results, null, 2));
+}
+
+// The markdown report; also re-rendered from a saved results file with --report=FILE.
+function renderReport({ info, opts, loadNote, ceiling, rows, notes }) {
+  return [
     `## Packet-path benchmark (${info.date})`,
     '',
-    `- machine: ${info.cpuModel}, ${info.cores} cores, kernel ${info.kernel}; ${loadNote}`,
+    `- machine: ${info.cpuModel}, ${info.cores} cores, kernel ${info.kernel}${loadNote ? `; ${loadNote}` : ''}`,
     `- relay pinned to core ${RELAY_CORE} (whole process, --num-threads=1); generator+sink (one thread) and runner on core ${GEN_CORE}`,
     `- 172-byte RTP (PCMA), one stream per call direction, ${opts.stepSeconds} s per step; CPU from /proc/<pid>/stat (utime+stime) over the step`,
-    `- generator ceiling (generator -> sink, no relay, 200 streams): ${Math.round(ceilingPps)} pps, p50 ${ceil.lat_p50_us} µs`,
+    `- generator ceiling (generator -> sink, no relay, 200 streams): ${Math.round(ceiling.forwarded_pps)} pps, p50 ${ceiling.lat_p50_us} µs`,
     '',
     table(rows),
     '',
@@ -836,13 +903,6 @@ async function main() {
     ...notes.map((n) => `- ${n}`),
     '',
   ].join('\n');
-  console.log(md);
-  const stamp = info.date.replace(/[:.]/g, '-');
-  fs.writeFileSync(path.join(OUT, 'latest.md'), md);
-  fs.writeFileSync(
-    path.join(OUT, `results-${stamp}.json`),
-    JSON.stringify({ info, opts, ceiling: ceil, rates, rows, notes }, null, 2),
-  );
 }
 
 main()

@@ -17,6 +17,7 @@
 #include "learning.hpp"
 #include "pcap_writer.hpp"
 #include "sock_addr.hpp"
+#include "srtp.hpp"
 
 namespace ngrelay {
 
@@ -27,6 +28,49 @@ struct Counter {
   std::atomic<uint64_t> v{0};
   void add(uint64_t n) { v.store(v.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
   uint64_t get() const { return v.load(std::memory_order_relaxed); }
+};
+
+/**
+ * One direction's SDES keys as the control plane gave them (owned copies, JS thread only). `present` false =
+ * plain RTP in that direction.
+ */
+struct SrtpKeySpec {
+  bool present = false;
+  SrtpSuite suite = SrtpSuite::AesCm128HmacSha1_80;
+  std::vector<uint8_t> key, salt;
+  bool encryptRtp = true, encryptRtcp = true, authRtp = true;
+
+  SrtpParams params() const {
+    SrtpParams p;
+    p.suite = suite;
+    p.masterKey = key.data();
+    p.masterKeyLen = key.size();
+    p.masterSalt = salt.data();
+    p.masterSaltLen = salt.size();
+    p.encryptRtp = encryptRtp;
+    p.encryptRtcp = encryptRtcp;
+    p.authRtp = authRtp;
+    return p;
+  }
+  bool operator==(const SrtpKeySpec& o) const {
+    return present == o.present && (!present || (suite == o.suite && key == o.key && salt == o.salt &&
+                                                 encryptRtp == o.encryptRtp && encryptRtcp == o.encryptRtcp &&
+                                                 authRtp == o.authRtp));
+  }
+};
+
+/**
+ * SRTP of one stream (see StreamCrypto in src/dataplane/types.ts):
+ * - inbound: the keys this stream's party sends with; decrypts what arrives on this stream.
+ * - outbound: the keys the *sink's* party was given; encrypts what this stream forwards.
+ * Both contexts therefore belong to the stream that receives the packet and are used only by its owner
+ * thread, even though `outbound` protects traffic that leaves from the sink's socket (possibly owned by
+ * another thread): no SRTP context is ever shared between threads.
+ */
+struct StreamCryptoSpec {
+  SrtpKeySpec inbound, outbound;
+  /** ng `recrypt`: decrypt and re-encrypt even when both sides share keys (checks authentication). */
+  bool recrypt = false;
 };
 
 struct Stream {
@@ -47,9 +91,13 @@ struct Stream {
   uint32_t lastOverflow = 0;     // SO_RXQ_OVFL counter seen last
   bool seenFirst = false;
   Recording* rec = nullptr;      // the recording this stream's received packets go to (null = none/paused)
+  SrtpContext* srtpIn = nullptr;   // decrypts what arrives (owned by the Engine's record, used here only)
+  SrtpContext* srtpOut = nullptr;  // encrypts what is forwarded to the sink's party
+  bool srtpPassThrough = false;    // both sides share keys: forward SRTP untouched
 
   // Published to other threads and to JS.
   Counter packets, bytes, errors;
+  Counter srtpAuthFailed, srtpReplayed;  // also counted in `errors`
   std::atomic<int64_t> lastPacketMs{0};
   std::atomic<uint64_t> rtpState{0};  // bit 48 = valid, bits 32..47 = seq, 0..31 = ssrc
   std::atomic<bool> confirmed{false};
@@ -105,6 +153,11 @@ struct Command {
   Stream* sink;
   Completion* done;
   Recording* rec;  // SetRecording: the new recording (nullptr = stop feeding one)
+  // Attach/Update: the stream's SRTP contexts from now on (the Engine owns them and frees replaced ones only
+  // after the owner thread has acknowledged this command).
+  SrtpContext* srtpIn = nullptr;
+  SrtpContext* srtpOut = nullptr;
+  bool srtpPassThrough = false;
 };
 
 class IoThread {
@@ -133,6 +186,8 @@ class IoThread {
   void handleTimers();
   void emit(EventType type, const Stream* s, const SockAddr& a);
   void flushEvents(bool force);
+  /** Counts an SRTP/SRTCP failure on stream `t` (errors + per-reason counter); the packet is then dropped. */
+  void countSrtpFailure(Stream* t, SrtpResult r);
   /** Queue one pcap record for `rec`; never blocks: a full ring drops the record and counts it. */
   void record(Recording* rec, const SockAddr& src, const SockAddr& dst, const uint8_t* p, size_t len);
 
@@ -155,6 +210,7 @@ class IoThread {
   std::vector<struct mmsghdr> smsgs_;
   std::vector<struct iovec> siov_;
   std::vector<SockAddr> snames_;
+  std::vector<uint8_t> scratch_;  // pass-through + recording: a decrypted copy for the pcap
 
   std::vector<Stream*> windows_;  // streams in a heuristic learning window
   std::vector<EngineEvent> pendingEvents_;
@@ -172,6 +228,8 @@ struct EngineTotalsSnapshot {
 
 struct StreamSnapshot {
   uint64_t packets, bytes, errors;
+  uint64_t srtpAuthFailed, srtpReplayed;
+  bool hasSrtp;
   int64_t lastPacketMs;
   SockAddr endpoint;
   bool confirmed;
@@ -217,8 +275,9 @@ class Engine {
   ~Engine();
 
   /** Throws BindFailure for socket errors, std::invalid_argument for contract violations. */
-  void addStream(const StreamSpec& spec, const Rule& rule);
-  void updateStream(int32_t id, const Rule& rule);
+  void addStream(const StreamSpec& spec, const Rule& rule, const StreamCryptoSpec& crypto = StreamCryptoSpec{});
+  /** `crypto` replaces the stream's SRTP keys; a direction whose keys did not change keeps its context (ROC). */
+  void updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& crypto = StreamCryptoSpec{});
   void removeStream(int32_t id);
   bool readCounters(int32_t id, StreamSnapshot& out) const;
   EngineTotalsSnapshot totals() const;
@@ -238,7 +297,16 @@ class Engine {
     std::unique_ptr<Stream> stream;
     Rule rule;           // JS-thread copy, for sink resolution
     Stream* resolvedSink = nullptr;
+    StreamCryptoSpec crypto;  // the keys the contexts below were made from
+    std::unique_ptr<SrtpContext> srtpIn, srtpOut;
   };
+  /**
+   * New contexts for `crypto` where its keys differ from `rec.crypto` (others are kept); the replaced ones
+   * are moved into `retired`, to be freed after the owner thread acknowledged the switch. Throws
+   * std::invalid_argument when a key is unusable.
+   */
+  void prepareCrypto(Record& rec, const StreamCryptoSpec& crypto, std::vector<std::unique_ptr<SrtpContext>>& retired);
+  static bool passThrough(const Record& rec);
   Stream* resolveSink(int64_t sinkId) const;
   /** After stream `changedId` appeared or vanished, re-point every stream whose sink resolution changed. */
   void relinkSinks(int32_t changedId);

@@ -10,8 +10,11 @@ namespace ngrelay {
 /** RFC 5761 demultiplexing: a second byte in 192..223 is an RTCP packet type, not an RTP marker+PT. */
 inline bool looksLikeRtcp(const uint8_t* p, size_t len) { return len >= 2 && p[1] >= 192 && p[1] <= 223; }
 
-/** RTP: version 2, fixed header, CSRC list, header extension and padding all inside the datagram. */
-inline bool validRtp(const uint8_t* p, size_t len) {
+/**
+ * RTP: version 2, fixed header, CSRC list, header extension and padding all inside the datagram.
+ * `checkPadding` false for SRTP before decryption: its last byte is authentication tag, not the padding count.
+ */
+inline bool validRtp(const uint8_t* p, size_t len, bool checkPadding = true) {
   if (len < 12 || (p[0] >> 6) != 2) return false;
   size_t header = 12 + 4u * (p[0] & 0x0fu);
   if (header > len) return false;
@@ -21,7 +24,7 @@ inline bool validRtp(const uint8_t* p, size_t len) {
     header += 4 + 4 * extWords;
     if (header > len) return false;
   }
-  if (p[0] & 0x20u) {
+  if (checkPadding && (p[0] & 0x20u)) {
     size_t padding = p[len - 1];
     if (padding == 0 || header + padding > len) return false;
   }

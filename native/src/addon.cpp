@@ -35,6 +35,42 @@ Learning learningFromJs(Napi::Env env, const std::string& s) {
   throw Napi::TypeError::New(env, "unknown endpoint learning mode: " + s);
 }
 
+std::vector<uint8_t> bytesFromJs(const Napi::Value& v, const char* what) {
+  if (!v.IsBuffer()) throw Napi::TypeError::New(v.Env(), std::string("SRTP ") + what + " must be a Buffer");
+  Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
+  return std::vector<uint8_t>(b.Data(), b.Data() + b.Length());
+}
+
+/** One direction of StreamCrypto (src/dataplane/types.ts SrtpKeys); null/undefined = plain RTP. */
+SrtpKeySpec srtpKeysFromJs(const Napi::Value& v) {
+  SrtpKeySpec k;
+  if (v.IsNull() || v.IsUndefined()) return k;
+  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "SRTP keys must be an object or null");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value suite = o.Get("suite");
+  if (!suite.IsString() || !srtpSuiteFromName(suite.As<Napi::String>().Utf8Value(), &k.suite))
+    throw Napi::TypeError::New(v.Env(), "unknown SRTP suite");
+  k.key = bytesFromJs(o.Get("key"), "key");
+  k.salt = bytesFromJs(o.Get("salt"), "salt");
+  k.encryptRtp = !o.Get("unencryptedSrtp").ToBoolean().Value();
+  k.encryptRtcp = !o.Get("unencryptedSrtcp").ToBoolean().Value();
+  k.authRtp = !o.Get("unauthenticatedSrtp").ToBoolean().Value();
+  k.present = true;
+  return k;
+}
+
+StreamCryptoSpec cryptoFromJs(const Napi::Value& rule) {
+  StreamCryptoSpec c;
+  Napi::Value v = rule.As<Napi::Object>().Get("crypto");
+  if (v.IsNull() || v.IsUndefined()) return c;
+  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "rule.crypto must be an object or null");
+  Napi::Object o = v.As<Napi::Object>();
+  c.inbound = srtpKeysFromJs(o.Get("inbound"));
+  c.outbound = srtpKeysFromJs(o.Get("outbound"));
+  c.recrypt = o.Get("recrypt").ToBoolean().Value();
+  return c;
+}
+
 Rule ruleFromJs(const Napi::Value& v) {
   if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "rule must be an object");
   Napi::Object o = v.As<Napi::Object>();
@@ -163,8 +199,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     spec.localPort = uint16_t(port);
     spec.muxedWith = info[4].IsNumber() ? info[4].As<Napi::Number>().Int64Value() : -1;
     Rule rule = ruleFromJs(info[5]);
+    StreamCryptoSpec crypto = cryptoFromJs(info[5]);
     try {
-      engine(env).addStream(spec, rule);
+      engine(env).addStream(spec, rule, crypto);
     } catch (const BindFailure& f) {
       Napi::Error err = Napi::Error::New(env, f.message);
       err.Set("code", f.code);
@@ -179,8 +216,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Env env = info.Env();
     int32_t id = info[0].As<Napi::Number>().Int32Value();
     Rule rule = ruleFromJs(info[1]);
+    StreamCryptoSpec crypto = cryptoFromJs(info[1]);
     try {
-      engine(env).updateStream(id, rule);
+      engine(env).updateStream(id, rule, crypto);
     } catch (const std::invalid_argument& e) {
       throw Napi::Error::New(env, e.what());
     }
@@ -210,6 +248,10 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       o.Set("packets", double(s.packets));
       o.Set("bytes", double(s.bytes));
       o.Set("errors", double(s.errors));
+      if (s.hasSrtp) {
+        o.Set("srtpAuthFailed", double(s.srtpAuthFailed));
+        o.Set("srtpReplayed", double(s.srtpReplayed));
+      }
       o.Set("lastPacketMs", double(s.lastPacketMs));
       o.Set("endpoint", endpointToJs(env, s.endpoint));
       o.Set("confirmed", s.confirmed);

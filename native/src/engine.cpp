@@ -136,10 +136,43 @@ void Engine::relinkSinks(int32_t changedId) {
   runOnOwners(cmds);
 }
 
-void Engine::addStream(const StreamSpec& spec, const Rule& rule) {
+void Engine::prepareCrypto(Record& rec, const StreamCryptoSpec& crypto,
+                           std::vector<std::unique_ptr<SrtpContext>>& retired) {
+  auto make = [](const SrtpKeySpec& k) -> std::unique_ptr<SrtpContext> {
+    if (!k.present) return nullptr;
+    std::string err;
+    std::unique_ptr<SrtpContext> ctx = SrtpContext::create(k.params(), &err);
+    if (!ctx) throw std::invalid_argument("SRTP keys rejected: " + err);
+    return ctx;
+  };
+  // Build both first, so a bad key leaves the record as it was.
+  const bool inChanged = !(crypto.inbound == rec.crypto.inbound);
+  const bool outChanged = !(crypto.outbound == rec.crypto.outbound);
+  std::unique_ptr<SrtpContext> in = inChanged ? make(crypto.inbound) : nullptr;
+  std::unique_ptr<SrtpContext> out = outChanged ? make(crypto.outbound) : nullptr;
+  if (inChanged) {
+    retired.push_back(std::move(rec.srtpIn));
+    rec.srtpIn = std::move(in);
+  }
+  if (outChanged) {
+    retired.push_back(std::move(rec.srtpOut));
+    rec.srtpOut = std::move(out);
+  }
+  rec.crypto = crypto;
+}
+
+bool Engine::passThrough(const Record& rec) {
+  if (!rec.srtpIn || !rec.srtpOut || rec.crypto.recrypt) return false;
+  return SrtpContext::sameKeys(rec.crypto.inbound.params(), rec.crypto.outbound.params());
+}
+
+void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCryptoSpec& crypto) {
   if (closed_) throw std::invalid_argument("engine is closed");
   if (spec.id <= 0) throw std::invalid_argument("stream id must be positive");
   if (streams_.count(spec.id)) throw std::invalid_argument("stream id already in use");
+  Record rec;
+  std::vector<std::unique_ptr<SrtpContext>> retired;
+  prepareCrypto(rec, crypto, retired);  // before the socket: a bad key binds nothing
   auto s = std::make_unique<Stream>();
   s->id = spec.id;
   s->isRtcp = spec.isRtcp;
@@ -158,7 +191,6 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule) {
     s->owner = threads_[nextThread_++ % threads_.size()].get();
   }
   Stream* raw = s.get();
-  Record rec;
   rec.rule = rule;
   rec.resolvedSink = resolveSink(rule.sink);
   Stream* sink = rec.resolvedSink;
@@ -166,19 +198,31 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule) {
   streams_.emplace(spec.id, std::move(rec));
   addReferrer(rule.sink, spec.id);
   if (spec.muxedWith >= 0) muxChild_[int32_t(spec.muxedWith)] = spec.id;
-  runOnOwners({Command{CommandType::Attach, raw, rule, sink, nullptr, nullptr}});
+  Record& stored = streams_.at(spec.id);
+  Command attach{CommandType::Attach, raw, rule, sink, nullptr, nullptr};
+  attach.srtpIn = stored.srtpIn.get();
+  attach.srtpOut = stored.srtpOut.get();
+  attach.srtpPassThrough = passThrough(stored);
+  runOnOwners({attach});
   relinkSinks(spec.id);
 }
 
-void Engine::updateStream(int32_t id, const Rule& rule) {
+void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& crypto) {
   if (closed_) throw std::invalid_argument("engine is closed");
   auto it = streams_.find(id);
   if (it == streams_.end()) throw std::invalid_argument("unknown stream id");
+  // Replaced contexts die at the end of this call, after the owner thread switched to the new ones.
+  std::vector<std::unique_ptr<SrtpContext>> retired;
+  prepareCrypto(it->second, crypto, retired);
   dropReferrer(it->second.rule.sink, id);
   addReferrer(rule.sink, id);
   it->second.rule = rule;
   it->second.resolvedSink = resolveSink(rule.sink);
-  runOnOwners({Command{CommandType::Update, it->second.stream.get(), rule, it->second.resolvedSink, nullptr, nullptr}});
+  Command update{CommandType::Update, it->second.stream.get(), rule, it->second.resolvedSink, nullptr, nullptr};
+  update.srtpIn = it->second.srtpIn.get();
+  update.srtpOut = it->second.srtpOut.get();
+  update.srtpPassThrough = passThrough(it->second);
+  runOnOwners({update});
 }
 
 void Engine::removeStream(int32_t id) {
@@ -186,6 +230,8 @@ void Engine::removeStream(int32_t id) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   std::unique_ptr<Stream> s = std::move(it->second.stream);
+  // The I/O thread may use the SRTP contexts until it has run Detach: keep them alive until then.
+  std::unique_ptr<SrtpContext> keepIn = std::move(it->second.srtpIn), keepOut = std::move(it->second.srtpOut);
   dropReferrer(it->second.rule.sink, id);
   streams_.erase(it);
   if (s->muxedWith >= 0) {
@@ -213,6 +259,9 @@ bool Engine::readCounters(int32_t id, StreamSnapshot& out) const {
   out.packets = s->packets.get();
   out.bytes = s->bytes.get();
   out.errors = s->errors.get();
+  out.srtpAuthFailed = s->srtpAuthFailed.get();
+  out.srtpReplayed = s->srtpReplayed.get();
+  out.hasSrtp = it->second.srtpIn != nullptr || it->second.srtpOut != nullptr;
   out.lastPacketMs = s->lastPacketMs.load(std::memory_order_relaxed);
   // A muxed RTCP party is reached at its RTP stream's endpoint.
   const Stream* ep = s;

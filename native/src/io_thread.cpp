@@ -50,6 +50,7 @@ IoThread::IoThread(int index, const EventSink& sink) : index_(index), events_(si
   smsgs_.resize(kBatch);
   siov_.resize(kBatch);
   snames_.resize(kBatch);
+  scratch_.resize(kBufSize);
   for (int i = 0; i < kBatch; ++i) {
     riov_[i].iov_base = &bufs_[size_t(i) * kBufSize];
     riov_[i].iov_len = kBufSize;
@@ -155,6 +156,9 @@ void IoThread::apply(const Command& c) {
     case CommandType::Attach: {
       s->rule = c.rule;
       s->sink = c.sink;
+      s->srtpIn = c.srtpIn;
+      s->srtpOut = c.srtpOut;
+      s->srtpPassThrough = c.srtpPassThrough;
       s->learn.lastSignalMs = nowMono_;
       resetLearning(s->learn, s->rule);
       s->publishEndpoint();
@@ -171,6 +175,9 @@ void IoThread::apply(const Command& c) {
       Rule old = s->rule;
       s->rule = c.rule;
       s->sink = c.sink;
+      s->srtpIn = c.srtpIn;
+      s->srtpOut = c.srtpOut;
+      s->srtpPassThrough = c.srtpPassThrough;
       if (old.signalGeneration != c.rule.signalGeneration) s->learn.lastSignalMs = nowMono_;
       bool reset = expectedChanged(old, c.rule) || (c.rule.asymmetric && !old.asymmetric) ||
                    (c.rule.learning == Learning::Off && old.learning != Learning::Off);
@@ -195,6 +202,8 @@ void IoThread::apply(const Command& c) {
       s->muxParent = nullptr;
       s->sink = nullptr;
       s->rec = nullptr;
+      s->srtpIn = nullptr;
+      s->srtpOut = nullptr;
       windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());
       break;
   }
@@ -230,6 +239,14 @@ void IoThread::handleTimers() {
     }
   }
   flushEvents(false);
+}
+
+void IoThread::countSrtpFailure(Stream* t, SrtpResult r) {
+  t->errors.add(1);
+  totals_.errors.add(1);
+  if (r == SrtpResult::AuthFailed) t->srtpAuthFailed.add(1);
+  else if (r == SrtpResult::Replayed) t->srtpReplayed.add(1);
+  else if (r == SrtpResult::Malformed) totals_.malformed.add(1);
 }
 
 void IoThread::record(Recording* rec, const SockAddr& src, const SockAddr& dst, const uint8_t* p, size_t len) {
@@ -291,7 +308,7 @@ void IoThread::drain(Stream* x) {
     SockAddr dest;
     for (int i = 0; i < n; ++i) {
       msghdr& h = rmsgs_[i].msg_hdr;
-      const uint8_t* p = &bufs_[size_t(i) * kBufSize];
+      uint8_t* p = &bufs_[size_t(i) * kBufSize];
       size_t len = rmsgs_[i].msg_len;
 
       // Kernel receive-queue overflow counter (cumulative per socket).
@@ -326,7 +343,8 @@ void IoThread::drain(Stream* x) {
           }
         } else {
           isRtp = true;
-          bad = !validRtp(p, len);
+          // Under SRTP the last byte is the tag, not the padding count: padding is checked after decryption.
+          bad = !validRtp(p, len, x->srtpIn == nullptr);
         }
       }
       if (bad) {
@@ -334,6 +352,26 @@ void IoThread::drain(Stream* x) {
         totals_.errors.add(1);
         totals_.malformed.add(1);
         continue;
+      }
+
+      // SRTP/SRTCP from this party: authenticate and decrypt in place before anything else looks at the packet,
+      // so a forged or replayed packet can neither move the learned endpoint nor reach the other party.
+      const size_t wireLen = len;
+      SrtpContext* in = t->srtpIn;
+      if (in && !t->srtpPassThrough) {
+        size_t plainLen = 0;
+        SrtpResult r = isRtp ? in->unprotectRtp(p, len, &plainLen) : in->unprotectRtcp(p, len, &plainLen);
+        if (r != SrtpResult::Ok) {
+          countSrtpFailure(t, r);
+          continue;
+        }
+        len = plainLen;
+        if (isRtp && !validRtp(p, len, true)) {
+          t->errors.add(1);
+          totals_.errors.add(1);
+          totals_.malformed.add(1);
+          continue;
+        }
       }
 
       // Learning state belongs to the socket's party (for rtcp-mux that is the RTP stream).
@@ -350,7 +388,7 @@ void IoThread::drain(Stream* x) {
       }
 
       t->packets.add(1);
-      t->bytes.add(len);
+      t->bytes.add(wireLen);
       t->lastPacketMs.store(nowWall_, std::memory_order_relaxed);
       if (isRtp) {
         uint32_t ssrc = (uint32_t(p[8]) << 24) | (uint32_t(p[9]) << 16) | (uint32_t(p[10]) << 8) | p[11];
@@ -362,10 +400,19 @@ void IoThread::drain(Stream* x) {
         emit(EventType::FirstPacket, t, src);
       }
       totals_.packets.add(1);
-      totals_.bytes.add(len);
-      // Recording sees each accepted packet as it arrived: party -> relay socket.
+      totals_.bytes.add(wireLen);
+      // Recording sees each accepted packet as it arrived (party -> relay socket), decrypted. Under
+      // pass-through the forwarded bytes stay encrypted, so a decrypted copy is made for the pcap only.
       Recording* rec = t->rec;
-      if (rec) record(rec, src, x->local, p, len);
+      const uint8_t* plain = p;
+      size_t plainLen = len;
+      if (rec && in && t->srtpPassThrough) {
+        std::memcpy(scratch_.data(), p, len);
+        SrtpResult r = isRtp ? in->unprotectRtp(scratch_.data(), len, &plainLen)
+                             : in->unprotectRtcp(scratch_.data(), len, &plainLen);
+        plain = r == SrtpResult::Ok ? scratch_.data() : nullptr;
+      }
+      if (rec && plain) record(rec, src, x->local, plain, plainLen);
 
       Stream* out = t->sink;
       if (!out || out->fd < 0) continue;
@@ -376,7 +423,18 @@ void IoThread::drain(Stream* x) {
         dest = out->endpoint.load();
       }
       if (!dest.valid()) continue;  // the receiving party's address is not known yet
-      if (rec && rec->egress) record(rec, out->local, dest, p, len);  // --record-egress: relay -> party
+      if (rec && rec->egress && plain) record(rec, out->local, dest, plain, plainLen);  // --record-egress
+      // Towards an SRTP party: encrypt in place with its keys (the receive slot has room for the trailer).
+      SrtpContext* eg = t->srtpOut;
+      if (eg && !t->srtpPassThrough) {
+        size_t protLen = 0;
+        SrtpResult r = isRtp ? eg->protectRtp(p, len, kBufSize, &protLen) : eg->protectRtcp(p, len, kBufSize, &protLen);
+        if (r != SrtpResult::Ok) {
+          countSrtpFailure(t, r);
+          continue;
+        }
+        len = protLen;
+      }
       snames_[pending] = dest;
       smsgs_[pending].msg_hdr.msg_namelen = dest.len;
       siov_[pending].iov_base = const_cast<uint8_t*>(p);

@@ -11,7 +11,17 @@ import type { ConnectionAddress, Direction, MediaRewrite, ParsedSdp, SdpMedia, S
 import { parseSdp } from '../sdp/parse';
 import { rewriteSdp } from '../sdp/rewrite';
 import { NgError } from '../errors';
-import type { CallState, MediaState, MonologueState, PartyOptions, StreamState } from './state';
+import type { CallState, MediaCryptoState, MediaState, MonologueState, PartyOptions, StreamState } from './state';
+import {
+  emptyMediaCrypto,
+  formatKeyLine,
+  isSrtpProtocol,
+  offerLines,
+  plainProtocol,
+  settleAnswer,
+  srtpKeys,
+  usableCryptoLines,
+} from './srtp-negotiation';
 import type { DeleteRequest, SignalRequest } from './signal';
 import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
@@ -349,6 +359,7 @@ export class CallManager {
       strictSource: f.has('strict-source'),
       mediaHandover: f.has('media-handover'),
       asymmetric: f.has('asymmetric'),
+      ...(f.has('recrypt') ? { recrypt: true } : {}),
     };
   }
 
@@ -452,9 +463,10 @@ export class CallManager {
       const peerMedia = take(oldPeer, peerIface, requireMux);
       this.applySdpMedia(req, selfMedia, sdpMedia);
       peerMedia.type = sdpMedia.type;
-      peerMedia.protocol = req.transportProtocol ?? sdpMedia.proto;
+      peerMedia.protocol = req.transportProtocol ?? this.stickyProtocol(sdpMedia.proto, peerMedia);
       selfMedia.rejected = rejected;
       peerMedia.rejected = rejected;
+      if (!rejected) this.offerCrypto(req, sdpMedia, selfMedia, peerMedia);
       // What we offer onwards about rtcp-mux, and what the offerer gets (settled by the answer).
       const offerMux =
         requireMux || req.rtcpMux.has('offer') || (sdpMedia.rtcpMux && !req.rtcpMux.has('demux') && !req.rtcpMux.has('reject'));
@@ -475,6 +487,47 @@ export class CallManager {
         peer.medias = newPeer;
       },
     };
+  }
+
+  /**
+   * SDES on an offer (see src/call/srtp-negotiation.ts): remember the offerer's usable keys and choose the
+   * a=crypto lines for the receiver. Media without any SRTP involvement keep no crypto state at all, so plain
+   * RTP calls are exactly as before.
+   */
+  private offerCrypto(req: SignalRequest, sdpMedia: SdpMedia, selfMedia: MediaState, peerMedia: MediaState): void {
+    const sdes = req.sdes ?? [];
+    const involved =
+      isSrtpProtocol(sdpMedia.proto) || isSrtpProtocol(peerMedia.protocol) || !!selfMedia.crypto || !!peerMedia.crypto;
+    if (!involved) return;
+    const lines = usableCryptoLines(sdpMedia, sdes);
+    const old = selfMedia.crypto ?? emptyMediaCrypto();
+    // A re-offer that changes the key under the negotiated tag takes effect at once (the party already sends with it).
+    const theirs = old.theirs ? (lines.find((l) => l.tag === old.theirs?.tag && l.suite === old.theirs.suite) ?? old.theirs) : null;
+    selfMedia.crypto = { ...old, offered: lines, theirs };
+    const peerOld = peerMedia.crypto ?? emptyMediaCrypto();
+    peerMedia.crypto = { ...peerOld, given: offerLines(peerMedia.protocol, lines, sdes, peerOld.given) };
+  }
+
+  /**
+   * A re-offer without `transport-protocol` keeps the receiver on the side of the SRTP/RTP bridge it was
+   * negotiated on (a plain callee's re-INVITE must not turn the SRTP caller's leg plain, nor the reverse).
+   * Media that never involved SRTP keep the SDP's protocol unchanged.
+   */
+  private stickyProtocol(proto: string, peerMedia: MediaState): string {
+    if (!peerMedia.crypto) return proto;
+    if (!isSrtpProtocol(peerMedia.protocol)) return plainProtocol(proto);
+    return proto === 'RTP/AVP' ? 'RTP/SAVP' : proto === 'RTP/AVPF' ? 'RTP/SAVPF' : proto;
+  }
+
+  /** SDES on an answer: both sides' negotiated keys; an offerer left without usable keys is answered plain. */
+  private answerCrypto(req: SignalRequest, sdpMedia: SdpMedia, na: MediaState, nb: MediaState): void {
+    if (!na.crypto && !nb.crypto && !isSrtpProtocol(sdpMedia.proto)) return;
+    const sdes = req.sdes ?? [];
+    const answerLines = isSrtpProtocol(sdpMedia.proto) ? usableCryptoLines(sdpMedia, sdes) : [];
+    const settled = settleAnswer(na.crypto ?? emptyMediaCrypto(), nb.crypto ?? emptyMediaCrypto(), answerLines, sdes);
+    na.crypto = settled.offerer;
+    nb.crypto = settled.answerer;
+    if (!na.crypto.theirs && isSrtpProtocol(na.protocol)) na.protocol = plainProtocol(na.protocol);
   }
 
   /** Settle rtcp-mux for both sides of an answer; sockets are reserved now, swapped in by the returned step. */
@@ -503,6 +556,7 @@ export class CallManager {
       nb.rtcpMux = b.offeredRtcpMux && sdpMedia.rtcpMux;
       const aMux = a.offeredRtcpMux && !a.rtcpMuxReject && (a.rtcpMuxAccept || nb.rtcpMux || req.rtcpMux.has('accept'));
       const na: MediaState = { ...a, rtcpMux: aMux };
+      this.answerCrypto(req, sdpMedia, na, nb);
       const replaced: StreamState[] = [];
       const swapRtcp = (m: MediaState, muxed: boolean): void => {
         const isMuxed = m.rtcp.muxedWith !== null;
@@ -542,15 +596,29 @@ export class CallManager {
       for (const component of ['rtp', 'rtcp'] as const) {
         const sa = ma[component];
         const sb = mb[component];
-        if (sa.id) this.dataPlane.updateStream(sa.id, this.rule(a.options, sa, sb.id || null));
-        if (sb.id) this.dataPlane.updateStream(sb.id, this.rule(b.options, sb, sa.id || null));
+        if (sa.id) this.dataPlane.updateStream(sa.id, this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto));
+        if (sb.id) this.dataPlane.updateStream(sb.id, this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto));
       }
     }
     void call;
   }
 
-  private rule(options: PartyOptions, stream: StreamState, sink: number | null): StreamRule {
+  /**
+   * `own`: SDES state of this stream's party (its key decrypts what arrives here); `sinkSide`: the receiving
+   * party's (ngrelay's key for it encrypts what is forwarded).
+   */
+  private rule(
+    options: PartyOptions,
+    stream: StreamState,
+    sink: number | null,
+    own?: MediaCryptoState,
+    sinkSide?: MediaCryptoState,
+  ): StreamRule {
+    const inbound = srtpKeys(own?.theirs);
+    const outbound = sink === null ? null : srtpKeys(sinkSide?.ours);
+    const crypto = inbound || outbound ? { crypto: { inbound, outbound, recrypt: options.recrypt === true } } : {};
     return {
+      ...crypto,
       expected: stream.expected,
       learning: options.asymmetric ? 'off' : options.learning,
       strictSource: options.strictSource,
@@ -590,7 +658,7 @@ export class CallManager {
       const requireMux = kind === 'offer' && req.rtcpMux.has('require');
       const proto =
         kind === 'offer'
-          ? (req.transportProtocol ?? null)
+          ? (req.transportProtocol ?? (mine && !rejected && mine.protocol !== sdpMedia.proto ? mine.protocol : null))
           : mine && mine.protocol !== sdpMedia.proto
             ? mine.protocol
             : null;
@@ -603,6 +671,7 @@ export class CallManager {
         proto,
         removeIce: true,
         extraAttributes: [],
+        ...(mine?.crypto && !rejected ? { crypto: mine.crypto.given.map(formatKeyLine) } : {}),
       };
     });
     const sessionConn = ifaceConn(firstLive);

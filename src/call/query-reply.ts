@@ -33,7 +33,18 @@ function mediaFlags(media: MediaState, mono: MonologueState, initialized: boolea
   return flags;
 }
 
-function streamDict(stream: StreamState, counters: StreamCounters | undefined, call: CallState, mono: MonologueState): NgDict {
+/** The SRTP suite of this party's side (rtpengine shows it on both streams of an SRTP media). */
+function cryptoSuite(media: MediaState): string | null {
+  return media.crypto?.theirs?.suite ?? media.crypto?.ours?.suite ?? null;
+}
+
+function streamDict(
+  stream: StreamState,
+  counters: StreamCounters | undefined,
+  call: CallState,
+  mono: MonologueState,
+  suite: string | null,
+): NgDict {
   const current = counters?.endpoint ?? stream.expected;
   const flags: string[] = [stream.component === 'rtp' ? 'RTP' : 'RTCP'];
   if (current) flags.push('filled');
@@ -47,6 +58,7 @@ function streamDict(stream: StreamState, counters: StreamCounters | undefined, c
     ['family', stream.localAddress.includes(':') ? 'IPv6' : 'IPv4'],
     ['endpoint', endpointDict(current)],
     ['advertised endpoint', endpointDict(stream.advertised)],
+    ...(suite !== null ? ([['crypto suite', suite]] as Array<[string, NgValue]>) : []),
     ['last packet', seconds(counters && counters.lastPacketMs > 0 ? counters.lastPacketMs : call.createdMs)],
     ['flags', flags],
   ];
@@ -89,7 +101,7 @@ export function callStatistics(call: CallState, countersOf: CountersOf): NgDict 
         t[0] += c?.packets ?? 0;
         t[1] += c?.bytes ?? 0;
         t[2] += c?.errors ?? 0;
-        return streamDict(s, c, call, mono);
+        return streamDict(s, c, call, mono, cryptoSuite(media));
       });
       const entries: Array<[string, NgValue]> = [
         ['index', media.index],

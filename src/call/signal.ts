@@ -17,6 +17,8 @@ export interface SignalRequest {
   /** `ICE` key: remove, force, default, ... (null = not given = default). */
   ice: string | null;
   transportProtocol: string | null;
+  /** `SDES` entries and `SDES-X` flags: off, no-<suite>, only-<suite>, unencrypted_srtp, ... Optional. */
+  sdes?: readonly string[];
   /** `direction`: [interface facing the sender of this message, interface facing its receiver]. */
   direction: readonly string[];
   receivedFrom: { addrType: AddrType; address: string } | null;

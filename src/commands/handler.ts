@@ -106,6 +106,7 @@ function signal(req: NormalizedRequest, logger: Logger, isAnswer: boolean): Sign
     rtcpMux: req.rtcpMux,
     ice: req.ICE,
     transportProtocol: req.transportProtocol,
+    sdes: req.SDES,
     direction: req.direction,
     receivedFrom: req.receivedFrom
       ? { addrType: req.receivedFrom.family === 'IP6' ? 'IP6' : 'IP4', address: req.receivedFrom.address }

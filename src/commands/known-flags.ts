@@ -6,6 +6,7 @@ export const KNOWN_FLAGS: ReadonlySet<string> = new Set([
   'asymmetric',
   'strict-source',
   'media-handover',
+  'recrypt',
   'port-latching',
   'no-port-latching',
   'loop-protect',

@@ -9,6 +9,11 @@
  * - A muxed RTCP stream shares its RTP stream's party: learning, strict-source and the endpoint reported in
  *   its counters are those of the RTP stream.
  * - Datagrams larger than 4096 bytes are truncated by the receive slot and counted as malformed.
+ * - SRTP (rule.crypto): contexts are created on the JS thread in addStream/updateStream (bad keys throw there),
+ *   kept when a direction's keys are unchanged, and used only by the owner thread of the stream that
+ *   *receives* the packet: `inbound` decrypts on arrival, `outbound` encrypts what this stream forwards to
+ *   its sink's party, so no context is ever shared between threads. SRTP failures count in `errors` and in
+ *   `srtpAuthFailed`/`srtpReplayed`. Recording gets the decrypted packets (pass-through: a decrypted copy).
  * - Recording: the I/O threads build each pcap record into a bounded per-thread ring (full = dropped and
  *   counted, forwarding goes on); one writer thread writes each record with one write() to an O_APPEND file.
  */

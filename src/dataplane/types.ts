@@ -34,6 +34,43 @@ export interface StreamSocketSpec {
   muxedWith?: number;
 }
 
+/** SDES crypto suite names the native SRTP core implements (src/sdp/crypto.ts SDES_SUITES). */
+export type SrtpSuiteName =
+  | 'AEAD_AES_256_GCM'
+  | 'AEAD_AES_128_GCM'
+  | 'AES_256_CM_HMAC_SHA1_80'
+  | 'AES_256_CM_HMAC_SHA1_32'
+  | 'AES_CM_128_HMAC_SHA1_80'
+  | 'AES_CM_128_HMAC_SHA1_32';
+
+/** One direction's SRTP master key (RFC 4568 inline key) and session parameters. */
+export interface SrtpKeys {
+  suite: SrtpSuiteName;
+  /** Master key (16 or 32 bytes) and master salt (14 bytes, 12 for AEAD), as the suite requires. */
+  key: Buffer;
+  salt: Buffer;
+  unencryptedSrtp: boolean;
+  unencryptedSrtcp: boolean;
+  unauthenticatedSrtp: boolean;
+}
+
+/**
+ * SRTP of one stream. RTP streams use SRTP, RTCP streams (muxed ones too) SRTCP, with the same master keys.
+ * - `inbound`: the keys this stream's party sends with (from its own a=crypto); packets arriving here are
+ *   authenticated and decrypted; failures are counted (errors, srtpAuthFailed, srtpReplayed) and dropped.
+ *   null = the party sends plain RTP.
+ * - `outbound`: the keys the *sink's* party was given in the SDP it received; what this stream forwards is
+ *   encrypted with them. null = the sink's party receives plain RTP.
+ * When both are set with identical keys (and not `recrypt`), packets pass through without crypto work.
+ * A direction whose keys are unchanged by an update keeps its state (rollover counter, replay window).
+ */
+export interface StreamCrypto {
+  inbound: SrtpKeys | null;
+  outbound: SrtpKeys | null;
+  /** ng `recrypt`: decrypt and re-encrypt even when both sides share keys. */
+  recrypt: boolean;
+}
+
 /** What the control plane may change at any time (re-INVITE, hold, answer, new endpoint). */
 export interface StreamRule {
   /**
@@ -58,12 +95,19 @@ export interface StreamRule {
   sink: number | null;
   /** Bumped by the control plane on every signalling event; `delayed` learning waits 3 s after it changes. */
   signalGeneration: number;
+  /** SRTP keys; absent/null = plain RTP both ways. Unusable keys make addStream/updateStream throw. */
+  crypto?: StreamCrypto | null;
 }
 
 export interface StreamCounters {
   packets: number;
   bytes: number;
+  /** Every dropped packet of this stream, SRTP authentication and replay failures included. */
   errors: number;
+  /** SRTP/SRTCP packets that failed authentication (tampered, wrong key); present when the stream has keys. */
+  srtpAuthFailed?: number;
+  /** SRTP/SRTCP packets refused by the replay window; present when the stream has keys. */
+  srtpReplayed?: number;
   /** Epoch milliseconds of the last packet received on this stream; 0 = never. */
   lastPacketMs: number;
   /** Where packets to this party currently go (expected or learned); null = nowhere yet. */

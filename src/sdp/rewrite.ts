@@ -21,7 +21,8 @@
  *   - a=sendrecv|sendonly|recvonly|inactive   dropped; exactly one `a=<plan.direction>` follows the codecs.
  *   - a=rtcp, a=rtcp-mux   dropped; `a=rtcp:<plan.rtcpPort>` and `a=rtcp-mux` (plan.rtcpMux) follow
  *                   (RTP protocols only).
- *   - a=ptime       the first one moves after a=rtcp(-mux); further ones are dropped (non-RTP: all dropped).
+ *   - a=crypto      only when plan.crypto is set: dropped, and plan.crypto written after a=rtcp(-mux).
+ *   - a=ptime       the first one moves after a=rtcp(-mux) (and a=crypto); further ones are dropped (non-RTP: all dropped).
  *   - plan.extraAttributes follow.
  *   - ICE attributes dropped when removeIce; an a=end-of-candidates is then written last, as 10.5 does.
  *  Media level (rejected, plan.port 0)
@@ -126,6 +127,7 @@ function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void 
     }
     if (directionOf(attr) !== null) continue;
     if (attr.name === 'rtcp' || (attr.name === 'rtcp-mux' && attr.value === '')) continue;
+    if (attr.name === 'crypto' && plan.crypto !== undefined) continue;
     if (attr.name === 'mid') {
       mids.push(line);
       continue;
@@ -162,6 +164,7 @@ function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void 
   // 10.5 writes no RTCP attributes for non-RTP media (udptl, BFCP...), whatever the plan says.
   if (rtp && plan.rtcpPort !== null) out.write('a', `rtcp:${plan.rtcpPort}`);
   if (rtp && plan.rtcpMux) out.write('a', 'rtcp-mux');
+  for (const value of plan.crypto ?? []) out.write('a', value);
   if (ptime !== null) out.copy(ptime);
   for (const value of plan.extraAttributes) out.write('a', value);
   if (endOfCandidates) out.write('a', 'end-of-candidates');

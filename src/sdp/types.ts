@@ -86,6 +86,12 @@ export interface MediaRewrite {
   removeIce: boolean;
   /** Extra attribute values to append (without "a="), e.g. "rtpengine:<token>". */
   extraAttributes: string[];
+  /**
+   * SDES: when set, the input's a=crypto lines are dropped and these values (without "a=", e.g.
+   * "crypto:1 AES_CM_128_HMAC_SHA1_80 inline:...") are written after a=rtcp/a=rtcp-mux and before a=ptime,
+   * where rtpengine 10.5 puts them. Undefined = a=crypto lines are copied like unknown ones. Optional.
+   */
+  crypto?: string[];
 }
 
 export interface SdpRewrite {
