@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,7 +84,7 @@ static void die(const char *what) {
 static void usage(void) {
     fprintf(stderr,
         "usage: loadgen --streams-file F [--rate PPS (0 = as fast as possible)] --count N --seconds S\n"
-        "               [--watch-pid PID] [--drain-ms MS] [--run-id ID] [--rcvbuf BYTES] [--per-stream]\n"
+        "               [--watch-pid PID] [--drain-ms MS] [--run-id ID] [--rcvbuf BYTES] [--per-stream] [--gso]\n"
         "streams file: one line per stream: SRC_IP SRC_PORT DST_IP DST_PORT\n"
         "every distinct SRC_IP:SRC_PORT becomes one endpoint socket that sends and receives\n");
     exit(2);
@@ -257,7 +258,82 @@ static struct mmsghdr tx_msgs[BATCH_MAX];
 static struct iovec tx_iov[BATCH_MAX];
 static uint8_t tx_buf[BATCH_MAX][PKT_LEN];
 static int tx_stream[BATCH_MAX];
+static int tx_run_len[BATCH_MAX];   // GSO: packets carried by message i
+static uint8_t tx_ctl[BATCH_MAX][CMSG_SPACE(sizeof(uint16_t))];
 static int next_sock;
+static int use_gso;
+
+static void fill_packet(uint8_t *p, int si, uint64_t t) {
+    stream_t *s = &streams[si];
+    p[0] = 0x80;            // V=2, no padding, no extension, no CSRC
+    p[1] = 8;               // PT 8 (PCMA), no marker
+    p[2] = (uint8_t)(s->seq >> 8);
+    p[3] = (uint8_t)s->seq;
+    uint32_t v = htonl(s->ts);
+    // A stream may appear several times in one batch: number each copy.
+    // If the kernel takes fewer than asked, the unsent numbers are a gap the sink ignores.
+    s->seq++;
+    s->ts += 160;
+    memcpy(p + 4, &v, 4);
+    v = htonl(SSRC_BASE + (uint32_t)si);
+    memcpy(p + 8, &v, 4);
+    memcpy(p + RTP_HDR, &t, 8);
+    uint32_t idx = (uint32_t)si;
+    memcpy(p + RTP_HDR + 8, &idx, 4);
+    uint32_t magic = MAGIC;
+    memcpy(p + RTP_HDR + 12, &magic, 4);
+    memcpy(p + RTP_HDR + 16, &run_id, 4);
+}
+
+// UDP GSO variant: consecutive packets of one stream go out as one message with a
+// UDP_SEGMENT control message, which the kernel splits into 172-byte datagrams.
+// Each stream gets a run of n / (streams on this socket) packets (at least 1).
+static int tx_batch_gso(sock_t *k, int n, uint64_t *send_errors) {
+    uint64_t t = now_ns();
+    int per = n / k->nstreams;
+    if (per < 1) per = 1;
+    int cur = k->cursor, nmsg = 0, filled = 0;
+    while (filled < n) {
+        int si = k->streams[cur];
+        cur = (cur + 1) % k->nstreams;
+        int m = n - filled < per ? n - filled : per;
+        for (int j = 0; j < m; j++) fill_packet(tx_buf[filled + j], si, t);
+        struct msghdr *h = &tx_msgs[nmsg].msg_hdr;
+        tx_iov[nmsg].iov_base = tx_buf[filled];
+        tx_iov[nmsg].iov_len = (size_t)m * PKT_LEN;
+        h->msg_iov = &tx_iov[nmsg];
+        h->msg_iovlen = 1;
+        h->msg_name = &streams[si].dst;
+        h->msg_namelen = sizeof streams[si].dst;
+        if (m > 1) {
+            h->msg_control = tx_ctl[nmsg];
+            h->msg_controllen = sizeof tx_ctl[nmsg];
+            struct cmsghdr *c = CMSG_FIRSTHDR(h);
+            c->cmsg_level = SOL_UDP;
+            c->cmsg_type = UDP_SEGMENT;
+            c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+            uint16_t seg = PKT_LEN;
+            memcpy(CMSG_DATA(c), &seg, sizeof seg);
+        } else {
+            h->msg_control = NULL;
+            h->msg_controllen = 0;
+        }
+        tx_stream[nmsg] = si;
+        tx_run_len[nmsg] = m;
+        nmsg++;
+        filled += m;
+    }
+    int r = sendmmsg(k->fd, tx_msgs, (unsigned)nmsg, MSG_DONTWAIT);
+    if (r < 0) { (*send_errors)++; r = 0; }
+    else if (r < nmsg) (*send_errors)++;
+    int pkts = 0;
+    for (int i = 0; i < r; i++) {
+        streams[tx_stream[i]].sent += (uint64_t)tx_run_len[i];
+        pkts += tx_run_len[i];
+    }
+    k->cursor = (k->cursor + r) % k->nstreams;
+    return pkts;
+}
 
 // Build and send one batch of up to n packets from the next socket in turn.
 static int tx_batch(int n, uint64_t *send_errors) {
@@ -269,31 +345,20 @@ static int tx_batch(int n, uint64_t *send_errors) {
         if (c->nstreams) { k = c; break; }
     }
     if (!k) return 0;
+    if (use_gso) return tx_batch_gso(k, n, send_errors);
     uint64_t t = now_ns();
     int cur = k->cursor;
     for (int i = 0; i < n; i++) {
         int si = k->streams[cur];
         cur = (cur + 1) % k->nstreams;
         stream_t *s = &streams[si];
-        uint8_t *p = tx_buf[i];
-        p[0] = 0x80;            // V=2, no padding, no extension, no CSRC
-        p[1] = 8;               // PT 8 (PCMA), no marker
-        p[2] = (uint8_t)(s->seq >> 8);
-        p[3] = (uint8_t)s->seq;
-        uint32_t v = htonl(s->ts);
-        // A stream may appear several times in one batch: number each copy.
-        // If the kernel takes fewer than n, the unsent numbers are a gap the sink ignores.
-        s->seq++;
-        s->ts += 160;
-        memcpy(p + 4, &v, 4);
-        v = htonl(SSRC_BASE + (uint32_t)si);
-        memcpy(p + 8, &v, 4);
-        memcpy(p + RTP_HDR, &t, 8);
-        uint32_t idx = (uint32_t)si;
-        memcpy(p + RTP_HDR + 8, &idx, 4);
-        uint32_t magic = MAGIC;
-        memcpy(p + RTP_HDR + 12, &magic, 4);
-        memcpy(p + RTP_HDR + 16, &run_id, 4);
+        fill_packet(tx_buf[i], si, t);
+        tx_iov[i].iov_base = tx_buf[i];
+        tx_iov[i].iov_len = PKT_LEN;
+        tx_msgs[i].msg_hdr.msg_iov = &tx_iov[i];
+        tx_msgs[i].msg_hdr.msg_iovlen = 1;
+        tx_msgs[i].msg_hdr.msg_control = NULL;
+        tx_msgs[i].msg_hdr.msg_controllen = 0;
         tx_msgs[i].msg_hdr.msg_name = &s->dst;
         tx_msgs[i].msg_hdr.msg_namelen = sizeof s->dst;
         tx_stream[i] = si;
@@ -339,6 +404,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--run-id") && v) { run_id = (uint32_t)strtoul(v, NULL, 10); i++; }
         else if (!strcmp(a, "--rcvbuf") && v) { rcvbuf = atoi(v); i++; }
         else if (!strcmp(a, "--per-stream")) per_stream = 1;
+        else if (!strcmp(a, "--gso")) use_gso = 1;
         else usage();
     }
     // Both bounds are mandatory: a run always ends by itself.

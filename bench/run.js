@@ -70,7 +70,7 @@ function parseArgs(argv) {
     else if (k === '--report') o.report = v;
     else if (k === '--help' || k === '-h') {
       console.log(
-        'usage: node bench/run.js [--quick] [--forwarders=ngrelay,rtpengine,minfwd] [--calls=1,100,1000]\n' +
+        'usage: node bench/run.js [--quick] [--forwarders=ngrelay,rtpengine,minfwd,ngrelay-rec] [--calls=1,100,1000]\n' +
           '                         [--step-seconds=3] [--rates=50000,100000,...,0 (0 = generator ceiling)]\n' +
           '       node bench/run.js --report=bench/out/results-<date>.json   (re-print a saved run)',
       );

@@ -3,7 +3,7 @@
  * together. This is also the embedding API for Node programs (see README "Embedding").
  */
 import type { RelayConfig } from './config/types';
-import type { DataPlane } from './dataplane/types';
+import type { DataPlane, EngineEvent } from './dataplane/types';
 import { createNativeDataPlane } from './dataplane/native';
 import { CallManager } from './call/call-manager';
 import { TimeoutSweeper } from './call/timeouts';
@@ -72,6 +72,7 @@ export class Relay {
       dataPlane.close();
       throw err;
     }
+    dataPlane.onEvents((events) => logEngineEvents(events, manager, logger));
     sweeper.start();
     logger.info(
       { listenNg: `${config.listenNg.address}:${config.listenNg.port}`, interfaces: config.interfaces },
@@ -86,6 +87,20 @@ export class Relay {
     this.manager.destroyAll();
     this.dataPlane.close();
     this.logger.info('ngrelay stopped');
+  }
+}
+
+/** Engine events as log lines with the call they belong to; first packets only at debug level. */
+function logEngineEvents(events: EngineEvent[], manager: CallManager, logger: Logger): void {
+  for (const e of events) {
+    const fields = {
+      'call-id': manager.callIdOfStream(e.id),
+      stream: e.id,
+      event: e.type,
+      endpoint: 'from' in e ? `${e.from.address}:${e.from.port}` : `${e.endpoint.address}:${e.endpoint.port}`,
+    };
+    if (e.type === 'first-packet') logger.debug(fields, 'media event');
+    else logger.info(fields, 'media event');
   }
 }
 

@@ -90,6 +90,8 @@ struct Stream {
   LearnState learn;
   uint32_t lastOverflow = 0;     // SO_RXQ_OVFL counter seen last
   bool seenFirst = false;
+  bool inActive = false;         // in the owner thread's active list (received media since it was last idle)
+  bool wentIdle = false;         // an idle event was sent; the next packet sends `resumed`
   Recording* rec = nullptr;      // the recording this stream's received packets go to (null = none/paused)
   SrtpContext* srtpIn = nullptr;   // decrypts what arrives (owned by the Engine's record, used here only)
   SrtpContext* srtpOut = nullptr;  // encrypts what is forwarded to the sink's party
@@ -113,7 +115,12 @@ struct alignas(64) ThreadTotals {
   Counter packets, bytes, errors, malformed, dropped;
 };
 
-enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged };
+enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged, Idle, Resumed };
+
+/** A stream that received media and then nothing for this long is reported idle (once, until media resumes). */
+constexpr int64_t kStreamIdleMs = 5000;
+/** How often an I/O thread looks for idle streams (the scan is O(active streams), so not per wake-up). */
+constexpr int64_t kIdleScanMs = 500;
 
 struct EngineEvent {
   EventType type;
@@ -213,6 +220,9 @@ class IoThread {
   std::vector<uint8_t> scratch_;  // pass-through + recording: a decrypted copy for the pcap
 
   std::vector<Stream*> windows_;  // streams in a heuristic learning window
+  std::vector<Stream*> active_;   // streams that received media and are not idle yet
+  int64_t lastIdleScanMs_ = 0;
+  void scanIdle();
   std::vector<EngineEvent> pendingEvents_;
   int64_t lastEventFlushMs_ = 0;
   int64_t nowMono_ = 0;

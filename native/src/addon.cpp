@@ -101,6 +101,8 @@ const char* eventName(EventType t) {
     case EventType::FirstPacket: return "first-packet";
     case EventType::Learned: return "learned";
     case EventType::SourceChanged: return "source-changed";
+    case EventType::Idle: return "idle";
+    case EventType::Resumed: return "resumed";
   }
   return "unknown";
 }
@@ -116,7 +118,8 @@ void deliverEvents(Napi::Env env, Napi::Function listener, void* /*context*/, Ev
     Napi::Object o = Napi::Object::New(env);
     o.Set("type", eventName(e.type));
     o.Set("id", double(e.id));
-    o.Set(e.type == EventType::FirstPacket ? "from" : "endpoint", endpointToJs(env, e.addr));
+    bool fromSource = e.type == EventType::FirstPacket || e.type == EventType::Resumed;
+    o.Set(fromSource ? "from" : "endpoint", endpointToJs(env, e.addr));
     o.Set("atMs", double(e.atMs));
     arr.Set(uint32_t(i), o);
   }

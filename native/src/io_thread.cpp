@@ -205,6 +205,8 @@ void IoThread::apply(const Command& c) {
       s->srtpIn = nullptr;
       s->srtpOut = nullptr;
       windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());
+      if (s->inActive) active_.erase(std::remove(active_.begin(), active_.end(), s), active_.end());
+      s->inActive = false;
       break;
   }
 }
@@ -238,7 +240,26 @@ void IoThread::handleTimers() {
       ++i;
     }
   }
+  if (nowMono_ - lastIdleScanMs_ >= kIdleScanMs) {
+    lastIdleScanMs_ = nowMono_;
+    scanIdle();
+  }
   flushEvents(false);
+}
+
+void IoThread::scanIdle() {
+  for (size_t i = 0; i < active_.size();) {
+    Stream* s = active_[i];
+    if (nowWall_ - s->lastPacketMs.load(std::memory_order_relaxed) < kStreamIdleMs) {
+      ++i;
+      continue;
+    }
+    emit(EventType::Idle, s, s->learn.current);
+    s->inActive = false;
+    s->wentIdle = true;
+    active_[i] = active_.back();
+    active_.pop_back();
+  }
 }
 
 void IoThread::countSrtpFailure(Stream* t, SrtpResult r) {
@@ -398,6 +419,14 @@ void IoThread::drain(Stream* x) {
       if (!t->seenFirst) {
         t->seenFirst = true;
         emit(EventType::FirstPacket, t, src);
+      }
+      if (!t->inActive) {
+        t->inActive = true;
+        active_.push_back(t);
+        if (t->wentIdle) {
+          t->wentIdle = false;
+          emit(EventType::Resumed, t, src);
+        }
       }
       totals_.packets.add(1);
       totals_.bytes.add(wireLen);

@@ -76,6 +76,8 @@ function parseSignalSdp(body: Buffer): ParsedSdp {
 
 export class CallManager {
   readonly calls = new Map<string, CallState>();
+  /** Data plane stream id → call-id, for engine events; entries go when the stream is closed. */
+  private readonly streamCalls = new Map<number, string>();
   private readonly interfaces: InterfaceTable;
   readonly sockets: StreamSockets;
   private signalGeneration = 1;
@@ -100,7 +102,9 @@ export class CallManager {
     private readonly now: () => number = Date.now,
   ) {
     this.interfaces = new InterfaceTable(config.interfaces);
-    this.sockets = new StreamSockets(dataPlane, config.portMin, config.portMax, logger);
+    this.sockets = new StreamSockets(dataPlane, config.portMin, config.portMax, logger, (id) =>
+      this.streamCalls.delete(id),
+    );
   }
 
   // ---------------------------------------------------------------------------------------------- offer
@@ -598,9 +602,15 @@ export class CallManager {
         const sb = mb[component];
         if (sa.id) this.dataPlane.updateStream(sa.id, this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto));
         if (sb.id) this.dataPlane.updateStream(sb.id, this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto));
+        if (sa.id) this.streamCalls.set(sa.id, call.callId);
+        if (sb.id) this.streamCalls.set(sb.id, call.callId);
       }
     }
-    void call;
+  }
+
+  /** The call a data plane stream belongs to (for engine events). */
+  callIdOfStream(id: number): string | undefined {
+    return this.streamCalls.get(id);
   }
 
   /**

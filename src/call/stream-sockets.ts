@@ -33,6 +33,8 @@ export class StreamSockets {
     private readonly portMin: number,
     private readonly portMax: number,
     private readonly logger?: Logger,
+    /** Told about every stream removed from the data plane. */
+    private readonly onClosed?: (id: number) => void,
   ) {}
 
   /** Keep stream ids unique after a restore. */
@@ -114,6 +116,7 @@ export class StreamSockets {
   close(stream: StreamState): void {
     if (stream.id === 0) return;
     this.dataPlane.removeStream(stream.id);
+    this.onClosed?.(stream.id);
     if (stream.ownsPort) this.allocator(stream.localAddress).release(stream.localPort);
   }
 

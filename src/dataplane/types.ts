@@ -132,7 +132,11 @@ export interface EngineTotals {
 export type EngineEvent =
   | { type: 'first-packet'; id: number; from: Endpoint; atMs: number }
   | { type: 'learned'; id: number; endpoint: Endpoint; atMs: number }
-  | { type: 'source-changed'; id: number; endpoint: Endpoint; atMs: number };
+  | { type: 'source-changed'; id: number; endpoint: Endpoint; atMs: number }
+  /** The stream received media, then none for 5 s (reported once until media resumes). */
+  | { type: 'idle'; id: number; endpoint: Endpoint; atMs: number }
+  /** Media arrived again on a stream reported idle. */
+  | { type: 'resumed'; id: number; from: Endpoint; atMs: number };
 
 /** pcap link type: `raw` = LINKTYPE_RAW (101, IP packets), `eth` = LINKTYPE_ETHERNET (1, fake Ethernet header). */
 export type RecordingFormat = 'raw' | 'eth';

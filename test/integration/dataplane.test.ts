@@ -465,6 +465,21 @@ describe('native data plane: endpoint learning', () => {
     expect(first[0]?.type === 'first-packet' && first[0].from).toEqual(ep(a));
     expect(first[0]?.atMs).toBeGreaterThan(Date.now() - 10_000);
   });
+
+  it('reports a stream idle once after 5 s without media, and resumed when media comes back', async () => {
+    const { a, portA } = await basicCall({ learning: 'immediate' });
+    await sendRtp(a, 5, portA, LO, 0x2);
+    expect(await waitUntil(() => events.some((e) => e.type === 'first-packet' && e.id === 1), 2000)).toBe(true);
+    expect(events.some((e) => e.type === 'idle')).toBe(false);
+    expect(await waitUntil(() => events.some((e) => e.type === 'idle' && e.id === 1), 8000)).toBe(true);
+    // The other stream never received anything, so it is never "idle"; the idle one is reported once.
+    await sleep(700);
+    expect(events.filter((e) => e.type === 'idle').map((e) => e.id)).toEqual([1]);
+    await sendRtp(a, 3, portA, LO, 0x2, 5);
+    expect(await waitUntil(() => events.some((e) => e.type === 'resumed' && e.id === 1), 2000)).toBe(true);
+    const resumed = events.find((e) => e.type === 'resumed');
+    expect(resumed?.type === 'resumed' && resumed.from).toEqual(ep(a));
+  }, 15_000);
 });
 
 describe('native data plane: rule churn under traffic', () => {
