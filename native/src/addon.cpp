@@ -107,6 +107,27 @@ const char* eventName(EventType t) {
   return "unknown";
 }
 
+/** An Error carrying the failure's `code` (EADDRINUSE, ENOENT, ...), which the TS loader maps to typed errors. */
+Napi::Error codedError(Napi::Env env, const std::string& message, const std::string& code) {
+  Napi::Error err = Napi::Error::New(env, message);
+  err.Set("code", code);
+  return err;
+}
+
+/** Runs an engine call and turns the engine's failures into JS errors. */
+template <typename Call>
+void callEngine(Napi::Env env, Call&& call) {
+  try {
+    call();
+  } catch (const BindFailure& f) {
+    throw codedError(env, f.message, f.code);
+  } catch (const RecordingFailure& f) {
+    throw codedError(env, f.message, f.code);
+  } catch (const std::invalid_argument& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
 using EventBatch = std::vector<EngineEvent>;
 
 void deliverEvents(Napi::Env env, Napi::Function listener, void* /*context*/, EventBatch* batch) {
@@ -203,15 +224,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     spec.muxedWith = info[4].IsNumber() ? info[4].As<Napi::Number>().Int64Value() : -1;
     Rule rule = ruleFromJs(info[5]);
     StreamCryptoSpec crypto = cryptoFromJs(info[5]);
-    try {
-      engine(env).addStream(spec, rule, crypto);
-    } catch (const BindFailure& f) {
-      Napi::Error err = Napi::Error::New(env, f.message);
-      err.Set("code", f.code);
-      throw err;
-    } catch (const std::invalid_argument& e) {
-      throw Napi::Error::New(env, e.what());
-    }
+    callEngine(env, [&] { engine(env).addStream(spec, rule, crypto); });
     return env.Undefined();
   }
 
@@ -220,11 +233,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     int32_t id = info[0].As<Napi::Number>().Int32Value();
     Rule rule = ruleFromJs(info[1]);
     StreamCryptoSpec crypto = cryptoFromJs(info[1]);
-    try {
-      engine(env).updateStream(id, rule, crypto);
-    } catch (const std::invalid_argument& e) {
-      throw Napi::Error::New(env, e.what());
-    }
+    callEngine(env, [&] { engine(env).updateStream(id, rule, crypto); });
     return env.Undefined();
   }
 
@@ -289,15 +298,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (format != "raw" && format != "eth") throw Napi::TypeError::New(env, "recording format must be raw or eth");
     spec.link = format == "eth" ? LinkType::Ethernet : LinkType::Raw;
     spec.egress = info[3].ToBoolean().Value();
-    try {
-      engine(env).startRecording(spec);
-    } catch (const RecordingFailure& f) {
-      Napi::Error err = Napi::Error::New(env, f.message);
-      err.Set("code", f.code);
-      throw err;
-    } catch (const std::invalid_argument& e) {
-      throw Napi::Error::New(env, e.what());
-    }
+    callEngine(env, [&] { engine(env).startRecording(spec); });
     return env.Undefined();
   }
 
@@ -309,11 +310,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     std::vector<int32_t> ids;
     ids.reserve(arr.Length());
     for (uint32_t i = 0; i < arr.Length(); ++i) ids.push_back(arr.Get(i).As<Napi::Number>().Int32Value());
-    try {
-      engine(env).setRecordingStreams(id, ids);
-    } catch (const std::invalid_argument& e) {
-      throw Napi::Error::New(env, e.what());
-    }
+    callEngine(env, [&] { engine(env).setRecordingStreams(id, ids); });
     return env.Undefined();
   }
 

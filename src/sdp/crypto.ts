@@ -7,14 +7,10 @@
  *   key-params = key-param *(";" key-param);  key-param = "inline:" base64(key||salt) ["|" lifetime] ["|" MKI ":" length]
  */
 import { randomBytes } from 'node:crypto';
+import type { SrtpSuiteName } from '../dataplane/types';
 
-export type SdesSuiteName =
-  | 'AEAD_AES_256_GCM'
-  | 'AEAD_AES_128_GCM'
-  | 'AES_256_CM_HMAC_SHA1_80'
-  | 'AES_256_CM_HMAC_SHA1_32'
-  | 'AES_CM_128_HMAC_SHA1_80'
-  | 'AES_CM_128_HMAC_SHA1_32';
+/** The suites SDES can negotiate are exactly those the native SRTP core implements. */
+export type SdesSuiteName = SrtpSuiteName;
 
 export interface SdesSuite {
   name: SdesSuiteName;
