@@ -1,22 +1,22 @@
 #!/usr/bin/env bash
-# Installs the system tools the end-to-end tests need (test/e2e/), only those that are missing.
-# Idempotent: a second run installs nothing. Called by the e2e test itself so that `.ci/run`
-# (npm install && npm test) passes on a fresh Debian 12 machine. Needs root (apt-get).
+# Installs the Debian packages the test suite needs, only those that are missing:
+#   rtpengine-daemon  rtpengine 10.5, the reference of the compatibility tests (test/compat/)
+#   kamailio, sip-tester (sipp), iptables, iproute2   the Kamailio + NAT end-to-end test (test/e2e/)
+#   tshark            the judge of recorded pcaps (test/integration/recording.test.ts)
+#   libsrtp2-dev      the independent SRTP implementation of the SRTP interop tests
+# Idempotent: a second run installs nothing. Run by vitest's global setup (test/global-setup.ts), so that
+# `.ci/run` (npm install && npm test) passes on a fresh Debian 12 machine. Needs root (apt-get).
 set -euo pipefail
 
-# binary -> Debian package providing it
-declare -A NEEDED=(
-  [kamailio]=kamailio
-  [sipp]=sip-tester
-  [iptables]=iptables
-  [ip]=iproute2
-)
+PACKAGES=(rtpengine-daemon kamailio sip-tester iptables iproute2 tshark libsrtp2-dev)
+
+installed() {
+  dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
 
 missing=()
-for bin in "${!NEEDED[@]}"; do
-  if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ]; then
-    missing+=("${NEEDED[$bin]}")
-  fi
+for pkg in "${PACKAGES[@]}"; do
+  installed "$pkg" || missing+=("$pkg")
 done
 
 if [ "${#missing[@]}" -eq 0 ]; then
@@ -25,23 +25,27 @@ if [ "${#missing[@]}" -eq 0 ]; then
 fi
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "install-test-deps: missing ${missing[*]} and not root; install them with apt-get" >&2
+  echo "install-test-deps: missing ${missing[*]} and not root; install them with apt-get as root" >&2
   exit 1
 fi
 
 export DEBIAN_FRONTEND=noninteractive
 # Another apt/dpkg may hold the lock (CI images, parallel installs): wait for it up to 5 minutes.
 apt_get() {
-  apt-get -o DPkg::Lock::Timeout=300 "$@"
+  apt-get -q -o DPkg::Lock::Timeout=300 "$@"
 }
 
 echo "install-test-deps: installing ${missing[*]}"
+# tshark asks whether non-root users may capture; answer it so the install never waits for a terminal.
+echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections 2>/dev/null || true
 if ! apt_get install -y --no-install-recommends "${missing[@]}"; then
   apt_get update
   apt_get install -y --no-install-recommends "${missing[@]}"
 fi
-# Debian's kamailio package starts a system service on install; the tests run their own instance.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet kamailio 2>/dev/null; then
-  systemctl stop kamailio || true
+# Debian's daemons may start system services on install; the tests run their own instances.
+if command -v systemctl >/dev/null 2>&1; then
+  for svc in kamailio rtpengine-daemon; do
+    systemctl is-active --quiet "$svc" 2>/dev/null && systemctl stop "$svc" || true
+  done
 fi
 echo "install-test-deps: done"
