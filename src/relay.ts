@@ -13,6 +13,7 @@ import type { NgDict, NgHandler } from './ng/types';
 import type { Logger } from './logger';
 import { CallRecorder } from './recording/call-recorder';
 import { prepareRecordingDir } from './recording/recording-dir';
+import { recoverSpool } from './recording/spool-recovery';
 
 export interface RelayDeps {
   logger: Logger;
@@ -33,7 +34,10 @@ export class Relay {
   static async start(config: RelayConfig, deps: RelayDeps): Promise<Relay> {
     const logger = deps.logger;
     // A recording dir that cannot be used stops the start, with one line naming it (cli.ts exits 1).
-    if (config.recordingDir !== null) prepareRecordingDir(config.recordingDir);
+    if (config.recordingDir !== null) {
+      const dirs = prepareRecordingDir(config.recordingDir);
+      for (const r of recoverSpool(dirs, Date.now())) logger.warn(r, 'finished a recording left in the spool by an earlier run');
+    }
     const dataPlane =
       deps.dataPlane ??
       createNativeDataPlane({ threads: config.numThreads, receiveBufferBytes: config.socketReceiveBuffer });

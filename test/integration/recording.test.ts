@@ -309,6 +309,23 @@ describe('recording survives kill -9 (eth framing, egress recorded too)', () => 
       while (off + 16 <= bytes.length) off += 16 + bytes.readUInt32LE(off + 8);
       expect(off).toBe(bytes.length);
       await call.close();
+
+      // The next start finishes what the crash left in the spool: same bytes, final names, END TIME noted.
+      const spooledMeta = filesIn(path.join(dir, 'spool'), '.meta');
+      expect(spooledMeta.length).toBe(1);
+      const restarted = await startNgrelay({
+        ngPort: 22425,
+        portMin: 43200,
+        portMax: 43299,
+        extraArgs: [`--recording-dir=${dir}`],
+      });
+      await restarted.stop();
+      expect(filesIn(path.join(dir, 'spool'), '.pcap')).toEqual([]);
+      const finished = filesIn(path.join(dir, 'pcaps'), '.pcap');
+      expect(finished.map((f) => path.basename(f))).toEqual([path.basename(file)]);
+      expect(readFileSync(finished[0] as string).equals(bytes)).toBe(true);
+      const meta = readFileSync(filesIn(path.join(dir, 'metadata'), '.meta')[0] as string, 'utf8');
+      expect(meta).toMatch(/END TIME: .*recovered at start-up/);
     } finally {
       ng.close();
       await relay.stop();

@@ -1,11 +1,12 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import pino from 'pino';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CallRecorder, fileStem, NO_RECORDING_DIR } from '../../src/recording/call-recorder';
 import { metadataText } from '../../src/recording/metadata-file';
 import { prepareRecordingDir } from '../../src/recording/recording-dir';
+import { cutToLastRecord, recoverSpool } from '../../src/recording/spool-recovery';
 import type { CallState } from '../../src/call/state';
 import { NgError } from '../../src/errors';
 import { FakeDataPlane } from '../support/fake-dataplane';
@@ -126,5 +127,58 @@ describe('CallRecorder', () => {
     expect(() => none.checkRequest(true)).toThrow(new NgError(NO_RECORDING_DIR));
     expect(() => none.checkRequest(null)).not.toThrow();
     expect(() => none.start(call())).toThrow(NgError);
+  });
+});
+
+describe('spool recovery after a crash', () => {
+  function pcap(records: number[], partialTail: number): Buffer {
+    const header = Buffer.alloc(24);
+    header.writeUInt32LE(0xa1b2c3d4, 0);
+    header.writeUInt16LE(2, 4);
+    header.writeUInt16LE(4, 6);
+    header.writeUInt32LE(65535, 16);
+    header.writeUInt32LE(101, 20);
+    const parts = [header];
+    for (const len of records) {
+      const rec = Buffer.alloc(16 + len, 0x55);
+      rec.writeUInt32LE(len, 8);
+      rec.writeUInt32LE(len, 12);
+      parts.push(rec);
+    }
+    const last = Buffer.alloc(16 + 100, 0x66);
+    last.writeUInt32LE(100, 8);
+    parts.push(last.subarray(0, partialTail));
+    return Buffer.concat(parts);
+  }
+
+  it('cuts a half-written last record and moves pcap and metadata to their final places', () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'ngrelay-recover-'));
+    try {
+      const dirs = prepareRecordingDir(root);
+      const whole = pcap([40, 60], 0);
+      writeFileSync(path.join(dirs.spool, 'c1-abc.pcap'), pcap([40, 60], 30));
+      writeFileSync(path.join(dirs.spool, 'c1-abc.meta'), 'CALL-ID: c1\n');
+      const out = recoverSpool(dirs, Date.UTC(2026, 0, 1));
+      expect(out).toEqual([
+        { pcap: path.join(dirs.pcaps, 'c1-abc.pcap'), metadata: path.join(dirs.metadata, 'c1-abc.meta'), records: 2 },
+      ]);
+      expect(readFileSync(path.join(dirs.pcaps, 'c1-abc.pcap')).equals(whole)).toBe(true);
+      expect(readFileSync(path.join(dirs.metadata, 'c1-abc.meta'), 'utf8')).toMatch(/END TIME: 2026-01-01T00:00:00.000Z .*recovered/);
+      expect(readdirSync(dirs.spool)).toEqual([]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('leaves a file that is not a classic pcap as it is', () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'ngrelay-recover-'));
+    try {
+      const file = path.join(root, 'x.pcap');
+      writeFileSync(file, Buffer.from('not a pcap at all, just text'));
+      expect(cutToLastRecord(file)).toBeNull();
+      expect(readFileSync(file, 'utf8')).toBe('not a pcap at all, just text');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
