@@ -307,9 +307,8 @@ export class CallManager {
   /** The party an offer goes to: the current peer, or for a new fork (via-branch) a new untagged branch. */
   private offerPeer(call: CallState, self: MonologueState, viaBranch: string | null): MonologueState {
     const current = this.byKey(call, self.peerKey);
-    if (current && (viaBranch === null || current.viaBranch === null || current.viaBranch === viaBranch || current.tag !== '')) {
-      if (viaBranch === null || current.viaBranch === viaBranch || current.tag !== '') return current;
-    }
+    // The established peer (tagged), or the same branch again (re-offer).
+    if (current && (viaBranch === null || current.viaBranch === viaBranch || current.tag !== '')) return current;
     if (viaBranch !== null) {
       const branch = call.monologues.find((m) => m.peerKey === self.key && m.tag === '' && m.viaBranch === viaBranch);
       if (branch) return branch;
