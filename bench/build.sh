@@ -1,8 +1,21 @@
 #!/bin/sh
 # Builds the benchmark's native tools into bench/bin/ (gitignored).
+# loadgen links libsrtp2 (the SRTP rows); libsrtp2-dev is installed when missing (needs root).
 set -e
 cd "$(dirname "$0")"
 mkdir -p bin
+if [ ! -f /usr/include/srtp2/srtp.h ]; then
+  echo "build.sh: libsrtp2-dev missing, installing it (apt-get install -y libsrtp2-dev)" >&2
+  i=0
+  until DEBIAN_FRONTEND=noninteractive apt-get install -y libsrtp2-dev >&2; do
+    i=$((i + 1))
+    [ "$i" -ge 10 ] && { echo "build.sh: apt-get install libsrtp2-dev failed" >&2; exit 1; }
+    echo "build.sh: apt-get failed (dpkg lock busy?), retrying in 10 s" >&2
+    sleep 10
+  done
+fi
 CFLAGS="-O2 -g -Wall -Wextra -Werror -std=gnu11"
-gcc $CFLAGS -o bin/loadgen loadgen.c
-gcc $CFLAGS -o bin/minfwd minfwd.c
+gcc $CFLAGS -DWITH_SRTP -o bin/loadgen.new loadgen.c -lsrtp2
+mv bin/loadgen.new bin/loadgen
+gcc $CFLAGS -o bin/minfwd.new minfwd.c
+mv bin/minfwd.new bin/minfwd

@@ -34,6 +34,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef WITH_SRTP
+#include <srtp2/srtp.h>
+#endif
+
 #define BATCH_MAX 64
 #define PKT_LEN 172          // 12-byte RTP header + 160-byte payload (G.711, 20 ms)
 #define RTP_HDR 12
@@ -42,6 +46,9 @@
 #define MAX_STREAMS 65536
 #define MAX_SOCKS 1024
 #define LAT_BUCKETS 1000000  // 1 µs buckets up to 1 s; above goes to the last bucket
+#define SRTP_TRAILER_MAX 16  // longest SRTP auth tag we use (AEAD GCM: 16 bytes)
+#define PRE_STRIDE (PKT_LEN + SRTP_TRAILER_MAX)
+#define SENT_MASK 16383u     // send-time table per SRTP stream: valid while latency < 16384 packets of that stream
 
 typedef struct {
     int sock;                // index into socks[]
@@ -53,6 +60,19 @@ typedef struct {
     uint16_t last_rx_seq;
     int have_rx;
     uint64_t out_of_order;
+    uint32_t roc;            // SRTP rollover counter of the next packet sent (kept across runs by --state-file)
+#ifdef WITH_SRTP
+    srtp_t tx_srtp;          // NULL: the stream is sent as plain RTP
+    srtp_t rx_srtp;          // NULL: the stream arrives at the sink as plain RTP
+#endif
+    // SRTP streams: packets protected before the timed run (libsrtp's protect costs several µs here,
+    // more than the relay's whole forwarding), consumed in order; live protect once they run out.
+    uint8_t *pre;
+    int pre_n, pre_next;
+    uint32_t *sent_us;       // SRTP streams: send time (µs since start, +1) by seq & SENT_MASK; the payload is encrypted
+    uint64_t rx_count_srtp;  // received packets that were SRTP at the sink (unprotect sampling)
+    int tx_len;              // bytes on the wire as sent (172 + SRTP tag)
+    int rx_len;              // bytes expected at the sink (172 + SRTP tag of the relay's outgoing leg)
 } stream_t;
 
 typedef struct {
@@ -69,6 +89,12 @@ static int nstreams;
 static sock_t socks[MAX_SOCKS];
 static int nsocks;
 static uint32_t *lat_hist;
+static uint64_t t_start_ns;
+static int srtp_check_every = 1;   // the sink unprotects every Nth SRTP packet of a stream (1 = all)
+static uint64_t srtp_tx_live;
+#ifdef WITH_SRTP
+static uint64_t srtp_rx_unchecked;
+#endif
 
 static uint64_t now_ns(void) {
     struct timespec t;
@@ -81,11 +107,62 @@ static void die(const char *what) {
     exit(2);
 }
 
+#ifdef WITH_SRTP
+static int srtp_ready;
+static uint64_t srtp_tx_errors, srtp_rx_auth_fail, srtp_rx_replay_fail, srtp_rx_other_fail;
+
+static int unhex(const char *h, uint8_t *out, int max) {
+    int n = 0;
+    for (; h[0] && h[1]; h += 2) {
+        unsigned v;
+        if (n >= max || sscanf(h, "%2x", &v) != 1) return -1;
+        out[n++] = (uint8_t)v;
+    }
+    return n;
+}
+
+// One srtp_t per stream and direction, the SDES suite name as in a=crypto. Returns the tag length.
+static int make_srtp(const char *suite, const char *hexkey, uint32_t ssrc, srtp_t *out) {
+    if (!srtp_ready) {
+        if (srtp_init() != srtp_err_status_ok) { fprintf(stderr, "loadgen: srtp_init failed\n"); exit(2); }
+        srtp_ready = 1;
+    }
+    srtp_policy_t p;
+    memset(&p, 0, sizeof p);
+    int tag;
+    if (!strcmp(suite, "AES_CM_128_HMAC_SHA1_80")) {
+        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&p.rtp); tag = 10;
+    } else if (!strcmp(suite, "AES_CM_128_HMAC_SHA1_32")) {
+        srtp_crypto_policy_set_aes_cm_128_hmac_sha1_32(&p.rtp); tag = 4;
+    } else if (!strcmp(suite, "AEAD_AES_128_GCM")) {
+        srtp_crypto_policy_set_aes_gcm_128_16_auth(&p.rtp); tag = 16;
+    } else { fprintf(stderr, "loadgen: unsupported SRTP suite %s\n", suite); exit(2); }
+    srtp_crypto_policy_set_aes_cm_128_hmac_sha1_80(&p.rtcp);  // no RTCP is sent; libsrtp wants a policy
+    static uint8_t keys[MAX_STREAMS * 2][48];
+    static int nkeys;
+    uint8_t *key = keys[nkeys++];
+    int klen = unhex(hexkey, key, 48);
+    if (klen != 30 && klen != 28) { fprintf(stderr, "loadgen: SRTP key must be 30 (AES-CM) or 28 (GCM) bytes of hex\n"); exit(2); }
+    p.key = key;
+    // ssrc_specific: the stream exists from the start, so srtp_set_stream_roc can seed its ROC.
+    p.ssrc.type = ssrc_specific;
+    p.ssrc.value = ssrc;
+    p.window_size = 1024;    // the sink reads batches from several sockets: allow some reordering
+    p.allow_repeat_tx = 0;
+    if (srtp_create(out, &p) != srtp_err_status_ok) { fprintf(stderr, "loadgen: srtp_create failed\n"); exit(2); }
+    return tag;
+}
+#endif
+
 static void usage(void) {
     fprintf(stderr,
         "usage: loadgen --streams-file F [--rate PPS (0 = as fast as possible)] --count N --seconds S\n"
         "               [--watch-pid PID] [--drain-ms MS] [--run-id ID] [--rcvbuf BYTES] [--per-stream] [--gso]\n"
-        "streams file: one line per stream: SRC_IP SRC_PORT DST_IP DST_PORT\n"
+        "               [--srtp-check-every N (sink unprotects every Nth SRTP packet of a stream; default 1)]\n"
+        "               [--state-file F]  (sequence numbers, timestamps and SRTP ROC carried over between runs)\n"
+        "streams file: one line per stream: SRC_IP SRC_PORT DST_IP DST_PORT [TX_SUITE TX_KEY RX_SUITE RX_KEY]\n"
+        "  TX_*: SRTP the sender protects with; RX_*: SRTP the sink unprotects with (suite and key+salt in hex,\n"
+        "  '- -' = plain RTP); needs a build with -DWITH_SRTP -lsrtp2\n"
         "every distinct SRC_IP:SRC_PORT becomes one endpoint socket that sends and receives\n");
     exit(2);
 }
@@ -125,9 +202,12 @@ static void load_streams(const char *path, int rcvbuf) {
     FILE *f = fopen(path, "r");
     if (!f) die(path);
     streams = calloc(MAX_STREAMS, sizeof *streams);
-    char sip[64], dip[64];
+    char sip[64], dip[64], line[1024];
     int sport, dport;
-    while (fscanf(f, "%63s %d %63s %d", sip, &sport, dip, &dport) == 4) {
+    while (fgets(line, sizeof line, f)) {
+        char txs[64] = "-", txk[128] = "-", rxs[64] = "-", rxk[128] = "-";
+        int nf = sscanf(line, "%63s %d %63s %d %63s %127s %63s %127s", sip, &sport, dip, &dport, txs, txk, rxs, rxk);
+        if (nf < 4) continue;
         if (nstreams >= MAX_STREAMS) { fprintf(stderr, "too many streams\n"); exit(2); }
         stream_t *s = &streams[nstreams];
         s->sock = find_or_open_sock(sip, sport, rcvbuf);
@@ -140,6 +220,18 @@ static void load_streams(const char *path, int rcvbuf) {
         }
         s->seq = (uint16_t)(nstreams * 7919);
         s->ts = (uint32_t)nstreams * 104729u;
+        s->tx_len = PKT_LEN;
+        s->rx_len = PKT_LEN;
+        if (strcmp(txs, "-") || strcmp(rxs, "-")) {
+#ifdef WITH_SRTP
+            uint32_t ssrc = SSRC_BASE + (uint32_t)nstreams;
+            if (strcmp(txs, "-")) s->tx_len += make_srtp(txs, txk, ssrc, &s->tx_srtp);
+            if (strcmp(rxs, "-")) s->rx_len += make_srtp(rxs, rxk, ssrc, &s->rx_srtp);
+#else
+            fprintf(stderr, "loadgen: built without SRTP (WITH_SRTP) but the streams file asks for it\n");
+            exit(2);
+#endif
+        }
         nstreams++;
     }
     fclose(f);
@@ -153,6 +245,49 @@ static void load_streams(const char *path, int rcvbuf) {
         sock_t *k = &socks[streams[i].sock];
         k->streams[k->nstreams++] = i;
     }
+}
+
+// --state-file: a stream's sequence number, timestamp and ROC continue where the previous run
+// stopped. Needed for SRTP: a relay's replay window rejects sequence numbers it has already seen,
+// and a receiver must know the ROC once a stream wrapped.
+static void load_state(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return;  // first run
+    int i;
+    unsigned seq, ts, roc;
+    while (fscanf(f, "%d %u %u %u", &i, &seq, &ts, &roc) == 4)
+        if (i >= 0 && i < nstreams) {
+            streams[i].seq = (uint16_t)seq;
+            streams[i].ts = ts;
+            streams[i].roc = roc;
+        }
+    fclose(f);
+#ifdef WITH_SRTP
+    for (i = 0; i < nstreams; i++) {
+        stream_t *s = &streams[i];
+        if (!s->roc) continue;  // ROC 0: libsrtp's own estimate from the first sequence number is right
+        uint32_t ssrc = SSRC_BASE + (uint32_t)i;
+        srtp_t sess[2] = { s->tx_srtp, s->rx_srtp };
+        for (int d = 0; d < 2; d++) {
+            if (!sess[d]) continue;
+            if (srtp_set_stream_roc(sess[d], ssrc, s->roc) != srtp_err_status_ok) {
+                fprintf(stderr, "loadgen: cannot set the ROC of stream %d\n", i);
+                exit(2);
+            }
+        }
+    }
+#endif
+}
+
+static void save_state(const char *path) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) die(tmp);
+    for (int i = 0; i < nstreams; i++)
+        fprintf(f, "%d %u %u %u\n", i, streams[i].seq, streams[i].ts, streams[i].roc);
+    fclose(f);
+    if (rename(tmp, path) < 0) die(path);
 }
 
 static long read_proc_cpu_ticks(int pid) {
@@ -184,6 +319,9 @@ static long read_proc_cpu_ticks(int pid) {
 static struct mmsghdr rx_msgs[BATCH_MAX];
 static struct iovec rx_iov[BATCH_MAX];
 static uint8_t rx_buf[BATCH_MAX][2048];
+#ifdef WITH_SRTP
+static uint64_t srtp_rx_ok;
+#endif
 static uint8_t rx_ctl[BATCH_MAX][64];
 static uint64_t total_rx, stale_rx, foreign_rx;
 static uint64_t first_rx_ns, last_rx_ns, max_lat_us;
@@ -219,19 +357,48 @@ static int rx_drain_sock(sock_t *k) {
                 memcpy(&d, CMSG_DATA(c), sizeof d);
                 if (d > k->rx_drops) k->rx_drops = d;
             }
-        const uint8_t *p = rx_buf[i];
-        if (rx_msgs[i].msg_len != PKT_LEN || (p[0] >> 6) != 2) { foreign_rx++; continue; }
+        uint8_t *p = rx_buf[i];
+        int len = (int)rx_msgs[i].msg_len;
         uint32_t magic, rid, idx, ssrc;
-        uint64_t sent_ns;
+        uint64_t sent_ns = 0;
+        if (len < RTP_HDR || (p[0] >> 6) != 2) { foreign_rx++; continue; }
         memcpy(&ssrc, p + 8, 4);
-        memcpy(&sent_ns, p + RTP_HDR, 8);
-        memcpy(&idx, p + RTP_HDR + 8, 4);
-        memcpy(&magic, p + RTP_HDR + 12, 4);
-        memcpy(&rid, p + RTP_HDR + 16, 4);
-        if (magic != MAGIC || idx >= (uint32_t)nstreams || ntohl(ssrc) != SSRC_BASE + idx) { foreign_rx++; continue; }
-        if (rid != run_id) { stale_rx++; continue; }
+        idx = ntohl(ssrc) - SSRC_BASE;
+        if (idx >= (uint32_t)nstreams || len != streams[idx].rx_len) { foreign_rx++; continue; }
         stream_t *s = &streams[idx];
         uint16_t seq = (uint16_t)((p[2] << 8) | p[3]);
+        int payload_readable = 1;
+#ifdef WITH_SRTP
+        if (s->rx_srtp) {
+            // The SSRC and seq are in clear; the payload (index, magic, run id) only after unprotect,
+            // which the sink does for every Nth packet of the stream (libsrtp is slow here).
+            if (s->rx_count_srtp++ % (uint64_t)srtp_check_every == 0) {
+                srtp_err_status_t e = srtp_unprotect(s->rx_srtp, p, &len);
+                if (e == srtp_err_status_auth_fail) { srtp_rx_auth_fail++; continue; }
+                if (e == srtp_err_status_replay_fail || e == srtp_err_status_replay_old) { srtp_rx_replay_fail++; continue; }
+                if (e != srtp_err_status_ok) { srtp_rx_other_fail++; continue; }
+                srtp_rx_ok++;
+            } else {
+                payload_readable = 0;
+                srtp_rx_unchecked++;
+            }
+        }
+#endif
+        if (payload_readable) {
+            if (len != PKT_LEN) { foreign_rx++; continue; }
+            memcpy(&sent_ns, p + RTP_HDR, 8);
+            memcpy(&idx, p + RTP_HDR + 8, 4);
+            memcpy(&magic, p + RTP_HDR + 12, 4);
+            memcpy(&rid, p + RTP_HDR + 16, 4);
+            if (magic != MAGIC || idx >= (uint32_t)nstreams || ntohl(ssrc) != SSRC_BASE + idx) { foreign_rx++; continue; }
+            if (rid != run_id) { stale_rx++; continue; }
+        }
+        if (s->sent_us) {
+            // SRTP stream: the send time comes from the sender's table (by seq), not from the payload.
+            uint32_t us = s->sent_us[seq & SENT_MASK];
+            if (!us) { stale_rx++; continue; }  // not sent by this run
+            sent_ns = t_start_ns + (uint64_t)(us - 1) * 1000ull;
+        }
         if (s->have_rx && (int16_t)(seq - s->last_rx_seq) <= 0) s->out_of_order++;
         else s->last_rx_seq = seq;
         s->have_rx = 1;
@@ -255,15 +422,48 @@ static int rx_poll(int ep, int timeout_ms) {
 
 // ---- send side ----
 static struct mmsghdr tx_msgs[BATCH_MAX];
-static struct iovec tx_iov[BATCH_MAX];
-static uint8_t tx_buf[BATCH_MAX][PKT_LEN];
+static struct iovec tx_iov[BATCH_MAX];   // one per packet; a GSO message points at a run of them
+static uint8_t tx_buf[BATCH_MAX][PKT_LEN + SRTP_TRAILER_MAX];
 static int tx_stream[BATCH_MAX];
 static int tx_run_len[BATCH_MAX];   // GSO: packets carried by message i
 static uint8_t tx_ctl[BATCH_MAX][CMSG_SPACE(sizeof(uint16_t))];
 static int next_sock;
 static int use_gso;
 
-static void fill_packet(uint8_t *p, int si, uint64_t t) {
+// Writes packet number `slot` of the batch (RTP, then SRTP-protected if the stream is) and
+// points tx_iov[slot] at it. Returns its length on the wire.
+static int build_packet(uint8_t *p, int si, uint64_t t);
+
+static int fill_packet(int slot, int si, uint64_t t) {
+    stream_t *s = &streams[si];
+    if (s->sent_us) {
+        uint16_t seq;
+        int len;
+        uint8_t *p;
+        if (s->pre_next < s->pre_n) {
+            p = s->pre + (size_t)s->pre_next++ * PRE_STRIDE;
+            len = s->tx_len;
+        } else {
+            p = tx_buf[slot];
+            len = build_packet(p, si, t);
+#ifdef WITH_SRTP
+            if (s->tx_srtp) srtp_tx_live++;
+#endif
+        }
+        seq = (uint16_t)((p[2] << 8) | p[3]);
+        s->sent_us[seq & SENT_MASK] = (uint32_t)((t - t_start_ns) / 1000) + 1;
+        tx_iov[slot].iov_base = p;
+        tx_iov[slot].iov_len = (size_t)len;
+        return len;
+    }
+    int len = build_packet(tx_buf[slot], si, t);
+    tx_iov[slot].iov_base = tx_buf[slot];
+    tx_iov[slot].iov_len = (size_t)len;
+    return len;
+}
+
+// One RTP packet of stream si (SRTP-protected if the stream is); returns its length.
+static int build_packet(uint8_t *p, int si, uint64_t t) {
     stream_t *s = &streams[si];
     p[0] = 0x80;            // V=2, no padding, no extension, no CSRC
     p[1] = 8;               // PT 8 (PCMA), no marker
@@ -273,6 +473,7 @@ static void fill_packet(uint8_t *p, int si, uint64_t t) {
     // A stream may appear several times in one batch: number each copy.
     // If the kernel takes fewer than asked, the unsent numbers are a gap the sink ignores.
     s->seq++;
+    if (s->seq == 0) s->roc++;  // the next packet starts a new SRTP rollover
     s->ts += 160;
     memcpy(p + 4, &v, 4);
     v = htonl(SSRC_BASE + (uint32_t)si);
@@ -283,6 +484,42 @@ static void fill_packet(uint8_t *p, int si, uint64_t t) {
     uint32_t magic = MAGIC;
     memcpy(p + RTP_HDR + 12, &magic, 4);
     memcpy(p + RTP_HDR + 16, &run_id, 4);
+    memset(p + RTP_HDR + 20, 0, PKT_LEN - RTP_HDR - 20);
+    int len = PKT_LEN;
+#ifdef WITH_SRTP
+    if (s->tx_srtp && srtp_protect(s->tx_srtp, p, &len) != srtp_err_status_ok) srtp_tx_errors++;
+#endif
+    return len;
+}
+
+// Before the timed run: tables for every SRTP stream, and `per_stream` pre-protected packets per
+// sending SRTP stream (what its share of --count needs, within a memory cap).
+static void prepare_srtp(uint64_t count) {
+    int ntx = 0;
+    for (int i = 0; i < nstreams; i++) {
+#ifdef WITH_SRTP
+        stream_t *s = &streams[i];
+        if (!s->tx_srtp && !s->rx_srtp) continue;
+        s->sent_us = calloc(SENT_MASK + 1, sizeof *s->sent_us);
+        if (!s->sent_us) die("calloc");
+        if (s->tx_srtp) ntx++;
+#endif
+    }
+    if (!ntx) return;
+    uint64_t per = count / (uint64_t)nstreams + count / (uint64_t)nstreams / 50 + 64;
+    uint64_t cap = (1024ull << 20) / PRE_STRIDE / (uint64_t)ntx;   // at most 1 GB in all
+    if (per > cap) per = cap;
+    if (per > 30000) per = 30000;                                    // unsent ones are a seq gap: keep it < 2^15
+    for (int i = 0; i < nstreams; i++) {
+        stream_t *s = &streams[i];
+#ifdef WITH_SRTP
+        if (!s->tx_srtp) continue;
+#endif
+        s->pre = malloc((size_t)per * PRE_STRIDE);
+        if (!s->pre) die("malloc");
+        s->pre_n = (int)per;
+        for (int j = 0; j < s->pre_n; j++) build_packet(s->pre + (size_t)j * PRE_STRIDE, i, 0);
+    }
 }
 
 // UDP GSO variant: consecutive packets of one stream go out as one message with a
@@ -297,12 +534,12 @@ static int tx_batch_gso(sock_t *k, int n, uint64_t *send_errors) {
         int si = k->streams[cur];
         cur = (cur + 1) % k->nstreams;
         int m = n - filled < per ? n - filled : per;
-        for (int j = 0; j < m; j++) fill_packet(tx_buf[filled + j], si, t);
+        int seg = PKT_LEN;
+        for (int j = 0; j < m; j++) seg = fill_packet(filled + j, si, t);
         struct msghdr *h = &tx_msgs[nmsg].msg_hdr;
-        tx_iov[nmsg].iov_base = tx_buf[filled];
-        tx_iov[nmsg].iov_len = (size_t)m * PKT_LEN;
-        h->msg_iov = &tx_iov[nmsg];
-        h->msg_iovlen = 1;
+        // The run's packets are one iovec each; the kernel joins them and cuts at `seg`.
+        h->msg_iov = &tx_iov[filled];
+        h->msg_iovlen = (size_t)m;
         h->msg_name = &streams[si].dst;
         h->msg_namelen = sizeof streams[si].dst;
         if (m > 1) {
@@ -312,8 +549,8 @@ static int tx_batch_gso(sock_t *k, int n, uint64_t *send_errors) {
             c->cmsg_level = SOL_UDP;
             c->cmsg_type = UDP_SEGMENT;
             c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
-            uint16_t seg = PKT_LEN;
-            memcpy(CMSG_DATA(c), &seg, sizeof seg);
+            uint16_t seg16 = (uint16_t)seg;
+            memcpy(CMSG_DATA(c), &seg16, sizeof seg16);
         } else {
             h->msg_control = NULL;
             h->msg_controllen = 0;
@@ -352,9 +589,7 @@ static int tx_batch(int n, uint64_t *send_errors) {
         int si = k->streams[cur];
         cur = (cur + 1) % k->nstreams;
         stream_t *s = &streams[si];
-        fill_packet(tx_buf[i], si, t);
-        tx_iov[i].iov_base = tx_buf[i];
-        tx_iov[i].iov_len = PKT_LEN;
+        fill_packet(i, si, t);
         tx_msgs[i].msg_hdr.msg_iov = &tx_iov[i];
         tx_msgs[i].msg_hdr.msg_iovlen = 1;
         tx_msgs[i].msg_hdr.msg_control = NULL;
@@ -387,7 +622,7 @@ static double percentile_us(double q) {
 }
 
 int main(int argc, char **argv) {
-    const char *streams_file = NULL;
+    const char *streams_file = NULL, *state_file = NULL;
     double rate = 0, seconds = 0;
     uint64_t count = 0;
     int watch_pid = 0, drain_ms = 300, rcvbuf = 32 << 20, per_stream = 0;
@@ -405,22 +640,21 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--rcvbuf") && v) { rcvbuf = atoi(v); i++; }
         else if (!strcmp(a, "--per-stream")) per_stream = 1;
         else if (!strcmp(a, "--gso")) use_gso = 1;
+        else if (!strcmp(a, "--state-file") && v) { state_file = v; i++; }
+        else if (!strcmp(a, "--srtp-check-every") && v) { srtp_check_every = atoi(v); i++; }
         else usage();
     }
     // Both bounds are mandatory: a run always ends by itself.
-    if (!streams_file || count == 0 || seconds <= 0 || seconds > 120 || drain_ms < 0 || drain_ms > 5000) usage();
+    if (!streams_file || count == 0 || seconds <= 0 || seconds > 120 || drain_ms < 0 || drain_ms > 5000 || srtp_check_every < 1) usage();
+    t_start_ns = now_ns();
 
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) { rl.rlim_cur = rl.rlim_max; setrlimit(RLIMIT_NOFILE, &rl); }
     lat_hist = calloc(LAT_BUCKETS, sizeof *lat_hist);
     load_streams(streams_file, rcvbuf);
+    if (state_file) load_state(state_file);
+    prepare_srtp(count);
     rx_init();
-    for (int i = 0; i < BATCH_MAX; i++) {
-        tx_iov[i].iov_base = tx_buf[i];
-        tx_iov[i].iov_len = PKT_LEN;
-        tx_msgs[i].msg_hdr.msg_iov = &tx_iov[i];
-        tx_msgs[i].msg_hdr.msg_iovlen = 1;
-    }
     int ep = epoll_create1(0);
     if (ep < 0) die("epoll_create1");
     for (int k = 0; k < nsocks; k++) {
@@ -441,6 +675,8 @@ int main(int argc, char **argv) {
     }
     uint64_t sent = 0, send_errors = 0;
     double tokens = pace_batch;
+    struct rusage ru0;
+    getrusage(RUSAGE_SELF, &ru0);   // the generator's CPU counts from here (pre-protect excluded)
     long cpu0 = read_proc_cpu_ticks(watch_pid);
     uint64_t t0 = now_ns(), tlast = t0;
     uint64_t limit_ns = (uint64_t)(seconds * 1e9);
@@ -471,6 +707,12 @@ int main(int argc, char **argv) {
         if (tn - quiet_since >= (uint64_t)drain_ms * 1000000ull || tn - t_send_end > 5000000000ull) break;
     }
     long cpu1 = read_proc_cpu_ticks(watch_pid);
+    if (state_file) save_state(state_file);
+    // The generator's own CPU (send + protect + receive + unprotect): shows when it, not the relay, is the limit.
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double gen_cpu_s = (double)(ru.ru_utime.tv_sec - ru0.ru_utime.tv_sec) + (ru.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
+                       (double)(ru.ru_stime.tv_sec - ru0.ru_stime.tv_sec) + (ru.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
 
     double send_s = (double)(t_send_end - t0) / 1e9;
     uint64_t active_end = last_rx_ns > t_send_end ? last_rx_ns : t_send_end;
@@ -500,6 +742,13 @@ int main(int argc, char **argv) {
            (unsigned long long)stale_rx, (unsigned long long)foreign_rx, (unsigned long long)sink_drops,
            watch_pid, (cpu0 >= 0 && cpu1 >= 0) ? cpu1 - cpu0 : -1, hz,
            (cpu0 >= 0 && cpu1 >= 0) ? (double)(cpu1 - cpu0) / (double)hz : -1.0);
+    printf(",\"gen_cpu_s\":%.4f", gen_cpu_s);
+#ifdef WITH_SRTP
+    printf(",\"srtp\":{\"tx_live\":%llu,\"rx_unchecked\":%llu,\"tx_errors\":%llu,\"rx_ok\":%llu,\"rx_auth_fail\":%llu,\"rx_replay_fail\":%llu,\"rx_other_fail\":%llu}",
+           (unsigned long long)srtp_tx_live, (unsigned long long)srtp_rx_unchecked,
+           (unsigned long long)srtp_tx_errors, (unsigned long long)srtp_rx_ok, (unsigned long long)srtp_rx_auth_fail,
+           (unsigned long long)srtp_rx_replay_fail, (unsigned long long)srtp_rx_other_fail);
+#endif
     if (per_stream) {
         printf(",\"per_stream_received\":[");
         for (int i = 0; i < nstreams; i++) printf("%s%llu", i ? "," : "", (unsigned long long)streams[i].received);

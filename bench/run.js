@@ -47,14 +47,30 @@ const MINFWD_RCVBUF = 4 * 1024 * 1024;
 // big receive buffers can absorb a short overload step and forward it late without loss.
 const LOSS_FREE_PCT = 0.1;
 const KEEP_UP = 0.97;
+// SRTP rows: the sink unprotects 1 in SRTP_CHECK_EVERY packets per stream during the rate steps
+// (all of them in the warm-up, the verify run and the after-overload check); the generator
+// pre-protects what it sends, at most SRTP_MAX_COUNT_PPS x seconds packets for an unpaced step.
+const SRTP_CHECK_EVERY = 16;
+const SRTP_MAX_COUNT_PPS = 900000;
 const isLossFree = (r) => r.loss_pct <= LOSS_FREE_PCT && r.forwarded_pps >= KEEP_UP * r.offered_pps;
 
 // ---------------------------------------------------------------- options
 function parseArgs(argv) {
   const o = {
     quick: false,
-    forwarders: ['ngrelay', 'rtpengine', 'minfwd'],
+    forwarders: [
+      'ngrelay',
+      'rtpengine',
+      'minfwd',
+      'ngrelay-rec',
+      'ngrelay-srtp-rtp',
+      'rtpengine-srtp-rtp',
+      'ngrelay-srtp-srtp',
+      'rtpengine-srtp-srtp',
+    ],
     calls: [1, 100, 1000],
+    // Recording and SRTP forwarders run at these call counts only (unless --calls is given).
+    extraCalls: [100],
     stepSeconds: 3,
     rates: null,
     maxSteps: 9,
@@ -64,13 +80,16 @@ function parseArgs(argv) {
     const [k, v] = a.split('=');
     if (k === '--quick') o.quick = true;
     else if (k === '--forwarders') o.forwarders = v.split(',');
-    else if (k === '--calls') o.calls = v.split(',').map(Number);
+    else if (k === '--calls') o.calls = o.extraCalls = v.split(',').map(Number);
+    else if (k === '--extra-calls') o.extraCalls = v.split(',').map(Number);
     else if (k === '--step-seconds') o.stepSeconds = Number(v);
     else if (k === '--rates') o.rates = v.split(',').map(Number);
     else if (k === '--report') o.report = v;
     else if (k === '--help' || k === '-h') {
       console.log(
-        'usage: node bench/run.js [--quick] [--forwarders=ngrelay,rtpengine,minfwd,ngrelay-rec] [--calls=1,100,1000]\n' +
+        'usage: node bench/run.js [--quick] [--forwarders=ngrelay,rtpengine,minfwd,ngrelay-rec,ngrelay-srtp-rtp,...]\n' +
+          '                         [--calls=1,100,1000] [--extra-calls=100 (call counts of the -rec/-srtp-* forwarders)]\n' +
+          '       SRTP forwarders: ngrelay|rtpengine + -srtp-rtp | -srtp-srtp | -srtp-rtp-gcm\n' +
           '                         [--step-seconds=3] [--rates=50000,100000,...,0 (0 = generator ceiling)]\n' +
           '       node bench/run.js --report=bench/out/results-<date>.json   (re-print a saved run)',
       );
@@ -82,7 +101,8 @@ function parseArgs(argv) {
     if (!o.rates) o.rates = [50000, 100000, 0];
   }
   for (const f of o.forwarders)
-    if (!['ngrelay', 'ngrelay-rec', 'rtpengine', 'minfwd'].includes(f)) throw new Error(`unknown forwarder ${f}`);
+    if (!['ngrelay', 'ngrelay-rec', 'rtpengine', 'minfwd'].includes(f) && !SRTP_NAME.test(f))
+      throw new Error(`unknown forwarder ${f}`);
   if (!(o.stepSeconds > 0 && o.stepSeconds <= 10)) throw new Error('--step-seconds must be in (0, 10]');
   return o;
 }
@@ -252,6 +272,7 @@ function bdec(buf) {
 }
 
 // ---------------------------------------------------------------- ng client
+let cookieSeq = 0;
 class NgClient {
   constructor(host, port) {
     this.host = host;
@@ -278,7 +299,9 @@ class NgClient {
   // Kamailio-like: resend the same cookie on timeout (the relay answers duplicates from its cache).
   async request(dict, { timeoutMs = 1000, tries = 3 } = {}) {
     await this.ready;
-    const cookie = `${process.pid}_${++this.seq}`;
+    // One counter for every client of this process: relays cache replies by cookie, so a second
+    // client starting again at 1 would get the cached reply of an earlier request.
+    const cookie = `${process.pid}_${++cookieSeq}`;
     const payload = Buffer.concat([Buffer.from(`${cookie} `), benc(dict)]);
     for (let t = 0; t < tries; t++) {
       const got = await new Promise((resolve, reject) => {
@@ -299,20 +322,41 @@ class NgClient {
   }
 }
 
-function phoneSdp(ip, port, sessId) {
+// crypto: null for plain RTP/AVP, else { tag, suite, key (Buffer) }: an SDES phone (RTP/SAVP + a=crypto).
+function phoneSdp(ip, port, sessId, crypto = null) {
   return (
     'v=0\r\n' +
     `o=- ${sessId} 1 IN IP4 ${ip}\r\n` +
     's=bench\r\n' +
     `c=IN IP4 ${ip}\r\n` +
     't=0 0\r\n' +
-    `m=audio ${port} RTP/AVP 8 101\r\n` +
+    `m=audio ${port} ${crypto ? 'RTP/SAVP' : 'RTP/AVP'} 8 101\r\n` +
     'a=rtpmap:8 PCMA/8000\r\n' +
     'a=rtpmap:101 telephone-event/8000\r\n' +
     'a=fmtp:101 0-16\r\n' +
     'a=ptime:20\r\n' +
-    'a=sendrecv\r\n'
+    'a=sendrecv\r\n' +
+    (crypto ? `a=crypto:${crypto.tag} ${crypto.suite} inline:${crypto.key.toString('base64')}\r\n` : '')
   );
+}
+
+// SDES master key + salt lengths (bytes) of the suites the SRTP rows use.
+const SRTP_KEY_LEN = { AES_CM_128_HMAC_SHA1_80: 30, AES_CM_128_HMAC_SHA1_32: 30, AEAD_AES_128_GCM: 28 };
+const newCrypto = (tag, suite) => ({ tag, suite, key: require('node:crypto').randomBytes(SRTP_KEY_LEN[suite]) });
+
+// a=crypto lines of a reply SDP: [{ tag, suite, key }] (inline key without |lifetime|MKI).
+function sdpCryptos(sdp) {
+  const out = [];
+  for (const m of sdp.matchAll(/^a=crypto:(\d+) (\S+) inline:([A-Za-z0-9+/=]+)/gm))
+    out.push({ tag: Number(m[1]), suite: m[2], key: Buffer.from(m[3], 'base64') });
+  return out;
+}
+
+function pickCrypto(sdp, suite, what) {
+  const c = sdpCryptos(sdp).find((x) => x.suite === suite);
+  if (!c) throw new Error(`${what}: no a=crypto line with ${suite} in ${JSON.stringify(sdp).slice(0, 300)}`);
+  if (c.key.length !== SRTP_KEY_LEN[suite]) throw new Error(`${what}: ${suite} key of ${c.key.length} bytes`);
+  return c;
 }
 
 function sdpMedia(sdp) {
@@ -328,16 +372,26 @@ function phoneOf(side, i, calls) {
 }
 
 // Set one call up the way Kamailio's rtpengine module does (see the sipp transcripts).
-async function setupCall(ng, tagBase, i, calls, record = false) {
+// srtp: null (plain RTP both legs), or { kind: 'srtp-rtp' | 'srtp-srtp', suite }:
+//  - srtp-rtp: A is an SDES phone (RTP/SAVP, a=crypto tag 1 with its key); the offer carries
+//    transport-protocol RTP/AVP so B gets plain RTP. The answer reply gives A the relay's key for B -> A.
+//  - srtp-srtp: both legs SDES. A offers AES_CM_128_HMAC_SHA1_32 (tag 1); B answers with the relay's
+//    AES_CM_128_HMAC_SHA1_80 line from the offer reply (its tag, B's own key). Different suites on
+//    the two legs force decrypt + re-encrypt (B picking tag 1 would be pass-through).
+// Returns the phones, where each side sends, and per direction the SRTP the sender protects with
+// and the sink unprotects with (null = plain).
+async function setupCall(ng, tagBase, i, calls, record = false, srtp = null) {
   const a = phoneOf('A', i, calls);
   const b = phoneOf('B', i, calls);
   const callId = `${tagBase}-${i}@bench`;
   const common = { supports: ['load limit'] };
+  const aCrypto = srtp ? newCrypto(1, srtp.kind === 'srtp-srtp' ? 'AES_CM_128_HMAC_SHA1_32' : srtp.suite) : null;
   const offer = await ng.request({
     ...common,
-    sdp: phoneSdp(a.ip, a.port, 1000 + i),
+    sdp: phoneSdp(a.ip, a.port, 1000 + i, aCrypto),
     ICE: 'remove',
     replace: ['origin', 'session-connection'],
+    ...(srtp && srtp.kind === 'srtp-rtp' ? { 'transport-protocol': 'RTP/AVP' } : {}),
     'call-id': callId,
     'received-from': ['IP4', a.ip],
     'from-tag': `ft${i}`,
@@ -345,9 +399,16 @@ async function setupCall(ng, tagBase, i, calls, record = false) {
     command: 'offer',
   });
   if (offer.result !== 'ok') throw new Error(`offer: ${offer.result} ${offer['error-reason'] || ''}`);
+  let bCrypto = null;
+  let relayToB = null;
+  if (srtp && srtp.kind === 'srtp-srtp') {
+    relayToB = pickCrypto(offer.sdp, srtp.suite, 'offer reply');
+    bCrypto = { ...newCrypto(relayToB.tag, srtp.suite) };
+  } else if (srtp && sdpCryptos(offer.sdp).length)
+    throw new Error(`offer reply towards the RTP/AVP leg still carries a=crypto: ${JSON.stringify(offer.sdp).slice(0, 300)}`);
   const answer = await ng.request({
     ...common,
-    sdp: phoneSdp(b.ip, b.port, 2000 + i),
+    sdp: phoneSdp(b.ip, b.port, 2000 + i, bCrypto),
     ICE: 'remove',
     replace: ['origin', 'session-connection'],
     'call-id': callId,
@@ -358,16 +419,22 @@ async function setupCall(ng, tagBase, i, calls, record = false) {
   });
   if (answer.result !== 'ok') throw new Error(`answer: ${answer.result} ${answer['error-reason'] || ''}`);
   // The offer reply goes to B: B sends there. The answer reply goes to A: A sends there.
-  return { a, b, toRelayFromA: sdpMedia(answer.sdp), toRelayFromB: sdpMedia(offer.sdp) };
+  const call = { a, b, toRelayFromA: sdpMedia(answer.sdp), toRelayFromB: sdpMedia(offer.sdp) };
+  if (srtp) {
+    const relayToA = pickCrypto(answer.sdp, aCrypto.suite, 'answer reply');
+    call.srtpAtoB = { tx: aCrypto, rx: relayToB }; // A protects; B unprotects (srtp-srtp) or gets RTP
+    call.srtpBtoA = { tx: bCrypto, rx: relayToA }; // B protects (srtp-srtp) or sends RTP; A unprotects
+  }
+  return call;
 }
 
-async function setupCalls(ng, tagBase, calls, record = false) {
+async function setupCalls(ng, tagBase, calls, record = false, srtp = null) {
   const out = new Array(calls);
   let next = 0;
   const worker = async () => {
     while (next < calls) {
       const i = next++;
-      out[i] = await setupCall(ng, tagBase, i, calls, record);
+      out[i] = await setupCall(ng, tagBase, i, calls, record, srtp);
     }
   };
   await Promise.all(Array.from({ length: Math.min(16, calls) }, worker));
@@ -411,7 +478,7 @@ function spawnPinned(core, cmd, args, logFile, opts = {}) {
 }
 
 // NGRELAY_ENTRY: another entry script (default bin/ngrelay, which loads dist/cli.js).
-async function startNgrelay(calls, logFile, record) {
+async function startNgrelay(calls, logFile, record, srtp, label) {
   const entry = process.env.NGRELAY_ENTRY || 'bin/ngrelay';
   if (!process.env.NGRELAY_ENTRY && !fs.existsSync(path.join(ROOT, 'dist', 'cli.js')))
     throw new Error('dist/cli.js missing (run `npm run build:ts`)');
@@ -437,27 +504,74 @@ async function startNgrelay(calls, logFile, record) {
   );
   let fwd;
   try {
-    fwd = await ngSetup(child, ngPort, calls, logFile, record ? 'ngrelay-rec' : 'ngrelay', 8000, { record });
+    fwd = await ngSetup(child, ngPort, calls, logFile, label, 8000, { record, srtp });
   } catch (e) {
     if (recDir) fs.rmSync(recDir, { recursive: true, force: true });
     throw e;
   }
   if (recDir) {
     fwd.cleanup = () => fs.rmSync(recDir, { recursive: true, force: true });
-    fwd.afterRun = () => recordingCounters(ngPort, fwd.callIds[0]);
+    fwd.afterRun = () => recordingCounters(ngPort, fwd.callIds);
   }
   return fwd;
 }
 
-// Recording counters of one call (ng query), shown next to the ngrelay-rec rows.
-async function recordingCounters(ngPort, callId) {
+// Recording counters summed over every call (ng query), shown next to the ngrelay-rec rows.
+async function recordingCounters(ngPort, callIds) {
   const ng = new NgClient('127.0.0.1', ngPort);
+  let written = 0;
+  let dropped = 0;
+  let missing = 0;
   try {
-    const q = await ng.request({ command: 'query', 'call-id': callId });
-    const rec = q.recording || {};
-    return `call 0 recording: written ${rec['packets written'] ?? '?'}, dropped ${rec['packets dropped'] ?? '?'}`;
+    for (const callId of callIds) {
+      const q = await ng.request({ command: 'query', 'call-id': callId });
+      const rec = q.recording || {};
+      if (typeof rec['packets written'] !== 'number') {
+        if (!missing) console.error(`bench: query ${callId} without recording counters: ${JSON.stringify(q).slice(0, 400)}`);
+        missing++;
+      }
+      written += rec['packets written'] || 0;
+      dropped += rec['packets dropped'] || 0;
+    }
+    return {
+      text: `recording (${callIds.length} calls, whole block): packets written ${written}, dropped ${dropped}` +
+        (missing ? `; ${missing} calls without recording counters` : ''),
+      written,
+      dropped,
+    };
   } catch (e) {
-    return `recording query failed: ${e.message}`;
+    return { text: `recording query failed: ${e.message}` };
+  } finally {
+    ng.close();
+  }
+}
+
+// Relay-side view of an SRTP block, from ng query: per call the streams' packets and errors
+// (auth/replay failures are counted as errors by both relays). Summed over all calls.
+async function relayErrorCounters(ngPort, callIds) {
+  const ng = new NgClient('127.0.0.1', ngPort);
+  const sum = { packets: 0, errors: 0, errorCounters: 0, calls: 0 };
+  const walk = (v, key) => {
+    if (Array.isArray(v)) v.forEach((x) => walk(x, key));
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, k);
+    else if (typeof v === 'number' && key === 'errors') {
+      sum.errors += v;
+      sum.errorCounters++;
+    }
+  };
+  try {
+    for (const callId of callIds) {
+      const q = await ng.request({ command: 'query', 'call-id': callId });
+      if (q.result !== 'ok') continue;
+      sum.calls++;
+      // totals: { RTP: { packets, bytes, errors }, RTCP: {...} } in both relays
+      const t = (q.totals && q.totals.RTP) || {};
+      sum.packets += t.packets || 0;
+      walk(q.tags || q.totals, '');
+    }
+    return sum;
+  } catch (e) {
+    return { error: e.message };
   } finally {
     ng.close();
   }
@@ -465,11 +579,26 @@ async function recordingCounters(ngPort, callId) {
 
 // Each returns { pid, child, calls: [{a,b,toRelayFromA,toRelayFromB}], cleanup?, afterRun? } or throws
 // with a reason.
+// Forwarder names: ngrelay, rtpengine, minfwd; ngrelay-rec (every call recorded to pcap: the offer
+// carries record-call); <ngrelay|rtpengine>-srtp-rtp and -srtp-srtp (SDES, AES_CM_128_HMAC_SHA1_80 on
+// the B leg), -srtp-rtp-gcm (AEAD_AES_128_GCM).
+const SRTP_NAME = /^(ngrelay|rtpengine)-(srtp-rtp|srtp-srtp)(-gcm)?$/;
+function srtpOf(name) {
+  const m = SRTP_NAME.exec(name);
+  if (!m) return null;
+  if (m[3] && m[2] === 'srtp-srtp') throw new Error(`${name}: GCM is only wired for srtp-rtp`);
+  return { kind: m[2], suite: m[3] ? 'AEAD_AES_128_GCM' : 'AES_CM_128_HMAC_SHA1_80' };
+}
+const baseOf = (name) => name.split('-')[0];
+function startForwarder(name, calls, logFile) {
+  const srtp = srtpOf(name);
+  if (baseOf(name) === 'ngrelay') return startNgrelay(calls, logFile, name === 'ngrelay-rec', srtp, name);
+  if (baseOf(name) === 'rtpengine') return FORWARDERS.rtpengine(calls, logFile, srtp, name);
+  return FORWARDERS[name](calls, logFile);
+}
+
 const FORWARDERS = {
-  ngrelay: (calls, logFile) => startNgrelay(calls, logFile, false),
-  // Opt-in (not in the default run): every call recorded to pcap (the offer carries record-call).
-  'ngrelay-rec': (calls, logFile) => startNgrelay(calls, logFile, true),
-  async rtpengine(calls, logFile) {
+  async rtpengine(calls, logFile, srtp = null, label = 'rtpengine') {
     const ngPort = 22304;
     const child = spawnPinned(
       RELAY_CORE,
@@ -487,7 +616,7 @@ const FORWARDERS = {
       ],
       logFile,
     );
-    return ngSetup(child, ngPort, calls, logFile, 'rtpengine', 8000);
+    return ngSetup(child, ngPort, calls, logFile, label, 8000, { srtp });
   },
   async minfwd(calls, logFile) {
     // No signalling: minfwd takes free even ports from the range itself and prints them.
@@ -540,14 +669,14 @@ const FORWARDERS = {
   },
 };
 
-async function ngSetup(child, ngPort, calls, logFile, label, readyMs, { record = false } = {}) {
+async function ngSetup(child, ngPort, calls, logFile, label, readyMs, { record = false, srtp = null } = {}) {
   const ng = new NgClient('127.0.0.1', ngPort);
   try {
     const err = await waitForPing(ng, child, readyMs);
     if (err) throw new Error(`${err}; log: ${logTail(logFile)}`);
     const tagBase = `${label}-${calls}-${process.pid}`;
-    const list = await setupCalls(ng, tagBase, calls, record);
-    return { pid: child.pid, child, calls: list, callIds: list.map((_, i) => `${tagBase}-${i}@bench`) };
+    const list = await setupCalls(ng, tagBase, calls, record, srtp);
+    return { pid: child.pid, child, calls: list, ngPort, callIds: list.map((_, i) => `${tagBase}-${i}@bench`) };
   } catch (e) {
     await stopChild(child, label);
     throw e;
@@ -557,11 +686,17 @@ async function ngSetup(child, ngPort, calls, logFile, label, readyMs, { record =
 }
 
 // ---------------------------------------------------------------- load steps
+// One line per stream; SRTP streams add "TX_SUITE TX_KEYHEX RX_SUITE RX_KEYHEX" ('-' = plain).
 function writeStreams(file, callList) {
   const lines = [];
+  const sr = (dir) => {
+    if (!dir) return '';
+    const f = (c) => (c ? `${c.suite} ${c.key.toString('hex')}` : '- -');
+    return ` ${f(dir.tx)} ${f(dir.rx)}`;
+  };
   for (const c of callList) {
-    lines.push(`${c.a.ip} ${c.a.port} ${c.toRelayFromA.ip} ${c.toRelayFromA.port}`); // A -> relay -> B
-    lines.push(`${c.b.ip} ${c.b.port} ${c.toRelayFromB.ip} ${c.toRelayFromB.port}`); // B -> relay -> A
+    lines.push(`${c.a.ip} ${c.a.port} ${c.toRelayFromA.ip} ${c.toRelayFromA.port}${sr(c.srtpAtoB)}`); // A -> relay -> B
+    lines.push(`${c.b.ip} ${c.b.port} ${c.toRelayFromB.ip} ${c.toRelayFromB.port}${sr(c.srtpBtoA)}`); // B -> relay -> A
   }
   fs.writeFileSync(file, lines.join('\n') + '\n');
   return lines.length;
@@ -570,8 +705,11 @@ function writeStreams(file, callList) {
 // rate 0 = as fast as the generator goes. Bounded by packets and seconds.
 // gso: send each stream's consecutive packets as one UDP_SEGMENT message (used for the unpaced
 // `max` step and the GSO ceiling; paced steps send one message per packet).
-function runLoadgen({ streamsFile, rate, seconds, watchPid, perStream = false, gso = false }) {
-  const count = rate > 0 ? Math.ceil(rate * seconds) : Math.ceil((gso ? 5e6 : 2e6) * seconds);
+// SRTP streams files: stateFile carries seq/ROC from one run to the next (relays keep a replay window),
+// checkEvery = the sink unprotects every Nth SRTP packet per stream; maxCount bounds the unpaced
+// count (each SRTP packet is protected before the run, so the count costs time up front).
+function runLoadgen({ streamsFile, rate, seconds, watchPid, perStream = false, gso = false, stateFile = null, checkEvery = 1, maxCount = Infinity }) {
+  const count = Math.min(maxCount, rate > 0 ? Math.ceil(rate * seconds) : Math.ceil((gso ? 5e6 : 2e6) * seconds));
   const args = [
     '-c',
     GEN_CORE,
@@ -590,6 +728,7 @@ function runLoadgen({ streamsFile, rate, seconds, watchPid, perStream = false, g
   if (watchPid) args.push('--watch-pid', String(watchPid));
   if (perStream) args.push('--per-stream');
   if (gso) args.push('--gso');
+  if (stateFile) args.push('--state-file', stateFile, '--srtp-check-every', String(checkEvery));
   return new Promise((resolve, reject) => {
     const child = track(spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
@@ -603,7 +742,7 @@ function runLoadgen({ streamsFile, rate, seconds, watchPid, perStream = false, g
       } catch {
         /* gone */
       }
-    }, (seconds + 15) * 1000);
+    }, (seconds + 45) * 1000); // + pre-protect time of SRTP runs
     child.on('exit', (code) => {
       clearTimeout(guard);
       if (code !== 0) return reject(new Error(`loadgen exited ${code}: ${err.trim()}`));
@@ -632,6 +771,29 @@ async function measureCeiling(seconds) {
   return { plain, gso };
 }
 
+// The generator's ceiling with SRTP the way the SRTP -> SRTP rows load it: every packet sent is
+// SRTP (pre-protected) and every packet received is SRTP (unprotected 1 in SRTP_CHECK_EVERY).
+async function measureSrtpCeiling(seconds) {
+  const file = path.join(OUT, 'ceiling-srtp-streams.txt');
+  const calls = 100;
+  const list = [];
+  for (let i = 0; i < calls; i++) {
+    const a = phoneOf('A', i, calls);
+    const b = phoneOf('B', i, calls);
+    const k1 = newCrypto(1, 'AES_CM_128_HMAC_SHA1_80');
+    const k2 = newCrypto(1, 'AES_CM_128_HMAC_SHA1_80');
+    list.push({ a, b, toRelayFromA: b, toRelayFromB: a, srtpAtoB: { tx: k1, rx: k1 }, srtpBtoA: { tx: k2, rx: k2 } });
+  }
+  writeStreams(file, list);
+  const stateFile = path.join(OUT, 'ceiling-srtp.state');
+  fs.rmSync(stateFile, { force: true });
+  const common = { streamsFile: file, rate: 0, seconds, stateFile, checkEvery: SRTP_CHECK_EVERY, maxCount: SRTP_MAX_COUNT_PPS * seconds };
+  const plain = await runLoadgen(common);
+  const gso = await runLoadgen({ ...common, gso: true });
+  fs.rmSync(stateFile, { force: true });
+  return { plain, gso };
+}
+
 function stepRates(opts, ceilingPps) {
   if (opts.rates) return opts.rates;
   const rates = [];
@@ -643,18 +805,23 @@ function stepRates(opts, ceilingPps) {
 }
 
 // ---------------------------------------------------------------- one (forwarder, calls) block
-async function runBlock(name, calls, rates, opts, rows) {
+async function runBlock(name, calls, rates, opts, rows, blocks) {
   const logFile = path.join(OUT, `${name}-${calls}.log`);
   const t0 = Date.now();
   let fwd;
   try {
-    fwd = await FORWARDERS[name](calls, logFile);
+    fwd = await startForwarder(name, calls, logFile);
   } catch (e) {
     return `${name} @ ${calls} calls: not available (${e.message})`;
   }
   try {
     const streamsFile = path.join(OUT, `streams-${name}-${calls}.txt`);
     const nStreams = writeStreams(streamsFile, fwd.calls);
+    const isSrtp = Boolean(fwd.calls[0].srtpAtoB);
+    // SRTP: sequence numbers/ROC continue across the block's loadgen runs (fresh state per block).
+    const stateFile = isSrtp ? path.join(OUT, `state-${name}-${calls}.txt`) : null;
+    if (stateFile) fs.rmSync(stateFile, { force: true });
+    const srtpArgs = (checkEvery) => (isSrtp ? { stateFile, checkEvery, maxCount: SRTP_MAX_COUNT_PPS * opts.stepSeconds } : {});
     console.error(`bench: ${name} pid ${fwd.pid}, ${calls} calls set up in ${Date.now() - t0} ms`);
     // Warm-up: lets the relay learn/confirm both endpoints of every stream before measuring.
     const warm = await runLoadgen({
@@ -662,13 +829,60 @@ async function runBlock(name, calls, rates, opts, rows) {
       rate: Math.max(2000, nStreams * 10),
       seconds: opts.quick ? 0.5 : 1,
       watchPid: fwd.pid,
+      ...srtpArgs(1),
     });
     if (warm.received === 0) throw new Error(`nothing forwarded during warm-up (sent ${warm.sent})`);
+    const block = { name, calls };
+    blocks.push(block);
+    if (isSrtp) {
+      // Correctness at a low rate: every packet unprotected at the sink, per-stream counts, and
+      // the relay's own error counters (auth/replay failures) before and after.
+      const before = await relayErrorCounters(fwd.ngPort, fwd.callIds);
+      const v = await runLoadgen({
+        streamsFile,
+        rate: Math.max(5000, nStreams * 25),
+        seconds: opts.quick ? 1 : 2,
+        watchPid: fwd.pid,
+        perStream: true,
+        ...srtpArgs(1),
+      });
+      const after = await relayErrorCounters(fwd.ngPort, fwd.callIds);
+      const per = v.per_stream_received || [];
+      block.verify = {
+        sent: v.sent,
+        received: v.received,
+        loss_pct: v.loss_pct,
+        silent: v.silent_streams,
+        minPerStream: Math.min(...per),
+        maxPerStream: Math.max(...per),
+        srtp: v.srtp,
+        foreign: v.foreign,
+        relayErrorsDuring: after.errors !== undefined && before.errors !== undefined ? after.errors - before.errors : `? (${after.error || before.error})`,
+        relayErrorsTotal: after.errors,
+        relayErrorCounters: after.errorCounters, // how many per-stream error counters the query showed
+        relayPackets: after.packets,
+      };
+      const ok =
+        v.silent_streams === 0 &&
+        v.loss_pct < 0.1 &&
+        v.srtp.rx_auth_fail + v.srtp.rx_replay_fail + v.srtp.rx_other_fail + v.srtp.tx_errors === 0 &&
+        v.srtp.rx_ok > 0 &&
+        block.verify.relayErrorsDuring === 0;
+      block.verify.ok = ok;
+      console.error(`bench: ${name} SRTP verify ${ok ? 'ok' : 'FAILED'}: ${JSON.stringify(block.verify)}`);
+    }
     let last = null;
     let skipped = null;
     for (const rate of rates) {
       await sleep(300);
-      const r = await runLoadgen({ streamsFile, rate, seconds: opts.stepSeconds, watchPid: fwd.pid, gso: rate === 0 });
+      const r = await runLoadgen({
+        streamsFile,
+        rate,
+        seconds: opts.stepSeconds,
+        watchPid: fwd.pid,
+        gso: rate === 0,
+        ...srtpArgs(SRTP_CHECK_EVERY),
+      });
       if (!children.has(fwd.child)) throw new Error(`${name} died during the ${rate} pps step: ${logTail(logFile)}`);
       last = { name, calls, rate, r, overload: null };
       rows.push(last);
@@ -690,9 +904,11 @@ async function runBlock(name, calls, rates, opts, rows) {
       seconds: opts.quick ? 1 : 2,
       watchPid: fwd.pid,
       perStream: true,
+      ...srtpArgs(1),
     });
     const ok = check.silent_streams === 0 && check.loss_pct < 1;
-    if (last && fwd.afterRun) last.extra = await fwd.afterRun();
+    if (isSrtp) block.afterOverloadSrtp = check.srtp;
+    if (fwd.afterRun) block.extra = await fwd.afterRun();
     if (last)
       last.overload = ok
         ? 'yes'
@@ -703,6 +919,7 @@ async function runBlock(name, calls, rates, opts, rows) {
   } finally {
     await stopChild(fwd.child, name);
     if (fwd.cleanup) fwd.cleanup();
+    if (fwd.calls[0] && fwd.calls[0].srtpAtoB) fs.rmSync(path.join(OUT, `state-${name}-${calls}.txt`), { force: true });
   }
 }
 
@@ -751,7 +968,10 @@ function table(rows) {
   return lines.join('\n');
 }
 
-function summary(rows, forwarders) {
+const isExtraName = (name) => name === 'ngrelay-rec' || SRTP_NAME.test(name);
+
+function summary(allRows, forwarders, blocks) {
+  let rows = allRows;
   const by = (name, calls) => rows.filter((x) => x.name === name && x.calls === calls);
   const row100k = (name) => by(name, 100).find((y) => y.rate === 100000);
   const at100k = (name) => {
@@ -771,7 +991,9 @@ function summary(rows, forwarders) {
   const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : 'n/a');
   const out = [];
   const has = (n) => rows.some((x) => x.name === n);
+  rows = rows.filter((x) => !isExtraName(x.name)); // recording/SRTP rows: see extraRows
   const cands = ['ngrelay', 'rtpengine'].filter(has);
+
   if (!has('minfwd')) out.push('- minfwd rows missing: no ratios against the socket-API floor.');
   for (const n of cands) {
     out.push(
@@ -798,7 +1020,11 @@ function summary(rows, forwarders) {
     for (const x of rows.filter((y) => y.name === n && y.rate > 0 && isLossFree(y.r) && fed(y))) {
       const m = rows.find((y) => y.name === 'minfwd' && y.calls === x.calls && y.rate === x.rate);
       if (m && isLossFree(m.r) && fed(m) && m.r.lat_p50_us > 0)
-        worst.push({ q: x.r.lat_p50_us / m.r.lat_p50_us, at: `${x.calls} calls @ ${fmtInt(x.rate)}` });
+        worst.push({
+          q: x.r.lat_p50_us / m.r.lat_p50_us,
+          // CPU of both at that step: near 100 % the p50 is queueing delay, very sensitive to small cost differences
+          at: `${x.calls} calls @ ${fmtInt(x.rate)}: ${x.r.lat_p50_us} vs ${m.r.lat_p50_us} µs, CPU ${rowCells(x).cpuPct.toFixed(0)} % vs ${rowCells(m).cpuPct.toFixed(0)} %`,
+        });
     }
     if (worst.length) {
       worst.sort((a, b) => a.q - b.q);
@@ -817,17 +1043,67 @@ function summary(rows, forwarders) {
           .join('; ')})`,
       );
   }
-  if (has('ngrelay-rec')) {
-    const rec = at100k('ngrelay-rec');
-    const plain = at100k('ngrelay');
-    out.push(
-      `- ngrelay-rec (pcap recording of every call): CPU-µs/packet at 100k pps, 100 calls = ${Number.isFinite(rec) ? rec.toFixed(2) : 'n/a'}` +
-        (Number.isFinite(rec) && Number.isFinite(plain) ? `, Δ ${(rec - plain).toFixed(2)} µs vs ngrelay (${plain.toFixed(2)})` : ''),
-    );
-    for (const x of rows.filter((y) => y.name === 'ngrelay-rec' && y.extra)) out.push(`- ngrelay-rec, ${x.calls} calls: ${x.extra}`);
-  }
+  for (const e of extraRows(allRows, blocks)) out.push(`- ${e.text}`);
   if (!forwarders.includes('ngrelay')) out.push('- ngrelay not requested in this run.');
   return out.join('\n');
+}
+
+// Recording and SRTP forwarders against their plain base row (same relay, same calls, same step).
+function extraRows(rows, blocks = []) {
+  const out = [];
+  const rowAt = (name, calls, rate) => rows.find((x) => x.name === name && x.calls === calls && x.rate === rate);
+  const us = (x) => (x ? rowCells(x).usPerPkt : NaN);
+  const f2 = (v) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
+  const lossFreeMax = (name, calls) => {
+    let best = NaN;
+    for (const x of rows.filter((y) => y.name === name && y.calls === calls))
+      if (isLossFree(x.r) && !(x.r.forwarded_pps <= best)) best = x.r.forwarded_pps;
+    return best;
+  };
+  const names = [...new Set(rows.map((x) => x.name))].filter((n) => n === 'ngrelay-rec' || SRTP_NAME.test(n));
+  for (const name of names) {
+    const base = baseOf(name);
+    for (const calls of [...new Set(rows.filter((x) => x.name === name).map((x) => x.calls))]) {
+      const e = { name, base, calls };
+      e.us50 = us(rowAt(name, calls, 50000));
+      e.us100 = us(rowAt(name, calls, 100000));
+      e.base100 = us(rowAt(base, calls, 100000));
+      e.delta100 = e.us100 - e.base100;
+      e.lossFree = lossFreeMax(name, calls);
+      e.baseLossFree = lossFreeMax(base, calls);
+      const x100 = rowAt(name, calls, 100000);
+      e.p50 = x100 && x100.r.received > 0 ? x100.r.lat_p50_us : NaN;
+      const last = rows.filter((x) => x.name === name && x.calls === calls).pop();
+      e.overload = last && last.overload ? last.overload : '';
+      const blk = blocks.find((b) => b.name === name && b.calls === calls) || {};
+      e.block = blk;
+      const srtp = srtpOf(name);
+      let what;
+      if (name === 'ngrelay-rec') what = 'ngrelay + pcap recording of every call';
+      else what = `${base} ${srtp.kind === 'srtp-rtp' ? 'SRTP → RTP' : 'SRTP → SRTP (re-encrypt)'} (${srtp.suite})`;
+      e.what = what;
+      let text =
+        `${what}, ${calls} calls: CPU-µs/packet at 100k pps = ${f2(e.us100)} (Δ ${f2(e.delta100)} µs vs ${base} plain RTP ${f2(e.base100)}` +
+        (Number.isFinite(e.base100) && e.base100 > 0 ? `, ${f2(e.us100 / e.base100)}×` : '') +
+        `), at 50k = ${f2(e.us50)}; highest loss-free ${fmtInt(e.lossFree || 0)} pps (plain ${fmtInt(e.baseLossFree || 0)})`;
+      if (srtp) {
+        const other = `${base === 'ngrelay' ? 'rtpengine' : 'ngrelay'}${name.slice(base.length)}`;
+        const o100 = us(rowAt(other, calls, 100000));
+        if (base === 'ngrelay' && Number.isFinite(o100)) text += `; ${f2(e.us100 / o100)}× rtpengine doing the same bridge (${f2(o100)})`;
+        const v = blk.verify;
+        if (v)
+          text +=
+            `; low-rate check: ${v.ok ? 'ok' : 'FAILED'} (sink unprotected ${v.srtp.rx_ok}/${v.received} SRTP-carrying packets` +
+            ` with ${v.srtp.rx_auth_fail} auth / ${v.srtp.rx_replay_fail} replay failures, ${v.silent} silent of ${v.minPerStream}–${v.maxPerStream} per stream, loss ${v.loss_pct.toFixed(2)} %, relay errors ${v.relayErrorsDuring})`;
+        const a = blk.afterOverloadSrtp;
+        if (a && a.rx_auth_fail + a.rx_replay_fail + a.rx_other_fail > 0)
+          text += `; after overload the sink saw ${a.rx_auth_fail} auth / ${a.rx_replay_fail} replay failures`;
+      } else if (blk.extra) text += `; ${blk.extra.text}`;
+      e.text = text;
+      out.push(e);
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- main
@@ -870,10 +1146,26 @@ async function main() {
       `steps ${rates.map((r) => r || 'max').join(', ')}`,
   );
 
+  // SRTP blocks: the generator pays for SRTP too (pre-protect + sampled unprotect): its own ceiling
+  // with SRTP bounds their steps.
+  let srtpCeil = null;
+  let srtpRates = rates;
+  if (opts.forwarders.some((f) => SRTP_NAME.test(f))) {
+    console.error('bench: measuring the generator ceiling with SRTP (every packet SRTP both ways)');
+    srtpCeil = await measureSrtpCeiling(opts.quick ? 1 : 2);
+    srtpRates = stepRates(opts, Math.min(ceilingPps, srtpCeil.plain.forwarded_pps));
+    console.error(
+      `bench: SRTP generator ceiling ${Math.round(srtpCeil.plain.forwarded_pps)} pps (GSO ${Math.round(srtpCeil.gso.forwarded_pps)}); ` +
+        `SRTP steps ${srtpRates.map((r) => r || 'max').join(', ')}`,
+    );
+  }
+
   const rows = [];
+  const blocks = [];
+  const isExtra = (name) => name === 'ngrelay-rec' || SRTP_NAME.test(name);
   for (const name of opts.forwarders) {
-    for (const calls of opts.calls) {
-      const err = await runBlock(name, calls, rates, opts, rows);
+    for (const calls of isExtra(name) ? opts.extraCalls : opts.calls) {
+      const err = await runBlock(name, calls, SRTP_NAME.test(name) ? srtpRates : rates, opts, rows, blocks);
       if (err) {
         console.error(`bench: ${err}`);
         // One reason per forwarder is enough when it cannot start at all.
@@ -886,16 +1178,38 @@ async function main() {
     }
   }
 
-  const results = { info, opts, loadNote, ceiling: ceil, ceilingGso: ceilings.gso, rates, rows, notes };
+  const results = { info, opts, loadNote, ceiling: ceil, ceilingGso: ceilings.gso, srtpCeil, rates, srtpRates, rows, blocks, notes };
+  // Raw results first: a report bug must not lose a 10-minute run (re-render with --report=FILE).
+  const stamp = info.date.replace(/[:.]/g, '-');
+  fs.writeFileSync(path.join(OUT, `results-${stamp}.json`), JSON.stringify(results, null, 2));
   const md = renderReport(results);
   console.log(md);
-  const stamp = info.date.replace(/[:.]/g, '-');
   fs.writeFileSync(path.join(OUT, 'latest.md'), md);
-  fs.writeFileSync(path.join(OUT, `results-${stamp}.json`), JSON.stringify(results, null, 2));
+}
+
+function extraTable(extras) {
+  const f2 = (v) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
+  const lines = [
+    '| row | calls | CPU-µs/packet @ 50k pps | @ 100k pps | Δ vs plain @ 100k | highest loss-free pps (plain) | p50 µs @ 100k | check |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const e of extras) {
+    let check = '';
+    if (e.block.verify) {
+      const v = e.block.verify;
+      check = `${v.ok ? 'ok' : 'FAILED'}: ${v.srtp.rx_ok} unprotected, ${v.srtp.rx_auth_fail + v.srtp.rx_replay_fail + v.srtp.rx_other_fail} failed, relay errors ${v.relayErrorsDuring}`;
+    } else if (e.block.extra) check = `written ${e.block.extra.written ?? '?'}, dropped ${e.block.extra.dropped ?? '?'}`;
+    lines.push(
+      `| ${e.what} | ${e.calls} | ${f2(e.us50)} | ${f2(e.us100)} | ${Number.isFinite(e.delta100) ? `${e.delta100 >= 0 ? '+' : ''}${e.delta100.toFixed(2)}` : 'n/a'} (plain ${f2(e.base100)}) | ` +
+        `${fmtInt(e.lossFree || 0)} (${fmtInt(e.baseLossFree || 0)}) | ${Number.isFinite(e.p50) ? e.p50 : '—'} | ${check} |`,
+    );
+  }
+  return lines.join('\n');
 }
 
 // The markdown report; also re-rendered from a saved results file with --report=FILE.
-function renderReport({ info, opts, loadNote, ceiling, ceilingGso, rows, notes }) {
+function renderReport({ info, opts, loadNote, ceiling, ceilingGso, srtpCeil, rows, blocks = [], notes }) {
+  const extras = extraRows(rows, blocks);
   return [
     `## Packet-path benchmark (${info.date})`,
     '',
@@ -905,14 +1219,22 @@ function renderReport({ info, opts, loadNote, ceiling, ceilingGso, rows, notes }
     `- generator ceiling (generator -> sink, no relay, 200 streams): ${Math.round(ceiling.forwarded_pps)} pps one message per packet` +
       (ceilingGso ? `, ${Math.round(ceilingGso.forwarded_pps)} pps with UDP GSO (used by the \`max\` step)` : '') +
       `; p50 ${ceiling.lat_p50_us} µs`,
+    ...(srtpCeil
+      ? [
+          `- generator ceiling with SRTP (every packet SRTP both ways, AES_CM_128_HMAC_SHA1_80 via libsrtp2; sent packets pre-protected before each step, ` +
+            `the sink unprotects 1 in ${SRTP_CHECK_EVERY} per stream during the steps and every packet in the low-rate checks): ` +
+            `${Math.round(srtpCeil.plain.forwarded_pps)} pps one message per packet, ${Math.round(srtpCeil.gso.forwarded_pps)} pps with UDP GSO`,
+        ]
+      : []),
     '',
     table(rows),
     '',
     '`*` the generator (core 0) could not offer 90 % of the step\'s target rate: other work was sharing its core.',
     '`max` = the generator sending as fast as it can (UDP GSO: runs of one stream\'s packets per send). Latency is one-way generator -> relay -> sink.',
     '',
+    ...(extras.length ? ['### Recording and SRTP (beside plain RTP)', '', extraTable(extras), ''] : []),
     '### Targets',
-    summary(rows, opts.forwarders),
+    summary(rows, opts.forwarders, blocks),
     ...notes.map((n) => `- ${n}`),
     '',
   ].join('\n');
