@@ -313,9 +313,12 @@ void IoThread::flushSends(int fd, int count) {
 
 void IoThread::drain(Stream* x) {
   for (int round = 0; round < kMaxRoundsPerWakeup; ++round) {
+    // Only the first message gets room for SO_RXQ_OVFL: the counter is cumulative per socket, so one reading
+    // per batch counts every drop, and the kernel builds no control message for the other 63 (it showed as
+    // ~2 % of the relay's CPU in a profile at 400k pps).
     for (int i = 0; i < kBatch; ++i) {
       rmsgs_[i].msg_hdr.msg_namelen = sizeof(rnames_[i].u);
-      rmsgs_[i].msg_hdr.msg_controllen = kCtlSize;
+      rmsgs_[i].msg_hdr.msg_controllen = i == 0 ? kCtlSize : 0;
       rmsgs_[i].msg_hdr.msg_flags = 0;
     }
     int n = recvmmsg(x->fd, rmsgs_.data(), kBatch, MSG_DONTWAIT, nullptr);
