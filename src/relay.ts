@@ -10,6 +10,7 @@ import { TimeoutSweeper } from './call/timeouts';
 import { createCommandHandler } from './commands/handler';
 import { NgServer } from './ng/server';
 import type { NgDict, NgHandler } from './ng/types';
+import { ngDict } from './ng/dict';
 import type { Logger } from './logger';
 import { CallRecorder } from './recording/call-recorder';
 import { prepareRecordingDir } from './recording/recording-dir';
@@ -111,10 +112,10 @@ function logEngineEvents(events: EngineEvent[], manager: CallManager, logger: Lo
 function interfaceStats(config: RelayConfig, manager: CallManager): NgDict[] {
   return config.interfaces.map((iface) => {
     const alloc = manager.sockets.allocator(iface.address);
-    const d = Object.create(null) as NgDict;
+    const d = ngDict();
     d['name'] = iface.name;
     d['address'] = iface.address;
-    const ports = Object.create(null) as NgDict;
+    const ports = ngDict();
     ports['min'] = config.portMin;
     ports['max'] = config.portMax;
     ports['used'] = alloc.counts().used;

@@ -1,6 +1,7 @@
 /** The statistics dict of `query` and `delete`, in rtpengine 10.5's shape and key order. */
 import type { Endpoint, StreamCounters } from '../dataplane/types';
 import type { NgDict, NgValue } from '../ng/types';
+import { ngDict } from '../ng/dict';
 import type { CallState, MediaState, MonologueState, StreamState } from './state';
 
 type CountersOf = (id: number) => StreamCounters | undefined;
@@ -8,19 +9,14 @@ type CountersOf = (id: number) => StreamCounters | undefined;
 const seconds = (ms: number): number => Math.floor(ms / 1000);
 
 function endpointDict(ep: Endpoint | null): NgDict {
-  if (!ep) return Object.create(null) as NgDict;
-  return dict([
+  if (!ep) return ngDict();
+  return ngDict([
     ['family', ep.family],
     ['address', ep.address],
     ['port', ep.port],
   ]);
 }
 
-function dict(entries: Array<[string, NgValue]>): NgDict {
-  const d = Object.create(null) as NgDict;
-  for (const [k, v] of entries) d[k] = v;
-  return d;
-}
 
 function mediaFlags(media: MediaState, mono: MonologueState, initialized: boolean): string[] {
   const flags: string[] = [];
@@ -65,13 +61,13 @@ function streamDict(
   if (stream.component === 'rtp' && counters?.ssrc != null) entries.push(['SSRC', counters.ssrc]);
   entries.push([
     'stats',
-    dict([
+    ngDict([
       ['packets', counters?.packets ?? 0],
       ['bytes', counters?.bytes ?? 0],
       ['errors', counters?.errors ?? 0],
     ]),
   ]);
-  return dict(entries);
+  return ngDict(entries);
 }
 
 function tagLabel(call: CallState, mono: MonologueState): string {
@@ -83,7 +79,7 @@ function tagLabel(call: CallState, mono: MonologueState): string {
 function peersOf(call: CallState, mono: MonologueState): NgDict[] {
   return call.monologues
     .filter((m) => m !== mono && (m.peerKey === mono.key || mono.peerKey === m.key))
-    .map((m) => dict([
+    .map((m) => ngDict([
       ['tag', m.tag],
       ['type', 'offer/answer'],
     ]));
@@ -91,7 +87,7 @@ function peersOf(call: CallState, mono: MonologueState): NgDict[] {
 
 export function callStatistics(call: CallState, countersOf: CountersOf): NgDict {
   const totals: Record<'rtp' | 'rtcp', [number, number, number]> = { rtp: [0, 0, 0], rtcp: [0, 0, 0] };
-  const tags = Object.create(null) as NgDict;
+  const tags = ngDict();
   for (const mono of call.monologues) {
     const initialized = mono.tag !== '' || mono.isAnswerer;
     const medias: NgDict[] = mono.medias.map((media) => {
@@ -112,15 +108,15 @@ export function callStatistics(call: CallState, countersOf: CountersOf): NgDict 
       const flowed = (countersOf(media.rtp.id)?.packets ?? 0) > 0;
       if (media.codec && initialized && flowed) entries.push(['codec', media.codec]);
       entries.push(['streams', streams], ['flags', mediaFlags(media, mono, initialized)]);
-      return dict(entries);
+      return ngDict(entries);
     });
     const peers = peersOf(call, mono);
     const entries: Array<[string, NgValue]> = [['tag', mono.tag]];
     if (mono.label !== null) entries.push(['label', mono.label]);
     entries.push(['created', seconds(mono.createdMs)], ['subscriptions', peers], ['subscribers', peers], ['medias', medias]);
-    tags[tagLabel(call, mono)] = dict(entries);
+    tags[tagLabel(call, mono)] = ngDict(entries);
   }
-  const stat = (t: [number, number, number]): NgDict => dict([
+  const stat = (t: [number, number, number]): NgDict => ngDict([
     ['packets', t[0]],
     ['bytes', t[1]],
     ['errors', t[2]],
@@ -129,13 +125,13 @@ export function callStatistics(call: CallState, countersOf: CountersOf): NgDict 
     ['created', seconds(call.createdMs)],
     ['created_us', (call.createdMs % 1000) * 1000],
     ['last signal', seconds(call.lastSignalMs)],
-    ['SSRC', Object.create(null) as NgDict],
+    ['SSRC', ngDict()],
     ['tags', tags],
-    ['totals', dict([
+    ['totals', ngDict([
       ['RTP', stat(totals.rtp)],
       ['RTCP', stat(totals.rtcp)],
     ])],
   ];
   if (call.metadata !== null) entries.splice(3, 0, ['metadata', call.metadata]);
-  return dict(entries);
+  return ngDict(entries);
 }

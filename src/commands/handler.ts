@@ -5,6 +5,7 @@
 import type { NgDict, NgHandler, NgValue } from '../ng/types';
 import { normalizeRequest, type NormalizedRequest } from '../ng/request';
 import { NgError } from '../errors';
+import { ngDict } from '../ng/dict';
 import type { CallManager } from '../call/call-manager';
 import type { DeleteRequest, SignalRequest } from '../call/signal';
 import { callStatistics } from '../call/query-reply';
@@ -15,14 +16,9 @@ import { KNOWN_FLAGS } from './known-flags';
 import type { CallRecorder } from '../recording/call-recorder';
 import type { CallState } from '../call/state';
 
-function dict(entries: Array<[string, NgValue]>): NgDict {
-  const d = Object.create(null) as NgDict;
-  for (const [k, v] of entries) d[k] = v;
-  return d;
-}
 
 function ok(entries: Array<[string, NgValue]> = []): NgDict {
-  return dict([...entries, ['result', 'ok']]);
+  return ngDict([...entries, ['result', 'ok']]);
 }
 
 export interface CommandContext {
@@ -40,7 +36,7 @@ export function createCommandHandler(ctx: CommandContext): NgHandler {
     const req = normalizeRequest(request);
     switch (req.command) {
       case 'ping':
-        return dict([['result', 'pong']]);
+        return ngDict([['result', 'pong']]);
       case 'offer':
         return signalCommand(signal(req, ctx.logger, false), 'offer', ctx);
       case 'answer':
@@ -139,7 +135,7 @@ function deleteCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
   if (result && !result.branchOnly) ctx.recorder.stop(result.call);
   if (!result) {
     if (del.fatal) throw new NgError("Call-ID not found or tags didn't match");
-    return dict([
+    return ngDict([
       ['warning', "Call-ID not found or tags didn't match"],
       ['result', 'ok'],
     ]);

@@ -1,5 +1,6 @@
 /** The `statistics` reply: rtpengine's groups (current, total, control) filled with ngrelay's real figures. */
 import type { NgDict, NgValue } from '../ng/types';
+import { ngDict } from '../ng/dict';
 import type { CommandContext } from './handler';
 
 export interface ControlStats {
@@ -8,11 +9,6 @@ export interface ControlStats {
   errors: number;
 }
 
-function dict(entries: Array<[string, NgValue]>): NgDict {
-  const d = Object.create(null) as NgDict;
-  for (const [k, v] of entries) d[k] = v;
-  return d;
-}
 
 const fixed = (n: number): string => n.toFixed(6);
 
@@ -29,10 +25,10 @@ export function statisticsReply(ctx: CommandContext): NgDict {
     commandEntries.push([`${key}count`, c.count], [`${key}duration`, fixed(c.durationSeconds)]);
     total += c.count;
   }
-  return dict([
+  return ngDict([
     [
       'currentstatistics',
-      dict([
+      ngDict([
         ['sessionsown', sessions],
         ['sessionsforeign', 0],
         ['sessionstotal', sessions],
@@ -44,7 +40,7 @@ export function statisticsReply(ctx: CommandContext): NgDict {
     ],
     [
       'totalstatistics',
-      dict([
+      ngDict([
         ['uptime', String(Math.floor((Date.now() - ctx.startedMs) / 1000))],
         ['managedsessions', t.managedSessions],
         ['rejectedsessions', t.rejectedSessions],
@@ -65,7 +61,7 @@ export function statisticsReply(ctx: CommandContext): NgDict {
     ],
     [
       'intervalstatistics',
-      dict([
+      ngDict([
         ['totalcallsduration', fixed(t.totalCallDurationMs / 1000)],
         ['minmanagedsessions', sessions],
         ['maxmanagedsessions', sessions],
@@ -74,7 +70,7 @@ export function statisticsReply(ctx: CommandContext): NgDict {
     // No MOS yet: ngrelay does not compute call quality from RTCP (rtpengine's group is kept for parsers).
     [
       'mos',
-      dict([
+      ngDict([
         ['mos_total', fixed(0)],
         ['mos_samples_total', 0],
         ['mos_average', fixed(0)],
@@ -82,8 +78,8 @@ export function statisticsReply(ctx: CommandContext): NgDict {
     ],
     [
       'controlstatistics',
-      dict([
-        ['proxies', [dict([['proxy', 'all'], ...commandEntries, ['errorcount', control.errors]])]],
+      ngDict([
+        ['proxies', [ngDict([['proxy', 'all'], ...commandEntries, ['errorcount', control.errors]])]],
         ['totalcount', total],
       ]),
     ],

@@ -28,6 +28,7 @@ import { CookieCache } from './cookie-cache';
 import { getValue } from './request';
 import { JsonShapeError, JsonSyntaxError, decodeJsonDict, encodeJsonDict } from './json';
 import type { NgDict, NgHandler, NgRequestContext } from './types';
+import { ngDict } from './dict';
 
 export const ERR_NO_PAYLOAD = 'Invalid data (no payload)';
 export const ERR_BAD_FORMAT = 'Invalid NG data format';
@@ -91,14 +92,9 @@ export interface NgServerOptions {
   knownCommands?: ReadonlySet<string>;
 }
 
-function dictOf(entries: Array<[string, string]>): NgDict {
-  const d = Object.create(null) as NgDict;
-  for (const [k, v] of entries) d[k] = v;
-  return d;
-}
 
 function errorDict(reason: string): NgDict {
-  return dictOf([
+  return ngDict([
     ['result', 'error'],
     ['error-reason', reason],
   ]);

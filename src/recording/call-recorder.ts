@@ -14,6 +14,7 @@ import type { RelayConfig } from '../config/types';
 import type { DataPlane, RecordingCounters } from '../dataplane/types';
 import type { CallRecordingState, CallState } from '../call/state';
 import type { NgDict } from '../ng/types';
+import { ngDict } from '../ng/dict';
 import type { Logger } from '../logger';
 import { NgError } from '../errors';
 import { metadataText } from './metadata-file';
@@ -178,7 +179,7 @@ export class CallRecorder {
     const rec = call.recording;
     if (!rec) return null;
     const c = this.dataPlane.readRecording(rec.id);
-    const d = Object.create(null) as NgDict;
+    const d = ngDict();
     d['recorded'] = 'yes';
     d['state'] = rec.paused ? 'paused' : 'recording';
     d['pcap'] = rec.pcapPath;
