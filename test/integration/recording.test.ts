@@ -239,7 +239,7 @@ describe('recording to pcap', () => {
     rmSync(spool, { recursive: true, force: true });
     writeFileSync(spool, 'not a directory');
     try {
-      const r = toPlain((await ng.request({ command: 'start recording', 'call-id': call.callId })).dict);
+      const r = (await ng.request({ command: 'start recording', 'call-id': call.callId })).plain;
       expect(r['result']).toBe('error');
       expect(String(r['error-reason'])).toMatch(/^Failed to start call recording: cannot create .*spool.*: Not a directory$/);
       // The call goes on, unrecorded.
@@ -247,9 +247,7 @@ describe('recording to pcap', () => {
       expect((await query(ng, call.callId))['recording']).toBeUndefined();
       // record-call in an offer: the offer is answered, with a warning.
       const other = await Party.open(LO);
-      const offer = toPlain(
-        (await ng.request({ command: 'offer', 'call-id': 'rec-4@example', 'from-tag': 'x', sdp: sdp(other.port), 'record-call': 'yes' })).dict,
-      );
+      const offer = (await ng.request({ command: 'offer', 'call-id': 'rec-4@example', 'from-tag': 'x', sdp: sdp(other.port), 'record-call': 'yes' })).plain;
       expect(offer['result']).toBe('ok');
       expect(String(offer['warning'])).toContain('Failed to start call recording');
       await other.close();
@@ -340,16 +338,14 @@ describe('recording without a usable directory', () => {
     const ng = await NgRawClient.open(22423);
     try {
       const caller = await Party.open(LO);
-      const offer = toPlain(
-        (await ng.request({ command: 'offer', 'call-id': 'norec', 'from-tag': 'a', sdp: sdp(caller.port), 'record-call': 'yes' })).dict,
-      );
+      const offer = (await ng.request({ command: 'offer', 'call-id': 'norec', 'from-tag': 'a', sdp: sdp(caller.port), 'record-call': 'yes' })).plain;
       expect(offer).toEqual({
         result: 'error',
         'error-reason': 'Call recording requested, but no recording directory configured (--recording-dir)',
       });
-      const plain = toPlain((await ng.request({ command: 'offer', 'call-id': 'norec', 'from-tag': 'a', sdp: sdp(caller.port) })).dict);
+      const plain = (await ng.request({ command: 'offer', 'call-id': 'norec', 'from-tag': 'a', sdp: sdp(caller.port) })).plain;
       expect(plain['result']).toBe('ok');
-      const start = toPlain((await ng.request({ command: 'start recording', 'call-id': 'norec' })).dict);
+      const start = (await ng.request({ command: 'start recording', 'call-id': 'norec' })).plain;
       expect(start['error-reason']).toBe('Call recording requested, but no recording directory configured (--recording-dir)');
       await caller.close();
     } finally {

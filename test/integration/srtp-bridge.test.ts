@@ -7,21 +7,16 @@
  * - tampered, replayed and wrong-key packets counted in `query` and dropped while the good stream flows;
  * - `query` names each SRTP stream's `crypto suite`.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNgrelay } from '../support/ngrelay';
 import type { RelayUnderTest } from '../support/relay';
 import { NgRawClient } from '../support/ng-client';
-import { isDict, toPlain, type BDict, type BValue } from '../support/bencode';
+import { isDict, toPlain, type BDict, type BInputDict, type BValue } from '../support/bencode';
 import { Party, rtcpPacket, rtpPacket, waitUntil } from '../support/rtp-packets';
+import { buildLibsrtpHelper, type LibsrtpHelper, type LibsrtpMode } from '../support/libsrtp';
 
 const NG_PORT = 22511;
-const HELPER_SOURCE = path.join(__dirname, '..', 'support', 'libsrtp-helper.c');
-const SRTP_HEADER = '/usr/include/srtp2/srtp.h';
 const KEY_BYTES: Record<string, number> = {
   AES_CM_128_HMAC_SHA1_80: 30,
   AES_CM_128_HMAC_SHA1_32: 30,
@@ -35,42 +30,15 @@ const SUITES: Suite[] = ['AES_CM_128_HMAC_SHA1_80', 'AEAD_AES_128_GCM'];
 
 let relay: RelayUnderTest | undefined;
 let ng: NgRawClient;
-let workDir = '';
-let helper = '';
+let libsrtpHelper: LibsrtpHelper | undefined;
 let callSeq = 0;
 
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/** Installs libsrtp2-dev when missing (retrying while another apt/dpkg holds the lock); never skips. */
-function ensureLibsrtp(): void {
-  let last = '';
-  for (let attempt = 0; attempt < 12 && !fs.existsSync(SRTP_HEADER); attempt++) {
-    const r = spawnSync('apt-get', ['install', '-y', 'libsrtp2-dev'], {
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      encoding: 'utf8',
-      timeout: 300_000,
-    });
-    last = `${r.stdout}\n${r.stderr}`;
-    if (r.status !== 0) sleepMs(5_000);
-  }
-  if (!fs.existsSync(SRTP_HEADER)) throw new Error(`libsrtp2-dev could not be installed:\n${last}`);
-}
-
-type Mode = 'protect-rtp' | 'unprotect-rtp' | 'protect-rtcp' | 'unprotect-rtcp';
+type Mode = LibsrtpMode;
 
 /** libsrtp2 over a whole stream (one session): packets out, or "ERR n" strings for refused ones. */
 function libsrtp(mode: Mode, suite: string, keySalt: Buffer, packets: Buffer[]): Array<Buffer | string> {
-  const r = spawnSync(helper, [mode, suite, keySalt.toString('hex'), ''], {
-    input: packets.map((p) => p.toString('hex')).join('\n') + '\n',
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  if (r.status !== 0) throw new Error(`libsrtp helper failed (${String(r.status)}): ${r.stderr}`);
-  const lines = r.stdout.trim().split('\n');
-  expect(lines).toHaveLength(packets.length);
-  return lines.map((l) => (l.startsWith('ERR') ? l : Buffer.from(l, 'hex')));
+  if (!libsrtpHelper) throw new Error('libsrtp helper not built');
+  return libsrtpHelper.run(mode, suite, keySalt, packets);
 }
 
 function protect(mode: 'protect-rtp' | 'protect-rtcp', suite: string, keySalt: Buffer, packets: Buffer[]): Buffer[] {
@@ -171,7 +139,7 @@ interface Call {
 async function offerAnswer(
   a: Leg,
   b: Leg,
-  offer: { proto: string; crypto: string[]; extra?: Record<string, BValue> },
+  offer: { proto: string; crypto: string[]; extra?: BInputDict },
   answer: (toB: SdpInfo) => { proto: string; crypto: string[] },
 ): Promise<Call> {
   const callId = `srtp-bridge-${process.pid}-${++callSeq}`;
@@ -224,10 +192,7 @@ function text(v: BValue | undefined): string | undefined {
 }
 
 beforeAll(async () => {
-  ensureLibsrtp();
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ngrelay-srtp-bridge-'));
-  helper = path.join(workDir, 'libsrtp-helper');
-  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', helper, HELPER_SOURCE, '-lsrtp2'], { stdio: 'pipe' });
+  libsrtpHelper = buildLibsrtpHelper();
   relay = await startNgrelay({ ngPort: NG_PORT, portMin: 44000, portMax: 44499, deleteDelay: 0 });
   ng = await NgRawClient.open(NG_PORT);
 }, 600_000);
@@ -235,7 +200,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await ng?.close();
   await relay?.stop();
-  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  libsrtpHelper?.dispose();
 });
 
 describe.each(SUITES)('%s', (suite) => {

@@ -4,55 +4,18 @@
  * stream of known RTP/RTCP packets and ngrelay unprotects it to the exact originals, and the reverse. Tampered,
  * replayed and wrong-key packets must be rejected with the right result while the good stream keeps flowing.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSrtpTestBinding, type SrtpContextOptions, type SrtpSuiteName } from '../../src/dataplane/srtp-binding';
 import { rtcpPacket, rtpPacket } from '../support/rtp-packets';
+import { buildLibsrtpHelper, type LibsrtpHelper, type LibsrtpMode, type LibsrtpOutput } from '../support/libsrtp';
 
 const srtp = loadSrtpTestBinding();
-const HELPER_SOURCE = path.join(__dirname, '..', 'support', 'libsrtp-helper.c');
-const SRTP_HEADER = '/usr/include/srtp2/srtp.h';
+let libsrtpHelper: LibsrtpHelper | undefined;
+type HelperOutput = LibsrtpOutput;
 
-let workDir = '';
-let helper = '';
-
-function sleepMs(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-/** Installs libsrtp2-dev when missing (retrying while another apt/dpkg holds the lock); never skips. */
-function ensureLibsrtp(): void {
-  if (fs.existsSync(SRTP_HEADER)) return;
-  let last = '';
-  for (let attempt = 0; attempt < 12 && !fs.existsSync(SRTP_HEADER); attempt++) {
-    const r = spawnSync('apt-get', ['install', '-y', 'libsrtp2-dev'], {
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-      encoding: 'utf8',
-      timeout: 300_000,
-    });
-    last = `${r.stdout}\n${r.stderr}`;
-    if (r.status !== 0) sleepMs(5_000);
-  }
-  if (!fs.existsSync(SRTP_HEADER)) throw new Error(`libsrtp2-dev could not be installed:\n${last}`);
-}
-
-type HelperMode = 'protect-rtp' | 'unprotect-rtp' | 'protect-rtcp' | 'unprotect-rtcp';
-/** A packet, or libsrtp's error line ("ERR 7" = auth_fail, "ERR 9" = replay_fail, "ERR 10" = replay_old). */
-type HelperOutput = Buffer | string;
-
-function libsrtp(mode: HelperMode, suite: SrtpSuiteName, key: Buffer, salt: Buffer, packets: Buffer[], flags = ''): HelperOutput[] {
-  const r = spawnSync(helper, [mode, suite, Buffer.concat([key, salt]).toString('hex'), flags], {
-    input: packets.map((p) => p.toString('hex')).join('\n') + '\n',
-    encoding: 'utf8',
-    timeout: 20_000,
-  });
-  if (r.status !== 0) throw new Error(`libsrtp helper failed (${String(r.status)}): ${r.stderr}`);
-  const lines = r.stdout.trim().split('\n');
-  expect(lines).toHaveLength(packets.length);
-  return lines.map((l) => (l.startsWith('ERR') ? l : Buffer.from(l, 'hex')));
+function libsrtp(mode: LibsrtpMode, suite: SrtpSuiteName, key: Buffer, salt: Buffer, packets: Buffer[], flags = ''): HelperOutput[] {
+  if (!libsrtpHelper) throw new Error('libsrtp helper not built');
+  return libsrtpHelper.run(mode, suite, Buffer.concat([key, salt]), packets, flags);
 }
 
 function packetOf(o: HelperOutput): Buffer {
@@ -109,14 +72,11 @@ const SUITES: SrtpSuiteName[] = [
 ];
 
 beforeAll(() => {
-  ensureLibsrtp();
-  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ngrelay-libsrtp-'));
-  helper = path.join(workDir, 'libsrtp-helper');
-  execFileSync('gcc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', helper, HELPER_SOURCE, '-lsrtp2'], { stdio: 'pipe' });
+  libsrtpHelper = buildLibsrtpHelper();
 });
 
 afterAll(() => {
-  if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  libsrtpHelper?.dispose();
 });
 
 describe.each(SUITES)('%s with libsrtp2', (suite) => {
@@ -176,7 +136,7 @@ describe.each(SUITES)('%s with libsrtp2', (suite) => {
 
     for (let i = 0; i < 10; i++) expectOk(i);
     const tampered = Buffer.from(sealed[10] as Buffer);
-    tampered[tampered.length - 20] ^= 0x01;
+    tampered[tampered.length - 20] = tampered.readUInt8(tampered.length - 20) ^ 0x01;
     expect(rx.unprotectRtp(tampered).result).toBe('auth-failed');
     expect(rx.unprotectRtp(foreign[10] as Buffer).result).toBe('auth-failed');
     expectOk(10);
@@ -190,7 +150,7 @@ describe.each(SUITES)('%s with libsrtp2', (suite) => {
     const rtcpForeign = libsrtp('protect-rtcp', suite, stranger.key, stranger.salt, rtcpPlain).map(packetOf);
     expect(rx.unprotectRtcp(rtcpSealed[0] as Buffer).result).toBe('ok');
     const badRtcp = Buffer.from(rtcpSealed[1] as Buffer);
-    badRtcp[9] ^= 0x80;
+    badRtcp[9] = badRtcp.readUInt8(9) ^ 0x80;
     expect(rx.unprotectRtcp(badRtcp).result).toBe('auth-failed');
     expect(rx.unprotectRtcp(rtcpForeign[1] as Buffer).result).toBe('auth-failed');
     expect(rx.unprotectRtcp(rtcpSealed[1] as Buffer).result).toBe('ok');
@@ -203,7 +163,7 @@ describe.each(SUITES)('%s with libsrtp2', (suite) => {
     const tx = new srtp.SrtpTestContext(suite, key, salt);
     const ours = plain.map((p) => tx.protectRtp(p).packet as Buffer);
     const tampered = Buffer.from(ours[1] as Buffer);
-    tampered[14] ^= 0x01;
+    tampered[14] = tampered.readUInt8(14) ^ 0x01;
     const out = libsrtp('unprotect-rtp', suite, key, salt, [ours[0] as Buffer, tampered, ours[1] as Buffer, ours[1] as Buffer, ours[2] as Buffer]);
     expect(out.map((o) => (typeof o === 'string' ? o : 'ok'))).toEqual(['ok', 'ERR 7', 'ok', 'ERR 9', 'ok']);
   });

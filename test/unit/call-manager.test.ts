@@ -30,6 +30,8 @@ function config(over: Partial<RelayConfig> = {}): RelayConfig {
     logLevel: 6,
     recordingDir: null,
     recordingMethod: 'pcap',
+    recordingFormat: 'raw',
+    recordEgress: false,
     foreground: true,
     logStderr: true,
     table: -1,
@@ -320,6 +322,7 @@ describe('timeouts', () => {
     metadata: null,
     nextMonologueKey: 1,
     endReason: null,
+    recording: null,
   };
   it('offer-timeout applies before the answer, media timeout after it', () => {
     expect(expiredReason({ ...base, answeredMs: null }, cfg, 0, 119_000)).toBeNull();

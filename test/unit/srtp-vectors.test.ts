@@ -141,10 +141,10 @@ describe('RFC 7714 AES-GCM examples (session keys as published)', () => {
     it(`${c.suite}: a flipped bit in the vector fails authentication`, () => {
       const rx = new srtp.SrtpTestContext(c.suite, c.key, salt, { testUseAsSessionKeys: true });
       const bad = Buffer.from(c.srtp);
-      bad[20] ^= 0x01;
+      bad[20] = bad.readUInt8(20) ^ 0x01;
       expect(rx.unprotectRtp(bad)).toEqual({ result: 'auth-failed', packet: null });
       const badRtcp = Buffer.from(c.srtcp);
-      badRtcp[30] ^= 0x08;
+      badRtcp[30] = badRtcp.readUInt8(30) ^ 0x08;
       expect(rx.unprotectRtcp(badRtcp).result).toBe('auth-failed');
     });
   }
@@ -229,9 +229,9 @@ describe.each(ALL_SUITES)('%s protect/unprotect', (suite) => {
     const good1 = ok(tx.protectRtp(rtpPacket({ seq: 5, ssrc: 1 })));
     const good2 = ok(tx.protectRtp(rtpPacket({ seq: 6, ssrc: 1 })));
     const tampered = Buffer.from(good2);
-    tampered[tampered.length - 1] ^= 0x40;
+    tampered[tampered.length - 1] = tampered.readUInt8(tampered.length - 1) ^ 0x40;
     const tamperedHeader = Buffer.from(good2);
-    tamperedHeader[1] ^= 0x01; // payload type is authenticated, not encrypted
+    tamperedHeader[1] = tamperedHeader.readUInt8(1) ^ 0x01; // payload type is authenticated, not encrypted
     const forged = ok(stranger.protectRtp(rtpPacket({ seq: 6, ssrc: 1 })));
     ok(rx.unprotectRtp(good1));
     expect(rx.unprotectRtp(tampered).result).toBe('auth-failed');
@@ -241,7 +241,7 @@ describe.each(ALL_SUITES)('%s protect/unprotect', (suite) => {
 
     const r1 = ok(tx.protectRtcp(rtcpPacket(1, 'sr')));
     const badRtcp = Buffer.from(r1);
-    badRtcp[12] ^= 0xff;
+    badRtcp[12] = badRtcp.readUInt8(12) ^ 0xff;
     expect(rx.unprotectRtcp(badRtcp).result).toBe('auth-failed');
     expect(rx.unprotectRtcp(ok(stranger.protectRtcp(rtcpPacket(1, 'sr')))).result).toBe('auth-failed');
     ok(rx.unprotectRtcp(r1));
@@ -292,7 +292,7 @@ describe('session options and helpers', () => {
     expect(sealedRtcp.readUInt32BE(rr.length) >>> 31).toBe(0);
     expect(ok(rx.unprotectRtcp(sealedRtcp)).equals(rr)).toBe(true);
     const next = ok(tx.protectRtp(rtpPacket({ seq: 2, ssrc: 5 })));
-    next[20] ^= 1;
+    next[20] = next.readUInt8(20) ^ 1;
     expect(rx.unprotectRtp(next).result).toBe('auth-failed');
   });
 
