@@ -6,7 +6,7 @@
  *   DIR/pcaps/     finished pcaps, moved here when the recording ends
  *   DIR/metadata/  finished metadata files, moved here with their pcap
  */
-import { closeSync, mkdirSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdirSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 
 export interface RecordingDirs {
@@ -57,6 +57,12 @@ export function prepareRecordingDir(root: string): RecordingDirs {
     if (!statSync(dirs.root).isDirectory()) fail(dirs.root, Object.assign(new Error('not a directory'), { code: 'ENOTDIR' }));
   } catch (err) {
     if (err instanceof RecordingDirError) throw err;
+    fail(dirs.root, err);
+  }
+  // Ask about the directory itself first: a recursive mkdir on a read-only file system says ENOENT.
+  try {
+    accessSync(dirs.root, constants.W_OK);
+  } catch (err) {
     fail(dirs.root, err);
   }
   for (const dir of [dirs.spool, dirs.pcaps, dirs.metadata]) {

@@ -4,6 +4,7 @@
  * survives kill -9; the errors for a missing or unusable recording directory.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -371,4 +372,73 @@ describe('recording without a usable directory', () => {
       rmSync(base, { recursive: true, force: true });
     }
   });
+});
+
+/**
+ * A read-only and a full file system, made with small tmpfs mounts (needs root, as the suite's e2e tests do;
+ * fails loudly otherwise). The mounts are removed in `finally`.
+ */
+describe('recording onto a read-only or full file system', () => {
+  function mountTmpfs(options: string): string {
+    const dir = mkdtempSync(path.join(tmpdir(), 'ngrelay-rec-fs-'));
+    const r = spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`cannot mount a tmpfs for this test (run the suite as root): ${r.stderr}`);
+    }
+    return dir;
+  }
+  function unmount(dir: string): void {
+    spawnSync('umount', [dir]);
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  it('a read-only recording dir stops the start with one clear line', async () => {
+    const dir = mountTmpfs('ro,size=64k');
+    try {
+      const r = await runNgrelay(['--config-file=none', '--interface=127.0.0.1', '--listen-ng=127.0.0.1:22426', `--recording-dir=${dir}`, '--log-level=0']);
+      expect(r.code).toBe(1);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines.length, r.stderr).toBe(1);
+      expect(lines[0]).toContain('--recording-dir');
+      expect(lines[0]).toMatch(/read-only/);
+    } finally {
+      unmount(dir);
+    }
+  });
+
+  it('a disk that fills up mid-call ends the file on a whole record; every packet is still forwarded', async () => {
+    // 256 KiB: room for the probe files at start-up, then roughly 1000 records of 216 bytes.
+    const dir = mountTmpfs('size=256k');
+    const relay = await startNgrelay({ ngPort: 22427, portMin: 43300, portMax: 43399, deleteDelay: 0, extraArgs: [`--recording-dir=${dir}`] });
+    const ng = await NgRawClient.open(22427);
+    try {
+      const call = await setUpCall(ng, 'full-1', { 'record-call': 'yes' });
+      // Far more than fits: 2 x 1500 RTP packets.
+      for (let from = 0; from < 1500; from += 100) await exchange(call, from, from + 100);
+      expect(call.caller.count).toBe(1500);
+      expect(call.callee.count).toBe(1500);
+      const rec = (await query(ng, 'full-1'))['recording'] as Record<string, unknown>;
+      expect(rec['recorded']).toBe('yes');
+      expect(Number(rec['packets written'])).toBeGreaterThan(0);
+      expect(Number(rec['packets written'])).toBeLessThan(3000);
+      expect(String(rec['error'] ?? '')).toMatch(/ENOSPC|no space/i);
+      const [file] = filesIn(path.join(dir, 'spool'), '.pcap');
+      const bytes = readFileSync(file as string);
+      let off = 24;
+      let records = 0;
+      while (off + 16 <= bytes.length) {
+        off += 16 + bytes.readUInt32LE(off + 8);
+        records++;
+      }
+      expect(off).toBe(bytes.length);
+      expect(records).toBe(Number(rec['packets written']));
+      readPcap(file as string, [call.callerSide, call.calleeSide], []);
+      await call.close();
+    } finally {
+      ng.close();
+      await relay.stop();
+      unmount(dir);
+    }
+  }, 60_000);
 });
