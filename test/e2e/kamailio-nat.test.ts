@@ -12,7 +12,7 @@
  *   4. both relays hold their replies (--debug-ng-delay): Kamailio resends the same cookie; the call is set up
  *      once, with one set of ports, and the relay logged the duplicates it answered from its cookie cache.
  */
-import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +38,7 @@ import {
   sippCalls,
   sippCounter,
   startInNs,
+  signal,
   stop,
   stopAll,
   tail,
@@ -177,17 +178,31 @@ async function registerCallee(): Promise<void> {
  * The callee. With `calls` it exits by itself after that many calls (exit code 0 = all fine); without, it
  * runs until stopped: sipp prints its RTP echo counter only in a screen taken while its sockets are open.
  */
+/** Where each callee sipp dumps its statistics screens when it quits (-trace_screen). */
+const screenFiles = new Map<NsProcess, string>();
+
 function startCallee(calls?: number): NsProcess {
   const limit = calls === undefined ? [] : ['-m', String(calls), '-timeout', '60s', '-timeout_error'];
-  return startInNs(
+  const serial = ++logSerial;
+  const screens = path.join(workDir, `uas.${serial}.screens`);
+  const proc = startInNs(
     'sipp-uas',
     NS.uaB,
     'sipp',
     ['-sf', path.join(workDir, 'uas_echo.xml'), '-i', ADDR.uaB, '-p', String(SIP_PORT), '-mp', '6000', '-rtp_echo',
-      ...limit, '-nostdin', '-trace_err'],
-    path.join(workDir, `uas.${++logSerial}.log`),
+      ...limit, '-nostdin', '-trace_err', '-trace_screen', '-screen_file', screens],
+    path.join(workDir, `uas.${serial}.log`),
     workDir,
   );
+  screenFiles.set(proc, screens);
+  return proc;
+}
+
+/** The callee's output plus its final screen dump: the dump is written at exit, so its counters are final. */
+function calleeOutput(proc: NsProcess): string {
+  const screens = screenFiles.get(proc);
+  const dump = screens && existsSync(screens) ? readFileSync(screens, 'utf8') : '';
+  return `${readLog(proc)}\n${dump}`;
 }
 
 function startCaller(calls: number, callLengthMs: number): NsProcess {
@@ -369,11 +384,17 @@ describe('Kamailio 5.6 + ngrelay with phones behind NAT (network namespaces)', (
     }
 
     const callerCode = await waitExit(caller, 40_000);
-    // The callee has sent its last 200 OK (the caller got it); stop it to read its final screen.
+    // The callee has sent its last 200 OK (the caller got it). SIGUSR2 makes sipp dump its statistics
+    // screens (with the RTP echo counters) into the -screen_file; then it is stopped.
     await sleep(200);
+    const screens = screenFiles.get(callee) ?? '';
+    for (let i = 0; i < 20 && !(existsSync(screens) && readFileSync(screens, 'utf8').includes('echo RTP')); i++) {
+      signal(callee, 'SIGUSR2');
+      await sleep(250);
+    }
     await stop(callee);
     const callerOut = readLog(caller);
-    const calleeOut = readLog(callee);
+    const calleeOut = calleeOutput(callee);
     expect(callerCode, `caller sipp failed:\n${tail(callerOut, 60)}\n${diagnostics()}`).toBe(0);
     expect(sippCalls(callerOut)).toEqual({ successful: CALLS, failed: 0 });
 

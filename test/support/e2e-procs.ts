@@ -42,7 +42,7 @@ export function startInNs(name: string, ns: string, command: string, args: strin
   return proc;
 }
 
-function signal(proc: NsProcess, sig: NodeJS.Signals): void {
+export function signal(proc: NsProcess, sig: NodeJS.Signals): void {
   if (proc.hasExited()) return;
   try {
     process.kill(proc.pid, sig);
