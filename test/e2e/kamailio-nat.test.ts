@@ -304,6 +304,24 @@ function diagnostics(): string {
   return parts.join('\n');
 }
 
+/**
+ * `count` calls from the caller phone to the registered callee, each `lengthMs` long; both sipps must exit
+ * cleanly with every call successful. Returns the calls' Call-IDs.
+ */
+async function placeCalls(count: number, lengthMs: number): Promise<string[]> {
+  await registerCallee();
+  const callee = startCallee(count);
+  await sleep(300);
+  const caller = startCaller(count, lengthMs);
+  const ids = callIds(caller, count);
+  const callerCode = await waitExit(caller, 40_000);
+  const calleeCode = await waitExit(callee, 15_000);
+  expect(callerCode, `caller sipp failed:\n${tail(readLog(caller), 60)}\n${diagnostics()}`).toBe(0);
+  expect(calleeCode, `callee sipp failed:\n${tail(readLog(callee), 60)}`).toBe(0);
+  expect(sippCalls(readLog(caller))).toEqual({ successful: count, failed: 0 });
+  return ids;
+}
+
 describe('Kamailio 5.6 + ngrelay with phones behind NAT (network namespaces)', () => {
   beforeAll(async () => {
     assertCanCreateNamespaces();
@@ -436,16 +454,7 @@ describe('Kamailio 5.6 + ngrelay with phones behind NAT (network namespaces)', (
     const CALLS = 4;
     await stop(relays[1]!.proc!);
     const offset = logSize(relays[0]!);
-    await registerCallee();
-    const callee = startCallee(CALLS);
-    await sleep(300);
-    const caller = startCaller(CALLS, 1500);
-    const ids = callIds(caller, CALLS);
-    const callerCode = await waitExit(caller, 40_000);
-    const calleeCode = await waitExit(callee, 15_000);
-    expect(callerCode, `caller sipp failed:\n${tail(readLog(caller), 60)}\n${diagnostics()}`).toBe(0);
-    expect(calleeCode, `callee sipp failed:\n${tail(readLog(callee), 60)}`).toBe(0);
-    expect(sippCalls(readLog(caller))).toEqual({ successful: CALLS, failed: 0 });
+    const ids = await placeCalls(CALLS, 1500);
     const offered = commandsSeen(relays[0]!, 'offer', offset);
     expect([...new Set(offered.filter((id) => ids.includes(id)))].sort(), diagnostics()).toEqual([...ids].sort());
     expect(commandsSeen(relays[0]!, 'delete', offset).filter((id) => ids.includes(id)).sort()).toEqual([...ids].sort());
@@ -457,15 +466,7 @@ describe('Kamailio 5.6 + ngrelay with phones behind NAT (network namespaces)', (
     // rtpengine_disable_tout is 3 s: after that, the next call's node selection pings the relay.
     await sleep(3500);
     const offsets = relays.map(logSize);
-    await registerCallee();
-    const callee = startCallee(CALLS);
-    await sleep(300);
-    const caller = startCaller(CALLS, 1500);
-    const ids = callIds(caller, CALLS);
-    const callerCode = await waitExit(caller, 40_000);
-    const calleeCode = await waitExit(callee, 15_000);
-    expect(callerCode, `caller sipp failed:\n${tail(readLog(caller), 60)}\n${diagnostics()}`).toBe(0);
-    expect(calleeCode, `callee sipp failed:\n${tail(readLog(callee), 60)}`).toBe(0);
+    const ids = await placeCalls(CALLS, 1500);
     const perRelay = relays.map((r, i) => commandsSeen(r, 'offer', offsets[i]).filter((id) => ids.includes(id)));
     expect(perRelay[1]!.length, `restarted relay took no call: ${JSON.stringify(perRelay)}\n${diagnostics()}`).toBeGreaterThan(0);
     expect(perRelay[0]!.length, JSON.stringify(perRelay)).toBeGreaterThan(0);
