@@ -73,41 +73,58 @@ struct StreamCryptoSpec {
   bool recrypt = false;
 };
 
-struct Stream {
-  // Fixed for the stream's life (set on the JS thread before the owner thread first sees it).
-  int32_t id = 0;
-  bool isRtcp = false;
-  int fd = -1;                   // -1 for a muxed RTCP stream
-  int64_t muxedWith = -1;        // id of the RTP stream whose socket is shared
-  IoThread* owner = nullptr;
-  SockAddr local;                // the bound address (a muxed RTCP stream: its RTP stream's)
-
-  // Owner-thread state (changed only by commands run on the owner thread, or by its packets).
-  Rule rule;
-  Stream* sink = nullptr;        // resolved stream whose socket and endpoint packets go out of/to
-  Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream
-  Stream* muxParent = nullptr;   // on a muxed RTCP stream: the RTP stream (learning state lives there)
-  LearnState learn;
-  uint32_t lastOverflow = 0;     // SO_RXQ_OVFL counter seen last
+// Field order follows the packet path. A received packet reads and writes the first 128 bytes of its
+// stream and of its sink's stream (the adjacent-line prefetcher fetches them as one pair); everything else is
+// touched by commands, timers and the slow paths (learning, errors). At 1000 calls the thread cycles through
+// a few thousand streams between two packets of one, and each line it needs then comes from beyond L2.
+struct alignas(128) Stream {
+  // --- line 0: owner-thread state (changed only by commands run on the owner thread, or by its packets) ---
+  int fd = -1;                   // -1 for a muxed RTCP stream (fixed for the stream's life)
+  bool isRtcp = false;           // fixed
+  bool srtpPassThrough = false;  // both sides share keys: forward SRTP untouched
   bool seenFirst = false;
   bool inActive = false;         // in the owner thread's active list (received media since it was last idle)
   bool wentIdle = false;         // an idle event was sent; the next packet sends `resumed`
+  bool inBacklog = false;        // in the owner thread's backlog (left with data when its round limit hit)
+  // Learning can no longer change anything and accepts every source (confirmed without strict-source or
+  // media-handover, or asymmetric/off): the packet path then skips learning and the source address.
+  bool learnSettled = false;
+  uint32_t drainedRound = 0;     // the owner's loop round in which the backlog last drained it
+  Stream* sink = nullptr;        // resolved stream whose socket and endpoint packets go out of/to
+  Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream
   Recording* rec = nullptr;      // the recording this stream's received packets go to (null = none/paused)
   SrtpContext* srtpIn = nullptr;   // decrypts what arrives (owned by the Engine's record, used here only)
   SrtpContext* srtpOut = nullptr;  // encrypts what is forwarded to the sink's party
-  bool srtpPassThrough = false;    // both sides share keys: forward SRTP untouched
+  std::atomic<int64_t> lastPacketMs{0};  // published
 
-  // Published to other threads and to JS.
-  Counter packets, bytes, errors;
-  Counter srtpAuthFailed, srtpReplayed;  // also counted in `errors`
-  std::atomic<int64_t> lastPacketMs{0};
+  // --- line 1: published to other threads and to JS ---
+  Counter packets, bytes;
   std::atomic<uint64_t> rtpState{0};  // bit 48 = valid, bits 32..47 = seq, 0..31 = ssrc
-  std::atomic<bool> confirmed{false};
-  PublishedAddr endpoint;
+  PublishedAddr endpoint;             // where packets to this party go (read by senders on any thread)
 
+  // --- cold ---
+  Rule rule;
+  LearnState learn;
+  uint32_t lastDrops = 0;        // the socket's kernel drop counter (SO_MEMINFO) seen last
+  Counter errors;
+  Counter srtpAuthFailed, srtpReplayed;  // also counted in `errors`
+  std::atomic<bool> confirmed{false};
+  // Fixed for the stream's life (set on the JS thread before the owner thread first sees it).
+  int32_t id = 0;
+  int64_t muxedWith = -1;        // id of the RTP stream whose socket is shared
+  IoThread* owner = nullptr;
+  SockAddr local;                // the bound address (a muxed RTCP stream: its RTP stream's)
+  Stream* muxParent = nullptr;   // on a muxed RTCP stream: the RTP stream (learning state lives there)
+
+  /** Bytes from the start that the packet path reads or writes (the I/O thread prefetches them). */
+  static constexpr size_t kHotBytes = 128;
+
+  /** After any change of `rule` or `learn`: republish the destination and recompute learnSettled. */
   void publishEndpoint() {
     endpoint.store(learn.current);
     confirmed.store(learn.confirmed, std::memory_order_relaxed);
+    learnSettled = rule.asymmetric || rule.learning == Learning::Off ||
+                   (learn.confirmed && !rule.strictSource && !rule.mediaHandover);
   }
 };
 
@@ -188,7 +205,10 @@ class IoThread {
   void run();
   void runCommands();
   void apply(const Command& cmd);
-  void drain(Stream* s);
+  /** Reads and forwards what `s` holds, up to the round limit; true when it may still hold data. */
+  bool drain(Stream* s);
+  /** Restores the receive headers recvmmsg wrote back (name/control room, flags) for the next call. */
+  void resetReceiveHeaders(mmsghdr* msgs, int used);
   void flushSends(int fd, int count);
   void handleTimers();
   void emit(EventType type, const Stream* s, const SockAddr& a);
@@ -210,10 +230,10 @@ class IoThread {
 
   // Hot-path buffers, allocated once.
   std::vector<uint8_t> bufs_;
-  std::vector<struct mmsghdr> rmsgs_;
+  std::vector<struct mmsghdr> rmsgs_;  // receive headers that ask for the source address
+  std::vector<struct mmsghdr> ranon_;  // the same buffers, no source address (settled streams)
   std::vector<struct iovec> riov_;
   std::vector<SockAddr> rnames_;
-  std::vector<uint8_t> rctl_;
   std::vector<struct mmsghdr> smsgs_;
   std::vector<struct iovec> siov_;
   std::vector<SockAddr> snames_;
@@ -221,8 +241,12 @@ class IoThread {
 
   std::vector<Stream*> windows_;  // streams in a heuristic learning window
   std::vector<Stream*> active_;   // streams that received media and are not idle yet
+  std::vector<Stream*> backlog_;  // readable streams not drained last round (edge-triggered epoll won't repeat)
+  uint32_t round_ = 0;            // loop rounds, for Stream::drainedRound
   int64_t lastIdleScanMs_ = 0;
+  /** Every kIdleScanMs for active streams, and at detach: adds the socket's new kernel drops to `dropped`. */
   void scanIdle();
+  void collectDrops(Stream* s);
   std::vector<EngineEvent> pendingEvents_;
   int64_t lastEventFlushMs_ = 0;
   int64_t nowMono_ = 0;

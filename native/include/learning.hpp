@@ -12,20 +12,21 @@ enum class Learning : uint8_t { Off, Immediate, Delayed, Heuristic };
 
 /** The control plane's rule for one stream (see StreamRule in src/dataplane/types.ts). */
 struct Rule {
-  SockAddr expected;  // !valid() = unknown
+  // The flags first: every packet reads them, `expected` only matters while learning.
   Learning learning = Learning::Heuristic;
   bool strictSource = false;
   bool mediaHandover = false;
   bool asymmetric = false;
   int64_t sink = -1;  // -1 = forward nothing
   double signalGeneration = 0;
+  SockAddr expected;  // !valid() = unknown
 };
 
 constexpr int64_t kLearningWindowMs = 3000;
 
 struct LearnState {
-  SockAddr current;  // where packets to this party go now
   bool confirmed = false;
+  SockAddr current;  // where packets to this party go now
   bool inWindow = false;  // heuristic: collecting candidates
   int bestRank = -1;
   int64_t windowStartMs = 0;

@@ -67,7 +67,6 @@ int Engine::openSocket(const StreamSpec& spec, SockAddr& local) {
     if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receiveBufferBytes_, sizeof(int)) != 0)
       setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBufferBytes_, sizeof(int));
   }
-  setsockopt(fd, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof(one));
   if (bind(fd, &local.u.sa, local.len) != 0) {
     int e = errno;
     ::close(fd);
