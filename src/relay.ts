@@ -80,7 +80,11 @@ export class Relay {
     dataPlane.onEvents((events) => logEngineEvents(events, manager, logger));
     sweeper.start();
     logger.info(
-      { listenNg: `${config.listenNg.address}:${config.listenNg.port}`, interfaces: config.interfaces },
+      {
+        listenNg: `${config.listenNg.address}:${config.listenNg.port}`,
+        interfaces: config.interfaces,
+        dataPlane: dataPlane.info(),
+      },
       'ngrelay started',
     );
     return new Relay(config, manager, dataPlane, server, sweeper, logger);

@@ -158,6 +158,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("removeStream", &NativeEngine::RemoveStream),
                         InstanceMethod("readCounters", &NativeEngine::ReadCounters),
                         InstanceMethod("totals", &NativeEngine::Totals),
+                        InstanceMethod("info", &NativeEngine::Info),
                         InstanceMethod("startRecording", &NativeEngine::StartRecording),
                         InstanceMethod("setRecordingStreams", &NativeEngine::SetRecordingStreams),
                         InstanceMethod("stopRecording", &NativeEngine::StopRecording),
@@ -283,6 +284,14 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     o.Set("errors", double(t.errors));
     o.Set("malformed", double(t.malformed));
     o.Set("dropped", double(t.dropped));
+    return o;
+  }
+
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("threads", double(engine_ ? engine_->threadCount() : 0));
+    o.Set("descriptorTables", engine_ && engine_->privateDescriptorTables() ? "private" : "shared");
     return o;
   }
 

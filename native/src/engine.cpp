@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -46,13 +47,62 @@ bool isWildcard(const SockAddr& a) {
 
 }  // namespace
 
+EventRelay::EventRelay(EventSink sink) : sink_(std::move(sink)) {
+  thread_ = std::thread([this] { run(); });
+  pthread_setname_np(thread_.native_handle(), "ngrelay-events");
+}
+
+EventRelay::~EventRelay() { stop(); }
+
+void EventRelay::push(std::vector<EngineEvent>&& batch) {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    queue_.push_back(std::move(batch));
+  }
+  cv_.notify_one();
+}
+
+void EventRelay::stop() {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void EventRelay::run() {
+  std::unique_lock<std::mutex> g(m_);
+  for (;;) {
+    cv_.wait(g, [this] { return stopping_ || !queue_.empty(); });
+    std::vector<std::vector<EngineEvent>> todo;
+    todo.swap(queue_);
+    const bool last = stopping_;
+    g.unlock();
+    if (sink_)
+      for (auto& batch : todo) sink_(std::move(batch));
+    g.lock();
+    if (last && queue_.empty()) return;
+  }
+}
+
 Engine::Engine(int threads, int receiveBufferBytes, EventSink sink) : receiveBufferBytes_(receiveBufferBytes) {
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  for (int i = 0; i < threads; ++i) threads_.push_back(std::make_unique<IoThread>(i, sink));
+  relay_ = std::make_unique<EventRelay>(std::move(sink));
+  EventRelay* relay = relay_.get();
+  EventSink toRelay = [relay](std::vector<EngineEvent>&& batch) { relay->push(std::move(batch)); };
+  for (int i = 0; i < threads; ++i) threads_.push_back(std::make_unique<IoThread>(i, toRelay));
   for (auto& t : threads_) t->start();
 }
 
 Engine::~Engine() { close(); }
+
+bool Engine::privateDescriptorTables() const {
+  for (const auto& t : threads_)
+    if (!t->privateFds()) return false;
+  return !threads_.empty();
+}
 
 int Engine::openSocket(const StreamSpec& spec, SockAddr& local) {
   if (!SockAddr::parse(spec.localAddress, spec.localPort, local))
@@ -399,6 +449,7 @@ void Engine::close() {
   if (closed_) return;
   closed_ = true;
   for (auto& t : threads_) t->stopAndJoin();
+  relay_->stop();  // delivers the events the I/O threads queued last
   // The I/O threads are gone: the writer writes everything still queued, then every file is closed.
   if (writer_) writer_->stop();
   for (auto& [id, entry] : recordings_)

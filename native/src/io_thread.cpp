@@ -5,12 +5,14 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <linux/sock_diag.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <system_error>
@@ -23,6 +25,16 @@ namespace ngrelay {
 static_assert(offsetof(Stream, endpoint) + sizeof(PublishedAddr) <= Stream::kHotBytes &&
                   offsetof(Stream, lastPacketMs) + 8 <= 64,
               "the packet path's fields must stay within the first two cache lines");
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
 
 namespace {
 
@@ -66,13 +78,16 @@ IoThread::IoThread(int index, const EventSink& sink) : index_(index), events_(si
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (epfd_ < 0 || wakefd_ < 0) throw std::system_error(errno, std::generic_category(), "epoll/eventfd");
+  // NGRELAY_SHARED_FD_TABLE=1 keeps the I/O threads on the process's descriptor table (troubleshooting, tests).
+  const char* shared = std::getenv("NGRELAY_SHARED_FD_TABLE");
+  if (!(shared && shared[0] == '1')) pidfd_ = int(syscall(SYS_pidfd_open, getpid(), 0));
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;  // nullptr marks the wake-up eventfd
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev) != 0)
     throw std::system_error(errno, std::generic_category(), "epoll_ctl");
 
-  bufs_.resize(size_t(kBatch) * kBufSize);
+  bufs_.resize(size_t(kBatch) * kSlotStride);
   rmsgs_.resize(kBatch);
   ranon_.resize(kBatch);
   riov_.resize(kBatch);
@@ -82,7 +97,7 @@ IoThread::IoThread(int index, const EventSink& sink) : index_(index), events_(si
   snames_.resize(kBatch);
   scratch_.resize(kBufSize);
   for (int i = 0; i < kBatch; ++i) {
-    riov_[i].iov_base = &bufs_[size_t(i) * kBufSize];
+    riov_[i].iov_base = &bufs_[size_t(i) * kSlotStride];
     riov_[i].iov_len = kBufSize;
     std::memset(&rmsgs_[i], 0, sizeof(mmsghdr));
     rmsgs_[i].msg_hdr.msg_iov = &riov_[i];
@@ -106,6 +121,7 @@ IoThread::~IoThread() {
   stopAndJoin();
   if (epfd_ >= 0) ::close(epfd_);
   if (wakefd_ >= 0) ::close(wakefd_);
+  if (pidfd_ >= 0) ::close(pidfd_);
 }
 
 void IoThread::start() {
@@ -114,6 +130,68 @@ void IoThread::start() {
   // Visible in top/perf as ngrelay-io-N, which helps when pinning and profiling.
   std::string name = "ngrelay-io-" + std::to_string(index_);
   pthread_setname_np(thread_.native_handle(), name.c_str());
+  std::unique_lock<std::mutex> g(startedMutex_);
+  startedCv_.wait(g, [this] { return started_; });
+}
+
+void IoThread::setUpDescriptorTable() {
+  // A private copy of the table (unshare(CLONE_FILES) affects this thread only), emptied of everything but the
+  // three descriptors the thread itself uses. Sockets are then taken one by one with pidfd_getfd from the
+  // process's table, where the engine (JS thread) binds them. If the kernel or a seccomp filter refuses a
+  // step, the thread keeps using the shared table, as every thread in node does.
+  if (pidfd_ < 0) return;
+  int probe = int(syscall(SYS_pidfd_getfd, pidfd_, wakefd_, 0));  // can we take descriptors at all?
+  if (probe < 0) return;
+  ::close(probe);
+  if (unshare(CLONE_FILES) != 0) return;
+  int keep[3] = {epfd_, wakefd_, pidfd_};
+  std::sort(keep, keep + 3);
+  unsigned from = 0;
+  for (int k : keep) {
+    if (unsigned(k) > from) syscall(SYS_close_range, from, unsigned(k) - 1, 0);
+    from = unsigned(k) + 1;
+  }
+  syscall(SYS_close_range, from, ~0U, 0);
+  privateFds_ = true;
+}
+
+int IoThread::acquireFd(int sharedFd) {
+  if (!privateFds_ || sharedFd < 0) return sharedFd;
+  auto it = localFds_.find(sharedFd);
+  if (it != localFds_.end()) {
+    ++it->second.refs;
+    return it->second.fd;
+  }
+  int fd = int(syscall(SYS_pidfd_getfd, pidfd_, sharedFd, 0));
+  if (fd < 0) return -1;  // (EMFILE) the stream then neither receives nor sends; nothing else breaks
+  localFds_.emplace(sharedFd, LocalFd{fd, 1});
+  return fd;
+}
+
+void IoThread::releaseFd(int sharedFd) {
+  if (!privateFds_ || sharedFd < 0) return;
+  auto it = localFds_.find(sharedFd);
+  if (it == localFds_.end()) return;
+  if (--it->second.refs > 0) return;
+  ::close(it->second.fd);
+  localFds_.erase(it);
+}
+
+void IoThread::setSink(Stream* s, Stream* sink) {
+  // Take the new descriptor before giving back the old one: the same socket is then not closed and re-taken.
+  const int shared = sink ? sink->fd : -1;
+  const int local = acquireFd(shared);
+  releaseFd(s->sinkSharedFd);
+  s->sink = sink;
+  s->sinkFd = local;
+  s->sinkSharedFd = shared;
+}
+
+void IoThread::setCrypto(Stream* s, SrtpContext* in, SrtpContext* out, bool passThrough) {
+  s->srtpIn = in;
+  s->srtpOut = out;
+  s->srtpPassThrough = passThrough;
+  s->hasCrypto = in != nullptr || out != nullptr;
 }
 
 void IoThread::stopAndJoin() {
@@ -136,6 +214,12 @@ void IoThread::submit(const Command& cmd) {
 }
 
 void IoThread::run() {
+  setUpDescriptorTable();
+  {
+    std::lock_guard<std::mutex> g(startedMutex_);
+    started_ = true;
+  }
+  startedCv_.notify_all();
   epoll_event evs[kMaxEvents];
   nowMono_ = clockMs(CLOCK_MONOTONIC);
   nowWall_ = clockMs(CLOCK_REALTIME);
@@ -197,6 +281,12 @@ void IoThread::run() {
   }
   // Anyone still waiting for an acknowledgement is released; the engine is going away.
   runCommands();
+  // Close this thread's copies now: the kernel would only do it after pthread_join has returned, and a port
+  // must be free again once the engine is closed.
+  if (privateFds_) {
+    syscall(SYS_close_range, 0u, ~0U, 0);
+    localFds_.clear();
+  }
 }
 
 void IoThread::runCommands() {
@@ -222,29 +312,26 @@ void IoThread::apply(const Command& c) {
   switch (c.type) {
     case CommandType::Attach: {
       s->rule = c.rule;
-      s->sink = c.sink;
-      s->srtpIn = c.srtpIn;
-      s->srtpOut = c.srtpOut;
-      s->srtpPassThrough = c.srtpPassThrough;
+      setSink(s, c.sink);
+      setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       s->learn.lastSignalMs = nowMono_;
       resetLearning(s->learn, s->rule);
       s->publishEndpoint();
       if (s->muxParent) s->muxParent->muxRtcp = s;
-      if (s->fd >= 0) {
+      s->ioFd = acquireFd(s->fd);
+      if (s->ioFd >= 0) {
         epoll_event ev{};
         ev.events = EPOLLIN | EPOLLET;  // edge-triggered: see run() for how a socket left with data is handled
         ev.data.ptr = s;
-        epoll_ctl(epfd_, EPOLL_CTL_ADD, s->fd, &ev);
+        epoll_ctl(epfd_, EPOLL_CTL_ADD, s->ioFd, &ev);
       }
       break;
     }
     case CommandType::Update: {
       Rule old = s->rule;
       s->rule = c.rule;
-      s->sink = c.sink;
-      s->srtpIn = c.srtpIn;
-      s->srtpOut = c.srtpOut;
-      s->srtpPassThrough = c.srtpPassThrough;
+      setSink(s, c.sink);
+      setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       if (old.signalGeneration != c.rule.signalGeneration) s->learn.lastSignalMs = nowMono_;
       bool reset = expectedChanged(old, c.rule) || (c.rule.asymmetric && !old.asymmetric) ||
                    (c.rule.learning == Learning::Off && old.learning != Learning::Off);
@@ -256,22 +343,23 @@ void IoThread::apply(const Command& c) {
       break;
     }
     case CommandType::SetSink:
-      s->sink = c.sink;
+      setSink(s, c.sink);
       break;
     case CommandType::SetRecording:
       s->rec = c.rec;
       break;
     case CommandType::Detach:
       collectDrops(s);  // the last drops before the socket goes
-      if (s->fd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, s->fd, nullptr);
+      if (s->ioFd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, s->ioFd, nullptr);
+      releaseFd(s->fd);
+      s->ioFd = -1;
+      setSink(s, nullptr);
       if (s->muxParent && s->muxParent->muxRtcp == s) s->muxParent->muxRtcp = nullptr;
       if (s->muxRtcp) s->muxRtcp->muxParent = nullptr;
       s->muxRtcp = nullptr;
       s->muxParent = nullptr;
-      s->sink = nullptr;
       s->rec = nullptr;
-      s->srtpIn = nullptr;
-      s->srtpOut = nullptr;
+      setCrypto(s, nullptr, nullptr, false);
       windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());
       if (s->inActive) active_.erase(std::remove(active_.begin(), active_.end(), s), active_.end());
       s->inActive = false;
@@ -320,10 +408,10 @@ void IoThread::handleTimers() {
 void IoThread::collectDrops(Stream* s) {
   // The kernel's per-socket drop counter (receive queue full, bad checksum), read here rather than from an
   // SO_RXQ_OVFL control message on every receive: that cost ~25 ns a packet in __sock_recv_cmsgs.
-  if (s->fd < 0) return;
+  if (s->ioFd < 0) return;
   uint32_t mem[SK_MEMINFO_VARS];
   socklen_t len = sizeof(mem);
-  if (getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 || len <= SK_MEMINFO_DROPS * sizeof(uint32_t))
+  if (getsockopt(s->ioFd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0 || len <= SK_MEMINFO_DROPS * sizeof(uint32_t))
     return;
   uint32_t drops = mem[SK_MEMINFO_DROPS];
   if (drops != s->lastDrops) {
@@ -415,7 +503,7 @@ bool IoThread::drain(Stream* x) {
     const bool named = !x->learnSettled || !x->seenFirst || x->rec || x->wentIdle ||
                        (m && (!m->seenFirst || m->rec || m->wentIdle));
     mmsghdr* msgs = named ? rmsgs_.data() : ranon_.data();
-    int n = sysRecvmmsg(x->fd, msgs, kBatch);
+    int n = sysRecvmmsg(x->ioFd, msgs, kBatch);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;  // drained
     // Any other error (a pending socket error, EINTR, ENOMEM) is consumed by this call; the queue may still
     // hold packets, and with edge-triggered epoll nobody would say so: try again next round.
@@ -430,7 +518,7 @@ bool IoThread::drain(Stream* x) {
     SockAddr dest;
     for (int i = 0; i < n; ++i) {
       msghdr& h = msgs[i].msg_hdr;
-      uint8_t* p = &bufs_[size_t(i) * kBufSize];
+      uint8_t* p = &bufs_[size_t(i) * kSlotStride];
       size_t len = msgs[i].msg_len;
 
       SockAddr& src = rnames_[i];
@@ -454,7 +542,7 @@ bool IoThread::drain(Stream* x) {
         } else {
           isRtp = true;
           // Under SRTP the last byte is the tag, not the padding count: padding is checked after decryption.
-          bad = !validRtp(p, len, x->srtpIn == nullptr);
+          bad = !validRtp(p, len, !x->hasCrypto || x->srtpIn == nullptr);
         }
       }
       if (bad) {
@@ -467,7 +555,7 @@ bool IoThread::drain(Stream* x) {
       // SRTP/SRTCP from this party: authenticate and decrypt in place before anything else looks at the packet,
       // so a forged or replayed packet can neither move the learned endpoint nor reach the other party.
       const size_t wireLen = len;
-      SrtpContext* in = t->srtpIn;
+      SrtpContext* in = t->hasCrypto ? t->srtpIn : nullptr;
       if (in && !t->srtpPassThrough) {
         size_t plainLen = 0;
         SrtpResult r = isRtp ? in->unprotectRtp(p, len, &plainLen) : in->unprotectRtcp(p, len, &plainLen);
@@ -535,17 +623,18 @@ bool IoThread::drain(Stream* x) {
       if (rec && plain) record(rec, src, x->local, plain, plainLen);
 
       Stream* out = t->sink;
-      if (!out || out->fd < 0) continue;
-      if (out->fd != pendingFd) {
+      const int outFd = t->sinkFd;  // this thread's descriptor of out's socket
+      if (!out || outFd < 0) continue;
+      if (outFd != pendingFd) {
         flushSends(pendingFd, pending);
         pending = 0;
-        pendingFd = out->fd;
+        pendingFd = outFd;
         dest = out->endpoint.load();
       }
       if (!dest.valid()) continue;  // the receiving party's address is not known yet
       if (rec && rec->egress && plain) record(rec, out->local, dest, plain, plainLen);  // --record-egress
       // Towards an SRTP party: encrypt in place with its keys (the receive slot has room for the trailer).
-      SrtpContext* eg = t->srtpOut;
+      SrtpContext* eg = t->hasCrypto ? t->srtpOut : nullptr;
       if (eg && !t->srtpPassThrough) {
         size_t protLen = 0;
         SrtpResult r = isRtp ? eg->protectRtp(p, len, kBufSize, &protLen) : eg->protectRtcp(p, len, kBufSize, &protLen);

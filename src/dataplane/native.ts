@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import {
   BindError,
   type DataPlane,
+  type DataPlaneInfo,
   type EngineEvent,
   type EngineOptions,
   type EngineTotals,
@@ -47,6 +48,7 @@ interface NativeEngineInstance {
   removeStream(id: number): void;
   readCounters(ids: readonly number[]): (StreamCounters | null)[];
   totals(): EngineTotals;
+  info(): DataPlaneInfo;
   startRecording(id: number, path: string, format: RecordingFormat, egress: boolean): void;
   setRecordingStreams(id: number, streamIds: readonly number[]): void;
   stopRecording(id: number): RecordingCounters | null;
@@ -129,6 +131,10 @@ class NativeDataPlane implements DataPlane {
       if (row) result.set(id, row);
     });
     return result;
+  }
+
+  info(): DataPlaneInfo {
+    return this.engine.info();
   }
 
   totals(): EngineTotals {

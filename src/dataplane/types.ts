@@ -129,6 +129,18 @@ export interface EngineTotals {
   dropped: number;
 }
 
+/** How the engine runs (fixed when it is created). */
+export interface DataPlaneInfo {
+  /** I/O threads. */
+  threads: number;
+  /**
+   * `private`: each I/O thread has its own descriptor table holding just its sockets, which spares the kernel
+   * a reference count per socket call; `shared`: the process's table, like every other thread (the fallback
+   * when the kernel or a seccomp filter refuses unshare/pidfd_getfd, or NGRELAY_SHARED_FD_TABLE=1).
+   */
+  descriptorTables: 'private' | 'shared';
+}
+
 export type EngineEvent =
   | { type: 'first-packet'; id: number; from: Endpoint; atMs: number }
   | { type: 'learned'; id: number; endpoint: Endpoint; atMs: number }
@@ -210,6 +222,7 @@ export interface DataPlane {
   /** Read counters of the given streams (unknown ids are absent from the result). No per-packet crossing. */
   readCounters(ids: readonly number[]): Map<number, StreamCounters>;
   totals(): EngineTotals;
+  info(): DataPlaneInfo;
   /** Create a pcap file; nothing feeds it until setRecordingStreams. Throws RecordingFileError. */
   startRecording(spec: RecordingSpec): void;
   /**

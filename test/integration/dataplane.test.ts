@@ -4,6 +4,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
@@ -696,6 +697,61 @@ describe('native data plane: overload', () => {
     expect(c.packets + t.dropped).toBeLessThanOrEqual(sent + 100);
     expect(c.lastSeq).toBe(99);
     console.log(`overload: sent ${sent} burst packets, relay accepted ${burstCounted}, counted dropped ${t.dropped}, B received ${b.count}`);
+  });
+});
+
+describe('native data plane: descriptor tables', () => {
+  /** Descriptor counts of the engine's I/O threads (by thread name) and of the process. */
+  function descriptorCounts(): { io: number[]; process: number } {
+    const io: number[] = [];
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      let name = '';
+      try {
+        name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      } catch {
+        continue; // the thread ended meanwhile
+      }
+      if (name.startsWith('ngrelay-io-')) io.push(fs.readdirSync(`/proc/self/task/${tid}/fd`).length);
+    }
+    return { io, process: fs.readdirSync('/proc/self/fd').length };
+  }
+
+  async function forwardAndRelease(call: Awaited<ReturnType<typeof basicCall>>): Promise<void> {
+    const { a, b, portA, portB } = call;
+    await sendRtp(a, 5, portA, LO, 0x1);
+    await sendRtp(b, 5, portB, LO, 0x2);
+    expect(await waitUntil(() => a.received.length === 5 && b.received.length === 5)).toBe(true);
+    engine.removeStream(1);
+    expect(await portFree(portA, LO)).toBe(true);
+    engine.close();
+    expect(await portFree(portB, LO)).toBe(true);
+  }
+
+  it('by default each I/O thread has a private table with just its own descriptors', async () => {
+    expect(engine.info()).toEqual({ threads: 2, descriptorTables: 'private' });
+    const { process, io } = descriptorCounts();
+    expect(io).toHaveLength(2);
+    // epoll, wake-up eventfd and pidfd; the process's table has node's own descriptors besides.
+    for (const n of io) expect(n).toBe(3);
+    expect(process).toBeGreaterThan(3);
+    const call = await basicCall({ learning: 'immediate' }, { learning: 'immediate' });
+    // Streams 1 and 2 land on one thread each; each thread holds its stream's socket and its sink's.
+    expect(descriptorCounts().io.reduce((x, y) => x + y, 0)).toBe(2 * 3 + 4);
+    await forwardAndRelease(call);
+  });
+
+  it('NGRELAY_SHARED_FD_TABLE=1 keeps the I/O threads on the process table, with the same behaviour', async () => {
+    engine.close();
+    process.env['NGRELAY_SHARED_FD_TABLE'] = '1';
+    try {
+      engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 1 << 20 });
+    } finally {
+      delete process.env['NGRELAY_SHARED_FD_TABLE'];
+    }
+    expect(engine.info()).toEqual({ threads: 2, descriptorTables: 'shared' });
+    const { process: total, io } = descriptorCounts();
+    for (const n of io) expect(n).toBe(total);
+    await forwardAndRelease(await basicCall({ learning: 'immediate' }, { learning: 'immediate' }));
   });
 });
 

@@ -4,6 +4,7 @@
  */
 import type {
   DataPlane,
+  DataPlaneInfo,
   EngineEvent,
   EngineTotals,
   RecordingCounters,
@@ -72,6 +73,10 @@ export class FakeDataPlane implements DataPlane {
 
   totals(): EngineTotals {
     return { packets: 0, bytes: 0, errors: 0, malformed: 0, dropped: 0 };
+  }
+
+  info(): DataPlaneInfo {
+    return { threads: 1, descriptorTables: 'shared' };
   }
 
   startRecording(spec: RecordingSpec): void {
