@@ -14,6 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "huge_pages.hpp"
 #include "learning.hpp"
 #include "pcap_writer.hpp"
 #include "sock_addr.hpp"
@@ -282,7 +283,7 @@ class IoThread {
   ThreadTotals totals_;
 
   // Hot-path buffers, allocated once.
-  std::vector<uint8_t> bufs_;
+  HugeBuffer bufs_;  // kBatch receive slots, kSlotStride apart
   std::vector<struct mmsghdr> rmsgs_;  // receive headers that ask for the source address
   std::vector<struct mmsghdr> ranon_;  // the same buffers, no source address (settled streams)
   std::vector<struct iovec> riov_;
@@ -297,6 +298,7 @@ class IoThread {
   std::vector<Stream*> backlog_;  // readable streams not drained last round (edge-triggered epoll won't repeat)
   uint32_t round_ = 0;            // loop rounds, for Stream::drainedRound
   int64_t lastIdleScanMs_ = 0;
+  size_t scanPos_ = 0;  // where in active_ the idle scan goes on
   /** This thread's descriptor of a socket given by its process-wide descriptor; counted, see releaseFd. */
   int acquireFd(int sharedFd);
   void releaseFd(int sharedFd);
@@ -305,8 +307,9 @@ class IoThread {
   void setCrypto(Stream* s, SrtpContext* in, SrtpContext* out, bool passThrough);
   /** At thread start: a private descriptor table when the kernel allows it. */
   void setUpDescriptorTable();
-  /** Every kIdleScanMs for active streams, and at detach: adds the socket's new kernel drops to `dropped`. */
+  /** Visits a slice of the active streams (all of them every kIdleScanMs): idle detection and drops. */
   void scanIdle();
+  /** Adds the socket's new kernel drops to `dropped` (from scanIdle, and at detach). */
   void collectDrops(Stream* s);
   std::vector<EngineEvent> pendingEvents_;
   int64_t lastEventFlushMs_ = 0;
@@ -375,6 +378,8 @@ class Engine {
   void updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& crypto = StreamCryptoSpec{});
   void removeStream(int32_t id);
   bool readCounters(int32_t id, StreamSnapshot& out) const;
+  /** Last packet time (wall ms) of a stream; 0 when it never received one or is unknown. */
+  int64_t lastPacketMs(int32_t id) const;
   EngineTotalsSnapshot totals() const;
   int threadCount() const { return int(threads_.size()); }
   /** True when every I/O thread runs on a private descriptor table (see IoThread::privateFds). */
@@ -391,8 +396,17 @@ class Engine {
   bool closed() const { return closed_; }
 
  private:
+  /** Streams live in streamArena_ (huge pages); this returns them there. */
+  struct StreamDeleter {
+    SlotArena* arena;
+    void operator()(Stream* s) const {
+      s->~Stream();
+      arena->release(s);
+    }
+  };
+  using StreamPtr = std::unique_ptr<Stream, StreamDeleter>;
   struct Record {
-    std::unique_ptr<Stream> stream;
+    StreamPtr stream{nullptr, StreamDeleter{nullptr}};
     Rule rule;           // JS-thread copy, for sink resolution
     Stream* resolvedSink = nullptr;
     StreamCryptoSpec crypto;  // the keys the contexts below were made from
@@ -417,6 +431,7 @@ class Engine {
   int receiveBufferBytes_;
   std::unique_ptr<EventRelay> relay_;  // declared before threads_: the I/O threads push into it
   std::vector<std::unique_ptr<IoThread>> threads_;
+  SlotArena streamArena_{sizeof(Stream), alignof(Stream)};  // declared before streams_, which return slots to it
   std::unordered_map<int32_t, Record> streams_;
   // Reverse indexes, so adding or removing a stream touches only the streams that point at it.
   std::unordered_map<int32_t, std::unordered_set<int32_t>> referrers_;  // sink id -> ids whose rule.sink is it

@@ -157,6 +157,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("updateStream", &NativeEngine::UpdateStream),
                         InstanceMethod("removeStream", &NativeEngine::RemoveStream),
                         InstanceMethod("readCounters", &NativeEngine::ReadCounters),
+                        InstanceMethod("lastPacketTimes", &NativeEngine::LastPacketTimes),
                         InstanceMethod("totals", &NativeEngine::Totals),
                         InstanceMethod("info", &NativeEngine::Info),
                         InstanceMethod("startRecording", &NativeEngine::StartRecording),
@@ -245,6 +246,18 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   // readCounters(ids) -> array of counter objects or null (unknown id), in the order of ids.
+  // lastPacketTimes(Int32Array ids) -> Float64Array: one crossing and no objects for any number of streams.
+  Napi::Value LastPacketTimes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Engine& e = engine(env);
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(env, "lastPacketTimes expects an Int32Array of stream ids");
+    Napi::Int32Array ids = info[0].As<Napi::Int32Array>();
+    Napi::Float64Array out = Napi::Float64Array::New(env, ids.ElementLength());
+    for (size_t i = 0; i < ids.ElementLength(); ++i) out[i] = double(e.lastPacketMs(ids[i]));
+    return out;
+  }
+
   Napi::Value ReadCounters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Engine& e = engine(env);

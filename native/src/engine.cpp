@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -222,7 +223,7 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
   Record rec;
   std::vector<std::unique_ptr<SrtpContext>> retired;
   prepareCrypto(rec, crypto, retired);  // before the socket: a bad key binds nothing
-  auto s = std::make_unique<Stream>();
+  StreamPtr s(new (streamArena_.allocate()) Stream(), StreamDeleter{&streamArena_});
   s->id = spec.id;
   s->isRtcp = spec.isRtcp;
   s->muxedWith = spec.muxedWith;
@@ -278,7 +279,7 @@ void Engine::removeStream(int32_t id) {
   if (closed_) return;
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
-  std::unique_ptr<Stream> s = std::move(it->second.stream);
+  StreamPtr s = std::move(it->second.stream);
   // The I/O thread may use the SRTP contexts until it has run Detach: keep them alive until then.
   std::unique_ptr<SrtpContext> keepIn = std::move(it->second.srtpIn), keepOut = std::move(it->second.srtpOut);
   dropReferrer(it->second.rule.sink, id);
@@ -299,6 +300,11 @@ void Engine::removeStream(int32_t id) {
   muxChild_.erase(id);  // a muxed RTCP stream left behind keeps its id but no socket
   if (s->fd >= 0) ::close(s->fd);
   s->fd = -1;
+}
+
+int64_t Engine::lastPacketMs(int32_t id) const {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? 0 : it->second.stream->lastPacketMs.load(std::memory_order_relaxed);
 }
 
 bool Engine::readCounters(int32_t id, StreamSnapshot& out) const {

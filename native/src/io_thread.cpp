@@ -87,7 +87,7 @@ IoThread::IoThread(int index, const EventSink& sink) : index_(index), events_(si
   if (epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev) != 0)
     throw std::system_error(errno, std::generic_category(), "epoll_ctl");
 
-  bufs_.resize(size_t(kBatch) * kSlotStride);
+  bufs_ = HugeBuffer(size_t(kBatch) * kSlotStride);
   rmsgs_.resize(kBatch);
   ranon_.resize(kBatch);
   riov_.resize(kBatch);
@@ -97,7 +97,7 @@ IoThread::IoThread(int index, const EventSink& sink) : index_(index), events_(si
   snames_.resize(kBatch);
   scratch_.resize(kBufSize);
   for (int i = 0; i < kBatch; ++i) {
-    riov_[i].iov_base = &bufs_[size_t(i) * kSlotStride];
+    riov_[i].iov_base = bufs_.data() + size_t(i) * kSlotStride;
     riov_[i].iov_len = kBufSize;
     std::memset(&rmsgs_[i], 0, sizeof(mmsghdr));
     rmsgs_[i].msg_hdr.msg_iov = &riov_[i];
@@ -398,10 +398,7 @@ void IoThread::handleTimers() {
       ++i;
     }
   }
-  if (nowMono_ - lastIdleScanMs_ >= kIdleScanMs) {
-    lastIdleScanMs_ = nowMono_;
-    scanIdle();
-  }
+  scanIdle();
   flushEvents(false);
 }
 
@@ -421,17 +418,25 @@ void IoThread::collectDrops(Stream* s) {
 }
 
 void IoThread::scanIdle() {
-  for (size_t i = 0; i < active_.size();) {
-    Stream* s = active_[i];
+  // Each active stream is visited once per kIdleScanMs, a slice per loop round in proportion to the time
+  // that passed. Visiting all of them at once cost ~1.5 ms at 1000 calls (a SO_MEMINFO call and a cache miss
+  // each), and at full load a stall is never made up: it stays in every packet's latency.
+  const int64_t elapsed = nowMono_ - lastIdleScanMs_;
+  if (elapsed <= 0) return;
+  lastIdleScanMs_ = nowMono_;
+  size_t budget = size_t((int64_t(active_.size()) * std::min(elapsed, kIdleScanMs) + kIdleScanMs - 1) / kIdleScanMs);
+  while (budget-- > 0 && !active_.empty()) {
+    if (scanPos_ >= active_.size()) scanPos_ = 0;
+    Stream* s = active_[scanPos_];
     collectDrops(s);
     if (nowWall_ - s->lastPacketMs.load(std::memory_order_relaxed) < kStreamIdleMs) {
-      ++i;
+      ++scanPos_;
       continue;
     }
     emit(EventType::Idle, s, s->learn.current);
     s->inActive = false;
     s->wentIdle = true;
-    active_[i] = active_.back();
+    active_[scanPos_] = active_.back();  // the stream moved here is visited next
     active_.pop_back();
   }
 }
@@ -518,7 +523,7 @@ bool IoThread::drain(Stream* x) {
     SockAddr dest;
     for (int i = 0; i < n; ++i) {
       msghdr& h = msgs[i].msg_hdr;
-      uint8_t* p = &bufs_[size_t(i) * kSlotStride];
+      uint8_t* p = bufs_.data() + size_t(i) * kSlotStride;
       size_t len = msgs[i].msg_len;
 
       SockAddr& src = rnames_[i];

@@ -50,12 +50,20 @@ export class TimeoutSweeper {
 
   sweep(): void {
     const now = this.now();
-    for (const call of [...this.manager.calls.values()]) {
-      const counters = this.dataPlane.readCounters(this.manager.streamIds(call));
+    const calls = [...this.manager.calls.values()];
+    // Every call's stream ids in one flat array and one crossing: the sweep runs on the JS thread, which
+    // shares a core with an I/O thread, and a burst of work there holds packets back.
+    const idsOfCall = calls.map((call) => this.manager.streamIds(call));
+    const ids = new Int32Array(idsOfCall.reduce((n, list) => n + list.length, 0));
+    let at = 0;
+    for (const list of idsOfCall) for (const id of list) ids[at++] = id;
+    const times = this.dataPlane.lastPacketTimes(ids);
+    at = 0;
+    calls.forEach((call, i) => {
       let last = 0;
-      for (const c of counters.values()) last = Math.max(last, c.lastPacketMs);
+      for (let k = 0; k < (idsOfCall[i]?.length ?? 0); k++) last = Math.max(last, times[at++] ?? 0);
       const reason = expiredReason(call, this.config, last, now);
       if (reason) this.manager.destroy(call, reason);
-    }
+    });
   }
 }

@@ -47,6 +47,7 @@ interface NativeEngineInstance {
   updateStream(id: number, rule: StreamRule): void;
   removeStream(id: number): void;
   readCounters(ids: readonly number[]): (StreamCounters | null)[];
+  lastPacketTimes(ids: Int32Array): Float64Array;
   totals(): EngineTotals;
   info(): DataPlaneInfo;
   startRecording(id: number, path: string, format: RecordingFormat, egress: boolean): void;
@@ -131,6 +132,11 @@ class NativeDataPlane implements DataPlane {
       if (row) result.set(id, row);
     });
     return result;
+  }
+
+  lastPacketTimes(ids: Int32Array): Float64Array {
+    if (this.closed) return new Float64Array(ids.length);
+    return this.engine.lastPacketTimes(ids);
   }
 
   info(): DataPlaneInfo {

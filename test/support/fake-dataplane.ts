@@ -75,6 +75,10 @@ export class FakeDataPlane implements DataPlane {
     return { packets: 0, bytes: 0, errors: 0, malformed: 0, dropped: 0 };
   }
 
+  lastPacketTimes(ids: Int32Array): Float64Array {
+    return Float64Array.from(ids, (id) => (this.streams.has(id) ? (this.counters.get(id)?.lastPacketMs ?? 0) : 0));
+  }
+
   info(): DataPlaneInfo {
     return { threads: 1, descriptorTables: 'shared' };
   }

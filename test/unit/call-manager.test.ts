@@ -283,6 +283,30 @@ describe('CallManager', () => {
     expect(cm.delete({ callId: 'call-1', fromTag: null, toTag: null, viaBranch: null, deleteDelay: 0, fatal: false, fast: false })).toBeNull();
   });
 
+  it('the sweep ends each call on its own media timeout, from the data plane\'s last-packet times', () => {
+    for (const callId of ['call-1', 'call-2', 'call-3']) {
+      cm.offer(req({ callId }));
+      cm.answer(req({ callId, toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000 }) }));
+    }
+    const sweeper = new TimeoutSweeper(cm, dp, config(), () => now);
+    const started = now;
+    now += 50_000;
+    // call-1 and call-3 had media 50 s in (one stream of each is enough); call-2 never did.
+    const touch = (callId: string) => {
+      const id = cm.streamIds(cm.calls.get(callId)!)[1]!;
+      dp.counters.set(id, { packets: 1, bytes: 172, errors: 0, lastPacketMs: now, endpoint: null, confirmed: true, ssrc: 1, lastSeq: 1 });
+    };
+    touch('call-1');
+    touch('call-3');
+    now = started + 61_000;
+    sweeper.sweep();
+    expect([...cm.calls.keys()].sort()).toEqual(['call-1', 'call-3']);
+    now = started + 50_000 + 61_000;
+    sweeper.sweep();
+    expect(cm.calls.size).toBe(0);
+    expect(dp.streams.size).toBe(0);
+  });
+
   it('call state is plain data: it survives a msgpackr round trip unchanged', () => {
     cm.offer(req({ rtcpMux: new Set(['offer']), flags: new Set(['strict-source']) }));
     cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000, extra: ['a=rtcp-mux'] }) }));
