@@ -1,11 +1,11 @@
 // One I/O thread: its own epoll set, the sockets of the streams it owns, recvmmsg/sendmmsg batches.
 // Rules change only through commands this thread runs between batches, so the hot path takes no lock.
 #include <errno.h>
+#include <linux/sock_diag.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <linux/sock_diag.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -54,9 +54,9 @@ inline int sysEpollWait(int epfd, epoll_event* evs, int max, int timeoutMs) {
 }
 
 // At 1000 calls a stream's lines are rarely still cached when its next packet comes: the kernel's socket
-// work in between evicts them. A profile showed ~100 ns per packet stalled on the first touch of the
-// receiving stream and of its sink. Fetching the next sockets' streams while this one is in its syscalls
-// hides that.
+// work in between evicts them. Fetching the next sockets' streams while this one is in its syscalls hides
+// part of that stall (streams sit on huge pages, see huge_pages.hpp: a prefetch is of no use across a TLB
+// miss).
 inline void prefetchStream(const Stream* s) {
   if (!s) return;
   const char* p = reinterpret_cast<const char*>(s);
@@ -143,6 +143,9 @@ void IoThread::setUpDescriptorTable() {
   int probe = int(syscall(SYS_pidfd_getfd, pidfd_, wakefd_, 0));  // can we take descriptors at all?
   if (probe < 0) return;
   ::close(probe);
+  // close_range (Linux 5.9) empties the copy; without it the copy would keep every socket and file of the
+  // process open for this thread's lifetime. An empty range tells whether the call exists.
+  if (syscall(SYS_close_range, ~0U, ~0U, 0) != 0) return;
   if (unshare(CLONE_FILES) != 0) return;
   int keep[3] = {epfd_, wakefd_, pidfd_};
   std::sort(keep, keep + 3);
