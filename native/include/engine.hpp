@@ -78,6 +78,7 @@ struct StreamCryptoSpec {
 // stream and of its sink's stream (the adjacent-line prefetcher fetches them as one pair); everything else is
 // touched by commands, timers and the slow paths (learning, errors). At 1000 calls the thread cycles through
 // a few thousand streams between two packets of one, and each line it needs then comes from beyond L2.
+// Streams are allocated from the engine's huge-page arena (huge_pages.hpp), which spares the TLB misses.
 struct alignas(128) Stream {
   // --- line 0: owner-thread state (changed only by commands run on the owner thread, or by its packets) ---
   int ioFd = -1;                 // the owner thread's descriptor of this stream's socket (-1: muxed RTCP)
@@ -262,8 +263,8 @@ class IoThread {
   int index_;
   EventSink events_;
   // Descriptor table. A process-wide table is shared by all of node's threads, and the kernel then takes and
-  // drops a reference on the socket's file in every socket call (~75 ns per recvmmsg+sendmmsg pair, measured
-  // at 1000 calls). On a private table it does not.
+  // drops a reference on the socket's file in every socket call (40–75 ns per recvmmsg+sendmmsg pair at
+  // 1000 calls, see bench/README.md "Findings"). On a private table it does not.
   bool privateFds_ = false;
   int pidfd_ = -1;  // this process, for pidfd_getfd
   struct LocalFd {
