@@ -245,7 +245,6 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return env.Undefined();
   }
 
-  // readCounters(ids) -> array of counter objects or null (unknown id), in the order of ids.
   // lastPacketTimes(Int32Array ids) -> Float64Array: one crossing and no objects for any number of streams.
   Napi::Value LastPacketTimes(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -258,6 +257,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return out;
   }
 
+  // readCounters(ids) -> array of counter objects or null (unknown id), in the order of ids.
   Napi::Value ReadCounters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Engine& e = engine(env);
