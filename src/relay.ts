@@ -41,7 +41,11 @@ export class Relay {
     }
     const dataPlane =
       deps.dataPlane ??
-      createNativeDataPlane({ threads: config.numThreads, receiveBufferBytes: config.socketReceiveBuffer });
+      createNativeDataPlane({
+        threads: config.numThreads,
+        receiveBufferBytes: config.socketReceiveBuffer,
+        scheduling: config.scheduling,
+      });
     let recorder: CallRecorder | null = null;
     const manager = new CallManager(config, dataPlane, logger, {
       // delete, timeouts, shutdown: the recording's files move to their final names.
@@ -78,6 +82,11 @@ export class Relay {
       throw err;
     }
     dataPlane.onEvents((events) => logEngineEvents(events, manager, logger));
+    const { scheduling } = dataPlane.info();
+    if (scheduling.error !== null) {
+      // rtpengine carries on with default scheduling too; the operator learns why the setting did not apply.
+      logger.warn({ scheduling }, 'could not apply --scheduling/--priority to the I/O threads');
+    }
     sweeper.start();
     logger.info(
       {

@@ -152,6 +152,13 @@ struct EngineEvent {
   int64_t atMs;
 };
 
+/** How the I/O threads are scheduled (`--scheduling`/`--priority`). */
+struct SchedulingSpec {
+  int policy = -1;  // SCHED_FIFO/RR/OTHER/BATCH/IDLE, -1 = leave the thread's policy alone
+  bool hasPriority = false;
+  int priority = 0;  // realtime priority under FIFO/RR, the nice value otherwise
+};
+
 /** Receives event batches on an I/O thread; must not block (the N-API layer hands them to a TSFN). */
 using EventSink = std::function<void(std::vector<EngineEvent>&&)>;
 
@@ -219,7 +226,7 @@ struct Command {
 
 class IoThread {
  public:
-  IoThread(int index, const EventSink& sink);
+  IoThread(int index, const EventSink& sink, const SchedulingSpec& scheduling);
   ~IoThread();
   IoThread(const IoThread&) = delete;
   IoThread& operator=(const IoThread&) = delete;
@@ -231,6 +238,8 @@ class IoThread {
    * sockets, taken with pidfd_getfd), false when it shares the process's table (the fallback).
    */
   bool privateFds() const { return privateFds_; }
+  /** 0, or the errno with which the kernel refused the thread's scheduling (set before start() returns). */
+  int schedulingError() const { return schedError_; }
   void stopAndJoin();
   void submit(const Command& cmd);
   const ThreadTotals& totals() const { return totals_; }
@@ -262,6 +271,9 @@ class IoThread {
 
   int index_;
   EventSink events_;
+  SchedulingSpec scheduling_;
+  int schedError_ = 0;
+  void applyScheduling();
   // Descriptor table. A process-wide table is shared by all of node's threads, and the kernel then takes and
   // drops a reference on the socket's file in every socket call (40–75 ns per recvmmsg+sendmmsg pair at
   // 1000 calls, see bench/README.md "Findings"). On a private table it does not.
@@ -370,7 +382,7 @@ struct RecordingFailure {
 /** Everything the JS thread calls. Not thread-safe: one JS thread drives it. */
 class Engine {
  public:
-  Engine(int threads, int receiveBufferBytes, EventSink sink);
+  Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling = SchedulingSpec{});
   ~Engine();
 
   /** Throws BindFailure for socket errors, std::invalid_argument for contract violations. */
@@ -385,6 +397,8 @@ class Engine {
   int threadCount() const { return int(threads_.size()); }
   /** True when every I/O thread runs on a private descriptor table (see IoThread::privateFds). */
   bool privateDescriptorTables() const;
+  /** 0, or the first errno with which an I/O thread's scheduling was refused. */
+  int schedulingError() const;
 
   /** Creates the pcap file (O_EXCL) and writes its header. Throws RecordingFailure, std::invalid_argument. */
   void startRecording(const RecordingSpec& spec);

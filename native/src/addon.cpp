@@ -2,6 +2,8 @@
 // `code`, and delivers event batches from the I/O threads through one thread-safe function.
 #include <napi.h>
 
+#include <sched.h>
+
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -25,6 +27,43 @@ SockAddr endpointFromJs(const Napi::Value& v) {
   if (!SockAddr::parse(address, uint16_t(port), a))
     throw Napi::TypeError::New(v.Env(), "endpoint address is not an IP literal: " + address);
   return a;
+}
+
+/** ThreadScheduling (src/dataplane/types.ts) with its policy name kept for info(). */
+struct SchedulingFromJs {
+  SchedulingSpec spec;
+  std::string policyName = "default";
+};
+
+/** The config layer has checked the ranges; a bad value here is a programming error. */
+SchedulingFromJs schedulingFromJs(Napi::Env env, const Napi::Value& v) {
+  SchedulingFromJs out;
+  if (v.IsNull() || v.IsUndefined()) return out;
+  if (!v.IsObject()) throw Napi::TypeError::New(env, "scheduling must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value policy = o.Get("policy");
+  if (!policy.IsString()) throw Napi::TypeError::New(env, "scheduling.policy must be a string");
+  out.policyName = policy.As<Napi::String>().Utf8Value();
+  if (out.policyName == "default") out.spec.policy = -1;
+  else if (out.policyName == "fifo") out.spec.policy = SCHED_FIFO;
+  else if (out.policyName == "rr") out.spec.policy = SCHED_RR;
+  else if (out.policyName == "other") out.spec.policy = SCHED_OTHER;
+  else if (out.policyName == "batch") out.spec.policy = SCHED_BATCH;
+  else if (out.policyName == "idle") out.spec.policy = SCHED_IDLE;
+  else throw Napi::TypeError::New(env, "unknown scheduling policy: " + out.policyName);
+  Napi::Value prio = o.Get("priority");
+  if (prio.IsNumber()) {
+    out.spec.hasPriority = true;
+    out.spec.priority = prio.As<Napi::Number>().Int32Value();
+  } else if (!prio.IsNull() && !prio.IsUndefined()) {
+    throw Napi::TypeError::New(env, "scheduling.priority must be a number or null");
+  }
+  const bool realtime = out.spec.policy == SCHED_FIFO || out.spec.policy == SCHED_RR;
+  if (realtime && (!out.spec.hasPriority || out.spec.priority < 1 || out.spec.priority > 99))
+    throw Napi::RangeError::New(env, "a realtime scheduling policy needs a priority of 1..99");
+  if (!realtime && out.spec.hasPriority && (out.spec.priority < -20 || out.spec.priority > 19))
+    throw Napi::RangeError::New(env, "a nice value must be -20..19");
+  return out;
 }
 
 Learning learningFromJs(Napi::Env env, const std::string& s) {
@@ -167,7 +206,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("close", &NativeEngine::Close)});
   }
 
-  // new NativeEngine(threads, receiveBufferBytes, onEvents)
+  // new NativeEngine(threads, receiveBufferBytes, onEvents, {policy, priority})
   explicit NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
     Napi::Env env = info.Env();
     int threads = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
@@ -177,10 +216,14 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     // Event delivery must never keep the process alive on its own.
     tsfn_.Unref(env);
     EventTsfn* tsfn = &tsfn_;
-    engine_ = std::make_unique<Engine>(threads, rcvbuf, [tsfn](std::vector<EngineEvent>&& events) {
-      auto* batch = new EventBatch(std::move(events));
-      if (tsfn->NonBlockingCall(batch) != napi_ok) delete batch;
-    });
+    scheduling_ = schedulingFromJs(env, info[3]);
+    engine_ = std::make_unique<Engine>(
+        threads, rcvbuf,
+        [tsfn](std::vector<EngineEvent>&& events) {
+          auto* batch = new EventBatch(std::move(events));
+          if (tsfn->NonBlockingCall(batch) != napi_ok) delete batch;
+        },
+        scheduling_.spec);
     napi_add_env_cleanup_hook(env, &NativeEngine::CleanupHook, this);
     hookInstalled_ = true;
     env_ = env;
@@ -305,6 +348,13 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Object o = Napi::Object::New(env);
     o.Set("threads", double(engine_ ? engine_->threadCount() : 0));
     o.Set("descriptorTables", engine_ && engine_->privateDescriptorTables() ? "private" : "shared");
+    Napi::Object sched = Napi::Object::New(env);
+    sched.Set("policy", scheduling_.policyName);
+    sched.Set("priority", scheduling_.spec.hasPriority ? Napi::Value(Napi::Number::New(env, scheduling_.spec.priority))
+                                                       : env.Null());
+    int err = engine_ ? engine_->schedulingError() : 0;
+    sched.Set("error", err != 0 ? Napi::Value(Napi::String::New(env, std::strerror(err))) : env.Null());
+    o.Set("scheduling", sched);
     return o;
   }
 
@@ -369,6 +419,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   std::unique_ptr<Engine> engine_;
   EventTsfn tsfn_;
+  SchedulingFromJs scheduling_;
   napi_env env_ = nullptr;
   bool hookInstalled_ = false;
 };

@@ -88,16 +88,23 @@ void EventRelay::run() {
   }
 }
 
-Engine::Engine(int threads, int receiveBufferBytes, EventSink sink) : receiveBufferBytes_(receiveBufferBytes) {
+Engine::Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling)
+    : receiveBufferBytes_(receiveBufferBytes) {
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
   relay_ = std::make_unique<EventRelay>(std::move(sink));
   EventRelay* relay = relay_.get();
   EventSink toRelay = [relay](std::vector<EngineEvent>&& batch) { relay->push(std::move(batch)); };
-  for (int i = 0; i < threads; ++i) threads_.push_back(std::make_unique<IoThread>(i, toRelay));
+  for (int i = 0; i < threads; ++i) threads_.push_back(std::make_unique<IoThread>(i, toRelay, scheduling));
   for (auto& t : threads_) t->start();
 }
 
 Engine::~Engine() { close(); }
+
+int Engine::schedulingError() const {
+  for (const auto& t : threads_)
+    if (t->schedulingError() != 0) return t->schedulingError();
+  return 0;
+}
 
 bool Engine::privateDescriptorTables() const {
   for (const auto& t : threads_)

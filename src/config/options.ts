@@ -103,6 +103,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: "SO_RCVBUF of each media socket (0 = system default); ngrelay's own option",
   },
   {
+    name: 'scheduling',
+    kind: 'string',
+    arg: 'default|none|fifo|rr|other|batch|idle',
+    defaultText: 'default',
+    help: 'Scheduling policy of the I/O threads (fifo/rr: realtime, need CAP_SYS_NICE)',
+  },
+  {
+    name: 'priority',
+    kind: 'int',
+    arg: 'INT',
+    defaultText: 'none',
+    help: 'I/O thread priority: 1..99 under fifo/rr, otherwise the nice value -20..19',
+  },
+  {
     name: 'debug-ng-delay',
     kind: 'int',
     arg: 'MS',
@@ -118,8 +132,6 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'log-facility-rtcp', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (no syslog)', noEffect: true },
   { name: 'log-facility-dtmf', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (no syslog)', noEffect: true },
   { name: 'log-format', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (logs are JSON)', noEffect: true },
-  { name: 'scheduling', kind: 'string', arg: 'POLICY', defaultText: '', help: 'No effect', noEffect: true },
-  { name: 'priority', kind: 'int', arg: 'INT', defaultText: '', help: 'No effect', noEffect: true },
   { name: 'idle-scheduling', kind: 'string', arg: 'POLICY', defaultText: '', help: 'No effect', noEffect: true },
   { name: 'idle-priority', kind: 'int', arg: 'INT', defaultText: '', help: 'No effect', noEffect: true },
 ];

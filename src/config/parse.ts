@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, networkInterfaces as osNetworkInterfaces } from 'node:os';
 import { ConfigError } from '../errors';
-import type { InterfaceConfig, RelayConfig } from './types';
+import type { InterfaceConfig, RelayConfig, ThreadScheduling } from './types';
 import { parseIni, quote, splitList } from './ini';
 import { optionByName, optionByShort, type OptionSpec } from './options';
 import {
@@ -266,8 +266,40 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
     socketReceiveBuffer: value('socket-receive-buffer', DEFAULTS.socketReceiveBuffer, (t) =>
       parseInteger(t, 0, INT32_MAX),
     ),
+    scheduling: buildScheduling(
+      value('scheduling', 'default' as ThreadScheduling['policy'], parseSchedulingPolicy),
+      value<number | null>('priority', null, (t) => parseInteger(t, INT32_MIN, INT32_MAX)),
+      last('priority')?.where ?? '--priority',
+      last('scheduling')?.where ?? '--scheduling',
+    ),
     debugNgDelayMs: value('debug-ng-delay', 0, (t) => parseInteger(t, 0, 60_000)),
   };
+}
+
+function parseSchedulingPolicy(text: string): ThreadScheduling['policy'] {
+  const v = text.toLowerCase();
+  if (v === 'none') return 'default';
+  if (v === 'default' || v === 'fifo' || v === 'rr' || v === 'other' || v === 'batch' || v === 'idle') return v;
+  throw new BadValue('expected default, none, fifo, rr, other, batch or idle');
+}
+
+/** The priority's meaning depends on the policy (rtpengine's rules): realtime 1..99, otherwise nice -20..19. */
+function buildScheduling(
+  policy: ThreadScheduling['policy'],
+  priority: number | null,
+  priorityWhere: string,
+  policyWhere: string,
+): ThreadScheduling {
+  const realtime = policy === 'fifo' || policy === 'rr';
+  if (realtime) {
+    if (priority === null) return { policy, priority: 1 };
+    if (priority < 1 || priority > 99) {
+      throw new ConfigError(`${priorityWhere} (${priority}) must be 1..99 with ${policyWhere}=${policy}`);
+    }
+  } else if (priority !== null && (priority < -20 || priority > 19)) {
+    throw new ConfigError(`${priorityWhere} (${priority}) is a nice value here and must be -20..19`);
+  }
+  return { policy, priority };
 }
 
 function parseEndpointLearning(text: string): RelayConfig['endpointLearning'] {

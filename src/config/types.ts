@@ -1,4 +1,7 @@
 /** The relay's settings, after command line, config file and defaults are merged. */
+import type { ThreadScheduling } from '../dataplane/types';
+
+export type { ThreadScheduling };
 
 export interface InterfaceConfig {
   /** Logical name ("default" when none was given); named interfaces are chosen with `direction`. */
@@ -39,6 +42,8 @@ export interface RelayConfig {
   endpointLearning: 'off' | 'immediate' | 'delayed' | 'heuristic';
   /** SO_RCVBUF per media socket in bytes. */
   socketReceiveBuffer: number;
+  /** `--scheduling` / `--priority` for the I/O threads, as rtpengine applies them to its media threads. */
+  scheduling: ThreadScheduling;
   /** Testing aid: milliseconds every ng reply is held back after its command ran (0 = off). */
   debugNgDelayMs: number;
 }

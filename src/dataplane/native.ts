@@ -32,6 +32,7 @@ import {
   type StreamCounters,
   type StreamRule,
   type StreamSocketSpec,
+  type ThreadScheduling,
 } from './types';
 
 /** Shape of the addon's exported class (see native/src/addon.cpp). */
@@ -63,6 +64,7 @@ interface NativeAddon {
     threads: number,
     receiveBufferBytes: number,
     onEvents: (events: EngineEvent[]) => void,
+    scheduling: ThreadScheduling,
   ) => NativeEngineInstance;
 }
 
@@ -91,7 +93,12 @@ class NativeDataPlane implements DataPlane {
 
   constructor(options: EngineOptions) {
     const { NativeEngine } = loadAddon();
-    this.engine = new NativeEngine(options.threads, options.receiveBufferBytes, (events) => this.dispatch(events));
+    this.engine = new NativeEngine(
+      options.threads,
+      options.receiveBufferBytes,
+      (events) => this.dispatch(events),
+      options.scheduling ?? { policy: 'default', priority: null },
+    );
   }
 
   addStream(spec: StreamSocketSpec, rule: StreamRule): void {

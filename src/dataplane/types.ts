@@ -139,6 +139,11 @@ export interface DataPlaneInfo {
    * when the kernel or a seccomp filter refuses unshare/pidfd_getfd, or NGRELAY_SHARED_FD_TABLE=1).
    */
   descriptorTables: 'private' | 'shared';
+  /**
+   * What the I/O threads asked for, and the kernel's refusal if any (e.g. "Operation not permitted" for a
+   * realtime policy without CAP_SYS_NICE); the threads then run as they were.
+   */
+  scheduling: ThreadScheduling & { error: string | null };
 }
 
 export type EngineEvent =
@@ -192,11 +197,22 @@ export class RecordingFileError extends Error {
   }
 }
 
+/**
+ * Scheduling of the I/O threads (`--scheduling`/`--priority`). `default` leaves the policy alone.
+ * `priority`: the realtime priority 1..99 under fifo/rr, otherwise the nice value -20..19; null = not given.
+ */
+export interface ThreadScheduling {
+  policy: 'default' | 'fifo' | 'rr' | 'other' | 'batch' | 'idle';
+  priority: number | null;
+}
+
 export interface EngineOptions {
   /** I/O threads; default = number of cores. */
   threads: number;
   /** SO_RCVBUF per media socket, bytes. */
   receiveBufferBytes: number;
+  /** Default: left as the process has it. */
+  scheduling?: ThreadScheduling;
 }
 
 /** Raised when a socket cannot be bound (the port is taken by someone else, or the address is not local). */

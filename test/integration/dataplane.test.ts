@@ -728,7 +728,7 @@ describe('native data plane: descriptor tables', () => {
   }
 
   it('by default each I/O thread has a private table with just its own descriptors', async () => {
-    expect(engine.info()).toEqual({ threads: 2, descriptorTables: 'private' });
+    expect(engine.info()).toMatchObject({ threads: 2, descriptorTables: 'private' });
     const { process, io } = descriptorCounts();
     expect(io).toHaveLength(2);
     // epoll, wake-up eventfd and pidfd; the process's table has node's own descriptors besides.
@@ -748,10 +748,71 @@ describe('native data plane: descriptor tables', () => {
     } finally {
       delete process.env['NGRELAY_SHARED_FD_TABLE'];
     }
-    expect(engine.info()).toEqual({ threads: 2, descriptorTables: 'shared' });
+    expect(engine.info()).toMatchObject({ threads: 2, descriptorTables: 'shared' });
     const { process: total, io } = descriptorCounts();
     for (const n of io) expect(n).toBe(total);
     await forwardAndRelease(await basicCall({ learning: 'immediate' }, { learning: 'immediate' }));
+  });
+});
+
+describe('native data plane: thread scheduling (--scheduling / --priority)', () => {
+  /** policy (0 other, 1 fifo, 2 rr, 3 batch, 5 idle), realtime priority and nice of each I/O thread. */
+  function ioThreadScheduling(): { policy: number; rtPriority: number; nice: number }[] {
+    const out: { policy: number; rtPriority: number; nice: number }[] = [];
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      let stat = '';
+      try {
+        if (!fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith('ngrelay-io-')) continue;
+        stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      } catch {
+        continue;
+      }
+      // Fields after "(comm)": field 3 is the state; nice is field 19, rt_priority 40, policy 41.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.push({ nice: Number(f[19 - 3]), rtPriority: Number(f[40 - 3]), policy: Number(f[41 - 3]) });
+    }
+    return out;
+  }
+
+  it('applies a nice value under batch, and a realtime priority under fifo, to every I/O thread', async () => {
+    engine.close();
+    engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 1 << 20, scheduling: { policy: 'batch', priority: 5 } });
+    expect(engine.info().scheduling).toEqual({ policy: 'batch', priority: 5, error: null });
+    expect(ioThreadScheduling()).toEqual([
+      { policy: 3, rtPriority: 0, nice: 5 },
+      { policy: 3, rtPriority: 0, nice: 5 },
+    ]);
+    engine.close();
+    // The tests run as root (CAP_SYS_NICE), as the e2e tests do; a realtime I/O thread mostly sleeps in epoll.
+    engine = createNativeDataPlane({ threads: 1, receiveBufferBytes: 1 << 20, scheduling: { policy: 'fifo', priority: 10 } });
+    expect(engine.info().scheduling).toEqual({ policy: 'fifo', priority: 10, error: null });
+    expect(ioThreadScheduling()).toEqual([{ policy: 1, rtPriority: 10, nice: 0 }]);
+    const { a, b, portA } = await basicCall({ learning: 'immediate' });
+    await sendRtp(a, 5, portA, LO, 0x1);
+    expect(await waitUntil(() => b.received.length === 5)).toBe(true);
+  });
+
+  it('reports the kernel\'s refusal; the threads then run as they were', () => {
+    // A child without CAP_SYS_NICE (dropped from the bounding set before exec): a realtime policy is refused.
+    const script = [
+      `const { createNativeDataPlane } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'dist', 'dataplane', 'native.js'))});`,
+      "const e = createNativeDataPlane({ threads: 1, receiveBufferBytes: 0, scheduling: { policy: 'fifo', priority: 10 } });",
+      'console.log(JSON.stringify(e.info().scheduling));',
+      'e.close();',
+    ].join('\n');
+    const r = spawnSync('setpriv', ['--bounding-set', '-sys_nice', process.execPath, '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ policy: 'fifo', priority: 10, error: 'Operation not permitted' });
+  });
+
+  it('leaves the threads as they were by default (as the process runs, e.g. under nice)', () => {
+    expect(engine.info().scheduling).toEqual({ policy: 'default', priority: null, error: null });
+    const own = fs.readFileSync('/proc/self/stat', 'utf8');
+    const f = own.slice(own.lastIndexOf(')') + 2).split(' ');
+    const inherited = { nice: Number(f[19 - 3]), rtPriority: Number(f[40 - 3]), policy: Number(f[41 - 3]) };
+    const threads = ioThreadScheduling();
+    expect(threads).toHaveLength(2);
+    for (const t of threads) expect(t).toEqual(inherited);
   });
 });
 

@@ -80,7 +80,7 @@ export class FakeDataPlane implements DataPlane {
   }
 
   info(): DataPlaneInfo {
-    return { threads: 1, descriptorTables: 'shared' };
+    return { threads: 1, descriptorTables: 'shared', scheduling: { policy: 'default', priority: null, error: null } };
   }
 
   startRecording(spec: RecordingSpec): void {

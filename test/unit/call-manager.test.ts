@@ -39,6 +39,7 @@ function config(over: Partial<RelayConfig> = {}): RelayConfig {
     endpointLearning: 'heuristic',
     socketReceiveBuffer: 1 << 20,
     debugNgDelayMs: 0,
+    scheduling: { policy: 'default', priority: null },
     ...over,
   };
 }

@@ -72,6 +72,7 @@ describe('defaults', () => {
       endpointLearning: 'heuristic',
       socketReceiveBuffer: 4194304,
       debugNgDelayMs: 0,
+      scheduling: { policy: 'default', priority: null },
     });
   });
 
@@ -99,6 +100,8 @@ describe('every option', () => {
       '--recording-method=pcap',
       '--endpoint-learning=delayed',
       '--socket-receive-buffer=65536',
+      '--scheduling=fifo',
+      '--priority=10',
       '--foreground',
       '--log-stderr',
       '--pidfile=/run/ngrelay.pid',
@@ -129,6 +132,7 @@ describe('every option', () => {
       endpointLearning: 'delayed',
       socketReceiveBuffer: 65536,
       debugNgDelayMs: 0,
+      scheduling: { policy: 'fifo', priority: 10 },
     });
   });
 
@@ -269,10 +273,25 @@ describe('bad values name the option', () => {
     ['--pidfile=', '--pidfile'],
     ['--table=x', '--table'],
     ['--timeout=99999999999', '--timeout'],
+    ['--scheduling=realtime', '--scheduling'],
+    ['--priority=high', '--priority'],
   ])('%s', (arg, name) => {
     const msg = errorOf([arg]);
     expect(msg).toContain(name);
     expect(msg).toContain(`'${arg.slice(arg.indexOf('=') + 1)}'`);
+  });
+
+  it('scheduling: the priority is 1..99 under fifo/rr and a nice value -20..19 otherwise (rtpengine\'s rules)', () => {
+    expect(parse().scheduling).toEqual({ policy: 'default', priority: null });
+    expect(parse('--scheduling=FIFO', '--priority=10').scheduling).toEqual({ policy: 'fifo', priority: 10 });
+    expect(parse('--scheduling=rr').scheduling).toEqual({ policy: 'rr', priority: 1 });
+    expect(parse('--scheduling=none', '--priority=-5').scheduling).toEqual({ policy: 'default', priority: -5 });
+    expect(parse('--scheduling=batch', '--priority=19').scheduling).toEqual({ policy: 'batch', priority: 19 });
+    expect(parse('--scheduling=idle').scheduling).toEqual({ policy: 'idle', priority: null });
+    expect(errorOf(['--scheduling=fifo', '--priority=0'])).toBe('--priority (0) must be 1..99 with --scheduling=fifo');
+    expect(errorOf(['--scheduling=rr', '--priority=100'])).toContain('must be 1..99');
+    expect(errorOf(['--priority=20'])).toBe('--priority (20) is a nice value here and must be -20..19');
+    expect(errorOf(['--scheduling=other', '--priority=-21'])).toContain('-20..19');
   });
 
   it('port-min must be below port-max and the range must hold an even/odd pair', () => {
@@ -322,13 +341,14 @@ describe('help, version, warnings', () => {
   });
 
   it('rtpengine options without effect are accepted with a warning naming them', () => {
-    const inv = parseInvocation(['--tos=184', '--no-fallback', '--log-facility=local0'], env);
+    const inv = parseInvocation(['--tos=184', '--no-fallback', '--log-facility=local0', '--idle-priority=5', '--scheduling=batch'], env);
     expect(inv.action).toBe('run');
     if (inv.action !== 'run') return;
     expect(inv.warnings).toEqual([
       'option --tos has no effect in ngrelay; ignored',
       'option --no-fallback has no effect in ngrelay; ignored',
       'option --log-facility has no effect in ngrelay; ignored',
+      'option --idle-priority has no effect in ngrelay; ignored',
     ]);
   });
 
