@@ -740,6 +740,21 @@ describe('native data plane: descriptor tables', () => {
     await forwardAndRelease(call);
   });
 
+  it('gives every socket copy back as sinks change and streams go (no descriptor leaks)', async () => {
+    const { portA } = await basicCall({ learning: 'immediate' }, { learning: 'immediate' });
+    const port = await allocPorts(8);
+    // Streams 3..6 with changing sinks, on both threads; then everything is removed again.
+    for (let id = 3; id <= 6; id++) add(id, port + 2 * (id - 3), rule({ sink: id % 2 === 0 ? 1 : 2 }));
+    for (let round = 0; round < 5; round++) {
+      for (let id = 3; id <= 6; id++) engine.updateStream(id, rule({ sink: ((id + round) % 6) + 1 }));
+      engine.updateStream(1, rule({ sink: ((round + 2) % 6) + 1 }));
+    }
+    for (const id of [1, 2, 3, 4, 5, 6]) engine.removeStream(id);
+    expect(descriptorCounts().io).toEqual([3, 3]);
+    expect(await portFree(portA, LO)).toBe(true);
+    expect(await portFree(port, LO)).toBe(true);
+  });
+
   it('NGRELAY_SHARED_FD_TABLE=1 keeps the I/O threads on the process table, with the same behaviour', async () => {
     engine.close();
     process.env['NGRELAY_SHARED_FD_TABLE'] = '1';
