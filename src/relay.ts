@@ -45,6 +45,7 @@ export class Relay {
         threads: config.numThreads,
         receiveBufferBytes: config.socketReceiveBuffer,
         scheduling: config.scheduling,
+        idleScheduling: config.idleScheduling,
       });
     let recorder: CallRecorder | null = null;
     const manager = new CallManager(config, dataPlane, logger, {
@@ -82,10 +83,13 @@ export class Relay {
       throw err;
     }
     dataPlane.onEvents((events) => logEngineEvents(events, manager, logger));
-    const { scheduling } = dataPlane.info();
+    const { scheduling, idleScheduling } = dataPlane.info();
+    // rtpengine carries on with default scheduling too; the operator learns why a setting did not apply.
     if (scheduling.error !== null) {
-      // rtpengine carries on with default scheduling too; the operator learns why the setting did not apply.
       logger.warn({ scheduling }, 'could not apply --scheduling/--priority to the I/O threads');
+    }
+    if (idleScheduling.error !== null) {
+      logger.warn({ idleScheduling }, 'could not apply --idle-scheduling/--idle-priority to the background threads');
     }
     sweeper.start();
     logger.info(

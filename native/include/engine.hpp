@@ -19,6 +19,7 @@
 #include "pcap_writer.hpp"
 #include "sock_addr.hpp"
 #include "srtp.hpp"
+#include "thread_sched.hpp"
 
 namespace ngrelay {
 
@@ -152,13 +153,6 @@ struct EngineEvent {
   int64_t atMs;
 };
 
-/** How the I/O threads are scheduled (`--scheduling`/`--priority`). */
-struct SchedulingSpec {
-  int policy = -1;  // SCHED_FIFO/RR/OTHER/BATCH/IDLE, -1 = leave the thread's policy alone
-  bool hasPriority = false;
-  int priority = 0;  // realtime priority under FIFO/RR, the nice value otherwise
-};
-
 /** Receives event batches on an I/O thread; must not block (the N-API layer hands them to a TSFN). */
 using EventSink = std::function<void(std::vector<EngineEvent>&&)>;
 
@@ -170,7 +164,8 @@ using EventSink = std::function<void(std::vector<EngineEvent>&&)>;
  */
 class EventRelay {
  public:
-  explicit EventRelay(EventSink sink);
+  /** Starts the thread and waits until it has applied `scheduling` (see schedulingError()). */
+  EventRelay(EventSink sink, const SchedulingSpec& scheduling);
   ~EventRelay();
   EventRelay(const EventRelay&) = delete;
   EventRelay& operator=(const EventRelay&) = delete;
@@ -178,10 +173,15 @@ class EventRelay {
   void push(std::vector<EngineEvent>&& batch);
   /** Delivers what is queued, then ends the thread. */
   void stop();
+  /** 0, or the errno with which the kernel refused the thread's scheduling. */
+  int schedulingError() const { return schedError_; }
 
  private:
   void run();
   EventSink sink_;
+  SchedulingSpec scheduling_;
+  int schedError_ = 0;
+  bool started_ = false;
   std::mutex m_;
   std::condition_variable cv_;
   std::vector<std::vector<EngineEvent>> queue_;
@@ -273,7 +273,6 @@ class IoThread {
   EventSink events_;
   SchedulingSpec scheduling_;
   int schedError_ = 0;
-  void applyScheduling();
   // Descriptor table. A process-wide table is shared by all of node's threads, and the kernel then takes and
   // drops a reference on the socket's file in every socket call (40–75 ns per recvmmsg+sendmmsg pair at
   // 1000 calls, see bench/README.md "Findings"). On a private table it does not.
@@ -382,7 +381,9 @@ struct RecordingFailure {
 /** Everything the JS thread calls. Not thread-safe: one JS thread drives it. */
 class Engine {
  public:
-  Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling = SchedulingSpec{});
+  /** `scheduling`: the I/O threads; `idleScheduling`: the event relay and pcap writer threads. */
+  Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling = SchedulingSpec{},
+         const SchedulingSpec& idleScheduling = SchedulingSpec{});
   ~Engine();
 
   /** Throws BindFailure for socket errors, std::invalid_argument for contract violations. */
@@ -399,6 +400,8 @@ class Engine {
   bool privateDescriptorTables() const;
   /** 0, or the first errno with which an I/O thread's scheduling was refused. */
   int schedulingError() const;
+  /** 0, or the errno with which the background threads' scheduling was refused. */
+  int idleSchedulingError() const { return relay_->schedulingError(); }
 
   /** Creates the pcap file (O_EXCL) and writes its header. Throws RecordingFailure, std::invalid_argument. */
   void startRecording(const RecordingSpec& spec);
@@ -444,6 +447,7 @@ class Engine {
   void ensureWriter();
 
   int receiveBufferBytes_;
+  SchedulingSpec idleScheduling_;  // for the pcap writer, started on the first recording
   std::unique_ptr<EventRelay> relay_;  // declared before threads_: the I/O threads push into it
   std::vector<std::unique_ptr<IoThread>> threads_;
   SlotArena streamArena_{sizeof(Stream), alignof(Stream)};  // declared before streams_, which return slots to it

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "sock_addr.hpp"
+#include "thread_sched.hpp"
 
 namespace ngrelay {
 
@@ -124,7 +125,9 @@ struct CloseRequest {
 /** The writer thread: drains every ring into the recordings' files; closes recordings on request. */
 class PcapWriter {
  public:
-  explicit PcapWriter(std::vector<RecordRing*> rings);
+  /** `scheduling`: --idle-scheduling/--idle-priority, applied by the thread itself (a refusal is ignored: the
+   * event relay thread gets the same settings and reports it). */
+  PcapWriter(std::vector<RecordRing*> rings, const SchedulingSpec& scheduling);
   ~PcapWriter();
   PcapWriter(const PcapWriter&) = delete;
   PcapWriter& operator=(const PcapWriter&) = delete;
@@ -142,6 +145,8 @@ class PcapWriter {
   void drainAll();
 
   std::vector<RecordRing*> rings_;
+  SchedulingSpec scheduling_;
+  bool started_ = false;
   std::thread thread_;
   std::mutex m_;
   std::condition_variable cv_;

@@ -206,7 +206,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("close", &NativeEngine::Close)});
   }
 
-  // new NativeEngine(threads, receiveBufferBytes, onEvents, {policy, priority})
+  // new NativeEngine(threads, receiveBufferBytes, onEvents, {policy, priority}, {policy, priority} for the idle threads)
   explicit NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
     Napi::Env env = info.Env();
     int threads = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
@@ -217,13 +217,14 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     tsfn_.Unref(env);
     EventTsfn* tsfn = &tsfn_;
     scheduling_ = schedulingFromJs(env, info[3]);
+    idleScheduling_ = schedulingFromJs(env, info[4]);
     engine_ = std::make_unique<Engine>(
         threads, rcvbuf,
         [tsfn](std::vector<EngineEvent>&& events) {
           auto* batch = new EventBatch(std::move(events));
           if (tsfn->NonBlockingCall(batch) != napi_ok) delete batch;
         },
-        scheduling_.spec);
+        scheduling_.spec, idleScheduling_.spec);
     napi_add_env_cleanup_hook(env, &NativeEngine::CleanupHook, this);
     hookInstalled_ = true;
     env_ = env;
@@ -355,6 +356,14 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     int err = engine_ ? engine_->schedulingError() : 0;
     sched.Set("error", err != 0 ? Napi::Value(Napi::String::New(env, std::strerror(err))) : env.Null());
     o.Set("scheduling", sched);
+    Napi::Object idle = Napi::Object::New(env);
+    idle.Set("policy", idleScheduling_.policyName);
+    idle.Set("priority", idleScheduling_.spec.hasPriority
+                             ? Napi::Value(Napi::Number::New(env, idleScheduling_.spec.priority))
+                             : env.Null());
+    int idleErr = engine_ ? engine_->idleSchedulingError() : 0;
+    idle.Set("error", idleErr != 0 ? Napi::Value(Napi::String::New(env, std::strerror(idleErr))) : env.Null());
+    o.Set("idleScheduling", idle);
     return o;
   }
 
@@ -419,7 +428,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   std::unique_ptr<Engine> engine_;
   EventTsfn tsfn_;
-  SchedulingFromJs scheduling_;
+  SchedulingFromJs scheduling_, idleScheduling_;
   napi_env env_ = nullptr;
   bool hookInstalled_ = false;
 };

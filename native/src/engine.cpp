@@ -48,9 +48,12 @@ bool isWildcard(const SockAddr& a) {
 
 }  // namespace
 
-EventRelay::EventRelay(EventSink sink) : sink_(std::move(sink)) {
+EventRelay::EventRelay(EventSink sink, const SchedulingSpec& scheduling)
+    : sink_(std::move(sink)), scheduling_(scheduling) {
   thread_ = std::thread([this] { run(); });
   pthread_setname_np(thread_.native_handle(), "ngrelay-events");
+  std::unique_lock<std::mutex> g(m_);
+  cv_.wait(g, [this] { return started_; });
 }
 
 EventRelay::~EventRelay() { stop(); }
@@ -74,7 +77,11 @@ void EventRelay::stop() {
 }
 
 void EventRelay::run() {
+  const int err = applyThreadScheduling(scheduling_);
   std::unique_lock<std::mutex> g(m_);
+  schedError_ = err;
+  started_ = true;
+  cv_.notify_all();
   for (;;) {
     cv_.wait(g, [this] { return stopping_ || !queue_.empty(); });
     std::vector<std::vector<EngineEvent>> todo;
@@ -88,10 +95,11 @@ void EventRelay::run() {
   }
 }
 
-Engine::Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling)
-    : receiveBufferBytes_(receiveBufferBytes) {
+Engine::Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling,
+               const SchedulingSpec& idleScheduling)
+    : receiveBufferBytes_(receiveBufferBytes), idleScheduling_(idleScheduling) {
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  relay_ = std::make_unique<EventRelay>(std::move(sink));
+  relay_ = std::make_unique<EventRelay>(std::move(sink), idleScheduling);
   EventRelay* relay = relay_.get();
   EventSink toRelay = [relay](std::vector<EngineEvent>&& batch) { relay->push(std::move(batch)); };
   for (int i = 0; i < threads; ++i) threads_.push_back(std::make_unique<IoThread>(i, toRelay, scheduling));
@@ -366,7 +374,7 @@ void Engine::ensureWriter() {
     t->setRing(rings_.back().get());
     rings.push_back(rings_.back().get());
   }
-  writer_ = std::make_unique<PcapWriter>(std::move(rings));
+  writer_ = std::make_unique<PcapWriter>(std::move(rings), idleScheduling_);
 }
 
 void Engine::startRecording(const RecordingSpec& spec) {

@@ -6,7 +6,6 @@
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -218,27 +217,8 @@ void IoThread::submit(const Command& cmd) {
   (void)w;
 }
 
-void IoThread::applyScheduling() {
-  // rtpengine's semantics: a realtime policy takes the priority as such; any other policy (or none) takes it
-  // as the thread's nice value (Linux keeps nice per thread).
-  const SchedulingSpec& s = scheduling_;
-  if (s.policy == SCHED_FIFO || s.policy == SCHED_RR) {
-    sched_param p{};
-    p.sched_priority = s.priority;
-    schedError_ = pthread_setschedparam(pthread_self(), s.policy, &p);
-    return;
-  }
-  if (s.policy >= 0) {
-    sched_param p{};
-    p.sched_priority = 0;
-    schedError_ = pthread_setschedparam(pthread_self(), s.policy, &p);
-    if (schedError_ != 0) return;
-  }
-  if (s.hasPriority && setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), s.priority) != 0) schedError_ = errno;
-}
-
 void IoThread::run() {
-  applyScheduling();
+  schedError_ = applyThreadScheduling(scheduling_);
   setUpDescriptorTable();
   {
     std::lock_guard<std::mutex> g(startedMutex_);

@@ -157,9 +157,12 @@ void RecordRing::commit(Recording* rec, size_t recordLen) {
 
 // ---------------------------------------------------------------------------------------------- writer
 
-PcapWriter::PcapWriter(std::vector<RecordRing*> rings) : rings_(std::move(rings)) {
+PcapWriter::PcapWriter(std::vector<RecordRing*> rings, const SchedulingSpec& scheduling)
+    : rings_(std::move(rings)), scheduling_(scheduling) {
   thread_ = std::thread([this] { run(); });
   pthread_setname_np(thread_.native_handle(), "ngrelay-pcap");
+  std::unique_lock<std::mutex> g(m_);
+  cv_.wait(g, [this] { return started_; });  // scheduling applied before the first recording starts
 }
 
 PcapWriter::~PcapWriter() { stop(); }
@@ -223,6 +226,12 @@ void PcapWriter::drainAll() {
 }
 
 void PcapWriter::run() {
+  applyThreadScheduling(scheduling_);
+  {
+    std::lock_guard<std::mutex> g(m_);
+    started_ = true;
+  }
+  cv_.notify_all();
   for (;;) {
     std::vector<CloseRequest*> closes;
     bool running;

@@ -117,6 +117,20 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'I/O thread priority: 1..99 under fifo/rr, otherwise the nice value -20..19',
   },
   {
+    name: 'idle-scheduling',
+    kind: 'string',
+    arg: 'default|none|fifo|rr|other|batch|idle',
+    defaultText: 'default',
+    help: 'Scheduling policy of the background threads (pcap writer, event delivery)',
+  },
+  {
+    name: 'idle-priority',
+    kind: 'int',
+    arg: 'INT',
+    defaultText: 'none',
+    help: 'Background thread priority, with the same rules as --priority',
+  },
+  {
     name: 'debug-ng-delay',
     kind: 'int',
     arg: 'MS',
@@ -132,8 +146,6 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'log-facility-rtcp', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (no syslog)', noEffect: true },
   { name: 'log-facility-dtmf', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (no syslog)', noEffect: true },
   { name: 'log-format', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (logs are JSON)', noEffect: true },
-  { name: 'idle-scheduling', kind: 'string', arg: 'POLICY', defaultText: '', help: 'No effect', noEffect: true },
-  { name: 'idle-priority', kind: 'int', arg: 'INT', defaultText: '', help: 'No effect', noEffect: true },
 ];
 
 const BY_NAME = new Map(OPTIONS.map((o) => [o.name, o]));

@@ -272,6 +272,12 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
       last('priority')?.where ?? '--priority',
       last('scheduling')?.where ?? '--scheduling',
     ),
+    idleScheduling: buildScheduling(
+      value('idle-scheduling', 'default' as ThreadScheduling['policy'], parseSchedulingPolicy),
+      value<number | null>('idle-priority', null, (t) => parseInteger(t, INT32_MIN, INT32_MAX)),
+      last('idle-priority')?.where ?? '--idle-priority',
+      last('idle-scheduling')?.where ?? '--idle-scheduling',
+    ),
     debugNgDelayMs: value('debug-ng-delay', 0, (t) => parseInteger(t, 0, 60_000)),
   };
 }

@@ -44,6 +44,8 @@ export interface RelayConfig {
   socketReceiveBuffer: number;
   /** `--scheduling` / `--priority` for the I/O threads, as rtpengine applies them to its media threads. */
   scheduling: ThreadScheduling;
+  /** `--idle-scheduling` / `--idle-priority` for the background threads (pcap writer, event delivery). */
+  idleScheduling: ThreadScheduling;
   /** Testing aid: milliseconds every ng reply is held back after its command ran (0 = off). */
   debugNgDelayMs: number;
 }

@@ -65,6 +65,7 @@ interface NativeAddon {
     receiveBufferBytes: number,
     onEvents: (events: EngineEvent[]) => void,
     scheduling: ThreadScheduling,
+    idleScheduling: ThreadScheduling,
   ) => NativeEngineInstance;
 }
 
@@ -98,6 +99,7 @@ class NativeDataPlane implements DataPlane {
       options.receiveBufferBytes,
       (events) => this.dispatch(events),
       options.scheduling ?? { policy: 'default', priority: null },
+      options.idleScheduling ?? { policy: 'default', priority: null },
     );
   }
 

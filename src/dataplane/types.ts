@@ -144,6 +144,8 @@ export interface DataPlaneInfo {
    * realtime policy without CAP_SYS_NICE); the threads then run as they were.
    */
   scheduling: ThreadScheduling & { error: string | null };
+  /** The same for the background threads. */
+  idleScheduling: ThreadScheduling & { error: string | null };
 }
 
 export type EngineEvent =
@@ -213,6 +215,8 @@ export interface EngineOptions {
   receiveBufferBytes: number;
   /** Default: left as the process has it. */
   scheduling?: ThreadScheduling;
+  /** The background threads (pcap writer, event delivery); default: left as the process has it. */
+  idleScheduling?: ThreadScheduling;
 }
 
 /** Raised when a socket cannot be bound (the port is taken by someone else, or the address is not local). */

@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
@@ -771,13 +772,13 @@ describe('native data plane: descriptor tables', () => {
 });
 
 describe('native data plane: thread scheduling (--scheduling / --priority)', () => {
-  /** policy (0 other, 1 fifo, 2 rr, 3 batch, 5 idle), realtime priority and nice of each I/O thread. */
-  function ioThreadScheduling(): { policy: number; rtPriority: number; nice: number }[] {
+  /** policy (0 other, 1 fifo, 2 rr, 3 batch, 5 idle), realtime priority and nice of the named threads. */
+  function ioThreadScheduling(prefix = 'ngrelay-io-'): { policy: number; rtPriority: number; nice: number }[] {
     const out: { policy: number; rtPriority: number; nice: number }[] = [];
     for (const tid of fs.readdirSync('/proc/self/task')) {
       let stat = '';
       try {
-        if (!fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith('ngrelay-io-')) continue;
+        if (!fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith(prefix)) continue;
         stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
       } catch {
         continue;
@@ -805,6 +806,23 @@ describe('native data plane: thread scheduling (--scheduling / --priority)', () 
     const { a, b, portA } = await basicCall({ learning: 'immediate' });
     await sendRtp(a, 5, portA, LO, 0x1);
     expect(await waitUntil(() => b.received.length === 5)).toBe(true);
+  });
+
+  it('--idle-scheduling/--idle-priority apply to the event relay and pcap writer threads, not the I/O threads', () => {
+    engine.close();
+    engine = createNativeDataPlane({ threads: 1, receiveBufferBytes: 1 << 20, idleScheduling: { policy: 'batch', priority: 7 } });
+    expect(engine.info().idleScheduling).toEqual({ policy: 'batch', priority: 7, error: null });
+    const batch7 = { policy: 3, rtPriority: 0, nice: 7 };
+    expect(ioThreadScheduling('ngrelay-events')).toContainEqual(batch7);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ngrelay-sched-'));
+    try {
+      engine.startRecording({ id: 1, path: path.join(dir, 'a.pcap'), format: 'raw', egress: false });
+      expect(ioThreadScheduling('ngrelay-pcap')).toContainEqual(batch7);
+      expect(ioThreadScheduling()).not.toContainEqual(batch7);
+      engine.stopRecording(1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports the kernel\'s refusal; the threads then run as they were', () => {

@@ -80,7 +80,8 @@ export class FakeDataPlane implements DataPlane {
   }
 
   info(): DataPlaneInfo {
-    return { threads: 1, descriptorTables: 'shared', scheduling: { policy: 'default', priority: null, error: null } };
+    const unchanged = { policy: 'default' as const, priority: null, error: null };
+    return { threads: 1, descriptorTables: 'shared', scheduling: unchanged, idleScheduling: unchanged };
   }
 
   startRecording(spec: RecordingSpec): void {

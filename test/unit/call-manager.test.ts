@@ -40,6 +40,7 @@ function config(over: Partial<RelayConfig> = {}): RelayConfig {
     socketReceiveBuffer: 1 << 20,
     debugNgDelayMs: 0,
     scheduling: { policy: 'default', priority: null },
+    idleScheduling: { policy: 'default', priority: null },
     ...over,
   };
 }

@@ -73,6 +73,7 @@ describe('defaults', () => {
       socketReceiveBuffer: 4194304,
       debugNgDelayMs: 0,
       scheduling: { policy: 'default', priority: null },
+      idleScheduling: { policy: 'default', priority: null },
     });
   });
 
@@ -102,6 +103,7 @@ describe('every option', () => {
       '--socket-receive-buffer=65536',
       '--scheduling=fifo',
       '--priority=10',
+      '--idle-scheduling=idle',
       '--foreground',
       '--log-stderr',
       '--pidfile=/run/ngrelay.pid',
@@ -133,6 +135,7 @@ describe('every option', () => {
       socketReceiveBuffer: 65536,
       debugNgDelayMs: 0,
       scheduling: { policy: 'fifo', priority: 10 },
+      idleScheduling: { policy: 'idle', priority: null },
     });
   });
 
@@ -292,6 +295,11 @@ describe('bad values name the option', () => {
     expect(errorOf(['--scheduling=rr', '--priority=100'])).toContain('must be 1..99');
     expect(errorOf(['--priority=20'])).toBe('--priority (20) is a nice value here and must be -20..19');
     expect(errorOf(['--scheduling=other', '--priority=-21'])).toContain('-20..19');
+    // The background threads follow the same rules.
+    expect(parse('--idle-scheduling=batch', '--idle-priority=10').idleScheduling).toEqual({ policy: 'batch', priority: 10 });
+    expect(errorOf(['--idle-scheduling=fifo', '--idle-priority=100'])).toBe(
+      '--idle-priority (100) must be 1..99 with --idle-scheduling=fifo',
+    );
   });
 
   it('port-min must be below port-max and the range must hold an even/odd pair', () => {
@@ -341,14 +349,13 @@ describe('help, version, warnings', () => {
   });
 
   it('rtpengine options without effect are accepted with a warning naming them', () => {
-    const inv = parseInvocation(['--tos=184', '--no-fallback', '--log-facility=local0', '--idle-priority=5', '--scheduling=batch'], env);
+    const inv = parseInvocation(['--tos=184', '--no-fallback', '--log-facility=local0', '--scheduling=batch'], env);
     expect(inv.action).toBe('run');
     if (inv.action !== 'run') return;
     expect(inv.warnings).toEqual([
       'option --tos has no effect in ngrelay; ignored',
       'option --no-fallback has no effect in ngrelay; ignored',
       'option --log-facility has no effect in ngrelay; ignored',
-      'option --idle-priority has no effect in ngrelay; ignored',
     ]);
   });
 
