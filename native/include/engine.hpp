@@ -19,6 +19,7 @@
 #include "pcap_writer.hpp"
 #include "sock_addr.hpp"
 #include "srtp.hpp"
+#include "start_latch.hpp"
 #include "thread_sched.hpp"
 
 namespace ngrelay {
@@ -181,7 +182,7 @@ class EventRelay {
   EventSink sink_;
   SchedulingSpec scheduling_;
   int schedError_ = 0;
-  bool started_ = false;
+  StartLatch started_;
   std::mutex m_;
   std::condition_variable cv_;
   std::vector<std::vector<EngineEvent>> queue_;
@@ -283,9 +284,7 @@ class IoThread {
     int refs;
   };
   std::unordered_map<int, LocalFd> localFds_;  // process-wide descriptor -> this thread's copy
-  std::mutex startedMutex_;
-  std::condition_variable startedCv_;
-  bool started_ = false;
+  StartLatch started_;
   int epfd_ = -1;
   int wakefd_ = -1;
   std::thread thread_;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "sock_addr.hpp"
+#include "start_latch.hpp"
 #include "thread_sched.hpp"
 
 namespace ngrelay {
@@ -146,7 +147,7 @@ class PcapWriter {
 
   std::vector<RecordRing*> rings_;
   SchedulingSpec scheduling_;
-  bool started_ = false;
+  StartLatch started_;  // opened once the thread applied its scheduling
   std::thread thread_;
   std::mutex m_;
   std::condition_variable cv_;

@@ -66,6 +66,15 @@ SchedulingFromJs schedulingFromJs(Napi::Env env, const Napi::Value& v) {
   return out;
 }
 
+/** DataPlaneInfo.scheduling / idleScheduling: what was asked for and the kernel's refusal (errno), if any. */
+Napi::Object schedulingToJs(Napi::Env env, const SchedulingFromJs& s, int err) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("policy", s.policyName);
+  o.Set("priority", s.spec.hasPriority ? Napi::Value(Napi::Number::New(env, s.spec.priority)) : env.Null());
+  o.Set("error", err != 0 ? Napi::Value(Napi::String::New(env, std::strerror(err))) : env.Null());
+  return o;
+}
+
 Learning learningFromJs(Napi::Env env, const std::string& s) {
   if (s == "off") return Learning::Off;
   if (s == "immediate") return Learning::Immediate;
@@ -349,21 +358,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Object o = Napi::Object::New(env);
     o.Set("threads", double(engine_ ? engine_->threadCount() : 0));
     o.Set("descriptorTables", engine_ && engine_->privateDescriptorTables() ? "private" : "shared");
-    Napi::Object sched = Napi::Object::New(env);
-    sched.Set("policy", scheduling_.policyName);
-    sched.Set("priority", scheduling_.spec.hasPriority ? Napi::Value(Napi::Number::New(env, scheduling_.spec.priority))
-                                                       : env.Null());
-    int err = engine_ ? engine_->schedulingError() : 0;
-    sched.Set("error", err != 0 ? Napi::Value(Napi::String::New(env, std::strerror(err))) : env.Null());
-    o.Set("scheduling", sched);
-    Napi::Object idle = Napi::Object::New(env);
-    idle.Set("policy", idleScheduling_.policyName);
-    idle.Set("priority", idleScheduling_.spec.hasPriority
-                             ? Napi::Value(Napi::Number::New(env, idleScheduling_.spec.priority))
-                             : env.Null());
-    int idleErr = engine_ ? engine_->idleSchedulingError() : 0;
-    idle.Set("error", idleErr != 0 ? Napi::Value(Napi::String::New(env, std::strerror(idleErr))) : env.Null());
-    o.Set("idleScheduling", idle);
+    o.Set("scheduling", schedulingToJs(env, scheduling_, engine_ ? engine_->schedulingError() : 0));
+    o.Set("idleScheduling", schedulingToJs(env, idleScheduling_, engine_ ? engine_->idleSchedulingError() : 0));
     return o;
   }
 

@@ -52,8 +52,7 @@ EventRelay::EventRelay(EventSink sink, const SchedulingSpec& scheduling)
     : sink_(std::move(sink)), scheduling_(scheduling) {
   thread_ = std::thread([this] { run(); });
   pthread_setname_np(thread_.native_handle(), "ngrelay-events");
-  std::unique_lock<std::mutex> g(m_);
-  cv_.wait(g, [this] { return started_; });
+  started_.wait();
 }
 
 EventRelay::~EventRelay() { stop(); }
@@ -77,11 +76,9 @@ void EventRelay::stop() {
 }
 
 void EventRelay::run() {
-  const int err = applyThreadScheduling(scheduling_);
+  schedError_ = applyThreadScheduling(scheduling_);
+  started_.open();
   std::unique_lock<std::mutex> g(m_);
-  schedError_ = err;
-  started_ = true;
-  cv_.notify_all();
   for (;;) {
     cv_.wait(g, [this] { return stopping_ || !queue_.empty(); });
     std::vector<std::vector<EngineEvent>> todo;

@@ -131,8 +131,7 @@ void IoThread::start() {
   // Visible in top/perf as ngrelay-io-N, which helps when pinning and profiling.
   std::string name = "ngrelay-io-" + std::to_string(index_);
   pthread_setname_np(thread_.native_handle(), name.c_str());
-  std::unique_lock<std::mutex> g(startedMutex_);
-  startedCv_.wait(g, [this] { return started_; });
+  started_.wait();
 }
 
 void IoThread::setUpDescriptorTable() {
@@ -220,11 +219,7 @@ void IoThread::submit(const Command& cmd) {
 void IoThread::run() {
   schedError_ = applyThreadScheduling(scheduling_);
   setUpDescriptorTable();
-  {
-    std::lock_guard<std::mutex> g(startedMutex_);
-    started_ = true;
-  }
-  startedCv_.notify_all();
+  started_.open();
   epoll_event evs[kMaxEvents];
   nowMono_ = clockMs(CLOCK_MONOTONIC);
   nowWall_ = clockMs(CLOCK_REALTIME);

@@ -161,8 +161,7 @@ PcapWriter::PcapWriter(std::vector<RecordRing*> rings, const SchedulingSpec& sch
     : rings_(std::move(rings)), scheduling_(scheduling) {
   thread_ = std::thread([this] { run(); });
   pthread_setname_np(thread_.native_handle(), "ngrelay-pcap");
-  std::unique_lock<std::mutex> g(m_);
-  cv_.wait(g, [this] { return started_; });  // scheduling applied before the first recording starts
+  started_.wait();  // scheduling applied before the first recording starts
 }
 
 PcapWriter::~PcapWriter() { stop(); }
@@ -227,11 +226,7 @@ void PcapWriter::drainAll() {
 
 void PcapWriter::run() {
   applyThreadScheduling(scheduling_);
-  {
-    std::lock_guard<std::mutex> g(m_);
-    started_ = true;
-  }
-  cv_.notify_all();
+  started_.open();
   for (;;) {
     std::vector<CloseRequest*> closes;
     bool running;

@@ -231,6 +231,15 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
   const timeoutValue = (name: string, fallback: number): number =>
     value(name, fallback, (t) => parseInteger(t, 0, INT32_MAX) || fallback);
 
+  // --scheduling/--priority and their --idle- twins: the priority's range depends on the policy.
+  const threadScheduling = (policyOption: string, priorityOption: string): ThreadScheduling =>
+    buildScheduling(
+      value(policyOption, 'default' as ThreadScheduling['policy'], parseSchedulingPolicy),
+      value<number | null>(priorityOption, null, (t) => parseInteger(t, INT32_MIN, INT32_MAX)),
+      last(priorityOption)?.where ?? `--${priorityOption}`,
+      last(policyOption)?.where ?? `--${policyOption}`,
+    );
+
   const cpuCount = env.cpuCount ?? availableParallelism();
   const portMin = value('port-min', DEFAULTS.portMin, (t) => parseInteger(t, 1024, 65535));
   const portMax = value('port-max', DEFAULTS.portMax, (t) => parseInteger(t, 1024, 65535));
@@ -266,18 +275,8 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
     socketReceiveBuffer: value('socket-receive-buffer', DEFAULTS.socketReceiveBuffer, (t) =>
       parseInteger(t, 0, INT32_MAX),
     ),
-    scheduling: buildScheduling(
-      value('scheduling', 'default' as ThreadScheduling['policy'], parseSchedulingPolicy),
-      value<number | null>('priority', null, (t) => parseInteger(t, INT32_MIN, INT32_MAX)),
-      last('priority')?.where ?? '--priority',
-      last('scheduling')?.where ?? '--scheduling',
-    ),
-    idleScheduling: buildScheduling(
-      value('idle-scheduling', 'default' as ThreadScheduling['policy'], parseSchedulingPolicy),
-      value<number | null>('idle-priority', null, (t) => parseInteger(t, INT32_MIN, INT32_MAX)),
-      last('idle-priority')?.where ?? '--idle-priority',
-      last('idle-scheduling')?.where ?? '--idle-scheduling',
-    ),
+    scheduling: threadScheduling('scheduling', 'priority'),
+    idleScheduling: threadScheduling('idle-scheduling', 'idle-priority'),
     debugNgDelayMs: value('debug-ng-delay', 0, (t) => parseInteger(t, 0, 60_000)),
   };
 }
