@@ -19,52 +19,11 @@ import {
 } from '../../src/dataplane/types';
 import { Party, rtcpPacket, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
 import { buildUdpBurst } from '../support/udp-burst';
+import { endpointOf as ep, portFree, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 
 const LO = '127.0.0.1';
-let nextPort = 36000;
-
-async function portFree(port: number, address: string): Promise<boolean> {
-  const s = dgram.createSocket(address.includes(':') ? 'udp6' : 'udp4');
-  const ok = await new Promise<boolean>((resolve) => {
-    s.once('error', () => resolve(false));
-    s.bind(port, address, () => resolve(true));
-  });
-  await new Promise<void>((r) => s.close(() => r()));
-  return ok;
-}
-
-/**
- * `count` consecutive free ports (even base) in 36000-37999. Probed, because other relays on this machine
- * (rtpengine for comparison) take ports from a shuffled 30000-40000 range on loopback too.
- */
-async function allocPorts(count: number, address = LO): Promise<number> {
-  for (let attempt = 0; attempt < 500; attempt++) {
-    const base = nextPort;
-    nextPort += count + (count % 2);
-    if (nextPort > 37990) nextPort = 36000;
-    let free = true;
-    for (let i = 0; i < count && free; i++) free = await portFree(base + i, address);
-    if (free) return base;
-  }
-  throw new Error('no free relay ports in 36000-37999');
-}
-
-function ep(party: { address: string; port: number }): Endpoint {
-  return { family: party.address.includes(':') ? 'IPv6' : 'IPv4', address: party.address, port: party.port };
-}
-
-function rule(partial: Partial<StreamRule>): StreamRule {
-  return {
-    expected: null,
-    learning: 'heuristic',
-    strictSource: false,
-    mediaHandover: false,
-    asymmetric: false,
-    sink: null,
-    signalGeneration: 1,
-    ...partial,
-  };
-}
+const relayPorts = new PortRuns(36000, 37999);
+const allocPorts = (count: number, address = LO): Promise<number> => relayPorts.take(count, address);
 
 let engine: DataPlane;
 let parties: Party[] = [];
@@ -701,19 +660,23 @@ describe('native data plane: overload', () => {
   });
 });
 
+/** /proc/self/task/<tid> of this process's threads whose name starts with `prefix` (the engine names its own). */
+function ownThreads(prefix: string): string[] {
+  const out: string[] = [];
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      if (fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith(prefix)) out.push(`/proc/self/task/${tid}`);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
 describe('native data plane: descriptor tables', () => {
   /** Descriptor counts of the engine's I/O threads (by thread name) and of the process. */
   function descriptorCounts(): { io: number[]; process: number } {
-    const io: number[] = [];
-    for (const tid of fs.readdirSync('/proc/self/task')) {
-      let name = '';
-      try {
-        name = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
-      } catch {
-        continue; // the thread ended meanwhile
-      }
-      if (name.startsWith('ngrelay-io-')) io.push(fs.readdirSync(`/proc/self/task/${tid}/fd`).length);
-    }
+    const io = ownThreads('ngrelay-io-').map((task) => fs.readdirSync(`${task}/fd`).length);
     return { io, process: fs.readdirSync('/proc/self/fd').length };
   }
 
@@ -772,22 +735,19 @@ describe('native data plane: descriptor tables', () => {
 });
 
 describe('native data plane: thread scheduling (--scheduling / --priority)', () => {
-  /** policy (0 other, 1 fifo, 2 rr, 3 batch, 5 idle), realtime priority and nice of the named threads. */
-  function ioThreadScheduling(prefix = 'ngrelay-io-'): { policy: number; rtPriority: number; nice: number }[] {
-    const out: { policy: number; rtPriority: number; nice: number }[] = [];
-    for (const tid of fs.readdirSync('/proc/self/task')) {
-      let stat = '';
-      try {
-        if (!fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith(prefix)) continue;
-        stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      } catch {
-        continue;
-      }
-      // Fields after "(comm)": field 3 is the state; nice is field 19, rt_priority 40, policy 41.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.push({ nice: Number(f[19 - 3]), rtPriority: Number(f[40 - 3]), policy: Number(f[41 - 3]) });
-    }
-    return out;
+  type Scheduling = { policy: number; rtPriority: number; nice: number };
+
+  /** policy (0 other, 1 fifo, 2 rr, 3 batch, 5 idle), realtime priority and nice from a /proc stat file. */
+  function schedulingOf(statFile: string): Scheduling {
+    const stat = fs.readFileSync(statFile, 'utf8');
+    // Fields after "(comm)": field 3 is the state; nice is field 19, rt_priority 40, policy 41.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { nice: Number(f[19 - 3]), rtPriority: Number(f[40 - 3]), policy: Number(f[41 - 3]) };
+  }
+
+  /** The scheduling of each thread whose name starts with `prefix`. */
+  function ioThreadScheduling(prefix = 'ngrelay-io-'): Scheduling[] {
+    return ownThreads(prefix).map((task) => schedulingOf(`${task}/stat`));
   }
 
   it('applies a nice value under batch, and a realtime priority under fifo, to every I/O thread', async () => {
@@ -840,9 +800,7 @@ describe('native data plane: thread scheduling (--scheduling / --priority)', () 
 
   it('leaves the threads as they were by default (as the process runs, e.g. under nice)', () => {
     expect(engine.info().scheduling).toEqual({ policy: 'default', priority: null, error: null });
-    const own = fs.readFileSync('/proc/self/stat', 'utf8');
-    const f = own.slice(own.lastIndexOf(')') + 2).split(' ');
-    const inherited = { nice: Number(f[19 - 3]), rtPriority: Number(f[40 - 3]), policy: Number(f[41 - 3]) };
+    const inherited = schedulingOf('/proc/self/stat');
     const threads = ioThreadScheduling();
     expect(threads).toHaveLength(2);
     for (const t of threads) expect(t).toEqual(inherited);

@@ -169,6 +169,21 @@ describe.each(TARGETS)('$name over UDP', (target) => {
     await relay?.stop();
   });
 
+  /**
+   * One request as a proxy retransmits it: twice back to back (the second arrives while the first may still be
+   * handled), then once more after the reply. The three replies, in order.
+   */
+  const retransmitted = async (cookie: string, request: BInputDict): Promise<[NgReply, NgReply, NgReply]> => {
+    const datagram = NgRawClient.frame(cookie, request);
+    raw.sendDatagram(datagram);
+    raw.sendDatagram(datagram);
+    const first = await raw.nextReply(cookie, 4000);
+    const second = await raw.nextReply(cookie, 4000);
+    raw.sendDatagram(datagram);
+    const third = await raw.nextReply(cookie, 4000);
+    return [first, second, third];
+  };
+
   const rawRequest = async (body: BInputDict | Buffer): Promise<NgReply> => {
     try {
       return await raw.request(body, { retransmitMs: 1000, deadlineMs: 4000 });
@@ -255,14 +270,7 @@ describe.each(TARGETS)('$name over UDP', (target) => {
   it('a retransmitted offer cookie gets the identical reply and sets the call up once', async () => {
     const callId = 'int-retransmit-offer';
     const cookie = raw.newCookie();
-    const datagram = NgRawClient.frame(cookie, offerRequest(callId, 40220));
-    // Twice back to back (the second arrives while the first may still be handled), once after the reply.
-    raw.sendDatagram(datagram);
-    raw.sendDatagram(datagram);
-    const first = await raw.nextReply(cookie, 4000);
-    const second = await raw.nextReply(cookie, 4000);
-    raw.sendDatagram(datagram);
-    const third = await raw.nextReply(cookie, 4000);
+    const [first, second, third] = await retransmitted(cookie, offerRequest(callId, 40220));
     expectOk(first, 'offer');
     expect(second.datagram.equals(first.datagram), 'second reply differs').toBe(true);
     expect(third.datagram.equals(first.datagram), 'third reply differs').toBe(true);
@@ -281,13 +289,12 @@ describe.each(TARGETS)('$name over UDP', (target) => {
     expectOk(await rawRequest(offerRequest(callId, 40230)), 'offer');
     expectOk(await rawRequest(answerRequest(callId, 40232)), 'answer');
     const cookie = raw.newCookie();
-    const datagram = NgRawClient.frame(cookie, { command: 'delete', 'call-id': callId, 'from-tag': FROM, 'delete-delay': 0 });
-    raw.sendDatagram(datagram);
-    raw.sendDatagram(datagram);
-    const first = await raw.nextReply(cookie, 4000);
-    const second = await raw.nextReply(cookie, 4000);
-    raw.sendDatagram(datagram);
-    const third = await raw.nextReply(cookie, 4000);
+    const [first, second, third] = await retransmitted(cookie, {
+      command: 'delete',
+      'call-id': callId,
+      'from-tag': FROM,
+      'delete-delay': 0,
+    });
     expectOk(first, 'delete');
     expect(first.plain.warning, 'the first delete found the call').toBeUndefined();
     expect(second.datagram.equals(first.datagram), `second reply differs: ${second.datagram.toString('latin1')}`).toBe(true);

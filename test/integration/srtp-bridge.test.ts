@@ -168,6 +168,14 @@ async function offerAnswer(
   return { callId, a, b, toA: sdpInfo(r.dict), toB };
 }
 
+/** An SDES caller bridged to a plain RTP callee (`transport-protocol: RTP/AVP`): `crypto` is A's offer. */
+function sdesToPlain(a: Leg, b: Leg, crypto: string[]): Promise<Call> {
+  return offerAnswer(a, b, { proto: 'RTP/SAVP', crypto, extra: { 'transport-protocol': 'RTP/AVP' } }, () => ({
+    proto: 'RTP/AVP',
+    crypto: [],
+  }));
+}
+
 /** Sends each packet (paced a little, so nothing is lost to socket buffers) and waits for `expected` arrivals. */
 async function sendAll(from: Party, to: number, packets: Buffer[], receiver: Party, expected: number): Promise<void> {
   for (const p of packets) {
@@ -218,74 +226,64 @@ afterAll(async () => {
 describe.each(SUITES)('%s', (suite) => {
   it('bridges an SRTP offerer to a plain RTP answerer both ways, SRTCP ↔ RTCP included', async () => {
     await withLegs(async (a, b) => {
-    const ka = freshKey(suite);
-    const call = await offerAnswer(
-      a,
-      b,
-      { proto: 'RTP/SAVP', crypto: [keyLine(1, 'AES_256_CM_HMAC_SHA1_32', freshKey('AES_256_CM_HMAC_SHA1_32')).replace(':1 ', ':7 '), keyLine(3, suite, ka)], extra: { 'transport-protocol': 'RTP/AVP' } },
-      () => ({ proto: 'RTP/AVP', crypto: [] }),
-    );
-    // The plain leg sees no crypto at all; the SRTP offerer is answered with the first usable suite it
-    // offered (tag 7, AES_256_CM_HMAC_SHA1_32, is usable: so it must be the one chosen)...
-    expect(call.toB.proto).toBe('RTP/AVP');
-    expect(call.toB.crypto).toEqual([]);
-    expect(call.toA.proto).toBe('RTP/SAVP');
-    expect(call.toA.crypto.map((c) => [c.tag, c.suite])).toEqual([[7, 'AES_256_CM_HMAC_SHA1_32']]);
-    await ng.request({ command: 'delete', 'call-id': call.callId, 'from-tag': 'A' });
+      const ka = freshKey(suite);
+      const call = await sdesToPlain(a, b, [keyLine(1, 'AES_256_CM_HMAC_SHA1_32', freshKey('AES_256_CM_HMAC_SHA1_32')).replace(':1 ', ':7 '), keyLine(3, suite, ka)]);
+      // The plain leg sees no crypto at all; the SRTP offerer is answered with the first usable suite it
+      // offered (tag 7, AES_256_CM_HMAC_SHA1_32, is usable: so it must be the one chosen)...
+      expect(call.toB.proto).toBe('RTP/AVP');
+      expect(call.toB.crypto).toEqual([]);
+      expect(call.toA.proto).toBe('RTP/SAVP');
+      expect(call.toA.crypto.map((c) => [c.tag, c.suite])).toEqual([[7, 'AES_256_CM_HMAC_SHA1_32']]);
+      await ng.request({ command: 'delete', 'call-id': call.callId, 'from-tag': 'A' });
 
-    // ...so offer this suite alone for the media test.
-    const call2 = await offerAnswer(
-      a,
-      b,
-      { proto: 'RTP/SAVP', crypto: [keyLine(3, suite, ka)], extra: { 'transport-protocol': 'RTP/AVP' } },
-      () => ({ proto: 'RTP/AVP', crypto: [] }),
-    );
-    expect(call2.toA.crypto).toHaveLength(1);
-    const kn = call2.toA.crypto[0] as { tag: number; suite: string; keySalt: Buffer };
-    expect([kn.tag, kn.suite]).toEqual([3, suite]);
-    expect(kn.keySalt.equals(ka)).toBe(false);
+      // ...so offer this suite alone for the media test.
+      const call2 = await sdesToPlain(a, b, [keyLine(3, suite, ka)]);
+      expect(call2.toA.crypto).toHaveLength(1);
+      const kn = call2.toA.crypto[0] as { tag: number; suite: string; keySalt: Buffer };
+      expect([kn.tag, kn.suite]).toEqual([3, suite]);
+      expect(kn.keySalt.equals(ka)).toBe(false);
 
-    // A → B: SRTP (libsrtp, A's key) in, exact plain RTP out.
-    const plainAB = rtpStream(0x1111aaaa, 40);
-    await sendAll(a.rtp, call2.toA.port, protect('protect-rtp', suite, ka, plainAB), b.rtp, plainAB.length);
-    expect(b.rtp.received.map((r) => r.data.toString('hex'))).toEqual(plainAB.map((p) => p.toString('hex')));
+      // A → B: SRTP (libsrtp, A's key) in, exact plain RTP out.
+      const plainAB = rtpStream(0x1111aaaa, 40);
+      await sendAll(a.rtp, call2.toA.port, protect('protect-rtp', suite, ka, plainAB), b.rtp, plainAB.length);
+      expect(b.rtp.received.map((r) => r.data.toString('hex'))).toEqual(plainAB.map((p) => p.toString('hex')));
 
-    // B → A: plain in, SRTP out that libsrtp opens with the key ngrelay gave A.
-    const plainBA = rtpStream(0x2222bbbb, 40, 65500); // crosses the sequence wrap (ROC 0 → 1)
-    await sendAll(b.rtp, call2.toB.port, plainBA, a.rtp, plainBA.length);
-    const opened = libsrtp('unprotect-rtp', suite, kn.keySalt, a.rtp.received.map((r) => r.data));
-    expect(opened.map((p) => (typeof p === 'string' ? p : p.toString('hex')))).toEqual(plainBA.map((p) => p.toString('hex')));
+      // B → A: plain in, SRTP out that libsrtp opens with the key ngrelay gave A.
+      const plainBA = rtpStream(0x2222bbbb, 40, 65500); // crosses the sequence wrap (ROC 0 → 1)
+      await sendAll(b.rtp, call2.toB.port, plainBA, a.rtp, plainBA.length);
+      const opened = libsrtp('unprotect-rtp', suite, kn.keySalt, a.rtp.received.map((r) => r.data));
+      expect(opened.map((p) => (typeof p === 'string' ? p : p.toString('hex')))).toEqual(plainBA.map((p) => p.toString('hex')));
 
-    // RTCP: SRTCP from A arrives plain at B, plain RTCP from B arrives as SRTCP at A.
-    const rtcpAB = rtcpStream(0x1111aaaa, 5);
-    await sendAll(a.rtcp, call2.toA.rtcpPort, protect('protect-rtcp', suite, ka, rtcpAB), b.rtcp, rtcpAB.length);
-    expect(b.rtcp.received.map((r) => r.data.toString('hex'))).toEqual(rtcpAB.map((p) => p.toString('hex')));
-    const rtcpBA = rtcpStream(0x2222bbbb, 5);
-    await sendAll(b.rtcp, call2.toB.rtcpPort, rtcpBA, a.rtcp, rtcpBA.length);
-    const srtcp = a.rtcp.received.map((r) => r.data);
-    expect(srtcp.every((p) => p.length > 28)).toBe(true); // index + tag appended
-    const openedRtcp = libsrtp('unprotect-rtcp', suite, kn.keySalt, srtcp);
-    expect(openedRtcp.map((p) => (typeof p === 'string' ? p : p.toString('hex')))).toEqual(rtcpBA.map((p) => p.toString('hex')));
+      // RTCP: SRTCP from A arrives plain at B, plain RTCP from B arrives as SRTCP at A.
+      const rtcpAB = rtcpStream(0x1111aaaa, 5);
+      await sendAll(a.rtcp, call2.toA.rtcpPort, protect('protect-rtcp', suite, ka, rtcpAB), b.rtcp, rtcpAB.length);
+      expect(b.rtcp.received.map((r) => r.data.toString('hex'))).toEqual(rtcpAB.map((p) => p.toString('hex')));
+      const rtcpBA = rtcpStream(0x2222bbbb, 5);
+      await sendAll(b.rtcp, call2.toB.rtcpPort, rtcpBA, a.rtcp, rtcpBA.length);
+      const srtcp = a.rtcp.received.map((r) => r.data);
+      expect(srtcp.every((p) => p.length > 28)).toBe(true); // index + tag appended
+      const openedRtcp = libsrtp('unprotect-rtcp', suite, kn.keySalt, srtcp);
+      expect(openedRtcp.map((p) => (typeof p === 'string' ? p : p.toString('hex')))).toEqual(rtcpBA.map((p) => p.toString('hex')));
 
-    // query: the SRTP side names its suite on both streams, the plain side none; nothing counted as error.
-    const aStreams = await queryStreams(call2.callId, 'A');
-    expect(aStreams.map((s) => text(get(s, 'crypto suite')))).toEqual([suite, suite]);
-    expect(aStreams.map((s) => num(get(s, 'stats', 'errors')))).toEqual([0, 0]);
-    expect(num(get(aStreams[0], 'stats', 'packets'))).toBe(40);
-    const bStreams = await queryStreams(call2.callId, 'B');
-    expect(bStreams.map((s) => get(s, 'crypto suite'))).toEqual([undefined, undefined]);
-    await ng.request({ command: 'delete', 'call-id': call2.callId, 'from-tag': 'A' });
+      // query: the SRTP side names its suite on both streams, the plain side none; nothing counted as error.
+      const aStreams = await queryStreams(call2.callId, 'A');
+      expect(aStreams.map((s) => text(get(s, 'crypto suite')))).toEqual([suite, suite]);
+      expect(aStreams.map((s) => num(get(s, 'stats', 'errors')))).toEqual([0, 0]);
+      expect(num(get(aStreams[0], 'stats', 'packets'))).toBe(40);
+      const bStreams = await queryStreams(call2.callId, 'B');
+      expect(bStreams.map((s) => get(s, 'crypto suite'))).toEqual([undefined, undefined]);
+      await ng.request({ command: 'delete', 'call-id': call2.callId, 'from-tag': 'A' });
     });
   });
 
   it('bridges a plain offerer to an SRTP answerer (transport-protocol RTP/SAVP) both ways', async () => {
     await withLegs(async (a, b) => {
-    const kb = freshKey(suite);
-    let chosen: { tag: number; suite: string; keySalt: Buffer } | undefined;
-    const call = await offerAnswer(a, b, { proto: 'RTP/AVP', crypto: [], extra: { 'transport-protocol': 'RTP/SAVP' } }, (toB) => {
-      chosen = toB.crypto.find((c) => c.suite === suite);
-      if (!chosen) throw new Error(`${suite} not offered: ${toB.body}`);
-      return { proto: 'RTP/SAVP', crypto: [keyLine(chosen.tag, suite, kb)] };
+      const kb = freshKey(suite);
+      let chosen: { tag: number; suite: string; keySalt: Buffer } | undefined;
+      const call = await offerAnswer(a, b, { proto: 'RTP/AVP', crypto: [], extra: { 'transport-protocol': 'RTP/SAVP' } }, (toB) => {
+        chosen = toB.crypto.find((c) => c.suite === suite);
+        if (!chosen) throw new Error(`${suite} not offered: ${toB.body}`);
+        return { proto: 'RTP/SAVP', crypto: [keyLine(chosen.tag, suite, kb)] };
     });
     // Offered: every suite ngrelay implements, in rtpengine's preference order, fresh keys, tags 1..6.
     expect(call.toB.proto).toBe('RTP/SAVP');
@@ -321,15 +319,15 @@ describe.each(SUITES)('%s', (suite) => {
 describe('SRTP to SRTP', () => {
   it('re-encrypts between different keys and suites (AES-CM on one side, GCM on the other)', async () => {
     await withLegs(async (a, b) => {
-    const ka = freshKey('AES_CM_128_HMAC_SHA1_80');
-    const kb = freshKey('AEAD_AES_128_GCM');
-    let gcm: { tag: number; suite: string; keySalt: Buffer } | undefined;
-    const call = await offerAnswer(a, b, { proto: 'RTP/SAVP', crypto: [keyLine(1, 'AES_CM_128_HMAC_SHA1_80', ka)] }, (toB) => {
-      // A's own line comes first, unchanged (so B could share it); B takes ngrelay's GCM line instead.
-      expect(toB.crypto[0]?.keySalt.equals(ka)).toBe(true);
-      gcm = toB.crypto.find((c) => c.suite === 'AEAD_AES_128_GCM');
-      if (!gcm) throw new Error('no GCM offered');
-      return { proto: 'RTP/SAVP', crypto: [keyLine(gcm.tag, 'AEAD_AES_128_GCM', kb)] };
+      const ka = freshKey('AES_CM_128_HMAC_SHA1_80');
+      const kb = freshKey('AEAD_AES_128_GCM');
+      let gcm: { tag: number; suite: string; keySalt: Buffer } | undefined;
+      const call = await offerAnswer(a, b, { proto: 'RTP/SAVP', crypto: [keyLine(1, 'AES_CM_128_HMAC_SHA1_80', ka)] }, (toB) => {
+        // A's own line comes first, unchanged (so B could share it); B takes ngrelay's GCM line instead.
+        expect(toB.crypto[0]?.keySalt.equals(ka)).toBe(true);
+        gcm = toB.crypto.find((c) => c.suite === 'AEAD_AES_128_GCM');
+        if (!gcm) throw new Error('no GCM offered');
+        return { proto: 'RTP/SAVP', crypto: [keyLine(gcm.tag, 'AEAD_AES_128_GCM', kb)] };
     });
     const toBKey = (gcm as { keySalt: Buffer }).keySalt;
     const toAKey = call.toA.crypto[0] as { tag: number; suite: string; keySalt: Buffer };
@@ -369,23 +367,23 @@ describe('SRTP to SRTP', () => {
 
   it('passes packets through untouched when the answerer takes the offerer\'s own key', async () => {
     await withLegs(async (a, b) => {
-    const ka = freshKey('AES_CM_128_HMAC_SHA1_80');
-    const kb = freshKey('AES_CM_128_HMAC_SHA1_80');
-    const call = await offerAnswer(a, b, { proto: 'RTP/SAVP', crypto: [keyLine(1, 'AES_CM_128_HMAC_SHA1_80', ka)] }, () => ({
-      proto: 'RTP/SAVP',
-      crypto: [keyLine(1, 'AES_CM_128_HMAC_SHA1_80', kb)],
-    }));
-    // As rtpengine: A hears B's own key, so neither direction needs crypto work.
-    expect(call.toA.crypto.map((c) => [c.tag, c.suite, c.keySalt.toString('hex')])).toEqual([
-      [1, 'AES_CM_128_HMAC_SHA1_80', kb.toString('hex')],
-    ]);
-    const sentAB = protect('protect-rtp', 'AES_CM_128_HMAC_SHA1_80', ka, rtpStream(0x7777aaaa, 20));
-    await sendAll(a.rtp, call.toA.port, sentAB, b.rtp, sentAB.length);
-    expect(b.rtp.received.map((r) => r.data.toString('hex'))).toEqual(sentAB.map((p) => p.toString('hex')));
-    const sentBA = protect('protect-rtp', 'AES_CM_128_HMAC_SHA1_80', kb, rtpStream(0x8888bbbb, 20));
-    await sendAll(b.rtp, call.toB.port, sentBA, a.rtp, sentBA.length);
-    expect(a.rtp.received.map((r) => r.data.toString('hex'))).toEqual(sentBA.map((p) => p.toString('hex')));
-    await ng.request({ command: 'delete', 'call-id': call.callId, 'from-tag': 'A' });
+      const ka = freshKey('AES_CM_128_HMAC_SHA1_80');
+      const kb = freshKey('AES_CM_128_HMAC_SHA1_80');
+      const call = await offerAnswer(a, b, { proto: 'RTP/SAVP', crypto: [keyLine(1, 'AES_CM_128_HMAC_SHA1_80', ka)] }, () => ({
+        proto: 'RTP/SAVP',
+        crypto: [keyLine(1, 'AES_CM_128_HMAC_SHA1_80', kb)],
+      }));
+      // As rtpengine: A hears B's own key, so neither direction needs crypto work.
+      expect(call.toA.crypto.map((c) => [c.tag, c.suite, c.keySalt.toString('hex')])).toEqual([
+        [1, 'AES_CM_128_HMAC_SHA1_80', kb.toString('hex')],
+      ]);
+      const sentAB = protect('protect-rtp', 'AES_CM_128_HMAC_SHA1_80', ka, rtpStream(0x7777aaaa, 20));
+      await sendAll(a.rtp, call.toA.port, sentAB, b.rtp, sentAB.length);
+      expect(b.rtp.received.map((r) => r.data.toString('hex'))).toEqual(sentAB.map((p) => p.toString('hex')));
+      const sentBA = protect('protect-rtp', 'AES_CM_128_HMAC_SHA1_80', kb, rtpStream(0x8888bbbb, 20));
+      await sendAll(b.rtp, call.toB.port, sentBA, a.rtp, sentBA.length);
+      expect(a.rtp.received.map((r) => r.data.toString('hex'))).toEqual(sentBA.map((p) => p.toString('hex')));
+      await ng.request({ command: 'delete', 'call-id': call.callId, 'from-tag': 'A' });
     });
   });
 });
@@ -394,29 +392,24 @@ describe('re-INVITE', () => {
   it("a plain callee's re-offer keeps the SRTP caller on SRTP with the same ngrelay key, and media keeps flowing", async () => {
     const suite = 'AES_CM_128_HMAC_SHA1_80';
     await withLegs(async (a, b) => {
-    const ka = freshKey(suite);
-    const call = await offerAnswer(
-      a,
-      b,
-      { proto: 'RTP/SAVP', crypto: [keyLine(1, suite, ka)], extra: { 'transport-protocol': 'RTP/AVP' } },
-      () => ({ proto: 'RTP/AVP', crypto: [] }),
-    );
-    const kn = (call.toA.crypto[0] as { keySalt: Buffer }).keySalt;
-    const first = rtpStream(0x12121212, 10, 100);
-    await sendAll(b.rtp, call.toB.port, first, a.rtp, 10);
+      const ka = freshKey(suite);
+      const call = await sdesToPlain(a, b, [keyLine(1, suite, ka)]);
+      const kn = (call.toA.crypto[0] as { keySalt: Buffer }).keySalt;
+      const first = rtpStream(0x12121212, 10, 100);
+      await sendAll(b.rtp, call.toB.port, first, a.rtp, 10);
 
-    // B re-INVITEs with plain RTP and no flags: A is offered SRTP again, ngrelay's key for A unchanged.
-    const re = await ng.request({ command: 'offer', 'call-id': call.callId, 'from-tag': 'B', sdp: sdp(b, 'RTP/AVP', []) });
-    const toA = sdpInfo(re.dict);
-    expect(toA.proto).toBe('RTP/SAVP');
-    const same = toA.crypto.find((c) => c.suite === suite);
-    expect(same?.keySalt.equals(kn)).toBe(true);
-    const ans = await ng.request({
-      command: 'answer',
-      'call-id': call.callId,
-      'from-tag': 'B',
-      'to-tag': 'A',
-      sdp: sdp(a, 'RTP/SAVP', [keyLine((same as { tag: number }).tag, suite, ka)]),
+      // B re-INVITEs with plain RTP and no flags: A is offered SRTP again, ngrelay's key for A unchanged.
+      const re = await ng.request({ command: 'offer', 'call-id': call.callId, 'from-tag': 'B', sdp: sdp(b, 'RTP/AVP', []) });
+      const toA = sdpInfo(re.dict);
+      expect(toA.proto).toBe('RTP/SAVP');
+      const same = toA.crypto.find((c) => c.suite === suite);
+      expect(same?.keySalt.equals(kn)).toBe(true);
+      const ans = await ng.request({
+        command: 'answer',
+        'call-id': call.callId,
+        'from-tag': 'B',
+        'to-tag': 'A',
+        sdp: sdp(a, 'RTP/SAVP', [keyLine((same as { tag: number }).tag, suite, ka)]),
     });
     expect(sdpInfo(ans.dict).proto).toBe('RTP/AVP');
     expect(sdpInfo(ans.dict).crypto).toEqual([]);
@@ -438,65 +431,51 @@ describe('bad SRTP', () => {
   it('counts and drops tampered, replayed and wrong-key packets while the good stream flows', async () => {
     const suite = 'AES_CM_128_HMAC_SHA1_80';
     await withLegs(async (a, b) => {
-    const ka = freshKey(suite);
-    const call = await offerAnswer(
-      a,
-      b,
-      { proto: 'RTP/SAVP', crypto: [keyLine(1, suite, ka)], extra: { 'transport-protocol': 'RTP/AVP' } },
-      () => ({ proto: 'RTP/AVP', crypto: [] }),
-    );
-    const plain = rtpStream(0x9999cccc, 30);
-    const good = protect('protect-rtp', suite, ka, plain);
-    const tampered = Buffer.from(good[10] as Buffer);
-    tampered[20] = (tampered[20] as number) ^ 0x01;
-    const wrongKey = protect('protect-rtp', suite, freshKey(suite), rtpStream(0x9999cccc, 1, 2000))[0] as Buffer;
-    const tamperedTag = Buffer.from(good[12] as Buffer);
-    tamperedTag[tamperedTag.length - 1] = (tamperedTag[tamperedTag.length - 1] as number) ^ 0x80;
-    // Good 0..9, a tampered copy of 10 (then the real 10), replays of 3 and 5, a wrong-key packet, a tag
-    // flipped copy of 12 (then the real one), the rest: only the 30 good ones may come out.
-    const sequence = [
-      ...good.slice(0, 10),
-      tampered,
-      good[10] as Buffer,
-      good[3] as Buffer,
-      good[5] as Buffer,
-      wrongKey,
-      good[11] as Buffer,
-      tamperedTag,
-      ...good.slice(12),
-    ];
-    await sendAll(a.rtp, call.toA.port, sequence, b.rtp, plain.length);
-    const aStreams = await queryStreams(call.callId, 'A');
-    expect(num(get(aStreams[0], 'stats', 'errors'))).toBe(5);
-    expect(num(get(aStreams[0], 'stats', 'packets'))).toBe(30);
-    expect(b.rtp.received.map((r) => r.data.toString('hex'))).toEqual(plain.map((p) => p.toString('hex')));
+      const ka = freshKey(suite);
+      const call = await sdesToPlain(a, b, [keyLine(1, suite, ka)]);
+      const plain = rtpStream(0x9999cccc, 30);
+      const good = protect('protect-rtp', suite, ka, plain);
+      const tampered = Buffer.from(good[10] as Buffer);
+      tampered[20] = (tampered[20] as number) ^ 0x01;
+      const wrongKey = protect('protect-rtp', suite, freshKey(suite), rtpStream(0x9999cccc, 1, 2000))[0] as Buffer;
+      const tamperedTag = Buffer.from(good[12] as Buffer);
+      tamperedTag[tamperedTag.length - 1] = (tamperedTag[tamperedTag.length - 1] as number) ^ 0x80;
+      // Good 0..9, a tampered copy of 10 (then the real 10), replays of 3 and 5, a wrong-key packet, a tag
+      // flipped copy of 12 (then the real one), the rest: only the 30 good ones may come out.
+      const sequence = [
+        ...good.slice(0, 10),
+        tampered,
+        good[10] as Buffer,
+        good[3] as Buffer,
+        good[5] as Buffer,
+        wrongKey,
+        good[11] as Buffer,
+        tamperedTag,
+        ...good.slice(12),
+      ];
+      await sendAll(a.rtp, call.toA.port, sequence, b.rtp, plain.length);
+      const aStreams = await queryStreams(call.callId, 'A');
+      expect(num(get(aStreams[0], 'stats', 'errors'))).toBe(5);
+      expect(num(get(aStreams[0], 'stats', 'packets'))).toBe(30);
+      expect(b.rtp.received.map((r) => r.data.toString('hex'))).toEqual(plain.map((p) => p.toString('hex')));
 
-    // A replayed SRTCP packet and an unauthenticated (plain) RTCP packet are refused too.
-    const rtcp = protect('protect-rtcp', suite, ka, rtcpStream(0x9999cccc, 3));
-    await sendAll(a.rtcp, call.toA.rtcpPort, [rtcp[0] as Buffer, rtcp[0] as Buffer, rtcpPacket(0x9999cccc, 'sr'), rtcp[1] as Buffer, rtcp[2] as Buffer], b.rtcp, 3);
-    const after = await queryStreams(call.callId, 'A');
-    expect(num(get(after[1], 'stats', 'errors'))).toBe(2);
-    expect(b.rtcp.received).toHaveLength(3);
-    await ng.request({ command: 'delete', 'call-id': call.callId, 'from-tag': 'A' });
+      // A replayed SRTCP packet and an unauthenticated (plain) RTCP packet are refused too.
+      const rtcp = protect('protect-rtcp', suite, ka, rtcpStream(0x9999cccc, 3));
+      await sendAll(a.rtcp, call.toA.rtcpPort, [rtcp[0] as Buffer, rtcp[0] as Buffer, rtcpPacket(0x9999cccc, 'sr'), rtcp[1] as Buffer, rtcp[2] as Buffer], b.rtcp, 3);
+      const after = await queryStreams(call.callId, 'A');
+      expect(num(get(after[1], 'stats', 'errors'))).toBe(2);
+      expect(b.rtcp.received).toHaveLength(3);
+      await ng.request({ command: 'delete', 'call-id': call.callId, 'from-tag': 'A' });
     });
   });
 
   it('answers an SRTP offer whose crypto lines are all unusable with plain RTP, never RTP/SAVP without keys', async () => {
     await withLegs(async (a, b) => {
-    const call = await offerAnswer(
-      a,
-      b,
-      {
-        proto: 'RTP/SAVP',
-        crypto: ['a=crypto:1 F8_128_HMAC_SHA1_80 inline:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk', 'a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:QUJD'],
-        extra: { 'transport-protocol': 'RTP/AVP' },
-      },
-      () => ({ proto: 'RTP/AVP', crypto: [] }),
-    );
-    expect(call.toB.crypto).toEqual([]);
-    expect(call.toA.proto).toBe('RTP/AVP');
-    expect(call.toA.body).not.toContain('a=crypto');
-    await ng.request({ command: 'delete', 'call-id': call.callId, 'from-tag': 'A' });
+      const call = await sdesToPlain(a, b, ['a=crypto:1 F8_128_HMAC_SHA1_80 inline:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNk', 'a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:QUJD']);
+      expect(call.toB.crypto).toEqual([]);
+      expect(call.toA.proto).toBe('RTP/AVP');
+      expect(call.toA.body).not.toContain('a=crypto');
+      await ng.request({ command: 'delete', 'call-id': call.callId, 'from-tag': 'A' });
     });
   });
 });

@@ -7,7 +7,6 @@
  * - unusable keys make updateStream throw and leave the stream as it was;
  * - SRTCP under rtcp-mux; SRTP packets with the RTP padding bit are not judged by their (encrypted) last byte.
  */
-import dgram from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -17,6 +16,7 @@ import { createNativeDataPlane } from '../../src/dataplane/native';
 import { loadSrtpTestBinding, type SrtpTestContext } from '../../src/dataplane/srtp-binding';
 import type { DataPlane, Endpoint, SrtpKeys, StreamCrypto, StreamRule } from '../../src/dataplane/types';
 import { Party, rtcpPacket, rtpPacket, waitUntil } from '../support/rtp-packets';
+import { endpointOf, PortRuns, streamRule } from '../support/dataplane-fixtures';
 
 const LO = '127.0.0.1';
 const srtp = loadSrtpTestBinding();
@@ -47,44 +47,15 @@ function ok(o: { result: string; packet: Buffer | null }): Buffer {
   return o.packet;
 }
 
-function ep(p: Party): Endpoint {
-  return { family: 'IPv4', address: LO, port: p.port };
-}
-
-function rule(partial: Partial<StreamRule>): StreamRule {
-  return {
-    expected: null,
-    learning: 'off',
-    strictSource: false,
-    mediaHandover: false,
-    asymmetric: false,
-    sink: null,
-    signalGeneration: 1,
-    ...partial,
-  };
-}
+const ep = (p: Party): Endpoint => endpointOf({ address: LO, port: p.port });
+const rule = (partial: Partial<StreamRule>): StreamRule => streamRule(partial, 'off');
 
 function crypto(inbound: SrtpKeys | null, outbound: SrtpKeys | null): StreamCrypto {
   return { inbound, outbound, recrypt: false };
 }
 
-async function freePorts(count: number): Promise<number> {
-  for (let base = 44400 + Math.floor(Math.random() * 40) * 2; base < 44500 - count; base += 2) {
-    const sockets: dgram.Socket[] = [];
-    let fine = true;
-    for (let i = 0; i < count && fine; i++) {
-      const s = dgram.createSocket('udp4');
-      fine = await new Promise<boolean>((resolve) => {
-        s.once('error', () => resolve(false));
-        s.bind(base + i, LO, () => resolve(true));
-      });
-      sockets.push(s);
-    }
-    await Promise.all(sockets.map((s) => new Promise<void>((r) => s.close(() => r()))).map((p) => p.catch(() => undefined)));
-    if (fine) return base;
-  }
-  throw new Error('no free ports in 44400..44499');
-}
+const relayPorts = new PortRuns(44400, 44499);
+const freePorts = (count: number): Promise<number> => relayPorts.take(count, LO);
 
 async function party(): Promise<Party> {
   const p = await Party.open();

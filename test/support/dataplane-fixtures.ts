@@ -1,0 +1,63 @@
+/**
+ * Shared by the tests that drive the native data plane directly: stream rules with defaults, endpoints of
+ * test parties, and runs of free relay ports.
+ */
+import * as dgram from 'node:dgram';
+import type { Endpoint, StreamRule } from '../../src/dataplane/types';
+
+/** A rule that forwards nothing to nobody, with `partial` on top; `learning` is each suite's usual mode. */
+export function streamRule(partial: Partial<StreamRule>, learning: StreamRule['learning'] = 'heuristic'): StreamRule {
+  return {
+    expected: null,
+    learning,
+    strictSource: false,
+    mediaHandover: false,
+    asymmetric: false,
+    sink: null,
+    signalGeneration: 1,
+    ...partial,
+  };
+}
+
+export function endpointOf(party: { address: string; port: number }): Endpoint {
+  return { family: party.address.includes(':') ? 'IPv6' : 'IPv4', address: party.address, port: party.port };
+}
+
+/** True when `port` can be bound on `address` right now (the probe socket is closed again). */
+export async function portFree(port: number, address: string): Promise<boolean> {
+  const s = dgram.createSocket(address.includes(':') ? 'udp6' : 'udp4');
+  const ok = await new Promise<boolean>((resolve) => {
+    s.once('error', () => resolve(false));
+    s.bind(port, address, () => resolve(true));
+  });
+  await new Promise<void>((r) => s.close(() => r()));
+  return ok;
+}
+
+/**
+ * Runs of consecutive free ports (even base) in one range, handed out round the range. Probed, because other
+ * relays on this machine (rtpengine for comparison) take ports from a shuffled 30000-40000 range on
+ * loopback too.
+ */
+export class PortRuns {
+  private next: number;
+
+  constructor(
+    private readonly first: number,
+    private readonly last: number,
+  ) {
+    this.next = first;
+  }
+
+  async take(count: number, address = '127.0.0.1'): Promise<number> {
+    for (let attempt = 0; attempt < 500; attempt++) {
+      const base = this.next;
+      this.next += count + (count % 2);
+      if (this.next + count > this.last) this.next = this.first;
+      let free = base + count - 1 <= this.last;
+      for (let i = 0; i < count && free; i++) free = await portFree(base + i, address);
+      if (free) return base;
+    }
+    throw new Error(`no ${count} free relay ports in ${this.first}-${this.last}`);
+  }
+}
