@@ -60,6 +60,24 @@ async function basicCall(ruleA: Partial<StreamRule> = {}, ruleB: Partial<StreamR
   return { a, b, portA: port, portB: port + 2 };
 }
 
+/**
+ * basicCall with RTCP: A's RTCP on port+1 (stream 3); B's on port+3 (stream 4, party bRtcp) or muxed onto
+ * B's RTP socket (stream 4 shares stream 2's socket and party b).
+ */
+async function rtcpCall(bRtcpSocket: 'own-port' | 'muxed') {
+  const a = await party();
+  const b = await party();
+  const aRtcp = await party();
+  const bRtcp = await party();
+  const port = await allocPorts(4);
+  add(1, port, rule({ expected: ep(a), sink: 2 }));
+  add(2, port + 2, rule({ expected: ep(b), sink: 1 }));
+  add(3, port + 1, rule({ expected: ep(aRtcp), sink: 4 }), { component: 'rtcp' });
+  if (bRtcpSocket === 'own-port') add(4, port + 3, rule({ expected: ep(bRtcp), sink: 3 }), { component: 'rtcp' });
+  else add(4, 0, rule({ expected: ep(b), sink: 3 }), { component: 'rtcp', muxedWith: 2 });
+  return { a, b, aRtcp, bRtcp, port };
+}
+
 async function sendRtp(from: Party, count: number, port: number, address: string, ssrc: number, firstSeq = 0, payloadBytes = 160): Promise<void> {
   for (let i = 0; i < count; i++) await from.send(rtpPacket({ seq: firstSeq + i, ssrc, payloadBytes }), port, address);
 }
@@ -187,15 +205,7 @@ describe('native data plane: forwarding and counters', () => {
 
 describe('native data plane: RTCP', () => {
   it('forwards RTCP between port+1 sockets and drops stray RTCP on a non-muxed RTP port', async () => {
-    const a = await party();
-    const b = await party();
-    const aRtcp = await party();
-    const bRtcp = await party();
-    const port = await allocPorts(4);
-    add(1, port, rule({ expected: ep(a), sink: 2 }));
-    add(2, port + 2, rule({ expected: ep(b), sink: 1 }));
-    add(3, port + 1, rule({ expected: ep(aRtcp), sink: 4 }), { component: 'rtcp' });
-    add(4, port + 3, rule({ expected: ep(bRtcp), sink: 3 }), { component: 'rtcp' });
+    const { a, b, aRtcp, bRtcp, port } = await rtcpCall('own-port');
 
     for (let i = 0; i < 4; i++) await aRtcp.send(rtcpPacket(0xa, 'sr'), port + 1, LO);
     for (let i = 0; i < 3; i++) await bRtcp.send(rtcpPacket(0xb, 'rr'), port + 3, LO);
@@ -538,15 +548,7 @@ describe('native data plane: validation', () => {
   });
 
   it('counts and drops malformed RTCP on an RTCP port and under rtcp-mux', async () => {
-    const a = await party();
-    const b = await party();
-    const aRtcp = await party();
-    const bRtcp = await party();
-    const port = await allocPorts(4);
-    add(1, port, rule({ expected: ep(a), sink: 2 }));
-    add(2, port + 2, rule({ expected: ep(b), sink: 1 }));
-    add(3, port + 1, rule({ expected: ep(aRtcp), sink: 4 }), { component: 'rtcp' });
-    add(4, 0, rule({ expected: ep(b), sink: 3 }), { component: 'rtcp', muxedWith: 2 });
+    const { b, aRtcp, port } = await rtcpCall('muxed');
     const rr = rtcpPacket(0xa);
     const bad: Buffer[] = [
       rr.subarray(0, 4), // no sender SSRC

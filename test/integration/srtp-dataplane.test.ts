@@ -90,18 +90,25 @@ afterEach(async () => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
+/** A sends SRTP with `ka` to stream 1 (port), which decrypts and forwards out of stream 2 (port + 2) to B. */
+async function srtpToPlain(suite?: SrtpKeys['suite']): Promise<{ a: Party; b: Party; port: number; ka: SrtpKeys; r1: StreamRule }> {
+  const a = await party();
+  const b = await party();
+  const port = await freePorts(4);
+  const ka = keys(suite);
+  const r1 = rule({ expected: ep(a), sink: 2, crypto: crypto(ka, null) });
+  engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, r1);
+  engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }));
+  return { a, b, port, ka, r1 };
+}
+
 async function send(from: Party, port: number, packets: Buffer[]): Promise<void> {
   for (const p of packets) await from.send(p, port, LO);
 }
 
 describe('SRTP in the native data plane', () => {
   it('records decrypted packets, for decrypt-and-forward and for pass-through alike', async () => {
-    const a = await party();
-    const b = await party();
-    const port = await freePorts(4);
-    const ka = keys();
-    engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: ep(a), sink: 2, crypto: crypto(ka, null) }));
-    engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }));
+    const { a, b, port, ka } = await srtpToPlain();
     const file = path.join(workDir, 'dec.pcap');
     engine.startRecording({ id: 1, path: file, format: 'raw', egress: false });
     engine.setRecordingStreams(1, [1]);
@@ -126,13 +133,7 @@ describe('SRTP in the native data plane', () => {
   });
 
   it('keeps the SRTP state across an update with unchanged keys and switches on new keys', async () => {
-    const a = await party();
-    const b = await party();
-    const port = await freePorts(4);
-    const ka = keys('AEAD_AES_128_GCM');
-    const r1 = rule({ expected: ep(a), sink: 2, crypto: crypto(ka, null) });
-    engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, r1);
-    engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }));
+    const { a, b, port, ka, r1 } = await srtpToPlain('AEAD_AES_128_GCM');
     const sender = ctx(ka);
     const wire = Array.from({ length: 5 }, (_, i) => ok(sender.protectRtp(rtpPacket({ seq: 10 + i, ssrc: 7 }))));
     await send(a, port, wire);
@@ -159,13 +160,7 @@ describe('SRTP in the native data plane', () => {
   });
 
   it('refuses unusable keys and leaves the stream as it was', async () => {
-    const a = await party();
-    const b = await party();
-    const port = await freePorts(4);
-    const ka = keys();
-    const r1 = rule({ expected: ep(a), sink: 2, crypto: crypto(ka, null) });
-    engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, r1);
-    engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }));
+    const { a, b, port, ka, r1 } = await srtpToPlain();
     expect(() => engine.updateStream(1, { ...r1, crypto: crypto({ ...ka, key: Buffer.alloc(5) }, null) })).toThrow(/SRTP/);
     expect(() =>
       engine.addStream({ id: 3, component: 'rtp', localAddress: LO, localPort: port + 1 }, rule({ crypto: crypto(null, { ...ka, salt: Buffer.alloc(3) }) })),
@@ -199,12 +194,7 @@ describe('SRTP in the native data plane', () => {
   });
 
   it('does not read the padding count of an SRTP packet before decrypting it', async () => {
-    const a = await party();
-    const b = await party();
-    const port = await freePorts(4);
-    const ka = keys();
-    engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: ep(a), sink: 2, crypto: crypto(ka, null) }));
-    engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }));
+    const { a, b, port, ka } = await srtpToPlain();
     const sender = ctx(ka);
     // Padded RTP: after protection the last byte is tag, usually larger than the packet would allow.
     const plain = Array.from({ length: 20 }, (_, i) => rtpPacket({ seq: 300 + i, ssrc: 0x66, payloadBytes: 20, padding: 4 }));
