@@ -2,7 +2,7 @@
 import { writeFileSync, unlinkSync } from 'node:fs';
 import { parseInvocation, usage, versionText, type Invocation } from './config';
 import { ConfigError } from './errors';
-import { createLogger } from './logger';
+import { createLogger, setSyslogLevel } from './logger';
 import { Relay } from './relay';
 
 export async function main(argv: string[]): Promise<void> {
@@ -58,4 +58,18 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // rtpengine's other signals: HUP keeps running (logs go to stdout/stderr, nothing to reopen), USR1/USR2
+  // raise/lower the log level by one. Our own USR1 listener also keeps Node from opening its inspector.
+  let syslogLevel = config.logLevel;
+  process.on('SIGHUP', () => logger.info({ signal: 'SIGHUP' }, 'SIGHUP received; still running'));
+  const shiftLevel = (signal: string, by: number): void => {
+    syslogLevel = Math.min(7, Math.max(0, syslogLevel + by));
+    setSyslogLevel(logger, syslogLevel);
+    logger.warn({ signal, logLevel: syslogLevel }, 'log level changed');
+  };
+  process.on('SIGUSR1', () => shiftLevel('SIGUSR1', 1));
+  process.on('SIGUSR2', () => shiftLevel('SIGUSR2', -1));
 }
+
+// `node dist/cli.js` (npm start) runs the relay; `bin/ngrelay` and embedders call main() themselves.
+if (require.main === module) void main(process.argv.slice(2));
