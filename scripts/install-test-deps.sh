@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, only those that are missing:
 #   rtpengine-daemon  rtpengine 10.5, the reference of the compatibility tests (test/compat/)
+#   rtpengine-utils   Debian's rtpengine-ctl, the client of the CLI listener tests
 #   kamailio, sip-tester (sipp), iptables, iproute2   the Kamailio + NAT end-to-end test (test/e2e/)
 #   tshark            the judge of recorded pcaps (test/integration/recording.test.ts)
 #   libsrtp2-dev      the independent SRTP implementation of the SRTP interop tests
@@ -8,7 +9,7 @@
 # `.ci/run` (npm install && npm test) passes on a fresh Debian 12 machine. Needs root (apt-get).
 set -euo pipefail
 
-PACKAGES=(rtpengine-daemon kamailio sip-tester iptables iproute2 tshark libsrtp2-dev)
+PACKAGES=(rtpengine-daemon rtpengine-utils kamailio sip-tester iptables iproute2 tshark libsrtp2-dev)
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
