@@ -1,6 +1,7 @@
 /** The `ngrelay` command: rtpengine's command line, a relay that runs until SIGTERM/SIGINT. */
 import { writeFileSync, unlinkSync } from 'node:fs';
 import { parseInvocation, usage, versionText, type Invocation } from './config';
+import { checkInterfacesAreLocal } from './config/local-addresses';
 import { ConfigError } from './errors';
 import { createLogger, setSyslogLevel } from './logger';
 import { Relay } from './relay';
@@ -25,10 +26,11 @@ export async function main(argv: string[]): Promise<void> {
     return;
   }
   const { config, warnings } = invocation;
-  const logger = createLogger({ level: config.logLevel, stderr: config.logStderr });
+  const logger = createLogger({ level: config.logLevel, stderr: config.logStderr, timestamps: config.logTimestamps });
   for (const warning of warnings) logger.warn(warning);
   let relay: Relay;
   try {
+    await checkInterfacesAreLocal(config.interfaces);
     relay = await Relay.start(config, { logger });
   } catch (err) {
     logger.fatal({ err }, 'cannot start');
