@@ -34,6 +34,7 @@ function config(over: Partial<RelayConfig> = {}): RelayConfig {
     recordEgress: false,
     foreground: true,
     logStderr: true,
+    logTimestamps: true,
     table: -1,
     pidfile: null,
     endpointLearning: 'heuristic',
