@@ -5,6 +5,7 @@ import { checkInterfacesAreLocal } from './config/local-addresses';
 import { ConfigError } from './errors';
 import { createLogger, setSyslogLevel } from './logger';
 import { Relay } from './relay';
+import { sdNotify } from './sd-notify';
 
 export async function main(argv: string[]): Promise<void> {
   let invocation: Invocation;
@@ -38,11 +39,21 @@ export async function main(argv: string[]): Promise<void> {
     process.exit(1);
   }
   if (config.pidfile) writeFileSync(config.pidfile, `${process.pid}\n`);
+  // systemd (Type=notify): READY=1 once ng and media are up and the signal handlers are in place (below);
+  // the pidfile is written first, as systemd may read it on READY.
+  const notify = (fields: string[]): void => {
+    try {
+      sdNotify(fields);
+    } catch (err) {
+      logger.warn({ err }, 'systemd notification failed');
+    }
+  };
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    notify(['STOPPING=1']);
     relay
       .close()
       .catch((err: unknown) => logger.error({ err }, 'error while shutting down'))
@@ -71,6 +82,7 @@ export async function main(argv: string[]): Promise<void> {
   };
   process.on('SIGUSR1', () => shiftLevel('SIGUSR1', 1));
   process.on('SIGUSR2', () => shiftLevel('SIGUSR2', -1));
+  notify(['READY=1', `MAINPID=${process.pid}`, `STATUS=ng on ${config.listenNg.address}:${config.listenNg.port}`]);
 }
 
 // `node dist/cli.js` (npm start) runs the relay; `bin/ngrelay` and embedders call main() themselves.
