@@ -530,6 +530,16 @@ describe('config file', () => {
   });
 });
 
+describe('examples/ngrelay.conf', () => {
+  it('loads without warnings and says what the defaults say', () => {
+    const file = join(__dirname, '..', '..', 'examples', 'ngrelay.conf');
+    const inv = parseInvocation([`--config-file=${file}`], env);
+    if (inv.action !== 'run') throw new Error('not run');
+    expect(inv.warnings).toEqual([]);
+    expect(inv.config).toEqual(parse());
+  });
+});
+
 describe('ini helpers', () => {
   it('splitList handles trailing ";", escaped "\\;" and spaces', () => {
     expect(splitList('a; b ;c;')).toEqual(['a', 'b', 'c']);
