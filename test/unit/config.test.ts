@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -537,6 +537,21 @@ describe('examples/ngrelay.conf', () => {
     if (inv.action !== 'run') throw new Error('not run');
     expect(inv.warnings).toEqual([]);
     expect(inv.config).toEqual(parse());
+  });
+});
+
+describe('examples/systemd/ngrelay.service', () => {
+  it("ExecStart's command line is accepted (with the example config in place of /etc/ngrelay/ngrelay.conf)", () => {
+    const unit = readFileSync(join(__dirname, '..', '..', 'examples', 'systemd', 'ngrelay.service'), 'utf8');
+    const execStart = /^ExecStart=(.*)$/m.exec(unit)![1]!.split(/\s+/);
+    expect(execStart[0]).toBe('/usr/bin/ngrelay');
+    expect(unit).toMatch(/^Type=notify$/m);
+    const example = join(__dirname, '..', '..', 'examples', 'ngrelay.conf');
+    const argv = execStart.slice(1).map((a) => (a === '/etc/ngrelay/ngrelay.conf' ? example : a));
+    const inv = parseInvocation(argv, env);
+    if (inv.action !== 'run') throw new Error('not run');
+    expect(inv.warnings).toEqual([]);
+    expect(inv.config).toMatchObject({ foreground: true, logStderr: true, logTimestamps: false, pidfile: '/run/ngrelay/ngrelay.pid' });
   });
 });
 
