@@ -1,11 +1,13 @@
 /** The `ngrelay` command: rtpengine's command line, a relay that runs until SIGTERM/SIGINT. */
 import { writeFileSync, unlinkSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parseInvocation, usage, versionText, type Invocation } from './config';
 import { checkInterfacesAreLocal } from './config/local-addresses';
 import { ConfigError } from './errors';
 import { createLogger, setSyslogLevel } from './logger';
 import { Relay } from './relay';
 import { sdNotify } from './sd-notify';
+import { giveTo, ownerFor } from './recording/file-owner';
 
 export async function main(argv: string[]): Promise<void> {
   let invocation: Invocation;
@@ -38,7 +40,11 @@ export async function main(argv: string[]): Promise<void> {
     process.stderr.write(`ngrelay: cannot start: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
   }
-  if (config.pidfile) writeFileSync(config.pidfile, `${process.pid}\n`);
+  if (config.pidfile) {
+    writeFileSync(config.pidfile, `${process.pid}\n`);
+    // In rtpengine's /run/rtpengine (owner rtpengine) the pidfile becomes rtpengine's, like the spool files.
+    giveTo(config.pidfile, ownerFor(dirname(config.pidfile)));
+  }
   // systemd (Type=notify): READY=1 once ng and media are up and the signal handlers are in place (below);
   // the pidfile is written first, as systemd may read it on READY.
   const notify = (fields: string[]): void => {

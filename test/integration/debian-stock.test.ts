@@ -9,7 +9,7 @@
  * `tos = 184`, `recording-dir = /var/spool/rtpengine` (owner rtpengine), `recording-method = proc`.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -60,6 +60,9 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ngrelay-debian-stock-'));
   conf = join(dir, 'rtpengine.conf');
   pidfile = join(dir, 'rtpengine-daemon.pid');
+  // Like /run/rtpengine, which systemd creates for the unit's User=rtpengine (RuntimeDirectory=).
+  const rtpengineUser = statSync(SPOOL);
+  chownSync(dir, rtpengineUser.uid, rtpengineUser.gid);
   writeFileSync(conf, stockConfWithOwnPorts());
   spoolBefore = readdirSync(SPOOL);
   relay = await startNgProcess(
@@ -93,8 +96,9 @@ function logLines(): Array<Record<string, unknown>> {
 }
 
 describe("Debian's stock rtpengine.conf and unit command line", () => {
-  it('starts, writes the pidfile and logs without timestamps (journald adds its own)', () => {
+  it("starts, writes the pidfile (rtpengine's, in rtpengine's run dir) and logs without timestamps", () => {
     expect(readFileSync(pidfile, 'utf8').trim()).toBe(String(relay!.pid));
+    expect(statSync(pidfile).uid).toBe(statSync(SPOOL).uid);
     const lines = logLines();
     expect(lines.length).toBeGreaterThan(0);
     for (const line of lines) expect(line).not.toHaveProperty('time');
