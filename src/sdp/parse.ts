@@ -1,8 +1,9 @@
 /**
  * SDP parser: keeps every line as its original bytes and extracts what the call model needs.
  * Malformed input (no `v=0` first, a line that is not `<letter>=`, a bad m=, c= or o= line) throws
- * NgError('Failed to parse SDP'), rtpengine's reply; `sdpParseDetail(err)` names the line and the fault. Attribute lines are never an error: one that
- * does not parse (e.g. `a=rtcp:abc`) is treated as unknown.
+ * NgError('Failed to parse SDP'), rtpengine's reply; `sdpParseDetail(err)` names the line and the fault,
+ * for the log. Attribute lines are never an error: one that does not parse (e.g. `a=rtcp:abc`) is treated
+ * as unknown.
  */
 import {
   attributeOf,
@@ -18,7 +19,7 @@ import type { ConnectionAddress, Direction, ParsedSdp, SdpLine, SdpMedia, SdpOri
 
 export { sdpParseDetail } from './lines';
 
-/** Throws NgError('Failed to parse SDP') whose sdpParseDetail() names `line` (its number and text) and what is wrong with it. */
+/** Throws NgError('Failed to parse SDP'); its sdpParseDetail() names `line` (number and text) and `what`. */
 function fail(line: SdpLine, what: string): never {
   throw sdpParseError(line.lineNo ?? null, what, `${line.type}=${line.value}`);
 }
