@@ -21,6 +21,8 @@ export interface LoggerOptions {
   level: number;
   /** Write to stderr (`--log-stderr`); otherwise stdout. Ignored when `destination` is given. */
   stderr: boolean;
+  /** false (`--no-log-timestamps`): no "time" field, for journald, which stamps each line. Default true. */
+  timestamps?: boolean;
   /** Where the JSON lines go instead, e.g. a memory stream in tests. */
   destination?: pino.DestinationStream;
 }
@@ -50,7 +52,7 @@ export function createLogger(options: LoggerOptions): Logger {
     {
       name: 'ngrelay',
       level: syslogToPinoLevel(options.level),
-      timestamp: pino.stdTimeFunctions.isoTime,
+      timestamp: options.timestamps === false ? false : pino.stdTimeFunctions.isoTime,
     },
     destination,
   );

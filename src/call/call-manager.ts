@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import type { DataPlane, Endpoint, StreamRule } from '../dataplane/types';
 import type { RelayConfig, InterfaceConfig } from '../config/types';
 import type { ConnectionAddress, Direction, MediaRewrite, ParsedSdp, SdpMedia, SdpRewrite } from '../sdp/types';
-import { parseSdp } from '../sdp/parse';
+import { parseSdp, sdpParseDetail } from '../sdp/parse';
+import { sdpParseError } from '../sdp/lines';
 import { rewriteSdp } from '../sdp/rewrite';
 import { NgError } from '../errors';
 import type { CallState, MediaCryptoState, MediaState, MonologueState, PartyOptions, StreamState } from './state';
@@ -26,8 +27,17 @@ import type { DeleteRequest, SignalRequest } from './signal';
 import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
 import type { Logger } from '../logger';
+import { localPorts, logCallEnd } from './end-log';
 
-export type CallEndReason = 'delete' | 'timeout' | 'silent-timeout' | 'offer-timeout' | 'final-timeout';
+/** Why a call ended: an ng delete, a timeout, the relay stopping, or an operator's terminate (CLI). */
+export type CallEndReason =
+  | 'delete'
+  | 'timeout'
+  | 'silent-timeout'
+  | 'offer-timeout'
+  | 'final-timeout'
+  | 'shutdown'
+  | 'terminate';
 
 export interface CallManagerEvents {
   callEnded?(call: CallState, reason: CallEndReason): void;
@@ -90,6 +100,8 @@ export class CallManager {
     offerTimeoutSessions: 0,
     finalTimeoutSessions: 0,
     regularTerminatedSessions: 0,
+    /** Calls ended by an operator (CLI terminate). */
+    forcedTerminatedSessions: 0,
     totalCallDurationMs: 0,
     endedCalls: 0,
   };
@@ -110,7 +122,7 @@ export class CallManager {
   // ---------------------------------------------------------------------------------------------- offer
 
   offer(req: SignalRequest): Buffer {
-    const sdp = parseSignalSdp(req.sdp);
+    const sdp = this.parseSdpOf(req);
     const existing = this.calls.get(req.callId);
     // loop-protect: an SDP that already went through this call comes back untouched.
     if (existing && this.loopedBack(sdp, existing)) return req.sdp;
@@ -139,13 +151,21 @@ export class CallManager {
       if (req.flags.has('record-call')) call.recordCall = true;
       call.lastSignalMs = this.now();
       call.deleteAtMs = null;
+      call.deleteRequestedMs = null;
       plan.commit();
       this.signalGeneration++;
       this.installRules(call, self, peer);
 
       const rewrite = this.buildRewrite(req, sdp, self, peer, peerIface, call, 'offer');
       this.logger.info(
-        { 'call-id': call.callId, 'from-tag': req.fromTag, 'via-branch': req.viaBranch, medias: self.medias.length },
+        {
+          'call-id': call.callId,
+          'from-tag': req.fromTag,
+          'via-branch': req.viaBranch,
+          medias: self.medias.length,
+          // The offerer sends to its ports, the callee to the ports written into this offer's SDP.
+          ports: { offerer: localPorts(self), answerer: localPorts(peer) },
+        },
         'offer processed',
       );
       return this.writeSdp(req, sdp, self, rewrite);
@@ -162,14 +182,16 @@ export class CallManager {
     const call = this.calls.get(req.callId);
     if (!call) throw new NgError('Unknown call-id');
     if (req.toTag === null) throw new NgError('No to-tag in message');
-    const sdp = parseSignalSdp(req.sdp);
+    const sdp = this.parseSdpOf(req);
     if (this.loopedBack(sdp, call)) return req.sdp;
 
     const offerer = this.findByTag(call, req.fromTag);
     if (!offerer) throw new NgError('Invalid dialogue association');
     const answerer = this.answerPeer(call, offerer, req.toTag, req.viaBranch);
     if (sdp.media.length !== answerer.medias.length) {
-      throw new NgError('Failed to parse SDP');
+      const error = sdpParseError(null, `the answer has ${sdp.media.length} m= lines, the offer had ${answerer.medias.length}`);
+      this.logger.warn({ 'call-id': req.callId, 'from-tag': req.fromTag, 'to-tag': req.toTag, detail: sdpParseDetail(error) }, 'SDP not accepted');
+      throw error;
     }
     const undo: Array<() => void> = [];
     try {
@@ -194,12 +216,29 @@ export class CallManager {
 
       const rewrite = this.buildRewrite(req, sdp, answerer, offerer, offererIface, call, 'answer');
       this.logger.info(
-        { 'call-id': call.callId, 'from-tag': req.fromTag, 'to-tag': req.toTag, 'via-branch': req.viaBranch },
+        {
+          'call-id': call.callId,
+          'from-tag': req.fromTag,
+          'to-tag': req.toTag,
+          'via-branch': req.viaBranch,
+          ports: { offerer: localPorts(offerer), answerer: localPorts(answerer) },
+        },
         'answer processed',
       );
       return this.writeSdp(req, sdp, answerer, rewrite);
     } catch (err) {
       for (const u of undo.reverse()) u();
+      throw err;
+    }
+  }
+
+  /** parseSignalSdp, and the line at fault in the log (the ng reply keeps rtpengine's "Failed to parse SDP"). */
+  private parseSdpOf(req: SignalRequest): ParsedSdp {
+    try {
+      return parseSignalSdp(req.sdp);
+    } catch (err) {
+      const detail = sdpParseDetail(err);
+      if (detail !== null) this.logger.warn({ 'call-id': req.callId, 'from-tag': req.fromTag, detail }, 'SDP not accepted');
       throw err;
     }
   }
@@ -225,30 +264,39 @@ export class CallManager {
     }
     const delay = req.deleteDelay ?? this.config.deleteDelay;
     if (delay <= 0) this.destroy(call, 'delete');
-    else call.deleteAtMs = this.now() + delay * 1000;
+    else {
+      call.deleteAtMs = this.now() + delay * 1000;
+      // The call ends now for its duration; delete-delay only keeps it around for queries.
+      call.deleteRequestedMs = this.now();
+    }
     return { call, branchOnly: false };
   }
 
   /** Tear a call down now: remove every stream and return every port. */
   destroy(call: CallState, reason: CallEndReason): void {
     if (this.calls.get(call.callId) !== call) return;
+    // Read before the streams go: their counters go with them.
+    const counters = this.dataPlane.readCounters(this.streamIds(call));
+    const durationMs = (call.deleteRequestedMs ?? this.now()) - call.createdMs;
+    logCallEnd(this.logger, call, reason, durationMs, counters);
     for (const mono of call.monologues) this.closeMonologueStreams(mono);
     this.calls.delete(call.callId);
     call.endReason = reason;
     const t = this.totals;
     t.endedCalls++;
-    t.totalCallDurationMs += this.now() - call.createdMs;
+    t.totalCallDurationMs += durationMs;
     if (reason === 'delete') t.regularTerminatedSessions++;
     else if (reason === 'timeout') t.timeoutSessions++;
     else if (reason === 'silent-timeout') t.silentTimeoutSessions++;
     else if (reason === 'offer-timeout') t.offerTimeoutSessions++;
-    else t.finalTimeoutSessions++;
-    this.logger.info({ 'call-id': call.callId, reason }, 'call ended');
+    else if (reason === 'final-timeout') t.finalTimeoutSessions++;
+    else if (reason === 'terminate') t.forcedTerminatedSessions++;
     this.events.callEnded?.(call, reason);
   }
 
-  destroyAll(): void {
-    for (const call of [...this.calls.values()]) this.destroy(call, 'delete');
+  /** Ends every call; the relay passes the default when it stops. */
+  destroyAll(reason: CallEndReason = 'shutdown'): void {
+    for (const call of [...this.calls.values()]) this.destroy(call, reason);
   }
 
   /** All data plane stream ids of a call (for counters). */

@@ -119,6 +119,8 @@ export interface CallState {
   monologues: MonologueState[];
   /** Scheduled deletion time (delete-delay); null if not scheduled. */
   deleteAtMs: number | null;
+  /** When the delete that scheduled `deleteAtMs` came: the call's end for its duration. Optional (older state). */
+  deleteRequestedMs?: number | null;
   /** Loop-protection token put into a=rtpengine: lines. */
   loopToken: string;
   recordCall: boolean;

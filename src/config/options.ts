@@ -2,6 +2,7 @@
  * The option table: every name ngrelay accepts on the command line or in the config file, with rtpengine's
  * long names and short letters so an operator's existing command line carries over.
  */
+import { RTPENGINE_ONLY_OPTIONS } from './rtpengine-only';
 
 /** How an option takes its value. `list` options may repeat; the others keep the last value. */
 export type OptionKind = 'flag' | 'int' | 'string' | 'list';
@@ -19,10 +20,13 @@ export interface OptionSpec {
   /** Only meaningful on the command line (help, version, which config file to read). */
   commandLineOnly?: boolean;
   /**
-   * An rtpengine option that changes nothing in ngrelay (syslog, kernel, scheduler tuning). Accepted so
-   * existing configs load; the caller gets a warning naming it.
+   * An rtpengine option for a feature ngrelay lacks (syslog, Redis, kernel module, ...): what ngrelay does
+   * instead, completing "ngrelay ...". Accepted so existing configs load; a start with it set logs one
+   * warning naming it with this text.
    */
-  noEffect?: boolean;
+  noEffect?: string;
+  /** Checks a value the config does not otherwise use (throws BadValue), so a malformed one still fails. */
+  check?: (text: string) => void;
 }
 
 export const OPTIONS: readonly OptionSpec[] = [
@@ -50,7 +54,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'list',
     arg: '[NAME/]IP[!ADVERTISED]',
     defaultText: '127.0.0.1',
-    help: 'Local media address (IPv4/IPv6 literal or network device name), repeatable; NAME defaults to "default"',
+    help: 'Local media address (IPv4/IPv6 literal, network device name, or "any" = every non-loopback address), repeatable; NAME defaults to "default"',
   },
   {
     name: 'listen-ng',
@@ -69,12 +73,24 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'delete-delay', short: 'd', kind: 'int', arg: 'SECS', defaultText: '30', help: 'Keep a deleted call this long for queries (0 = delete at once)' },
   { name: 'num-threads', kind: 'int', arg: 'INT', defaultText: 'CPU count', help: 'Forwarding threads of the data plane (0 = default)' },
   { name: 'log-level', short: 'L', kind: 'int', arg: 'INT', defaultText: '6', help: 'syslog level 0 (emerg) .. 7 (debug) of the JSON log' },
+  {
+    name: 'no-log-timestamps',
+    kind: 'flag',
+    defaultText: 'off',
+    help: 'Leave the "time" field out of log lines (for journald, which stamps them itself)',
+  },
   { name: 'log-stderr', short: 'E', kind: 'flag', defaultText: 'off', help: 'Log to stderr instead of stdout' },
   { name: 'foreground', short: 'f', kind: 'flag', defaultText: 'off', help: "Don't detach (ngrelay never forks; kept for rtpengine command lines)" },
   { name: 'pidfile', short: 'p', kind: 'string', arg: 'FILE', defaultText: 'none', help: 'Write the process id to this file' },
-  { name: 'table', short: 't', kind: 'int', arg: 'INT', defaultText: '-1', help: 'rtpengine kernel table; stored only, ngrelay always forwards in its own engine' },
+  { name: 'table', short: 't', kind: 'int', arg: 'INT', defaultText: '-1', help: 'rtpengine kernel table; ngrelay has none and forwards in its own engine (other than -1: one warning)' },
   { name: 'recording-dir', kind: 'string', arg: 'DIR', defaultText: 'none', help: 'Spool directory for call recordings (pcaps/ and metadata/)' },
-  { name: 'recording-method', kind: 'string', arg: 'pcap', defaultText: 'pcap', help: 'Recording method; only pcap is supported' },
+  {
+    name: 'recording-method',
+    kind: 'string',
+    arg: 'pcap|proc',
+    defaultText: 'pcap',
+    help: 'Recording method; proc (a recording daemon) is accepted with a warning and records pcap like pcap',
+  },
   {
     name: 'recording-format',
     kind: 'string',
@@ -138,14 +154,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'Testing aid: hold every ng reply this long after the command ran (shows proxy retransmits); 0 = off',
   },
   // rtpengine options without effect in ngrelay (see OptionSpec.noEffect).
-  { name: 'no-fallback', short: 'F', kind: 'flag', defaultText: '', help: 'No effect (kernel module)', noEffect: true },
-  { name: 'tos', short: 'T', kind: 'int', arg: 'INT', defaultText: '', help: 'No effect', noEffect: true },
-  { name: 'control-tos', kind: 'int', arg: 'INT', defaultText: '', help: 'No effect', noEffect: true },
-  { name: 'log-facility', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (no syslog)', noEffect: true },
-  { name: 'log-facility-cdr', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (no syslog)', noEffect: true },
-  { name: 'log-facility-rtcp', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (no syslog)', noEffect: true },
-  { name: 'log-facility-dtmf', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (no syslog)', noEffect: true },
-  { name: 'log-format', kind: 'string', arg: 'NAME', defaultText: '', help: 'No effect (logs are JSON)', noEffect: true },
+  ...RTPENGINE_ONLY_OPTIONS,
 ];
 
 const BY_NAME = new Map(OPTIONS.map((o) => [o.name, o]));

@@ -84,10 +84,46 @@ export function parseInvocation(argv: readonly string[], env: ParseEnvironment =
   }
   const sources: Setting[][] = [...readConfigFile(cli, env), cli];
   const merged = mergeSources(sources);
-  const warnings = [...merged.values()]
-    .filter((list) => list[0]!.option.noEffect)
-    .map((list) => `option ${list[list.length - 1]!.where} has no effect in ngrelay; ignored`);
-  return { action: 'run', config: buildConfig(merged, env), warnings };
+  checkUnusedValues(merged);
+  return { action: 'run', config: buildConfig(merged, env), warnings: startWarnings(merged) };
+}
+
+/** Options whose value nothing reads (rtpengine-only ones) are still checked, so `tos = abc` fails. */
+function checkUnusedValues(merged: Map<string, Setting[]>): void {
+  for (const list of merged.values()) {
+    const check = list[0]!.option.check;
+    if (check === undefined) continue;
+    for (const s of list) {
+      try {
+        check(s.value);
+      } catch (err) {
+        throw badValue(s, err);
+      }
+    }
+  }
+}
+
+/**
+ * One line per rtpengine feature that is asked for and that ngrelay lacks, saying what it does instead. The
+ * CLI logs them once at start. Values are already valid here (buildConfig ran).
+ */
+function startWarnings(merged: Map<string, Setting[]>): string[] {
+  const warnings: string[] = [];
+  for (const list of merged.values()) {
+    const s = list[list.length - 1]!;
+    if (s.option.noEffect !== undefined) warnings.push(`option ${s.where} has no effect: ngrelay ${s.option.noEffect}`);
+    if (s.option.name === 'table' && Number(s.value) !== DEFAULTS.table) {
+      warnings.push(
+        `option ${s.where} (${s.value}) has no effect: ngrelay has no kernel forwarding table yet and forwards every packet in its own engine`,
+      );
+    }
+    if (s.option.name === 'recording-method' && s.value === 'proc') {
+      warnings.push(
+        `option ${s.where} (proc) has no effect: ngrelay has no recording daemon to hand packets to; a call that asks for recording is recorded as pcap under --recording-dir`,
+      );
+    }
+  }
+  return warnings;
 }
 
 function scanCommandLine(argv: readonly string[]): Setting[] {
@@ -258,8 +294,9 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
     numThreads: value('num-threads', cpuCount, (t) => parseInteger(t, 0, MAX_THREADS) || cpuCount),
     logLevel: value('log-level', DEFAULTS.logLevel, (t) => parseInteger(t, 0, 7)),
     recordingDir: value<string | null>('recording-dir', null, nonEmpty),
+    // rtpengine's proc method feeds its recording daemon; ngrelay records pcap for both (startWarnings says so).
     recordingMethod: value('recording-method', 'pcap' as const, (t) => {
-      if (t !== 'pcap') throw new BadValue("only 'pcap' is supported");
+      if (t !== 'pcap' && t !== 'proc') throw new BadValue('expected pcap or proc');
       return 'pcap' as const;
     }),
     recordingFormat: value('recording-format', 'raw' as RelayConfig['recordingFormat'], (t) => {
@@ -269,6 +306,7 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
     recordEgress: flag('record-egress'),
     foreground: flag('foreground'),
     logStderr: flag('log-stderr'),
+    logTimestamps: !flag('no-log-timestamps'),
     table: value('table', DEFAULTS.table, (t) => parseInteger(t, INT32_MIN, INT32_MAX)),
     pidfile: value<string | null>('pidfile', null, nonEmpty),
     endpointLearning: value('endpoint-learning', DEFAULTS.endpointLearning, parseEndpointLearning),

@@ -36,6 +36,8 @@ export interface RelayConfig {
   recordEgress: boolean;
   foreground: boolean;
   logStderr: boolean;
+  /** false with `--no-log-timestamps`: log lines carry no "time" field (journald stamps them). */
+  logTimestamps: boolean;
   table: number;
   pidfile: string | null;
   /** Endpoint learning default (`--endpoint-learning`). */

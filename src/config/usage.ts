@@ -8,8 +8,25 @@ function synopsis(o: OptionSpec): string {
   return o.short !== undefined ? `-${o.short}, ${long}` : `    ${long}`;
 }
 
+/** Comma-separated words in lines of at most `width` characters, indented by two. */
+function wrap(words: string[], width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of words) {
+    const next = line === '' ? `  ${word}` : `${line}, ${word}`;
+    if (next.length > width && line !== '') {
+      lines.push(`${line},`);
+      line = `  ${word}`;
+    } else {
+      line = next;
+    }
+  }
+  if (line !== '') lines.push(line);
+  return lines;
+}
+
 export function usage(): string {
-  const effective = OPTIONS.filter((o) => !o.noEffect);
+  const effective = OPTIONS.filter((o) => o.noEffect === undefined);
   const rows = effective.map((o) => [synopsis(o), o.defaultText !== '' ? `${o.help} [default: ${o.defaultText}]` : o.help]);
   const width = Math.max(...rows.map(([s]) => s!.length)) + 2;
   const lines = [
@@ -20,10 +37,8 @@ export function usage(): string {
     '',
     ...rows.map(([s, h]) => `  ${s!.padEnd(width)}${h}`),
     '',
-    'Accepted without effect (rtpengine compatibility): ' +
-      OPTIONS.filter((o) => o.noEffect)
-        .map((o) => `--${o.name}`)
-        .join(', '),
+    'Accepted without effect (rtpengine features ngrelay lacks; each one set is logged once at start):',
+    ...wrap(OPTIONS.filter((o) => o.noEffect !== undefined).map((o) => (o.short ? `-${o.short}/--${o.name}` : `--${o.name}`)), 100),
     '',
   ];
   return lines.join('\n');

@@ -55,8 +55,9 @@ function isIpv6LinkLocal(address: string): boolean {
 }
 
 /**
- * `[NAME/]IP[!ADVERTISED]`. IP is an IPv4/IPv6 literal (IPv6 optionally in brackets) or the name of a
- * network device, which stands for all of the device's addresses (IPv6 link-local ones left out). The
+ * `[NAME/]IP[!ADVERTISED]`. IP is an IPv4/IPv6 literal (IPv6 optionally in brackets), the name of a
+ * network device, which stands for all of the device's addresses (IPv6 link-local ones left out), or `any`
+ * for the addresses of all devices but loopback (as rtpengine 10.5 resolves it). The
  * advertised address must be a literal of the same family; with a device it applies to that family's
  * addresses only. Wildcards (0.0.0.0, ::) are refused: media sockets bind concrete addresses.
  */
@@ -99,7 +100,13 @@ export function parseInterface(spec: string, networkInterfaces: () => NetworkInt
     return [{ name, address: localText, advertised: advertisedText ?? localText, family }];
   }
 
-  const device = networkInterfaces()[localText];
+  const devices = networkInterfaces();
+  let device = devices[localText];
+  // rtpengine's `any`: every address of every device but loopback (a device really named "any" wins).
+  if (device === undefined && localText === 'any') {
+    device = Object.values(devices).flatMap((infos) => (infos ?? []).filter((info) => !info.internal));
+    if (device.length === 0) throw new BadValue("'any': the machine has no address besides loopback");
+  }
   if (device === undefined) throw new BadValue(`'${localText}' is neither an IP address nor a network device`);
   const result: InterfaceConfig[] = [];
   for (const info of device) {

@@ -19,6 +19,7 @@ import type { Logger } from '../logger';
 import { NgError } from '../errors';
 import { metadataText } from './metadata-file';
 import { recordingDirs, type RecordingDirs } from './recording-dir';
+import { giveTo, ownerFor, type FileOwner } from './file-owner';
 
 /** rtpengine's wording, with ngrelay's option name. */
 export const NO_RECORDING_DIR = 'Call recording requested, but no recording directory configured (--recording-dir)';
@@ -40,6 +41,8 @@ export interface SignalForRecording {
 
 export class CallRecorder {
   private readonly dirs: RecordingDirs | null;
+  /** Owner of the files we create when the recording dir belongs to another user (file-owner.ts). */
+  private readonly owner: FileOwner | null;
   private nextId = 1;
 
   constructor(
@@ -50,6 +53,7 @@ export class CallRecorder {
     private readonly now: () => number = Date.now,
   ) {
     this.dirs = config.recordingDir === null ? null : recordingDirs(config.recordingDir);
+    this.owner = this.dirs === null ? null : ownerFor(this.dirs.root);
   }
 
   /** Refuses a request that asks for recording when there is nowhere to record to (before any change). */
@@ -129,6 +133,11 @@ export class CallRecorder {
       throw new NgError(`Failed to start call recording: ${message}`);
     }
     call.recording = rec;
+    try {
+      giveTo(rec.pcapSpoolPath, this.owner);
+    } catch (err) {
+      this.logger.error({ 'call-id': call.callId, path: rec.pcapSpoolPath, err: (err as Error).message }, 'cannot give the pcap to the recording directory\'s owner');
+    }
     this.feed(call);
     this.writeSpoolMetadata(call, rec);
     this.logger.info({ 'call-id': call.callId, pcap: rec.pcapSpoolPath }, 'recording started');
@@ -202,6 +211,7 @@ export class CallRecorder {
   private writeSpoolMetadata(call: CallState, rec: CallRecordingState, endMs: number | null = null): void {
     try {
       writeFileSync(rec.metaSpoolPath, metadataText(call, rec, endMs));
+      giveTo(rec.metaSpoolPath, this.owner);
     } catch (err) {
       this.logger.error({ 'call-id': call.callId, path: rec.metaSpoolPath, err: (err as Error).message }, 'cannot write recording metadata');
     }

@@ -8,6 +8,7 @@
  */
 import { accessSync, closeSync, constants, mkdirSync, openSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
+import { giveTo, ownerFor } from './file-owner';
 
 export interface RecordingDirs {
   root: string;
@@ -45,8 +46,9 @@ function reason(err: unknown): string {
 }
 
 /**
- * Checks that DIR exists and is a directory, creates its sub-directories and writes (then removes) a probe
- * file in each, so "not writable" and "full" show at start-up. Throws RecordingDirError.
+ * Checks that DIR exists and is a directory, creates its sub-directories (owned by DIR's owner, see
+ * file-owner.ts) and writes (then removes) a probe file in each, so "not writable" and "full" show at
+ * start-up. Throws RecordingDirError.
  */
 export function prepareRecordingDir(root: string): RecordingDirs {
   const dirs = recordingDirs(root);
@@ -65,9 +67,12 @@ export function prepareRecordingDir(root: string): RecordingDirs {
   } catch (err) {
     fail(dirs.root, err);
   }
+  // Sub-directories we create in someone else's directory (rtpengine's spool) become theirs.
+  const owner = ownerFor(dirs.root);
   for (const dir of [dirs.spool, dirs.pcaps, dirs.metadata]) {
     try {
       mkdirSync(dir, { recursive: true });
+      giveTo(dir, owner);
       const probe = path.join(dir, `.ngrelay-probe-${process.pid}`);
       const fd = openSync(probe, 'w');
       try {

@@ -9,6 +9,26 @@ import type { SdpLine } from './types';
 
 export const SDP_PARSE_ERROR = 'Failed to parse SDP';
 
+/**
+ * Where and why each SDP parse error happened ("line 5: c= needs 3 fields ..."), for the log. The error
+ * itself is a plain NgError('Failed to parse SDP'), the ng reply, equal to any other; the detail rides
+ * beside it here rather than as a property.
+ */
+const parseDetails = new WeakMap<NgError, string>();
+
+/** NgError('Failed to parse SDP') remembering which line (1-based; null = the body as a whole) and why. */
+export function sdpParseError(lineNo: number | null, what: string, content?: string): NgError {
+  const err = new NgError(SDP_PARSE_ERROR);
+  const shown = content === undefined ? '' : `: ${JSON.stringify(content.length > 80 ? `${content.slice(0, 80)}...` : content)}`;
+  parseDetails.set(err, `${lineNo !== null ? `line ${lineNo}: ` : ''}${what}${shown}`);
+  return err;
+}
+
+/** The detail of an error made by sdpParseError; null for any other error. */
+export function sdpParseDetail(err: unknown): string | null {
+  return err instanceof NgError ? (parseDetails.get(err) ?? null) : null;
+}
+
 export interface SplitSdp {
   eol: '\r\n' | '\n';
   lines: SdpLine[];
@@ -28,15 +48,17 @@ export function splitSdpLines(buf: Buffer): SplitSdp {
   const eol: '\r\n' | '\n' = firstLf > 0 && text.charCodeAt(firstLf - 1) === 0x0d ? '\r\n' : '\n';
   const lines: SdpLine[] = [];
   let start = 0;
+  let lineNo = 0;
   while (start < text.length) {
+    lineNo++;
     let lf = text.indexOf('\n', start);
     if (lf < 0) lf = text.length;
     // A CR directly before the LF belongs to the line ending, whatever the first line used.
     const end = lf > start && text.charCodeAt(lf - 1) === 0x0d ? lf - 1 : lf;
     if (end > start) {
       const content = text.slice(start, end);
-      if (!LINE_START.test(content)) throw new NgError(SDP_PARSE_ERROR);
-      lines.push({ type: content.charAt(0), value: content.slice(2), raw: buf.subarray(start, end) });
+      if (!LINE_START.test(content)) throw sdpParseError(lineNo, "not a '<letter>=' line", content);
+      lines.push({ type: content.charAt(0), value: content.slice(2), raw: buf.subarray(start, end), lineNo });
     }
     start = lf + 1;
   }

@@ -1,10 +1,10 @@
 /**
  * SDP parser: keeps every line as its original bytes and extracts what the call model needs.
  * Malformed input (no `v=0` first, a line that is not `<letter>=`, a bad m=, c= or o= line) throws
- * NgError('Failed to parse SDP'), rtpengine's reply for it. Attribute lines are never an error: one that
- * does not parse (e.g. `a=rtcp:abc`) is treated as unknown.
+ * NgError('Failed to parse SDP'), rtpengine's reply; `sdpParseDetail(err)` names the line and the fault,
+ * for the log. Attribute lines are never an error: one that does not parse (e.g. `a=rtcp:abc`) is treated
+ * as unknown.
  */
-import { NgError } from '../errors';
 import {
   attributeOf,
   directionOf,
@@ -14,26 +14,29 @@ import {
   tokens,
 } from './attributes';
 import { parseRtpmap } from './codecs';
-import { SDP_PARSE_ERROR, splitSdpLines } from './lines';
+import { sdpParseError, splitSdpLines } from './lines';
 import type { ConnectionAddress, Direction, ParsedSdp, SdpLine, SdpMedia, SdpOrigin } from './types';
 
-function fail(): never {
-  throw new NgError(SDP_PARSE_ERROR);
+export { sdpParseDetail } from './lines';
+
+/** Throws NgError('Failed to parse SDP'); its sdpParseDetail() names `line` (number and text) and `what`. */
+function fail(line: SdpLine, what: string): never {
+  throw sdpParseError(line.lineNo ?? null, what, `${line.type}=${line.value}`);
 }
 
-function parseConnection(value: string): ConnectionAddress {
-  const t = tokens(value);
-  if (t.length !== 3) fail();
-  return parseConnectionTokens(t[0] as string, t[1] as string, t[2] as string) ?? fail();
+function parseConnection(line: SdpLine): ConnectionAddress {
+  const t = tokens(line.value);
+  if (t.length !== 3) fail(line, 'c= needs 3 fields (IN IP4|IP6 address)');
+  return parseConnectionTokens(t[0] as string, t[1] as string, t[2] as string) ?? fail(line, 'bad c= address');
 }
 
-function parseOrigin(value: string): SdpOrigin {
-  const t = tokens(value);
-  if (t.length !== 6) fail();
+function parseOrigin(line: SdpLine): SdpOrigin {
+  const t = tokens(line.value);
+  if (t.length !== 6) fail(line, 'o= needs 6 fields');
   const [username, sessionId, sessionVersion, netType, addrType, address] = t as [
     string, string, string, string, string, string,
   ];
-  if (addrType !== 'IP4' && addrType !== 'IP6') fail();
+  if (addrType !== 'IP4' && addrType !== 'IP6') fail(line, 'o= address type is neither IP4 nor IP6');
   return { username, sessionId, sessionVersion, netType, addrType, address };
 }
 
@@ -45,14 +48,14 @@ interface MediaLine {
   formats: string[];
 }
 
-function parseMediaLine(value: string): MediaLine {
-  const t = tokens(value);
-  if (t.length < 3) fail();
+function parseMediaLine(line: SdpLine): MediaLine {
+  const t = tokens(line.value);
+  if (t.length < 3) fail(line, 'm= needs at least 3 fields (media port proto)');
   const [type, portSpec, proto] = t as [string, string, string];
   const [portText, countText, ...extra] = portSpec.split('/');
-  if (extra.length > 0) fail();
-  const port = parseBoundedInt(portText as string, 65535) ?? fail();
-  const portCount = countText === undefined ? null : (parseBoundedInt(countText, 65535) ?? fail());
+  if (extra.length > 0) fail(line, 'bad m= port/count');
+  const port = parseBoundedInt(portText as string, 65535) ?? fail(line, 'bad m= port');
+  const portCount = countText === undefined ? null : (parseBoundedInt(countText, 65535) ?? fail(line, 'bad m= port count'));
   return { type, port, portCount, proto, formats: t.slice(3) };
 }
 
@@ -76,7 +79,7 @@ interface SessionDefaults {
 }
 
 function parseMedia(index: number, lines: SdpLine[], session: SessionDefaults): SdpMedia {
-  const mline = parseMediaLine((lines[0] as SdpLine).value);
+  const mline = parseMediaLine(lines[0] as SdpLine);
   let connection: ConnectionAddress | null = null;
   let direction: Direction | null = null;
   let rtcp: SdpMedia['rtcp'] = null;
@@ -86,7 +89,7 @@ function parseMedia(index: number, lines: SdpLine[], session: SessionDefaults): 
   const ownTokens: string[] = [];
   for (const line of lines.slice(1)) {
     if (line.type === 'c') {
-      connection = parseConnection(line.value);
+      connection = parseConnection(line);
       continue;
     }
     const attr = attributeOf(line);
@@ -135,15 +138,16 @@ function parseMedia(index: number, lines: SdpLine[], session: SessionDefaults): 
 export function parseSdp(buf: Buffer): ParsedSdp {
   const { eol, lines } = splitSdpLines(buf);
   const first = lines[0];
-  if (first === undefined || first.type !== 'v' || first.value.trim() !== '0') fail();
+  if (first === undefined) throw sdpParseError(null, 'empty body');
+  if (first.type !== 'v' || first.value.trim() !== '0') fail(first, "the first line is not 'v=0'");
 
   const firstMedia = lines.findIndex((l) => l.type === 'm');
   const sessionLines = firstMedia < 0 ? lines : lines.slice(0, firstMedia);
   let origin: SdpOrigin | null = null;
   const session: SessionDefaults = { connection: null, direction: null, hasIce: false, loopProtectTokens: [] };
   for (const line of sessionLines) {
-    if (line.type === 'o') origin = parseOrigin(line.value);
-    else if (line.type === 'c') session.connection = parseConnection(line.value);
+    if (line.type === 'o') origin = parseOrigin(line);
+    else if (line.type === 'c') session.connection = parseConnection(line);
     const attr = attributeOf(line);
     if (attr === null) continue;
     session.direction = directionOf(attr) ?? session.direction;

@@ -15,6 +15,8 @@ export interface SdpLine {
   /** Everything after '=', decoded as latin1 so that any byte survives a round trip. */
   value: string;
   raw: Buffer;
+  /** 1-based line number in the body it was parsed from (for error messages); absent on generated lines. */
+  lineNo?: number;
 }
 
 export interface SdpOrigin {

@@ -34,6 +34,7 @@ function config(over: Partial<RelayConfig> = {}): RelayConfig {
     recordEgress: false,
     foreground: true,
     logStderr: true,
+    logTimestamps: true,
     table: -1,
     pidfile: null,
     endpointLearning: 'heuristic',
@@ -363,5 +364,86 @@ describe('timeouts', () => {
     expect(expiredReason(call, cfg, 50_000, 100_000)).toBeNull();
     expect(expiredReason(call, cfg, 50_000, 110_000)).toBe('timeout');
     expect(expiredReason(call, { ...cfg, finalTimeout: 10 }, 50_000, 10_000)).toBe('final-timeout');
+  });
+});
+
+describe('CallManager logs for a person', () => {
+  let dp: FakeDataPlane;
+  let cm: CallManager;
+  let now: number;
+  let logged: Array<Record<string, unknown>>;
+
+  beforeEach(() => {
+    dp = new FakeDataPlane();
+    now = 1_700_000_000_000;
+    logged = [];
+    const capture = pino({ level: 'info' }, { write: (line: string) => logged.push(JSON.parse(line) as Record<string, unknown>) });
+    cm = new CallManager(config(), dp, capture, {}, () => now);
+  });
+
+  const byMsg = (msg: string) => logged.filter((l) => l['msg'] === msg);
+  const deleteReq = { callId: 'call-1', fromTag: 'A', toTag: null, viaBranch: null, deleteDelay: null, fatal: false, fast: false };
+
+  it('offer and answer lines name the local ports of both parties', () => {
+    const offerPort = mPorts(cm.offer(req({})))[0]!;
+    const answerPort = mPorts(cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000 }) })))[0]!;
+    const ports = { offerer: [`127.0.0.1:${answerPort}/${answerPort + 1}`], answerer: [`127.0.0.1:${offerPort}/${offerPort + 1}`] };
+    expect(byMsg('offer processed')[0]).toMatchObject({ ports });
+    expect(byMsg('answer processed')[0]).toMatchObject({ ports });
+  });
+
+  it("a call's end logs every stream's final packets/bytes/errors, then the reason and the duration", () => {
+    const offerPort = mPorts(cm.offer(req({})))[0]!;
+    cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000 }) }));
+    const calleeRtp = dp.byPort(offerPort)!;
+    dp.counters.set(calleeRtp.spec.id, {
+      packets: 250, bytes: 43000, errors: 3, lastPacketMs: now, endpoint: { family: 'IPv4', address: '10.0.0.5', port: 50000 },
+      confirmed: true, ssrc: 1, lastSeq: 250,
+    });
+    now += 5_200;
+    cm.delete({ ...deleteReq, deleteDelay: 0 });
+    const stats = byMsg('final packet stats');
+    expect(stats).toHaveLength(4);
+    expect(stats).toContainEqual(
+      expect.objectContaining({
+        'call-id': 'call-1', tag: 'B', media: 1, component: 'rtp', local: `127.0.0.1:${offerPort}`, remote: '10.0.0.5:50000',
+        packets: 250, bytes: 43000, errors: 3,
+      }),
+    );
+    expect(byMsg('call ended')).toEqual([expect.objectContaining({ 'call-id': 'call-1', reason: 'delete', duration: 5.2 })]);
+    // The end line comes after the stream lines.
+    expect(logged.findIndex((l) => l['msg'] === 'call ended')).toBeGreaterThan(logged.findIndex((l) => l['msg'] === 'final packet stats'));
+  });
+
+  it('the duration ends at the delete, not after delete-delay (avgcallduration as rtpengine reports it)', () => {
+    cm.offer(req({}));
+    cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000 }) }));
+    now += 5_200;
+    cm.delete(deleteReq);
+    now += 31_000;
+    new TimeoutSweeper(cm, dp, config(), () => now).sweep();
+    expect(cm.calls.has('call-1')).toBe(false);
+    expect(cm.totals.totalCallDurationMs).toBe(5_200);
+    expect(byMsg('call ended')[0]).toMatchObject({ reason: 'delete', duration: 5.2 });
+  });
+
+  it('calls closed when the relay stops are logged with reason shutdown; terminate is counted as forced', () => {
+    cm.offer(req({}));
+    cm.offer(req({ callId: 'call-2' }));
+    cm.destroy(cm.calls.get('call-2')!, 'terminate');
+    cm.destroyAll();
+    expect(byMsg('call ended').map((l) => [l['call-id'], l['reason']])).toEqual([
+      ['call-2', 'terminate'],
+      ['call-1', 'shutdown'],
+    ]);
+    expect(cm.totals).toMatchObject({ forcedTerminatedSessions: 1, regularTerminatedSessions: 0, endedCalls: 2 });
+  });
+
+  it('an SDP that does not parse is logged with the line at fault; the reply keeps rtpengine\'s words', () => {
+    const bad = Buffer.from('v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 nowhere\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n');
+    expect(() => cm.offer(req({ sdp: bad }))).toThrow(new NgError('Failed to parse SDP'));
+    expect(byMsg('SDP not accepted')).toEqual([
+      expect.objectContaining({ 'call-id': 'call-1', 'from-tag': 'A', detail: 'line 4: bad c= address: "c=IN IP4 nowhere"' }),
+    ]);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -67,6 +67,7 @@ describe('defaults', () => {
       recordEgress: false,
       foreground: false,
       logStderr: false,
+      logTimestamps: true,
       table: -1,
       pidfile: null,
       endpointLearning: 'heuristic',
@@ -129,6 +130,7 @@ describe('every option', () => {
       recordEgress: false,
       foreground: true,
       logStderr: true,
+      logTimestamps: true,
       table: -1,
       pidfile: '/run/ngrelay.pid',
       endpointLearning: 'delayed',
@@ -232,6 +234,22 @@ describe('--interface', () => {
     expect(msg).toContain(reason);
   });
 
+  it("'any' is every address of the machine but loopback and IPv6 link-local, as rtpengine resolves it", () => {
+    const any = [
+      { name: 'default', address: '192.0.2.10', advertised: '192.0.2.10', family: 'IPv4' },
+      { name: 'default', address: '2001:db8::10', advertised: '2001:db8::10', family: 'IPv6' },
+    ];
+    expect(parse('--interface=any').interfaces).toEqual(any);
+    expect(parse('-i', 'pub/any!198.51.100.1').interfaces).toEqual([
+      { ...any[0], name: 'pub', advertised: '198.51.100.1' },
+      { ...any[1], name: 'pub' },
+    ]);
+    const file = configFile('[rtpengine]\ninterface = any\n');
+    expect(parse(`--config-file=${file}`).interfaces).toEqual(any);
+    const loopbackOnly: ParseEnvironment = { networkInterfaces: () => ({ lo: env.networkInterfaces!().lo }) };
+    expect(errorOf(['--interface=any'], loopbackOnly)).toContain('no address besides loopback');
+  });
+
   it('rejects the same name and address twice', () => {
     expect(errorOf(['-i', 'a/10.0.0.1', '-i', 'a/10.0.0.1'])).toContain("duplicate interface 'a/10.0.0.1'");
   });
@@ -269,7 +287,10 @@ describe('bad values name the option', () => {
     ['--num-threads=100000', '--num-threads'],
     ['--log-level=8', '--log-level'],
     ['--log-level=-1', '--log-level'],
-    ['--recording-method=proc', '--recording-method'],
+    ['--recording-method=kernel', '--recording-method'],
+    ['--tos=abc', '--tos'],
+    ['--silence-detect=lots', '--silence-detect'],
+    ['--redis-num-threads=1.5', '--redis-num-threads'],
     ['--recording-dir=', '--recording-dir'],
     ['--endpoint-learning=sometimes', '--endpoint-learning'],
     ['--socket-receive-buffer=-1', '--socket-receive-buffer'],
@@ -320,7 +341,7 @@ describe('command line errors', () => {
     [['--bogus=1'], 'unknown option --bogus'],
     [['-Z'], 'unknown option -Z'],
     [['-fZ'], 'unknown option -Z'],
-    [['--redis=127.0.0.1:6379/1'], 'unknown option --redis'],
+    [['--redis-cluster=127.0.0.1:6379/1'], 'unknown option --redis-cluster'],
     [['--foreground=yes'], 'option --foreground takes no value'],
     [['--timeout'], 'option --timeout needs a value'],
     [['-o'], 'option -o (--timeout) needs a value'],
@@ -353,10 +374,33 @@ describe('help, version, warnings', () => {
     expect(inv.action).toBe('run');
     if (inv.action !== 'run') return;
     expect(inv.warnings).toEqual([
-      'option --tos has no effect in ngrelay; ignored',
-      'option --no-fallback has no effect in ngrelay; ignored',
-      'option --log-facility has no effect in ngrelay; ignored',
+      "option --tos has no effect: ngrelay sends media with the system's default TOS (0)",
+      'option --no-fallback has no effect: ngrelay has no kernel module; it always forwards in its own engine',
+      'option --log-facility has no effect: ngrelay logs JSON lines to stdout/stderr, not to syslog',
     ]);
+  });
+
+  it('--table other than -1, recording-method = proc: accepted, one warning each saying what ngrelay does', () => {
+    const inv = parseInvocation(['--table=0', '--recording-method=proc', '--recording-dir=/tmp'], env);
+    if (inv.action !== 'run') throw new Error('not run');
+    expect(inv.config).toMatchObject({ table: 0, recordingMethod: 'pcap' });
+    expect(inv.warnings).toHaveLength(2);
+    expect(inv.warnings[0]).toMatch(/^option --table \(0\) has no effect: ngrelay has no kernel forwarding table/);
+    expect(inv.warnings[1]).toMatch(/^option --recording-method \(proc\) has no effect: .* recorded as pcap under --recording-dir$/);
+    expect(parseInvocation(['--table=-1'], env)).toMatchObject({ warnings: [] });
+  });
+
+  it('a repeated rtpengine-only option is warned about once', () => {
+    const inv = parseInvocation(['-k', '1', '--subscribe-keyspace=2', '--tos=1', '--tos=2'], env);
+    expect(inv.action === 'run' && inv.warnings).toEqual([
+      'option --subscribe-keyspace has no effect: ngrelay has no Redis; calls live in this process only',
+      "option --tos has no effect: ngrelay sends media with the system's default TOS (0)",
+    ]);
+  });
+
+  it('--no-log-timestamps turns the time field off', () => {
+    expect(parse('--no-log-timestamps').logTimestamps).toBe(false);
+    expect(parse(`--config-file=${configFile('[rtpengine]\nno-log-timestamps = true\n')}`).logTimestamps).toBe(false);
   });
 
   it('usage lists every effective option with its default; version names the package', () => {
@@ -440,8 +484,8 @@ describe('config file', () => {
   });
 
   it('an unknown key names the key, file and line', () => {
-    const file = configFile('[rtpengine]\ntimeout = 5\nredis = 127.0.0.1:6379/1\n');
-    expect(errorOf([`--config-file=${file}`])).toBe(`unknown option 'redis' in ${file}:3`);
+    const file = configFile('[rtpengine]\ntimeout = 5\nredis-cluster = 127.0.0.1:6379/1\n');
+    expect(errorOf([`--config-file=${file}`])).toBe(`unknown option 'redis-cluster' in ${file}:3`);
   });
 
   it('a bad value names the key, file and line', () => {
@@ -480,9 +524,34 @@ describe('config file', () => {
     const file = configFile('[rtpengine]\ntos = 184\nlog-facility = daemon\n');
     const inv = parseInvocation([`--config-file=${file}`], env);
     expect(inv.action === 'run' && inv.warnings).toEqual([
-      `option tos (${file}:2) has no effect in ngrelay; ignored`,
-      `option log-facility (${file}:3) has no effect in ngrelay; ignored`,
+      `option tos (${file}:2) has no effect: ngrelay sends media with the system's default TOS (0)`,
+      `option log-facility (${file}:3) has no effect: ngrelay logs JSON lines to stdout/stderr, not to syslog`,
     ]);
+  });
+});
+
+describe('examples/ngrelay.conf', () => {
+  it('loads without warnings and says what the defaults say', () => {
+    const file = join(__dirname, '..', '..', 'examples', 'ngrelay.conf');
+    const inv = parseInvocation([`--config-file=${file}`], env);
+    if (inv.action !== 'run') throw new Error('not run');
+    expect(inv.warnings).toEqual([]);
+    expect(inv.config).toEqual(parse());
+  });
+});
+
+describe('examples/systemd/ngrelay.service', () => {
+  it("ExecStart's command line is accepted (with the example config in place of /etc/ngrelay/ngrelay.conf)", () => {
+    const unit = readFileSync(join(__dirname, '..', '..', 'examples', 'systemd', 'ngrelay.service'), 'utf8');
+    const execStart = /^ExecStart=(.*)$/m.exec(unit)![1]!.split(/\s+/);
+    expect(execStart[0]).toBe('/usr/bin/ngrelay');
+    expect(unit).toMatch(/^Type=notify$/m);
+    const example = join(__dirname, '..', '..', 'examples', 'ngrelay.conf');
+    const argv = execStart.slice(1).map((a) => (a === '/etc/ngrelay/ngrelay.conf' ? example : a));
+    const inv = parseInvocation(argv, env);
+    if (inv.action !== 'run') throw new Error('not run');
+    expect(inv.warnings).toEqual([]);
+    expect(inv.config).toMatchObject({ foreground: true, logStderr: true, logTimestamps: false, pidfile: '/run/ngrelay/ngrelay.pid' });
   });
 });
 

@@ -1,6 +1,6 @@
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import pino from 'pino';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CallRecorder, fileStem, NO_RECORDING_DIR } from '../../src/recording/call-recorder';
@@ -113,6 +113,29 @@ describe('CallRecorder', () => {
     // The fake engine writes no pcap, so only the metadata can be checked on disk.
     expect(readFileSync(rec.metaPath, 'utf8')).toContain('END TIME');
     expect(existsSync(rec.metaSpoolPath)).toBe(false);
+  });
+
+  it("files and directories created in another user's recording dir get that user (rtpengine's spool under root)", () => {
+    if (process.geteuid?.() !== 0) return; // only root can give files away; as another user there is nothing to do
+    const owned = mkdtempSync(path.join(tmpdir(), 'ngrelay-rec-owner-'));
+    try {
+      const owner = { uid: 4321, gid: 4322 };
+      chownSync(owned, owner.uid, owner.gid);
+      prepareRecordingDir(owned);
+      const ownerOf = (p: string) => ({ uid: statSync(p).uid, gid: statSync(p).gid });
+      for (const sub of ['spool', 'pcaps', 'metadata']) expect(ownerOf(path.join(owned, sub))).toEqual(owner);
+      const r = new CallRecorder({ recordingDir: owned, recordingFormat: 'raw', recordEgress: false }, dp, () => ids, logger);
+      const c = call();
+      r.start(c);
+      const rec = c.recording!;
+      expect(ownerOf(rec.metaSpoolPath)).toEqual(owner);
+      r.stop(c);
+      expect(ownerOf(rec.metaPath)).toEqual(owner);
+      // Our own directory stays as it is: nothing is given away.
+      expect(ownerOf(path.join(dir, 'spool')).uid).toBe(0);
+    } finally {
+      rmSync(owned, { recursive: true, force: true });
+    }
   });
 
   it('record-call=no in a signal stops the recording; without a directory a request to record is refused', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NgError } from '../../src/errors';
-import { parseSdp } from '../../src/sdp/parse';
+import { parseSdp, sdpParseDetail } from '../../src/sdp/parse';
 
 const HEAD = 'v=0\no=alice 123 7 IN IP4 10.0.0.1\ns=-\nc=IN IP4 10.0.0.1\nt=0 0\n';
 const crlf = (s: string): Buffer => Buffer.from(s.replace(/\n/g, '\r\n'), 'latin1');
@@ -132,4 +132,22 @@ describe('parseSdp', () => {
       expect((err as NgError).reason).toBe('Failed to parse SDP');
     });
   }
+
+  it.each([
+    ['line 7: not a \'<letter>=\' line: "garbage"', HEAD + 'm=audio 1 RTP/AVP 0\ngarbage\n'],
+    ['line 6: m= needs at least 3 fields (media port proto): "m=audio 4000"', HEAD + 'm=audio 4000\n'],
+    ['line 4: bad c= address: "c=IN IP4 foo"', HEAD.replace('c=IN IP4 10.0.0.1', 'c=IN IP4 foo') + 'm=audio 1 RTP/AVP 0\n'],
+    ['line 7: bad c= address: "c=IN IP7 1.2.3.4"', HEAD + 'm=audio 1 RTP/AVP 0\nc=IN IP7 1.2.3.4\n'],
+    ['line 2: o= needs 6 fields: "o=- 1 IN IP4"', HEAD.replace('o=alice 123 7 IN IP4 10.0.0.1', 'o=- 1 IN IP4')],
+    ['line 1: the first line is not \'v=0\': "v=1"', 'v=1\nm=audio 1 RTP/AVP 0\n'],
+    ['empty body', ''],
+  ])('the error names the line for the log: %s', (detail, body) => {
+    const err = parseError(body);
+    expect(err).toEqual(new NgError('Failed to parse SDP'));
+    expect(sdpParseDetail(err)).toBe(detail);
+  });
+  it('counts blank lines and CRLF bodies like an editor does', () => {
+    const err = parseError(crlf(HEAD + '\nm=audio 1 RTP/AVP 0\nbad line\n').toString('latin1'));
+    expect(sdpParseDetail(err)).toBe('line 8: not a \'<letter>=\' line: "bad line"');
+  });
 });
