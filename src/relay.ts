@@ -9,6 +9,7 @@ import { CallManager } from './call/call-manager';
 import { TimeoutSweeper } from './call/timeouts';
 import { createCommandHandler } from './commands/handler';
 import { NgServer } from './ng/server';
+import { NgProcessor } from './ng/processor';
 import type { NgDict, NgHandler } from './ng/types';
 import { ngDict } from './ng/dict';
 import type { Logger } from './logger';
@@ -55,14 +56,14 @@ export class Relay {
     recorder = new CallRecorder(config, dataPlane, (call) => manager.streamIds(call), logger);
     const sweeper = new TimeoutSweeper(manager, dataPlane, config);
     const startedMs = Date.now();
-    let server: NgServer | null = null;
+    let processor: NgProcessor | null = null;
     const handler = createCommandHandler({
       manager,
       dataPlane,
       recorder,
       logger,
       startedMs,
-      controlStats: () => (server ? server.stats() : { commands: {}, errors: 0 }),
+      controlStats: () => (processor ? processor.stats() : { commands: {}, errors: 0 }),
       interfaces: () => interfaceStats(config, manager),
     });
     // --debug-ng-delay: the command runs at once, its reply is held back, so a proxy retransmits meanwhile.
@@ -75,7 +76,9 @@ export class Relay {
             return reply;
           }
         : handler;
-    server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, handler: delayed, logger });
+    // One processor (one cookie cache, one set of counters) behind every ng transport.
+    processor = new NgProcessor({ handler: delayed, logger });
+    const server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, processor, logger });
     try {
       await server.listen();
     } catch (err) {
