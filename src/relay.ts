@@ -12,7 +12,9 @@ import { NgServer } from './ng/server';
 import { NgProcessor } from './ng/processor';
 import type { NgDict, NgHandler } from './ng/types';
 import { ngDict } from './ng/dict';
-import type { Logger } from './logger';
+import { setSyslogLevel, type Logger } from './logger';
+import { LoadLimits, SystemLoadProbe } from './commands/load-limits';
+import { startControlListeners, type Listener } from './control/listeners';
 import { CallRecorder } from './recording/call-recorder';
 import { prepareRecordingDir } from './recording/recording-dir';
 import { recoverSpool } from './recording/spool-recovery';
@@ -29,6 +31,8 @@ export class Relay {
     readonly manager: CallManager,
     readonly dataPlane: DataPlane,
     private readonly server: NgServer,
+    /** --listen-cli, --listen-tcp-ng, --listen-http(s): closed with the relay. */
+    private readonly listeners: Listener[],
     private readonly sweeper: TimeoutSweeper,
     private readonly logger: Logger,
   ) {}
@@ -49,10 +53,16 @@ export class Relay {
         idleScheduling: config.idleScheduling,
       });
     let recorder: CallRecorder | null = null;
+    /** The ng client whose offer created each call (rtpengine-ctl shows it as "proxy"). */
+    const callOrigins = new Map<string, string>();
     const manager = new CallManager(config, dataPlane, logger, {
       // delete, timeouts, shutdown: the recording's files move to their final names.
-      callEnded: (call) => recorder?.stop(call),
+      callEnded: (call) => {
+        callOrigins.delete(call.callId);
+        recorder?.stop(call);
+      },
     });
+    const limits = new LoadLimits(config.limits, new SystemLoadProbe(() => dataPlane.totals().bytes));
     recorder = new CallRecorder(config, dataPlane, (call) => manager.streamIds(call), logger);
     const sweeper = new TimeoutSweeper(manager, dataPlane, config);
     const startedMs = Date.now();
@@ -65,6 +75,7 @@ export class Relay {
       startedMs,
       controlStats: () => (processor ? processor.stats() : { commands: {}, errors: 0 }),
       interfaces: () => interfaceStats(config, manager),
+      limits,
     });
     // --debug-ng-delay: the command runs at once, its reply is held back, so a proxy retransmits meanwhile.
     // Pings stay prompt, or the proxy would take the relay for dead.
@@ -76,12 +87,44 @@ export class Relay {
             return reply;
           }
         : handler;
+    const recordOrigin: NgHandler = async (request, context) => {
+      const reply = await delayed(request, context);
+      const callId = request['call-id'] ?? request['call id'];
+      if (callId !== undefined && (Buffer.isBuffer(callId) || typeof callId === 'string')) {
+        const id = callId.toString();
+        if (!callOrigins.has(id) && manager.calls.has(id)) callOrigins.set(id, `${context.remote.address}:${context.remote.port}`);
+      }
+      return reply;
+    };
     // One processor (one cookie cache, one set of counters) behind every ng transport.
-    processor = new NgProcessor({ handler: delayed, logger });
+    processor = new NgProcessor({ handler: recordOrigin, logger });
     const server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, processor, logger });
+    let listeners: Listener[];
+    let logLevel = config.logLevel;
     try {
       await server.listen();
+      listeners = await startControlListeners(config, {
+        processor,
+        logger,
+        cli: {
+          manager,
+          dataPlane,
+          limits,
+          logLevel: {
+            get: () => logLevel,
+            set: (level) => {
+              logLevel = level;
+              setSyslogLevel(logger, level);
+            },
+          },
+          startedMs,
+          controlStats: () => processor!.stats(),
+          callOrigin: (callId) => callOrigins.get(callId),
+        },
+        metrics: { manager, dataPlane, config, startedMs, controlStats: () => processor!.stats() },
+      });
     } catch (err) {
+      await server.close();
       dataPlane.close();
       throw err;
     }
@@ -103,12 +146,13 @@ export class Relay {
       },
       'ngrelay started',
     );
-    return new Relay(config, manager, dataPlane, server, sweeper, logger);
+    return new Relay(config, manager, dataPlane, server, listeners, sweeper, logger);
   }
 
   async close(): Promise<void> {
     this.sweeper.stop();
     await this.server.close();
+    await Promise.all(this.listeners.map((l) => l.close()));
     this.manager.destroyAll();
     this.dataPlane.close();
     this.logger.info('ngrelay stopped');

@@ -27,7 +27,7 @@ import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
 import type { Logger } from '../logger';
 
-export type CallEndReason = 'delete' | 'timeout' | 'silent-timeout' | 'offer-timeout' | 'final-timeout';
+export type CallEndReason = 'delete' | 'timeout' | 'silent-timeout' | 'offer-timeout' | 'final-timeout' | 'terminate';
 
 export interface CallManagerEvents {
   callEnded?(call: CallState, reason: CallEndReason): void;
@@ -90,6 +90,8 @@ export class CallManager {
     offerTimeoutSessions: 0,
     finalTimeoutSessions: 0,
     regularTerminatedSessions: 0,
+    /** Ended by the operator (rtpengine-ctl terminate). */
+    forcedTerminatedSessions: 0,
     totalCallDurationMs: 0,
     endedCalls: 0,
   };
@@ -242,6 +244,7 @@ export class CallManager {
     else if (reason === 'timeout') t.timeoutSessions++;
     else if (reason === 'silent-timeout') t.silentTimeoutSessions++;
     else if (reason === 'offer-timeout') t.offerTimeoutSessions++;
+    else if (reason === 'terminate') t.forcedTerminatedSessions++;
     else t.finalTimeoutSessions++;
     this.logger.info({ 'call-id': call.callId, reason }, 'call ended');
     this.events.callEnded?.(call, reason);
