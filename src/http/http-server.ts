@@ -21,6 +21,7 @@ import { ngDict } from '../ng/dict';
 import type { NgProcessor, NgRemote } from '../ng/processor';
 
 const MAX_BODY = 1024 * 1024;
+const MAX_DRAIN = 64 * MAX_BODY;
 const CT_NG = 'application/x-rtpengine-ng';
 const CT_JSON = 'application/json';
 const CT_TEXT = 'text/plain';
@@ -40,20 +41,20 @@ class BodyTooLargeError extends Error {
   override readonly name = 'BodyTooLargeError';
 }
 
+/**
+ * The request body, or BodyTooLargeError past MAX_BODY. The excess is read and dropped (not kept) so the
+ * client gets to read the 413 instead of a reset; past MAX_DRAIN the connection is cut.
+ */
 function readBody(req: http.IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > MAX_BODY) {
-        reject(new BodyTooLargeError(`body over ${MAX_BODY} bytes`));
-        req.destroy();
-        return;
-      }
-      chunks.push(chunk);
+      if (size > MAX_DRAIN) req.destroy();
+      else if (size <= MAX_BODY) chunks.push(chunk);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('end', () => (size > MAX_BODY ? reject(new BodyTooLargeError(`body over ${MAX_BODY} bytes`)) : resolve(Buffer.concat(chunks))));
     req.on('error', reject);
   });
 }
