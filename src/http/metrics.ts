@@ -2,7 +2,7 @@
  * `GET /metrics`: Prometheus text format with rtpengine 10.5's metric names, types, help texts and labels
  * for every figure ngrelay has (sessions, closed sessions by reason, relayed packets/bytes/errors, call
  * durations, ng requests and their time per proxy and command, ports per interface), plus ngrelay's own
- * `ngrelay_*` (engine drops, malformed packets, ng retransmits, I/O threads). rtpengine's kernel figures are
+ * `ngrelay_*` (engine drops, malformed packets, ng retransmits, I/O threads and the CPU time of each). rtpengine's kernel figures are
  * always 0 here (no kernel module); MOS, transcoding and per-stream-kind figures are left out, since
  * ngrelay does not measure them.
  *
@@ -14,6 +14,7 @@ import type { CallManager } from '../call/call-manager';
 import type { RelayConfig } from '../config/types';
 import type { DataPlane } from '../dataplane/types';
 import type { NgServerStats } from '../ng/processor';
+import { ioThreadCpu } from './thread-cpu';
 
 export interface MetricsContext {
   manager: CallManager;
@@ -145,6 +146,9 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
     [{}, ctx.dataPlane.totals().malformed],
   ]);
   readGauge(r, 'ngrelay_engine_threads', 'I/O threads of the forwarding engine', none, () => [[{}, ctx.dataPlane.info().threads]]);
+  readCounter(r, 'ngrelay_io_thread_cpu_seconds_total', 'CPU time of each engine I/O thread (rate = its load, 1 = a core)', ['thread'], () =>
+    ioThreadCpu().map(({ thread, seconds }) => [{ thread }, seconds]),
+  );
   readCounter(r, 'ngrelay_ng_retransmits_total', 'ng messages answered from the cookie cache (retransmits)', none, () => [
     [{}, ctx.controlStats().duplicates],
   ]);

@@ -288,9 +288,11 @@ describe('ng over TCP, HTTP and WebSocket; /metrics and /ping', () => {
         'rtpengine_request_seconds_total', 'rtpengine_errors_total', 'rtpengine_ports_used', 'rtpengine_ports_free', 'rtpengine_ports',
       ].sort(),
     );
-    for (const own of ['ngrelay_engine_dropped_packets_total', 'ngrelay_engine_malformed_packets_total', 'ngrelay_engine_threads']) {
+    for (const own of ['ngrelay_engine_dropped_packets_total', 'ngrelay_engine_malformed_packets_total', 'ngrelay_engine_threads', 'ngrelay_io_thread_cpu_seconds_total']) {
       expect(candidate.has(own)).toBe(true);
     }
+    // One CPU-time counter per engine I/O thread (their rate is the per-thread load).
+    expect(mine.text).toMatch(/ngrelay_io_thread_cpu_seconds_total\{thread="ngrelay-io-0"\} \d/);
     // Values are live: this call, its offer, the ports it holds.
     expect(mine.text).toContain('rtpengine_sessions{type="own"} 1\n');
     expect(mine.text).toMatch(/rtpengine_requests_total\{proxy="127\.0\.0\.1",request="offer"\} [1-9]/);
