@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { encode } from '../support/bencode';
 import { NgRawClient } from '../support/ng-client';
-import { startNgrelay } from '../support/ngrelay';
+import { runNgrelay, startNgrelay } from '../support/ngrelay';
 import { startRtpengine } from '../support/rtpengine';
 import type { RelayUnderTest } from '../support/relay';
 import { calleeAudio, callerAudio } from '../support/sdp-fixtures';
@@ -332,5 +332,15 @@ describe('ng over TCP, HTTP and WebSocket; /metrics and /ping', () => {
     // Still alive on every transport.
     expect((await udp.request({ command: 'ping' })).plain['result']).toBe('pong');
     expect((await postNg(httpPort, '/ng', 'c4 d7:command4:pinge')).body.toString()).toBe('c4 d6:result4:ponge');
+  });
+});
+
+describe('--listen-https without its certificate', () => {
+  it('stops the start with one line naming the missing options', async () => {
+    const [ngPort, httpsPort] = await Promise.all([freeUdpPort(), freeTcpPort()]);
+    const result = await runNgrelay(['--config-file=none', `--listen-ng=127.0.0.1:${ngPort}`, `--listen-https=127.0.0.1:${httpsPort}`]);
+    expect(result.timedOut, 'ngrelay kept running').toBe(false);
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stderr).toContain('--listen-https needs --https-cert and --https-key');
   });
 });
