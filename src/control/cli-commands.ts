@@ -7,7 +7,7 @@
  * Unknown commands get rtpengine's "Unknown or incomplete command::<word>".
  */
 import type { CallManager } from '../call/call-manager';
-import type { CallState, MediaState, MonologueState, StreamState } from '../call/state';
+import type { CallState, MonologueState, StreamState } from '../call/state';
 import type { DataPlane, StreamCounters } from '../dataplane/types';
 import type { NgServerStats } from '../ng/processor';
 import { LimitValueError, type LoadLimits } from '../commands/load-limits';
@@ -199,8 +199,8 @@ export class CliCommands {
       if (peer) out.push(`---     subscribed to '${peer.tag}'`, `---     subscription of '${peer.tag}'`);
       for (const media of mono.medias) {
         out.push(`------ Media #${media.index} (${media.type} over ${media.protocol}) using ${media.codec ?? 'unknown codec'}`);
-        out.push(portLine(media, media.rtp, counters.get(media.rtp.id), call, false));
-        if (!media.rtcpMux) out.push(portLine(media, media.rtcp, counters.get(media.rtcp.id), call, true));
+        out.push(portLine(media.rtp, counters.get(media.rtp.id), call, false));
+        if (!media.rtcpMux) out.push(portLine(media.rtcp, counters.get(media.rtcp.id), call, true));
       }
     }
     out.push('', '');
@@ -307,8 +307,7 @@ function tagType(mono: MonologueState): string {
 }
 
 /** `-------- Port <local> <> <remote> [(RTCP)], SSRC .., N p, N b, N e, <last packet> ts` */
-function portLine(media: MediaState, stream: StreamState, c: StreamCounters | undefined, call: CallState, rtcp: boolean): string {
-  void media;
+function portLine(stream: StreamState, c: StreamCounters | undefined, call: CallState, rtcp: boolean): string {
   const remote = c?.endpoint ?? stream.expected;
   const local = `${stream.localAddress.padStart(15)}:${String(stream.localPort).padEnd(5)}`;
   const peer = `${(remote?.address ?? '').padStart(15)}:${String(remote?.port ?? 0).padEnd(5)}`;
