@@ -107,24 +107,16 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
   ]);
   readCounter(r, 'rtpengine_call_duration_total', 'Total calls duration', none, () => [[{}, t.totalCallDurationMs / 1000]]);
 
-  const perCommand = (read: (c: NgServerStats['commands'][string] | undefined, proxyCount: number) => number) => () => {
-    const stats = ctx.controlStats();
+  const perCommand = (read: (p: NgServerStats['proxies'][string], request: string) => number) => () => {
     const out: Array<[{ proxy: string; request: string }, number]> = [];
-    for (const [proxy, p] of Object.entries(stats.proxies)) {
+    for (const [proxy, p] of Object.entries(ctx.controlStats().proxies)) {
       const names = [...NG_COMMAND_NAMES, ...Object.keys(p.commands).filter((n) => !NG_COMMAND_NAMES.includes(n))];
-      for (const request of names) out.push([{ proxy, request }, read(stats.commands[request], p.commands[request] ?? 0)]);
+      for (const request of names) out.push([{ proxy, request }, read(p, request)]);
     }
     return out;
   };
-  readCounter(r, 'rtpengine_requests_total', 'ng requests handled', ['proxy', 'request'], perCommand((_, n) => n));
-  // rtpengine keeps the time per proxy and command; ngrelay per command, so each proxy's share is pro rata.
-  readCounter(
-    r,
-    'rtpengine_request_seconds_total',
-    'Time spent handling ng requests',
-    ['proxy', 'request'],
-    perCommand((c, n) => (c && c.count ? (c.durationSeconds * n) / c.count : 0)),
-  );
+  readCounter(r, 'rtpengine_requests_total', 'ng requests handled', ['proxy', 'request'], perCommand((p, n) => p.commands[n] ?? 0));
+  readCounter(r, 'rtpengine_request_seconds_total', 'Time spent handling ng requests', ['proxy', 'request'], perCommand((p, n) => p.seconds[n] ?? 0));
   readCounter(r, 'rtpengine_errors_total', 'ng requests answered with an error', ['proxy'], () =>
     Object.entries(ctx.controlStats().proxies).map(([proxy, p]) => [{ proxy }, p.errors]),
   );

@@ -58,6 +58,8 @@ export interface NgCommandStats {
 export interface NgProxyStats {
   /** Commands handled per name for this source address. */
   commands: Record<string, number>;
+  /** Handler time per command name for this source address, seconds (rtpengine_request_seconds_total). */
+  seconds: Record<string, number>;
   errors: number;
 }
 
@@ -290,7 +292,11 @@ export class NgProcessor {
     let p = proxies[address];
     if (!p) {
       const name = Object.keys(proxies).length >= MAX_TRACKED_PROXIES ? OTHER : address;
-      p = proxies[name] ??= { commands: Object.create(null) as Record<string, number>, errors: 0 };
+      p = proxies[name] ??= {
+        commands: Object.create(null) as Record<string, number>,
+        seconds: Object.create(null) as Record<string, number>,
+        errors: 0,
+      };
     }
     return p;
   }
@@ -308,6 +314,7 @@ export class NgProcessor {
     c.maxDurationSeconds = Math.max(c.maxDurationSeconds, seconds);
     const proxy = this.proxyStats(address);
     proxy.commands[name] = (proxy.commands[name] ?? 0) + 1;
+    proxy.seconds[name] = (proxy.seconds[name] ?? 0) + seconds;
     if (failed) {
       c.errors++;
       proxy.errors++;

@@ -296,6 +296,7 @@ describe('ng over TCP, HTTP and WebSocket; /metrics and /ping', () => {
     // Values are live: this call, its offer, the ports it holds.
     expect(mine.text).toContain('rtpengine_sessions{type="own"} 1\n');
     expect(mine.text).toMatch(/rtpengine_requests_total\{proxy="127\.0\.0\.1",request="offer"\} [1-9]/);
+    expect(mine.text).toMatch(/rtpengine_request_seconds_total\{proxy="127\.0\.0\.1",request="offer"\} [0-9.e-]*[1-9]/);
     expect(mine.text).toMatch(/rtpengine_ports_used\{name="default",address="127\.0\.0\.1"\} 4\n/);
     await udp.request({ command: 'delete', 'call-id': callId, 'delete-delay': 0 });
   });
