@@ -108,6 +108,7 @@ export class Relay {
         logger,
         cli: {
           manager,
+          config,
           dataPlane,
           limits,
           logLevel: {

@@ -3,10 +3,12 @@
  * rtpengine 10.5 prints out. Transport-free, so the TCP listener (cli-server.ts) and HTTP `GET /cli/<cmd>`
  * share it. Output shapes were taken from rtpengine 10.5 side by side (test/integration/cli.test.ts):
  *   list numsessions | sessions all|own|foreign|<call-id> | totals | maxsessions | maxload | maxcpu | maxbw
+ *   list interfaces | timeout | silenttimeout | offertimeout | finaltimeout | deletedelay | help
  *   list loglevel (= get loglevel), set loglevel N, set maxsessions N, terminate <call-id>|all
  * Unknown commands get rtpengine's "Unknown or incomplete command::<word>".
  */
 import type { CallManager } from '../call/call-manager';
+import type { RelayConfig } from '../config/types';
 import type { CallState, MonologueState, StreamState } from '../call/state';
 import type { DataPlane, StreamCounters } from '../dataplane/types';
 import type { NgServerStats } from '../ng/processor';
@@ -14,6 +16,7 @@ import { LimitValueError, type LoadLimits } from '../commands/load-limits';
 
 export interface CliContext {
   manager: CallManager;
+  config: Pick<RelayConfig, 'interfaces' | 'portMin' | 'portMax' | 'timeout' | 'silentTimeout' | 'offerTimeout' | 'finalTimeout' | 'deleteDelay'>;
   dataPlane: DataPlane;
   limits: LoadLimits;
   /** syslog scale 0..7, like --log-level. */
@@ -62,6 +65,8 @@ export class CliCommands {
         return this.set(sub, rest);
       case 'terminate':
         return this.terminate(sub);
+      case 'help':
+        return help(['list', 'terminate', 'set', 'get']);
       default:
         return unknown(verb);
     }
@@ -84,6 +89,20 @@ export class CliCommands {
         return `Maximum CPU usage configured on rtpengine: ${l.maxCpu.toFixed(1)}\n`;
       case 'maxbw':
         return `Maximum bandwidth configured on rtpengine: ${l.maxBandwidth}\n`;
+      case 'timeout':
+        return `TIMEOUT=${this.ctx.config.timeout}\n`;
+      case 'silenttimeout':
+        return `SILENT_TIMEOUT=${this.ctx.config.silentTimeout}\n`;
+      case 'offertimeout':
+        return `OFFER_TIMEOUT=${this.ctx.config.offerTimeout}\n`;
+      case 'finaltimeout':
+        return `FINAL_TIMEOUT=${this.ctx.config.finalTimeout}\n`;
+      case 'deletedelay':
+        return `${this.ctx.config.deleteDelay}\n`;
+      case 'interfaces':
+        return this.interfaces();
+      case 'help':
+        return help(LIST_COMMANDS);
       case 'loglevel':
       case 'loglevels': {
         const level = this.ctx.logLevel.get();
@@ -129,6 +148,35 @@ export class CliCommands {
     if (!call) return `\nCall Id not found (${target}).\n\n`;
     m.destroy(call, 'terminate');
     return `\nCall Id (${target}) successfully terminated by operator.\n\n`;
+  }
+
+  /** Per interface: its port range and how much of it is in use, like rtpengine's `list interfaces`. */
+  private interfaces(): string {
+    const { config, manager } = this.ctx;
+    const total = config.portMax - config.portMin + 1;
+    return config.interfaces
+      .map((iface) => {
+        const used = manager.sockets.allocator(iface.address).counts().used;
+        return (
+          `Interface '${iface.name}' address '${iface.address}' (${iface.family})\n` +
+          ` Port range: ${String(config.portMin).padStart(5)} - ${String(config.portMax).padStart(5)}\n` +
+          ` Ports used: ${String(used).padStart(5)} / ${String(total).padStart(5)} (${((used * 100) / total).toFixed(1).padStart(5)}%)\n` +
+          ` Last port used: ${String(this.lastPortUsed(iface.name, iface.address)).padStart(5)}\n`
+        );
+      })
+      .join('');
+  }
+
+  /** The first port of the newest party on this interface (0 = none); rtpengine remembers its allocator's last. */
+  private lastPortUsed(name: string, address: string): number {
+    let newest: { at: number; port: number } = { at: -Infinity, port: 0 };
+    for (const call of this.ctx.manager.calls.values()) {
+      for (const mono of call.monologues) {
+        const stream = mono.medias.map((m) => m.rtp).find((s) => s.interfaceName === name && s.localAddress === address);
+        if (stream && mono.createdMs >= newest.at) newest = { at: mono.createdMs, port: stream.localPort };
+      }
+    }
+    return newest.port;
   }
 
   private numSessions(): string {
@@ -295,6 +343,16 @@ export class CliCommands {
     ];
     return lines.join('\n');
   }
+}
+
+/** `list` sub-commands ngrelay answers, in rtpengine's order. */
+const LIST_COMMANDS = [
+  'numsessions', 'sessions', 'totals', 'maxsessions', 'maxcpu', 'maxload', 'maxbw', 'timeout', 'silenttimeout',
+  'offertimeout', 'finaltimeout', 'loglevels', 'loglevel', 'deletedelay', 'interfaces',
+];
+
+function help(commands: readonly string[]): string {
+  return `Available sub-commands at this level:\n${commands.map((c) => `\t${c}\n`).join('')}`;
 }
 
 function unknown(word: string | undefined): string {

@@ -92,6 +92,12 @@ describe('rtpengine-ctl against ngrelay, compared with rtpengine 10.5', () => {
     'list maxload',
     'list maxcpu',
     'list maxbw',
+    'list interfaces',
+    'list timeout',
+    'list silenttimeout',
+    'list offertimeout',
+    'list finaltimeout',
+    'list deletedelay',
     'get loglevel',
     'list nonsense',
     'nonsense',
@@ -111,6 +117,16 @@ describe('rtpengine-ctl against ngrelay, compared with rtpengine 10.5', () => {
     expect(detail).toContain("--- Tag 'caller-tag', type: FROM_TAG");
     expect(detail).toContain("--- Tag 'callee-tag', type: TO_TAG");
     expect(detail).toMatch(/-------- Port +127\.0\.0\.1:\d+ <> +127\.0\.0\.41:40000, SSRC 0, 0 p, 0 b, 0 e, \d+ ts/);
+  });
+
+  it('lists its sub-commands with help, in rtpengine\'s layout', async () => {
+    expect(await ctl(ngrelay.cli, 'help')).toBe('Available sub-commands at this level:\n\tlist\n\tterminate\n\tset\n\tget\n');
+    const list = await ctl(ngrelay.cli, 'list help');
+    expect(list).toMatch(/^Available sub-commands at this level:\n\tnumsessions\n\tsessions\n\ttotals\n/);
+    // Every sub-command it names is one rtpengine names too.
+    const names = (text: string) => text.split('\n').filter((l) => l.startsWith('\t')).map((l) => l.slice(1));
+    const theirs = names(await ctl(reference.cli, 'list help'));
+    for (const name of names(list)) expect(theirs).toContain(name);
   });
 
   it('serves the same text over HTTP GET /cli/<command>', async () => {
