@@ -66,14 +66,14 @@ export class Relay {
     recorder = new CallRecorder(config, dataPlane, (call) => manager.streamIds(call), logger);
     const sweeper = new TimeoutSweeper(manager, dataPlane, config);
     const startedMs = Date.now();
-    let processor: NgProcessor | null = null;
     const handler = createCommandHandler({
       manager,
       dataPlane,
       recorder,
       logger,
       startedMs,
-      controlStats: () => (processor ? processor.stats() : { commands: {}, errors: 0 }),
+      // The processor is made below; this runs only once commands arrive through it.
+      controlStats: () => processor.stats(),
       interfaces: () => interfaceStats(config, manager),
       limits,
     });
@@ -97,7 +97,7 @@ export class Relay {
       return reply;
     };
     // One processor (one cookie cache, one set of counters) behind every ng transport.
-    processor = new NgProcessor({ handler: recordOrigin, logger });
+    const processor = new NgProcessor({ handler: recordOrigin, logger });
     const server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, processor, logger });
     let listeners: Listener[];
     let logLevel = config.logLevel;
@@ -119,10 +119,10 @@ export class Relay {
             },
           },
           startedMs,
-          controlStats: () => processor!.stats(),
+          controlStats: () => processor.stats(),
           callOrigin: (callId) => callOrigins.get(callId),
         },
-        metrics: { manager, dataPlane, config, startedMs, controlStats: () => processor!.stats() },
+        metrics: { manager, dataPlane, config, startedMs, controlStats: () => processor.stats() },
       });
     } catch (err) {
       await server.close();

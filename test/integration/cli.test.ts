@@ -53,7 +53,7 @@ async function start(kind: 'rtpengine' | 'ngrelay'): Promise<Side> {
 
 async function call(side: Side, callId: string): Promise<void> {
   const offer = await side.ng.request({ command: 'offer', 'call-id': callId, 'from-tag': 'caller-tag', sdp: callerAudio(40000) });
-  expect(offer.plain['result']).toBe('ok');
+  expect(offer.plain['result'], JSON.stringify(offer.plain)).toBe('ok');
   const answer = await side.ng.request({
     command: 'answer',
     'call-id': callId,
@@ -61,7 +61,7 @@ async function call(side: Side, callId: string): Promise<void> {
     'to-tag': 'callee-tag',
     sdp: calleeAudio(40002),
   });
-  expect(answer.plain['result']).toBe('ok');
+  expect(answer.plain['result'], JSON.stringify(answer.plain)).toBe('ok');
 }
 
 describe('rtpengine-ctl against ngrelay, compared with rtpengine 10.5', () => {
@@ -165,9 +165,9 @@ describe('rtpengine-ctl against ngrelay, compared with rtpengine 10.5', () => {
   it('terminate <call-id> ends the call (query then fails) and counts it as forced', async () => {
     for (const side of [reference, ngrelay]) {
       await call(side, 'cli-call-2');
-      expect(await ctl(side.cli, 'terminate cli-call-2')).toBe('\nCall Id (cli-call-2) successfully terminated by operator.\n\n');
+      expect(await ctl(side.cli, 'terminate cli-call-2'), side.relay.name).toBe('\nCall Id (cli-call-2) successfully terminated by operator.\n\n');
       const query = await side.ng.request({ command: 'query', 'call-id': 'cli-call-2' });
-      expect(query.plain).toEqual({ result: 'error', 'error-reason': 'Unknown call-id' });
+      expect(query.plain, side.relay.name).toEqual({ result: 'error', 'error-reason': 'Unknown call-id' });
     }
     expect(await ctl(ngrelay.cli, 'list totals')).toMatch(/ Total forced terminated sessions +:1\n/);
     const metrics = await (await fetch(`http://127.0.0.1:${ngrelay.http}/metrics`)).text();
@@ -177,8 +177,8 @@ describe('rtpengine-ctl against ngrelay, compared with rtpengine 10.5', () => {
   it('terminate all ends every call', async () => {
     for (const side of [reference, ngrelay]) {
       await call(side, 'cli-call-3');
-      expect(await ctl(side.cli, 'terminate all')).toBe('All calls terminated by operator.\n');
-      expect(await ctl(side.cli, 'list sessions all')).toBe('No sessions on this media relay.\n');
+      expect(await ctl(side.cli, 'terminate all'), side.relay.name).toBe('All calls terminated by operator.\n');
+      expect(await ctl(side.cli, 'list sessions all'), side.relay.name).toBe('No sessions on this media relay.\n');
     }
     expect(await ctl(ngrelay.cli, 'list numsessions')).toContain('Current sessions own: 0\n');
   });

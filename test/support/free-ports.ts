@@ -35,12 +35,15 @@ async function udpFree(port: number, host: string): Promise<boolean> {
   });
 }
 
-/** `size` consecutive UDP ports (even first) in 20000..29999 that are free now; tries up to 50 ranges. */
+/**
+ * `size` consecutive UDP ports (even first) in 10000..19999 that are free now; tries up to 50 ranges. Below the
+ * fixed ranges other suites use (20000 and up) and the kernel's ephemeral ports (32768 and up).
+ */
 export async function freeMediaRange(size = 40, host = '127.0.0.1'): Promise<{ portMin: number; portMax: number }> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const portMin = 20000 + 2 * Math.floor(Math.random() * ((10000 - size) / 2));
+    const portMin = 10000 + 2 * Math.floor(Math.random() * ((10000 - size) / 2));
     const checks = await Promise.all(Array.from({ length: size }, (_, i) => udpFree(portMin + i, host)));
     if (checks.every(Boolean)) return { portMin, portMax: portMin + size - 1 };
   }
-  throw new Error('no free media port range found in 20000..29999');
+  throw new Error('no free media port range found in 10000..19999');
 }
