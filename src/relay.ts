@@ -9,9 +9,12 @@ import { CallManager } from './call/call-manager';
 import { TimeoutSweeper } from './call/timeouts';
 import { createCommandHandler } from './commands/handler';
 import { NgServer } from './ng/server';
+import { NgProcessor } from './ng/processor';
 import type { NgDict, NgHandler } from './ng/types';
 import { ngDict } from './ng/dict';
-import type { Logger } from './logger';
+import { setSyslogLevel, type Logger } from './logger';
+import { LoadLimits, SystemLoadProbe } from './commands/load-limits';
+import { startControlListeners, type Listener } from './control/listeners';
 import { CallRecorder } from './recording/call-recorder';
 import { prepareRecordingDir } from './recording/recording-dir';
 import { recoverSpool } from './recording/spool-recovery';
@@ -28,6 +31,8 @@ export class Relay {
     readonly manager: CallManager,
     readonly dataPlane: DataPlane,
     private readonly server: NgServer,
+    /** --listen-cli, --listen-tcp-ng, --listen-http(s): closed with the relay. */
+    private readonly listeners: Listener[],
     private readonly sweeper: TimeoutSweeper,
     private readonly logger: Logger,
   ) {}
@@ -48,22 +53,29 @@ export class Relay {
         idleScheduling: config.idleScheduling,
       });
     let recorder: CallRecorder | null = null;
+    /** The ng client whose offer created each call (rtpengine-ctl shows it as "proxy"). */
+    const callOrigins = new Map<string, string>();
     const manager = new CallManager(config, dataPlane, logger, {
       // delete, timeouts, shutdown: the recording's files move to their final names.
-      callEnded: (call) => recorder?.stop(call),
+      callEnded: (call) => {
+        callOrigins.delete(call.callId);
+        recorder?.stop(call);
+      },
     });
+    const limits = new LoadLimits(config.limits, new SystemLoadProbe(() => dataPlane.totals().bytes));
     recorder = new CallRecorder(config, dataPlane, (call) => manager.streamIds(call), logger);
     const sweeper = new TimeoutSweeper(manager, dataPlane, config);
     const startedMs = Date.now();
-    let server: NgServer | null = null;
     const handler = createCommandHandler({
       manager,
       dataPlane,
       recorder,
       logger,
       startedMs,
-      controlStats: () => (server ? server.stats() : { commands: {}, errors: 0 }),
+      // The processor is made below; this runs only once commands arrive through it.
+      controlStats: () => processor.stats(),
       interfaces: () => interfaceStats(config, manager),
+      limits,
     });
     // --debug-ng-delay: the command runs at once, its reply is held back, so a proxy retransmits meanwhile.
     // Pings stay prompt, or the proxy would take the relay for dead.
@@ -75,10 +87,45 @@ export class Relay {
             return reply;
           }
         : handler;
-    server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, handler: delayed, logger });
+    const recordOrigin: NgHandler = async (request, context) => {
+      const reply = await delayed(request, context);
+      const callId = request['call-id'] ?? request['call id'];
+      if (callId !== undefined && (Buffer.isBuffer(callId) || typeof callId === 'string')) {
+        const id = callId.toString();
+        if (!callOrigins.has(id) && manager.calls.has(id)) callOrigins.set(id, `${context.remote.address}:${context.remote.port}`);
+      }
+      return reply;
+    };
+    // One processor (one cookie cache, one set of counters) behind every ng transport.
+    const processor = new NgProcessor({ handler: recordOrigin, logger });
+    const server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, processor, logger });
+    let listeners: Listener[];
+    let logLevel = config.logLevel;
     try {
       await server.listen();
+      listeners = await startControlListeners(config, {
+        processor,
+        logger,
+        cli: {
+          manager,
+          config,
+          dataPlane,
+          limits,
+          logLevel: {
+            get: () => logLevel,
+            set: (level) => {
+              logLevel = level;
+              setSyslogLevel(logger, level);
+            },
+          },
+          startedMs,
+          controlStats: () => processor.stats(),
+          callOrigin: (callId) => callOrigins.get(callId),
+        },
+        metrics: { manager, dataPlane, config, startedMs, controlStats: () => processor.stats() },
+      });
     } catch (err) {
+      await server.close();
       dataPlane.close();
       throw err;
     }
@@ -100,12 +147,13 @@ export class Relay {
       },
       'ngrelay started',
     );
-    return new Relay(config, manager, dataPlane, server, sweeper, logger);
+    return new Relay(config, manager, dataPlane, server, listeners, sweeper, logger);
   }
 
   async close(): Promise<void> {
     this.sweeper.stop();
     await this.server.close();
+    await Promise.all(this.listeners.map((l) => l.close()));
     this.manager.destroyAll();
     this.dataPlane.close();
     this.logger.info('ngrelay stopped');

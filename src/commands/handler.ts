@@ -15,6 +15,8 @@ import { statisticsReply, type ControlStats } from './statistics';
 import { KNOWN_FLAGS } from './known-flags';
 import type { CallRecorder } from '../recording/call-recorder';
 import type { CallState } from '../call/state';
+import { loadLimitReply } from '../ng/load-limit';
+import type { LoadLimits } from './load-limits';
 
 
 function ok(entries: Array<[string, NgValue]> = []): NgDict {
@@ -29,6 +31,8 @@ export interface CommandContext {
   controlStats: () => ControlStats;
   startedMs: number;
   interfaces: () => NgDict[];
+  /** --max-* limits on new calls; absent = none. */
+  limits?: LoadLimits;
 }
 
 export function createCommandHandler(ctx: CommandContext): NgHandler {
@@ -38,7 +42,7 @@ export function createCommandHandler(ctx: CommandContext): NgHandler {
       case 'ping':
         return ngDict([['result', 'pong']]);
       case 'offer':
-        return signalCommand(signal(req, ctx.logger, false), 'offer', ctx);
+        return newCallRefusal(req, request, ctx) ?? signalCommand(signal(req, ctx.logger, false), 'offer', ctx);
       case 'answer':
         return signalCommand(signal(req, ctx.logger, true), 'answer', ctx);
       case 'delete':
@@ -62,6 +66,16 @@ export function createCommandHandler(ctx: CommandContext): NgHandler {
         throw new NgError('Unrecognized command');
     }
   };
+}
+
+/** The load-limit reply when this offer would start a new call while a --max-* limit is reached; else null. */
+function newCallRefusal(req: NormalizedRequest, request: NgDict, ctx: CommandContext): NgDict | null {
+  if (!ctx.limits || (req.callId && ctx.manager.calls.has(req.callId))) return null;
+  const message = ctx.limits.refusal(ctx.manager.calls.size);
+  if (message === null) return null;
+  ctx.manager.totals.rejectedSessions++;
+  ctx.logger.warn({ 'call-id': req.callId, reason: message }, 'new call refused by a load limit');
+  return loadLimitReply(request, message);
 }
 
 /** offer/answer, then what the request means for recording (a recording failure only adds a warning). */

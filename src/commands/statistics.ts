@@ -49,7 +49,7 @@ export function statisticsReply(ctx: CommandContext): NgDict {
         ['finaltimeoutsessions', t.finalTimeoutSessions],
         ['offertimeoutsessions', t.offerTimeoutSessions],
         ['regularterminatedsessions', t.regularTerminatedSessions],
-        ['forcedterminatedsessions', 0],
+        ['forcedterminatedsessions', t.forcedTerminatedSessions],
         ['relayedpackets', engine.packets],
         ['relayedpacketerrors', engine.errors],
         ['relayedbytes', engine.bytes],

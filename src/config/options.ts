@@ -153,6 +153,17 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '0',
     help: 'Testing aid: hold every ng reply this long after the command ran (shows proxy retransmits); 0 = off',
   },
+  // H4: control listeners besides listen-ng, and the load limits on new offers (kept together).
+  { name: 'listen-cli', short: 'c', kind: 'string', arg: '[IP:]PORT', defaultText: 'none', help: "TCP address of rtpengine's text CLI (rtpengine-ctl)" },
+  { name: 'listen-tcp-ng', short: 'N', kind: 'string', arg: '[IP:]PORT', defaultText: 'none', help: 'TCP address of the ng protocol (bencode, <cookie> <dict> back to back)' },
+  { name: 'listen-http', kind: 'string', arg: '[IP:]PORT', defaultText: 'none', help: 'HTTP and WebSocket address: /metrics, /ping, /cli/CMD, POST /ng and /ng-plain, ng over WebSocket' },
+  { name: 'listen-https', kind: 'string', arg: '[IP:]PORT', defaultText: 'none', help: 'The same over HTTPS and WSS (needs --https-cert and --https-key)' },
+  { name: 'https-cert', kind: 'string', arg: 'FILE', defaultText: 'none', help: 'PEM certificate (chain) for --listen-https' },
+  { name: 'https-key', kind: 'string', arg: 'FILE', defaultText: 'none', help: 'PEM private key for --listen-https' },
+  { name: 'max-sessions', kind: 'int', arg: 'INT', defaultText: '-1', help: 'Refuse new offers while this many calls run (-1 = no limit, 0 = refuse all)' },
+  { name: 'max-load', kind: 'string', arg: 'FLOAT', defaultText: '0', help: 'Refuse new offers while the 1-minute load average is at least this (0 = off)' },
+  { name: 'max-cpu', kind: 'string', arg: 'FLOAT', defaultText: '0', help: 'Refuse new offers while CPU usage in percent of all cores is at least this (0 = off)' },
+  { name: 'max-bandwidth', kind: 'int', arg: 'INT', defaultText: '0', help: 'Refuse new offers while relayed bytes per second are at least this (0 = off)' },
   // rtpengine options without effect in ngrelay (see OptionSpec.noEffect).
   ...RTPENGINE_ONLY_OPTIONS,
 ];

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, networkInterfaces as osNetworkInterfaces } from 'node:os';
 import { ConfigError } from '../errors';
-import type { InterfaceConfig, RelayConfig, ThreadScheduling } from './types';
+import type { InterfaceConfig, ListenAddress, RelayConfig, ThreadScheduling } from './types';
 import { parseIni, quote, splitList } from './ini';
 import { optionByName, optionByShort, type OptionSpec } from './options';
 import {
@@ -316,7 +316,26 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
     scheduling: threadScheduling('scheduling', 'priority'),
     idleScheduling: threadScheduling('idle-scheduling', 'idle-priority'),
     debugNgDelayMs: value('debug-ng-delay', 0, (t) => parseInteger(t, 0, 60_000)),
+    // H4: control listeners and load limits.
+    listenCli: value<ListenAddress | null>('listen-cli', null, parseListenAddress),
+    listenTcpNg: value<ListenAddress | null>('listen-tcp-ng', null, parseListenAddress),
+    listenHttp: value<ListenAddress | null>('listen-http', null, parseListenAddress),
+    listenHttps: value<ListenAddress | null>('listen-https', null, parseListenAddress),
+    httpsCert: value<string | null>('https-cert', null, nonEmpty),
+    httpsKey: value<string | null>('https-key', null, nonEmpty),
+    limits: {
+      maxSessions: value('max-sessions', -1, (t) => parseInteger(t, -1, INT32_MAX)),
+      maxLoad: value('max-load', 0, parseNonNegativeNumber),
+      maxCpu: value('max-cpu', 0, parseNonNegativeNumber),
+      maxBandwidth: value('max-bandwidth', 0, (t) => parseInteger(t, 0, Number.MAX_SAFE_INTEGER)),
+    },
   };
+}
+
+/** --max-load / --max-cpu: a decimal number >= 0. */
+function parseNonNegativeNumber(text: string): number {
+  if (!/^\d+(\.\d+)?$/.test(text)) throw new BadValue('expected a number >= 0');
+  return Number(text);
 }
 
 function parseSchedulingPolicy(text: string): ThreadScheduling['policy'] {

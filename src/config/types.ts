@@ -13,6 +13,23 @@ export interface InterfaceConfig {
   family: 'IPv4' | 'IPv6';
 }
 
+export interface ListenAddress {
+  address: string;
+  port: number;
+}
+
+/** `--max-*`: a new offer is refused while one is reached; 0 (max-sessions: -1) = no limit. */
+export interface LoadLimitConfig {
+  /** Calls; -1 = no limit, 0 = refuse every new call (drain). */
+  maxSessions: number;
+  /** 1-minute load average. */
+  maxLoad: number;
+  /** CPU usage, percent of all cores. */
+  maxCpu: number;
+  /** Relayed bytes per second. */
+  maxBandwidth: number;
+}
+
 export interface RelayConfig {
   interfaces: InterfaceConfig[];
   listenNg: { address: string; port: number };
@@ -50,4 +67,13 @@ export interface RelayConfig {
   idleScheduling: ThreadScheduling;
   /** Testing aid: milliseconds every ng reply is held back after its command ran (0 = off). */
   debugNgDelayMs: number;
+  // H4: control listeners (null = not listening) and load limits.
+  listenCli: ListenAddress | null;
+  listenTcpNg: ListenAddress | null;
+  listenHttp: ListenAddress | null;
+  listenHttps: ListenAddress | null;
+  /** PEM file paths for --listen-https. */
+  httpsCert: string | null;
+  httpsKey: string | null;
+  limits: LoadLimitConfig;
 }

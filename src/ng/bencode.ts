@@ -253,3 +253,19 @@ export function encode(value: NgValue): Buffer {
   encodeInto(w, value, 0);
   return w.result();
 }
+
+/**
+ * Byte length of the one complete bencode value at the start of `buf`, or null when the buffer ends inside
+ * it (more bytes needed: a stream transport waits). Throws BencodeError for input that can never become
+ * valid bencode, so a stream can answer and give up instead of waiting forever.
+ */
+export function bencodeLength(buf: Buffer): number | null {
+  const d = new Decoder(buf);
+  try {
+    d.value(0);
+  } catch (err) {
+    if (err instanceof BencodeError && err.code === 'truncated') return null;
+    throw err;
+  }
+  return d.pos;
+}

@@ -1,0 +1,151 @@
+/**
+ * `GET /metrics`: Prometheus text format with rtpengine 10.5's metric names, types, help texts and labels
+ * for every figure ngrelay has (sessions, closed sessions by reason, relayed packets/bytes/errors, call
+ * durations, ng requests and their time per proxy and command, ports per interface), plus ngrelay's own
+ * `ngrelay_*` (engine drops, malformed packets, ng retransmits, I/O threads and the CPU time of each). rtpengine's kernel figures are
+ * always 0 here (no kernel module); MOS, transcoding and per-stream-kind figures are left out, since
+ * ngrelay does not measure them.
+ *
+ * Values are read when scraped (prom-client `collect`), from the same counters as `list totals` and the
+ * `statistics` command, so the three never disagree.
+ */
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { CallManager } from '../call/call-manager';
+import type { RelayConfig } from '../config/types';
+import type { DataPlane } from '../dataplane/types';
+import type { NgServerStats } from '../ng/processor';
+import { ioThreadCpu } from './thread-cpu';
+
+export interface MetricsContext {
+  manager: CallManager;
+  dataPlane: DataPlane;
+  config: RelayConfig;
+  startedMs: number;
+  controlStats: () => NgServerStats;
+  now?: () => number;
+}
+
+/** rtpengine lists every ng command per proxy, zero or not; these in its order, then any other seen. */
+const NG_COMMAND_NAMES = [
+  'ping', 'offer', 'answer', 'delete', 'query', 'list', 'start recording', 'stop recording', 'start forwarding',
+  'stop forwarding', 'block DTMF', 'unblock DTMF', 'block media', 'unblock media', 'play media', 'stop media',
+  'play DTMF', 'statistics', 'silence media', 'unsilence media', 'publish', 'subscribe request',
+  'subscribe answer', 'unsubscribe',
+];
+
+/** A counter whose value is read from elsewhere at scrape time. */
+function readCounter<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+  read: () => Array<[Partial<Record<L, string>>, number]>,
+): void {
+  new Counter<L>({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, value] of read()) this.inc(labels, value);
+    },
+  });
+}
+
+function readGauge<L extends string>(
+  registry: Registry,
+  name: string,
+  help: string,
+  labelNames: readonly L[],
+  read: () => Array<[Partial<Record<L, string>>, number]>,
+): void {
+  new Gauge<L>({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, value] of read()) this.set(labels, value);
+    },
+  });
+}
+
+export function createMetricsRegistry(ctx: MetricsContext): Registry {
+  const r = new Registry();
+  const now = ctx.now ?? Date.now;
+  const m = ctx.manager;
+  const t = m.totals;
+  const none = [] as const;
+
+  readGauge(r, 'rtpengine_sessions', 'Owned sessions', ['type'], () => [
+    [{ type: 'own' }, m.calls.size],
+    [{ type: 'foreign' }, 0],
+  ]);
+  readGauge(r, 'rtpengine_transcoded_media', 'Transcoded media', none, () => [[{}, 0]]);
+  readGauge(r, 'rtpengine_uptime_seconds', 'Uptime of rtpengine', none, () => [[{}, Math.floor((now() - ctx.startedMs) / 1000)]]);
+  readCounter(r, 'rtpengine_sessions_total', 'Total managed sessions', none, () => [[{}, t.managedSessions]]);
+  readCounter(r, 'rtpengine_closed_sessions_total', 'Total rejected sessions', ['reason'], () => [
+    [{ reason: 'rejected' }, t.rejectedSessions],
+    [{ reason: 'timeout' }, t.timeoutSessions],
+    [{ reason: 'silent_timeout' }, t.silentTimeoutSessions],
+    [{ reason: 'final_timeout' }, t.finalTimeoutSessions],
+    [{ reason: 'offer_timeout' }, t.offerTimeoutSessions],
+    [{ reason: 'terminated' }, t.regularTerminatedSessions],
+    [{ reason: 'force_terminated' }, t.forcedTerminatedSessions],
+  ]);
+  const engine = (key: 'packets' | 'errors' | 'bytes') => (): Array<[{ type: string }, number]> => [
+    [{ type: 'userspace' }, ctx.dataPlane.totals()[key]],
+    [{ type: 'kernel' }, 0],
+  ];
+  readCounter(r, 'rtpengine_packets_total', 'Total relayed packets (userspace)', ['type'], engine('packets'));
+  readCounter(r, 'rtpengine_packet_errors_total', 'Total relayed packet errors (userspace)', ['type'], engine('errors'));
+  readCounter(r, 'rtpengine_bytes_total', 'Total relayed bytes (userspace)', ['type'], engine('bytes'));
+  readGauge(r, 'rtpengine_call_duration_avg', 'Average call duration', none, () => [
+    [{}, t.endedCalls ? t.totalCallDurationMs / t.endedCalls / 1000 : 0],
+  ]);
+  readCounter(r, 'rtpengine_call_duration_total', 'Total calls duration', none, () => [[{}, t.totalCallDurationMs / 1000]]);
+
+  const perCommand = (read: (p: NgServerStats['proxies'][string], request: string) => number) => () => {
+    const out: Array<[{ proxy: string; request: string }, number]> = [];
+    for (const [proxy, p] of Object.entries(ctx.controlStats().proxies)) {
+      const names = [...NG_COMMAND_NAMES, ...Object.keys(p.commands).filter((n) => !NG_COMMAND_NAMES.includes(n))];
+      for (const request of names) out.push([{ proxy, request }, read(p, request)]);
+    }
+    return out;
+  };
+  readCounter(r, 'rtpengine_requests_total', 'ng requests handled', ['proxy', 'request'], perCommand((p, n) => p.commands[n] ?? 0));
+  readCounter(r, 'rtpengine_request_seconds_total', 'Time spent handling ng requests', ['proxy', 'request'], perCommand((p, n) => p.seconds[n] ?? 0));
+  readCounter(r, 'rtpengine_errors_total', 'ng requests answered with an error', ['proxy'], () =>
+    Object.entries(ctx.controlStats().proxies).map(([proxy, p]) => [{ proxy }, p.errors]),
+  );
+
+  const ports = (read: (c: { used: number; free: number }, total: number) => number) => () =>
+    ctx.config.interfaces.map((iface): [{ name: string; address: string }, number] => [
+      { name: iface.name, address: iface.address },
+      read(m.sockets.allocator(iface.address).counts(), ctx.config.portMax - ctx.config.portMin + 1),
+    ]);
+  readGauge(r, 'rtpengine_ports_used', 'Ports in use', ['name', 'address'], ports((c) => c.used));
+  readGauge(r, 'rtpengine_ports_free', 'Ports free', ['name', 'address'], ports((c) => c.free));
+  readGauge(r, 'rtpengine_ports', 'Ports in the range', ['name', 'address'], ports((_, total) => total));
+
+  // ngrelay's own.
+  readCounter(r, 'ngrelay_engine_dropped_packets_total', 'Packets the engine lost to overload (receive queue full, send failed)', none, () => [
+    [{}, ctx.dataPlane.totals().dropped],
+  ]);
+  readCounter(r, 'ngrelay_engine_malformed_packets_total', 'Packets dropped as malformed RTP/RTCP', none, () => [
+    [{}, ctx.dataPlane.totals().malformed],
+  ]);
+  readGauge(r, 'ngrelay_engine_threads', 'I/O threads of the forwarding engine', none, () => [[{}, ctx.dataPlane.info().threads]]);
+  readCounter(r, 'ngrelay_io_thread_cpu_seconds_total', 'CPU time of each engine I/O thread (rate = its load, 1 = a core)', ['thread'], () =>
+    ioThreadCpu().map(({ thread, seconds }) => [{ thread }, seconds]),
+  );
+  readCounter(r, 'ngrelay_ng_retransmits_total', 'ng messages answered from the cookie cache (retransmits)', none, () => [
+    [{}, ctx.controlStats().duplicates],
+  ]);
+  readCounter(r, 'ngrelay_ng_dropped_total', 'ng messages dropped without reply (no cookie)', none, () => [
+    [{}, ctx.controlStats().dropped],
+  ]);
+  return r;
+}
