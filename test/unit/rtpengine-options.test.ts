@@ -30,6 +30,10 @@ const SAMPLE_VALUES: Record<string, string> = {
   'endpoint-learning': 'off',
   scheduling: 'batch',
   'idle-scheduling': 'idle',
+  'listen-cli': '127.0.0.1:2224',
+  'listen-tcp-ng': '127.0.0.1:2223',
+  'listen-http': '127.0.0.1:2225',
+  'listen-https': '127.0.0.1:2226',
 };
 
 interface HelpOption {
