@@ -9,6 +9,7 @@ import { CallManager } from './call/call-manager';
 import { TimeoutSweeper } from './call/timeouts';
 import { createCommandHandler } from './commands/handler';
 import { NgServer } from './ng/server';
+import { CookieCache } from './ng/cookie-cache';
 import type { NgDict, NgHandler } from './ng/types';
 import { ngDict } from './ng/dict';
 import type { Logger } from './logger';
@@ -75,7 +76,8 @@ export class Relay {
             return reply;
           }
         : handler;
-    server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, handler: delayed, logger });
+    const cookieCache = new CookieCache({ maxEntries: config.ngCacheMaxEntries, maxBytes: config.ngCacheMaxBytes });
+    server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, handler: delayed, logger, cookieCache });
     try {
       await server.listen();
     } catch (err) {

@@ -137,6 +137,21 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: '0',
     help: 'Testing aid: hold every ng reply this long after the command ran (shows proxy retransmits); 0 = off',
   },
+  // ngrelay's own bounds on the ng reply cache (rtpengine bounds it by time only).
+  {
+    name: 'ng-cache-max-entries',
+    kind: 'int',
+    arg: 'INT',
+    defaultText: '100000',
+    help: 'Most ng replies kept for retransmits (oldest dropped first); they also expire after 30-60 s',
+  },
+  {
+    name: 'ng-cache-max-bytes',
+    kind: 'int',
+    arg: 'BYTES',
+    defaultText: '67108864',
+    help: 'Most bytes of ng replies kept for retransmits (oldest dropped first)',
+  },
   // rtpengine options without effect in ngrelay (see OptionSpec.noEffect).
   { name: 'no-fallback', short: 'F', kind: 'flag', defaultText: '', help: 'No effect (kernel module)', noEffect: true },
   { name: 'tos', short: 'T', kind: 'int', arg: 'INT', defaultText: '', help: 'No effect', noEffect: true },

@@ -10,6 +10,7 @@ import { ConfigError } from '../errors';
 import type { InterfaceConfig, RelayConfig, ThreadScheduling } from './types';
 import { parseIni, quote, splitList } from './ini';
 import { optionByName, optionByShort, type OptionSpec } from './options';
+import { DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES } from '../ng/cookie-cache';
 import {
   BadValue,
   parseBoolean,
@@ -278,6 +279,8 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
     scheduling: threadScheduling('scheduling', 'priority'),
     idleScheduling: threadScheduling('idle-scheduling', 'idle-priority'),
     debugNgDelayMs: value('debug-ng-delay', 0, (t) => parseInteger(t, 0, 60_000)),
+    ngCacheMaxEntries: value('ng-cache-max-entries', DEFAULT_MAX_ENTRIES, (t) => parseInteger(t, 0, INT32_MAX)),
+    ngCacheMaxBytes: value('ng-cache-max-bytes', DEFAULT_MAX_BYTES, (t) => parseInteger(t, 0, Number.MAX_SAFE_INTEGER)),
   };
 }
 

@@ -48,4 +48,7 @@ export interface RelayConfig {
   idleScheduling: ThreadScheduling;
   /** Testing aid: milliseconds every ng reply is held back after its command ran (0 = off). */
   debugNgDelayMs: number;
+  /** `--ng-cache-max-entries` / `--ng-cache-max-bytes`: bounds of the ng reply cache (src/ng/cookie-cache.ts). */
+  ngCacheMaxEntries: number;
+  ngCacheMaxBytes: number;
 }

@@ -24,7 +24,8 @@ import net from 'node:net';
 import { NgError } from '../errors';
 import type { Logger } from '../logger-types';
 import { BencodeError, decodeDict, encode } from './bencode';
-import { CookieCache } from './cookie-cache';
+import { CookieCache, type CookieCacheStats } from './cookie-cache';
+import { fitDatagram } from './datagram-fit';
 import { getValue } from './request';
 import { JsonShapeError, JsonSyntaxError, decodeJsonDict, encodeJsonDict } from './json';
 import type { NgDict, NgHandler, NgRequestContext } from './types';
@@ -77,6 +78,8 @@ export interface NgServerStats {
   commands: Record<string, NgCommandStats>;
   /** Per proxy source address, like rtpengine's `controlstatistics`. */
   proxies: Record<string, NgProxyStats>;
+  /** Size of the per-cookie reply cache. */
+  cache: CookieCacheStats;
 }
 
 export interface NgServerOptions {
@@ -116,7 +119,7 @@ export class NgServer {
   private readonly logger: Logger;
   private readonly handler: NgHandler;
   private readonly knownCommands: ReadonlySet<string> | undefined;
-  private readonly counters: NgServerStats = {
+  private readonly counters: Omit<NgServerStats, 'cache'> = {
     received: 0,
     dropped: 0,
     duplicates: 0,
@@ -178,7 +181,7 @@ export class NgServer {
 
   /** A snapshot of the counters (for the `statistics` command). */
   stats(): NgServerStats {
-    return structuredClone(this.counters);
+    return { ...structuredClone(this.counters), cache: this.cache.stats() };
   }
 
   private async onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo): Promise<void> {
@@ -191,7 +194,10 @@ export class NgServer {
       return;
     }
     if (!reply || this.closed) return;
-    this.socket.send(reply, rinfo.port, rinfo.address, (err) => {
+    const datagram = fitDatagram(reply);
+    if (datagram !== reply) this.logger.warn({ remote: `${rinfo.address}:${rinfo.port}`, bytes: reply.length }, 'ng reply too large for UDP');
+    if (!datagram) return;
+    this.socket.send(datagram, rinfo.port, rinfo.address, (err) => {
       if (err) this.logger.warn({ err, remote: `${rinfo.address}:${rinfo.port}` }, 'ng reply not sent');
     });
   }

@@ -39,6 +39,8 @@ function config(over: Partial<RelayConfig> = {}): RelayConfig {
     endpointLearning: 'heuristic',
     socketReceiveBuffer: 1 << 20,
     debugNgDelayMs: 0,
+    ngCacheMaxEntries: 100000,
+    ngCacheMaxBytes: 67108864,
     scheduling: { policy: 'default', priority: null },
     idleScheduling: { policy: 'default', priority: null },
     ...over,

@@ -72,6 +72,8 @@ describe('defaults', () => {
       endpointLearning: 'heuristic',
       socketReceiveBuffer: 4194304,
       debugNgDelayMs: 0,
+      ngCacheMaxEntries: 100000,
+      ngCacheMaxBytes: 67108864,
       scheduling: { policy: 'default', priority: null },
       idleScheduling: { policy: 'default', priority: null },
     });
@@ -134,6 +136,8 @@ describe('every option', () => {
       endpointLearning: 'delayed',
       socketReceiveBuffer: 65536,
       debugNgDelayMs: 0,
+      ngCacheMaxEntries: 100000,
+      ngCacheMaxBytes: 67108864,
       scheduling: { policy: 'fifo', priority: 10 },
       idleScheduling: { policy: 'idle', priority: null },
     });
