@@ -9,6 +9,7 @@
  * counters are as before the command.
  */
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { DataPlane, Endpoint, StreamRule } from '../dataplane/types';
 import type { RelayConfig, InterfaceConfig } from '../config/types';
 import type { ConnectionAddress, Direction, MediaRewrite, ParsedSdp, SdpMedia, SdpRewrite } from '../sdp/types';
@@ -443,9 +444,13 @@ export class CallManager {
   private expectedAddress(req: SignalRequest, media: SdpMedia): { addrType: 'IP4' | 'IP6'; address: string } | null {
     const conn = media.effectiveConnection;
     if (!conn || isZeroAddress(conn.address) || media.port === 0) return null;
-    if (req.mediaAddress) return { addrType: req.mediaAddress.includes(':') ? 'IP6' : 'IP4', address: req.mediaAddress };
-    if (req.flags.has('SIP-source-address') && !req.flags.has('trust-address') && req.receivedFrom) {
-      return req.receivedFrom;
+    // media-address and received-from are client text: one that is no IP address is ignored (the SDP's
+    // address stands), as it cannot name an endpoint.
+    const mediaFamily = req.mediaAddress ? isIP(req.mediaAddress) : 0;
+    if (req.mediaAddress && mediaFamily !== 0) return { addrType: mediaFamily === 6 ? 'IP6' : 'IP4', address: req.mediaAddress };
+    const sourceFamily = req.receivedFrom ? isIP(req.receivedFrom.address) : 0;
+    if (req.flags.has('SIP-source-address') && !req.flags.has('trust-address') && req.receivedFrom && sourceFamily !== 0) {
+      return { addrType: sourceFamily === 6 ? 'IP6' : 'IP4', address: req.receivedFrom.address };
     }
     return conn;
   }

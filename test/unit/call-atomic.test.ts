@@ -115,4 +115,13 @@ describe('offer/answer atomicity', () => {
     cm.answer(signalRequest({ toTag: 'B', sdp: audioSdp(50000, '10.0.0.5') }));
     cm.offer(signalRequest({ sdp: audioSdp(65535) }));
   });
+
+  it('ignores a media-address or received-from that is no IP address (found by the fuzzer: was an internal error)', () => {
+    cm.offer(signalRequest({ mediaAddress: '3M]D\xdb' }));
+    cm.offer(signalRequest({ callId: 'c2', receivedFrom: { addrType: 'IP4', address: 'nonsense' }, flags: new Set(['SIP-source-address']) }));
+    for (const id of ['call-1', 'c2']) {
+      const caller = cm.calls.get(id)!.monologues.find((m) => m.tag === 'A')!;
+      expect(caller.medias[0]!.rtp.expected).toEqual({ family: 'IPv4', address: '192.168.1.10', port: 40000 });
+    }
+  });
 });
