@@ -10,6 +10,7 @@ import { TimeoutSweeper } from './call/timeouts';
 import { createCommandHandler } from './commands/handler';
 import { NgServer } from './ng/server';
 import { CookieCache } from './ng/cookie-cache';
+import { raiseNofileLimit, type NofileRaise } from './dataplane/rlimit';
 import type { NgDict, NgHandler } from './ng/types';
 import { ngDict } from './ng/dict';
 import type { Logger } from './logger';
@@ -40,6 +41,8 @@ export class Relay {
       const dirs = prepareRecordingDir(config.recordingDir);
       for (const r of recoverSpool(dirs, Date.now())) logger.warn(r, 'finished a recording left in the spool by an earlier run');
     }
+    // Every media socket is a descriptor: use all the hard limit allows (rtpengine's packages set it high too).
+    if (!deps.dataPlane) logNofileRaise(raiseNofileLimit(), logger);
     const dataPlane =
       deps.dataPlane ??
       createNativeDataPlane({
@@ -143,4 +146,10 @@ function interfaceStats(config: RelayConfig, manager: CallManager): NgDict[] {
     d['ports'] = ports;
     return d;
   });
+}
+
+function logNofileRaise(r: NofileRaise, logger: Logger): void {
+  const fields = { soft: r.soft, hard: r.hard, previous: r.previous };
+  if (r.error !== null) logger.warn({ ...fields, error: r.error }, 'could not raise the descriptor limit (RLIMIT_NOFILE)');
+  else logger.info(fields, `descriptor limit (RLIMIT_NOFILE): ${r.soft < 0 ? 'unlimited' : r.soft}`);
 }

@@ -13,6 +13,7 @@
 using namespace ngrelay;
 
 void InitSrtpBinding(Napi::Env env, Napi::Object exports);  // native/src/srtp_binding.cpp (test/bench only)
+void InitRlimit(Napi::Env env, Napi::Object exports);       // native/src/rlimit.cpp
 
 namespace {
 
@@ -433,6 +434,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   exports.Set("NativeEngine", NativeEngine::Define(env));
   InitSrtpBinding(env, exports);
+  InitRlimit(env, exports);
   return exports;
 }
 

@@ -365,7 +365,12 @@ function reasonOf(reply: Buffer): { result: string; reason: string } {
   const grab = (key: string): string => {
     if (json) {
       const m = new RegExp(`"${key}":"((?:[^"\\\\]|\\\\.)*)"`).exec(body);
-      return m ? m[1]! : '';
+      if (!m) return '';
+      try {
+        return JSON.parse(`"${m[1]!}"`) as string;
+      } catch {
+        return m[1]!;
+      }
     }
     const at = body.indexOf(`${key.length}:${key}`);
     if (at < 0) return '';
