@@ -10,6 +10,9 @@ import { TimeoutSweeper } from './call/timeouts';
 import { createCommandHandler } from './commands/handler';
 import { NgServer } from './ng/server';
 import { NgProcessor } from './ng/processor';
+import { CookieCache } from './ng/cookie-cache';
+import { idFromWire } from './ng/byte-string';
+import { raiseNofileLimit, type NofileRaise } from './dataplane/rlimit';
 import type { NgDict, NgHandler } from './ng/types';
 import { ngDict } from './ng/dict';
 import { setSyslogLevel, type Logger } from './logger';
@@ -44,6 +47,8 @@ export class Relay {
       const dirs = prepareRecordingDir(config.recordingDir);
       for (const r of recoverSpool(dirs, Date.now())) logger.warn(r, 'finished a recording left in the spool by an earlier run');
     }
+    // Every media socket is a descriptor: use all the hard limit allows (rtpengine's packages set it high too).
+    if (!deps.dataPlane) logNofileRaise(raiseNofileLimit(), logger);
     const dataPlane =
       deps.dataPlane ??
       createNativeDataPlane({
@@ -91,13 +96,14 @@ export class Relay {
       const reply = await delayed(request, context);
       const callId = request['call-id'] ?? request['call id'];
       if (callId !== undefined && (Buffer.isBuffer(callId) || typeof callId === 'string')) {
-        const id = callId.toString();
+        const id = idFromWire(callId);
         if (!callOrigins.has(id) && manager.calls.has(id)) callOrigins.set(id, `${context.remote.address}:${context.remote.port}`);
       }
       return reply;
     };
     // One processor (one cookie cache, one set of counters) behind every ng transport.
-    const processor = new NgProcessor({ handler: recordOrigin, logger });
+    const cookieCache = new CookieCache({ maxEntries: config.ngCacheMaxEntries, maxBytes: config.ngCacheMaxBytes });
+    const processor = new NgProcessor({ handler: recordOrigin, logger, cookieCache });
     const server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, processor, logger });
     let listeners: Listener[];
     let logLevel = config.logLevel;
@@ -189,4 +195,10 @@ function interfaceStats(config: RelayConfig, manager: CallManager): NgDict[] {
     d['ports'] = ports;
     return d;
   });
+}
+
+function logNofileRaise(r: NofileRaise, logger: Logger): void {
+  const fields = { soft: r.soft, hard: r.hard, previous: r.previous };
+  if (r.error !== null) logger.warn({ ...fields, error: r.error }, 'could not raise the descriptor limit (RLIMIT_NOFILE)');
+  else logger.info(fields, `descriptor limit (RLIMIT_NOFILE): ${r.soft < 0 ? 'unlimited' : r.soft}`);
 }

@@ -14,6 +14,7 @@ using namespace ngrelay;
 
 void InitSrtpBinding(Napi::Env env, Napi::Object exports);  // native/src/srtp_binding.cpp (test/bench only)
 void InitSdNotify(Napi::Env env, Napi::Object exports);     // native/src/sd_notify.cpp (systemd Type=notify)
+void InitRlimit(Napi::Env env, Napi::Object exports);       // native/src/rlimit.cpp
 
 namespace {
 
@@ -435,6 +436,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeEngine", NativeEngine::Define(env));
   InitSrtpBinding(env, exports);
   InitSdNotify(env, exports);
+  InitRlimit(env, exports);
   return exports;
 }
 

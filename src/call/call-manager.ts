@@ -1,10 +1,15 @@
 /**
  * Offer/answer/delete on the call model, and keeping the data plane's rules in step with it.
  *
- * Every command first computes and reserves what it needs (SDP parse, ports, sockets) and only then changes
- * the call, so a failing command (bad SDP, no ports) leaves every call as it was.
+ * Every command is atomic. It first computes and reserves what it needs (SDP parse, ports, sockets), then
+ * changes the call, installs the data plane rules and writes the SDP, and only when all of that worked
+ * closes the sockets it replaced. A failure before the change just returns the reserved sockets; a failure
+ * after it (a rule the data plane refuses, an SDP that cannot be written) also puts the call back as it
+ * was, with its old rules, or forgets a call the command was creating. Either way `list`, ports and
+ * counters are as before the command.
  */
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { DataPlane, Endpoint, StreamRule } from '../dataplane/types';
 import type { RelayConfig, InterfaceConfig } from '../config/types';
 import type { ConnectionAddress, Direction, MediaRewrite, ParsedSdp, SdpMedia, SdpRewrite } from '../sdp/types';
@@ -44,6 +49,7 @@ export interface CallManagerEvents {
 }
 
 const ZERO_V4 = '0.0.0.0';
+const MAX_PORT = 65_535;
 const ZERO_V6 = '::';
 
 function isZeroAddress(address: string): boolean {
@@ -128,14 +134,18 @@ export class CallManager {
     if (existing && this.loopedBack(sdp, existing)) return req.sdp;
 
     const call = existing ?? this.newCall(req.callId);
+    const restore = existing ? this.snapshot(existing) : null;
+    const generation = this.signalGeneration;
     const undo: Array<() => void> = [];
+    let changed = false;
     try {
       const self = this.findByTag(call, req.fromTag) ?? this.newMonologue(call, req.fromTag, null);
       const peer = this.offerPeer(call, self, req.viaBranch);
       const [selfIface, peerIface] = this.offerInterfaces(req, sdp, self, peer);
       const plan = this.reserveOfferMedia(req, sdp, self, peer, selfIface, peerIface, undo);
 
-      // Nothing can fail from here on: commit.
+      // Change the call; from here on a failure is undone by rollBack().
+      changed = true;
       if (!existing) {
         this.calls.set(call.callId, call);
         this.totals.managedSessions++;
@@ -157,6 +167,8 @@ export class CallManager {
       this.installRules(call, self, peer);
 
       const rewrite = this.buildRewrite(req, sdp, self, peer, peerIface, call, 'offer');
+      const out = this.writeSdp(req, sdp, self, rewrite);
+      plan.closeReplaced();
       this.logger.info(
         {
           'call-id': call.callId,
@@ -168,9 +180,14 @@ export class CallManager {
         },
         'offer processed',
       );
-      return this.writeSdp(req, sdp, self, rewrite);
+      return out;
     } catch (err) {
+      // offerPeer may have changed a branch even before `changed`; restoring is cheap.
+      if (restore) restore();
+      if (changed) this.forgetIfNew(call, restore === null, err);
       for (const u of undo.reverse()) u();
+      this.signalGeneration = generation;
+      if (changed && restore) this.reinstallRules(call);
       if (!existing) this.totals.rejectedSessions += err instanceof NgError && err.reason === 'Ran out of ports' ? 1 : 0;
       throw err;
     }
@@ -181,6 +198,18 @@ export class CallManager {
   answer(req: SignalRequest): Buffer {
     const call = this.calls.get(req.callId);
     if (!call) throw new NgError('Unknown call-id');
+    const restore = this.snapshot(call);
+    const generation = this.signalGeneration;
+    try {
+      return this.answerCall(req, call, restore, generation);
+    } catch (err) {
+      // answerPeer may have moved a tag before the failure; restoring twice does no harm.
+      restore();
+      throw err;
+    }
+  }
+
+  private answerCall(req: SignalRequest, call: CallState, restore: () => void, generation: number): Buffer {
     if (req.toTag === null) throw new NgError('No to-tag in message');
     const sdp = this.parseSdpOf(req);
     if (this.loopedBack(sdp, call)) return req.sdp;
@@ -194,11 +223,13 @@ export class CallManager {
       throw error;
     }
     const undo: Array<() => void> = [];
+    let changed = false;
     try {
       const offererIface = this.interfaces.pick(offerer.medias.find((m) => !m.rejected)?.rtp.interfaceName, null);
-      const muxChanges = this.reserveAnswerMedia(req, sdp, offerer, answerer, undo);
+      const plan = this.reserveAnswerMedia(req, sdp, offerer, answerer, undo);
 
-      // commit
+      // Change the call; from here on a failure is undone by rollBack().
+      changed = true;
       answerer.tag = req.toTag;
       answerer.isAnswerer = true;
       answerer.options = this.partyOptions(req);
@@ -210,11 +241,13 @@ export class CallManager {
       if (req.metadata !== null) call.metadata = req.metadata;
       if (req.recordCall !== null) call.recordCall = req.recordCall;
       if (req.flags.has('record-call')) call.recordCall = true;
-      muxChanges();
+      plan.commit();
       this.signalGeneration++;
       this.installRules(call, offerer, answerer);
 
       const rewrite = this.buildRewrite(req, sdp, answerer, offerer, offererIface, call, 'answer');
+      const out = this.writeSdp(req, sdp, answerer, rewrite);
+      plan.closeReplaced();
       this.logger.info(
         {
           'call-id': call.callId,
@@ -225,9 +258,15 @@ export class CallManager {
         },
         'answer processed',
       );
-      return this.writeSdp(req, sdp, answerer, rewrite);
+      return out;
     } catch (err) {
+      restore();
       for (const u of undo.reverse()) u();
+      if (changed) {
+        this.signalGeneration = generation;
+        this.logger.warn({ 'call-id': call.callId, err }, 'answer failed after changing the call; call restored');
+        this.reinstallRules(call);
+      }
       throw err;
     }
   }
@@ -240,6 +279,41 @@ export class CallManager {
       const detail = sdpParseDetail(err);
       if (detail !== null) this.logger.warn({ 'call-id': req.callId, 'from-tag': req.fromTag, detail }, 'SDP not accepted');
       throw err;
+    }
+  }
+
+  /**
+   * A copy of everything offer/answer may change in a call (its fields, its monologues' fields and media
+   * lists), and the function that puts it back. Media and stream objects are never changed in place by a
+   * command (it builds new ones), so copying the lists is enough.
+   */
+  private snapshot(call: CallState): () => void {
+    const fields: CallState = { ...call, monologues: [...call.monologues] };
+    const monologues = call.monologues.map((m) => [m, { ...m, medias: [...m.medias], formerTags: [...m.formerTags] }] as const);
+    return () => {
+      Object.assign(call, fields);
+      for (const [mono, copy] of monologues) Object.assign(mono, copy, { medias: [...copy.medias], formerTags: [...copy.formerTags] });
+    };
+  }
+
+  /** A failed offer that was creating the call leaves no call behind. */
+  private forgetIfNew(call: CallState, isNew: boolean, err: unknown): void {
+    this.logger.warn({ 'call-id': call.callId, err }, 'offer failed after changing the call; call restored');
+    if (isNew && this.calls.get(call.callId) === call) {
+      this.calls.delete(call.callId);
+      this.totals.managedSessions--;
+    }
+  }
+
+  /** After a rollback: the data plane gets the rules of the restored call back. */
+  private reinstallRules(call: CallState): void {
+    try {
+      for (const mono of call.monologues) {
+        const peer = this.byKey(call, mono.peerKey);
+        if (peer) this.installRules(call, mono, peer);
+      }
+    } catch (err) {
+      this.logger.error({ 'call-id': call.callId, err }, 'could not restore the data plane rules of a call');
     }
   }
 
@@ -418,9 +492,13 @@ export class CallManager {
   private expectedAddress(req: SignalRequest, media: SdpMedia): { addrType: 'IP4' | 'IP6'; address: string } | null {
     const conn = media.effectiveConnection;
     if (!conn || isZeroAddress(conn.address) || media.port === 0) return null;
-    if (req.mediaAddress) return { addrType: req.mediaAddress.includes(':') ? 'IP6' : 'IP4', address: req.mediaAddress };
-    if (req.flags.has('SIP-source-address') && !req.flags.has('trust-address') && req.receivedFrom) {
-      return req.receivedFrom;
+    // media-address and received-from are client text: one that is no IP address is ignored (the SDP's
+    // address stands), as it cannot name an endpoint.
+    const mediaFamily = req.mediaAddress ? isIP(req.mediaAddress) : 0;
+    if (req.mediaAddress && mediaFamily !== 0) return { addrType: mediaFamily === 6 ? 'IP6' : 'IP4', address: req.mediaAddress };
+    const sourceFamily = req.receivedFrom ? isIP(req.receivedFrom.address) : 0;
+    if (req.flags.has('SIP-source-address') && !req.flags.has('trust-address') && req.receivedFrom && sourceFamily !== 0) {
+      return { addrType: sourceFamily === 6 ? 'IP6' : 'IP4', address: req.receivedFrom.address };
     }
     return conn;
   }
@@ -436,14 +514,17 @@ export class CallManager {
     media.offeredRtcpMux = sdpMedia.rtcpMux;
     const addr = this.expectedAddress(req, sdpMedia);
     const advertisedConn = sdpMedia.effectiveConnection;
-    const rtcpPort = sdpMedia.rtcp?.port ?? sdpMedia.port + 1;
+    // RTP on 65535 leaves no port for RTCP after it (rtpengine accepts such an offer too): then RTCP has no
+    // known endpoint and is learned from where it comes from.
+    const impliedRtcpPort = sdpMedia.port + 1 <= MAX_PORT ? sdpMedia.port + 1 : null;
+    const rtcpPort = sdpMedia.rtcp?.port ?? impliedRtcpPort;
     // The advertised endpoint is the SDP's after address translation (SIP source, media-address), as rtpengine shows it.
     const shown = addr ?? advertisedConn;
     media.rtp.advertised = shown && sdpMedia.port ? endpoint(shown.addrType, shown.address, sdpMedia.port) : null;
-    media.rtcp.advertised = shown && sdpMedia.port ? endpoint(shown.addrType, shown.address, rtcpPort) : null;
+    media.rtcp.advertised = shown && sdpMedia.port && rtcpPort ? endpoint(shown.addrType, shown.address, rtcpPort) : null;
     media.rtp.expected = addr ? endpoint(addr.addrType, addr.address, sdpMedia.port) : null;
     const rtcpAddr = sdpMedia.rtcp?.connection && !req.flags.has('SIP-source-address') ? sdpMedia.rtcp.connection : addr;
-    media.rtcp.expected = rtcpAddr ? endpoint(rtcpAddr.addrType, rtcpAddr.address, rtcpPort) : null;
+    media.rtcp.expected = rtcpAddr && rtcpPort ? endpoint(rtcpAddr.addrType, rtcpAddr.address, rtcpPort) : null;
   }
 
   private emptyMedia(index: number, sdpMedia: SdpMedia, pair: { rtp: StreamState; rtcp: StreamState } | null): MediaState {
@@ -487,7 +568,7 @@ export class CallManager {
     selfIface: InterfaceConfig,
     peerIface: InterfaceConfig,
     undo: Array<() => void>,
-  ): { commit(): void } {
+  ): { commit(): void; closeReplaced(): void } {
     const newSelf: MediaState[] = [];
     const newPeer: MediaState[] = [];
     const toClose: StreamState[] = [];
@@ -533,9 +614,11 @@ export class CallManager {
     for (const old of peer.medias.slice(sdp.media.length)) toClose.push(old.rtp, old.rtcp);
     return {
       commit: () => {
-        for (const s of toClose) this.sockets.close(s);
         self.medias = newSelf;
         peer.medias = newPeer;
+      },
+      closeReplaced: () => {
+        for (const s of toClose) this.sockets.close(s);
       },
     };
   }
@@ -588,15 +671,16 @@ export class CallManager {
     offerer: MonologueState,
     answerer: MonologueState,
     undo: Array<() => void>,
-  ): () => void {
+  ): { commit(): void; closeReplaced(): void } {
     const steps: Array<() => void> = [];
+    const toClose: StreamState[] = [];
     for (const sdpMedia of sdp.media) {
       const i = sdpMedia.index;
       const a = offerer.medias[i] as MediaState;
       const b = answerer.medias[i] as MediaState;
       if (sdpMedia.port === 0 || a.rejected || b.rejected) {
+        toClose.push(a.rtp, a.rtcp, b.rtp, b.rtcp);
         steps.push(() => {
-          for (const s of [a.rtp, a.rtcp, b.rtp, b.rtcp]) this.sockets.close(s);
           offerer.medias[i] = { ...this.emptyMedia(i + 1, sdpMedia, null), type: a.type, protocol: a.protocol, direction: a.direction };
           answerer.medias[i] = { ...this.emptyMedia(i + 1, sdpMedia, null), protocol: sdpMedia.proto };
         });
@@ -606,7 +690,7 @@ export class CallManager {
       this.applySdpMedia(req, nb, sdpMedia);
       nb.rtcpMux = b.offeredRtcpMux && sdpMedia.rtcpMux;
       const aMux = a.offeredRtcpMux && !a.rtcpMuxReject && (a.rtcpMuxAccept || nb.rtcpMux || req.rtcpMux.has('accept'));
-      const na: MediaState = { ...a, rtcpMux: aMux };
+      const na: MediaState = { ...a, rtp: { ...a.rtp }, rtcp: { ...a.rtcp }, rtcpMux: aMux };
       this.answerCrypto(req, sdpMedia, na, nb);
       const replaced: StreamState[] = [];
       const swapRtcp = (m: MediaState, muxed: boolean): void => {
@@ -626,14 +710,19 @@ export class CallManager {
       swapRtcp(nb, nb.rtcpMux);
       if (nb.rtcpMux) nb.rtcp.expected = nb.rtp.expected;
       if (aMux) na.rtcp.expected = na.rtp.expected;
+      toClose.push(...replaced);
       steps.push(() => {
-        for (const old of replaced) this.sockets.close(old);
         offerer.medias[i] = na;
         answerer.medias[i] = nb;
       });
     }
-    return () => {
-      for (const s of steps) s();
+    return {
+      commit: () => {
+        for (const s of steps) s();
+      },
+      closeReplaced: () => {
+        for (const s of toClose) this.sockets.close(s);
+      },
     };
   }
 

@@ -2,6 +2,7 @@
 import type { Endpoint, StreamCounters } from '../dataplane/types';
 import type { NgDict, NgValue } from '../ng/types';
 import { ngDict } from '../ng/dict';
+import { idToWire } from '../ng/byte-string';
 import type { CallState, MediaState, MonologueState, StreamState } from './state';
 
 type CountersOf = (id: number) => StreamCounters | undefined;
@@ -80,7 +81,7 @@ function peersOf(call: CallState, mono: MonologueState): NgDict[] {
   return call.monologues
     .filter((m) => m !== mono && (m.peerKey === mono.key || mono.peerKey === m.key))
     .map((m) => ngDict([
-      ['tag', m.tag],
+      ['tag', idToWire(m.tag)],
       ['type', 'offer/answer'],
     ]));
 }
@@ -111,8 +112,8 @@ export function callStatistics(call: CallState, countersOf: CountersOf): NgDict 
       return ngDict(entries);
     });
     const peers = peersOf(call, mono);
-    const entries: Array<[string, NgValue]> = [['tag', mono.tag]];
-    if (mono.label !== null) entries.push(['label', mono.label]);
+    const entries: Array<[string, NgValue]> = [['tag', idToWire(mono.tag)]];
+    if (mono.label !== null) entries.push(['label', idToWire(mono.label)]);
     entries.push(['created', seconds(mono.createdMs)], ['subscriptions', peers], ['subscribers', peers], ['medias', medias]);
     tags[tagLabel(call, mono)] = ngDict(entries);
   }

@@ -4,6 +4,10 @@
  */
 import type { DataPlane, StreamRule } from '../dataplane/types';
 import { BindError } from '../dataplane/types';
+import { descriptorLimitText } from '../dataplane/rlimit';
+
+/** Bind failures that mean "no descriptor left", not "this port is taken". */
+const DESCRIPTOR_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);
 import type { InterfaceConfig } from '../config/types';
 import { PortAllocator } from './port-allocator';
 import { NgError, PortsExhaustedError } from '../errors';
@@ -76,6 +80,12 @@ export class StreamSockets {
           alloc.release(port);
           if (!muxed) alloc.release(port + 1);
           if (portTaken) throw new PortsExhaustedError();
+          // Out of descriptors: Kamailio reacts to rtpengine's "Ran out of ports" (tries another relay), so that
+          // is the reply; the log says which limit it really was.
+          if (err instanceof BindError && DESCRIPTOR_CODES.has(err.code)) {
+            this.logger?.error({ code: err.code, address: err.address, port: err.port }, `cannot open a media socket: ${descriptorLimitText(err.code)}`);
+            throw new PortsExhaustedError();
+          }
           // Not about this port (e.g. the interface address is not on this host): say so, do not retry.
           if (err instanceof BindError) throw new NgError(`Cannot bind media socket on ${err.address}: ${err.code}`);
           throw err;
@@ -107,6 +117,9 @@ export class StreamSockets {
       this.bind(next);
     } catch (err) {
       alloc.release(port);
+      if (err instanceof BindError && DESCRIPTOR_CODES.has(err.code)) {
+        this.logger?.error({ code: err.code, address: err.address }, `cannot open an RTCP socket: ${descriptorLimitText(err.code)}`);
+      }
       throw err instanceof BindError ? new PortsExhaustedError() : err;
     }
     return next;

@@ -6,6 +6,7 @@ import type { NgDict, NgHandler, NgValue } from '../ng/types';
 import { normalizeRequest, type NormalizedRequest } from '../ng/request';
 import { NgError } from '../errors';
 import { ngDict } from '../ng/dict';
+import { idToWire } from '../ng/byte-string';
 import type { CallManager } from '../call/call-manager';
 import type { DeleteRequest, SignalRequest } from '../call/signal';
 import { callStatistics } from '../call/query-reply';
@@ -172,7 +173,7 @@ function queryCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
 
 function listCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
   const limit = req.limit ?? 32;
-  const calls = [...ctx.manager.calls.keys()].slice(0, Math.max(0, limit));
+  const calls = [...ctx.manager.calls.keys()].slice(0, Math.max(0, limit)).map(idToWire);
   return ok([['calls', calls]]);
 }
 

@@ -3,14 +3,52 @@ import type { NgDict, NgValue } from '../ng/types';
 import { ngDict } from '../ng/dict';
 import type { CommandContext } from './handler';
 
+const fixed = (n: number): string => n.toFixed(6);
+
 export interface ControlStats {
   /** Per command name: how many were handled and their total duration in seconds. */
   commands: Record<string, { count: number; durationSeconds: number }>;
   errors: number;
+  /** The ng reply cache's size (absent before the server exists). */
+  cache?: { entries: number; bytes: number };
+}
+
+/**
+ * rtpengine's ng command names. Only these get their own `<name>count`/`<name>duration` keys; every other
+ * name a client sent is summed under `othercount`/`otherduration`, so the reply never echoes what a client
+ * made up (a 40 kB command name, or thousands of distinct ones, would make it outgrow a datagram).
+ */
+export const NG_COMMAND_NAMES: ReadonlySet<string> = new Set([
+  'ping', 'offer', 'answer', 'delete', 'query', 'list', 'statistics',
+  'start recording', 'stop recording', 'pause recording', 'start forwarding', 'stop forwarding',
+  'block DTMF', 'unblock DTMF', 'block media', 'unblock media', 'silence media', 'unsilence media',
+  'play media', 'stop media', 'play DTMF', 'publish', 'subscribe request', 'subscribe answer',
+  'unsubscribe', 'connect',
+]);
+const OTHER_KEY = 'other';
+
+/** Per-command count/duration keys: known names as rtpengine spells them, all others in one bucket. */
+function commandEntries(commands: ControlStats['commands']): { entries: Array<[string, NgValue]>; total: number } {
+  const known: Array<[string, { count: number; durationSeconds: number }]> = [];
+  const other = { count: 0, durationSeconds: 0 };
+  for (const [name, c] of Object.entries(commands)) {
+    if (NG_COMMAND_NAMES.has(name)) known.push([name.replace(/ /g, ''), c]);
+    else {
+      other.count += c.count;
+      other.durationSeconds += c.durationSeconds;
+    }
+  }
+  if (other.count > 0) known.push([OTHER_KEY, other]);
+  const entries: Array<[string, NgValue]> = [];
+  let total = 0;
+  for (const [key, c] of known) {
+    entries.push([`${key}count`, c.count], [`${key}duration`, fixed(c.durationSeconds)]);
+    total += c.count;
+  }
+  return { entries, total };
 }
 
 
-const fixed = (n: number): string => n.toFixed(6);
 
 export function statisticsReply(ctx: CommandContext): NgDict {
   const t = ctx.manager.totals;
@@ -18,13 +56,7 @@ export function statisticsReply(ctx: CommandContext): NgDict {
   const sessions = ctx.manager.calls.size;
   const control = ctx.controlStats();
   const avgDuration = t.endedCalls ? t.totalCallDurationMs / t.endedCalls / 1000 : 0;
-  const commandEntries: Array<[string, NgValue]> = [];
-  let total = 0;
-  for (const [name, c] of Object.entries(control.commands)) {
-    const key = name.replace(/ /g, '');
-    commandEntries.push([`${key}count`, c.count], [`${key}duration`, fixed(c.durationSeconds)]);
-    total += c.count;
-  }
+  const { entries: perCommand, total } = commandEntries(control.commands);
   return ngDict([
     [
       'currentstatistics',
@@ -79,8 +111,11 @@ export function statisticsReply(ctx: CommandContext): NgDict {
     [
       'controlstatistics',
       ngDict([
-        ['proxies', [ngDict([['proxy', 'all'], ...commandEntries, ['errorcount', control.errors]])]],
+        ['proxies', [ngDict([['proxy', 'all'], ...perCommand, ['errorcount', control.errors]])]],
         ['totalcount', total],
+        // ngrelay's own: the retransmit reply cache's size (bounded by --ng-cache-max-entries/-bytes).
+        ['replycacheentries', control.cache?.entries ?? 0],
+        ['replycachebytes', control.cache?.bytes ?? 0],
       ]),
     ],
     ['interfaces', ctx.interfaces()],

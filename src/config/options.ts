@@ -164,6 +164,21 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'max-load', kind: 'string', arg: 'FLOAT', defaultText: '0', help: 'Refuse new offers while the 1-minute load average is at least this (0 = off)' },
   { name: 'max-cpu', kind: 'string', arg: 'FLOAT', defaultText: '0', help: 'Refuse new offers while CPU usage in percent of all cores is at least this (0 = off)' },
   { name: 'max-bandwidth', kind: 'int', arg: 'INT', defaultText: '0', help: 'Refuse new offers while relayed bytes per second are at least this (0 = off)' },
+  // ngrelay's own bounds on the ng reply cache (rtpengine bounds it by time only).
+  {
+    name: 'ng-cache-max-entries',
+    kind: 'int',
+    arg: 'INT',
+    defaultText: '100000',
+    help: 'Most ng replies kept for retransmits (oldest dropped first); they also expire after 30-60 s',
+  },
+  {
+    name: 'ng-cache-max-bytes',
+    kind: 'int',
+    arg: 'BYTES',
+    defaultText: '67108864',
+    help: 'Most bytes of ng replies kept for retransmits (oldest dropped first)',
+  },
   // rtpengine options without effect in ngrelay (see OptionSpec.noEffect).
   ...RTPENGINE_ONLY_OPTIONS,
 ];

@@ -10,6 +10,7 @@ import { ConfigError } from '../errors';
 import type { InterfaceConfig, ListenAddress, RelayConfig, ThreadScheduling } from './types';
 import { parseIni, quote, splitList } from './ini';
 import { optionByName, optionByShort, type OptionSpec } from './options';
+import { DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES } from '../ng/cookie-cache';
 import {
   BadValue,
   parseBoolean,
@@ -329,6 +330,8 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
       maxCpu: value('max-cpu', 0, parseNonNegativeNumber),
       maxBandwidth: value('max-bandwidth', 0, (t) => parseInteger(t, 0, Number.MAX_SAFE_INTEGER)),
     },
+    ngCacheMaxEntries: value('ng-cache-max-entries', DEFAULT_MAX_ENTRIES, (t) => parseInteger(t, 0, INT32_MAX)),
+    ngCacheMaxBytes: value('ng-cache-max-bytes', DEFAULT_MAX_BYTES, (t) => parseInteger(t, 0, Number.MAX_SAFE_INTEGER)),
   };
 }
 

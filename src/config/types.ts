@@ -76,4 +76,7 @@ export interface RelayConfig {
   httpsCert: string | null;
   httpsKey: string | null;
   limits: LoadLimitConfig;
+  /** `--ng-cache-max-entries` / `--ng-cache-max-bytes`: bounds of the ng reply cache (src/ng/cookie-cache.ts). */
+  ngCacheMaxEntries: number;
+  ngCacheMaxBytes: number;
 }

@@ -53,7 +53,9 @@ export class CliServer {
       if (answered) return;
       answered = true;
       const nl = received.indexOf(0x0a);
-      const line = (nl >= 0 ? received.subarray(0, nl) : received.subarray(0, MAX_LINE)).toString('utf8');
+      // latin1 both ways: call-ids are byte strings inside (one char per byte, src/ng/byte-string.ts), so
+      // `terminate <call-id>` finds a call whose id is not UTF-8 and `list sessions` prints its bytes back.
+      const line = (nl >= 0 ? received.subarray(0, nl) : received.subarray(0, MAX_LINE)).toString('latin1');
       let reply: string;
       try {
         reply = this.options.commands.run(line);
@@ -63,7 +65,7 @@ export class CliServer {
         reply = 'Internal error while processing command\n';
       }
       this.options.logger.info({ command: line, remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'cli command');
-      socket.end(reply);
+      socket.end(Buffer.from(reply, 'latin1'));
     };
     socket.on('data', (chunk: Buffer) => {
       if (answered) return;

@@ -9,13 +9,35 @@
  *  - non-integer or unsafe numbers and nesting deeper than MAX_DEPTH -> JsonShapeError.
  * Encoding turns Buffers into UTF-8 strings (JSON cannot carry raw bytes; a non-UTF-8 SDP is not
  * byte-exact in JSON, use bencode for that) and keeps dict insertion order.
+ *
+ * The text must be valid UTF-8 (RFC 8259): anything else is refused (JsonUtf8Error, a JsonSyntaxError),
+ * never patched with U+FFFD, which would make distinct byte strings one. Dict keys are byte strings as in
+ * bencode.ts (one char per byte of their UTF-8 form), so a tag used as a key reads the same either way.
  */
 import { MAX_DEPTH } from './bencode';
 import type { NgDict, NgValue } from './types';
 
 /** The text is not JSON at all (rtpengine: "Failed to parse JSON document"). */
 export class JsonSyntaxError extends Error {
-  override readonly name = 'JsonSyntaxError';
+  override readonly name: string = 'JsonSyntaxError';
+}
+
+/** The body is not valid UTF-8, so it is no JSON text. */
+export class JsonUtf8Error extends JsonSyntaxError {
+  override readonly name = 'JsonUtf8Error';
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Key as bencode.ts holds it: one char per byte of its UTF-8 form. */
+function keyFromJson(key: string): string {
+  return Buffer.from(key, 'utf8').toString('latin1');
+}
+
+/** The inverse, for keys that are byte strings (all chars <= U+00FF); others are written as they are. */
+function keyToJson(key: string): string {
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) > 0xff) return key;
+  return Buffer.from(key, 'latin1').toString('utf8');
 }
 
 /** Valid JSON, but not something an ng dict can hold (rtpengine: "Could not decode bencode dictionary"). */
@@ -45,7 +67,7 @@ function fromJson(v: unknown, depth: number): NgValue | undefined {
     const src = v as Record<string, unknown>;
     for (const key of Object.keys(src)) {
       const x = fromJson(src[key], depth + 1);
-      if (x !== undefined) out[key] = x;
+      if (x !== undefined) out[keyFromJson(key)] = x;
     }
     return out;
   }
@@ -54,9 +76,15 @@ function fromJson(v: unknown, depth: number): NgValue | undefined {
 
 /** Parses a JSON body whose top level must be an object. */
 export function decodeJsonDict(buf: Buffer): NgDict {
+  let text: string;
+  try {
+    text = strictUtf8.decode(buf);
+  } catch {
+    throw new JsonUtf8Error('JSON text is not valid UTF-8');
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(buf.toString('utf8'));
+    parsed = JSON.parse(text);
   } catch (e) {
     throw new JsonSyntaxError(e instanceof Error ? e.message : String(e));
   }
@@ -74,7 +102,7 @@ function toJson(v: NgValue, depth: number): unknown {
   // A plain object (not null-prototype) so JSON.stringify of `__proto__` keys behaves as an own property.
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(v)) {
-    Object.defineProperty(out, key, { value: toJson(v[key]!, depth + 1), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(out, keyToJson(key), { value: toJson(v[key]!, depth + 1), enumerable: true, writable: true, configurable: true });
   }
   return out;
 }

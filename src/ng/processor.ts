@@ -25,7 +25,7 @@
 import { NgError } from '../errors';
 import type { Logger } from '../logger-types';
 import { BencodeError, decodeDict, encode } from './bencode';
-import { CookieCache } from './cookie-cache';
+import { CookieCache, type CookieCacheStats } from './cookie-cache';
 import { getValue } from './request';
 import { JsonShapeError, JsonSyntaxError, decodeJsonDict, encodeJsonDict } from './json';
 import type { NgDict, NgHandler, NgRequestContext } from './types';
@@ -80,6 +80,8 @@ export interface NgServerStats {
   commands: Record<string, NgCommandStats>;
   /** Per proxy source address, like rtpengine's `controlstatistics`. */
   proxies: Record<string, NgProxyStats>;
+  /** Size of the per-cookie reply cache. */
+  cache: CookieCacheStats;
 }
 
 export interface NgProcessorOptions {
@@ -126,7 +128,7 @@ export class NgProcessor {
   private readonly logger: Logger;
   private readonly handler: NgHandler;
   private readonly knownCommands: ReadonlySet<string> | undefined;
-  private readonly counters: NgServerStats = {
+  private readonly counters: Omit<NgServerStats, 'cache'> = {
     received: 0,
     dropped: 0,
     duplicates: 0,
@@ -146,7 +148,7 @@ export class NgProcessor {
 
   /** A snapshot of the counters (for the `statistics` command and /metrics). */
   stats(): NgServerStats {
-    return structuredClone(this.counters);
+    return { ...structuredClone(this.counters), cache: this.cache.stats() };
   }
 
   /**

@@ -22,11 +22,13 @@
  * Wrong value types (`flags` not a list, `call-id` a dict, ...) throw NgError. Missing keys are NOT errors
  * here: the command layer checks what each command requires, in rtpengine's order.
  *
- * Text values are decoded as UTF-8.
+ * Text values are decoded as UTF-8, except identifiers (call-id, tags, via-branch, labels) and the rtpp-flags
+ * text that may carry them: those are byte strings, one char per byte (see byte-string.ts).
  */
 import { NgError } from '../errors';
 import type { EndpointLearning } from '../dataplane/types';
 import type { NgDict, NgValue } from './types';
+import { idFromWire } from './byte-string';
 
 export type AddressFamilyName = 'IP4' | 'IP6';
 
@@ -182,6 +184,13 @@ function wrongType(key: string, expected: string, v: NgValue): NgError {
 export function asString(v: NgValue, key: string): string {
   if (Buffer.isBuffer(v)) return v.toString('utf8');
   if (typeof v === 'string') return v;
+  if (typeof v === 'number') return String(v);
+  throw wrongType(key, 'a string', v);
+}
+
+/** An identifier (call-id, tag, via-branch, label): its bytes, one char per byte; an integer as its text. */
+export function asId(v: NgValue, key: string): string {
+  if (Buffer.isBuffer(v) || typeof v === 'string') return idFromWire(v);
   if (typeof v === 'number') return String(v);
   throw wrongType(key, 'a string', v);
 }
@@ -356,16 +365,16 @@ function applyKey(out: NormalizedRequest, key: string, v: NgValue, source: Sourc
       out.command = asString(v, key);
       return;
     case 'call-id':
-      out.callId = asString(v, key);
+      out.callId = asId(v, key);
       return;
     case 'from-tag':
-      out.fromTag = asString(v, key);
+      out.fromTag = asId(v, key);
       return;
     case 'to-tag':
-      out.toTag = asString(v, key);
+      out.toTag = asId(v, key);
       return;
     case 'via-branch':
-      out.viaBranch = asString(v, key);
+      out.viaBranch = asId(v, key);
       return;
     case 'sdp':
       if (Buffer.isBuffer(v)) out.sdp = v;
@@ -424,10 +433,10 @@ function applyKey(out: NormalizedRequest, key: string, v: NgValue, source: Sourc
       out.deleteDelay = asInt(v, key);
       return;
     case 'label':
-      out.label = asString(v, key);
+      out.label = asId(v, key);
       return;
     case 'to-label':
-      out.toLabel = asString(v, key);
+      out.toLabel = asId(v, key);
       return;
     case 'metadata':
       out.metadata = asString(v, key);
@@ -606,7 +615,8 @@ export function normalizeRequest(dict: NgDict): NormalizedRequest {
     const key = canonicalKey(rawKey);
     const v = dict[rawKey]!;
     if (key === 'rtpp-flags') {
-      rtppFlags = asString(v, rawKey);
+      // Bytes kept as they are: the text may carry a from-tag or call-id (see asId).
+      rtppFlags = asId(v, rawKey);
       continue;
     }
     applyKey(out, key, v, 'dict');

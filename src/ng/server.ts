@@ -7,6 +7,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { Logger } from '../logger-types';
+import { fitDatagram } from './datagram-fit';
 import { NgProcessor, type NgProcessorOptions, type NgServerStats } from './processor';
 
 export {
@@ -97,7 +98,12 @@ export class NgServer {
       return;
     }
     if (!reply || this.closed) return;
-    this.socket.send(reply, rinfo.port, rinfo.address, (err) => {
+    // A datagram cannot carry more than 65,507 bytes: a bigger reply becomes a short error saying so (the
+    // TCP, HTTP and WebSocket transports carry the whole reply).
+    const datagram = fitDatagram(reply);
+    if (datagram !== reply) this.logger.warn({ remote: `${rinfo.address}:${rinfo.port}`, bytes: reply.length }, 'ng reply too large for UDP');
+    if (!datagram) return;
+    this.socket.send(datagram, rinfo.port, rinfo.address, (err) => {
       if (err) this.logger.warn({ err, remote: `${rinfo.address}:${rinfo.port}` }, 'ng reply not sent');
     });
   }

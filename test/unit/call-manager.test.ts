@@ -47,6 +47,8 @@ function config(over: Partial<RelayConfig> = {}): RelayConfig {
     httpsCert: null,
     httpsKey: null,
     limits: { maxSessions: -1, maxLoad: 0, maxCpu: 0, maxBandwidth: 0 },
+    ngCacheMaxEntries: 100000,
+    ngCacheMaxBytes: 67108864,
     scheduling: { policy: 'default', priority: null },
     idleScheduling: { policy: 'default', priority: null },
     ...over,

@@ -80,6 +80,8 @@ describe('defaults', () => {
       httpsCert: null,
       httpsKey: null,
       limits: { maxSessions: -1, maxLoad: 0, maxCpu: 0, maxBandwidth: 0 },
+      ngCacheMaxEntries: 100000,
+      ngCacheMaxBytes: 67108864,
       scheduling: { policy: 'default', priority: null },
       idleScheduling: { policy: 'default', priority: null },
     });
@@ -150,6 +152,8 @@ describe('every option', () => {
       httpsCert: null,
       httpsKey: null,
       limits: { maxSessions: -1, maxLoad: 0, maxCpu: 0, maxBandwidth: 0 },
+      ngCacheMaxEntries: 100000,
+      ngCacheMaxBytes: 67108864,
       scheduling: { policy: 'fifo', priority: 10 },
       idleScheduling: { policy: 'idle', priority: null },
     });

@@ -119,4 +119,81 @@ describe('CookieCache', () => {
     expect(r.outcome).toBe('computed');
     expect(r.reply.toString()).toBe('2');
   });
+
+  describe('bounds', () => {
+    const reply = (n: number): Buffer => Buffer.alloc(n, 0x61);
+
+    it('holds at most maxEntries replies, dropping the oldest first', async () => {
+      const cache = new CookieCache({ now: fakeClock().now, maxEntries: 3 });
+      for (const c of ['a', 'b', 'c', 'd', 'e']) cache.set(c, reply(10));
+      expect(cache.size).toBe(3);
+      expect(cache.get('a')).toBeUndefined();
+      expect(cache.get('b')).toBeUndefined();
+      expect(cache.get('c')).toBeDefined();
+      expect(cache.get('e')).toBeDefined();
+      expect(cache.stats()).toMatchObject({ entries: 3, maxEntries: 3, evicted: 2 });
+    });
+
+    it('holds at most maxBytes (cookie plus reply bytes), dropping the oldest first', () => {
+      const cache = new CookieCache({ now: fakeClock().now, maxBytes: 100 });
+      cache.set('k1', reply(38)); // 40 bytes
+      cache.set('k2', reply(38)); // 80
+      expect(cache.bytes).toBe(80);
+      cache.set('k3', reply(38)); // 120 > 100: k1 goes
+      expect(cache.bytes).toBe(80);
+      expect(cache.get('k1')).toBeUndefined();
+      expect(cache.get('k2')).toBeDefined();
+      expect(cache.get('k3')).toBeDefined();
+    });
+
+    it('evicts the old generation before the current one', () => {
+      const clock = fakeClock();
+      const cache = new CookieCache({ now: clock.now, maxEntries: 2 });
+      cache.set('older', reply(1));
+      clock.advance(30_000); // 'older' moves to the old generation
+      cache.set('new1', reply(1));
+      cache.set('new2', reply(1));
+      expect(cache.get('older')).toBeUndefined();
+      expect(cache.get('new1')).toBeDefined();
+      expect(cache.get('new2')).toBeDefined();
+    });
+
+    it('does not hold a reply larger than maxBytes at all', () => {
+      const cache = new CookieCache({ now: fakeClock().now, maxBytes: 50 });
+      cache.set('big', reply(100));
+      expect(cache.get('big')).toBeUndefined();
+      expect(cache.bytes).toBe(0);
+    });
+
+    it('charges a replaced reply once, and forgets the bytes of a dropped generation', () => {
+      const clock = fakeClock();
+      const cache = new CookieCache({ now: clock.now });
+      cache.set('k', reply(10));
+      cache.set('k', reply(20));
+      expect(cache.bytes).toBe(21);
+      clock.advance(30_000);
+      cache.set('j', reply(5));
+      expect(cache.bytes).toBe(27);
+      clock.advance(30_000); // 'k' was in the old generation and goes now
+      expect(cache.bytes).toBe(6);
+      clock.advance(60_000);
+      expect(cache.bytes).toBe(0);
+      expect(cache.size).toBe(0);
+    });
+
+    it('keeps 200k distinct cookies from growing it past its entry bound', async () => {
+      const cache = new CookieCache({ now: fakeClock().now, maxEntries: 1000 });
+      for (let i = 0; i < 200_000; i++) await cache.run(`c${i}`, async () => reply(16));
+      expect(cache.size).toBe(1000);
+      expect(cache.stats().evicted).toBe(199_000);
+      expect(cache.get('c199999')).toBeDefined();
+    });
+
+    it('has defaults that bound it', () => {
+      const cache = new CookieCache();
+      expect(cache.maxEntries).toBeGreaterThan(0);
+      expect(Number.isFinite(cache.maxEntries)).toBe(true);
+      expect(Number.isFinite(cache.maxBytes)).toBe(true);
+    });
+  });
 });

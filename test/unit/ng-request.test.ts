@@ -349,3 +349,26 @@ describe('Kamailio requests captured in the sipp runs', () => {
     expect(offers).toBeGreaterThan(0);
   });
 });
+
+describe('identifiers are byte strings', () => {
+  it('keeps call-ids, tags, via-branch and labels that differ only in non-UTF-8 bytes apart', () => {
+    const dictOf = (bytes: string): NgDict => {
+      const d = Object.create(null) as NgDict;
+      for (const k of ['call-id', 'from-tag', 'to-tag', 'via-branch', 'label']) d[k] = Buffer.from(bytes, 'latin1');
+      d['command'] = Buffer.from('offer');
+      return d;
+    };
+    const a = normalizeRequest(dictOf('x\xff\xfe'));
+    const b = normalizeRequest(dictOf('x\xfe\xff'));
+    for (const k of ['callId', 'fromTag', 'toTag', 'viaBranch', 'label'] as const) {
+      expect(a[k]).not.toBe(b[k]);
+      expect(Buffer.from(a[k]!, 'latin1')).toEqual(Buffer.from('x\xff\xfe', 'latin1'));
+    }
+  });
+
+  it('reads a from-tag inside rtpp-flags as bytes too', () => {
+    const d = Object.create(null) as NgDict;
+    d['rtpp-flags'] = Buffer.from('from-tag=t\xff', 'latin1');
+    expect(normalizeRequest(d).fromTag).toBe('t\xff');
+  });
+});
