@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { parseInvocation, usage, versionText, type Invocation } from './config';
 import { checkInterfacesAreLocal } from './config/local-addresses';
 import { ConfigError } from './errors';
-import { createLogger, setSyslogLevel } from './logger';
+import { createLogger } from './logger';
 import { Relay } from './relay';
 import { sdNotify } from './sd-notify';
 import { giveTo, ownerFor } from './recording/file-owner';
@@ -79,12 +79,9 @@ export async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   // rtpengine's other signals: HUP keeps running (logs go to stdout/stderr, nothing to reopen), USR1/USR2
   // raise/lower the log level by one. Our own USR1 listener also keeps Node from opening its inspector.
-  let syslogLevel = config.logLevel;
   process.on('SIGHUP', () => logger.info({ signal: 'SIGHUP' }, 'SIGHUP received; still running'));
   const shiftLevel = (signal: string, by: number): void => {
-    syslogLevel = Math.min(7, Math.max(0, syslogLevel + by));
-    setSyslogLevel(logger, syslogLevel);
-    logger.warn({ signal, logLevel: syslogLevel }, 'log level changed');
+    logger.warn({ signal, logLevel: relay.logLevel.shift(by) }, 'log level changed');
   };
   process.on('SIGUSR1', () => shiftLevel('SIGUSR1', 1));
   process.on('SIGUSR2', () => shiftLevel('SIGUSR2', -1));

@@ -63,6 +63,32 @@ export function setSyslogLevel(logger: Logger, syslogLevel: number): void {
   logger.level = syslogToPinoLevel(syslogLevel);
 }
 
+/**
+ * The relay's current syslog level, one holder for everything that changes it at run time (rtpengine-ctl
+ * `set loglevel`, SIGUSR1/SIGUSR2), so each change starts from the level the last one left.
+ */
+export class SyslogLevel {
+  constructor(
+    private readonly logger: Logger,
+    private level: number,
+  ) {}
+
+  get(): number {
+    return this.level;
+  }
+
+  set(level: number): void {
+    setSyslogLevel(this.logger, level);
+    this.level = level;
+  }
+
+  /** One step up (+1, more verbose) or down (-1), within 0..7; returns the new level. */
+  shift(by: number): number {
+    this.set(Math.min(7, Math.max(0, this.level + by)));
+    return this.level;
+  }
+}
+
 /** A child logger whose lines all carry the call's identifiers; absent tags are left out, not empty. */
 export function callLogger(logger: Logger, fields: CallLogFields): Logger {
   const bindings: Record<string, string> = { 'call-id': fields.callId };

@@ -15,7 +15,7 @@ import { idFromWire } from './ng/byte-string';
 import { raiseNofileLimit, type NofileRaise } from './dataplane/rlimit';
 import type { NgDict, NgHandler } from './ng/types';
 import { ngDict } from './ng/dict';
-import { setSyslogLevel, type Logger } from './logger';
+import { SyslogLevel, type Logger } from './logger';
 import { LoadLimits, SystemLoadProbe } from './commands/load-limits';
 import { startControlListeners, type Listener } from './control/listeners';
 import { CallRecorder } from './recording/call-recorder';
@@ -38,6 +38,8 @@ export class Relay {
     private readonly listeners: Listener[],
     private readonly sweeper: TimeoutSweeper,
     private readonly logger: Logger,
+    /** The run-time log level (rtpengine-ctl `set loglevel`, SIGUSR1/SIGUSR2 in cli.ts). */
+    readonly logLevel: SyslogLevel,
   ) {}
 
   static async start(config: RelayConfig, deps: RelayDeps): Promise<Relay> {
@@ -106,7 +108,7 @@ export class Relay {
     const processor = new NgProcessor({ handler: recordOrigin, logger, cookieCache });
     const server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, processor, logger });
     let listeners: Listener[];
-    let logLevel = config.logLevel;
+    const logLevel = new SyslogLevel(logger, config.logLevel);
     try {
       await server.listen();
       listeners = await startControlListeners(config, {
@@ -117,13 +119,7 @@ export class Relay {
           config,
           dataPlane,
           limits,
-          logLevel: {
-            get: () => logLevel,
-            set: (level) => {
-              logLevel = level;
-              setSyslogLevel(logger, level);
-            },
-          },
+          logLevel,
           startedMs,
           controlStats: () => processor.stats(),
           callOrigin: (callId) => callOrigins.get(callId),
@@ -153,7 +149,7 @@ export class Relay {
       },
       'ngrelay started',
     );
-    return new Relay(config, manager, dataPlane, server, listeners, sweeper, logger);
+    return new Relay(config, manager, dataPlane, server, listeners, sweeper, logger, logLevel);
   }
 
   async close(): Promise<void> {

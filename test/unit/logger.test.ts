@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { callLogger, createLogger, setSyslogLevel, syslogToPinoLevel } from '../../src/logger';
+import { SyslogLevel, callLogger, createLogger, setSyslogLevel, syslogToPinoLevel } from '../../src/logger';
 
 /** Collects what pino writes; pino writes whole lines synchronously to a plain stream's write(). */
 class MemoryStream extends Writable {
@@ -97,5 +97,17 @@ describe('logger', () => {
     logger.warn('hidden too');
     await out.settled();
     expect(out.lines().map((l) => l['msg'])).toEqual(['shown']);
+  });
+
+  it('SyslogLevel: set and shift start from the level the last change left, within 0..7', () => {
+    const logger = createLogger({ level: 6, stderr: false, destination: new MemoryStream() });
+    const level = new SyslogLevel(logger, 6);
+    level.set(3); // rtpengine-ctl set loglevel 3
+    expect(level.shift(1)).toBe(4); // then SIGUSR1
+    expect(logger.level).toBe('warn');
+    level.set(7);
+    expect(level.shift(1)).toBe(7);
+    level.set(0);
+    expect(level.shift(-1)).toBe(0);
   });
 });
