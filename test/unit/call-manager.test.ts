@@ -7,52 +7,23 @@ import { NgError } from '../../src/errors';
 import { TimeoutSweeper, expiredReason } from '../../src/call/timeouts';
 import { callStatistics } from '../../src/call/query-reply';
 import { FakeDataPlane } from '../support/fake-dataplane';
+import { testConfig } from '../support/call-fixtures';
 import { pack, unpack } from 'msgpackr';
 
 const logger = pino({ level: 'silent' });
 
+/** testConfig with the three interfaces these cases choose between, and rtpengine's delete-delay. */
 function config(over: Partial<RelayConfig> = {}): RelayConfig {
-  return {
+  return testConfig({
     interfaces: [
       { name: 'default', address: '127.0.0.1', advertised: '127.0.0.1', family: 'IPv4' },
       { name: 'default', address: '::1', advertised: '::1', family: 'IPv6' },
       { name: 'pub', address: '127.0.0.2', advertised: '203.0.113.7', family: 'IPv4' },
     ],
     listenNg: { address: '127.0.0.1', port: 2223 },
-    portMin: 30000,
-    portMax: 30099,
-    timeout: 60,
-    silentTimeout: 3600,
-    offerTimeout: 3600,
-    finalTimeout: 0,
     deleteDelay: 30,
-    numThreads: 1,
-    logLevel: 6,
-    recordingDir: null,
-    recordingMethod: 'pcap',
-    recordingFormat: 'raw',
-    recordEgress: false,
-    foreground: true,
-    logStderr: true,
-    logTimestamps: true,
-    table: -1,
-    pidfile: null,
-    endpointLearning: 'heuristic',
-    socketReceiveBuffer: 1 << 20,
-    debugNgDelayMs: 0,
-    listenCli: null,
-    listenTcpNg: null,
-    listenHttp: null,
-    listenHttps: null,
-    httpsCert: null,
-    httpsKey: null,
-    limits: { maxSessions: -1, maxLoad: 0, maxCpu: 0, maxBandwidth: 0 },
-    ngCacheMaxEntries: 100000,
-    ngCacheMaxBytes: 67108864,
-    scheduling: { policy: 'default', priority: null },
-    idleScheduling: { policy: 'default', priority: null },
     ...over,
-  };
+  });
 }
 
 function sdp(opts: { addr?: string; port?: number; extra?: string[]; media?: string[]; ip6?: boolean } = {}): Buffer {
