@@ -46,6 +46,7 @@ export class Relay {
         receiveBufferBytes: config.socketReceiveBuffer,
         scheduling: config.scheduling,
         idleScheduling: config.idleScheduling,
+        batchChanges: true, // one I/O-thread round trip per ng command (the reply follows an await)
       });
     let recorder: CallRecorder | null = null;
     const manager = new CallManager(config, dataPlane, logger, {
@@ -65,16 +66,22 @@ export class Relay {
       controlStats: () => (server ? server.stats() : { commands: {}, errors: 0 }),
       interfaces: () => interfaceStats(config, manager),
     });
+    // A reply describes media paths (batchChanges): it leaves only once the I/O threads have them in place.
+    const settledHandler: NgHandler = async (request, context) => {
+      const reply = await handler(request, context);
+      await dataPlane.settled();
+      return reply;
+    };
     // --debug-ng-delay: the command runs at once, its reply is held back, so a proxy retransmits meanwhile.
     // Pings stay prompt, or the proxy would take the relay for dead.
     const delayed: NgHandler =
       config.debugNgDelayMs > 0
         ? async (request, context) => {
-            const reply = await handler(request, context);
+            const reply = await settledHandler(request, context);
             if (reply['result'] !== 'pong') await new Promise((resolve) => setTimeout(resolve, config.debugNgDelayMs));
             return reply;
           }
-        : handler;
+        : settledHandler;
     server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, handler: delayed, logger });
     try {
       await server.listen();
