@@ -6,8 +6,8 @@
  * Engine semantics worth knowing (native/src, see also src/dataplane/types.ts):
  * - `threads <= 0` means one I/O thread per core. Every call is synchronous: it returns once the owning I/O
  *   thread has applied it (tens of microseconds), so traffic right after addStream/updateStream obeys the rule.
- *   With `batchChanges` changes are only queued; a fence (one per JS task that changed something, issued in
- *   a microtask) makes the I/O threads apply them without the JS thread waiting, and `settled()` resolves
+ *   With `batchChanges` changes are only queued; a fence (one per event-loop turn that changed something,
+ *   issued in an immediate) makes the I/O threads apply them without the JS thread waiting, and `settled()` resolves
  *   once every change made before it is in place (see EngineOptions.batchChanges): the relay's ng replies
  *   wait for that.
  * - A muxed RTCP stream shares its RTP stream's party: learning, strict-source and the endpoint reported in
@@ -101,7 +101,7 @@ class NativeDataPlane implements DataPlane {
   private readonly batchChanges: boolean;
   /** Batch mode: changes were made since the last fence. */
   private unfenced = false;
-  /** Batch mode: a microtask that issues the fence is queued. */
+  /** Batch mode: an immediate that issues the fence is queued. */
   private fenceQueued = false;
   private lastFenceIssued = 0;
   private lastFencePassed = 0;
@@ -126,8 +126,8 @@ class NativeDataPlane implements DataPlane {
   }
 
   settled(): Promise<void> {
-    if (this.unfenced) this.issueFence();
-    const fence = this.lastFenceIssued;
+    // Unfenced changes are covered by the fence the queued immediate issues next (ids grow by one).
+    const fence = this.unfenced ? this.lastFenceIssued + 1 : this.lastFenceIssued;
     if (this.closed || fence <= this.lastFencePassed) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push({ fence, resolve }));
   }
@@ -145,7 +145,10 @@ class NativeDataPlane implements DataPlane {
     if (done > 0) this.waiters.splice(0, done);
   }
 
-  /** After a change: wait for it now, or (batch mode) fence it once for the whole JS task, without waiting. */
+  /**
+   * After a change: wait for it now, or (batch mode) fence it without waiting, once per event-loop turn:
+   * under load one turn handles many ng datagrams, and one fence (a wake-up per I/O thread) covers them all.
+   */
   private changed(): void {
     if (!this.batchChanges) {
       this.engine.sync();
@@ -154,7 +157,7 @@ class NativeDataPlane implements DataPlane {
     this.unfenced = true;
     if (this.fenceQueued) return;
     this.fenceQueued = true;
-    queueMicrotask(this.issueQueuedFence);
+    setImmediate(this.issueQueuedFence);
   }
 
   addStream(spec: StreamSocketSpec, rule: StreamRule): void {

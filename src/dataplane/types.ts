@@ -219,7 +219,7 @@ export interface EngineOptions {
   idleScheduling?: ThreadScheduling;
   /**
    * Batch rule changes: addStream/updateStream/removeStream only queue the change; the I/O threads apply
-   * them after a fence issued once per JS task, and the JS thread never waits for them. `settled()`
+   * them after a fence issued once per event-loop turn, and the JS thread never waits for them. `settled()`
    * resolves when every change made before it is in place: an ng reply waits for it, so media follows the
    * reply's rules the moment the reply leaves. Default false: each call returns with its change in place
    * (and a removed stream's port free).

@@ -29,6 +29,7 @@ import { getValue } from './request';
 import { JsonShapeError, JsonSyntaxError, decodeJsonDict, encodeJsonDict } from './json';
 import type { NgDict, NgHandler, NgRequestContext } from './types';
 import { ngDict } from './dict';
+import { AdmissionQueue, DEFAULT_ADMISSION, shedReply, type AdmissionOptions, type AdmissionStats } from './admission';
 
 export const ERR_NO_PAYLOAD = 'Invalid data (no payload)';
 export const ERR_BAD_FORMAT = 'Invalid NG data format';
@@ -90,6 +91,8 @@ export interface NgServerOptions {
   cookieCache?: CookieCache;
   /** When given, only these names get per-command stats; others are counted under "(other)". */
   knownCommands?: ReadonlySet<string>;
+  /** Overload shedding (admission.ts); default DEFAULT_ADMISSION. */
+  admission?: AdmissionOptions;
 }
 
 
@@ -128,6 +131,7 @@ export class NgServer {
   };
   private listening = false;
   private closed = false;
+  private readonly admission: AdmissionQueue<{ msg: Buffer; rinfo: dgram.RemoteInfo }>;
 
   constructor(private readonly options: NgServerOptions) {
     if (net.isIP(options.address) === 0) throw new TypeError(`listen address is not an IP literal: ${options.address}`);
@@ -136,9 +140,10 @@ export class NgServer {
     this.handler = options.handler;
     this.knownCommands = options.knownCommands;
     this.socket = dgram.createSocket({ type: net.isIPv6(options.address) ? 'udp6' : 'udp4' });
-    this.socket.on('message', (msg, rinfo) => {
-      void this.onDatagram(msg, rinfo);
+    this.admission = new AdmissionQueue(options.admission ?? DEFAULT_ADMISSION, ({ msg, rinfo }, late) => {
+      void this.onDatagram(msg, rinfo, late);
     });
+    this.socket.on('message', (msg, rinfo) => this.admission.offer({ msg, rinfo }));
     // A runtime socket error (e.g. ICMP-induced) must not crash the relay.
     this.socket.on('error', (err) => {
       this.logger.error({ err }, 'ng socket error');
@@ -181,10 +186,15 @@ export class NgServer {
     return structuredClone(this.counters);
   }
 
-  private async onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo): Promise<void> {
+  /** How long requests wait for their turn, and how many were late (see admission.ts). */
+  admissionStats(): AdmissionStats {
+    return this.admission.stats();
+  }
+
+  private async onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo, late: boolean): Promise<void> {
     let reply: Buffer | null;
     try {
-      reply = await this.handleDatagram(msg, { address: rinfo.address, port: rinfo.port });
+      reply = await this.handleDatagram(msg, { address: rinfo.address, port: rinfo.port }, late);
     } catch (err) {
       // handleDatagram already converts every failure into a reply; this is the last line of defence.
       this.logger.error({ err, remote: rinfo.address }, 'ng datagram handling failed');
@@ -198,9 +208,9 @@ export class NgServer {
 
   /**
    * Transport-independent core: one `<cookie> <dict>` message in, the reply message out, or null when it
-   * has to be dropped (no cookie). Never throws for bad input.
+   * has to be dropped (no cookie). Never throws for bad input. `late`: it waited too long (admission.ts).
    */
-  async handleDatagram(msg: Buffer, remote: { address: string; port: number }): Promise<Buffer | null> {
+  async handleDatagram(msg: Buffer, remote: { address: string; port: number }, late = false): Promise<Buffer | null> {
     this.counters.received++;
     const space = msg.indexOf(SPACE);
     if (space <= 0) {
@@ -218,7 +228,7 @@ export class NgServer {
     const { reply, outcome } = await this.cache.run(key, async () => {
       let out: Outcome;
       try {
-        out = await this.processBody(body, remote);
+        out = await this.processBody(body, remote, late);
       } catch (err) {
         // A bug in decoding itself: still answer, never stay silent.
         this.counters.errors++;
@@ -257,7 +267,7 @@ export class NgServer {
     return { reply: errorDict(reason), encoding };
   }
 
-  private async processBody(body: Buffer, remote: { address: string; port: number }): Promise<Outcome> {
+  private async processBody(body: Buffer, remote: { address: string; port: number }, late: boolean): Promise<Outcome> {
     if (body.length === 0) return this.decodeFailure(ERR_NO_PAYLOAD, remote, 'bencode', 'empty body');
     const first = body[0];
     let encoding: 'bencode' | 'json';
@@ -300,8 +310,13 @@ export class NgServer {
     const started = process.hrtime.bigint();
     let reply: NgDict;
     let failed = false;
+    const shed = late ? shedReply(command, request) : null;
     try {
-      reply = await this.handler(request, context);
+      if (shed) {
+        failed = true;
+        this.logger.info({ ...logFields }, 'ng command refused: it waited too long (overload)');
+      }
+      reply = shed ?? (await this.handler(request, context));
       if (!Object.prototype.hasOwnProperty.call(reply, 'result')) reply['result'] = 'ok';
       else if (reply['result'] === 'error' || (Buffer.isBuffer(reply['result']) && reply['result'].toString() === 'error')) failed = true;
     } catch (err) {
