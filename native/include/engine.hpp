@@ -158,7 +158,7 @@ struct EngineEvent {
 
 /** Receives event batches on an I/O thread; must not block (the N-API layer hands them to a TSFN). */
 using EventSink = std::function<void(std::vector<EngineEvent>&&)>;
-/** Told, on the event relay's thread, that asynchronous fence `id` (and every earlier one) has passed. */
+/** Told, on the event relay's thread, that asynchronous fence `id` has passed (see AsyncFence). */
 using FenceSink = std::function<void(uint64_t)>;
 
 /**
@@ -221,9 +221,13 @@ class Completion {
 class EventRelay;
 
 /**
- * An asynchronous fence: queued on every I/O thread; the thread that acknowledges it last reports `id` to
- * the event relay (and frees this), which tells the JS thread. Per thread the command queue is FIFO, so
- * fence N passing means every command queued before it has run, on every thread.
+ * An asynchronous fence: queued on every I/O thread that got commands since the previous fence (waking only
+ * those); the thread that acknowledges it last reports `id` to the event relay (and frees this), which
+ * tells the JS thread. Per thread the command queue is FIFO, so fence N passing means every command queued
+ * before it on those threads has run. Fences on different threads may pass out of order: "everything up to
+ * N is in place" is when N and every earlier fence passed (the JS side keeps that watermark). What a batch
+ * retired is referenced only by threads that batch addressed (Detach, SetSink of its referrers, Update),
+ * so it is freed when that batch's own fence passed.
  */
 struct AsyncFence {
   explicit AsyncFence(int threads, uint64_t fenceId, EventRelay* to) : remaining(threads), id(fenceId), relay(to) {}
@@ -429,7 +433,7 @@ class Engine {
    * told when it has passed, and the JS thread then calls fencePassed(id). Ids grow by one per fence.
    */
   uint64_t fence();
-  /** On the JS thread, once fence `id` passed: frees what was retired before it. */
+  /** On the JS thread, once fence `id` passed: frees what the batch it closed retired. */
   void fencePassed(uint64_t id);
   /** True when changes are queued that sync() has not waited for. */
   bool pending() const { return pendingThreads_ != 0; }
@@ -514,7 +518,7 @@ class Engine {
     void clear();
   };
   Graveyard graveyard_;  // retired since the last fence
-  std::vector<std::pair<uint64_t, Graveyard>> retiredByFence_;  // retired before fence `first`, oldest first
+  std::vector<std::pair<uint64_t, Graveyard>> retiredByFence_;  // retired in the batch fence `first` closed
   uint64_t lastFence_ = 0;
 
   // Recording: one ring per I/O thread and the writer, created with the first recording.

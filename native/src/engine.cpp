@@ -98,10 +98,8 @@ void EventRelay::run() {
     g.unlock();
     if (sink_)
       for (auto& batch : todo) sink_(std::move(batch));
-    // Only the newest matters: fence N passing implies every earlier one passed.
-    uint64_t newest = 0;
-    for (uint64_t id : fences) newest = std::max(newest, id);
-    if (newest != 0 && fenceSink_) fenceSink_(newest);
+    if (fenceSink_)
+      for (uint64_t id : fences) fenceSink_(id);
     g.lock();
     if (last && queue_.empty() && fences_.empty()) return;
   }
@@ -190,6 +188,14 @@ void Engine::runOnOwners(const std::vector<Command>& cmds) {
 }
 
 void Engine::sync() {
+  // What earlier asynchronous fences retired may still be in use on threads this batch did not address:
+  // then every thread gets the fence.
+  if (!retiredByFence_.empty())
+    for (size_t i = 0; i < threads_.size(); ++i)
+      if (!dirty_[i]) {
+        dirty_[i] = 1;
+        ++pendingThreads_;
+      }
   if (pendingThreads_ > 0) {
     // Per thread the queue is FIFO: the fence's acknowledgement covers everything queued before it.
     Completion done(pendingThreads_);
@@ -201,7 +207,7 @@ void Engine::sync() {
     pendingThreads_ = 0;
     done.wait();
   }
-  // FIFO per thread: every earlier fence has passed too.
+  // FIFO per thread: every earlier fence has passed too (their notifications still arrive, and find nothing).
   graveyard_.clear();
   for (auto& [id, g] : retiredByFence_) g.clear();
   retiredByFence_.clear();
@@ -214,8 +220,13 @@ uint64_t Engine::fence() {
     retiredByFence_.emplace_back(id, std::move(graveyard_));
     graveyard_ = Graveyard{};
   }
-  auto* f = new AsyncFence(int(threads_.size()), id, relay_.get());  // freed by the thread that acks it last
+  if (pendingThreads_ == 0) {
+    relay_->pushFence(id);  // nothing to wait for: it passes at once
+    return id;
+  }
+  auto* f = new AsyncFence(pendingThreads_, id, relay_.get());  // freed by the thread that acks it last
   for (size_t i = 0; i < threads_.size(); ++i) {
+    if (!dirty_[i]) continue;
     dirty_[i] = 0;
     Command c{CommandType::Fence, nullptr, Rule{}, nullptr, nullptr, nullptr};
     c.fence = f;
@@ -226,9 +237,12 @@ uint64_t Engine::fence() {
 }
 
 void Engine::fencePassed(uint64_t id) {
-  size_t n = 0;
-  while (n < retiredByFence_.size() && retiredByFence_[n].first <= id) retiredByFence_[n++].second.clear();
-  retiredByFence_.erase(retiredByFence_.begin(), retiredByFence_.begin() + long(n));
+  for (auto it = retiredByFence_.begin(); it != retiredByFence_.end(); ++it) {
+    if (it->first != id) continue;
+    it->second.clear();
+    retiredByFence_.erase(it);
+    return;
+  }
 }
 
 void Engine::addReferrer(int64_t sinkId, int32_t id) {

@@ -104,8 +104,11 @@ class NativeDataPlane implements DataPlane {
   /** Batch mode: an immediate that issues the fence is queued. */
   private fenceQueued = false;
   private lastFenceIssued = 0;
+  /** Every fence up to this id has passed (the changes before it are in place). */
   private lastFencePassed = 0;
-  /** settled() promises, each waiting for fence `fence`; fences pass in id order. */
+  /** Fences above the watermark that passed early (fences on different I/O threads pass in any order). */
+  private readonly passedEarly = new Set<number>();
+  /** settled() promises, each waiting for the watermark to reach `fence`, in fence order. */
   private readonly waiters: { fence: number; resolve: () => void }[] = [];
   private readonly issueQueuedFence = (): void => {
     this.fenceQueued = false;
@@ -139,7 +142,12 @@ class NativeDataPlane implements DataPlane {
   }
 
   private fencePassed(id: number): void {
-    this.lastFencePassed = Math.max(this.lastFencePassed, id);
+    if (id !== this.lastFencePassed + 1) {
+      this.passedEarly.add(id);
+      return;
+    }
+    this.lastFencePassed = id;
+    while (this.passedEarly.delete(this.lastFencePassed + 1)) this.lastFencePassed++;
     let done = 0;
     while (done < this.waiters.length && this.waiters[done]!.fence <= this.lastFencePassed) this.waiters[done++]!.resolve();
     if (done > 0) this.waiters.splice(0, done);

@@ -24,6 +24,13 @@ export interface AdmissionOptions {
   sliceMs: number;
 }
 
+/**
+ * Receive buffer of the ng socket: room for a few thousand requests, so a stall of the JS thread (GC, a
+ * busy CPU) delays them, to be answered or refused by age here, rather than making the kernel drop them
+ * unseen. The kernel caps it at net.core.rmem_max.
+ */
+export const NG_RECEIVE_BUFFER_BYTES = 4 << 20;
+
 /** 1 s is Kamailio's default ng timeout: an offer that waited 300 ms would mostly be answered too late. */
 export const DEFAULT_ADMISSION: AdmissionOptions = { maxWaitMs: 300, sliceMs: 5 };
 

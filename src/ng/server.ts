@@ -29,7 +29,14 @@ import { getValue } from './request';
 import { JsonShapeError, JsonSyntaxError, decodeJsonDict, encodeJsonDict } from './json';
 import type { NgDict, NgHandler, NgRequestContext } from './types';
 import { ngDict } from './dict';
-import { AdmissionQueue, DEFAULT_ADMISSION, shedReply, type AdmissionOptions, type AdmissionStats } from './admission';
+import {
+  AdmissionQueue,
+  DEFAULT_ADMISSION,
+  NG_RECEIVE_BUFFER_BYTES,
+  shedReply,
+  type AdmissionOptions,
+  type AdmissionStats,
+} from './admission';
 
 export const ERR_NO_PAYLOAD = 'Invalid data (no payload)';
 export const ERR_BAD_FORMAT = 'Invalid NG data format';
@@ -139,7 +146,10 @@ export class NgServer {
     this.logger = options.logger;
     this.handler = options.handler;
     this.knownCommands = options.knownCommands;
-    this.socket = dgram.createSocket({ type: net.isIPv6(options.address) ? 'udp6' : 'udp4' });
+    this.socket = dgram.createSocket({
+      type: net.isIPv6(options.address) ? 'udp6' : 'udp4',
+      recvBufferSize: NG_RECEIVE_BUFFER_BYTES,
+    });
     this.admission = new AdmissionQueue(options.admission ?? DEFAULT_ADMISSION, ({ msg, rinfo }, late) => {
       void this.onDatagram(msg, rinfo, late);
     });
