@@ -2,9 +2,12 @@
  * Admission of ng datagrams under overload: the listener hands each datagram here the moment libuv reads
  * it, and this queue runs them in slices of bounded length, yielding to the event loop in between. So:
  *
- *  - the ng socket is read again after every slice (at most `sliceMs` later), and requests wait in this
- *    queue, where their age is known, instead of in the kernel's socket buffer, where it is not and which
- *    drops them silently when full;
+ *  - requests wait in this queue, where their age is known, instead of in the kernel's socket buffer, where
+ *    it is not and which drops them silently when full: libuv reads at most 32 datagrams per wake-up, so
+ *    while wake-ups keep bringing full batches the queue only reads (see drain) and runs a slice once the
+ *    socket is empty, or after `maxReadTurns` turns of reading;
+ *  - pings (`urgent`) skip the queue: a proxy that pings a busy relay learns it is alive, not that it is
+ *    behind;
  *  - a request that waited longer than `maxWaitMs` is handed on marked late: the server then answers a new
  *    `offer` with rtpengine's load-limit reply at once (see load-limit.ts) instead of doing work whose reply
  *    the proxy has stopped waiting for. Everything else still runs: pings stay prompt, answers and deletes
@@ -22,6 +25,8 @@ export interface AdmissionOptions {
   maxWaitMs: number;
   /** Work at most this long before the event loop may read the socket again. */
   sliceMs: number;
+  /** Turns in a row that only read (full batches came in) before a slice runs regardless. */
+  maxReadTurns: number;
 }
 
 /**
@@ -32,7 +37,10 @@ export interface AdmissionOptions {
 export const NG_RECEIVE_BUFFER_BYTES = 4 << 20;
 
 /** 1 s is Kamailio's default ng timeout: an offer that waited 300 ms would mostly be answered too late. */
-export const DEFAULT_ADMISSION: AdmissionOptions = { maxWaitMs: 300, sliceMs: 5 };
+export const DEFAULT_ADMISSION: AdmissionOptions = { maxWaitMs: 300, sliceMs: 5, maxReadTurns: 64 };
+
+/** libuv's unix/udp.c reads at most this many datagrams each time the socket polls readable. */
+export const LIBUV_READS_PER_WAKEUP = 32;
 
 export interface AdmissionStats {
   /** Requests handed on late. */
@@ -55,6 +63,9 @@ export class AdmissionQueue<T> {
   private scheduled = false;
   private late = 0;
   private longestWaitMs = 0;
+  /** Requests offered since the last drain (a full libuv batch means the socket may hold more). */
+  private offeredThisTurn = 0;
+  private readTurns = 0;
 
   constructor(
     private readonly options: AdmissionOptions,
@@ -63,7 +74,13 @@ export class AdmissionQueue<T> {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
-  offer(item: T): void {
+  /** `urgent` (a ping): runs at once, ahead of everything queued. */
+  offer(item: T, urgent = false): void {
+    if (urgent) {
+      this.deliver(item, false);
+      return;
+    }
+    this.offeredThisTurn++;
     this.queue.push({ item, arrivedMs: this.now() });
     this.schedule();
   }
@@ -81,6 +98,15 @@ export class AdmissionQueue<T> {
 
   private drain(): void {
     this.scheduled = false;
+    const fullBatch = this.offeredThisTurn >= LIBUV_READS_PER_WAKEUP;
+    this.offeredThisTurn = 0;
+    if (fullBatch && this.readTurns < this.options.maxReadTurns) {
+      // More is probably waiting in the kernel: read it first (cheap), so that its age is seen here.
+      this.readTurns++;
+      this.schedule();
+      return;
+    }
+    this.readTurns = 0;
     const sliceEnd = this.now() + this.options.sliceMs;
     while (this.head < this.queue.length) {
       const entry = this.queue[this.head]!;
@@ -105,6 +131,14 @@ export class AdmissionQueue<T> {
       this.schedule();
     }
   }
+}
+
+/**
+ * Whether a datagram is (most likely) a ping, judged from its bytes without decoding: small and naming
+ * the command (`4:ping` in bencode, `"ping"` in JSON). A wrong guess only runs a small request early.
+ */
+export function looksLikePing(datagram: Buffer): boolean {
+  return datagram.length <= 96 && (datagram.includes('4:ping') || datagram.includes('"ping"'));
 }
 
 /** The message of the load-limit reply (rtpengine words its limits' messages alike). */

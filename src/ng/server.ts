@@ -33,6 +33,7 @@ import {
   AdmissionQueue,
   DEFAULT_ADMISSION,
   NG_RECEIVE_BUFFER_BYTES,
+  looksLikePing,
   shedReply,
   type AdmissionOptions,
   type AdmissionStats,
@@ -153,7 +154,7 @@ export class NgServer {
     this.admission = new AdmissionQueue(options.admission ?? DEFAULT_ADMISSION, ({ msg, rinfo }, late) => {
       void this.onDatagram(msg, rinfo, late);
     });
-    this.socket.on('message', (msg, rinfo) => this.admission.offer({ msg, rinfo }));
+    this.socket.on('message', (msg, rinfo) => this.admission.offer({ msg, rinfo }, looksLikePing(msg)));
     // A runtime socket error (e.g. ICMP-induced) must not crash the relay.
     this.socket.on('error', (err) => {
       this.logger.error({ err }, 'ng socket error');

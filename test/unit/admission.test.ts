@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AdmissionQueue, OVERLOAD_MESSAGE, shedReply } from '../../src/ng/admission';
+import { AdmissionQueue, LIBUV_READS_PER_WAKEUP, OVERLOAD_MESSAGE, looksLikePing, shedReply } from '../../src/ng/admission';
 import { PARALLEL_SESSION_LIMIT_REASON } from '../../src/ng/load-limit';
 import type { NgDict } from '../../src/ng/types';
 
@@ -23,7 +23,7 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 describe('AdmissionQueue', () => {
   it('runs requests in arrival order, and only up to one slice per event-loop turn', async () => {
     const c = clocked(2);
-    const q = new AdmissionQueue<number>({ maxWaitMs: 1000, sliceMs: 5 }, c.deliver, c.clock);
+    const q = new AdmissionQueue<number>({ maxWaitMs: 1000, sliceMs: 5, maxReadTurns: 4 }, c.deliver, c.clock);
     for (let i = 0; i < 10; i++) q.offer(i);
     expect(c.delivered).toHaveLength(0); // nothing runs inside the socket callback
     await turn();
@@ -37,7 +37,7 @@ describe('AdmissionQueue', () => {
 
   it('marks a request late when it waited longer than maxWaitMs, and counts it', async () => {
     const c = clocked(0);
-    const q = new AdmissionQueue<number>({ maxWaitMs: 100, sliceMs: 5 }, c.deliver, c.clock);
+    const q = new AdmissionQueue<number>({ maxWaitMs: 100, sliceMs: 5, maxReadTurns: 4 }, c.deliver, c.clock);
     q.offer(1);
     c.advance(101);
     q.offer(2);
@@ -51,11 +51,50 @@ describe('AdmissionQueue', () => {
 
   it('a request exactly at the bound is not late', async () => {
     const c = clocked(0);
-    const q = new AdmissionQueue<number>({ maxWaitMs: 100, sliceMs: 5 }, c.deliver, c.clock);
+    const q = new AdmissionQueue<number>({ maxWaitMs: 100, sliceMs: 5, maxReadTurns: 4 }, c.deliver, c.clock);
     q.offer(1);
     c.advance(100);
     await turn();
     expect(c.delivered[0]!.late).toBe(false);
+  });
+});
+
+describe('AdmissionQueue reading first', () => {
+  it('while full libuv batches come in, only reads (up to maxReadTurns turns), then runs a slice', async () => {
+    const c = clocked(1);
+    const q = new AdmissionQueue<number>({ maxWaitMs: 1000, sliceMs: 5, maxReadTurns: 2 }, c.deliver, c.clock);
+    let n = 0;
+    const batch = (size: number) => {
+      for (let i = 0; i < size; i++) q.offer(n++);
+    };
+    batch(LIBUV_READS_PER_WAKEUP);
+    await turn(); // full batch: the socket may hold more, read first
+    expect(c.delivered).toHaveLength(0);
+    batch(LIBUV_READS_PER_WAKEUP);
+    await turn();
+    expect(c.delivered).toHaveLength(0);
+    batch(LIBUV_READS_PER_WAKEUP);
+    await turn(); // maxReadTurns reached: a slice runs even though the batch was full
+    expect(c.delivered.length).toBe(5);
+    batch(3);
+    await turn(); // a short batch: the socket is empty, work goes on
+    expect(c.delivered.length).toBe(10);
+  });
+
+  it('runs an urgent request (a ping) at once, ahead of the queue', async () => {
+    const c = clocked(0);
+    const q = new AdmissionQueue<number>({ maxWaitMs: 1000, sliceMs: 5, maxReadTurns: 4 }, c.deliver, c.clock);
+    q.offer(1);
+    q.offer(2, true);
+    expect(c.delivered.map((d) => d.item)).toEqual([2]);
+    await turn();
+    expect(c.delivered.map((d) => d.item)).toEqual([2, 1]);
+  });
+
+  it('looksLikePing: Kamailio\'s bencode and JSON pings, not an offer', () => {
+    expect(looksLikePing(Buffer.from('5362_1 d7:command4:pinge'))).toBe(true);
+    expect(looksLikePing(Buffer.from('x {"command":"ping"}'))).toBe(true);
+    expect(looksLikePing(Buffer.from('x d7:command5:offer3:sdp10:v=0 ...e'))).toBe(false);
   });
 });
 
