@@ -10,30 +10,50 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import dgram from 'node:dgram';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { NgRawClient, textOf } from '../support/ng-client';
 import { startNgrelay } from '../support/ngrelay';
 import type { RelayUnderTest } from '../support/relay';
 import { calleeAudio, callerAudio, mediaPorts } from '../support/sdp-fixtures';
 
 const NG_PORT = 30_000 + Math.floor(Math.random() * 20_000);
-const PORT_MIN = 20_000 + 2 * Math.floor(Math.random() * 4_000);
-const PORT_MAX = PORT_MIN + 3_999;
+const PORT_MIN = 20_000 + 2 * Math.floor(Math.random() * 6_000);
+const PORT_MAX = PORT_MIN + 7_999;
 /** Kamailio's defaults: resend after 500 ms, give up after about 1 s more. */
 const RETRANSMIT_MS = 500;
 const GIVE_UP_MS = 1500;
 
-async function canBind(port: number): Promise<boolean> {
-  const s = dgram.createSocket('udp4');
-  return new Promise((resolve) => {
-    s.once('error', () => resolve(false));
-    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-async function boundPorts(): Promise<number[]> {
+/**
+ * UDP ports of the range that process `pid` holds a socket of, in any thread's descriptor table (the I/O
+ * threads have private ones). Other test files of a parallel run may bind ports of the range too: only the
+ * relay's own count.
+ */
+function portsHeldBy(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/task/${task}/fd`);
+    } catch {
+      continue; // the thread ended meanwhile
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/task/${task}/fd/${fd}`));
+        if (m) inodes.add(m[1]!);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
   const held: number[] = [];
-  for (let port = PORT_MIN; port <= PORT_MAX; port++) if (!(await canBind(port))) held.push(port);
-  return held;
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols.length < 10 || !inodes.has(cols[9]!)) continue;
+    const port = parseInt(cols[1]!.split(':')[1]!, 16);
+    if (port >= PORT_MIN && port <= PORT_MAX) held.push(port);
+  }
+  return held.sort((a, b) => a - b);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -86,6 +106,13 @@ describe('ngrelay under a burst of 3x its capacity', () => {
   }
 
   it('answers every offer in time (a call or load limit), stays responsive, and frees every port', async () => {
+    // The port check sees a call's ports (so it can fail), and sees them go.
+    const probe = await offer('probe');
+    const probePort = mediaPorts(textOf(probe.dict, 'sdp') ?? '')[0]!;
+    expect(portsHeldBy(relay.process.pid)).toContain(probePort);
+    await remove('probe');
+    expect(portsHeldBy(relay.process.pid)).not.toContain(probePort);
+
     await capacity(300, 50); // warm-up
     const sustained = await capacity(1500, 200);
     const rate = Math.ceil(3 * sustained);
@@ -93,6 +120,7 @@ describe('ngrelay under a burst of 3x its capacity', () => {
     const total = rate * burstSeconds;
 
     const outcomes = { ok: 0, shed: 0, error: 0, silent: 0 };
+    const errorReasons = new Set<string>();
     const slowest = { ms: 0 };
     const work: Promise<void>[] = [];
     const started = performance.now();
@@ -111,7 +139,10 @@ describe('ngrelay under a burst of 3x its capacity', () => {
                 outcomes.ok++;
                 await remove(id);
               } else if (result === 'load limit') outcomes.shed++;
-              else outcomes.error++;
+              else {
+                outcomes.error++;
+                errorReasons.add(textOf(r.dict, 'error-reason') ?? String(result));
+              }
             },
             async () => {
               outcomes.silent++;
@@ -127,13 +158,18 @@ describe('ngrelay under a burst of 3x its capacity', () => {
     const pingMs = performance.now() - burstEnd;
     await Promise.all(work);
 
-    const summary = { rate, sustained: Math.round(sustained), total, ...outcomes, slowestMs: Math.round(slowest.ms), pingMs: Math.round(pingMs) };
+    const summary = {
+      rate, sustained: Math.round(sustained), total, ...outcomes, errorReasons: [...errorReasons],
+      slowestMs: Math.round(slowest.ms), pingMs: Math.round(pingMs),
+    };
     expect(textOf(ping.dict, 'result'), JSON.stringify(summary)).toBe('pong');
     // No request went unanswered, and past capacity the relay refused rather than fell behind.
     expect(outcomes.silent, JSON.stringify(summary)).toBe(0);
-    expect(outcomes.error, JSON.stringify(summary)).toBe(0);
+    // The only acceptable error: every port in use (calls in flight at 3x capacity, and the other test files
+    // of a parallel run hold ports of the range too). It is an answer, and a true one.
+    expect([...errorReasons].filter((r) => r !== 'Ran out of ports'), JSON.stringify(summary)).toEqual([]);
     expect(outcomes.shed, JSON.stringify(summary)).toBeGreaterThan(0);
-    expect(outcomes.ok + outcomes.shed).toBe(total);
+    expect(outcomes.ok + outcomes.shed + outcomes.error).toBe(total);
     // Throughput held up: at least half of what it sustains unloaded went through during the burst.
     expect(outcomes.ok, JSON.stringify(summary)).toBeGreaterThan(0.5 * sustained * burstSeconds);
     expect(pingMs, JSON.stringify(summary)).toBeLessThan(1000);
@@ -143,10 +179,10 @@ describe('ngrelay under a burst of 3x its capacity', () => {
     expect(performance.now() - quiet).toBeLessThan(100);
 
     // Every call was deleted: every port comes back (removed sockets close when their fence passed).
-    let held = await boundPorts();
+    let held = portsHeldBy(relay.process.pid);
     for (let i = 0; i < 20 && held.length > 0; i++) {
       await sleep(250);
-      held = await boundPorts();
+      held = portsHeldBy(relay.process.pid);
     }
     expect(held).toEqual([]);
   }, 120_000);
