@@ -260,11 +260,12 @@ function report(results: StepResult[], args: Args): string {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const root = repoRoot();
-  const base = 20_000 + 2 * Math.floor(Math.random() * 10_000);
+  const base = 20_000 + 2 * Math.floor(Math.random() * 5_000);
   const relays: Relay[] = [];
   try {
     for (const [i, name] of args.relays.entries()) {
-      const ngPort = 30_000 + Math.floor(Math.random() * 20_000);
+      // Above both media ranges (20000..49999).
+      const ngPort = 50_000 + Math.floor(Math.random() * 10_000);
       // delete-delay 0: a deleted call gives its ports back at once in both relays.
       const options: RelayOptions = { ngPort, portMin: base + i * 10_000, portMax: base + i * 10_000 + 9_999, deleteDelay: 0 };
       relays.push(await startRelay(name, options, root));

@@ -69,7 +69,7 @@ export class Relay {
     // A reply describes media paths (batchChanges): it leaves only once the I/O threads have them in place.
     const settledHandler: NgHandler = async (request, context) => {
       const reply = await handler(request, context);
-      await dataPlane.settled();
+      if (reply['result'] !== 'pong') await dataPlane.settled(); // a pong describes no media: no waiting
       return reply;
     };
     // --debug-ng-delay: the command runs at once, its reply is held back, so a proxy retransmits meanwhile.
