@@ -58,6 +58,7 @@ export class Relay {
         receiveBufferBytes: config.socketReceiveBuffer,
         scheduling: config.scheduling,
         idleScheduling: config.idleScheduling,
+        batchChanges: true, // one I/O-thread round trip per ng command (the reply follows an await)
       });
     let recorder: CallRecorder | null = null;
     /** The ng client whose offer created each call (rtpengine-ctl shows it as "proxy"). */
@@ -84,16 +85,22 @@ export class Relay {
       interfaces: () => interfaceStats(config, manager),
       limits,
     });
+    // A reply describes media paths (batchChanges): it leaves only once the I/O threads have them in place.
+    const settledHandler: NgHandler = async (request, context) => {
+      const reply = await handler(request, context);
+      if (reply['result'] !== 'pong') await dataPlane.settled(); // a pong describes no media: no waiting
+      return reply;
+    };
     // --debug-ng-delay: the command runs at once, its reply is held back, so a proxy retransmits meanwhile.
     // Pings stay prompt, or the proxy would take the relay for dead.
     const delayed: NgHandler =
       config.debugNgDelayMs > 0
         ? async (request, context) => {
-            const reply = await handler(request, context);
+            const reply = await settledHandler(request, context);
             if (reply['result'] !== 'pong') await new Promise((resolve) => setTimeout(resolve, config.debugNgDelayMs));
             return reply;
           }
-        : handler;
+        : settledHandler;
     const recordOrigin: NgHandler = async (request, context) => {
       const reply = await delayed(request, context);
       const callId = request['call-id'] ?? request['call id'];

@@ -1,5 +1,7 @@
 // The forwarding engine: streams (one UDP socket each, or a share of one under rtcp-mux), I/O threads that
 // own them, and the command protocol by which the JS thread changes rules without a per-packet lock.
+// Rule changes are queued to the owner threads without waiting; Engine::sync() waits once for all of them
+// (one fence per thread), so an ng command costs one round trip to the I/O threads, not one per stream.
 #pragma once
 
 #include <atomic>
@@ -156,6 +158,8 @@ struct EngineEvent {
 
 /** Receives event batches on an I/O thread; must not block (the N-API layer hands them to a TSFN). */
 using EventSink = std::function<void(std::vector<EngineEvent>&&)>;
+/** Told, on the event relay's thread, that asynchronous fence `id` has passed (see AsyncFence). */
+using FenceSink = std::function<void(uint64_t)>;
 
 /**
  * Hands event batches from the I/O threads to the engine's sink on a thread of its own. The sink (napi's
@@ -166,12 +170,14 @@ using EventSink = std::function<void(std::vector<EngineEvent>&&)>;
 class EventRelay {
  public:
   /** Starts the thread and waits until it has applied `scheduling` (see schedulingError()). */
-  EventRelay(EventSink sink, const SchedulingSpec& scheduling);
+  EventRelay(EventSink sink, FenceSink fenceSink, const SchedulingSpec& scheduling);
   ~EventRelay();
   EventRelay(const EventRelay&) = delete;
   EventRelay& operator=(const EventRelay&) = delete;
   /** Called on an I/O thread; never blocks for long (a mutex held only to move a vector). */
   void push(std::vector<EngineEvent>&& batch);
+  /** Called on an I/O thread when it acknowledged fence `id` last; never blocks for long. */
+  void pushFence(uint64_t id);
   /** Delivers what is queued, then ends the thread. */
   void stop();
   /** 0, or the errno with which the kernel refused the thread's scheduling. */
@@ -180,12 +186,14 @@ class EventRelay {
  private:
   void run();
   EventSink sink_;
+  FenceSink fenceSink_;
   SchedulingSpec scheduling_;
   int schedError_ = 0;
   StartLatch started_;
   std::mutex m_;
   std::condition_variable cv_;
   std::vector<std::vector<EngineEvent>> queue_;
+  std::vector<uint64_t> fences_;
   bool stopping_ = false;
   std::thread thread_;
 };
@@ -209,7 +217,26 @@ class Completion {
   int remaining_;
 };
 
-enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording };
+/** Fence: does nothing; its acknowledgement says every command queued before it on that thread has run. */
+class EventRelay;
+
+/**
+ * An asynchronous fence: queued on every I/O thread that got commands since the previous fence (waking only
+ * those); the thread that acknowledges it last reports `id` to the event relay (and frees this), which
+ * tells the JS thread. Per thread the command queue is FIFO, so fence N passing means every command queued
+ * before it on those threads has run. Fences on different threads may pass out of order: "everything up to
+ * N is in place" is when N and every earlier fence passed (the JS side keeps that watermark). What a batch
+ * retired is referenced only by threads that batch addressed (Detach, SetSink of its referrers, Update),
+ * so it is freed when that batch's own fence passed.
+ */
+struct AsyncFence {
+  explicit AsyncFence(int threads, uint64_t fenceId, EventRelay* to) : remaining(threads), id(fenceId), relay(to) {}
+  std::atomic<int> remaining;
+  uint64_t id;
+  EventRelay* relay;
+};
+
+enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence };
 
 struct Command {
   CommandType type;
@@ -223,6 +250,7 @@ struct Command {
   SrtpContext* srtpIn = nullptr;
   SrtpContext* srtpOut = nullptr;
   bool srtpPassThrough = false;
+  AsyncFence* fence = nullptr;  // Fence: acknowledged through the event relay instead of `done`
 };
 
 class IoThread {
@@ -242,7 +270,10 @@ class IoThread {
   /** 0, or the errno with which the kernel refused the thread's scheduling (set before start() returns). */
   int schedulingError() const { return schedError_; }
   void stopAndJoin();
+  /** Queues a command and wakes the thread. */
   void submit(const Command& cmd);
+  /** Queues a command without waking the thread (a later submit() wakes it; see Engine::sync()). */
+  void enqueue(const Command& cmd);
   const ThreadTotals& totals() const { return totals_; }
   /** Set once, on the JS thread, before any stream of this thread gets a recording. */
   void setRing(RecordRing* ring) { ring_ = ring; }
@@ -291,6 +322,7 @@ class IoThread {
   std::atomic<bool> running_{false};
   std::mutex cmdMutex_;
   std::vector<Command> commands_;
+  std::vector<Command> runningCommands_;  // swapped with commands_ by runCommands (keeps both capacities)
   ThreadTotals totals_;
 
   // Hot-path buffers, allocated once.
@@ -382,7 +414,7 @@ class Engine {
  public:
   /** `scheduling`: the I/O threads; `idleScheduling`: the event relay and pcap writer threads. */
   Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling = SchedulingSpec{},
-         const SchedulingSpec& idleScheduling = SchedulingSpec{});
+         const SchedulingSpec& idleScheduling = SchedulingSpec{}, FenceSink fenceSink = nullptr);
   ~Engine();
 
   /** Throws BindFailure for socket errors, std::invalid_argument for contract violations. */
@@ -390,6 +422,21 @@ class Engine {
   /** `crypto` replaces the stream's SRTP keys; a direction whose keys did not change keeps its context (ROC). */
   void updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& crypto = StreamCryptoSpec{});
   void removeStream(int32_t id);
+  /**
+   * Waits until every I/O thread has run every command queued so far, then frees what those commands
+   * retired (streams, SRTP contexts) and closes removed sockets. Until then add/update/remove are queued
+   * only: the caller syncs once per batch (an ng command) before it tells anyone the change is in place.
+   */
+  void sync();
+  /**
+   * The asynchronous sync: queues a fence on every I/O thread and returns its id at once; the FenceSink is
+   * told when it has passed, and the JS thread then calls fencePassed(id). Ids grow by one per fence.
+   */
+  uint64_t fence();
+  /** On the JS thread, once fence `id` passed: frees what the batch it closed retired. */
+  void fencePassed(uint64_t id);
+  /** True when changes are queued that sync() has not waited for. */
+  bool pending() const { return pendingThreads_ != 0; }
   bool readCounters(int32_t id, StreamSnapshot& out) const;
   /** Last packet time (wall ms) of a stream; 0 when it never received one or is unknown. */
   int64_t lastPacketMs(int32_t id) const;
@@ -441,7 +488,9 @@ class Engine {
   void relinkSinks(int32_t changedId);
   void addReferrer(int64_t sinkId, int32_t id);
   void dropReferrer(int64_t sinkId, int32_t id);
+  /** Queues the commands on their owner threads (no wait; see sync()). */
   void runOnOwners(const std::vector<Command>& cmds);
+  void queueOn(const Command& cmd);
   int openSocket(const StreamSpec& spec, SockAddr& local);
   void ensureWriter();
 
@@ -456,6 +505,21 @@ class Engine {
   std::unordered_map<int32_t, int32_t> muxChild_;                         // RTP stream id -> muxed RTCP id
   uint32_t nextThread_ = 0;
   bool closed_ = false;
+  // Batching: which threads got commands since the last sync() (bit per thread index, and the indexes), and
+  // what may be freed only once they ran them.
+  std::vector<char> dirty_;
+  int pendingThreads_ = 0;
+  std::unordered_map<const IoThread*, size_t> threadIndex_;
+  struct Graveyard {
+    std::vector<StreamPtr> streams;
+    std::vector<std::unique_ptr<SrtpContext>> contexts;
+    std::vector<int> fds;
+    bool empty() const { return streams.empty() && contexts.empty() && fds.empty(); }
+    void clear();
+  };
+  Graveyard graveyard_;  // retired since the last fence
+  std::vector<std::pair<uint64_t, Graveyard>> retiredByFence_;  // retired in the batch fence `first` closed
+  uint64_t lastFence_ = 0;
 
   // Recording: one ring per I/O thread and the writer, created with the first recording.
   std::vector<std::unique_ptr<RecordRing>> rings_;

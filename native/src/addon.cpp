@@ -199,6 +199,11 @@ void deliverEvents(Napi::Env env, Napi::Function listener, void* /*context*/, Ev
 
 using EventTsfn = Napi::TypedThreadSafeFunction<void, EventBatch, deliverEvents>;
 
+class NativeEngine;
+/** On the JS thread: fence `data` (the id, carried in the pointer) has passed. */
+void deliverFence(Napi::Env env, Napi::Function listener, NativeEngine* self, void* data);
+using FenceTsfn = Napi::TypedThreadSafeFunction<NativeEngine, void, deliverFence>;
+
 class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -206,6 +211,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                        {InstanceMethod("addStream", &NativeEngine::AddStream),
                         InstanceMethod("updateStream", &NativeEngine::UpdateStream),
                         InstanceMethod("removeStream", &NativeEngine::RemoveStream),
+                        InstanceMethod("sync", &NativeEngine::Sync),
+                        InstanceMethod("fence", &NativeEngine::Fence),
                         InstanceMethod("readCounters", &NativeEngine::ReadCounters),
                         InstanceMethod("lastPacketTimes", &NativeEngine::LastPacketTimes),
                         InstanceMethod("totals", &NativeEngine::Totals),
@@ -217,7 +224,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("close", &NativeEngine::Close)});
   }
 
-  // new NativeEngine(threads, receiveBufferBytes, onEvents, {policy, priority}, {policy, priority} for the idle threads)
+  // new NativeEngine(threads, receiveBufferBytes, onEvents, {policy, priority}, {policy, priority} for the idle threads,
+  //                  onFence(id) | undefined)
   explicit NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
     Napi::Env env = info.Env();
     int threads = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
@@ -229,19 +237,35 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     EventTsfn* tsfn = &tsfn_;
     scheduling_ = schedulingFromJs(env, info[3]);
     idleScheduling_ = schedulingFromJs(env, info[4]);
+    FenceSink fenceSink;
+    if (info.Length() > 5 && info[5].IsFunction()) {
+      fenceTsfn_ = FenceTsfn::New(env, info[5].As<Napi::Function>(), "ngrelay-engine-fences", 0, 1, this);
+      fenceTsfn_.Unref(env);
+      hasFenceTsfn_ = true;
+      FenceTsfn* fences = &fenceTsfn_;
+      fenceSink = [fences](uint64_t id) {
+        fences->NonBlockingCall(reinterpret_cast<void*>(uintptr_t(id)));
+      };
+    }
     engine_ = std::make_unique<Engine>(
         threads, rcvbuf,
         [tsfn](std::vector<EngineEvent>&& events) {
           auto* batch = new EventBatch(std::move(events));
           if (tsfn->NonBlockingCall(batch) != napi_ok) delete batch;
         },
-        scheduling_.spec, idleScheduling_.spec);
+        scheduling_.spec, idleScheduling_.spec, std::move(fenceSink));
     napi_add_env_cleanup_hook(env, &NativeEngine::CleanupHook, this);
     hookInstalled_ = true;
     env_ = env;
   }
 
   ~NativeEngine() override { Shutdown(); }
+
+  /** Fence `id` passed: free what it retired, then tell JS (after close only JS is told). */
+  void FencePassed(Napi::Function listener, uint64_t id) {
+    if (engine_) engine_->fencePassed(id);
+    if (!listener.IsEmpty()) listener.Call({Napi::Number::New(listener.Env(), double(id))});
+  }
 
  private:
   static void CleanupHook(void* self) {
@@ -255,6 +279,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     engine_->close();  // joins the I/O threads: no event call can follow
     engine_.reset();
     tsfn_.Release();
+    if (hasFenceTsfn_) fenceTsfn_.Release();
     if (hookInstalled_) {
       napi_remove_env_cleanup_hook(env_, &NativeEngine::CleanupHook, this);
       hookInstalled_ = false;
@@ -301,6 +326,19 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   }
 
   // lastPacketTimes(Int32Array ids) -> Float64Array: one crossing and no objects for any number of streams.
+  // sync(): waits until the I/O threads have applied every queued change (see Engine::sync).
+  Napi::Value Sync(const Napi::CallbackInfo& info) {
+    if (engine_) engine_->sync();
+    return info.Env().Undefined();
+  }
+
+  // fence(): queues an asynchronous fence and returns its id; onFence(id) follows once it passed.
+  Napi::Value Fence(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!hasFenceTsfn_) throw Napi::Error::New(env, "fence() needs the onFence callback");
+    return Napi::Number::New(env, double(engine(env).fence()));
+  }
+
   Napi::Value LastPacketTimes(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Engine& e = engine(env);
@@ -426,6 +464,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   std::unique_ptr<Engine> engine_;
   EventTsfn tsfn_;
+  FenceTsfn fenceTsfn_;
+  bool hasFenceTsfn_ = false;
   SchedulingFromJs scheduling_, idleScheduling_;
   napi_env env_ = nullptr;
   bool hookInstalled_ = false;
@@ -438,6 +478,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSdNotify(env, exports);
   InitRlimit(env, exports);
   return exports;
+}
+
+void deliverFence(Napi::Env env, Napi::Function listener, NativeEngine* self, void* data) {
+  if (env == nullptr || self == nullptr) return;
+  self->FencePassed(listener, uint64_t(reinterpret_cast<uintptr_t>(data)));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The JS-thread side of the engine: binds sockets, keeps the registry of streams, and turns rule changes
-// into commands for the owning I/O threads, waiting for their acknowledgement so changes are synchronous.
+// into commands for the owning I/O threads. Commands are queued without waiting; sync() waits for all of
+// them at once and only then frees what they retired (a stream's memory, SRTP contexts, its socket).
 #include "engine.hpp"
 
 #include <errno.h>
@@ -48,8 +49,8 @@ bool isWildcard(const SockAddr& a) {
 
 }  // namespace
 
-EventRelay::EventRelay(EventSink sink, const SchedulingSpec& scheduling)
-    : sink_(std::move(sink)), scheduling_(scheduling) {
+EventRelay::EventRelay(EventSink sink, FenceSink fenceSink, const SchedulingSpec& scheduling)
+    : sink_(std::move(sink)), fenceSink_(std::move(fenceSink)), scheduling_(scheduling) {
   thread_ = std::thread([this] { run(); });
   pthread_setname_np(thread_.native_handle(), "ngrelay-events");
   started_.wait();
@@ -61,6 +62,14 @@ void EventRelay::push(std::vector<EngineEvent>&& batch) {
   {
     std::lock_guard<std::mutex> g(m_);
     queue_.push_back(std::move(batch));
+  }
+  cv_.notify_one();
+}
+
+void EventRelay::pushFence(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    fences_.push_back(id);
   }
   cv_.notify_one();
 }
@@ -80,27 +89,40 @@ void EventRelay::run() {
   started_.open();
   std::unique_lock<std::mutex> g(m_);
   for (;;) {
-    cv_.wait(g, [this] { return stopping_ || !queue_.empty(); });
+    cv_.wait(g, [this] { return stopping_ || !queue_.empty() || !fences_.empty(); });
     std::vector<std::vector<EngineEvent>> todo;
     todo.swap(queue_);
+    std::vector<uint64_t> fences;
+    fences.swap(fences_);
     const bool last = stopping_;
     g.unlock();
     if (sink_)
       for (auto& batch : todo) sink_(std::move(batch));
+    if (fenceSink_)
+      for (uint64_t id : fences) fenceSink_(id);
     g.lock();
-    if (last && queue_.empty()) return;
+    if (last && queue_.empty() && fences_.empty()) return;
   }
 }
 
 Engine::Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling,
-               const SchedulingSpec& idleScheduling)
+               const SchedulingSpec& idleScheduling, FenceSink fenceSink)
     : receiveBufferBytes_(receiveBufferBytes), idleScheduling_(idleScheduling) {
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  relay_ = std::make_unique<EventRelay>(std::move(sink), idleScheduling);
+  relay_ = std::make_unique<EventRelay>(std::move(sink), std::move(fenceSink), idleScheduling);
   EventRelay* relay = relay_.get();
   EventSink toRelay = [relay](std::vector<EngineEvent>&& batch) { relay->push(std::move(batch)); };
   for (int i = 0; i < threads; ++i) threads_.push_back(std::make_unique<IoThread>(i, toRelay, scheduling));
   for (auto& t : threads_) t->start();
+  dirty_.assign(threads_.size(), 0);
+  for (size_t i = 0; i < threads_.size(); ++i) threadIndex_[threads_[i].get()] = i;
+}
+
+void Engine::Graveyard::clear() {
+  streams.clear();
+  contexts.clear();
+  for (int fd : fds) ::close(fd);
+  fds.clear();
 }
 
 Engine::~Engine() { close(); }
@@ -150,14 +172,77 @@ Stream* Engine::resolveSink(int64_t sinkId) const {
   return parent == streams_.end() ? nullptr : parent->second.stream.get();
 }
 
-void Engine::runOnOwners(const std::vector<Command>& cmds) {
-  if (cmds.empty()) return;
-  Completion done(int(cmds.size()));
-  for (Command c : cmds) {
-    c.done = &done;
-    c.stream->owner->submit(c);
+void Engine::queueOn(const Command& cmd) {
+  Command c = cmd;
+  c.done = nullptr;
+  size_t i = threadIndex_.at(c.stream->owner);
+  if (!dirty_[i]) {
+    dirty_[i] = 1;
+    ++pendingThreads_;
   }
-  done.wait();
+  c.stream->owner->enqueue(c);
+}
+
+void Engine::runOnOwners(const std::vector<Command>& cmds) {
+  for (const Command& c : cmds) queueOn(c);
+}
+
+void Engine::sync() {
+  // What earlier asynchronous fences retired may still be in use on threads this batch did not address:
+  // then every thread gets the fence.
+  if (!retiredByFence_.empty())
+    for (size_t i = 0; i < threads_.size(); ++i)
+      if (!dirty_[i]) {
+        dirty_[i] = 1;
+        ++pendingThreads_;
+      }
+  if (pendingThreads_ > 0) {
+    // Per thread the queue is FIFO: the fence's acknowledgement covers everything queued before it.
+    Completion done(pendingThreads_);
+    for (size_t i = 0; i < threads_.size(); ++i) {
+      if (!dirty_[i]) continue;
+      dirty_[i] = 0;
+      threads_[i]->submit(Command{CommandType::Fence, nullptr, Rule{}, nullptr, &done, nullptr});
+    }
+    pendingThreads_ = 0;
+    done.wait();
+  }
+  // FIFO per thread: every earlier fence has passed too (their notifications still arrive, and find nothing).
+  graveyard_.clear();
+  for (auto& [id, g] : retiredByFence_) g.clear();
+  retiredByFence_.clear();
+}
+
+uint64_t Engine::fence() {
+  const uint64_t id = ++lastFence_;
+  if (closed_) return id;
+  if (!graveyard_.empty()) {
+    retiredByFence_.emplace_back(id, std::move(graveyard_));
+    graveyard_ = Graveyard{};
+  }
+  if (pendingThreads_ == 0) {
+    relay_->pushFence(id);  // nothing to wait for: it passes at once
+    return id;
+  }
+  auto* f = new AsyncFence(pendingThreads_, id, relay_.get());  // freed by the thread that acks it last
+  for (size_t i = 0; i < threads_.size(); ++i) {
+    if (!dirty_[i]) continue;
+    dirty_[i] = 0;
+    Command c{CommandType::Fence, nullptr, Rule{}, nullptr, nullptr, nullptr};
+    c.fence = f;
+    threads_[i]->submit(c);
+  }
+  pendingThreads_ = 0;
+  return id;
+}
+
+void Engine::fencePassed(uint64_t id) {
+  for (auto it = retiredByFence_.begin(); it != retiredByFence_.end(); ++it) {
+    if (it->first != id) continue;
+    it->second.clear();
+    retiredByFence_.erase(it);
+    return;
+  }
 }
 
 void Engine::addReferrer(int64_t sinkId, int32_t id) {
@@ -249,7 +334,14 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
     s->owner = p->owner;
     s->local = p->local;
   } else {
-    s->fd = openSocket(spec, s->local);
+    try {
+      s->fd = openSocket(spec, s->local);
+    } catch (const BindFailure& f) {
+      // A socket removed in this batch is closed only at sync(): free the port and try once more.
+      if (f.code != "EADDRINUSE" || (graveyard_.fds.empty() && retiredByFence_.empty())) throw;
+      sync();
+      s->fd = openSocket(spec, s->local);
+    }
     s->owner = threads_[nextThread_++ % threads_.size()].get();
   }
   Stream* raw = s.get();
@@ -265,7 +357,7 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
   attach.srtpIn = stored.srtpIn.get();
   attach.srtpOut = stored.srtpOut.get();
   attach.srtpPassThrough = passThrough(stored);
-  runOnOwners({attach});
+  queueOn(attach);
   relinkSinks(spec.id);
 }
 
@@ -273,7 +365,7 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
   if (closed_) throw std::invalid_argument("engine is closed");
   auto it = streams_.find(id);
   if (it == streams_.end()) throw std::invalid_argument("unknown stream id");
-  // Replaced contexts die at the end of this call, after the owner thread switched to the new ones.
+  // Replaced contexts die at the next sync(), after the owner thread switched to the new ones.
   std::vector<std::unique_ptr<SrtpContext>> retired;
   prepareCrypto(it->second, crypto, retired);
   dropReferrer(it->second.rule.sink, id);
@@ -284,7 +376,9 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
   update.srtpIn = it->second.srtpIn.get();
   update.srtpOut = it->second.srtpOut.get();
   update.srtpPassThrough = passThrough(it->second);
-  runOnOwners({update});
+  queueOn(update);
+  for (auto& ctx : retired)
+    if (ctx) graveyard_.contexts.push_back(std::move(ctx));
 }
 
 void Engine::removeStream(int32_t id) {
@@ -292,15 +386,17 @@ void Engine::removeStream(int32_t id) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return;
   StreamPtr s = std::move(it->second.stream);
-  // The I/O thread may use the SRTP contexts until it has run Detach: keep them alive until then.
-  std::unique_ptr<SrtpContext> keepIn = std::move(it->second.srtpIn), keepOut = std::move(it->second.srtpOut);
+  // The I/O threads may use the stream and its SRTP contexts until they have run Detach and the re-pointing
+  // of the streams that sent to it: both are kept until the next sync().
+  if (it->second.srtpIn) graveyard_.contexts.push_back(std::move(it->second.srtpIn));
+  if (it->second.srtpOut) graveyard_.contexts.push_back(std::move(it->second.srtpOut));
   dropReferrer(it->second.rule.sink, id);
   streams_.erase(it);
   if (s->muxedWith >= 0) {
     auto child = muxChild_.find(int32_t(s->muxedWith));
     if (child != muxChild_.end() && child->second == id) muxChild_.erase(child);
   }
-  runOnOwners({Command{CommandType::Detach, s.get(), Rule{}, nullptr, nullptr, nullptr}});
+  queueOn(Command{CommandType::Detach, s.get(), Rule{}, nullptr, nullptr, nullptr});
   auto fed = streamRecording_.find(id);
   if (fed != streamRecording_.end()) {
     auto r = recordings_.find(fed->second);
@@ -310,8 +406,9 @@ void Engine::removeStream(int32_t id) {
   // Nobody may send out of this socket any more before it is closed (its fd number could be reused).
   relinkSinks(id);
   muxChild_.erase(id);  // a muxed RTCP stream left behind keeps its id but no socket
-  if (s->fd >= 0) ::close(s->fd);
-  s->fd = -1;
+  // s->fd stays as it is: the owner thread reads it when it runs Detach (to give back its own copy).
+  if (s->fd >= 0) graveyard_.fds.push_back(s->fd);
+  graveyard_.streams.push_back(std::move(s));
 }
 
 int64_t Engine::lastPacketMs(int32_t id) const {
@@ -445,7 +542,10 @@ static void snapshot(const Recording& r, RecordingSnapshot& out) {
 bool Engine::stopRecording(int32_t recordingId, RecordingSnapshot& out) {
   auto it = recordings_.find(recordingId);
   if (it == recordings_.end()) return false;
-  if (!closed_) setRecordingStreams(recordingId, {});
+  if (!closed_) {
+    setRecordingStreams(recordingId, {});
+    sync();  // no I/O thread may queue a record for it once the file is closed
+  }
   // No I/O thread queues for it any more; the writer writes what is queued, then closes the file.
   Recording* rec = it->second.rec.get();
   if (writer_) writer_->closeRecording(rec);
@@ -466,7 +566,11 @@ bool Engine::readRecording(int32_t recordingId, RecordingSnapshot& out) const {
 void Engine::close() {
   if (closed_) return;
   closed_ = true;
-  for (auto& t : threads_) t->stopAndJoin();
+  for (auto& t : threads_) t->stopAndJoin();  // each runs what is still queued before it ends
+  pendingThreads_ = 0;
+  graveyard_.clear();
+  for (auto& [id, g] : retiredByFence_) g.clear();
+  retiredByFence_.clear();
   relay_->stop();  // delivers the events the I/O threads queued last
   // The I/O threads are gone: the writer writes everything still queued, then every file is closed.
   if (writer_) writer_->stop();

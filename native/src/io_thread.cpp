@@ -206,11 +206,13 @@ void IoThread::stopAndJoin() {
   thread_.join();
 }
 
+void IoThread::enqueue(const Command& cmd) {
+  std::lock_guard<std::mutex> g(cmdMutex_);
+  commands_.push_back(cmd);
+}
+
 void IoThread::submit(const Command& cmd) {
-  {
-    std::lock_guard<std::mutex> g(cmdMutex_);
-    commands_.push_back(cmd);
-  }
+  enqueue(cmd);
   uint64_t one = 1;
   ssize_t w = write(wakefd_, &one, sizeof(one));
   (void)w;
@@ -290,15 +292,20 @@ void IoThread::run() {
 }
 
 void IoThread::runCommands() {
-  std::vector<Command> todo;
+  // The two vectors trade places, so neither side allocates once both have grown to the usual batch.
+  runningCommands_.clear();
   {
     std::lock_guard<std::mutex> g(cmdMutex_);
-    todo.swap(commands_);
+    runningCommands_.swap(commands_);
   }
   nowMono_ = clockMs(CLOCK_MONOTONIC_COARSE);
-  for (const Command& c : todo) {
+  for (const Command& c : runningCommands_) {
     apply(c);
     if (c.done) c.done->done();
+    if (c.fence && c.fence->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      c.fence->relay->pushFence(c.fence->id);
+      delete c.fence;
+    }
   }
 }
 
@@ -347,6 +354,8 @@ void IoThread::apply(const Command& c) {
       break;
     case CommandType::SetRecording:
       s->rec = c.rec;
+      break;
+    case CommandType::Fence:
       break;
     case CommandType::Detach:
       collectDrops(s);  // the last drops before the socket goes

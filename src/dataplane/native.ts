@@ -6,6 +6,10 @@
  * Engine semantics worth knowing (native/src, see also src/dataplane/types.ts):
  * - `threads <= 0` means one I/O thread per core. Every call is synchronous: it returns once the owning I/O
  *   thread has applied it (tens of microseconds), so traffic right after addStream/updateStream obeys the rule.
+ *   With `batchChanges` changes are only queued; a fence (one per event-loop turn that changed something,
+ *   issued in an immediate) makes the I/O threads apply them without the JS thread waiting, and `settled()` resolves
+ *   once every change made before it is in place (see EngineOptions.batchChanges): the relay's ng replies
+ *   wait for that.
  * - A muxed RTCP stream shares its RTP stream's party: learning, strict-source and the endpoint reported in
  *   its counters are those of the RTP stream.
  * - Datagrams larger than 4096 bytes are truncated by the receive slot and counted as malformed.
@@ -47,6 +51,8 @@ interface NativeEngineInstance {
   ): void;
   updateStream(id: number, rule: StreamRule): void;
   removeStream(id: number): void;
+  sync(): void;
+  fence(): number;
   readCounters(ids: readonly number[]): (StreamCounters | null)[];
   lastPacketTimes(ids: Int32Array): Float64Array;
   totals(): EngineTotals;
@@ -66,6 +72,7 @@ interface NativeAddon {
     onEvents: (events: EngineEvent[]) => void,
     scheduling: ThreadScheduling,
     idleScheduling: ThreadScheduling,
+    onFence: (id: number) => void,
   ) => NativeEngineInstance;
 }
 
@@ -91,6 +98,22 @@ class NativeDataPlane implements DataPlane {
   private readonly engine: NativeEngineInstance;
   private readonly listeners: ((events: EngineEvent[]) => void)[] = [];
   private closed = false;
+  private readonly batchChanges: boolean;
+  /** Batch mode: changes were made since the last fence. */
+  private unfenced = false;
+  /** Batch mode: an immediate that issues the fence is queued. */
+  private fenceQueued = false;
+  private lastFenceIssued = 0;
+  /** Every fence up to this id has passed (the changes before it are in place). */
+  private lastFencePassed = 0;
+  /** Fences above the watermark that passed early (fences on different I/O threads pass in any order). */
+  private readonly passedEarly = new Set<number>();
+  /** settled() promises, each waiting for the watermark to reach `fence`, in fence order. */
+  private readonly waiters: { fence: number; resolve: () => void }[] = [];
+  private readonly issueQueuedFence = (): void => {
+    this.fenceQueued = false;
+    this.issueFence();
+  };
 
   constructor(options: EngineOptions) {
     const { NativeEngine } = loadAddon();
@@ -100,7 +123,49 @@ class NativeDataPlane implements DataPlane {
       (events) => this.dispatch(events),
       options.scheduling ?? { policy: 'default', priority: null },
       options.idleScheduling ?? { policy: 'default', priority: null },
+      (id) => this.fencePassed(id),
     );
+    this.batchChanges = options.batchChanges ?? false;
+  }
+
+  settled(): Promise<void> {
+    // Unfenced changes are covered by the fence the queued immediate issues next (ids grow by one).
+    const fence = this.unfenced ? this.lastFenceIssued + 1 : this.lastFenceIssued;
+    if (this.closed || fence <= this.lastFencePassed) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ fence, resolve }));
+  }
+
+  private issueFence(): void {
+    if (!this.unfenced || this.closed) return;
+    this.unfenced = false;
+    this.lastFenceIssued = this.engine.fence();
+  }
+
+  private fencePassed(id: number): void {
+    if (id !== this.lastFencePassed + 1) {
+      this.passedEarly.add(id);
+      return;
+    }
+    this.lastFencePassed = id;
+    while (this.passedEarly.delete(this.lastFencePassed + 1)) this.lastFencePassed++;
+    let done = 0;
+    while (done < this.waiters.length && this.waiters[done]!.fence <= this.lastFencePassed) this.waiters[done++]!.resolve();
+    if (done > 0) this.waiters.splice(0, done);
+  }
+
+  /**
+   * After a change: wait for it now, or (batch mode) fence it without waiting, once per event-loop turn:
+   * under load one turn handles many ng datagrams, and one fence (a wake-up per I/O thread) covers them all.
+   */
+  private changed(): void {
+    if (!this.batchChanges) {
+      this.engine.sync();
+      return;
+    }
+    this.unfenced = true;
+    if (this.fenceQueued) return;
+    this.fenceQueued = true;
+    setImmediate(this.issueQueuedFence);
   }
 
   addStream(spec: StreamSocketSpec, rule: StreamRule): void {
@@ -119,17 +184,25 @@ class NativeDataPlane implements DataPlane {
         throw new BindError((err as Error).message, code, spec.localAddress, spec.localPort);
       }
       throw err;
+    } finally {
+      // A failed add may still have re-pointed nothing, but a sync is cheap when nothing is queued.
+      this.changed();
     }
   }
 
   updateStream(id: number, rule: StreamRule): void {
-    this.engine.updateStream(id, rule);
+    try {
+      this.engine.updateStream(id, rule);
+    } finally {
+      this.changed();
+    }
   }
 
   removeStream(id: number): void {
     // After close() every socket is already gone; tearing down calls during shutdown is not an error.
     if (this.closed) return;
     this.engine.removeStream(id);
+    this.changed();
   }
 
   readCounters(ids: readonly number[]): Map<number, StreamCounters> {
@@ -169,6 +242,7 @@ class NativeDataPlane implements DataPlane {
   setRecordingStreams(recordingId: number, streamIds: readonly number[]): void {
     if (this.closed) return;
     this.engine.setRecordingStreams(recordingId, streamIds);
+    this.changed();
   }
 
   stopRecording(recordingId: number): RecordingCounters | null {
@@ -190,6 +264,8 @@ class NativeDataPlane implements DataPlane {
     if (this.closed) return;
     this.closed = true;
     this.engine.close();
+    // Every queued change ran before the I/O threads ended.
+    for (const w of this.waiters.splice(0)) w.resolve();
   }
 
   private dispatch(events: EngineEvent[]): void {

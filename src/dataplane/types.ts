@@ -217,6 +217,14 @@ export interface EngineOptions {
   scheduling?: ThreadScheduling;
   /** The background threads (pcap writer, event delivery); default: left as the process has it. */
   idleScheduling?: ThreadScheduling;
+  /**
+   * Batch rule changes: addStream/updateStream/removeStream only queue the change; the I/O threads apply
+   * them after a fence issued once per event-loop turn, and the JS thread never waits for them. `settled()`
+   * resolves when every change made before it is in place: an ng reply waits for it, so media follows the
+   * reply's rules the moment the reply leaves. Default false: each call returns with its change in place
+   * (and a removed stream's port free).
+   */
+  batchChanges?: boolean;
 }
 
 /** Raised when a socket cannot be bound (the port is taken by someone else, or the address is not local). */
@@ -235,9 +243,18 @@ export class BindError extends Error {
 export interface DataPlane {
   /** Bind the socket (or join the RTP socket for muxed RTCP) and install the rule. Throws BindError. */
   addStream(spec: StreamSocketSpec, rule: StreamRule): void;
+  /**
+   * Resolves once every change made so far is in place on the I/O threads (at once when there is none
+   * pending, e.g. without batchChanges). Await it before telling anyone that a change took effect.
+   */
+  settled(): Promise<void>;
   /** Replace a stream's rule; other traffic is not disturbed. */
   updateStream(id: number, rule: StreamRule): void;
-  /** Remove the stream; its socket is closed before this returns, so the port can be bound again. */
+  /**
+   * Remove the stream; its socket is closed before this returns (with `batchChanges`: at the next sync, which
+   * the data plane itself does before binding a port a removed stream still holds), so the port can be bound
+   * again.
+   */
   removeStream(id: number): void;
   /** Read counters of the given streams (unknown ids are absent from the result). No per-packet crossing. */
   readCounters(ids: readonly number[]): Map<number, StreamCounters>;

@@ -27,6 +27,7 @@ import type { Logger } from '../logger-types';
 import { BencodeError, decodeDict, encode } from './bencode';
 import { CookieCache, type CookieCacheStats } from './cookie-cache';
 import { getValue } from './request';
+import { shedReply } from './admission';
 import { JsonShapeError, JsonSyntaxError, decodeJsonDict, encodeJsonDict } from './json';
 import type { NgDict, NgHandler, NgRequestContext } from './types';
 import { ngDict } from './dict';
@@ -153,9 +154,10 @@ export class NgProcessor {
 
   /**
    * One `<cookie> <dict>` message in, the reply message out, or null when it has to be dropped (no cookie).
-   * Never throws for bad input.
+   * Never throws for bad input. `late`: it waited in the admission queue past its bound (admission.ts), so
+   * a new offer is refused with the load-limit reply instead of being run.
    */
-  async handleMessage(msg: Buffer, remote: NgRemote): Promise<Buffer | null> {
+  async handleMessage(msg: Buffer, remote: NgRemote, late = false): Promise<Buffer | null> {
     this.counters.received++;
     const space = msg.indexOf(SPACE);
     if (space <= 0) {
@@ -171,7 +173,7 @@ export class NgProcessor {
     // latin1: a lossless byte -> char mapping, so distinct cookies stay distinct keys.
     const key = cookie.toString('latin1');
     const { reply, outcome } = await this.cache.run(key, async () => {
-      const encoded = await this.safeReply(body, remote);
+      const encoded = await this.safeReply(body, remote, late);
       return Buffer.concat([cookie, Buffer.from(' '), encoded]);
     });
     if (outcome !== 'computed') {
@@ -190,10 +192,10 @@ export class NgProcessor {
     return this.safeReply(body, remote);
   }
 
-  private async safeReply(body: Buffer, remote: NgRemote): Promise<Buffer> {
+  private async safeReply(body: Buffer, remote: NgRemote, late = false): Promise<Buffer> {
     let out: Outcome;
     try {
-      out = await this.processBody(body, remote);
+      out = await this.processBody(body, remote, late);
     } catch (err) {
       // A bug in decoding itself: still answer, never stay silent.
       this.counters.errors++;
@@ -225,7 +227,7 @@ export class NgProcessor {
     return { reply: errorDict(reason), encoding };
   }
 
-  private async processBody(body: Buffer, remote: NgRemote): Promise<Outcome> {
+  private async processBody(body: Buffer, remote: NgRemote, late: boolean): Promise<Outcome> {
     if (body.length === 0) return this.decodeFailure(ERR_NO_PAYLOAD, remote, 'bencode', 'empty body');
     const first = body[0];
     let encoding: 'bencode' | 'json';
@@ -268,8 +270,13 @@ export class NgProcessor {
     const started = process.hrtime.bigint();
     let reply: NgDict;
     let failed = false;
+    const shed = late ? shedReply(command, request) : null;
     try {
-      reply = await this.handler(request, context);
+      if (shed) {
+        failed = true;
+        this.logger.info({ ...logFields }, 'ng command refused: it waited too long (overload)');
+      }
+      reply = shed ?? (await this.handler(request, context));
       if (!Object.prototype.hasOwnProperty.call(reply, 'result')) reply['result'] = 'ok';
       else if (reply['result'] === 'error' || (Buffer.isBuffer(reply['result']) && reply['result'].toString() === 'error')) failed = true;
     } catch (err) {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import type { Logger } from '../logger-types';
 import { fitDatagram } from './datagram-fit';
 import { NgProcessor, type NgProcessorOptions, type NgServerStats } from './processor';
+import { AdmissionQueue, DEFAULT_ADMISSION, NG_RECEIVE_BUFFER_BYTES, looksLikePing, type AdmissionOptions, type AdmissionStats } from './admission';
 
 export {
   ERR_BAD_BENCODE,
@@ -29,6 +30,8 @@ export type NgServerOptions = {
   /** 0 = pick a free port (tests). */
   port: number;
   logger: Logger;
+  /** Overload shedding (admission.ts); default DEFAULT_ADMISSION. */
+  admission?: AdmissionOptions;
 } & ({ processor: NgProcessor } | NgProcessorOptions);
 
 export class NgServer {
@@ -37,15 +40,21 @@ export class NgServer {
   readonly processor: NgProcessor;
   private listening = false;
   private closed = false;
+  private readonly admission: AdmissionQueue<{ msg: Buffer; rinfo: dgram.RemoteInfo }>;
 
   constructor(private readonly options: NgServerOptions) {
     if (net.isIP(options.address) === 0) throw new TypeError(`listen address is not an IP literal: ${options.address}`);
     this.logger = options.logger;
     this.processor = 'processor' in options ? options.processor : new NgProcessor(options);
-    this.socket = dgram.createSocket({ type: net.isIPv6(options.address) ? 'udp6' : 'udp4' });
-    this.socket.on('message', (msg, rinfo) => {
-      void this.onDatagram(msg, rinfo);
+    this.socket = dgram.createSocket({
+      type: net.isIPv6(options.address) ? 'udp6' : 'udp4',
+      recvBufferSize: NG_RECEIVE_BUFFER_BYTES,
     });
+    // Datagrams wait in our own queue, where their age is seen, not in the kernel's (admission.ts).
+    this.admission = new AdmissionQueue(options.admission ?? DEFAULT_ADMISSION, ({ msg, rinfo }, late) => {
+      void this.onDatagram(msg, rinfo, late);
+    });
+    this.socket.on('message', (msg, rinfo) => this.admission.offer({ msg, rinfo }, looksLikePing(msg)));
     // A runtime socket error (e.g. ICMP-induced) must not crash the relay.
     this.socket.on('error', (err) => {
       this.logger.error({ err }, 'ng socket error');
@@ -88,10 +97,15 @@ export class NgServer {
     return this.processor.stats();
   }
 
-  private async onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo): Promise<void> {
+  /** How long requests wait for their turn, and how many were late (see admission.ts). */
+  admissionStats(): AdmissionStats {
+    return this.admission.stats();
+  }
+
+  private async onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo, late: boolean): Promise<void> {
     let reply: Buffer | null;
     try {
-      reply = await this.handleDatagram(msg, { address: rinfo.address, port: rinfo.port });
+      reply = await this.handleDatagram(msg, { address: rinfo.address, port: rinfo.port }, late);
     } catch (err) {
       // handleMessage already converts every failure into a reply; this is the last line of defence.
       this.logger.error({ err, remote: rinfo.address }, 'ng datagram handling failed');
@@ -109,7 +123,7 @@ export class NgServer {
   }
 
   /** One datagram in, the reply datagram out, or null when it has to be dropped (no cookie). */
-  handleDatagram(msg: Buffer, remote: { address: string; port: number }): Promise<Buffer | null> {
-    return this.processor.handleMessage(msg, { ...remote, transport: 'udp' });
+  handleDatagram(msg: Buffer, remote: { address: string; port: number }, late = false): Promise<Buffer | null> {
+    return this.processor.handleMessage(msg, { ...remote, transport: 'udp' }, late);
   }
 }

@@ -46,6 +46,10 @@ export class FakeDataPlane implements DataPlane {
     s.rule = rule;
   }
 
+  settled(): Promise<void> {
+    return Promise.resolve();
+  }
+
   removeStream(id: number): void {
     if (!this.streams.delete(id)) throw new Error(`unknown stream ${id}`);
   }

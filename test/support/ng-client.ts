@@ -51,8 +51,9 @@ export class NgRawClient {
     socket.on('message', (datagram) => this.onDatagram(datagram));
   }
 
-  static async open(port: number, host = '127.0.0.1'): Promise<NgRawClient> {
-    const socket = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  /** `recvBufferSize`: SO_RCVBUF for a client that takes many replies at once (load generators). */
+  static async open(port: number, host = '127.0.0.1', recvBufferSize?: number): Promise<NgRawClient> {
+    const socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
       socket.bind(0, host.includes(':') ? '::1' : '127.0.0.1', () => {
@@ -146,6 +147,11 @@ export class NgRawClient {
 
   close(): void {
     this.socket.close();
+  }
+
+  /** The local port replies come to. */
+  localPort(): number {
+    return this.socket.address().port;
   }
 
   private onDatagram(datagram: Buffer): void {

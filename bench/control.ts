@@ -1,0 +1,300 @@
+/**
+ * Control-plane benchmark: open-loop offer+answer+delete cycles against ngrelay and rtpengine 10.5, side by
+ * side in one run. For each step rate both relays get the same load, one after the other (never at once),
+ * so machine noise hits both. Prints, per relay and rate: cycles completed, loss (no reply within the
+ * deadline), shed (load-limit replies), p50/p99 per command, CPU ms per cycle and RSS; then each relay's
+ * capacity and the ratio. A step is loss-free when every cycle completed (no loss, no load limit, no error)
+ * and the relay kept up: cycles completed per second, from the step's start to its last reply, at least
+ * 90 % of the offered rate (a relay that completes everything late has not carried the rate).
+ *
+ * Bounded: every step lasts `--step-seconds` (≤ 10) plus a 2 s drain, at most 12 steps; requests are never
+ * retransmitted, so each step sends exactly 3 × rate × seconds requests at most. Loopback only.
+ *
+ *   npm run bench:control                          # rates 200,500,1000,1500,2000,3000; 3 s steps
+ *   npm run bench:control -- --rates=500,1000 --step-seconds=2 --relays=ngrelay
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { NgRawClient, textOf } from '../test/support/ng-client';
+import { startNgProcess } from '../test/support/process';
+import { LOOPBACK, relayArgs, type RelayOptions } from '../test/support/relay';
+import { RTPENGINE_BIN, ensureRtpengineInstalled } from '../test/support/rtpengine';
+import { calleeAudio, callerAudio } from '../test/support/sdp-fixtures';
+import type { ManagedProcess } from '../test/support/process';
+
+/** bench/out/bench/control.js when compiled, bench/control.ts when type-checked: the repo root is found by package.json. */
+function repoRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: string };
+      if (pkg.name === 'ngrelay') return dir;
+    } catch {
+      // not here: go up
+    }
+    dir = path.dirname(dir);
+  }
+  throw new Error('repository root (package.json of ngrelay) not found above ' + __dirname);
+}
+
+type RelayName = 'ngrelay' | 'rtpengine';
+type CommandName = 'offer' | 'answer' | 'delete';
+const COMMANDS: readonly CommandName[] = ['offer', 'answer', 'delete'];
+
+interface Args {
+  rates: number[];
+  stepSeconds: number;
+  relays: RelayName[];
+  deadlineMs: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { rates: [200, 500, 1000, 1500, 2000, 3000], stepSeconds: 3, relays: ['ngrelay', 'rtpengine'], deadlineMs: 2000 };
+  for (const a of argv) {
+    const [key, value = ''] = a.split('=', 2);
+    if (key === '--rates') args.rates = value.split(',').map(Number).filter((n) => n > 0).slice(0, 12);
+    else if (key === '--step-seconds') args.stepSeconds = Math.min(10, Math.max(1, Number(value)));
+    else if (key === '--relays') args.relays = value.split(',').filter((r): r is RelayName => r === 'ngrelay' || r === 'rtpengine');
+    else if (key === '--deadline-ms') args.deadlineMs = Math.min(5000, Math.max(100, Number(value)));
+    else throw new Error(`unknown option ${a}`);
+  }
+  return args;
+}
+
+interface ProcSample {
+  cpuTicks: number;
+  rssKb: number;
+}
+
+const CLOCK_TICKS = 100;
+
+function sampleProc(pid: number): ProcSample {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const cpuTicks = Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
+  const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return { cpuTicks, rssKb: rss ? Number(rss[1]) : 0 };
+}
+
+/** Datagrams the kernel dropped at a loopback UDP port (the relay's ng socket), from /proc/net/udp. */
+function udpDrops(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of readFileSync('/proc/net/udp', 'utf8').split('\n').slice(1)) {
+    const cols = line.trim().split(/\s+/);
+    if (cols[1]?.endsWith(`:${hexPort}`)) return Number(cols[12] ?? 0);
+  }
+  return 0;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+interface StepResult {
+  relay: RelayName;
+  rate: number;
+  offered: number;
+  completed: number;
+  lost: number;
+  shed: number;
+  failed: number;
+  /** ng requests the kernel dropped at the relay's socket during the step. */
+  kernelDrops: number;
+  /** Replies the kernel dropped at the load generator's socket (then the generator, not the relay, lost them). */
+  clientDrops: number;
+  seconds: number;
+  latencyMs: Record<CommandName, { p50: number; p99: number }>;
+  cpuMsPerCycle: number;
+  rssMb: number;
+}
+
+interface Relay {
+  name: RelayName;
+  ngPort: number;
+  proc: ManagedProcess;
+  client: NgRawClient;
+}
+
+/** One offer+answer+delete; resolves with what happened (never rejects). */
+async function cycle(
+  client: NgRawClient,
+  callId: string,
+  deadlineMs: number,
+  latencies: Record<CommandName, number[]>,
+): Promise<'ok' | 'lost' | 'shed' | 'failed'> {
+  const bodies: Record<CommandName, Record<string, string | string[]>> = {
+    offer: { command: 'offer', 'call-id': callId, 'from-tag': 'a', sdp: callerAudio(40000), supports: ['load limit'] },
+    answer: { command: 'answer', 'call-id': callId, 'from-tag': 'a', 'to-tag': 'b', sdp: calleeAudio(40002), supports: ['load limit'] },
+    delete: { command: 'delete', 'call-id': callId, 'from-tag': 'a', supports: ['load limit'] },
+  };
+  for (const name of COMMANDS) {
+    const started = performance.now();
+    let result: string | undefined;
+    try {
+      const reply = await client.request(bodies[name], { retransmitMs: 0, deadlineMs });
+      result = textOf(reply.dict, 'result');
+    } catch {
+      return 'lost';
+    }
+    latencies[name].push(performance.now() - started);
+    if (result === 'load limit') return 'shed';
+    if (result !== 'ok') return 'failed';
+  }
+  return 'ok';
+}
+
+async function runStep(relay: Relay, rate: number, args: Args, stepIndex: number): Promise<StepResult> {
+  const latencies: Record<CommandName, number[]> = { offer: [], answer: [], delete: [] };
+  const counts = { ok: 0, lost: 0, shed: 0, failed: 0 };
+  const before = sampleProc(relay.proc.pid);
+  const dropsBefore = udpDrops(relay.ngPort);
+  const clientDropsBefore = udpDrops(relay.client.localPort());
+  const started = performance.now();
+  const total = Math.round(rate * args.stepSeconds);
+  const pending: Promise<void>[] = [];
+  let launched = 0;
+  let lastReplyMs = started;
+  // Open loop: launch on a 5 ms tick as many cycles as the schedule says are due, whatever the replies do.
+  await new Promise<void>((resolve) => {
+    const tick = setInterval(() => {
+      const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate));
+      while (launched < due) {
+        const callId = `bench-${relay.name}-${stepIndex}-${launched}`;
+        launched++;
+        pending.push(
+          cycle(relay.client, callId, args.deadlineMs, latencies).then((outcome) => {
+            counts[outcome]++;
+            lastReplyMs = performance.now();
+          }),
+        );
+      }
+      if (launched >= total) {
+        clearInterval(tick);
+        resolve();
+      }
+    }, 5);
+  });
+  await Promise.all(pending);
+  const seconds = (lastReplyMs - started) / 1000;
+  const after = sampleProc(relay.proc.pid);
+  const latencyMs = {} as Record<CommandName, { p50: number; p99: number }>;
+  for (const name of COMMANDS) {
+    const sorted = latencies[name].sort((a, b) => a - b);
+    latencyMs[name] = { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+  }
+  return {
+    relay: relay.name,
+    rate,
+    offered: total,
+    completed: counts.ok,
+    lost: counts.lost,
+    shed: counts.shed,
+    failed: counts.failed,
+    kernelDrops: udpDrops(relay.ngPort) - dropsBefore,
+    clientDrops: udpDrops(relay.client.localPort()) - clientDropsBefore,
+    seconds,
+    latencyMs,
+    cpuMsPerCycle: (((after.cpuTicks - before.cpuTicks) / CLOCK_TICKS) * 1000) / Math.max(1, total),
+    rssMb: after.rssKb / 1024,
+  };
+}
+
+function nodeArgs(): string[] {
+  return (process.env['BENCH_NGRELAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a.length > 0);
+}
+
+async function startRelay(name: RelayName, options: RelayOptions, root: string): Promise<Relay> {
+  const args = relayArgs(options);
+  const spec =
+    name === 'ngrelay'
+      ? {
+          name,
+          command: process.execPath,
+          // e.g. BENCH_NGRELAY_NODE_ARGS=--cpu-prof to profile the relay (not the load generator).
+          args: [...nodeArgs(), path.join(root, 'bin', 'ngrelay'), ...args, '--log-level=4'],
+          cwd: root,
+        }
+      : { name, command: RTPENGINE_BIN, args: [...args, '--log-level=4'] };
+  if (name === 'rtpengine') await ensureRtpengineInstalled();
+  const proc = await startNgProcess(spec, { host: LOOPBACK, port: options.ngPort, deadlineMs: 15_000 });
+  const client = await NgRawClient.open(options.ngPort, LOOPBACK, 4 << 20);
+  return { name, ngPort: options.ngPort, proc, client };
+}
+
+/** Every cycle completed, and at (nearly) the offered rate. */
+function lossFree(r: StepResult): boolean {
+  return r.completed === r.offered && r.completed / r.seconds >= 0.9 * r.rate;
+}
+
+function fmt(n: number, digits = 1): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '–';
+}
+
+function report(results: StepResult[], args: Args): string {
+  const lines = [
+    `Control-plane benchmark, ${new Date().toISOString()}, ${args.stepSeconds} s steps, deadline ${args.deadlineMs} ms, no retransmits, load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+    '',
+    '| relay | rate/s | completed | lost | shed | failed | kernel drops relay/client | offer p50/p99 ms | answer p50/p99 ms | delete p50/p99 ms | CPU ms/cycle | RSS MB |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of results) {
+    const lat = (c: CommandName): string => `${fmt(r.latencyMs[c].p50, 2)} / ${fmt(r.latencyMs[c].p99, 2)}`;
+    lines.push(
+      `| ${r.relay} | ${r.rate} | ${r.completed}/${r.offered} (${fmt(r.completed / r.seconds, 0)}/s) | ${r.lost} | ${r.shed} | ${r.failed} | ${r.kernelDrops}/${r.clientDrops} | ${lat('offer')} | ${lat('answer')} | ${lat('delete')} | ${fmt(r.cpuMsPerCycle, 3)} | ${fmt(r.rssMb, 0)} |`,
+    );
+  }
+  lines.push('');
+  const capacity: Partial<Record<RelayName, number>> = {};
+  for (const relay of args.relays) {
+    const clean = results.filter((r) => r.relay === relay && lossFree(r)).map((r) => r.rate);
+    capacity[relay] = clean.length ? Math.max(...clean) : 0;
+    lines.push(`capacity (highest loss-free step) ${relay}: ${capacity[relay]} cycles/s`);
+  }
+  if (capacity.ngrelay !== undefined && capacity.rtpengine) {
+    lines.push(`ngrelay / rtpengine: ${fmt(capacity.ngrelay / capacity.rtpengine, 2)}×`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const root = repoRoot();
+  const base = 20_000 + 2 * Math.floor(Math.random() * 5_000);
+  const relays: Relay[] = [];
+  try {
+    for (const [i, name] of args.relays.entries()) {
+      // Above both media ranges (20000..49999).
+      const ngPort = 50_000 + Math.floor(Math.random() * 10_000);
+      // delete-delay 0: a deleted call gives its ports back at once in both relays.
+      const options: RelayOptions = { ngPort, portMin: base + i * 10_000, portMax: base + i * 10_000 + 9_999, deleteDelay: 0 };
+      relays.push(await startRelay(name, options, root));
+    }
+    // Warm-up (not reported): JIT and allocator settle before the first measured step.
+    for (const relay of relays) await runStep(relay, 200, { ...args, stepSeconds: 1 }, 999);
+    const results: StepResult[] = [];
+    const failedSteps = new Map<RelayName, number>();
+    for (const [stepIndex, rate] of args.rates.entries()) {
+      for (const relay of relays) {
+        // Two lossy steps in a row: this relay is past capacity; higher rates say nothing more.
+        if ((failedSteps.get(relay.name) ?? 0) >= 2) continue;
+        const r = await runStep(relay, rate, args, stepIndex);
+        results.push(r);
+        failedSteps.set(relay.name, lossFree(r) ? 0 : (failedSteps.get(relay.name) ?? 0) + 1);
+        process.stderr.write(`${relay.name} ${rate}/s: ${r.completed}/${r.offered} lost ${r.lost} shed ${r.shed}\n`);
+        await new Promise((resolve) => setTimeout(resolve, 2000)); // let timers and late replies settle
+      }
+    }
+    console.log(report(results, args));
+  } finally {
+    for (const relay of relays) {
+      relay.client.close();
+      await relay.proc.stop();
+    }
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exitCode = 1;
+});
