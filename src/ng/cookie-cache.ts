@@ -14,7 +14,18 @@
  * `--ng-cache-max-bytes`): anyone who can reach the ng port could otherwise grow it without limit with
  * distinct cookies. When a bound is exceeded the oldest replies go first (old generation, then current; a
  * Map iterates in insertion order, so the first key is the oldest).
+ *
+ * Replies are held as latin1 strings (one char per byte, lossless), not Buffers: a small Buffer costs its
+ * object, its ArrayBuffer and a share of the 8 kB allocation slab it was cut from (~900 bytes for a ping
+ * reply, measured), a one-byte string little more than its length. A cached reply becomes a Buffer again
+ * when a retransmit asks for it, which is rare.
+ *
+ * Long cookies are keyed by a digest: V8 hashes a string of 16,384 chars or more by its length alone, so
+ * same-length long cookies would all collide in the Maps and every lookup would compare them one by one
+ * (measured: 10 ms per request with 16 kB cookies, a flood any client could send).
  */
+import { createHash } from 'node:crypto';
+
 
 export interface CookieCacheOptions {
   /** Length of one generation in ms (default 30 000). */
@@ -49,8 +60,20 @@ export interface CookieCacheStats {
   evicted: number;
 }
 
-/** Bytes an entry is charged: its key (latin1, one byte per char) and its reply. */
-function entryBytes(cookie: string, reply: Buffer): number {
+/** Cookies longer than this are keyed by their SHA-256 (Kamailio's are ~20 bytes). */
+const MAX_PLAIN_KEY = 256;
+
+/**
+ * The Map key of a cookie. A digest key starts with U+0100, which no latin1 cookie contains, so the two
+ * kinds never meet.
+ */
+function keyOf(cookie: string): string {
+  if (cookie.length <= MAX_PLAIN_KEY) return cookie;
+  return `\u0100${createHash('sha256').update(cookie, 'latin1').digest('base64')}`;
+}
+
+/** Bytes an entry is charged: its key and its reply (both latin1, one byte per char). */
+function entryBytes(cookie: string, reply: string): number {
   return cookie.length + reply.length;
 }
 
@@ -59,8 +82,8 @@ export class CookieCache {
   private readonly now: () => number;
   readonly maxEntries: number;
   readonly maxBytes: number;
-  private current = new Map<string, Buffer>();
-  private old = new Map<string, Buffer>();
+  private current = new Map<string, string>();
+  private old = new Map<string, string>();
   private readonly inFlight = new Map<string, Promise<Buffer>>();
   private lastSwap: number;
   private heldBytes = 0;
@@ -75,7 +98,7 @@ export class CookieCache {
     this.lastSwap = this.now();
   }
 
-  private static mapBytes(map: Map<string, Buffer>): number {
+  private static mapBytes(map: Map<string, string>): number {
     let n = 0;
     for (const [k, v] of map) n += entryBytes(k, v);
     return n;
@@ -96,7 +119,7 @@ export class CookieCache {
     this.lastSwap = this.now();
   }
 
-  private remove(map: Map<string, Buffer>, cookie: string): void {
+  private remove(map: Map<string, string>, cookie: string): void {
     const reply = map.get(cookie);
     if (reply === undefined) return;
     map.delete(cookie);
@@ -114,19 +137,19 @@ export class CookieCache {
     }
   }
 
-  /** The cached reply for a cookie, if it is still alive. */
-  get(cookie: string): Buffer | undefined {
+  private getKeyed(cookie: string): Buffer | undefined {
     this.rotate();
-    return this.current.get(cookie) ?? this.old.get(cookie);
+    const reply = this.current.get(cookie) ?? this.old.get(cookie);
+    return reply === undefined ? undefined : Buffer.from(reply, 'latin1');
   }
 
-  /** Stores a finished reply (in the current generation), evicting the oldest ones beyond the bounds. */
-  set(cookie: string, reply: Buffer): void {
+  private setKeyed(cookie: string, reply: Buffer): void {
     this.rotate();
     this.remove(this.old, cookie);
     this.remove(this.current, cookie);
-    this.current.set(cookie, reply);
-    this.heldBytes += entryBytes(cookie, reply);
+    const held = reply.toString('latin1');
+    this.current.set(cookie, held);
+    this.heldBytes += entryBytes(cookie, held);
     this.evict();
   }
 
@@ -135,7 +158,21 @@ export class CookieCache {
    * If `compute` rejects, nothing is cached and every waiting copy gets the same rejection.
    */
   async run(cookie: string, compute: () => Promise<Buffer>): Promise<CookieResult> {
-    const cached = this.get(cookie);
+    return this.runKeyed(keyOf(cookie), compute);
+  }
+
+  /** The cached reply for a cookie, if it is still alive. */
+  get(cookie: string): Buffer | undefined {
+    return this.getKeyed(keyOf(cookie));
+  }
+
+  /** Stores a finished reply (in the current generation), evicting the oldest ones beyond the bounds. */
+  set(cookie: string, reply: Buffer): void {
+    this.setKeyed(keyOf(cookie), reply);
+  }
+
+  private async runKeyed(cookie: string, compute: () => Promise<Buffer>): Promise<CookieResult> {
+    const cached = this.getKeyed(cookie);
     if (cached) return { reply: cached, outcome: 'cached' };
     const pending = this.inFlight.get(cookie);
     if (pending) return { reply: await pending, outcome: 'in-flight' };
@@ -144,7 +181,7 @@ export class CookieCache {
     this.inFlight.set(cookie, promise);
     try {
       const reply = await promise;
-      this.set(cookie, reply);
+      this.setKeyed(cookie, reply);
       return { reply, outcome: 'computed' };
     } finally {
       this.inFlight.delete(cookie);

@@ -18,18 +18,27 @@ const INPUTS = env('NGRELAY_FUZZ_INPUTS', Number.MAX_SAFE_INTEGER);
 const SECONDS = env('NGRELAY_FUZZ_SECONDS', 20);
 const SEED = env('NGRELAY_FUZZ_SEED', 1);
 
-let relay: RelayUnderTest;
+let relay: RelayUnderTest | undefined;
 
 beforeAll(async () => {
-  const slot = Math.floor(Math.random() * 300);
-  relay = await startNgrelay({
-    ngPort: 24000 + slot,
-    portMin: 42000 + (slot % 8) * 2000,
-    portMax: 43999 + (slot % 8) * 2000,
-    deleteDelay: 0,
-    // Errors only: millions of inputs would otherwise log millions of lines.
-    extraArgs: ['--log-level=3'],
-  });
+  // A few tries: a port taken by a concurrent run in another worktree makes the start fail; another slot works.
+  let last: unknown;
+  for (let attempt = 0; attempt < 4 && !relay; attempt++) {
+    const slot = Math.floor(Math.random() * 300);
+    try {
+      relay = await startNgrelay({
+        ngPort: 24000 + slot,
+        portMin: 42000 + (slot % 8) * 2000,
+        portMax: 43999 + (slot % 8) * 2000,
+        deleteDelay: 0,
+        // Errors only: millions of inputs would otherwise log millions of lines.
+        extraArgs: ['--log-level=3'],
+      });
+    } catch (err) {
+      last = err;
+    }
+  }
+  if (!relay) throw last;
 });
 
 afterAll(async () => {
@@ -53,19 +62,21 @@ function summary(r: FuzzReport): string {
 it(
   'survives fuzzed ng messages: no crash, no silence, no internal error',
   async () => {
+    if (!relay) throw new Error('relay not started');
+    const under = relay;
     const report = await runFuzz(loadSeeds(), {
-      host: relay.ngHost,
-      port: relay.ngPort,
+      host: under.ngHost,
+      port: under.ngPort,
       inputs: INPUTS,
       maxSeconds: SECONDS,
       seed: SEED,
-      relayExited: () => relay.process.hasExited,
+      relayExited: () => under.process.hasExited,
       progressEvery: 100_000,
       onProgress: (r) => console.log(summary(r)),
     });
     console.log(summary(report));
     const findings = report.findings.slice(0, 5).map((f) => `${f.kind}: ${JSON.stringify(f.body.subarray(0, 300).toString('latin1'))}`);
-    expect(report.crashed, relay.process.describe()).toBe(false);
+    expect(report.crashed, under.process.describe()).toBe(false);
     expect({ silent: report.silent, internal: report.internal, findings }).toEqual({ silent: 0, internal: 0, findings: [] });
     expect(report.inputs).toBeGreaterThan(100);
     // The relay still answers at once afterwards.

@@ -26,7 +26,7 @@ describe('CookieCache', () => {
     expect(runs).toBe(1);
     expect(first.outcome).toBe('computed');
     expect(second.outcome).toBe('cached');
-    expect(second.reply).toBe(first.reply);
+    expect(second.reply).toEqual(first.reply); // byte-identical (held as a string in between)
   });
 
   it('keeps different cookies apart', async () => {
@@ -195,5 +195,15 @@ describe('CookieCache', () => {
       expect(Number.isFinite(cache.maxEntries)).toBe(true);
       expect(Number.isFinite(cache.maxBytes)).toBe(true);
     });
+  });
+
+  it('keeps long cookies that differ only in their last byte apart (they are keyed by a digest)', async () => {
+    const cache = new CookieCache({ now: fakeClock().now });
+    const long = (i: number): string => `${'c'.repeat(20_000)}${String.fromCharCode(0x41 + i)}`;
+    for (let i = 0; i < 5; i++) await cache.run(long(i), async () => Buffer.from(`reply-${i}`));
+    for (let i = 0; i < 5; i++) expect(cache.get(long(i))?.toString()).toBe(`reply-${i}`);
+    expect(cache.size).toBe(5);
+    // A short cookie never meets a digest key.
+    expect(cache.get('c')).toBeUndefined();
   });
 });
