@@ -20,6 +20,7 @@
 #include "sock_addr.hpp"
 #include "srtp.hpp"
 #include "start_latch.hpp"
+#include "stream_quality.hpp"
 #include "thread_sched.hpp"
 
 namespace ngrelay {
@@ -123,6 +124,7 @@ struct alignas(128) Stream {
   IoThread* owner = nullptr;
   SockAddr local;                // the bound address (a muxed RTCP stream: its RTP stream's)
   Stream* muxParent = nullptr;   // on a muxed RTCP stream: the RTP stream (learning state lives there)
+  StreamQuality quality;         // owner thread only (see stream_quality.hpp); read out by a ReadQuality command
 
   /** Bytes from the start that the packet path reads or writes (the I/O thread prefetches them). */
   static constexpr size_t kHotBytes = 128;
@@ -209,7 +211,7 @@ class Completion {
   int remaining_;
 };
 
-enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording };
+enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, ReadQuality };
 
 struct Command {
   CommandType type;
@@ -223,6 +225,7 @@ struct Command {
   SrtpContext* srtpIn = nullptr;
   SrtpContext* srtpOut = nullptr;
   bool srtpPassThrough = false;
+  QualitySnapshot* qualityOut = nullptr;  // ReadQuality: where the owner thread copies the stream's figures
 };
 
 class IoThread {
@@ -267,6 +270,11 @@ class IoThread {
   void flushEvents(bool force);
   /** Counts an SRTP/SRTCP failure on stream `t` (errors + per-reason counter); the packet is then dropped. */
   void countSrtpFailure(Stream* t, SrtpResult r);
+  /** Parses RTCP arriving on `t` into its quality figures; false (counted as malformed) when it does not parse. */
+  bool observeRtcp(Stream* t, const uint8_t* p, size_t len);
+  /** Monotonic µs of the current receive batch, read from the clock once per batch when first needed. */
+  int64_t batchArrival();
+  int64_t nowWallPrecise() const;
   /** Queue one pcap record for `rec`; never blocks: a full ring drops the record and counts it. */
   void record(Recording* rec, const SockAddr& src, const SockAddr& dst, const uint8_t* p, size_t len);
 
@@ -327,6 +335,7 @@ class IoThread {
   int64_t nowMono_ = 0;
   int64_t nowWall_ = 0;
   RecordRing* ring_ = nullptr;
+  int64_t batchArrivalUs_ = 0;  // precise monotonic arrival time of the current receive batch (0 = not taken)
   timeval recordTime_{0, 0};  // capture time of the current receive batch (taken when first needed)
   bool recordTimeValid_ = false;
 };
@@ -391,6 +400,8 @@ class Engine {
   void updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& crypto = StreamCryptoSpec{});
   void removeStream(int32_t id);
   bool readCounters(int32_t id, StreamSnapshot& out) const;
+  /** Call-quality figures of a stream, copied on its owner thread (native/src/engine_quality.cpp). */
+  bool readQuality(int32_t id, QualitySnapshot& out) const;
   /** Last packet time (wall ms) of a stream; 0 when it never received one or is unknown. */
   int64_t lastPacketMs(int32_t id) const;
   EngineTotalsSnapshot totals() const;

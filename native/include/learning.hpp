@@ -20,6 +20,7 @@ struct Rule {
   int64_t sink = -1;  // -1 = forward nothing
   double signalGeneration = 0;
   SockAddr expected;  // !valid() = unknown
+  uint32_t clockRate = 8000;  // the RTP clock of the stream's codec, for jitter in time units
 };
 
 constexpr int64_t kLearningWindowMs = 3000;

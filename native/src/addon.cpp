@@ -14,6 +14,8 @@ using namespace ngrelay;
 
 void InitSrtpBinding(Napi::Env env, Napi::Object exports);  // native/src/srtp_binding.cpp (test/bench only)
 void InitSdNotify(Napi::Env env, Napi::Object exports);     // native/src/sd_notify.cpp (systemd Type=notify)
+void InitQualityBinding(Napi::Env env, Napi::Object exports);           // native/src/rtcp_binding.cpp
+Napi::Object qualityToJs(Napi::Env env, const QualitySnapshot& q);     // native/src/rtcp_binding.cpp
 
 namespace {
 
@@ -133,6 +135,8 @@ Rule ruleFromJs(const Napi::Value& v) {
   r.sink = (sink.IsNull() || sink.IsUndefined()) ? -1 : int64_t(sink.As<Napi::Number>().Int64Value());
   Napi::Value gen = o.Get("signalGeneration");
   r.signalGeneration = gen.IsNumber() ? gen.As<Napi::Number>().DoubleValue() : 0;
+  Napi::Value clock = o.Get("clockRate");
+  if (clock.IsNumber() && clock.As<Napi::Number>().Uint32Value() > 0) r.clockRate = clock.As<Napi::Number>().Uint32Value();
   return r;
 }
 
@@ -206,6 +210,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("updateStream", &NativeEngine::UpdateStream),
                         InstanceMethod("removeStream", &NativeEngine::RemoveStream),
                         InstanceMethod("readCounters", &NativeEngine::ReadCounters),
+                        InstanceMethod("readQuality", &NativeEngine::ReadQuality),
                         InstanceMethod("lastPacketTimes", &NativeEngine::LastPacketTimes),
                         InstanceMethod("totals", &NativeEngine::Totals),
                         InstanceMethod("info", &NativeEngine::Info),
@@ -342,6 +347,15 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return out;
   }
 
+  // readQuality(id) -> the stream's call-quality figures, or null (unknown id).
+  Napi::Value ReadQuality(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "readQuality expects a stream id");
+    auto q = std::make_unique<QualitySnapshot>();  // ~3 kB: not on the stack
+    if (!engine(env).readQuality(info[0].As<Napi::Number>().Int32Value(), *q)) return env.Null();
+    return qualityToJs(env, *q);
+  }
+
   Napi::Value Totals(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
@@ -435,6 +449,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("NativeEngine", NativeEngine::Define(env));
   InitSrtpBinding(env, exports);
   InitSdNotify(env, exports);
+  InitQualityBinding(env, exports);
   return exports;
 }
 

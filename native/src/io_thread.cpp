@@ -348,6 +348,10 @@ void IoThread::apply(const Command& c) {
     case CommandType::SetRecording:
       s->rec = c.rec;
       break;
+    case CommandType::ReadQuality:
+      c.qualityOut->rtp = s->quality.rtp;
+      c.qualityOut->rtcp = s->quality.rtcp.f;
+      break;
     case CommandType::Detach:
       collectDrops(s);  // the last drops before the socket goes
       if (s->ioFd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, s->ioFd, nullptr);
@@ -470,6 +474,38 @@ void IoThread::record(Recording* rec, const SockAddr& src, const SockAddr& dst, 
   rec->queued.fetch_add(1, std::memory_order_relaxed);
 }
 
+int64_t IoThread::batchArrival() {
+  // One precise clock read per receive batch that needs it: packets of a batch arrived together, and the
+  // coarse clock's 4 ms ticks are far too rough for jitter.
+  if (batchArrivalUs_ == 0) {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    batchArrivalUs_ = int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+  }
+  return batchArrivalUs_;
+}
+
+bool IoThread::observeRtcp(Stream* t, const uint8_t* p, size_t len) {
+  RtcpSummary summary;
+  if (parseRtcp(p, len, summary) != RtcpError::None) {
+    ++t->quality.rtcp.f.malformed;
+    t->errors.add(1);
+    totals_.errors.add(1);
+    totals_.malformed.add(1);
+    return false;
+  }
+  // The other party's SRs arrive on the stream this one forwards to (its sink).
+  const RtcpQuality* peer = t->sink ? &t->sink->quality.rtcp : nullptr;
+  qualityOnRtcp(t->quality.rtcp, peer, summary, batchArrival(), nowWallPrecise(), t->rule.clockRate);
+  return true;
+}
+
+int64_t IoThread::nowWallPrecise() const {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
 void IoThread::flushSends(int fd, int count) {
   int off = 0;
   while (off < count) {
@@ -517,6 +553,7 @@ bool IoThread::drain(Stream* x) {
       return true;
     }
     recordTimeValid_ = false;
+    batchArrivalUs_ = 0;
 
     int pending = 0;
     int pendingFd = -1;
@@ -577,6 +614,10 @@ bool IoThread::drain(Stream* x) {
         }
       }
 
+      // RTCP feeds the stream's call-quality figures; a compound that does not parse is counted and dropped
+      // (SRTCP passed through untouched stays encrypted: it is forwarded but not read).
+      if (!isRtp && !(in && t->srtpPassThrough) && !observeRtcp(t, p, len)) continue;
+
       // Learning state belongs to the socket's party (for rtcp-mux that is the RTP stream).
       if (!x->learnSettled) {
         LearnOutcome lo = learnFromPacket(x->learn, x->rule, src, nowMono_);
@@ -599,6 +640,7 @@ bool IoThread::drain(Stream* x) {
         uint32_t ssrc = (uint32_t(p[8]) << 24) | (uint32_t(p[9]) << 16) | (uint32_t(p[10]) << 8) | p[11];
         uint64_t seq = (uint64_t(p[2]) << 8) | p[3];
         t->rtpState.store((uint64_t(1) << 48) | (seq << 32) | ssrc, std::memory_order_relaxed);
+        qualityOnRtp(t->quality.rtp, p, batchArrival(), t->rule.clockRate);
       }
       if (!t->seenFirst) {
         t->seenFirst = true;

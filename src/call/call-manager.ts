@@ -647,8 +647,8 @@ export class CallManager {
       for (const component of ['rtp', 'rtcp'] as const) {
         const sa = ma[component];
         const sb = mb[component];
-        if (sa.id) this.dataPlane.updateStream(sa.id, this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto));
-        if (sb.id) this.dataPlane.updateStream(sb.id, this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto));
+        if (sa.id) this.dataPlane.updateStream(sa.id, { ...this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto), clockRate: clockRateOf(ma.codec ?? mb.codec) });
+        if (sb.id) this.dataPlane.updateStream(sb.id, { ...this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto), clockRate: clockRateOf(mb.codec ?? ma.codec) });
         if (sa.id) this.streamCalls.set(sa.id, call.callId);
         if (sb.id) this.streamCalls.set(sb.id, call.callId);
       }
@@ -802,4 +802,10 @@ export class CallManager {
 
   /** For `familyOf` users elsewhere. */
   static addrTypeOf = addrTypeOf;
+}
+
+/** The clock rate of an rtpmap-style codec name ("PCMU/8000", "opus/48000/2"); 8000 when unknown. */
+function clockRateOf(codec: string | null): number {
+  const rate = Number(codec?.split('/')[1]);
+  return Number.isInteger(rate) && rate > 0 ? rate : 8000;
 }

@@ -25,11 +25,13 @@ import {
   type EngineEvent,
   type EngineOptions,
   type EngineTotals,
+  type MosTotals,
   RecordingFileError,
   type RecordingCounters,
   type RecordingFormat,
   type RecordingSpec,
   type StreamCounters,
+  type StreamQuality,
   type StreamRule,
   type StreamSocketSpec,
   type ThreadScheduling,
@@ -48,6 +50,7 @@ interface NativeEngineInstance {
   updateStream(id: number, rule: StreamRule): void;
   removeStream(id: number): void;
   readCounters(ids: readonly number[]): (StreamCounters | null)[];
+  readQuality(id: number): StreamQuality | null;
   lastPacketTimes(ids: Int32Array): Float64Array;
   totals(): EngineTotals;
   info(): DataPlaneInfo;
@@ -60,6 +63,7 @@ interface NativeEngineInstance {
 
 interface NativeAddon {
   version: string;
+  qualityTotals(): MosTotals;
   NativeEngine: new (
     threads: number,
     receiveBufferBytes: number,
@@ -141,6 +145,15 @@ class NativeDataPlane implements DataPlane {
       if (row) result.set(id, row);
     });
     return result;
+  }
+
+  readQuality(id: number): StreamQuality | null {
+    if (this.closed) return null;
+    return this.engine.readQuality(id);
+  }
+
+  mosTotals(): MosTotals {
+    return loadAddon().qualityTotals();
   }
 
   lastPacketTimes(ids: Int32Array): Float64Array {
