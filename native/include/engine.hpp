@@ -96,6 +96,8 @@ struct alignas(128) Stream {
   // media-handover, or asymmetric/off): the packet path then skips learning and the source address.
   bool learnSettled = false;
   bool hasCrypto = false;        // srtpIn or srtpOut is set
+  bool mediaBlocked = false;     // rule.blockMedia, here on the hot line
+  bool mediaSilenced = false;    // rule.silenceMedia
   uint32_t drainedRound = 0;     // the owner's loop round in which the backlog last drained it
   Stream* sink = nullptr;        // resolved stream whose socket and endpoint packets go out of/to
   Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream

@@ -21,6 +21,8 @@ struct Rule {
   double signalGeneration = 0;
   SockAddr expected;  // !valid() = unknown
   uint32_t clockRate = 8000;  // the RTP clock of the stream's codec, for jitter in time units
+  bool blockMedia = false;    // ng `block media`: RTP counted, not forwarded
+  bool silenceMedia = false;  // ng `silence media`: G.711 payloads replaced with silence
 };
 
 constexpr int64_t kLearningWindowMs = 3000;

@@ -137,6 +137,8 @@ Rule ruleFromJs(const Napi::Value& v) {
   r.signalGeneration = gen.IsNumber() ? gen.As<Napi::Number>().DoubleValue() : 0;
   Napi::Value clock = o.Get("clockRate");
   if (clock.IsNumber() && clock.As<Napi::Number>().Uint32Value() > 0) r.clockRate = clock.As<Napi::Number>().Uint32Value();
+  r.blockMedia = o.Get("blockMedia").ToBoolean().Value();
+  r.silenceMedia = o.Get("silenceMedia").ToBoolean().Value();
   return r;
 }
 

@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "engine.hpp"
+#include "media_control.hpp"
 #include "packet_check.hpp"
 
 namespace ngrelay {
@@ -312,6 +313,8 @@ void IoThread::apply(const Command& c) {
   switch (c.type) {
     case CommandType::Attach: {
       s->rule = c.rule;
+      s->mediaBlocked = c.rule.blockMedia;
+      s->mediaSilenced = c.rule.silenceMedia;
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       s->learn.lastSignalMs = nowMono_;
@@ -330,6 +333,8 @@ void IoThread::apply(const Command& c) {
     case CommandType::Update: {
       Rule old = s->rule;
       s->rule = c.rule;
+      s->mediaBlocked = c.rule.blockMedia;
+      s->mediaSilenced = c.rule.silenceMedia;
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       if (old.signalGeneration != c.rule.signalGeneration) s->learn.lastSignalMs = nowMono_;
@@ -668,6 +673,11 @@ bool IoThread::drain(Stream* x) {
         plain = r == SrtpResult::Ok ? scratch_.data() : nullptr;
       }
       if (rec && plain) record(rec, src, x->local, plain, plainLen);
+
+      // block/silence media: received and counted as usual, then dropped or muted before it leaves. Under SRTP
+      // pass-through the payload is ciphertext and cannot be muted.
+      if (isRtp && t->mediaBlocked) continue;
+      if (isRtp && t->mediaSilenced && !(in && t->srtpPassThrough)) silenceRtpPayload(p, len);
 
       Stream* out = t->sink;
       const int outFd = t->sinkFd;  // this thread's descriptor of out's socket

@@ -637,6 +637,22 @@ export class CallManager {
     };
   }
 
+  /**
+   * `block media` / `silence media` and their undo: sets the state on `targets` (the parties whose sent
+   * media is affected) and refreshes the rules of every pair in the call. Nothing else about the call changes.
+   */
+  setMediaControl(call: CallState, targets: readonly MonologueState[], control: 'blocked' | 'silenced', on: boolean): void {
+    for (const mono of targets) {
+      if (control === 'blocked') mono.mediaBlocked = on;
+      else mono.mediaSilenced = on;
+    }
+    for (const mono of call.monologues) {
+      const peer = this.byKey(call, mono.peerKey);
+      // Each pair once: from the side whose key sorts first (a one-sided peer link is refreshed from its side).
+      if (peer && (peer.peerKey !== mono.key || mono.key < peer.key)) this.installRules(call, mono, peer);
+    }
+  }
+
   /** Install or refresh the data plane rules of both parties' streams. */
   private installRules(call: CallState, a: MonologueState, b: MonologueState): void {
     const count = Math.max(a.medias.length, b.medias.length);
@@ -647,8 +663,8 @@ export class CallManager {
       for (const component of ['rtp', 'rtcp'] as const) {
         const sa = ma[component];
         const sb = mb[component];
-        if (sa.id) this.dataPlane.updateStream(sa.id, { ...this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto), clockRate: clockRateOf(ma.codec ?? mb.codec) });
-        if (sb.id) this.dataPlane.updateStream(sb.id, { ...this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto), clockRate: clockRateOf(mb.codec ?? ma.codec) });
+        if (sa.id) this.dataPlane.updateStream(sa.id, { ...this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a) });
+        if (sb.id) this.dataPlane.updateStream(sb.id, { ...this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b) });
         if (sa.id) this.streamCalls.set(sa.id, call.callId);
         if (sb.id) this.streamCalls.set(sb.id, call.callId);
       }
@@ -808,4 +824,9 @@ export class CallManager {
 function clockRateOf(codec: string | null): number {
   const rate = Number(codec?.split('/')[1]);
   return Number.isInteger(rate) && rate > 0 ? rate : 8000;
+}
+
+/** The media-control part of the rules of `mono`'s streams (they receive what `mono`'s party sends). */
+function mediaControlOf(mono: MonologueState): { blockMedia: boolean; silenceMedia: boolean } {
+  return { blockMedia: mono.mediaBlocked === true, silenceMedia: mono.mediaSilenced === true };
 }

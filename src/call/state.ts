@@ -94,6 +94,9 @@ export interface MonologueState {
   options: PartyOptions;
   /** This party answered (it is the callee side). */
   isAnswerer: boolean;
+  /** `block media` / `silence media` on this party: the RTP it sends is dropped / replaced by silence. */
+  mediaBlocked?: boolean;
+  mediaSilenced?: boolean;
   /**
    * The last SDP generated from this party's SDP (latin1) and its o= session version, for
    * `replace: SDP-version`: the version only goes up when the generated body changes.

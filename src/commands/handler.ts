@@ -13,6 +13,7 @@ import type { DataPlane } from '../dataplane/types';
 import type { Logger } from '../logger';
 import { statisticsReply, type ControlStats } from './statistics';
 import { KNOWN_FLAGS } from './known-flags';
+import { MEDIA_CONTROL_COMMANDS, mediaControlCommand, type MediaControlCommand } from './media-control';
 import type { CallRecorder } from '../recording/call-recorder';
 import type { CallState } from '../call/state';
 
@@ -59,6 +60,7 @@ export function createCommandHandler(ctx: CommandContext): NgHandler {
         ctx.recorder.pause(recordingCall(req, ctx));
         return ok();
       default:
+        if (MEDIA_CONTROL_COMMANDS.has(req.command)) return mediaControlCommand(req.command as MediaControlCommand, req, ctx.manager);
         throw new NgError('Unrecognized command');
     }
   };

@@ -99,6 +99,13 @@ export interface StreamRule {
   crypto?: StreamCrypto | null;
   /** RTP clock rate of the stream's codec (Hz), for jitter in time units; absent = 8000. */
   clockRate?: number;
+  /** `block media`: RTP arriving here is counted but not forwarded (RTCP still is). */
+  blockMedia?: boolean;
+  /**
+   * `silence media`: the payload of PCMU/PCMA packets forwarded from here is replaced with the codec's
+   * silence (sequence numbers and timestamps kept); other payload types pass unchanged.
+   */
+  silenceMedia?: boolean;
 }
 
 export interface StreamCounters {
