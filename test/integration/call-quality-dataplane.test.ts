@@ -4,9 +4,11 @@
  * parties' streams, also rtcp-mux), and bad RTCP counted and dropped without touching forwarding or any
  * other stream's figures. Relay streams use ports 38000-38999; parties use ephemeral ports.
  */
+import { randomBytes } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
-import type { DataPlane, StreamQuality, StreamRule } from '../../src/dataplane/types';
+import { loadSrtpTestBinding } from '../../src/dataplane/srtp-binding';
+import type { DataPlane, SrtpKeys, StreamQuality, StreamRule } from '../../src/dataplane/types';
 import { Party, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
 import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 import { rr, sdes, sr } from '../support/rtcp-builders';
@@ -144,5 +146,44 @@ describe('RTCP figures', () => {
     expect(engine.readCounters([3]).get(3)?.errors).toBe(3);
     expect(quality(4).rtcp).toMatchObject({ parsed: 0, malformed: 0 });
     expect(engine.totals().malformed).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe('SRTCP', () => {
+  const srtp = loadSrtpTestBinding();
+  const keys = (): SrtpKeys => ({
+    suite: 'AES_CM_128_HMAC_SHA1_80',
+    key: randomBytes(16),
+    salt: randomBytes(14),
+    unencryptedSrtp: false,
+    unencryptedSrtcp: false,
+    unauthenticatedSrtp: false,
+  });
+
+  it('reads SRTCP after decryption (rtcp-mux), and leaves pass-through SRTCP unread but forwarded', async () => {
+    const a = await party();
+    const b = await party();
+    const port = await relayPorts.take(4);
+    const ka = keys();
+    const kb = keys();
+    const decrypting = { crypto: { inbound: ka, outbound: null, recrypt: false } };
+    add(1, port, rule({ expected: ep(a), sink: 3, ...decrypting }));
+    add(2, 0, rule({ expected: ep(a), sink: 4, ...decrypting }), 'rtcp', 1);
+    const passing = { crypto: { inbound: kb, outbound: kb, recrypt: false } };
+    add(3, port + 2, rule({ expected: ep(b), sink: 1, ...passing }));
+    add(4, 0, rule({ expected: ep(b), sink: 2, ...passing }), 'rtcp', 3);
+    const fromA = new srtp.SrtpTestContext(ka.suite, ka.key, ka.salt);
+    const report = Buffer.concat([rr(0xa, [{ ssrc: 0xb, fractionLost: 64, cumulativeLost: 12 }]), sdes(0xa, 'a')]);
+    const sealed = fromA.protectRtcp(report).packet;
+    if (!sealed) throw new Error('protectRtcp failed');
+    await a.send(sealed, port, LO);
+    expect(await waitUntil(() => b.count === 1)).toBe(true);
+    expect(quality(2).rtcp).toMatchObject({ parsed: 1, malformed: 0, reporterSsrc: 0xa, fractionLost: 64, cumulativeLost: 12 });
+    const fromB = new srtp.SrtpTestContext(kb.suite, kb.key, kb.salt);
+    const sealedB = fromB.protectRtcp(rr(0xb, [{ ssrc: 0xa }])).packet;
+    if (!sealedB) throw new Error('protectRtcp failed');
+    await b.send(sealedB, port + 2, LO);
+    expect(await waitUntil(() => a.count === 1)).toBe(true);
+    expect(quality(4).rtcp).toMatchObject({ parsed: 0, malformed: 0 });
   });
 });
