@@ -98,6 +98,7 @@ struct alignas(128) Stream {
   bool hasCrypto = false;        // srtpIn or srtpOut is set
   bool mediaBlocked = false;     // rule.blockMedia, here on the hot line
   bool mediaSilenced = false;    // rule.silenceMedia
+  int8_t blockDtmfPt = -1;       // rule.blockDtmfPt (payload types are 0..127)
   uint32_t drainedRound = 0;     // the owner's loop round in which the backlog last drained it
   Stream* sink = nullptr;        // resolved stream whose socket and endpoint packets go out of/to
   Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream

@@ -23,6 +23,7 @@ struct Rule {
   uint32_t clockRate = 8000;  // the RTP clock of the stream's codec, for jitter in time units
   bool blockMedia = false;    // ng `block media`: RTP counted, not forwarded
   bool silenceMedia = false;  // ng `silence media`: G.711 payloads replaced with silence
+  int16_t blockDtmfPt = -1;   // ng `block DTMF`: telephone-event payload type dropped (-1 = none)
 };
 
 constexpr int64_t kLearningWindowMs = 3000;

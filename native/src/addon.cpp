@@ -139,6 +139,10 @@ Rule ruleFromJs(const Napi::Value& v) {
   if (clock.IsNumber() && clock.As<Napi::Number>().Uint32Value() > 0) r.clockRate = clock.As<Napi::Number>().Uint32Value();
   r.blockMedia = o.Get("blockMedia").ToBoolean().Value();
   r.silenceMedia = o.Get("silenceMedia").ToBoolean().Value();
+  Napi::Value dtmfPt = o.Get("blockDtmfPayloadType");
+  r.blockDtmfPt = dtmfPt.IsNumber() && dtmfPt.As<Napi::Number>().Int32Value() >= 0 && dtmfPt.As<Napi::Number>().Int32Value() < 128
+                      ? int16_t(dtmfPt.As<Napi::Number>().Int32Value())
+                      : int16_t(-1);
   return r;
 }
 

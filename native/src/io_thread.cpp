@@ -315,6 +315,7 @@ void IoThread::apply(const Command& c) {
       s->rule = c.rule;
       s->mediaBlocked = c.rule.blockMedia;
       s->mediaSilenced = c.rule.silenceMedia;
+      s->blockDtmfPt = int8_t(c.rule.blockDtmfPt);
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       s->learn.lastSignalMs = nowMono_;
@@ -335,6 +336,7 @@ void IoThread::apply(const Command& c) {
       s->rule = c.rule;
       s->mediaBlocked = c.rule.blockMedia;
       s->mediaSilenced = c.rule.silenceMedia;
+      s->blockDtmfPt = int8_t(c.rule.blockDtmfPt);
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       if (old.signalGeneration != c.rule.signalGeneration) s->learn.lastSignalMs = nowMono_;
@@ -676,7 +678,7 @@ bool IoThread::drain(Stream* x) {
 
       // block/silence media: received and counted as usual, then dropped or muted before it leaves. Under SRTP
       // pass-through the payload is ciphertext and cannot be muted.
-      if (isRtp && t->mediaBlocked) continue;
+      if (isRtp && (t->mediaBlocked || (p[1] & 0x7f) == t->blockDtmfPt)) continue;
       if (isRtp && t->mediaSilenced && !(in && t->srtpPassThrough)) silenceRtpPayload(p, len);
 
       Stream* out = t->sink;

@@ -433,6 +433,7 @@ export class CallManager {
     const held = !!sdpMedia.effectiveConnection && isZeroAddress(sdpMedia.effectiveConnection.address);
     media.direction = held ? holdDirection(sdpMedia.direction) : sdpMedia.direction;
     media.codec = firstCodec(sdpMedia) ?? media.codec;
+    media.dtmfPayloadType = telephoneEventPayloadType(sdpMedia) ?? media.dtmfPayloadType ?? null;
     media.offeredRtcpMux = sdpMedia.rtcpMux;
     const addr = this.expectedAddress(req, sdpMedia);
     const advertisedConn = sdpMedia.effectiveConnection;
@@ -641,10 +642,11 @@ export class CallManager {
    * `block media` / `silence media` and their undo: sets the state on `targets` (the parties whose sent
    * media is affected) and refreshes the rules of every pair in the call. Nothing else about the call changes.
    */
-  setMediaControl(call: CallState, targets: readonly MonologueState[], control: 'blocked' | 'silenced', on: boolean): void {
+  setMediaControl(call: CallState, targets: readonly MonologueState[], control: 'blocked' | 'silenced' | 'dtmf-blocked', on: boolean): void {
     for (const mono of targets) {
       if (control === 'blocked') mono.mediaBlocked = on;
-      else mono.mediaSilenced = on;
+      else if (control === 'silenced') mono.mediaSilenced = on;
+      else mono.dtmfBlocked = on;
     }
     for (const mono of call.monologues) {
       const peer = this.byKey(call, mono.peerKey);
@@ -663,8 +665,8 @@ export class CallManager {
       for (const component of ['rtp', 'rtcp'] as const) {
         const sa = ma[component];
         const sb = mb[component];
-        if (sa.id) this.dataPlane.updateStream(sa.id, { ...this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a) });
-        if (sb.id) this.dataPlane.updateStream(sb.id, { ...this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b) });
+        if (sa.id) this.dataPlane.updateStream(sa.id, { ...this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) });
+        if (sb.id) this.dataPlane.updateStream(sb.id, { ...this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) });
         if (sa.id) this.streamCalls.set(sa.id, call.callId);
         if (sb.id) this.streamCalls.set(sb.id, call.callId);
       }
@@ -826,7 +828,25 @@ function clockRateOf(codec: string | null): number {
   return Number.isInteger(rate) && rate > 0 ? rate : 8000;
 }
 
-/** The media-control part of the rules of `mono`'s streams (they receive what `mono`'s party sends). */
-function mediaControlOf(mono: MonologueState): { blockMedia: boolean; silenceMedia: boolean } {
-  return { blockMedia: mono.mediaBlocked === true, silenceMedia: mono.mediaSilenced === true };
+/**
+ * The media-control part of the rules of `mono`'s streams (they receive what `mono`'s party sends). Its
+ * telephone-event payload type is the one in its own SDP, else the peer's (what it was told to send).
+ */
+function mediaControlOf(
+  mono: MonologueState,
+  own: MediaState,
+  peer: MediaState,
+): { blockMedia: boolean; silenceMedia: boolean; blockDtmfPayloadType: number | null } {
+  const dtmfPt = own.dtmfPayloadType ?? peer.dtmfPayloadType ?? null;
+  return {
+    blockMedia: mono.mediaBlocked === true,
+    silenceMedia: mono.mediaSilenced === true,
+    blockDtmfPayloadType: mono.dtmfBlocked === true ? dtmfPt : null,
+  };
+}
+
+/** The payload type a=rtpmap names telephone-event, if any. */
+function telephoneEventPayloadType(media: SdpMedia): number | null {
+  for (const [pt, name] of media.rtpmaps) if (/^telephone-event\//i.test(name)) return Number(pt);
+  return null;
 }

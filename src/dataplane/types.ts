@@ -106,6 +106,8 @@ export interface StreamRule {
    * silence (sequence numbers and timestamps kept); other payload types pass unchanged.
    */
   silenceMedia?: boolean;
+  /** `block DTMF`: RTP of this payload type (telephone-event) is counted but not forwarded; null = none. */
+  blockDtmfPayloadType?: number | null;
 }
 
 export interface StreamCounters {

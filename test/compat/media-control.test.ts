@@ -14,8 +14,8 @@ import { toPlain, type BInputDict } from '../support/bencode';
 interface Step {
   label: string;
   request?: BInputDict;
-  /** Payload type of the burst after the request (none = no burst). */
-  burst?: 0 | 8;
+  /** Payload type of the burst after the request (none = no burst); 'dtmf': PCMU and telephone-event alternating. */
+  burst?: 0 | 8 | 'dtmf';
 }
 
 const CALL = 'media-control-1';
@@ -35,15 +35,34 @@ const STEPS: Step[] = [
   { label: 'unsilence from-tag B', request: { command: 'unsilence media', 'call-id': CALL, 'from-tag': 'tag-b' }, burst: 0 },
   { label: 'silence to-tag B only', request: { command: 'silence media', 'call-id': CALL, 'to-tag': 'tag-b' }, burst: 0 },
   { label: 'unsilence to-tag B only', request: { command: 'unsilence media', 'call-id': CALL, 'to-tag': 'tag-b' }, burst: 0 },
+  { label: 'audio and DTMF flowing', burst: 'dtmf' },
+  { label: 'block DTMF from-tag A', request: { command: 'block DTMF', 'call-id': CALL, 'from-tag': 'tag-a' }, burst: 'dtmf' },
+  { label: 'unblock DTMF from-tag A', request: { command: 'unblock DTMF', 'call-id': CALL, 'from-tag': 'tag-a' }, burst: 'dtmf' },
+  { label: 'block DTMF, no tag', request: { command: 'block DTMF', 'call-id': CALL }, burst: 'dtmf' },
+  { label: 'unblock DTMF, no tag', request: { command: 'unblock DTMF', 'call-id': CALL }, burst: 'dtmf' },
+  { label: 'block DTMF, unknown from-tag', request: { command: 'block DTMF', 'call-id': CALL, 'from-tag': 'nobody' } },
   { label: 'unknown from-tag', request: { command: 'block media', 'call-id': CALL, 'from-tag': 'nobody' } },
   { label: 'unknown call', request: { command: 'silence media', 'call-id': 'no-such-call', 'from-tag': 'tag-a' } },
   { label: 'no call-id', request: { command: 'unblock media' } },
 ];
 
 const sdp = (port: number): string =>
-  ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP 0 8`, 'a=rtpmap:0 PCMU/8000', 'a=rtpmap:8 PCMA/8000', ''].join('\r\n');
+  ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP 0 8 101`, 'a=rtpmap:0 PCMU/8000', 'a=rtpmap:8 PCMA/8000', 'a=rtpmap:101 telephone-event/8000', 'a=fmtp:101 0-15', ''].join('\r\n');
 
 function rtp(seq: number, pt: number, ssrc: number): Buffer {
+  if (pt === 101) {
+    // RFC 4733 event: digit 5, volume 10, duration growing with the sequence number.
+    const e = Buffer.alloc(16);
+    e[0] = 0x80;
+    e[1] = pt;
+    e.writeUInt16BE(seq, 2);
+    e.writeUInt32BE(16000, 4);
+    e.writeUInt32BE(ssrc, 8);
+    e[12] = 5;
+    e[13] = 10;
+    e.writeUInt16BE((seq * 160) & 0xffff, 14);
+    return e;
+  }
   const b = Buffer.alloc(172, 0x11);
   b[0] = 0x80;
   b[1] = pt;
@@ -54,7 +73,7 @@ function rtp(seq: number, pt: number, ssrc: number): Buffer {
 }
 
 /** What one party received in one burst: packets, and the distinct payload bytes seen ("11" = as sent). */
-type Seen = { packets: number; payload: string[]; seqs: number[] };
+type Seen = { packets: number; payload: string[]; seqs: number[]; types: number[] };
 interface Outcome {
   label: string;
   reply: unknown;
@@ -74,8 +93,8 @@ async function party(): Promise<{ socket: dgram.Socket; port: number; got: Buffe
 
 function seen(got: Buffer[]): Seen {
   const payload = new Set<string>();
-  for (const g of got) for (const byte of g.subarray(12)) payload.add(byte.toString(16).padStart(2, '0'));
-  return { packets: got.length, payload: [...payload].sort(), seqs: got.map((g) => g.readUInt16BE(2)) };
+  for (const g of got) if ((g[1]! & 0x7f) !== 101) for (const byte of g.subarray(12)) payload.add(byte.toString(16).padStart(2, '0'));
+  return { packets: got.length, payload: [...payload].sort(), seqs: got.map((g) => g.readUInt16BE(2)), types: got.map((g) => g[1]! & 0x7f) };
 }
 
 async function runScript(start: typeof startRtpengine): Promise<{ outcomes: Outcome[]; totals: unknown }> {
@@ -99,8 +118,9 @@ async function runScript(start: typeof startRtpengine): Promise<{ outcomes: Outc
         a.got.length = 0;
         b.got.length = 0;
         for (let i = 0; i < 5; ++i, ++seq) {
-          a.socket.send(rtp(seq, step.burst, 0xaaaa), toA, '127.0.0.1');
-          b.socket.send(rtp(seq, step.burst, 0xbbbb), toB, '127.0.0.1');
+          const pt = step.burst === 'dtmf' ? (i % 2 ? 101 : 0) : step.burst;
+          a.socket.send(rtp(seq, pt, 0xaaaa), toA, '127.0.0.1');
+          b.socket.send(rtp(seq, pt, 0xbbbb), toB, '127.0.0.1');
           await sleep(10);
         }
         await sleep(100);
@@ -151,6 +171,11 @@ describe('block/silence media side by side with rtpengine 10.5', () => {
     expect(seqs).toHaveLength(5);
     expect(seqs.every((s, i) => i === 0 || s === (seqs[i - 1] ?? 0) + 1)).toBe(true);
     expect(by.get('unsilence from-tag B')?.toA?.payload).toEqual(['11']);
+    // block DTMF from A: B gets A's audio only; A still gets B's DTMF.
+    expect(by.get('block DTMF from-tag A')?.toB?.types).toEqual([0, 0, 0]);
+    expect(by.get('block DTMF from-tag A')?.toA?.types).toEqual([0, 101, 0, 101, 0]);
+    expect(by.get('block DTMF, no tag')?.toA?.types).toEqual([0, 0, 0]);
+    expect(by.get('unblock DTMF, no tag')?.toB?.types).toEqual([0, 101, 0, 101, 0]);
   });
 
   it('keeps counting blocked packets in query (same totals as rtpengine)', () => {
