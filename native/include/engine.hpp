@@ -20,6 +20,7 @@
 #include "sock_addr.hpp"
 #include "srtp.hpp"
 #include "start_latch.hpp"
+#include "dtmf.hpp"
 #include "stream_quality.hpp"
 #include "thread_sched.hpp"
 
@@ -98,7 +99,8 @@ struct alignas(128) Stream {
   bool hasCrypto = false;        // srtpIn or srtpOut is set
   bool mediaBlocked = false;     // rule.blockMedia, here on the hot line
   bool mediaSilenced = false;    // rule.silenceMedia
-  int8_t blockDtmfPt = -1;       // rule.blockDtmfPt (payload types are 0..127)
+  int8_t dtmfPt = -1;            // rule.dtmfPt (payload types are 0..127)
+  bool dtmfBlocked = false;      // rule.blockDtmf
   uint32_t drainedRound = 0;     // the owner's loop round in which the backlog last drained it
   Stream* sink = nullptr;        // resolved stream whose socket and endpoint packets go out of/to
   Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream
@@ -128,6 +130,7 @@ struct alignas(128) Stream {
   SockAddr local;                // the bound address (a muxed RTCP stream: its RTP stream's)
   Stream* muxParent = nullptr;   // on a muxed RTCP stream: the RTP stream (learning state lives there)
   StreamQuality quality;         // owner thread only (see stream_quality.hpp); read out by a ReadQuality command
+  DtmfState dtmf;                // owner thread only: the RFC 4733 event in progress
 
   /** Bytes from the start that the packet path reads or writes (the I/O thread prefetches them). */
   static constexpr size_t kHotBytes = 128;
@@ -145,7 +148,7 @@ struct alignas(64) ThreadTotals {
   Counter packets, bytes, errors, malformed, dropped;
 };
 
-enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged, Idle, Resumed };
+enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged, Idle, Resumed, Dtmf };
 
 /** A stream that received media and then nothing for this long is reported idle (once, until media resumes). */
 constexpr int64_t kStreamIdleMs = 5000;
@@ -157,6 +160,7 @@ struct EngineEvent {
   int32_t id;
   SockAddr addr;
   int64_t atMs;
+  DtmfEvent dtmf{};  // EventType::Dtmf only
 };
 
 /** Receives event batches on an I/O thread; must not block (the N-API layer hands them to a TSFN). */
@@ -270,6 +274,8 @@ class IoThread {
   void flushSends(int fd, int count);
   void handleTimers();
   void emit(EventType type, const Stream* s, const SockAddr& a);
+  /** A telephone-event packet on `t` (party at `from`): reports each event once, when it ends. */
+  void observeDtmf(Stream* t, const uint8_t* p, size_t len, const SockAddr& from);
   void flushEvents(bool force);
   /** Counts an SRTP/SRTCP failure on stream `t` (errors + per-reason counter); the packet is then dropped. */
   void countSrtpFailure(Stream* t, SrtpResult r);

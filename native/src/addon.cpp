@@ -139,10 +139,11 @@ Rule ruleFromJs(const Napi::Value& v) {
   if (clock.IsNumber() && clock.As<Napi::Number>().Uint32Value() > 0) r.clockRate = clock.As<Napi::Number>().Uint32Value();
   r.blockMedia = o.Get("blockMedia").ToBoolean().Value();
   r.silenceMedia = o.Get("silenceMedia").ToBoolean().Value();
-  Napi::Value dtmfPt = o.Get("blockDtmfPayloadType");
-  r.blockDtmfPt = dtmfPt.IsNumber() && dtmfPt.As<Napi::Number>().Int32Value() >= 0 && dtmfPt.As<Napi::Number>().Int32Value() < 128
-                      ? int16_t(dtmfPt.As<Napi::Number>().Int32Value())
-                      : int16_t(-1);
+  Napi::Value dtmfPt = o.Get("dtmfPayloadType");
+  r.dtmfPt = dtmfPt.IsNumber() && dtmfPt.As<Napi::Number>().Int32Value() >= 0 && dtmfPt.As<Napi::Number>().Int32Value() < 128
+                 ? int16_t(dtmfPt.As<Napi::Number>().Int32Value())
+                 : int16_t(-1);
+  r.blockDtmf = o.Get("blockDtmf").ToBoolean().Value();
   return r;
 }
 
@@ -162,6 +163,7 @@ const char* eventName(EventType t) {
     case EventType::SourceChanged: return "source-changed";
     case EventType::Idle: return "idle";
     case EventType::Resumed: return "resumed";
+    case EventType::Dtmf: return "dtmf";
   }
   return "unknown";
 }
@@ -198,8 +200,14 @@ void deliverEvents(Napi::Env env, Napi::Function listener, void* /*context*/, Ev
     Napi::Object o = Napi::Object::New(env);
     o.Set("type", eventName(e.type));
     o.Set("id", double(e.id));
-    bool fromSource = e.type == EventType::FirstPacket || e.type == EventType::Resumed;
+    bool fromSource = e.type == EventType::FirstPacket || e.type == EventType::Resumed || e.type == EventType::Dtmf;
     o.Set(fromSource ? "from" : "endpoint", endpointToJs(env, e.addr));
+    if (e.type == EventType::Dtmf) {
+      o.Set("event", double(e.dtmf.event));
+      o.Set("volume", double(e.dtmf.volume));
+      o.Set("durationMs", double(e.dtmf.durationMs));
+      o.Set("rtpTimestamp", double(e.dtmf.rtpTimestamp));
+    }
     o.Set("atMs", double(e.atMs));
     arr.Set(uint32_t(i), o);
   }

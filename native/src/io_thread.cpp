@@ -315,7 +315,8 @@ void IoThread::apply(const Command& c) {
       s->rule = c.rule;
       s->mediaBlocked = c.rule.blockMedia;
       s->mediaSilenced = c.rule.silenceMedia;
-      s->blockDtmfPt = int8_t(c.rule.blockDtmfPt);
+      s->dtmfPt = int8_t(c.rule.dtmfPt);
+      s->dtmfBlocked = c.rule.blockDtmf;
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       s->learn.lastSignalMs = nowMono_;
@@ -336,7 +337,8 @@ void IoThread::apply(const Command& c) {
       s->rule = c.rule;
       s->mediaBlocked = c.rule.blockMedia;
       s->mediaSilenced = c.rule.silenceMedia;
-      s->blockDtmfPt = int8_t(c.rule.blockDtmfPt);
+      s->dtmfPt = int8_t(c.rule.dtmfPt);
+      s->dtmfBlocked = c.rule.blockDtmf;
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       if (old.signalGeneration != c.rule.signalGeneration) s->learn.lastSignalMs = nowMono_;
@@ -382,6 +384,14 @@ void IoThread::apply(const Command& c) {
 
 void IoThread::emit(EventType type, const Stream* s, const SockAddr& a) {
   pendingEvents_.push_back(EngineEvent{type, s->id, a, nowWall_});
+}
+
+void IoThread::observeDtmf(Stream* t, const uint8_t* p, size_t len, const SockAddr& from) {
+  DtmfEvent ev;
+  if (!dtmfOnPacket(t->dtmf, p, len, t->rule.clockRate, ev)) return;
+  EngineEvent e{EventType::Dtmf, t->id, from, nowWall_};
+  e.dtmf = ev;
+  pendingEvents_.push_back(e);
 }
 
 void IoThread::flushEvents(bool force) {
@@ -678,7 +688,11 @@ bool IoThread::drain(Stream* x) {
 
       // block/silence media: received and counted as usual, then dropped or muted before it leaves. Under SRTP
       // pass-through the payload is ciphertext and cannot be muted.
-      if (isRtp && (t->mediaBlocked || (p[1] & 0x7f) == t->blockDtmfPt)) continue;
+      if (isRtp && (p[1] & 0x7f) == t->dtmfPt) {
+        observeDtmf(t, p, len, x->learn.current);
+        if (t->dtmfBlocked) continue;
+      }
+      if (isRtp && t->mediaBlocked) continue;
       if (isRtp && t->mediaSilenced && !(in && t->srtpPassThrough)) silenceRtpPayload(p, len);
 
       Stream* out = t->sink;

@@ -836,12 +836,12 @@ function mediaControlOf(
   mono: MonologueState,
   own: MediaState,
   peer: MediaState,
-): { blockMedia: boolean; silenceMedia: boolean; blockDtmfPayloadType: number | null } {
-  const dtmfPt = own.dtmfPayloadType ?? peer.dtmfPayloadType ?? null;
+): { blockMedia: boolean; silenceMedia: boolean; dtmfPayloadType: number | null; blockDtmf: boolean } {
   return {
     blockMedia: mono.mediaBlocked === true,
     silenceMedia: mono.mediaSilenced === true,
-    blockDtmfPayloadType: mono.dtmfBlocked === true ? dtmfPt : null,
+    dtmfPayloadType: own.dtmfPayloadType ?? peer.dtmfPayloadType ?? null,
+    blockDtmf: mono.dtmfBlocked === true,
   };
 }
 

@@ -106,8 +106,10 @@ export interface StreamRule {
    * silence (sequence numbers and timestamps kept); other payload types pass unchanged.
    */
   silenceMedia?: boolean;
-  /** `block DTMF`: RTP of this payload type (telephone-event) is counted but not forwarded; null = none. */
-  blockDtmfPayloadType?: number | null;
+  /** Payload type of telephone-event (RFC 4733): its events are reported ('dtmf' events); null/absent = none. */
+  dtmfPayloadType?: number | null;
+  /** `block DTMF`: those telephone-event packets are counted but not forwarded. */
+  blockDtmf?: boolean;
 }
 
 export interface StreamCounters {
@@ -238,7 +240,9 @@ export type EngineEvent =
   /** The stream received media, then none for 5 s (reported once until media resumes). */
   | { type: 'idle'; id: number; endpoint: Endpoint; atMs: number }
   /** Media arrived again on a stream reported idle. */
-  | { type: 'resumed'; id: number; from: Endpoint; atMs: number };
+  | { type: 'resumed'; id: number; from: Endpoint; atMs: number }
+  /** An RFC 4733 event ended on the stream (reported once, at its first End packet); `from` = the party. */
+  | { type: 'dtmf'; id: number; from: Endpoint; atMs: number; event: number; volume: number; durationMs: number; rtpTimestamp: number };
 
 /** pcap link type: `raw` = LINKTYPE_RAW (101, IP packets), `eth` = LINKTYPE_ETHERNET (1, fake Ethernet header). */
 export type RecordingFormat = 'raw' | 'eth';
