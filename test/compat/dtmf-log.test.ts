@@ -60,7 +60,7 @@ async function run(start: typeof startRtpengine): Promise<{ logs: Record<string,
   try {
     await ng.request({ command: 'offer', 'call-id': 'dtmf-1', 'from-tag': 'caller', sdp: sdp(a.address().port) });
     const answer = await ng.request({ command: 'answer', 'call-id': 'dtmf-1', 'from-tag': 'caller', 'to-tag': 'callee', sdp: sdp(b.address().port) });
-    const toRelay = Number(/m=audio (\d+)/.exec(String(toPlain(answer.dict)['sdp']))?.[1]);
+    const toRelay = Number(/m=audio (\d+)/.exec(String((toPlain(answer.dict) as Record<string, unknown>)['sdp']))?.[1]);
     const send = (p: Buffer): void => a.send(p, toRelay, '127.0.0.1');
     let seq = 1;
     for (let i = 0; i < 10; ++i, await sleep(20)) send(audio(seq++));

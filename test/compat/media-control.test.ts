@@ -106,9 +106,9 @@ async function runScript(start: typeof startRtpengine): Promise<{ outcomes: Outc
   try {
     const offer = await ng.request({ command: 'offer', 'call-id': CALL, 'from-tag': 'tag-a', sdp: sdp(a.port) });
     // The offer's SDP goes to B: its port is where B sends; the answer's goes to A.
-    const toB = Number(/m=audio (\d+)/.exec(String(toPlain(offer.dict)['sdp']))?.[1]);
+    const toB = Number(/m=audio (\d+)/.exec(String((toPlain(offer.dict) as Record<string, unknown>)['sdp']))?.[1]);
     const answer = await ng.request({ command: 'answer', 'call-id': CALL, 'from-tag': 'tag-a', 'to-tag': 'tag-b', sdp: sdp(b.port) });
-    const toA = Number(/m=audio (\d+)/.exec(String(toPlain(answer.dict)['sdp']))?.[1]);
+    const toA = Number(/m=audio (\d+)/.exec(String((toPlain(answer.dict) as Record<string, unknown>)['sdp']))?.[1]);
     let seq = 100;
     const outcomes: Outcome[] = [];
     for (const step of STEPS) {

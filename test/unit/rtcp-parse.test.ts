@@ -97,10 +97,10 @@ describe('RTCP parser', () => {
 
     it('padding on a sub-packet that is not the last, or a padding count larger than the packet', () => {
       const first = rr(1);
-      first[0] |= 0x20;
+      first[0] = first[0]! | 0x20;
       expect(parse(Buffer.concat([first, sdes(1, 'x')])).error).toBe('bad-padding');
       const last = rr(1);
-      last[0] |= 0x20;
+      last[0] = last[0]! | 0x20;
       last[last.length - 1] = 200;
       expect(parse(last).error).toBe('bad-padding');
     });
