@@ -279,8 +279,8 @@ class IoThread {
   void flushEvents(bool force);
   /** Counts an SRTP/SRTCP failure on stream `t` (errors + per-reason counter); the packet is then dropped. */
   void countSrtpFailure(Stream* t, SrtpResult r);
-  /** Parses RTCP arriving on `t` into its quality figures; false (counted as malformed) when it does not parse. */
-  bool observeRtcp(Stream* t, const uint8_t* p, size_t len);
+  /** Parses RTCP arriving on `t`; false (counted as malformed, to be dropped) when it does not parse. */
+  bool parseRtcpOf(Stream* t, const uint8_t* p, size_t len, RtcpSummary& summary);
   /** Monotonic µs of the current receive batch, read from the clock once per batch when first needed. */
   int64_t batchArrival();
   int64_t nowWallPrecise() const;

@@ -502,19 +502,13 @@ int64_t IoThread::batchArrival() {
   return batchArrivalUs_;
 }
 
-bool IoThread::observeRtcp(Stream* t, const uint8_t* p, size_t len) {
-  RtcpSummary summary;
-  if (parseRtcp(p, len, summary) != RtcpError::None) {
-    ++t->quality.rtcp.f.malformed;
-    t->errors.add(1);
-    totals_.errors.add(1);
-    totals_.malformed.add(1);
-    return false;
-  }
-  // The other party's SRs arrive on the stream this one forwards to (its sink).
-  const RtcpQuality* peer = t->sink ? &t->sink->quality.rtcp : nullptr;
-  qualityOnRtcp(t->quality.rtcp, peer, summary, batchArrival(), nowWallPrecise(), t->rule.clockRate);
-  return true;
+bool IoThread::parseRtcpOf(Stream* t, const uint8_t* p, size_t len, RtcpSummary& summary) {
+  if (parseRtcp(p, len, summary) == RtcpError::None) return true;
+  ++t->quality.rtcp.f.malformed;
+  t->errors.add(1);
+  totals_.errors.add(1);
+  totals_.malformed.add(1);
+  return false;
 }
 
 int64_t IoThread::nowWallPrecise() const {
@@ -575,6 +569,7 @@ bool IoThread::drain(Stream* x) {
     int pending = 0;
     int pendingFd = -1;
     SockAddr dest;
+    RtcpSummary rtcpSummary;  // filled per RTCP packet (declared once: it is 300 bytes)
     for (int i = 0; i < n; ++i) {
       msghdr& h = msgs[i].msg_hdr;
       uint8_t* p = bufs_.data() + size_t(i) * kSlotStride;
@@ -632,8 +627,10 @@ bool IoThread::drain(Stream* x) {
       }
 
       // RTCP feeds the stream's call-quality figures; a compound that does not parse is counted and dropped
-      // (SRTCP passed through untouched stays encrypted: it is forwarded but not read).
-      if (!isRtp && !(in && t->srtpPassThrough) && !observeRtcp(t, p, len)) continue;
+      // before it can move the learned endpoint (SRTCP passed through untouched stays encrypted: it is
+      // forwarded but not read). The figures are taken only once learning accepted the packet.
+      const bool readRtcp = !isRtp && !(in && t->srtpPassThrough);
+      if (readRtcp && !parseRtcpOf(t, p, len, rtcpSummary)) continue;
 
       // Learning state belongs to the socket's party (for rtcp-mux that is the RTP stream).
       if (!x->learnSettled) {
@@ -653,6 +650,11 @@ bool IoThread::drain(Stream* x) {
       t->packets.add(1);
       t->bytes.add(wireLen);
       t->lastPacketMs.store(nowWall_, std::memory_order_relaxed);
+      if (readRtcp) {
+        // The other party's SRs arrive on the stream this one forwards to (its sink).
+        const RtcpQuality* peer = t->sink ? &t->sink->quality.rtcp : nullptr;
+        qualityOnRtcp(t->quality.rtcp, peer, rtcpSummary, batchArrival(), nowWallPrecise(), t->rule.clockRate);
+      }
       if (isRtp) {
         uint32_t ssrc = (uint32_t(p[8]) << 24) | (uint32_t(p[9]) << 16) | (uint32_t(p[10]) << 8) | p[11];
         uint64_t seq = (uint64_t(p[2]) << 8) | p[3];
@@ -686,8 +688,9 @@ bool IoThread::drain(Stream* x) {
       }
       if (rec && plain) record(rec, src, x->local, plain, plainLen);
 
-      // block/silence media: received and counted as usual, then dropped or muted before it leaves. Under SRTP
-      // pass-through the payload is ciphertext and cannot be muted.
+      // DTMF events are reported, then dropped under `block DTMF`. block/silence media: received and counted
+      // as usual, then dropped or muted before it leaves (under SRTP pass-through the payload is ciphertext
+      // and cannot be muted).
       if (isRtp && (p[1] & 0x7f) == t->dtmfPt) {
         observeDtmf(t, p, len, x->learn.current);
         if (t->dtmfBlocked) continue;

@@ -13,17 +13,14 @@ import { runQualityCall, type QualityRun } from '../support/quality-traffic';
 import { isDict, type BDict, type BValue } from '../support/bencode';
 import { shapeDiff } from '../support/compare';
 import { NgRawClient } from '../support/ng-client';
+import { startOnRandomPorts } from '../support/random-relay';
 
 const SSRC_A = 0x1111;
 const SSRC_B = 0x2222;
 
-function randomPorts(): { ngPort: number; portMin: number; portMax: number } {
-  const portMin = 42000 + 2 * Math.floor(Math.random() * 4000);
-  return { ngPort: 30000 + Math.floor(Math.random() * 9000), portMin, portMax: portMin + 40 };
-}
 
 async function runOn(start: typeof startRtpengine): Promise<{ run: QualityRun; stats: BDict }> {
-  const relay: RelayUnderTest = await start(randomPorts());
+  const relay: RelayUnderTest = await startOnRandomPorts(start);
   try {
     const run = await runQualityCall({
       ngPort: relay.ngPort,

@@ -8,6 +8,7 @@ import dgram from 'node:dgram';
 import { startRtpengine } from '../support/rtpengine';
 import { startNgrelay } from '../support/ngrelay';
 import { NgRawClient } from '../support/ng-client';
+import { startOnRandomPorts } from '../support/random-relay';
 import { toPlain } from '../support/bencode';
 
 const sdp = (port: number): string =>
@@ -42,13 +43,7 @@ async function run(start: typeof startRtpengine): Promise<{ logs: Record<string,
   await new Promise<void>((r) => log.bind(0, '127.0.0.1', () => r()));
   const logs: Record<string, unknown>[] = [];
   log.on('message', (m) => logs.push(JSON.parse(m.toString()) as Record<string, unknown>));
-  const portMin = 42000 + 2 * Math.floor(Math.random() * 4000);
-  const relay = await start({
-    ngPort: 30000 + Math.floor(Math.random() * 9000),
-    portMin,
-    portMax: portMin + 20,
-    extraArgs: [`--dtmf-log-dest=127.0.0.1:${log.address().port}`],
-  });
+  const relay = await startOnRandomPorts(start, [`--dtmf-log-dest=127.0.0.1:${log.address().port}`]);
   const ng = await NgRawClient.open(relay.ngPort);
   const a = dgram.createSocket('udp4');
   const b = dgram.createSocket('udp4');

@@ -9,6 +9,7 @@ import dgram from 'node:dgram';
 import { startRtpengine } from '../support/rtpengine';
 import { startNgrelay } from '../support/ngrelay';
 import { NgRawClient } from '../support/ng-client';
+import { startOnRandomPorts } from '../support/random-relay';
 import { toPlain, type BInputDict } from '../support/bencode';
 
 interface Step {
@@ -98,8 +99,7 @@ function seen(got: Buffer[]): Seen {
 }
 
 async function runScript(start: typeof startRtpengine): Promise<{ outcomes: Outcome[]; totals: unknown }> {
-  const portMin = 42000 + 2 * Math.floor(Math.random() * 4000);
-  const relay = await start({ ngPort: 30000 + Math.floor(Math.random() * 9000), portMin, portMax: portMin + 20 });
+  const relay = await startOnRandomPorts(start);
   const ng = await NgRawClient.open(relay.ngPort);
   const a = await party();
   const b = await party();
