@@ -6,6 +6,7 @@ import type { RelayConfig } from './config/types';
 import type { DataPlane, EngineEvent } from './dataplane/types';
 import { createNativeDataPlane } from './dataplane/native';
 import { CallManager } from './call/call-manager';
+import { DtmfLog } from './call/dtmf-log';
 import { TimeoutSweeper } from './call/timeouts';
 import { createCommandHandler } from './commands/handler';
 import { NgServer } from './ng/server';
@@ -139,6 +140,8 @@ export class Relay {
       throw err;
     }
     dataPlane.onEvents((events) => logEngineEvents(events, manager, logger));
+    const dtmfLog = new DtmfLog(manager, logger, config.dtmfLogDest ?? null);
+    dataPlane.onEvents((events) => dtmfLog.onEvents(events));
     const { scheduling, idleScheduling } = dataPlane.info();
     // rtpengine carries on with default scheduling too; the operator learns why a setting did not apply.
     if (scheduling.error !== null) {
@@ -178,6 +181,7 @@ function logEngineEvents(events: EngineEvent[], manager: CallManager, logger: Lo
       event: e.type,
       endpoint: 'from' in e ? `${e.from.address}:${e.from.port}` : `${e.endpoint.address}:${e.endpoint.port}`,
     };
+    if (e.type === 'dtmf') continue; // logged by DtmfLog, with its digit
     if (e.type === 'first-packet') logger.debug(fields, 'media event');
     else logger.info(fields, 'media event');
   }

@@ -22,6 +22,8 @@
 #include "sock_addr.hpp"
 #include "srtp.hpp"
 #include "start_latch.hpp"
+#include "dtmf.hpp"
+#include "stream_quality.hpp"
 #include "thread_sched.hpp"
 
 namespace ngrelay {
@@ -97,6 +99,10 @@ struct alignas(128) Stream {
   // media-handover, or asymmetric/off): the packet path then skips learning and the source address.
   bool learnSettled = false;
   bool hasCrypto = false;        // srtpIn or srtpOut is set
+  bool mediaBlocked = false;     // rule.blockMedia, here on the hot line
+  bool mediaSilenced = false;    // rule.silenceMedia
+  int8_t dtmfPt = -1;            // rule.dtmfPt (payload types are 0..127)
+  bool dtmfBlocked = false;      // rule.blockDtmf
   uint32_t drainedRound = 0;     // the owner's loop round in which the backlog last drained it
   Stream* sink = nullptr;        // resolved stream whose socket and endpoint packets go out of/to
   Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream
@@ -125,6 +131,8 @@ struct alignas(128) Stream {
   IoThread* owner = nullptr;
   SockAddr local;                // the bound address (a muxed RTCP stream: its RTP stream's)
   Stream* muxParent = nullptr;   // on a muxed RTCP stream: the RTP stream (learning state lives there)
+  StreamQuality quality;         // owner thread only (see stream_quality.hpp); read out by a ReadQuality command
+  DtmfState dtmf;                // owner thread only: the RFC 4733 event in progress
 
   /** Bytes from the start that the packet path reads or writes (the I/O thread prefetches them). */
   static constexpr size_t kHotBytes = 128;
@@ -142,7 +150,7 @@ struct alignas(64) ThreadTotals {
   Counter packets, bytes, errors, malformed, dropped;
 };
 
-enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged, Idle, Resumed };
+enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged, Idle, Resumed, Dtmf };
 
 /** A stream that received media and then nothing for this long is reported idle (once, until media resumes). */
 constexpr int64_t kStreamIdleMs = 5000;
@@ -154,6 +162,7 @@ struct EngineEvent {
   int32_t id;
   SockAddr addr;
   int64_t atMs;
+  DtmfEvent dtmf{};  // EventType::Dtmf only
 };
 
 /** Receives event batches on an I/O thread; must not block (the N-API layer hands them to a TSFN). */
@@ -236,7 +245,7 @@ struct AsyncFence {
   EventRelay* relay;
 };
 
-enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence };
+enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence, ReadQuality };
 
 struct Command {
   CommandType type;
@@ -251,6 +260,7 @@ struct Command {
   SrtpContext* srtpOut = nullptr;
   bool srtpPassThrough = false;
   AsyncFence* fence = nullptr;  // Fence: acknowledged through the event relay instead of `done`
+  QualitySnapshot* qualityOut = nullptr;  // ReadQuality: where the owner thread copies the stream's figures
 };
 
 class IoThread {
@@ -295,9 +305,16 @@ class IoThread {
   void flushSends(int fd, int count);
   void handleTimers();
   void emit(EventType type, const Stream* s, const SockAddr& a);
+  /** A telephone-event packet on `t` (party at `from`): reports each event once, when it ends. */
+  void observeDtmf(Stream* t, const uint8_t* p, size_t len, const SockAddr& from);
   void flushEvents(bool force);
   /** Counts an SRTP/SRTCP failure on stream `t` (errors + per-reason counter); the packet is then dropped. */
   void countSrtpFailure(Stream* t, SrtpResult r);
+  /** Parses RTCP arriving on `t`; false (counted as malformed, to be dropped) when it does not parse. */
+  bool parseRtcpOf(Stream* t, const uint8_t* p, size_t len, RtcpSummary& summary);
+  /** Monotonic µs of the current receive batch, read from the clock once per batch when first needed. */
+  int64_t batchArrival();
+  int64_t nowWallPrecise() const;
   /** Queue one pcap record for `rec`; never blocks: a full ring drops the record and counts it. */
   void record(Recording* rec, const SockAddr& src, const SockAddr& dst, const uint8_t* p, size_t len);
 
@@ -359,6 +376,7 @@ class IoThread {
   int64_t nowMono_ = 0;
   int64_t nowWall_ = 0;
   RecordRing* ring_ = nullptr;
+  int64_t batchArrivalUs_ = 0;  // precise monotonic arrival time of the current receive batch (0 = not taken)
   timeval recordTime_{0, 0};  // capture time of the current receive batch (taken when first needed)
   bool recordTimeValid_ = false;
 };
@@ -438,6 +456,8 @@ class Engine {
   /** True when changes are queued that sync() has not waited for. */
   bool pending() const { return pendingThreads_ != 0; }
   bool readCounters(int32_t id, StreamSnapshot& out) const;
+  /** Call-quality figures of a stream, copied on its owner thread (native/src/engine_quality.cpp). */
+  bool readQuality(int32_t id, QualitySnapshot& out) const;
   /** Last packet time (wall ms) of a stream; 0 when it never received one or is unknown. */
   int64_t lastPacketMs(int32_t id) const;
   EngineTotalsSnapshot totals() const;

@@ -20,6 +20,11 @@ struct Rule {
   int64_t sink = -1;  // -1 = forward nothing
   double signalGeneration = 0;
   SockAddr expected;  // !valid() = unknown
+  uint32_t clockRate = 8000;  // the RTP clock of the stream's codec, for jitter in time units
+  bool blockMedia = false;    // ng `block media`: RTP counted, not forwarded
+  bool silenceMedia = false;  // ng `silence media`: G.711 payloads replaced with silence
+  int16_t dtmfPt = -1;        // telephone-event payload type (-1 = none): events are detected and reported
+  bool blockDtmf = false;     // ng `block DTMF`: those packets are counted, not forwarded
 };
 
 constexpr int64_t kLearningWindowMs = 3000;

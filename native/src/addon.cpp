@@ -15,6 +15,8 @@ using namespace ngrelay;
 void InitSrtpBinding(Napi::Env env, Napi::Object exports);  // native/src/srtp_binding.cpp (test/bench only)
 void InitSdNotify(Napi::Env env, Napi::Object exports);     // native/src/sd_notify.cpp (systemd Type=notify)
 void InitRlimit(Napi::Env env, Napi::Object exports);       // native/src/rlimit.cpp
+void InitQualityBinding(Napi::Env env, Napi::Object exports);           // native/src/rtcp_binding.cpp
+Napi::Object qualityToJs(Napi::Env env, const QualitySnapshot& q);     // native/src/rtcp_binding.cpp
 
 namespace {
 
@@ -134,6 +136,15 @@ Rule ruleFromJs(const Napi::Value& v) {
   r.sink = (sink.IsNull() || sink.IsUndefined()) ? -1 : int64_t(sink.As<Napi::Number>().Int64Value());
   Napi::Value gen = o.Get("signalGeneration");
   r.signalGeneration = gen.IsNumber() ? gen.As<Napi::Number>().DoubleValue() : 0;
+  Napi::Value clock = o.Get("clockRate");
+  if (clock.IsNumber() && clock.As<Napi::Number>().Uint32Value() > 0) r.clockRate = clock.As<Napi::Number>().Uint32Value();
+  r.blockMedia = o.Get("blockMedia").ToBoolean().Value();
+  r.silenceMedia = o.Get("silenceMedia").ToBoolean().Value();
+  Napi::Value dtmfPt = o.Get("dtmfPayloadType");
+  r.dtmfPt = dtmfPt.IsNumber() && dtmfPt.As<Napi::Number>().Int32Value() >= 0 && dtmfPt.As<Napi::Number>().Int32Value() < 128
+                 ? int16_t(dtmfPt.As<Napi::Number>().Int32Value())
+                 : int16_t(-1);
+  r.blockDtmf = o.Get("blockDtmf").ToBoolean().Value();
   return r;
 }
 
@@ -153,6 +164,7 @@ const char* eventName(EventType t) {
     case EventType::SourceChanged: return "source-changed";
     case EventType::Idle: return "idle";
     case EventType::Resumed: return "resumed";
+    case EventType::Dtmf: return "dtmf";
   }
   return "unknown";
 }
@@ -189,8 +201,14 @@ void deliverEvents(Napi::Env env, Napi::Function listener, void* /*context*/, Ev
     Napi::Object o = Napi::Object::New(env);
     o.Set("type", eventName(e.type));
     o.Set("id", double(e.id));
-    bool fromSource = e.type == EventType::FirstPacket || e.type == EventType::Resumed;
+    bool fromSource = e.type == EventType::FirstPacket || e.type == EventType::Resumed || e.type == EventType::Dtmf;
     o.Set(fromSource ? "from" : "endpoint", endpointToJs(env, e.addr));
+    if (e.type == EventType::Dtmf) {
+      o.Set("event", double(e.dtmf.event));
+      o.Set("volume", double(e.dtmf.volume));
+      o.Set("durationMs", double(e.dtmf.durationMs));
+      o.Set("rtpTimestamp", double(e.dtmf.rtpTimestamp));
+    }
     o.Set("atMs", double(e.atMs));
     arr.Set(uint32_t(i), o);
   }
@@ -214,6 +232,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("sync", &NativeEngine::Sync),
                         InstanceMethod("fence", &NativeEngine::Fence),
                         InstanceMethod("readCounters", &NativeEngine::ReadCounters),
+                        InstanceMethod("readQuality", &NativeEngine::ReadQuality),
                         InstanceMethod("lastPacketTimes", &NativeEngine::LastPacketTimes),
                         InstanceMethod("totals", &NativeEngine::Totals),
                         InstanceMethod("info", &NativeEngine::Info),
@@ -381,6 +400,15 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return out;
   }
 
+  // readQuality(id) -> the stream's call-quality figures, or null (unknown id).
+  Napi::Value ReadQuality(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "readQuality expects a stream id");
+    auto q = std::make_unique<QualitySnapshot>();  // ~3 kB: not on the stack
+    if (!engine(env).readQuality(info[0].As<Napi::Number>().Int32Value(), *q)) return env.Null();
+    return qualityToJs(env, *q);
+  }
+
   Napi::Value Totals(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
@@ -477,6 +505,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSrtpBinding(env, exports);
   InitSdNotify(env, exports);
   InitRlimit(env, exports);
+  InitQualityBinding(env, exports);
   return exports;
 }
 

@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "engine.hpp"
+#include "media_control.hpp"
 #include "packet_check.hpp"
 
 namespace ngrelay {
@@ -319,6 +320,10 @@ void IoThread::apply(const Command& c) {
   switch (c.type) {
     case CommandType::Attach: {
       s->rule = c.rule;
+      s->mediaBlocked = c.rule.blockMedia;
+      s->mediaSilenced = c.rule.silenceMedia;
+      s->dtmfPt = int8_t(c.rule.dtmfPt);
+      s->dtmfBlocked = c.rule.blockDtmf;
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       s->learn.lastSignalMs = nowMono_;
@@ -337,6 +342,10 @@ void IoThread::apply(const Command& c) {
     case CommandType::Update: {
       Rule old = s->rule;
       s->rule = c.rule;
+      s->mediaBlocked = c.rule.blockMedia;
+      s->mediaSilenced = c.rule.silenceMedia;
+      s->dtmfPt = int8_t(c.rule.dtmfPt);
+      s->dtmfBlocked = c.rule.blockDtmf;
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       if (old.signalGeneration != c.rule.signalGeneration) s->learn.lastSignalMs = nowMono_;
@@ -356,6 +365,10 @@ void IoThread::apply(const Command& c) {
       s->rec = c.rec;
       break;
     case CommandType::Fence:
+      break;
+    case CommandType::ReadQuality:
+      c.qualityOut->rtp = s->quality.rtp;
+      c.qualityOut->rtcp = s->quality.rtcp.f;
       break;
     case CommandType::Detach:
       collectDrops(s);  // the last drops before the socket goes
@@ -380,6 +393,14 @@ void IoThread::apply(const Command& c) {
 
 void IoThread::emit(EventType type, const Stream* s, const SockAddr& a) {
   pendingEvents_.push_back(EngineEvent{type, s->id, a, nowWall_});
+}
+
+void IoThread::observeDtmf(Stream* t, const uint8_t* p, size_t len, const SockAddr& from) {
+  DtmfEvent ev;
+  if (!dtmfOnPacket(t->dtmf, p, len, t->rule.clockRate, ev)) return;
+  EngineEvent e{EventType::Dtmf, t->id, from, nowWall_};
+  e.dtmf = ev;
+  pendingEvents_.push_back(e);
 }
 
 void IoThread::flushEvents(bool force) {
@@ -479,6 +500,32 @@ void IoThread::record(Recording* rec, const SockAddr& src, const SockAddr& dst, 
   rec->queued.fetch_add(1, std::memory_order_relaxed);
 }
 
+int64_t IoThread::batchArrival() {
+  // One precise clock read per receive batch that needs it: packets of a batch arrived together, and the
+  // coarse clock's 4 ms ticks are far too rough for jitter.
+  if (batchArrivalUs_ == 0) {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    batchArrivalUs_ = int64_t(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+  }
+  return batchArrivalUs_;
+}
+
+bool IoThread::parseRtcpOf(Stream* t, const uint8_t* p, size_t len, RtcpSummary& summary) {
+  if (parseRtcp(p, len, summary) == RtcpError::None) return true;
+  ++t->quality.rtcp.f.malformed;
+  t->errors.add(1);
+  totals_.errors.add(1);
+  totals_.malformed.add(1);
+  return false;
+}
+
+int64_t IoThread::nowWallPrecise() const {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
 void IoThread::flushSends(int fd, int count) {
   int off = 0;
   while (off < count) {
@@ -526,10 +573,12 @@ bool IoThread::drain(Stream* x) {
       return true;
     }
     recordTimeValid_ = false;
+    batchArrivalUs_ = 0;
 
     int pending = 0;
     int pendingFd = -1;
     SockAddr dest;
+    RtcpSummary rtcpSummary;  // filled per RTCP packet (declared once: it is 300 bytes)
     for (int i = 0; i < n; ++i) {
       msghdr& h = msgs[i].msg_hdr;
       uint8_t* p = bufs_.data() + size_t(i) * kSlotStride;
@@ -586,6 +635,12 @@ bool IoThread::drain(Stream* x) {
         }
       }
 
+      // RTCP feeds the stream's call-quality figures; a compound that does not parse is counted and dropped
+      // before it can move the learned endpoint (SRTCP passed through untouched stays encrypted: it is
+      // forwarded but not read). The figures are taken only once learning accepted the packet.
+      const bool readRtcp = !isRtp && !(in && t->srtpPassThrough);
+      if (readRtcp && !parseRtcpOf(t, p, len, rtcpSummary)) continue;
+
       // Learning state belongs to the socket's party (for rtcp-mux that is the RTP stream).
       if (!x->learnSettled) {
         LearnOutcome lo = learnFromPacket(x->learn, x->rule, src, nowMono_);
@@ -604,10 +659,16 @@ bool IoThread::drain(Stream* x) {
       t->packets.add(1);
       t->bytes.add(wireLen);
       t->lastPacketMs.store(nowWall_, std::memory_order_relaxed);
+      if (readRtcp) {
+        // The other party's SRs arrive on the stream this one forwards to (its sink).
+        const RtcpQuality* peer = t->sink ? &t->sink->quality.rtcp : nullptr;
+        qualityOnRtcp(t->quality.rtcp, peer, rtcpSummary, batchArrival(), nowWallPrecise(), t->rule.clockRate);
+      }
       if (isRtp) {
         uint32_t ssrc = (uint32_t(p[8]) << 24) | (uint32_t(p[9]) << 16) | (uint32_t(p[10]) << 8) | p[11];
         uint64_t seq = (uint64_t(p[2]) << 8) | p[3];
         t->rtpState.store((uint64_t(1) << 48) | (seq << 32) | ssrc, std::memory_order_relaxed);
+        qualityOnRtp(t->quality.rtp, p, batchArrival(), t->rule.clockRate);
       }
       if (!t->seenFirst) {
         t->seenFirst = true;
@@ -635,6 +696,16 @@ bool IoThread::drain(Stream* x) {
         plain = r == SrtpResult::Ok ? scratch_.data() : nullptr;
       }
       if (rec && plain) record(rec, src, x->local, plain, plainLen);
+
+      // DTMF events are reported, then dropped under `block DTMF`. block/silence media: received and counted
+      // as usual, then dropped or muted before it leaves (under SRTP pass-through the payload is ciphertext
+      // and cannot be muted).
+      if (isRtp && (p[1] & 0x7f) == t->dtmfPt) {
+        observeDtmf(t, p, len, x->learn.current);
+        if (t->dtmfBlocked) continue;
+      }
+      if (isRtp && t->mediaBlocked) continue;
+      if (isRtp && t->mediaSilenced && !(in && t->srtpPassThrough)) silenceRtpPayload(p, len);
 
       Stream* out = t->sink;
       const int outFd = t->sinkFd;  // this thread's descriptor of out's socket

@@ -511,6 +511,7 @@ export class CallManager {
     const held = !!sdpMedia.effectiveConnection && isZeroAddress(sdpMedia.effectiveConnection.address);
     media.direction = held ? holdDirection(sdpMedia.direction) : sdpMedia.direction;
     media.codec = firstCodec(sdpMedia) ?? media.codec;
+    media.dtmfPayloadType = telephoneEventPayloadType(sdpMedia) ?? media.dtmfPayloadType ?? null;
     media.offeredRtcpMux = sdpMedia.rtcpMux;
     const addr = this.expectedAddress(req, sdpMedia);
     const advertisedConn = sdpMedia.effectiveConnection;
@@ -726,6 +727,23 @@ export class CallManager {
     };
   }
 
+  /**
+   * `block media` / `silence media` and their undo: sets the state on `targets` (the parties whose sent
+   * media is affected) and refreshes the rules of every pair in the call. Nothing else about the call changes.
+   */
+  setMediaControl(call: CallState, targets: readonly MonologueState[], control: 'blocked' | 'silenced' | 'dtmf-blocked', on: boolean): void {
+    for (const mono of targets) {
+      if (control === 'blocked') mono.mediaBlocked = on;
+      else if (control === 'silenced') mono.mediaSilenced = on;
+      else mono.dtmfBlocked = on;
+    }
+    for (const mono of call.monologues) {
+      const peer = this.byKey(call, mono.peerKey);
+      // Each pair once: from the side whose key sorts first (a one-sided peer link is refreshed from its side).
+      if (peer && (peer.peerKey !== mono.key || mono.key < peer.key)) this.installRules(call, mono, peer);
+    }
+  }
+
   /** Install or refresh the data plane rules of both parties' streams. */
   private installRules(call: CallState, a: MonologueState, b: MonologueState): void {
     const count = Math.max(a.medias.length, b.medias.length);
@@ -736,8 +754,8 @@ export class CallManager {
       for (const component of ['rtp', 'rtcp'] as const) {
         const sa = ma[component];
         const sb = mb[component];
-        if (sa.id) this.dataPlane.updateStream(sa.id, this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto));
-        if (sb.id) this.dataPlane.updateStream(sb.id, this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto));
+        if (sa.id) this.dataPlane.updateStream(sa.id, { ...this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) });
+        if (sb.id) this.dataPlane.updateStream(sb.id, { ...this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) });
         if (sa.id) this.streamCalls.set(sa.id, call.callId);
         if (sb.id) this.streamCalls.set(sb.id, call.callId);
       }
@@ -891,4 +909,33 @@ export class CallManager {
 
   /** For `familyOf` users elsewhere. */
   static addrTypeOf = addrTypeOf;
+}
+
+/** The clock rate of an rtpmap-style codec name ("PCMU/8000", "opus/48000/2"); 8000 when unknown. */
+function clockRateOf(codec: string | null): number {
+  const rate = Number(codec?.split('/')[1]);
+  return Number.isInteger(rate) && rate > 0 ? rate : 8000;
+}
+
+/**
+ * The media-control part of the rules of `mono`'s streams (they receive what `mono`'s party sends). Its
+ * telephone-event payload type is the one in its own SDP, else the peer's (what it was told to send).
+ */
+function mediaControlOf(
+  mono: MonologueState,
+  own: MediaState,
+  peer: MediaState,
+): { blockMedia: boolean; silenceMedia: boolean; dtmfPayloadType: number | null; blockDtmf: boolean } {
+  return {
+    blockMedia: mono.mediaBlocked === true,
+    silenceMedia: mono.mediaSilenced === true,
+    dtmfPayloadType: own.dtmfPayloadType ?? peer.dtmfPayloadType ?? null,
+    blockDtmf: mono.dtmfBlocked === true,
+  };
+}
+
+/** The payload type a=rtpmap names telephone-event, if any. */
+function telephoneEventPayloadType(media: SdpMedia): number | null {
+  for (const [pt, name] of media.rtpmaps) if (/^telephone-event\//i.test(name)) return Number(pt);
+  return null;
 }

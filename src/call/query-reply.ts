@@ -1,11 +1,30 @@
 /** The statistics dict of `query` and `delete`, in rtpengine 10.5's shape and key order. */
-import type { Endpoint, StreamCounters } from '../dataplane/types';
+import type { Endpoint, RtpQuality, StreamCounters, StreamQuality } from '../dataplane/types';
 import type { NgDict, NgValue } from '../ng/types';
 import { ngDict } from '../ng/dict';
 import { idToWire } from '../ng/byte-string';
 import type { CallState, MediaState, MonologueState, StreamState } from './state';
+import { ssrcStatistics } from './ssrc-stats';
 
 type CountersOf = (id: number) => StreamCounters | undefined;
+type QualityOf = (id: number) => StreamQuality | undefined;
+
+/**
+ * ngrelay's own measurement of a received RTP stream (rtpengine has no such key; it is present only once RTP
+ * arrived, so replies without media keep rtpengine's key set).
+ */
+function rtpQualityDict(q: RtpQuality): NgDict {
+  return ngDict([
+    ['SSRC', q.ssrc],
+    ['packets received', q.received],
+    ['packets expected', q.expected],
+    ['packets lost', q.lost],
+    ['duplicates', q.duplicates],
+    ['reordered', q.reordered],
+    ['jitter us', Math.round(q.jitterMs * 1000)],
+    ['SSRC changes', q.ssrcChanges],
+  ]);
+}
 
 const seconds = (ms: number): number => Math.floor(ms / 1000);
 
@@ -38,6 +57,7 @@ function cryptoSuite(media: MediaState): string | null {
 function streamDict(
   stream: StreamState,
   counters: StreamCounters | undefined,
+  quality: StreamQuality | undefined,
   call: CallState,
   mono: MonologueState,
   suite: string | null,
@@ -68,6 +88,7 @@ function streamDict(
       ['errors', counters?.errors ?? 0],
     ]),
   ]);
+  if (stream.component === 'rtp' && quality?.rtp) entries.push(['quality', rtpQualityDict(quality.rtp)]);
   return ngDict(entries);
 }
 
@@ -86,7 +107,8 @@ function peersOf(call: CallState, mono: MonologueState): NgDict[] {
     ]));
 }
 
-export function callStatistics(call: CallState, countersOf: CountersOf): NgDict {
+export function callStatistics(call: CallState, countersOf: CountersOf, qualityOf: QualityOf = () => undefined): NgDict {
+  const rtcpQualities: StreamQuality[] = [];
   const totals: Record<'rtp' | 'rtcp', [number, number, number]> = { rtp: [0, 0, 0], rtcp: [0, 0, 0] };
   const tags = ngDict();
   for (const mono of call.monologues) {
@@ -94,11 +116,13 @@ export function callStatistics(call: CallState, countersOf: CountersOf): NgDict 
     const medias: NgDict[] = mono.medias.map((media) => {
       const streams = [media.rtp, media.rtcp].filter((s) => s.id !== 0).map((s) => {
         const c = countersOf(s.id);
+        const q = qualityOf(s.id);
+        if (q && s.component === 'rtcp') rtcpQualities.push(q);
         const t = totals[s.component];
         t[0] += c?.packets ?? 0;
         t[1] += c?.bytes ?? 0;
         t[2] += c?.errors ?? 0;
-        return streamDict(s, c, call, mono, cryptoSuite(media));
+        return streamDict(s, c, q, call, mono, cryptoSuite(media));
       });
       const entries: Array<[string, NgValue]> = [
         ['index', media.index],
@@ -126,7 +150,7 @@ export function callStatistics(call: CallState, countersOf: CountersOf): NgDict 
     ['created', seconds(call.createdMs)],
     ['created_us', (call.createdMs % 1000) * 1000],
     ['last signal', seconds(call.lastSignalMs)],
-    ['SSRC', ngDict()],
+    ['SSRC', ssrcStatistics(rtcpQualities)],
     ['tags', tags],
     ['totals', ngDict([
       ['RTP', stat(totals.rtp)],

@@ -36,6 +36,8 @@ export interface MediaState {
   protocol: string;
   /** First codec of the SDP, "PCMU/8000" (null until negotiated). */
   codec: string | null;
+  /** Payload type of telephone-event (RFC 4733) in this party's SDP; absent/null = none. */
+  dtmfPayloadType?: number | null;
   /** Direction this party announced. */
   direction: Direction;
   /** This party uses rtcp-mux (RTCP on the RTP port). */
@@ -94,6 +96,11 @@ export interface MonologueState {
   options: PartyOptions;
   /** This party answered (it is the callee side). */
   isAnswerer: boolean;
+  /** `block media` / `silence media` on this party: the RTP it sends is dropped / replaced by silence. */
+  mediaBlocked?: boolean;
+  mediaSilenced?: boolean;
+  /** `block DTMF` on this party: the telephone-event packets it sends are dropped. */
+  dtmfBlocked?: boolean;
   /**
    * The last SDP generated from this party's SDP (latin1) and its o= session version, for
    * `replace: SDP-version`: the version only goes up when the generated body changes.

@@ -14,6 +14,7 @@ import type { DataPlane } from '../dataplane/types';
 import type { Logger } from '../logger';
 import { statisticsReply, type ControlStats } from './statistics';
 import { KNOWN_FLAGS } from './known-flags';
+import { MEDIA_CONTROL_COMMANDS, mediaControlCommand, type MediaControlCommand } from './media-control';
 import type { CallRecorder } from '../recording/call-recorder';
 import type { CallState } from '../call/state';
 import { loadLimitReply } from '../ng/load-limit';
@@ -64,6 +65,7 @@ export function createCommandHandler(ctx: CommandContext): NgHandler {
         ctx.recorder.pause(recordingCall(req, ctx));
         return ok();
       default:
+        if (MEDIA_CONTROL_COMMANDS.has(req.command)) return mediaControlCommand(req.command as MediaControlCommand, req, ctx.manager);
         throw new NgError('Unrecognized command');
     }
   };
@@ -144,7 +146,7 @@ function deleteCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
   };
   // Statistics are read before the call may be torn down (delete-delay 0).
   const call = ctx.manager.calls.get(del.callId);
-  const stats = call && del.fromTag && !del.fast ? callStatistics(call, counterReader(ctx, ctx.manager.streamIds(call))) : null;
+  const stats = call && del.fromTag && !del.fast ? callStatistics(call, counterReader(ctx, ctx.manager.streamIds(call)), qualityReader(ctx)) : null;
   const result = ctx.manager.delete(del);
   // The recording ends with the call's delete, not when a delete-delay runs out.
   if (result && !result.branchOnly) ctx.recorder.stop(result.call);
@@ -163,7 +165,7 @@ function queryCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
   if (!req.callId) throw new NgError('No call-id in message');
   const call = ctx.manager.calls.get(req.callId);
   if (!call) throw new NgError('Unknown call-id');
-  const stats = callStatistics(call, counterReader(ctx, ctx.manager.streamIds(call)));
+  const stats = callStatistics(call, counterReader(ctx, ctx.manager.streamIds(call)), qualityReader(ctx));
   // Only recorded calls get the extra key, so other replies keep rtpengine's exact key set.
   const recording = ctx.recorder.queryInfo(call);
   const entries = Object.entries(stats);
@@ -175,6 +177,10 @@ function listCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
   const limit = req.limit ?? 32;
   const calls = [...ctx.manager.calls.keys()].slice(0, Math.max(0, limit)).map(idToWire);
   return ok([['calls', calls]]);
+}
+
+function qualityReader(ctx: CommandContext) {
+  return (id: number) => ctx.dataPlane.readQuality(id) ?? undefined;
 }
 
 function counterReader(ctx: CommandContext, ids: number[]) {

@@ -2,6 +2,7 @@
 import type { NgDict, NgValue } from '../ng/types';
 import { ngDict } from '../ng/dict';
 import type { CommandContext } from './handler';
+import type { MosTotals } from '../dataplane/types';
 
 const fixed = (n: number): string => n.toFixed(6);
 
@@ -49,6 +50,22 @@ function commandEntries(commands: ControlStats['commands']): { entries: Array<[s
 }
 
 
+
+/** rtpengine's `mos` group: every MOS computed from RTCP since start, as sums, average and deviation. */
+function mosGroup(t: MosTotals): NgDict {
+  const n = t.samples;
+  const total = t.mosX10Sum / 10;
+  const squares = t.mosX10SquareSum / 100;
+  const average = n ? total / n : 0;
+  const variance = n ? Math.max(0, squares / n - average * average) : 0;
+  return ngDict([
+    ['mos_total', fixed(total)],
+    ['mos2_total', fixed(squares)],
+    ['mos_samples_total', n],
+    ['mos_average', fixed(average)],
+    ['mos_stddev', fixed(Math.sqrt(variance))],
+  ]);
+}
 
 export function statisticsReply(ctx: CommandContext): NgDict {
   const t = ctx.manager.totals;
@@ -99,15 +116,7 @@ export function statisticsReply(ctx: CommandContext): NgDict {
         ['maxmanagedsessions', sessions],
       ]),
     ],
-    // No MOS yet: ngrelay does not compute call quality from RTCP (rtpengine's group is kept for parsers).
-    [
-      'mos',
-      ngDict([
-        ['mos_total', fixed(0)],
-        ['mos_samples_total', 0],
-        ['mos_average', fixed(0)],
-      ]),
-    ],
+    ['mos', mosGroup(ctx.dataPlane.mosTotals())],
     [
       'controlstatistics',
       ngDict([

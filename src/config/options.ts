@@ -105,6 +105,13 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'Also record each packet as sent by the relay (relay -> party), not only as received (party -> relay)',
   },
   {
+    name: 'dtmf-log-dest',
+    kind: 'string',
+    arg: 'IP:PORT',
+    defaultText: 'none',
+    help: 'Send each DTMF event (RFC 4733) detected in a call to IP:PORT over UDP, as rtpengine\'s JSON',
+  },
+  {
     name: 'endpoint-learning',
     kind: 'string',
     arg: 'off|immediate|delayed|heuristic',

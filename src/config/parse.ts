@@ -305,6 +305,7 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
       return t;
     }),
     recordEgress: flag('record-egress'),
+    dtmfLogDest: value<{ address: string; port: number } | null>('dtmf-log-dest', null, parseListenAddress),
     foreground: flag('foreground'),
     logStderr: flag('log-stderr'),
     logTimestamps: !flag('no-log-timestamps'),

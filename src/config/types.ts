@@ -51,6 +51,8 @@ export interface RelayConfig {
   recordingFormat: 'raw' | 'eth';
   /** `--record-egress`: also record the relay -> party copy of each forwarded packet. */
   recordEgress: boolean;
+  /** `--dtmf-log-dest`: where each detected DTMF event is sent as rtpengine's JSON (UDP); absent/null = nowhere. */
+  dtmfLogDest?: { address: string; port: number } | null;
   foreground: boolean;
   logStderr: boolean;
   /** false with `--no-log-timestamps`: log lines carry no "time" field (journald stamps them). */

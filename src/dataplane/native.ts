@@ -29,11 +29,13 @@ import {
   type EngineEvent,
   type EngineOptions,
   type EngineTotals,
+  type MosTotals,
   RecordingFileError,
   type RecordingCounters,
   type RecordingFormat,
   type RecordingSpec,
   type StreamCounters,
+  type StreamQuality,
   type StreamRule,
   type StreamSocketSpec,
   type ThreadScheduling,
@@ -54,6 +56,7 @@ interface NativeEngineInstance {
   sync(): void;
   fence(): number;
   readCounters(ids: readonly number[]): (StreamCounters | null)[];
+  readQuality(id: number): StreamQuality | null;
   lastPacketTimes(ids: Int32Array): Float64Array;
   totals(): EngineTotals;
   info(): DataPlaneInfo;
@@ -66,6 +69,7 @@ interface NativeEngineInstance {
 
 interface NativeAddon {
   version: string;
+  qualityTotals(): MosTotals;
   NativeEngine: new (
     threads: number,
     receiveBufferBytes: number,
@@ -214,6 +218,15 @@ class NativeDataPlane implements DataPlane {
       if (row) result.set(id, row);
     });
     return result;
+  }
+
+  readQuality(id: number): StreamQuality | null {
+    if (this.closed) return null;
+    return this.engine.readQuality(id);
+  }
+
+  mosTotals(): MosTotals {
+    return loadAddon().qualityTotals();
   }
 
   lastPacketTimes(ids: Int32Array): Float64Array {

@@ -97,6 +97,19 @@ export interface StreamRule {
   signalGeneration: number;
   /** SRTP keys; absent/null = plain RTP both ways. Unusable keys make addStream/updateStream throw. */
   crypto?: StreamCrypto | null;
+  /** RTP clock rate of the stream's codec (Hz), for jitter in time units; absent = 8000. */
+  clockRate?: number;
+  /** `block media`: RTP arriving here is counted but not forwarded (RTCP still is). */
+  blockMedia?: boolean;
+  /**
+   * `silence media`: the payload of PCMU/PCMA packets forwarded from here is replaced with the codec's
+   * silence (sequence numbers and timestamps kept); other payload types pass unchanged.
+   */
+  silenceMedia?: boolean;
+  /** Payload type of telephone-event (RFC 4733): its events are reported ('dtmf' events); null/absent = none. */
+  dtmfPayloadType?: number | null;
+  /** `block DTMF`: those telephone-event packets are counted but not forwarded. */
+  blockDtmf?: boolean;
 }
 
 export interface StreamCounters {
@@ -117,6 +130,78 @@ export interface StreamCounters {
   /** Last seen RTP SSRC / sequence number (RTP streams only). */
   ssrc: number | null;
   lastSeq: number | null;
+}
+
+/** One MOS sample (rtpengine's stats block): made from one RTCP receiver report block, at most one a second. */
+export interface MosSample {
+  /** Epoch ms of the report. */
+  reportedAtMs: number;
+  /** MOS ×10 (43 = 4.3), as rtpengine reports it; 0 = no round-trip time of both legs yet. */
+  mos: number;
+  /** End-to-end round-trip time (both legs), µs. */
+  rttUs: number;
+  /** Relay <-> this party round-trip time from LSR/DLSR, µs. */
+  rttLegUs: number;
+  jitterMs: number;
+  /** Fraction lost as an integer percentage. */
+  packetLoss: number;
+}
+
+/** What the relay measured itself from the RTP of one stream's current SSRC (RFC 3550 A.1, A.8). */
+export interface RtpQuality {
+  ssrc: number;
+  received: number;
+  expected: number;
+  lost: number;
+  duplicates: number;
+  reordered: number;
+  /** Interarrival jitter from sequence numbers, timestamps and arrival times, ms. */
+  jitterMs: number;
+  ssrcChanges: number;
+  lastSeq: number;
+  lastTimestamp: number;
+}
+
+/** What one stream's RTCP said (its party's SR/RR/XR), and the MOS samples made from it. */
+export interface RtcpQuality {
+  parsed: number;
+  /** Compound packets that did not parse: counted and dropped. */
+  malformed: number;
+  senderReports: number;
+  receiverReports: number;
+  sdes: number;
+  bye: number;
+  xr: number;
+  /** SSRC of the party's last SR/RR that carried report blocks; null = none yet. */
+  reporterSsrc: number | null;
+  cumulativeLost: number;
+  /** Last reported fraction lost (1/256). */
+  fractionLost: number;
+  /** Last reported jitter, RTP timestamp units. */
+  jitter: number;
+  rttLegUs: number;
+  xrRoundTripMs: number | null;
+  /** Sums over the samples that have a MOS (for averages). */
+  sums: { samples: number; mos: number; rttUs: number; rttLegUs: number; jitterMs: number; packetLoss: number };
+  lowest: MosSample | null;
+  highest: MosSample | null;
+  /** The progression, oldest first: the last 64 samples. */
+  samples: MosSample[];
+  samplesTotal: number;
+}
+
+export interface StreamQuality {
+  /** null = no RTP received (an RTCP stream, or nothing yet). */
+  rtp: RtpQuality | null;
+  rtcp: RtcpQuality;
+}
+
+/** Every MOS the engine computed since the process started (rtpengine's `statistics` mos group). */
+export interface MosTotals {
+  samples: number;
+  /** Sum of MOS ×10 values, and of their squares. */
+  mosX10Sum: number;
+  mosX10SquareSum: number;
 }
 
 export interface EngineTotals {
@@ -155,7 +240,9 @@ export type EngineEvent =
   /** The stream received media, then none for 5 s (reported once until media resumes). */
   | { type: 'idle'; id: number; endpoint: Endpoint; atMs: number }
   /** Media arrived again on a stream reported idle. */
-  | { type: 'resumed'; id: number; from: Endpoint; atMs: number };
+  | { type: 'resumed'; id: number; from: Endpoint; atMs: number }
+  /** An RFC 4733 event ended on the stream (reported once, at its first End packet); `from` = the party. */
+  | { type: 'dtmf'; id: number; from: Endpoint; atMs: number; event: number; volume: number; durationMs: number; rtpTimestamp: number };
 
 /** pcap link type: `raw` = LINKTYPE_RAW (101, IP packets), `eth` = LINKTYPE_ETHERNET (1, fake Ethernet header). */
 export type RecordingFormat = 'raw' | 'eth';
@@ -258,6 +345,9 @@ export interface DataPlane {
   removeStream(id: number): void;
   /** Read counters of the given streams (unknown ids are absent from the result). No per-packet crossing. */
   readCounters(ids: readonly number[]): Map<number, StreamCounters>;
+  /** Call-quality figures of one stream (null = unknown id), copied on its I/O thread: for query/delete only. */
+  readQuality(id: number): StreamQuality | null;
+  mosTotals(): MosTotals;
   /**
    * The last-packet time (ms since the epoch, 0 = none yet or unknown id) of each stream, in the order given:
    * one crossing and no objects, for sweeps over every stream (readCounters builds an object per stream,

@@ -10,6 +10,8 @@ import type {
   RecordingCounters,
   RecordingSpec,
   StreamCounters,
+  StreamQuality,
+  MosTotals,
   StreamRule,
   StreamSocketSpec,
 } from '../../src/dataplane/types';
@@ -18,11 +20,22 @@ import { BindError } from '../../src/dataplane/types';
 export class FakeDataPlane implements DataPlane {
   readonly streams = new Map<number, { spec: StreamSocketSpec; rule: StreamRule }>();
   readonly counters = new Map<number, StreamCounters>();
+  /** Call-quality figures a test sets per stream id. */
+  readonly quality = new Map<number, StreamQuality>();
+  mos: MosTotals = { samples: 0, mosX10Sum: 0, mosX10SquareSum: 0 };
   /** "address:port" held by some other process. */
   readonly foreign = new Set<string>();
   private listener: ((events: EngineEvent[]) => void) | null = null;
   /** Recordings started and the streams that currently feed each. */
   readonly recordings = new Map<number, { spec: RecordingSpec; streams: number[]; counters: RecordingCounters }>();
+
+  readQuality(id: number): StreamQuality | null {
+    return this.quality.get(id) ?? null;
+  }
+
+  mosTotals(): MosTotals {
+    return this.mos;
+  }
 
   addStream(spec: StreamSocketSpec, rule: StreamRule): void {
     if (this.streams.has(spec.id)) throw new Error(`duplicate stream id ${spec.id}`);

@@ -427,3 +427,29 @@ describe('CallManager logs for a person', () => {
     ]);
   });
 });
+
+describe('CallManager media control (block/silence media)', () => {
+  it("marks the rules of the streams that receive the named party's media, and only those; undo clears them", () => {
+    const dp = new FakeDataPlane();
+    const cm = new CallManager(config(), dp, logger, {}, () => 1_700_000_000_000);
+    const offerPort = mPorts(cm.offer(req({})))[0]!;
+    const answerPort = mPorts(cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000 }) })))[0]!;
+    const call = cm.calls.get('call-1')!;
+    const fromA = dp.byPort(answerPort)!; // what A sends arrives on the socket in the answer's SDP
+    const fromB = dp.byPort(offerPort)!;
+    expect(fromA.rule).toMatchObject({ blockMedia: false, silenceMedia: false, clockRate: 8000 });
+    cm.setMediaControl(call, [cm.findByTag(call, 'A')!], 'blocked', true);
+    expect(dp.byPort(answerPort)!.rule).toMatchObject({ blockMedia: true, silenceMedia: false });
+    expect(dp.byPort(answerPort + 1)!.rule.blockMedia).toBe(true);
+    expect(dp.byPort(offerPort)!.rule.blockMedia).toBe(false);
+    cm.setMediaControl(call, call.monologues, 'silenced', true);
+    expect(dp.byPort(offerPort)!.rule.silenceMedia).toBe(true);
+    expect(dp.byPort(answerPort)!.rule.silenceMedia).toBe(true);
+    cm.setMediaControl(call, call.monologues, 'blocked', false);
+    cm.setMediaControl(call, call.monologues, 'silenced', false);
+    expect(dp.byPort(answerPort)!.rule).toMatchObject({ blockMedia: false, silenceMedia: false });
+    // The rest of the rule is untouched by media control.
+    expect(dp.byPort(answerPort)!.rule.sink).toBe(fromA.rule.sink);
+    expect(dp.byPort(offerPort)!.rule.expected).toEqual(fromB.rule.expected);
+  });
+});

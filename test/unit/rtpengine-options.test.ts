@@ -27,6 +27,7 @@ const SAMPLE_VALUES: Record<string, string> = {
   'recording-dir': '/tmp',
   'recording-method': 'pcap',
   'recording-format': 'eth',
+  'dtmf-log-dest': '127.0.0.1:5060',
   'endpoint-learning': 'off',
   scheduling: 'batch',
   'idle-scheduling': 'idle',

@@ -1,0 +1,123 @@
+/**
+ * Call quality side by side: the same traffic (A -> B loses every 10th packet and delays every 7th by 30 ms;
+ * both parties send SR + RR with real LSR/DLSR, each report held 30 ms longer than its DLSR says) through
+ * rtpengine 10.5 and through ngrelay. The `SSRC` dicts of query and delete must have the same keys and types,
+ * and the MOS figures must agree (±0.2 MOS) and match the known truth: ~10 % loss reported by B, round trip
+ * ~60 ms end to end (30 ms a leg), no loss reported by A.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRtpengine } from '../support/rtpengine';
+import { startNgrelay } from '../support/ngrelay';
+import type { RelayUnderTest } from '../support/relay';
+import { runQualityCall, type QualityRun } from '../support/quality-traffic';
+import { isDict, type BDict, type BValue } from '../support/bencode';
+import { shapeDiff } from '../support/compare';
+import { NgRawClient } from '../support/ng-client';
+import { startOnRandomPorts } from '../support/random-relay';
+
+const SSRC_A = 0x1111;
+const SSRC_B = 0x2222;
+
+
+async function runOn(start: typeof startRtpengine): Promise<{ run: QualityRun; stats: BDict }> {
+  const relay: RelayUnderTest = await startOnRandomPorts(start);
+  try {
+    const run = await runQualityCall({
+      ngPort: relay.ngPort,
+      callId: 'quality-1',
+      packets: 300,
+      dropEvery: 10,
+      delayEvery: 7,
+      delayMs: 30,
+      reportMs: 1000,
+      extraDelayMs: 30,
+      ssrcA: SSRC_A,
+      ssrcB: SSRC_B,
+    });
+    const ng = await NgRawClient.open(relay.ngPort);
+    const stats = await ng.request({ command: 'statistics' });
+    ng.close();
+    return { run, stats: stats.dict };
+  } finally {
+    await relay.stop();
+  }
+}
+
+function at(v: BValue | undefined, ...path: string[]): BValue | undefined {
+  let cur = v;
+  for (const k of path) cur = cur !== undefined && isDict(cur) ? cur[k] : undefined;
+  return cur;
+}
+const num = (v: BValue | undefined): number => {
+  if (typeof v !== 'number') throw new Error(`expected a number, got ${String(v)}`);
+  return v;
+};
+
+describe('call quality (RTCP, MOS) side by side with rtpengine 10.5', () => {
+  let reference: { run: QualityRun; stats: BDict };
+  let candidate: { run: QualityRun; stats: BDict };
+
+  beforeAll(async () => {
+    reference = await runOn(startRtpengine);
+    candidate = await runOn(startNgrelay);
+  }, 120_000);
+  afterAll(() => undefined);
+
+  it('fills the SSRC dict with the same keys and types as rtpengine, in query and in delete', () => {
+    for (const reply of ['query', 'deleteReply'] as const) {
+      const ref = at(reference.run[reply], 'SSRC');
+      const cand = at(candidate.run[reply], 'SSRC');
+      expect(isDict(ref!) && Object.keys(ref).sort()).toEqual([String(SSRC_A), String(SSRC_B)]);
+      expect(shapeDiff(ref!, cand!, { anyLengthListKeys: new Set(['entries']) })).toEqual([]);
+    }
+  });
+
+  it('reports B (which lost every 10th packet of A) at about 10 % loss and a MOS within 0.2 of rtpengine', () => {
+    for (const ssrc of [SSRC_A, SSRC_B]) {
+      const ref = at(reference.run.query, 'SSRC', String(ssrc), 'average MOS');
+      const cand = at(candidate.run.query, 'SSRC', String(ssrc), 'average MOS');
+      expect(Math.abs(num(at(cand, 'MOS')) - num(at(ref, 'MOS')))).toBeLessThanOrEqual(2);
+      // Reports cut the stream at slightly different packets on each run: 5 or 6 lost of 50 an interval.
+      expect(Math.abs(num(at(cand, 'packet loss')) - num(at(ref, 'packet loss')))).toBeLessThanOrEqual(1);
+      expect(Math.abs(num(at(cand, 'jitter')) - num(at(ref, 'jitter')))).toBeLessThanOrEqual(3);
+      // Each leg's report was held 30 ms: ~30 ms a leg, ~60 ms end to end (loopback and timers add a few).
+      expect(num(at(cand, 'round-trip time leg'))).toBeGreaterThan(28_000);
+      expect(num(at(cand, 'round-trip time leg'))).toBeLessThan(45_000);
+      expect(num(at(cand, 'round-trip time'))).toBeGreaterThan(56_000);
+      expect(num(at(cand, 'round-trip time'))).toBeLessThan(85_000);
+    }
+    // B reports A's stream: 1 in 10 lost = fraction 25/256 = 9 %; A reports B's clean stream.
+    expect(num(at(candidate.run.query, 'SSRC', String(SSRC_B), 'average MOS', 'packet loss'))).toBeGreaterThanOrEqual(7);
+    expect(num(at(candidate.run.query, 'SSRC', String(SSRC_B), 'average MOS', 'packet loss'))).toBeLessThanOrEqual(12);
+    expect(num(at(candidate.run.query, 'SSRC', String(SSRC_A), 'average MOS', 'packet loss'))).toBe(0);
+    expect(num(at(candidate.run.query, 'SSRC', String(SSRC_A), 'average MOS', 'MOS'))).toBe(43);
+    expect(num(at(candidate.run.query, 'SSRC', String(SSRC_B), 'cumulative loss'))).toBeGreaterThanOrEqual(25);
+  });
+
+  it('counts the MOS samples in statistics as rtpengine does', () => {
+    const ref = at(reference.stats, 'statistics', 'mos');
+    const cand = at(candidate.stats, 'statistics', 'mos');
+    expect(shapeDiff(ref!, cand!)).toEqual([]);
+    expect(Math.abs(num(at(cand, 'mos_samples_total')) - num(at(ref, 'mos_samples_total')))).toBeLessThanOrEqual(2);
+    expect(num(at(cand, 'mos_samples_total'))).toBeGreaterThan(4);
+    const avg = Number(String(at(cand, 'mos_average')));
+    expect(Math.abs(avg - Number(String(at(ref, 'mos_average'))))).toBeLessThanOrEqual(0.2);
+  });
+
+  it('shows what the relay measured itself on the RTP stream: 10 % loss and the delayed packets as jitter', () => {
+    const tags = at(candidate.run.query, 'tags', 'qa-from');
+    const medias = at(tags, 'medias');
+    if (!Array.isArray(medias) || !isDict(medias[0]!)) throw new Error('no medias');
+    const streams = medias[0]['streams'];
+    if (!Array.isArray(streams)) throw new Error('no streams');
+    const q = at(streams[0], 'quality');
+    expect(num(at(q, 'SSRC'))).toBe(SSRC_A);
+    expect(num(at(q, 'packets received'))).toBe(270);
+    expect(num(at(q, 'packets lost'))).toBeGreaterThanOrEqual(29);
+    expect(num(at(q, 'packets lost'))).toBeLessThanOrEqual(30);
+    expect(num(at(q, 'duplicates'))).toBe(0);
+    // Every 7th packet 30 ms late, arriving after later ones: reordered, and jitter of some ms.
+    expect(num(at(q, 'reordered'))).toBeGreaterThan(20);
+    expect(num(at(q, 'jitter us'))).toBeGreaterThan(2000);
+  });
+});
