@@ -107,6 +107,12 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
   ]);
   readCounter(r, 'rtpengine_call_duration_total', 'Total calls duration', none, () => [[{}, t.totalCallDurationMs / 1000]]);
 
+  // MOS samples of ended streams, as rtpengine sums them (MOS, not ×10; the statistics command's mos group).
+  const mos = () => ctx.dataPlane.mosTotals();
+  readCounter(r, 'rtpengine_mos_total', 'Sum of all MOS values sampled', none, () => [[{}, mos().mosX10Sum / 10]]);
+  readCounter(r, 'rtpengine_mos2_total', 'Sum of all MOS square values sampled', none, () => [[{}, mos().mosX10SquareSum / 100]]);
+  readCounter(r, 'rtpengine_mos_samples_total', 'Total number of MOS samples', none, () => [[{}, mos().samples]]);
+
   const perCommand = (read: (p: NgServerStats['proxies'][string], request: string) => number) => () => {
     const out: Array<[{ proxy: string; request: string }, number]> = [];
     for (const [proxy, p] of Object.entries(ctx.controlStats().proxies)) {
