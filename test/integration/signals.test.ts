@@ -51,7 +51,7 @@ async function until(what: string, check: () => boolean, ms = 5000): Promise<voi
 
 /** Every listening socket (TCP LISTEN, unconnected UDP) of the process, as `proto local-address:port`. */
 function listeningSockets(pid: number): string[] {
-  const out = execFileSync('ss', ['-H', '-l', '-n', '-p', '-t', '-u'], { encoding: 'utf8' });
+  const out = execFileSync('ss', ['-H', '-l', '-n', '-p', '-t', '-u'], { encoding: 'utf8', maxBuffer: 64 << 20 }); // a busy machine lists many
   return out
     .split('\n')
     .filter((line) => line.includes(`pid=${pid},`))
