@@ -42,6 +42,8 @@ struct SrtpKeySpec {
   SrtpSuite suite = SrtpSuite::AesCm128HmacSha1_80;
   std::vector<uint8_t> key, salt;
   bool encryptRtp = true, encryptRtcp = true, authRtp = true;
+  /** A restored stream's sequence state (used only when a new context is made; not part of the keys). */
+  SrtpProgress resume;
 
   SrtpParams params() const {
     SrtpParams p;
@@ -53,6 +55,7 @@ struct SrtpKeySpec {
     p.encryptRtp = encryptRtp;
     p.encryptRtcp = encryptRtcp;
     p.authRtp = authRtp;
+    p.resume = resume;
     return p;
   }
   bool operator==(const SrtpKeySpec& o) const {
@@ -391,6 +394,8 @@ class Engine {
   void updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& crypto = StreamCryptoSpec{});
   void removeStream(int32_t id);
   bool readCounters(int32_t id, StreamSnapshot& out) const;
+  /** SRTP sequence state of a stream's contexts (a missing context reads as unknown); false for an unknown id. */
+  bool readSrtpProgress(int32_t id, SrtpProgress& inbound, SrtpProgress& outbound) const;
   /** Last packet time (wall ms) of a stream; 0 when it never received one or is unknown. */
   int64_t lastPacketMs(int32_t id) const;
   EngineTotalsSnapshot totals() const;

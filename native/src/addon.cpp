@@ -90,6 +90,57 @@ std::vector<uint8_t> bytesFromJs(const Napi::Value& v, const char* what) {
   return std::vector<uint8_t>(b.Data(), b.Data() + b.Length());
 }
 
+uint32_t u32FromJs(const Napi::Value& v, const char* what, uint32_t max) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string("SRTP resume.") + what + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= double(max)) || d != double(uint32_t(d)))
+    throw Napi::RangeError::New(v.Env(), std::string("SRTP resume.") + what + " out of range");
+  return uint32_t(d);
+}
+
+/** SrtpKeys.resume (src/dataplane/types.ts SrtpProgress); absent = a fresh context. */
+SrtpProgress srtpProgressFromJs(const Napi::Value& v) {
+  SrtpProgress p;
+  if (v.IsNull() || v.IsUndefined()) return p;
+  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "SRTP resume must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value rtp = o.Get("rtp");
+  if (rtp.IsObject()) {
+    Napi::Object r = rtp.As<Napi::Object>();
+    p.rtp = true;
+    p.rtpSsrc = u32FromJs(r.Get("ssrc"), "rtp.ssrc", 0xffffffffu);
+    p.roc = u32FromJs(r.Get("roc"), "rtp.roc", 0x7fffu);
+    p.seq = uint16_t(u32FromJs(r.Get("seq"), "rtp.seq", 0xffffu));
+  }
+  Napi::Value rtcp = o.Get("rtcp");
+  if (rtcp.IsObject()) {
+    Napi::Object r = rtcp.As<Napi::Object>();
+    p.rtcp = true;
+    p.rtcpSsrc = u32FromJs(r.Get("ssrc"), "rtcp.ssrc", 0xffffffffu);
+    p.srtcpIndex = u32FromJs(r.Get("index"), "rtcp.index", 0x7fffffffu);
+  }
+  return p;
+}
+
+Napi::Value srtpProgressToJs(Napi::Env env, const SrtpProgress& p) {
+  if (!p.rtp && !p.rtcp) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  if (p.rtp) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("ssrc", double(p.rtpSsrc));
+    r.Set("roc", double(p.roc));
+    r.Set("seq", double(p.seq));
+    o.Set("rtp", r);
+  }
+  if (p.rtcp) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("ssrc", double(p.rtcpSsrc));
+    r.Set("index", double(p.srtcpIndex));
+    o.Set("rtcp", r);
+  }
+  return o;
+}
+
 /** One direction of StreamCrypto (src/dataplane/types.ts SrtpKeys); null/undefined = plain RTP. */
 SrtpKeySpec srtpKeysFromJs(const Napi::Value& v) {
   SrtpKeySpec k;
@@ -104,6 +155,7 @@ SrtpKeySpec srtpKeysFromJs(const Napi::Value& v) {
   k.encryptRtp = !o.Get("unencryptedSrtp").ToBoolean().Value();
   k.encryptRtcp = !o.Get("unencryptedSrtcp").ToBoolean().Value();
   k.authRtp = !o.Get("unauthenticatedSrtp").ToBoolean().Value();
+  k.resume = srtpProgressFromJs(o.Get("resume"));
   k.present = true;
   return k;
 }
@@ -206,6 +258,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("updateStream", &NativeEngine::UpdateStream),
                         InstanceMethod("removeStream", &NativeEngine::RemoveStream),
                         InstanceMethod("readCounters", &NativeEngine::ReadCounters),
+                        InstanceMethod("readSrtpProgress", &NativeEngine::ReadSrtpProgress),
                         InstanceMethod("lastPacketTimes", &NativeEngine::LastPacketTimes),
                         InstanceMethod("totals", &NativeEngine::Totals),
                         InstanceMethod("info", &NativeEngine::Info),
@@ -308,6 +361,27 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Int32Array ids = info[0].As<Napi::Int32Array>();
     Napi::Float64Array out = Napi::Float64Array::New(env, ids.ElementLength());
     for (size_t i = 0; i < ids.ElementLength(); ++i) out[i] = double(e.lastPacketMs(ids[i]));
+    return out;
+  }
+
+  // readSrtpProgress(ids) -> per id {inbound, outbound} (each SrtpProgress or null), or null for an unknown id.
+  Napi::Value ReadSrtpProgress(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Engine& e = engine(env);
+    Napi::Array ids = info[0].As<Napi::Array>();
+    Napi::Array out = Napi::Array::New(env, ids.Length());
+    for (uint32_t i = 0; i < ids.Length(); ++i) {
+      SrtpProgress in, outb;
+      Napi::Value idv = ids.Get(i);
+      if (!idv.IsNumber() || !e.readSrtpProgress(idv.As<Napi::Number>().Int32Value(), in, outb)) {
+        out.Set(i, env.Null());
+        continue;
+      }
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("inbound", srtpProgressToJs(env, in));
+      o.Set("outbound", srtpProgressToJs(env, outb));
+      out.Set(i, o);
+    }
     return out;
   }
 

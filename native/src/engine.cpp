@@ -319,6 +319,15 @@ int64_t Engine::lastPacketMs(int32_t id) const {
   return it == streams_.end() ? 0 : it->second.stream->lastPacketMs.load(std::memory_order_relaxed);
 }
 
+bool Engine::readSrtpProgress(int32_t id, SrtpProgress& inbound, SrtpProgress& outbound) const {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return false;
+  // The contexts belong to the record (JS thread); the owner thread only publishes into them.
+  inbound = it->second.srtpIn ? it->second.srtpIn->progress() : SrtpProgress{};
+  outbound = it->second.srtpOut ? it->second.srtpOut->progress() : SrtpProgress{};
+  return true;
+}
+
 bool Engine::readCounters(int32_t id, StreamSnapshot& out) const {
   auto it = streams_.find(id);
   if (it == streams_.end()) return false;

@@ -30,6 +30,7 @@ import {
   type RecordingFormat,
   type RecordingSpec,
   type StreamCounters,
+  type StreamSrtpProgress,
   type StreamRule,
   type StreamSocketSpec,
   type ThreadScheduling,
@@ -48,6 +49,7 @@ interface NativeEngineInstance {
   updateStream(id: number, rule: StreamRule): void;
   removeStream(id: number): void;
   readCounters(ids: readonly number[]): (StreamCounters | null)[];
+  readSrtpProgress(ids: readonly number[]): (StreamSrtpProgress | null)[];
   lastPacketTimes(ids: Int32Array): Float64Array;
   totals(): EngineTotals;
   info(): DataPlaneInfo;
@@ -136,6 +138,17 @@ class NativeDataPlane implements DataPlane {
     const result = new Map<number, StreamCounters>();
     if (this.closed) return result;
     const rows = this.engine.readCounters(ids);
+    ids.forEach((id, i) => {
+      const row = rows[i];
+      if (row) result.set(id, row);
+    });
+    return result;
+  }
+
+  readSrtpProgress(ids: readonly number[]): Map<number, StreamSrtpProgress> {
+    const result = new Map<number, StreamSrtpProgress>();
+    if (this.closed) return result;
+    const rows = this.engine.readSrtpProgress(ids);
     ids.forEach((id, i) => {
       const row = rows[i];
       if (row) result.set(id, row);
