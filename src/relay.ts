@@ -15,6 +15,9 @@ import type { Logger } from './logger';
 import { CallRecorder } from './recording/call-recorder';
 import { prepareRecordingDir } from './recording/recording-dir';
 import { recoverSpool } from './recording/spool-recovery';
+import { CallPersistence } from './state/persistence';
+import { CallStore } from './state/call-store';
+import { persistedCallId } from './state/ng-hook';
 
 export interface RelayDeps {
   logger: Logger;
@@ -30,6 +33,8 @@ export class Relay {
     private readonly server: NgServer,
     private readonly sweeper: TimeoutSweeper,
     private readonly logger: Logger,
+    /** `--state-dir`; null when off. */
+    readonly persistence: CallPersistence | null,
   ) {}
 
   static async start(config: RelayConfig, deps: RelayDeps): Promise<Relay> {
@@ -48,11 +53,26 @@ export class Relay {
         idleScheduling: config.idleScheduling,
       });
     let recorder: CallRecorder | null = null;
+    let persistence: CallPersistence | null = null;
     const manager = new CallManager(config, dataPlane, logger, {
       // delete, timeouts, shutdown: the recording's files move to their final names.
-      callEnded: (call) => recorder?.stop(call),
+      callEnded: (call, reason) => {
+        recorder?.stop(call);
+        persistence?.callEnded(call, reason);
+      },
     });
     recorder = new CallRecorder(config, dataPlane, (call) => manager.streamIds(call), logger);
+    if (config.stateDir !== null) {
+      persistence = new CallPersistence(new CallStore(config.stateDir, config.stateFsync), manager, dataPlane, logger);
+      try {
+        persistence.restore();
+      } catch (err) {
+        dataPlane.close();
+        throw err;
+      }
+    } else {
+      logger.info('no --state-dir: calls do not survive a restart of ngrelay');
+    }
     const sweeper = new TimeoutSweeper(manager, dataPlane, config);
     const startedMs = Date.now();
     let server: NgServer | null = null;
@@ -64,17 +84,30 @@ export class Relay {
       startedMs,
       controlStats: () => (server ? server.stats() : { commands: {}, errors: 0 }),
       interfaces: () => interfaceStats(config, manager),
+      ...(persistence ? { stateStats: () => (persistence as CallPersistence).statistics() } : {}),
     });
+    // --state-dir: the call's state is on disk before its reply leaves (also after an error: nothing is lost).
+    const state = persistence;
+    const persisted: NgHandler = state
+      ? async (request, context) => {
+          try {
+            return await handler(request, context);
+          } finally {
+            const callId = persistedCallId(request);
+            if (callId !== null) state.persist(callId);
+          }
+        }
+      : handler;
     // --debug-ng-delay: the command runs at once, its reply is held back, so a proxy retransmits meanwhile.
     // Pings stay prompt, or the proxy would take the relay for dead.
     const delayed: NgHandler =
       config.debugNgDelayMs > 0
         ? async (request, context) => {
-            const reply = await handler(request, context);
+            const reply = await persisted(request, context);
             if (reply['result'] !== 'pong') await new Promise((resolve) => setTimeout(resolve, config.debugNgDelayMs));
             return reply;
           }
-        : handler;
+        : persisted;
     server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, handler: delayed, logger });
     try {
       await server.listen();
@@ -82,7 +115,10 @@ export class Relay {
       dataPlane.close();
       throw err;
     }
-    dataPlane.onEvents((events) => logEngineEvents(events, manager, logger));
+    dataPlane.onEvents((events) => {
+      logEngineEvents(events, manager, logger);
+      persistence?.onEvents(events);
+    });
     const { scheduling, idleScheduling } = dataPlane.info();
     // rtpengine carries on with default scheduling too; the operator learns why a setting did not apply.
     if (scheduling.error !== null) {
@@ -92,6 +128,7 @@ export class Relay {
       logger.warn({ idleScheduling }, 'could not apply --idle-scheduling/--idle-priority to the background threads');
     }
     sweeper.start();
+    persistence?.start();
     logger.info(
       {
         listenNg: `${config.listenNg.address}:${config.listenNg.port}`,
@@ -100,12 +137,14 @@ export class Relay {
       },
       'ngrelay started',
     );
-    return new Relay(config, manager, dataPlane, server, sweeper, logger);
+    return new Relay(config, manager, dataPlane, server, sweeper, logger, persistence);
   }
 
   async close(): Promise<void> {
     this.sweeper.stop();
     await this.server.close();
+    // A last write of media progress; the calls' files stay for the next start.
+    this.persistence?.stop();
     this.manager.destroyAll();
     this.dataPlane.close();
     this.logger.info('ngrelay stopped');

@@ -29,6 +29,8 @@ export interface CommandContext {
   controlStats: () => ControlStats;
   startedMs: number;
   interfaces: () => NgDict[];
+  /** `--state-dir` figures for `statistics` (absent when off). */
+  stateStats?: () => NgDict;
 }
 
 export function createCommandHandler(ctx: CommandContext): NgHandler {

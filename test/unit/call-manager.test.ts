@@ -32,6 +32,8 @@ function config(over: Partial<RelayConfig> = {}): RelayConfig {
     recordingMethod: 'pcap',
     recordingFormat: 'raw',
     recordEgress: false,
+    stateDir: null,
+    stateFsync: false,
     foreground: true,
     logStderr: true,
     logTimestamps: true,
