@@ -48,6 +48,17 @@ export interface LoadedState {
   skipped: SkippedFile[];
 }
 
+/** The state dir cannot be used: the start stops with this message. */
+export class StateDirError extends Error {
+  override readonly name = 'StateDirError';
+  constructor(
+    readonly dir: string,
+    detail: string,
+  ) {
+    super(`state directory ${dir} (--state-dir): ${detail}`);
+  }
+}
+
 const CALL_SUFFIX = '.call';
 const PROGRESS_FILE = 'progress.state';
 
@@ -77,9 +88,23 @@ export class CallStore {
 
   /** Create the dirs; temporary files of a write cut short by a crash go (the old file is still whole). */
   prepare(): void {
-    mkdirSync(this.callsDir, { recursive: true, mode: 0o700 });
+    // Not recursive: a mistyped path fails here rather than creating a tree (and Node's recursive mkdir
+    // loops forever under /proc).
+    for (const d of [this.dir, this.callsDir]) {
+      try {
+        mkdirSync(d, { mode: 0o700 });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new StateDirError(d, (err as Error).message);
+      }
+    }
     for (const dir of [this.dir, this.callsDir]) {
-      for (const name of readdirSync(dir)) if (name.endsWith('.tmp')) unlinkSync(path.join(dir, name));
+      let names: string[];
+      try {
+        names = readdirSync(dir);
+      } catch (err) {
+        throw new StateDirError(dir, (err as Error).message);
+      }
+      for (const name of names) if (name.endsWith('.tmp')) unlinkSync(path.join(dir, name));
     }
   }
 

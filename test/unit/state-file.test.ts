@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { STATE_FORMAT_VERSION, StateFileError, decodeStateFile, encodeStateFile, writeFileAtomic } from '../../src/state/state-file';
-import { CallStore } from '../../src/state/call-store';
+import { CallStore, StateDirError } from '../../src/state/call-store';
 import type { CallState } from '../../src/call/state';
 
 const dirs: string[] = [];
@@ -72,6 +72,12 @@ describe('state file format', () => {
 });
 
 describe('CallStore', () => {
+  it('a state dir whose parent is missing stops the start with StateDirError naming it', () => {
+    const dir = path.join(tempDir(), 'missing', 'state');
+    expect(() => new CallStore(dir, false).prepare()).toThrow(StateDirError);
+    expect(() => new CallStore(dir, false).prepare()).toThrow(`state directory ${dir} (--state-dir)`);
+  });
+
   it('loads the good call files, sets the bad ones aside as *.rejected and drops leftover temporary files', () => {
     const dir = tempDir();
     const store = new CallStore(dir, false);
