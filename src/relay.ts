@@ -40,10 +40,7 @@ export class Relay {
   static async start(config: RelayConfig, deps: RelayDeps): Promise<Relay> {
     const logger = deps.logger;
     // A recording dir that cannot be used stops the start, with one line naming it (cli.ts exits 1).
-    if (config.recordingDir !== null) {
-      const dirs = prepareRecordingDir(config.recordingDir);
-      for (const r of recoverSpool(dirs, Date.now())) logger.warn(r, 'finished a recording left in the spool by an earlier run');
-    }
+    const recordingDirs = config.recordingDir !== null ? prepareRecordingDir(config.recordingDir) : null;
     const dataPlane =
       deps.dataPlane ??
       createNativeDataPlane({
@@ -65,13 +62,22 @@ export class Relay {
     if (config.stateDir !== null) {
       persistence = new CallPersistence(new CallStore(config.stateDir, config.stateFsync), manager, dataPlane, logger);
       try {
-        persistence.restore();
+        persistence.load();
       } catch (err) {
         dataPlane.close();
         throw err;
       }
     } else {
       logger.info('no --state-dir: calls do not survive a restart of ngrelay');
+    }
+    const activeRecorder = recorder;
+    persistence?.restore((call) => activeRecorder.resume(call));
+    if (recordingDirs !== null) {
+      // Restored calls go on recording into their spool pcaps; every other recording left there is finished.
+      const continued = new Set([...manager.calls.values()].flatMap((c) => (c.recording ? [c.recording.pcapSpoolPath] : [])));
+      for (const r of recoverSpool(recordingDirs, Date.now(), continued)) {
+        logger.warn(r, 'finished a recording left in the spool by an earlier run');
+      }
     }
     const sweeper = new TimeoutSweeper(manager, dataPlane, config);
     const startedMs = Date.now();

@@ -372,6 +372,8 @@ struct RecordingSpec {
   std::string path;
   LinkType link;
   bool egress;
+  /** Continue an existing pcap (a call restored after a restart): no O_EXCL, no new global header. */
+  bool append = false;
 };
 
 /** Error from opening a recording file: errno name and text. */

@@ -450,6 +450,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (format != "raw" && format != "eth") throw Napi::TypeError::New(env, "recording format must be raw or eth");
     spec.link = format == "eth" ? LinkType::Ethernet : LinkType::Raw;
     spec.egress = info[3].ToBoolean().Value();
+    spec.append = info[4].ToBoolean().Value();
     callEngine(env, [&] { engine(env).startRecording(spec); });
     return env.Undefined();
   }

@@ -53,7 +53,7 @@ interface NativeEngineInstance {
   lastPacketTimes(ids: Int32Array): Float64Array;
   totals(): EngineTotals;
   info(): DataPlaneInfo;
-  startRecording(id: number, path: string, format: RecordingFormat, egress: boolean): void;
+  startRecording(id: number, path: string, format: RecordingFormat, egress: boolean, append: boolean): void;
   setRecordingStreams(id: number, streamIds: readonly number[]): void;
   stopRecording(id: number): RecordingCounters | null;
   readRecording(id: number): RecordingCounters | null;
@@ -171,7 +171,7 @@ class NativeDataPlane implements DataPlane {
 
   startRecording(spec: RecordingSpec): void {
     try {
-      this.engine.startRecording(spec.id, spec.path, spec.format, spec.egress);
+      this.engine.startRecording(spec.id, spec.path, spec.format, spec.egress, spec.append === true);
     } catch (err) {
       const code = errorCode(err);
       if (code !== undefined) throw new RecordingFileError((err as Error).message, code, spec.path);

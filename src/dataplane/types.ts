@@ -192,6 +192,11 @@ export interface RecordingSpec {
    * once, as received (party -> relay socket), which already holds both parties' streams.
    */
   egress: boolean;
+  /**
+   * Continue `path`, an existing pcap cut to whole records (a call restored after a restart, src/state/):
+   * opened for appending, no new global header. Default false.
+   */
+  append?: boolean;
 }
 
 export interface RecordingCounters {

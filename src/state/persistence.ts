@@ -9,7 +9,7 @@ import type { DataPlane, Endpoint, EngineEvent, SrtpKeys, SrtpProgress, StreamRu
 import type { Logger } from '../logger';
 import type { NgDict } from '../ng/types';
 import { ngDict } from '../ng/dict';
-import type { CallProgressState, CallStore, ProgressFile, StreamProgressState } from './call-store';
+import type { CallProgressState, CallStore, LoadedState, ProgressFile, StreamProgressState } from './call-store';
 
 export const TICK_MS = 500;
 /**
@@ -83,10 +83,24 @@ export class CallPersistence {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Bind every stored call again. A call that cannot be restored is logged with its reason; the others go on. */
-  restore(): void {
+  private loaded: LoadedState | null = null;
+
+  /** Read the state dir (a directory that cannot be used throws StateDirError: the start stops). */
+  load(): void {
     this.store.prepare();
-    const loaded = this.store.load();
+    this.loaded = this.store.load();
+  }
+
+  /**
+   * Bind every stored call again; `resumeRecording` continues a restored call's recording. A call that cannot
+   * be restored is logged with its reason; the others go on.
+   */
+  restore(resumeRecording: (call: CallState) => void = (call) => {
+    call.recording = null;
+  }): void {
+    if (!this.loaded) this.load();
+    const loaded = this.loaded as LoadedState;
+    this.loaded = null;
     for (const s of loaded.skipped) {
       this.logger.error({ file: s.file, reason: s.reason, detail: s.detail }, 'state file skipped (renamed *.rejected)');
     }
@@ -96,13 +110,9 @@ export class CallPersistence {
       const saved = progressOf.get(call.callId);
       const streams = new Map((saved?.streams ?? []).map((s) => [s.id, s]));
       try {
-        if (call.recording) {
-          // The pcap went to its final name with the spool recovery at start; a new one starts when asked.
-          this.logger.warn({ 'call-id': call.callId, pcap: call.recording.pcapPath }, 'restored call: its recording is not continued');
-          call.recording = null;
-        }
         if (saved && saved.lastMediaMs > 0) call.mediaBeforeRestoreMs = saved.lastMediaMs;
         this.manager.restore(call, (stream, rule) => this.restoredRule(stream, rule, streams.get(stream.id)));
+        resumeRecording(call);
         if (saved) this.progress.set(call.callId, { ...saved, streams: [...streams.values()] });
         this.stats.restoredCalls++;
         this.logger.info({ 'call-id': call.callId, streams: this.manager.streamIds(call).length }, 'call restored');

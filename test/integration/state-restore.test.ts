@@ -16,6 +16,7 @@ import { NgRawClient } from '../support/ng-client';
 import { isDict, toPlain, type BDict, type BInputDict, type BValue } from '../support/bencode';
 import { Party, rtcpPacket, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
 import { buildLibsrtpHelper, type LibsrtpHelper } from '../support/libsrtp';
+import { cutToLastRecord } from '../../src/recording/spool-recovery';
 
 const NG_PORT = 23000 + (process.pid % 2000);
 // 45000..49999 is used by no other test; a random 500-port slice of it, as other worktrees run tests too.
@@ -35,13 +36,13 @@ async function party(): Promise<Party> {
   return p;
 }
 
-async function start(): Promise<NgRawClient> {
+async function start(extraArgs: string[] = []): Promise<NgRawClient> {
   relay = await startNgrelay({
     ngPort: NG_PORT,
     portMin: PORT_MIN,
     portMax: PORT_MAX,
     deleteDelay: 0,
-    extraArgs: [`--state-dir=${stateDir}`],
+    extraArgs: [`--state-dir=${stateDir}`, ...extraArgs],
   });
   ng?.close();
   ng = await NgRawClient.open(NG_PORT);
@@ -304,6 +305,33 @@ describe('--state-dir restore', () => {
     );
     const openedRtcp = helper.run('unprotect-rtcp', SUITE, kn, aRtcp.received.map((r) => r.data));
     expect(openedRtcp.map((p) => (typeof p === 'string' ? p : p.toString('hex')))).toEqual(rtcpBA.map((p) => p.toString('hex')));
+  }, 60_000);
+
+  it('a recorded call goes on recording into the same pcap after kill -9: one file, packets from before and after', async () => {
+    const recDir = mkdtempSync(path.join(tmpdir(), 'ngrelay-state-rec-'));
+    try {
+      const recArgs = [`--recording-dir=${recDir}`];
+      await start(recArgs);
+      const a = await party();
+      const b = await party();
+      const o = sdpInfo(await request({ command: 'offer', 'call-id': 'rec', 'from-tag': 'A', 'record-call': 'yes', sdp: sdp(a.port, a.port + 1) }));
+      const an = sdpInfo(await request({ command: 'answer', 'call-id': 'rec', 'from-tag': 'A', 'to-tag': 'B', sdp: sdp(b.port, b.port + 1) }));
+      for (let i = 0; i < 10; i++) await a.send(rtp(i, 0xa1), an.port, '127.0.0.1');
+      expect(await waitUntil(() => b.received.length >= 10, 2000)).toBe(true);
+      await sleep(200); // the pcap writer thread empties its ring
+      await crash();
+      await start(recArgs);
+      for (let i = 10; i < 20; i++) await a.send(rtp(i, 0xa1), an.port, '127.0.0.1');
+      expect(await waitUntil(() => b.received.length >= 20, 2000)).toBe(true);
+      void o;
+      await request({ command: 'delete', 'call-id': 'rec', 'from-tag': 'A' });
+      const pcaps = readdirSync(path.join(recDir, 'pcaps'));
+      expect(pcaps).toHaveLength(1);
+      expect(readdirSync(path.join(recDir, 'spool'))).toEqual([]);
+      expect(cutToLastRecord(path.join(recDir, 'pcaps', pcaps[0] as string))).toBe(20);
+    } finally {
+      rmSync(recDir, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it('a truncated state file is skipped with a clear log line; the other calls are restored', async () => {
