@@ -6,7 +6,8 @@
  * middle of a burst of offers.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, truncateSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, truncateSync, statSync, writeFileSync } from 'node:fs';
+import dgram from 'node:dgram';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -353,6 +354,44 @@ describe('--state-dir restore', () => {
     expect(readdirSync(path.join(stateDir, 'calls')).filter((n) => n.endsWith('.rejected'))).toHaveLength(1);
     const stats = await request({ command: 'statistics' });
     expect(get(stats, 'statistics', 'statedir', 'skippedfiles')).toBe(1);
+  }, 60_000);
+
+  it('a call whose port is taken at restart is logged and left out; the others are restored; statistics counts both', async () => {
+    await start();
+    const x = await party();
+    const y = await party();
+    const ports: Record<string, number> = {};
+    for (const id of ['free', 'taken']) {
+      ports[id] = sdpInfo(await request({ command: 'offer', 'call-id': id, 'from-tag': 'X', sdp: sdp(x.port, x.port + 1) })).port;
+      await request({ command: 'answer', 'call-id': id, 'from-tag': 'X', 'to-tag': 'Y', sdp: sdp(y.port, y.port + 1) });
+    }
+    await crash();
+    const squatter = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => squatter.bind(ports['taken'], '127.0.0.1', () => resolve()));
+    try {
+      await start();
+      expect(toPlain(await request({ command: 'query', 'call-id': 'free' }))).toMatchObject({ result: 'ok' });
+      expect(toPlain(await request({ command: 'query', 'call-id': 'taken' }))).toMatchObject({ result: 'error' });
+      expect(relay?.process.stderrText).toMatch(/"call-id":"taken".*EADDRINUSE.*call not restored/);
+      const stats = await request({ command: 'statistics' });
+      expect(get(stats, 'statistics', 'statedir', 'restoredcalls')).toBe(1);
+      expect(get(stats, 'statistics', 'statedir', 'failedcalls')).toBe(1);
+    } finally {
+      squatter.close();
+    }
+  }, 60_000);
+
+  it('a state dir that cannot be written never fails a command: the reply goes out, statistics counts the error', async () => {
+    await start();
+    const x = await party();
+    rmSync(path.join(stateDir, 'calls'), { recursive: true, force: true });
+    writeFileSync(path.join(stateDir, 'calls'), 'not a directory');
+    const reply = await request({ command: 'offer', 'call-id': 'unwritable', 'from-tag': 'X', sdp: sdp(x.port, x.port + 1) });
+    expect(toPlain(reply)).toMatchObject({ result: 'ok' });
+    const stats = await request({ command: 'statistics' });
+    expect(get(stats, 'statistics', 'statedir', 'writeerrors')).toBeGreaterThanOrEqual(1);
+    expect(String(get(stats, 'statistics', 'statedir', 'lasterror'))).toMatch(/ENOTDIR/);
+    expect(relay?.process.stderrText).toMatch(/cannot write call state/);
   }, 60_000);
 
   it('kill -9 during a burst of offers: every offer that was answered is restored', async () => {
