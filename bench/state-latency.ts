@@ -8,14 +8,16 @@
  * prints p50/p99 and calls per second; then, for the --state-dir run, kill -9 and a start with the same
  * command line, timed until `list` shows every call back. Bounded: `calls` pairs per row, nothing else sent.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { startNgrelay } from '../test/support/ngrelay';
 import type { RelayUnderTest } from '../test/support/relay';
 import { NgRawClient } from '../test/support/ng-client';
+import { isDict } from '../test/support/bencode';
 
 const NG_PORT = 22911;
+/** On the disk the repo is on (not a tmpfs, where fsync costs nothing); removed after each row. */
+const OUT_DIR = path.join(__dirname, 'out');
 const PORT_MIN = 20000;
 const PORT_MAX = 59999;
 
@@ -52,18 +54,22 @@ async function offerAnswer(ng: NgRawClient, calls: number): Promise<{ p50: numbe
   return { p50: percentile(ms, 50), p99: percentile(ms, 99), perSecond: calls / seconds };
 }
 
-async function listed(ng: NgRawClient, calls: number): Promise<number> {
-  const r = await ng.request({ command: 'list', limit: calls + 10 });
-  const list = r.dict['calls'];
-  return Array.isArray(list) ? list.length : 0;
+/** Calls the relay holds (`statistics`: `list` of 10,000 call-ids would not fit one UDP reply). */
+async function held(ng: NgRawClient): Promise<number> {
+  const r = await ng.request({ command: 'statistics' });
+  const stats = r.dict['statistics'];
+  const current = isDict(stats) ? stats['currentstatistics'] : undefined;
+  const own = isDict(current) ? current['sessionsown'] : undefined;
+  return typeof own === 'number' ? own : 0;
 }
 
 async function main(): Promise<void> {
   const calls = arg('calls', 2000);
+  mkdirSync(OUT_DIR, { recursive: true });
   const rows: Array<{ mode: string; p50: number; p99: number; perSecond: number }> = [];
   let restoreMs = NaN;
   for (const mode of ['off', 'state-dir', 'state-dir+fsync'] as const) {
-    const dir = mkdtempSync(path.join(tmpdir(), 'ngrelay-bench-state-'));
+    const dir = mkdtempSync(path.join(OUT_DIR, 'state-'));
     const extra = mode === 'off' ? [] : [`--state-dir=${dir}`, ...(mode === 'state-dir+fsync' ? ['--state-fsync'] : [])];
     let { relay, ng } = await start(extra);
     try {
@@ -74,7 +80,7 @@ async function main(): Promise<void> {
         ng.close();
         const t0 = Date.now();
         ({ relay, ng } = await start(extra));
-        while ((await listed(ng, calls)) < calls && Date.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 20));
+        while ((await held(ng)) < calls && Date.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 20));
         restoreMs = Date.now() - t0;
       }
     } finally {

@@ -54,7 +54,9 @@ export class Relay {
     const manager = new CallManager(config, dataPlane, logger, {
       // delete, timeouts, shutdown: the recording's files move to their final names.
       callEnded: (call, reason) => {
-        recorder?.stop(call);
+        // A stop that keeps its calls (--state-dir) keeps their recordings going too, at the next start.
+        if (reason === 'shutdown' && persistence) recorder?.detach(call);
+        else recorder?.stop(call);
         persistence?.callEnded(call, reason);
       },
     });

@@ -176,6 +176,17 @@ export class CallRecorder {
     this.logger.info({ 'call-id': call.callId, pcap: rec.pcapSpoolPath }, 'recording continued after restart');
   }
 
+  /**
+   * The relay stops while it keeps its calls (--state-dir): the pcap is flushed and closed but stays in the
+   * spool, with no end in its metadata, for `resume` at the next start.
+   */
+  detach(call: CallState): void {
+    const rec = call.recording;
+    if (!rec) return;
+    this.dataPlane.stopRecording(rec.id);
+    this.logger.info({ 'call-id': call.callId, pcap: rec.pcapSpoolPath }, 'recording left in the spool for the next start');
+  }
+
   /** `pause recording`: the file stays open, nothing is written until `start recording`. */
   pause(call: CallState): void {
     const rec = call.recording;

@@ -308,7 +308,7 @@ describe('--state-dir restore', () => {
     expect(openedRtcp.map((p) => (typeof p === 'string' ? p : p.toString('hex')))).toEqual(rtcpBA.map((p) => p.toString('hex')));
   }, 60_000);
 
-  it('a recorded call goes on recording into the same pcap after kill -9: one file, packets from before and after', async () => {
+  it('a recorded call goes on recording into the same pcap after kill -9 and SIGTERM: one file, packets from before and after', async () => {
     const recDir = mkdtempSync(path.join(tmpdir(), 'ngrelay-state-rec-'));
     try {
       const recArgs = [`--recording-dir=${recDir}`];
@@ -324,12 +324,18 @@ describe('--state-dir restore', () => {
       await start(recArgs);
       for (let i = 10; i < 20; i++) await a.send(rtp(i, 0xa1), an.port, '127.0.0.1');
       expect(await waitUntil(() => b.received.length >= 20, 2000)).toBe(true);
+      // And across a SIGTERM: the recording stays in the spool for the next start.
+      await relay?.stop();
+      relay = undefined;
+      await start(recArgs);
+      for (let i = 20; i < 30; i++) await a.send(rtp(i, 0xa1), an.port, '127.0.0.1');
+      expect(await waitUntil(() => b.received.length >= 30, 2000)).toBe(true);
       void o;
       await request({ command: 'delete', 'call-id': 'rec', 'from-tag': 'A' });
       const pcaps = readdirSync(path.join(recDir, 'pcaps'));
       expect(pcaps).toHaveLength(1);
       expect(readdirSync(path.join(recDir, 'spool'))).toEqual([]);
-      expect(cutToLastRecord(path.join(recDir, 'pcaps', pcaps[0] as string))).toBe(20);
+      expect(cutToLastRecord(path.join(recDir, 'pcaps', pcaps[0] as string))).toBe(30);
     } finally {
       rmSync(recDir, { recursive: true, force: true });
     }
