@@ -19,3 +19,8 @@ export class PortsExhaustedError extends NgError {
     super('Ran out of ports');
   }
 }
+
+/** A restored call's stream could not get its socket back (port taken, address gone): that call is not restored. */
+export class RestoreBindError extends Error {
+  override readonly name = 'RestoreBindError';
+}

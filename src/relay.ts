@@ -22,6 +22,9 @@ import { startControlListeners, type Listener } from './control/listeners';
 import { CallRecorder } from './recording/call-recorder';
 import { prepareRecordingDir } from './recording/recording-dir';
 import { recoverSpool } from './recording/spool-recovery';
+import { CallPersistence } from './state/persistence';
+import { CallStore } from './state/call-store';
+import { persistedCallId } from './state/ng-hook';
 
 export interface RelayDeps {
   logger: Logger;
@@ -41,15 +44,14 @@ export class Relay {
     private readonly logger: Logger,
     /** The run-time log level (rtpengine-ctl `set loglevel`, SIGUSR1/SIGUSR2 in cli.ts). */
     readonly logLevel: SyslogLevel,
+    /** `--state-dir`; null when off. */
+    readonly persistence: CallPersistence | null,
   ) {}
 
   static async start(config: RelayConfig, deps: RelayDeps): Promise<Relay> {
     const logger = deps.logger;
     // A recording dir that cannot be used stops the start, with one line naming it (cli.ts exits 1).
-    if (config.recordingDir !== null) {
-      const dirs = prepareRecordingDir(config.recordingDir);
-      for (const r of recoverSpool(dirs, Date.now())) logger.warn(r, 'finished a recording left in the spool by an earlier run');
-    }
+    const recordingDirs = config.recordingDir !== null ? prepareRecordingDir(config.recordingDir) : null;
     // Every media socket is a descriptor: use all the hard limit allows (rtpengine's packages set it high too).
     if (!deps.dataPlane) logNofileRaise(raiseNofileLimit(), logger);
     const dataPlane =
@@ -62,17 +64,43 @@ export class Relay {
         batchChanges: true, // one I/O-thread round trip per ng command (the reply follows an await)
       });
     let recorder: CallRecorder | null = null;
+    let persistence: CallPersistence | null = null;
     /** The ng client whose offer created each call (rtpengine-ctl shows it as "proxy"). */
     const callOrigins = new Map<string, string>();
     const manager = new CallManager(config, dataPlane, logger, {
       // delete, timeouts, shutdown: the recording's files move to their final names.
-      callEnded: (call) => {
+      callEnded: (call, reason) => {
         callOrigins.delete(call.callId);
-        recorder?.stop(call);
+        // A stop that keeps its calls (--state-dir) keeps their recordings going too, at the next start.
+        if (reason === 'shutdown' && persistence) recorder?.detach(call);
+        else recorder?.stop(call);
+        persistence?.callEnded(call, reason);
       },
     });
     const limits = new LoadLimits(config.limits, new SystemLoadProbe(() => dataPlane.totals().bytes));
     recorder = new CallRecorder(config, dataPlane, (call) => manager.streamIds(call), logger);
+    if (config.stateDir !== null) {
+      persistence = new CallPersistence(new CallStore(config.stateDir, config.stateFsync), manager, dataPlane, logger);
+      try {
+        persistence.load();
+      } catch (err) {
+        dataPlane.close();
+        throw err;
+      }
+    } else {
+      logger.info('no --state-dir: calls do not survive a restart of ngrelay');
+    }
+    const activeRecorder = recorder;
+    persistence?.restore((call) => activeRecorder.resume(call));
+    // The restored rules are queued to the I/O threads (batchChanges): in place before the first ng reply.
+    if (persistence) await dataPlane.settled();
+    if (recordingDirs !== null) {
+      // Restored calls go on recording into their spool pcaps; every other recording left there is finished.
+      const continued = new Set([...manager.calls.values()].flatMap((c) => (c.recording ? [c.recording.pcapSpoolPath] : [])));
+      for (const r of recoverSpool(recordingDirs, Date.now(), continued)) {
+        logger.warn(r, 'finished a recording left in the spool by an earlier run');
+      }
+    }
     const sweeper = new TimeoutSweeper(manager, dataPlane, config);
     const startedMs = Date.now();
     const handler = createCommandHandler({
@@ -85,10 +113,23 @@ export class Relay {
       controlStats: () => processor.stats(),
       interfaces: () => interfaceStats(config, manager),
       limits,
+      ...(persistence ? { stateStats: () => (persistence as CallPersistence).statistics() } : {}),
     });
+    // --state-dir: the call's state is on disk before its reply leaves (also after an error: nothing is lost).
+    const state = persistence;
+    const persisted: NgHandler = state
+      ? async (request, context) => {
+          try {
+            return await handler(request, context);
+          } finally {
+            const callId = persistedCallId(request);
+            if (callId !== null) state.persist(callId);
+          }
+        }
+      : handler;
     // A reply describes media paths (batchChanges): it leaves only once the I/O threads have them in place.
     const settledHandler: NgHandler = async (request, context) => {
-      const reply = await handler(request, context);
+      const reply = await persisted(request, context);
       if (reply['result'] !== 'pong') await dataPlane.settled(); // a pong describes no media: no waiting
       return reply;
     };
@@ -139,7 +180,10 @@ export class Relay {
       dataPlane.close();
       throw err;
     }
-    dataPlane.onEvents((events) => logEngineEvents(events, manager, logger));
+    dataPlane.onEvents((events) => {
+      logEngineEvents(events, manager, logger);
+      persistence?.onEvents(events);
+    });
     const dtmfLog = new DtmfLog(manager, logger, config.dtmfLogDest ?? null);
     dataPlane.onEvents((events) => dtmfLog.onEvents(events));
     const { scheduling, idleScheduling } = dataPlane.info();
@@ -151,6 +195,7 @@ export class Relay {
       logger.warn({ idleScheduling }, 'could not apply --idle-scheduling/--idle-priority to the background threads');
     }
     sweeper.start();
+    persistence?.start();
     logger.info(
       {
         listenNg: `${config.listenNg.address}:${config.listenNg.port}`,
@@ -159,13 +204,15 @@ export class Relay {
       },
       'ngrelay started',
     );
-    return new Relay(config, manager, dataPlane, server, listeners, sweeper, logger, logLevel);
+    return new Relay(config, manager, dataPlane, server, listeners, sweeper, logger, logLevel, persistence);
   }
 
   async close(): Promise<void> {
     this.sweeper.stop();
     await this.server.close();
     await Promise.all(this.listeners.map((l) => l.close()));
+    // A last write of media progress; the calls' files stay for the next start.
+    this.persistence?.stop();
     this.manager.destroyAll();
     this.dataPlane.close();
     this.logger.info('ngrelay stopped');

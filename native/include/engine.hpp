@@ -46,6 +46,8 @@ struct SrtpKeySpec {
   SrtpSuite suite = SrtpSuite::AesCm128HmacSha1_80;
   std::vector<uint8_t> key, salt;
   bool encryptRtp = true, encryptRtcp = true, authRtp = true;
+  /** A restored stream's sequence state (used only when a new context is made; not part of the keys). */
+  SrtpProgress resume;
 
   SrtpParams params() const {
     SrtpParams p;
@@ -57,6 +59,7 @@ struct SrtpKeySpec {
     p.encryptRtp = encryptRtp;
     p.encryptRtcp = encryptRtcp;
     p.authRtp = authRtp;
+    p.resume = resume;
     return p;
   }
   bool operator==(const SrtpKeySpec& o) const {
@@ -419,6 +422,8 @@ struct RecordingSpec {
   std::string path;
   LinkType link;
   bool egress;
+  /** Continue an existing pcap (a call restored after a restart): no O_EXCL, no new global header. */
+  bool append = false;
 };
 
 /** Error from opening a recording file: errno name and text. */
@@ -458,6 +463,8 @@ class Engine {
   bool readCounters(int32_t id, StreamSnapshot& out) const;
   /** Call-quality figures of a stream, copied on its owner thread (native/src/engine_quality.cpp). */
   bool readQuality(int32_t id, QualitySnapshot& out) const;
+  /** SRTP sequence state of a stream's contexts (a missing context reads as unknown); false for an unknown id. */
+  bool readSrtpProgress(int32_t id, SrtpProgress& inbound, SrtpProgress& outbound) const;
   /** Last packet time (wall ms) of a stream; 0 when it never received one or is unknown. */
   int64_t lastPacketMs(int32_t id) const;
   EngineTotalsSnapshot totals() const;

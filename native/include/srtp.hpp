@@ -57,6 +57,21 @@ constexpr size_t kSrtpMaxOverhead = 16 + 4 + kSrtpMaxMkiLen;
 /** Distinct SSRCs tracked per context; the least recently used one is recycled beyond this. */
 constexpr size_t kSrtpSsrcSlots = 8;
 
+/**
+ * Where one SSRC's sequence state stood, to carry a context across a restart of the relay (src/state/): the
+ * RTP rollover counter with the highest sequence number s_l (RFC 3711 §3.3.1), and the SRTCP index sent next.
+ * Read from a running context with SrtpContext::progress(), given back in SrtpParams::resume.
+ */
+struct SrtpProgress {
+  bool rtp = false;  // the RTP part is known
+  uint32_t rtpSsrc = 0;
+  uint32_t roc = 0;  // below 2^15 (2^31 packets): the published form keeps 15 bits
+  uint16_t seq = 0;
+  bool rtcp = false;  // the SRTCP part is known
+  uint32_t rtcpSsrc = 0;
+  uint32_t srtcpIndex = 0;  // 31 bits: the next index protectRtcp sends
+};
+
 struct SrtpParams {
   SrtpSuite suite = SrtpSuite::AesCm128HmacSha1_80;
   const uint8_t* masterKey = nullptr;
@@ -74,6 +89,11 @@ struct SrtpParams {
   size_t mkiLen = 0;
   /** SRTCP index protectRtcp uses first for an SSRC new to this context (lets a re-created context continue). */
   uint32_t initialSrtcpIndex = 0;
+  /**
+   * A restored context: the SSRC named here starts from this state instead of initialRoc / initialSrtcpIndex
+   * (RTP both ways: estimate from s_l, replay window above it; SRTCP: protectRtcp continues at srtcpIndex).
+   */
+  SrtpProgress resume;
   /**
    * Tests only (RFC 7714 §16/§17 publish session keys, not master keys): AEAD suites take masterKey/masterSalt
    * as the RTP and RTCP session key/salt and skip key derivation.
@@ -127,6 +147,11 @@ class SrtpContext {
 
   SrtpSuite suite() const;
   const SrtpStats& stats() const;
+  /**
+   * The sequence state of the SSRC this context handled last (RTP: protected or authenticated; SRTCP: protected),
+   * published by the using thread with relaxed atomic stores, so any thread may read it while packets flow.
+   */
+  SrtpProgress progress() const;
 
   /** RFC 3711 §4.3 key derivation with KDR 0 (used by create(); public for the B.3 vectors). */
   static bool deriveSessionKeys(SrtpSuite suite, const uint8_t* masterKey, const uint8_t* masterSalt,

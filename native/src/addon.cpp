@@ -93,6 +93,57 @@ std::vector<uint8_t> bytesFromJs(const Napi::Value& v, const char* what) {
   return std::vector<uint8_t>(b.Data(), b.Data() + b.Length());
 }
 
+uint32_t u32FromJs(const Napi::Value& v, const char* what, uint32_t max) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string("SRTP resume.") + what + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= double(max)) || d != double(uint32_t(d)))
+    throw Napi::RangeError::New(v.Env(), std::string("SRTP resume.") + what + " out of range");
+  return uint32_t(d);
+}
+
+/** SrtpKeys.resume (src/dataplane/types.ts SrtpProgress); absent = a fresh context. */
+SrtpProgress srtpProgressFromJs(const Napi::Value& v) {
+  SrtpProgress p;
+  if (v.IsNull() || v.IsUndefined()) return p;
+  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "SRTP resume must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value rtp = o.Get("rtp");
+  if (rtp.IsObject()) {
+    Napi::Object r = rtp.As<Napi::Object>();
+    p.rtp = true;
+    p.rtpSsrc = u32FromJs(r.Get("ssrc"), "rtp.ssrc", 0xffffffffu);
+    p.roc = u32FromJs(r.Get("roc"), "rtp.roc", 0x7fffu);
+    p.seq = uint16_t(u32FromJs(r.Get("seq"), "rtp.seq", 0xffffu));
+  }
+  Napi::Value rtcp = o.Get("rtcp");
+  if (rtcp.IsObject()) {
+    Napi::Object r = rtcp.As<Napi::Object>();
+    p.rtcp = true;
+    p.rtcpSsrc = u32FromJs(r.Get("ssrc"), "rtcp.ssrc", 0xffffffffu);
+    p.srtcpIndex = u32FromJs(r.Get("index"), "rtcp.index", 0x7fffffffu);
+  }
+  return p;
+}
+
+Napi::Value srtpProgressToJs(Napi::Env env, const SrtpProgress& p) {
+  if (!p.rtp && !p.rtcp) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  if (p.rtp) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("ssrc", double(p.rtpSsrc));
+    r.Set("roc", double(p.roc));
+    r.Set("seq", double(p.seq));
+    o.Set("rtp", r);
+  }
+  if (p.rtcp) {
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("ssrc", double(p.rtcpSsrc));
+    r.Set("index", double(p.srtcpIndex));
+    o.Set("rtcp", r);
+  }
+  return o;
+}
+
 /** One direction of StreamCrypto (src/dataplane/types.ts SrtpKeys); null/undefined = plain RTP. */
 SrtpKeySpec srtpKeysFromJs(const Napi::Value& v) {
   SrtpKeySpec k;
@@ -107,6 +158,7 @@ SrtpKeySpec srtpKeysFromJs(const Napi::Value& v) {
   k.encryptRtp = !o.Get("unencryptedSrtp").ToBoolean().Value();
   k.encryptRtcp = !o.Get("unencryptedSrtcp").ToBoolean().Value();
   k.authRtp = !o.Get("unauthenticatedSrtp").ToBoolean().Value();
+  k.resume = srtpProgressFromJs(o.Get("resume"));
   k.present = true;
   return k;
 }
@@ -233,6 +285,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("fence", &NativeEngine::Fence),
                         InstanceMethod("readCounters", &NativeEngine::ReadCounters),
                         InstanceMethod("readQuality", &NativeEngine::ReadQuality),
+                        InstanceMethod("readSrtpProgress", &NativeEngine::ReadSrtpProgress),
                         InstanceMethod("lastPacketTimes", &NativeEngine::LastPacketTimes),
                         InstanceMethod("totals", &NativeEngine::Totals),
                         InstanceMethod("info", &NativeEngine::Info),
@@ -369,6 +422,27 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return out;
   }
 
+  // readSrtpProgress(ids) -> per id {inbound, outbound} (each SrtpProgress or null), or null for an unknown id.
+  Napi::Value ReadSrtpProgress(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Engine& e = engine(env);
+    Napi::Array ids = info[0].As<Napi::Array>();
+    Napi::Array out = Napi::Array::New(env, ids.Length());
+    for (uint32_t i = 0; i < ids.Length(); ++i) {
+      SrtpProgress in, outb;
+      Napi::Value idv = ids.Get(i);
+      if (!idv.IsNumber() || !e.readSrtpProgress(idv.As<Napi::Number>().Int32Value(), in, outb)) {
+        out.Set(i, env.Null());
+        continue;
+      }
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("inbound", srtpProgressToJs(env, in));
+      o.Set("outbound", srtpProgressToJs(env, outb));
+      out.Set(i, o);
+    }
+    return out;
+  }
+
   // readCounters(ids) -> array of counter objects or null (unknown id), in the order of ids.
   Napi::Value ReadCounters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -443,6 +517,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (format != "raw" && format != "eth") throw Napi::TypeError::New(env, "recording format must be raw or eth");
     spec.link = format == "eth" ? LinkType::Ethernet : LinkType::Raw;
     spec.egress = info[3].ToBoolean().Value();
+    spec.append = info[4].ToBoolean().Value();
     callEngine(env, [&] { engine(env).startRecording(spec); });
     return env.Undefined();
   }

@@ -416,6 +416,15 @@ int64_t Engine::lastPacketMs(int32_t id) const {
   return it == streams_.end() ? 0 : it->second.stream->lastPacketMs.load(std::memory_order_relaxed);
 }
 
+bool Engine::readSrtpProgress(int32_t id, SrtpProgress& inbound, SrtpProgress& outbound) const {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return false;
+  // The contexts belong to the record (JS thread); the owner thread only publishes into them.
+  inbound = it->second.srtpIn ? it->second.srtpIn->progress() : SrtpProgress{};
+  outbound = it->second.srtpOut ? it->second.srtpOut->progress() : SrtpProgress{};
+  return true;
+}
+
 bool Engine::readCounters(int32_t id, StreamSnapshot& out) const {
   auto it = streams_.find(id);
   if (it == streams_.end()) return false;
@@ -476,12 +485,25 @@ void Engine::startRecording(const RecordingSpec& spec) {
   if (spec.id <= 0) throw std::invalid_argument("recording id must be positive");
   if (recordings_.count(spec.id)) throw std::invalid_argument("recording id already in use");
   // O_APPEND + one write per record and no user-space buffer: the file is whole records at any instant.
-  int fd = ::open(spec.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
+  int flags = spec.append ? (O_WRONLY | O_APPEND | O_CLOEXEC) : (O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC);
+  int fd = ::open(spec.path.c_str(), flags, 0640);
   if (fd < 0) {
     int e = errno;
-    throw RecordingFailure{errnoName(e), "cannot create " + spec.path + ": " + std::strerror(e)};
+    throw RecordingFailure{errnoName(e), std::string(spec.append ? "cannot open " : "cannot create ") + spec.path + ": " + std::strerror(e)};
   }
   uint8_t header[kPcapGlobalHeaderSize];
+  if (spec.append) {
+    // The header was written when the file was created; the caller cut the file to whole records.
+    ensureWriter();
+    auto rec = std::make_unique<Recording>();
+    rec->id = spec.id;
+    rec->fd = fd;
+    rec->link = spec.link;
+    rec->egress = spec.egress;
+    rec->path = spec.path;
+    recordings_[spec.id].rec = std::move(rec);
+    return;
+  }
   buildPcapGlobalHeader(header, spec.link);
   if (::write(fd, header, sizeof(header)) != ssize_t(sizeof(header))) {
     int e = errno ? errno : ENOSPC;

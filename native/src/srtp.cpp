@@ -14,6 +14,7 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include <atomic>
 #include <cstring>
 
 namespace ngrelay {
@@ -259,6 +260,36 @@ struct SrtpContext::Impl {
   SsrcSlot scratch;  // state for an SSRC not (yet) in the table, so a forged packet cannot evict a real one
   uint64_t useClock = 0;
   SrtpStats stats;
+  // progress(), written by the thread using the context (relaxed; one word each, so never torn).
+  std::atomic<uint64_t> pubRtp{0};
+  std::atomic<uint64_t> pubRtcp{0};
+
+  // RTP: bit 63 known | bits 31..62 ssrc | bits 16..30 roc (15 bits) | bits 0..15 s_l.
+  static uint64_t packRtp(uint32_t ssrc, uint32_t roc, uint16_t sl) {
+    return (uint64_t(1) << 63) | (uint64_t(ssrc) << 31) | (uint64_t(roc & 0x7fffu) << 16) | sl;
+  }
+  // SRTCP: bit 63 known | bits 31..62 ssrc | bits 0..30 next index.
+  static uint64_t packRtcp(uint32_t ssrc, uint32_t index) {
+    return (uint64_t(1) << 63) | (uint64_t(ssrc) << 31) | (index & 0x7fffffffu);
+  }
+  void publishRtp(uint32_t ssrc, const RocState& r) { pubRtp.store(packRtp(ssrc, r.roc, r.sl), std::memory_order_relaxed); }
+
+  /** A fresh slot for ssrc: defaults, or the resumed state when it is the SSRC a restored context names. */
+  void seed(SsrcSlot& s) const {
+    s.txRtcpIndex = opts.initialSrtcpIndex;
+    const SrtpProgress& r = opts.resume;
+    if (r.rtp && s.ssrc == r.rtpSsrc) {
+      RocState st;
+      st.init = true;
+      st.roc = r.roc;
+      st.sl = r.seq;
+      s.txRtp = st;
+      s.rxRtp = st;
+      s.rxRtpWindow.top = (uint64_t(r.roc) << 16) | r.seq;
+      s.rxRtpWindow.mask = 1;
+    }
+    if (r.rtcp && s.ssrc == r.rtcpSsrc) s.txRtcpIndex = r.srtcpIndex & 0x7fffffffu;
+  }
 
   ~Impl() {
     OPENSSL_cleanse(masterKey, sizeof masterKey);
@@ -290,7 +321,7 @@ struct SrtpContext::Impl {
       *s = SsrcSlot{};
       s->used = true;
       s->ssrc = ssrc;
-      s->txRtcpIndex = opts.initialSrtcpIndex;
+      seed(*s);
     }
     s->lastUse = ++useClock;
     return s;
@@ -302,6 +333,7 @@ struct SrtpContext::Impl {
     if (s) return s;
     scratch = SsrcSlot{};
     scratch.ssrc = ssrc;
+    seed(scratch);
     return &scratch;
   }
   void commit(SsrcSlot*& s) {
@@ -371,6 +403,7 @@ SrtpResult SrtpContext::Impl::protectRtp(uint8_t* buf, size_t len, size_t cap, s
   uint32_t v;
   if (!s->txRtp.estimate(seq, opts.initialRoc, &v)) v = 0;  // a straggler from before the first packet
   s->txRtp.update(seq, v);
+  publishRtp(ssrc, s->txRtp);
 
   if (info.aead) {
     uint8_t iv[12];
@@ -438,6 +471,7 @@ SrtpResult SrtpContext::Impl::unprotectRtp(uint8_t* buf, size_t len, size_t* out
   s->rxRtp.update(seq, v);
   s->rxRtpWindow.accept(index);
   commit(s);
+  publishRtp(ssrc, s->rxRtp);
   *outLen = plen;
   return SrtpResult::Ok;
 }
@@ -450,6 +484,7 @@ SrtpResult SrtpContext::Impl::protectRtcp(uint8_t* buf, size_t len, size_t cap, 
   SsrcSlot* s = claim(ssrc);
   uint32_t index = s->txRtcpIndex;
   s->txRtcpIndex = (index + 1) & 0x7fffffffu;
+  pubRtcp.store(packRtcp(ssrc, s->txRtcpIndex), std::memory_order_relaxed);
   uint32_t trailer = (opts.encryptRtcp ? 0x80000000u : 0) | index;
 
   if (info.aead) {
@@ -666,6 +701,20 @@ size_t SrtpContext::rtpOverhead() const { return impl_->rtpTagLen() + impl_->opt
 size_t SrtpContext::rtcpOverhead() const { return impl_->info.srtcpTagLen + 4 + impl_->opts.mkiLen; }
 SrtpSuite SrtpContext::suite() const { return impl_->info.suite; }
 const SrtpStats& SrtpContext::stats() const { return impl_->stats; }
+
+SrtpProgress SrtpContext::progress() const {
+  SrtpProgress p;
+  uint64_t rtp = impl_->pubRtp.load(std::memory_order_relaxed);
+  uint64_t rtcp = impl_->pubRtcp.load(std::memory_order_relaxed);
+  p.rtp = (rtp >> 63) != 0;
+  p.rtpSsrc = uint32_t(rtp >> 31);
+  p.roc = uint32_t(rtp >> 16) & 0x7fffu;
+  p.seq = uint16_t(rtp);
+  p.rtcp = (rtcp >> 63) != 0;
+  p.rtcpSsrc = uint32_t(rtcp >> 31);
+  p.srtcpIndex = uint32_t(rtcp) & 0x7fffffffu;
+  return p;
+}
 
 bool SrtpContext::sameKeys(const SrtpParams& a, const SrtpParams& b) {
   if (a.suite != b.suite || a.masterKeyLen != b.masterKeyLen || a.masterSaltLen != b.masterSaltLen ||

@@ -744,8 +744,42 @@ export class CallManager {
     }
   }
 
+  /**
+   * Take back a call read from the state dir (src/state/): every stream bound again on its id and port, then
+   * the rules of each peered pair installed, `adjust` editing each rule (learned endpoint, SRTP resume).
+   * Throws (RestoreBindError) with nothing left bound when a stream cannot get its socket back.
+   */
+  restore(call: CallState, adjust: (stream: StreamState, rule: StreamRule) => StreamRule): void {
+    if (this.calls.has(call.callId)) throw new NgError('call already exists');
+    const streams = call.monologues.flatMap((m) => m.medias.flatMap((media) => [media.rtp, media.rtcp]));
+    const bound: StreamState[] = [];
+    try {
+      // Muxed RTCP streams join their RTP stream's socket, so those go second.
+      for (const s of [...streams.filter((x) => x.muxedWith === null), ...streams.filter((x) => x.muxedWith !== null)]) {
+        this.sockets.rebind(s);
+        if (s.id) bound.push(s);
+      }
+    } catch (err) {
+      for (const s of bound.reverse()) this.sockets.close(s);
+      throw err;
+    }
+    this.calls.set(call.callId, call);
+    // Branches first (their peer moved on to another branch), then the mutual pairs: those rules win.
+    const pairs = call.monologues.flatMap((m) => {
+      const peer = this.byKey(call, m.peerKey);
+      return peer ? [{ m, peer, mutual: peer.peerKey === m.key }] : [];
+    });
+    for (const p of pairs.filter((x) => !x.mutual)) this.installRules(call, p.m, p.peer, adjust);
+    for (const p of pairs.filter((x) => x.mutual && x.m.key < x.peer.key)) this.installRules(call, p.m, p.peer, adjust);
+  }
+
   /** Install or refresh the data plane rules of both parties' streams. */
-  private installRules(call: CallState, a: MonologueState, b: MonologueState): void {
+  private installRules(
+    call: CallState,
+    a: MonologueState,
+    b: MonologueState,
+    adjust: (stream: StreamState, rule: StreamRule) => StreamRule = (_s, r) => r,
+  ): void {
     const count = Math.max(a.medias.length, b.medias.length);
     for (let i = 0; i < count; i++) {
       const ma = a.medias[i];
@@ -754,8 +788,8 @@ export class CallManager {
       for (const component of ['rtp', 'rtcp'] as const) {
         const sa = ma[component];
         const sb = mb[component];
-        if (sa.id) this.dataPlane.updateStream(sa.id, { ...this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) });
-        if (sb.id) this.dataPlane.updateStream(sb.id, { ...this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) });
+        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, { ...this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) }));
+        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, { ...this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) }));
         if (sa.id) this.streamCalls.set(sa.id, call.callId);
         if (sb.id) this.streamCalls.set(sb.id, call.callId);
       }

@@ -136,6 +136,11 @@ export interface CallState {
   recording: CallRecordingState | null;
   /** Counter for monologue keys. */
   nextMonologueKey: number;
+  /**
+   * A restored call: when media was last seen before the restart (the engine's own last-packet times start
+   * again from none), so media timeouts resume with their remaining time. Optional (absent = never restored).
+   */
+  mediaBeforeRestoreMs?: number;
   /** Set once the call was ended by a timeout; kept for logging. */
   endReason: string | null;
 }

@@ -10,7 +10,7 @@ import { descriptorLimitText } from '../dataplane/rlimit';
 const DESCRIPTOR_CODES: ReadonlySet<string> = new Set(['EMFILE', 'ENFILE']);
 import type { InterfaceConfig } from '../config/types';
 import { PortAllocator } from './port-allocator';
-import { NgError, PortsExhaustedError } from '../errors';
+import { NgError, PortsExhaustedError, RestoreBindError } from '../errors';
 import type { StreamState } from './state';
 import type { Logger } from '../logger';
 
@@ -123,6 +123,26 @@ export class StreamSockets {
       throw err instanceof BindError ? new PortsExhaustedError() : err;
     }
     return next;
+  }
+
+  /**
+   * Bind a restored stream again (src/state/): the same id and port, the port reserved in its allocator.
+   * Throws RestoreBindError naming why; nothing stays reserved or bound then.
+   */
+  rebind(stream: StreamState): void {
+    if (stream.id === 0) return;
+    this.noteUsedId(stream.id);
+    const alloc = this.allocator(stream.localAddress);
+    if (stream.ownsPort && !alloc.reserveSpecific(stream.localPort)) {
+      throw new RestoreBindError(`port ${stream.localAddress}:${stream.localPort} is in use or outside --port-min..--port-max`);
+    }
+    try {
+      this.bind(stream);
+    } catch (err) {
+      if (stream.ownsPort) alloc.release(stream.localPort);
+      if (err instanceof BindError) throw new RestoreBindError(`cannot bind ${err.address}:${err.port}: ${err.code}`);
+      throw err;
+    }
   }
 
   /** Remove the stream from the data plane and return its port. */

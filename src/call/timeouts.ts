@@ -15,7 +15,7 @@ export function expiredReason(
 ): CallEndReason | null {
   if (call.deleteAtMs !== null && nowMs >= call.deleteAtMs) return 'delete';
   if (config.finalTimeout > 0 && nowMs - call.createdMs >= config.finalTimeout * 1000) return 'final-timeout';
-  const lastActivity = Math.max(call.lastSignalMs, lastPacketMs);
+  const lastActivity = Math.max(call.lastSignalMs, lastPacketMs, call.mediaBeforeRestoreMs ?? 0);
   if (call.answeredMs === null) {
     return nowMs - lastActivity >= config.offerTimeout * 1000 ? 'offer-timeout' : null;
   }

@@ -35,6 +35,8 @@ export interface CommandContext {
   interfaces: () => NgDict[];
   /** --max-* limits on new calls; absent = none. */
   limits?: LoadLimits;
+  /** `--state-dir` figures for `statistics` (absent when off). */
+  stateStats?: () => NgDict;
 }
 
 export function createCommandHandler(ctx: CommandContext): NgHandler {

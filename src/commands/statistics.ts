@@ -130,5 +130,7 @@ export function statisticsReply(ctx: CommandContext): NgDict {
     ['interfaces', ctx.interfaces()],
     // ngrelay does not transcode.
     ['transcoders', []],
+    // ngrelay's own (rtpengine has no such group): --state-dir writes and restores.
+    ...(ctx.stateStats ? ([['statedir', ctx.stateStats()]] as Array<[string, NgValue]>) : []),
   ]);
 }

@@ -84,6 +84,20 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'pidfile', short: 'p', kind: 'string', arg: 'FILE', defaultText: 'none', help: 'Write the process id to this file' },
   { name: 'table', short: 't', kind: 'int', arg: 'INT', defaultText: '-1', help: 'rtpengine kernel table; ngrelay has none and forwards in its own engine (other than -1: one warning)' },
   { name: 'recording-dir', kind: 'string', arg: 'DIR', defaultText: 'none', help: 'Spool directory for call recordings (pcaps/ and metadata/)' },
+  // Call state (src/state/): ngrelay's own, rtpengine keeps its calls in Redis instead.
+  {
+    name: 'state-dir',
+    kind: 'string',
+    arg: 'DIR',
+    defaultText: 'none (off)',
+    help: "ngrelay: keep every call's state in DIR, written before each ng reply; calls are restored from it at start (same ports, keys, learned endpoints)",
+  },
+  {
+    name: 'state-fsync',
+    kind: 'flag',
+    defaultText: 'off',
+    help: 'ngrelay: fsync each state file before its rename (survives a power loss, not only a crash; slower offers)',
+  },
   {
     name: 'recording-method',
     kind: 'string',

@@ -295,6 +295,8 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
     numThreads: value('num-threads', cpuCount, (t) => parseInteger(t, 0, MAX_THREADS) || cpuCount),
     logLevel: value('log-level', DEFAULTS.logLevel, (t) => parseInteger(t, 0, 7)),
     recordingDir: value<string | null>('recording-dir', null, nonEmpty),
+    stateDir: value<string | null>('state-dir', null, nonEmpty),
+    stateFsync: flag('state-fsync'),
     // rtpengine's proc method feeds its recording daemon; ngrelay records pcap for both (startWarnings says so).
     recordingMethod: value('recording-method', 'pcap' as const, (t) => {
       if (t !== 'pcap' && t !== 'proc') throw new BadValue('expected pcap or proc');

@@ -46,6 +46,10 @@ export interface RelayConfig {
   /** syslog level 0 (emerg) .. 7 (debug). */
   logLevel: number;
   recordingDir: string | null;
+  /** `--state-dir`: where call state is kept across restarts (src/state/); null = off. */
+  stateDir: string | null;
+  /** `--state-fsync`: fsync every state file write. */
+  stateFsync: boolean;
   recordingMethod: 'pcap';
   /** pcap link type (`--recording-format`): raw = LINKTYPE_RAW (101), eth = LINKTYPE_ETHERNET (1). */
   recordingFormat: 'raw' | 'eth';

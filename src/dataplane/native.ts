@@ -36,6 +36,7 @@ import {
   type RecordingSpec,
   type StreamCounters,
   type StreamQuality,
+  type StreamSrtpProgress,
   type StreamRule,
   type StreamSocketSpec,
   type ThreadScheduling,
@@ -57,10 +58,11 @@ interface NativeEngineInstance {
   fence(): number;
   readCounters(ids: readonly number[]): (StreamCounters | null)[];
   readQuality(id: number): StreamQuality | null;
+  readSrtpProgress(ids: readonly number[]): (StreamSrtpProgress | null)[];
   lastPacketTimes(ids: Int32Array): Float64Array;
   totals(): EngineTotals;
   info(): DataPlaneInfo;
-  startRecording(id: number, path: string, format: RecordingFormat, egress: boolean): void;
+  startRecording(id: number, path: string, format: RecordingFormat, egress: boolean, append: boolean): void;
   setRecordingStreams(id: number, streamIds: readonly number[]): void;
   stopRecording(id: number): RecordingCounters | null;
   readRecording(id: number): RecordingCounters | null;
@@ -229,6 +231,17 @@ class NativeDataPlane implements DataPlane {
     return loadAddon().qualityTotals();
   }
 
+  readSrtpProgress(ids: readonly number[]): Map<number, StreamSrtpProgress> {
+    const result = new Map<number, StreamSrtpProgress>();
+    if (this.closed) return result;
+    const rows = this.engine.readSrtpProgress(ids);
+    ids.forEach((id, i) => {
+      const row = rows[i];
+      if (row) result.set(id, row);
+    });
+    return result;
+  }
+
   lastPacketTimes(ids: Int32Array): Float64Array {
     if (this.closed) return new Float64Array(ids.length);
     return this.engine.lastPacketTimes(ids);
@@ -244,7 +257,7 @@ class NativeDataPlane implements DataPlane {
 
   startRecording(spec: RecordingSpec): void {
     try {
-      this.engine.startRecording(spec.id, spec.path, spec.format, spec.egress);
+      this.engine.startRecording(spec.id, spec.path, spec.format, spec.egress, spec.append === true);
     } catch (err) {
       const code = errorCode(err);
       if (code !== undefined) throw new RecordingFileError((err as Error).message, code, spec.path);

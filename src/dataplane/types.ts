@@ -52,6 +52,26 @@ export interface SrtpKeys {
   unencryptedSrtp: boolean;
   unencryptedSrtcp: boolean;
   unauthenticatedSrtp: boolean;
+  /**
+   * A stream restored after a restart (src/state/): the sequence state its context starts from instead of
+   * ROC 0 / SRTCP index 0. Only used when a new context is made (keys changed or a new stream).
+   */
+  resume?: SrtpProgress;
+}
+
+/**
+ * Where one SRTP direction of a stream stood: the RTP rollover counter and highest sequence number (RFC 3711
+ * §3.3.1) of the SSRC handled last, and the next SRTCP index sent. Absent parts are not known yet.
+ */
+export interface SrtpProgress {
+  rtp?: { ssrc: number; roc: number; seq: number };
+  rtcp?: { ssrc: number; index: number };
+}
+
+/** Both SRTP directions of a stream (null: no context that way, or no packet yet). */
+export interface StreamSrtpProgress {
+  inbound: SrtpProgress | null;
+  outbound: SrtpProgress | null;
 }
 
 /**
@@ -259,6 +279,11 @@ export interface RecordingSpec {
    * once, as received (party -> relay socket), which already holds both parties' streams.
    */
   egress: boolean;
+  /**
+   * Continue `path`, an existing pcap cut to whole records (a call restored after a restart, src/state/):
+   * opened for appending, no new global header. Default false.
+   */
+  append?: boolean;
 }
 
 export interface RecordingCounters {
@@ -354,6 +379,11 @@ export interface DataPlane {
    * which at 1000 calls cost the JS thread ~10 ms a second, taken from a core the I/O threads use).
    */
   lastPacketTimes(ids: Int32Array): Float64Array;
+  /**
+   * SRTP sequence state of the given streams (unknown ids absent), read without stopping the I/O threads; for
+   * the state dir (src/state/). Optional: a data plane without it restores SRTP streams from ROC 0.
+   */
+  readSrtpProgress?(ids: readonly number[]): Map<number, StreamSrtpProgress>;
   totals(): EngineTotals;
   info(): DataPlaneInfo;
   /** Create a pcap file; nothing feeds it until setRecordingStreams. Throws RecordingFileError. */

@@ -8,7 +8,7 @@
  * explicit `start recording` answers an error.
  */
 import { randomBytes } from 'node:crypto';
-import { renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { RelayConfig } from '../config/types';
 import type { DataPlane, RecordingCounters } from '../dataplane/types';
@@ -20,6 +20,7 @@ import { NgError } from '../errors';
 import { metadataText } from './metadata-file';
 import { recordingDirs, type RecordingDirs } from './recording-dir';
 import { giveTo, ownerFor, type FileOwner } from './file-owner';
+import { cutToLastRecord } from './spool-recovery';
 
 /** rtpengine's wording, with ngrelay's option name. */
 export const NO_RECORDING_DIR = 'Call recording requested, but no recording directory configured (--recording-dir)';
@@ -141,6 +142,49 @@ export class CallRecorder {
     this.feed(call);
     this.writeSpoolMetadata(call, rec);
     this.logger.info({ 'call-id': call.callId, pcap: rec.pcapSpoolPath }, 'recording started');
+  }
+
+  /**
+   * A call restored after a restart (src/state/): its pcap in the spool goes on (cut to whole records, then
+   * appended to), so one file holds the packets from before and after. Without the file, the call goes on
+   * unrecorded (logged).
+   */
+  resume(call: CallState): void {
+    const rec = call.recording;
+    if (!rec) return;
+    const fail = (why: string): void => {
+      call.recording = null;
+      this.logger.warn({ 'call-id': call.callId, pcap: rec.pcapSpoolPath, why }, 'restored call: its recording is not continued');
+    };
+    if (!this.dirs) return fail('no --recording-dir');
+    if (!existsSync(rec.pcapSpoolPath)) return fail('the spool pcap is gone');
+    if (cutToLastRecord(rec.pcapSpoolPath) === null) return fail('the spool file is not a pcap');
+    rec.id = this.nextId++;
+    try {
+      this.dataPlane.startRecording({
+        id: rec.id,
+        path: rec.pcapSpoolPath,
+        format: this.config.recordingFormat,
+        egress: this.config.recordEgress,
+        append: true,
+      });
+    } catch (err) {
+      return fail(err instanceof Error ? err.message : String(err));
+    }
+    this.feed(call);
+    this.writeSpoolMetadata(call, rec);
+    this.logger.info({ 'call-id': call.callId, pcap: rec.pcapSpoolPath }, 'recording continued after restart');
+  }
+
+  /**
+   * The relay stops while it keeps its calls (--state-dir): the pcap is flushed and closed but stays in the
+   * spool, with no end in its metadata, for `resume` at the next start.
+   */
+  detach(call: CallState): void {
+    const rec = call.recording;
+    if (!rec) return;
+    this.dataPlane.stopRecording(rec.id);
+    this.logger.info({ 'call-id': call.callId, pcap: rec.pcapSpoolPath }, 'recording left in the spool for the next start');
   }
 
   /** `pause recording`: the file stays open, nothing is written until `start recording`. */

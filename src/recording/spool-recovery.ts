@@ -47,8 +47,11 @@ export interface RecoveredRecording {
   records: number | null;
 }
 
-/** Finish every recording left in the spool; `nowMs` goes into the metadata's END TIME line. */
-export function recoverSpool(dirs: RecordingDirs, nowMs: number): RecoveredRecording[] {
+/**
+ * Finish every recording left in the spool; `nowMs` goes into the metadata's END TIME line. `keep`: spool
+ * pcaps of calls that are restored (--state-dir) and continue their recording, left where they are.
+ */
+export function recoverSpool(dirs: RecordingDirs, nowMs: number, keep: ReadonlySet<string> = new Set()): RecoveredRecording[] {
   const names = new Set<string>();
   for (const file of readdirSync(dirs.spool)) {
     const ext = path.extname(file);
@@ -58,6 +61,7 @@ export function recoverSpool(dirs: RecordingDirs, nowMs: number): RecoveredRecor
   for (const name of names) {
     const spoolPcap = path.join(dirs.spool, `${name}.pcap`);
     const spoolMeta = path.join(dirs.spool, `${name}.meta`);
+    if (keep.has(spoolPcap)) continue;
     const out: RecoveredRecording = { pcap: null, metadata: null, records: null };
     if (existsSync(spoolPcap)) {
       out.records = cutToLastRecord(spoolPcap);

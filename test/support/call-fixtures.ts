@@ -19,6 +19,8 @@ export function testConfig(over: Partial<RelayConfig> = {}): RelayConfig {
     recordingMethod: 'pcap',
     recordingFormat: 'raw',
     recordEgress: false,
+    stateDir: null,
+    stateFsync: false,
     foreground: true,
     logStderr: true,
     logTimestamps: true,

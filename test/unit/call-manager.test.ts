@@ -3,7 +3,8 @@ import pino from 'pino';
 import { CallManager } from '../../src/call/call-manager';
 import type { SignalRequest } from '../../src/call/signal';
 import type { RelayConfig } from '../../src/config/types';
-import { NgError } from '../../src/errors';
+import { NgError, RestoreBindError } from '../../src/errors';
+import type { CallState, StreamState } from '../../src/call/state';
 import { TimeoutSweeper, expiredReason } from '../../src/call/timeouts';
 import { callStatistics } from '../../src/call/query-reply';
 import { FakeDataPlane } from '../support/fake-dataplane';
@@ -451,5 +452,59 @@ describe('CallManager media control (block/silence media)', () => {
     // The rest of the rule is untouched by media control.
     expect(dp.byPort(answerPort)!.rule.sink).toBe(fromA.rule.sink);
     expect(dp.byPort(offerPort)!.rule.expected).toEqual(fromB.rule.expected);
+  });
+});
+
+describe('CallManager.restore (--state-dir)', () => {
+  function answeredCall(): { dp: FakeDataPlane; cm: CallManager } {
+    const dp = new FakeDataPlane();
+    const cm = new CallManager(config(), dp, logger);
+    cm.offer(req({ sdp: sdp({ port: 40000 }) }));
+    cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '192.168.1.20', port: 50000 }) }));
+    return { dp, cm };
+  }
+
+  it('binds every stream again on its id and port and installs the same rules', () => {
+    const { dp, cm } = answeredCall();
+    const stored = unpack(pack(cm.calls.get('call-1'))) as CallState;
+    const dp2 = new FakeDataPlane();
+    const cm2 = new CallManager(config(), dp2, logger);
+    cm2.restore(stored, (_s, rule) => rule);
+    expect([...dp2.streams.keys()].sort()).toEqual([...dp.streams.keys()].sort());
+    for (const [id, s] of dp.streams) {
+      const r = dp2.streams.get(id);
+      expect(r?.spec).toEqual(s.spec);
+      expect({ ...r?.rule, signalGeneration: 0 }).toEqual({ ...s.rule, signalGeneration: 0 });
+    }
+    // The ports are reserved: a new call gets others, and stream ids do not collide.
+    cm2.offer(req({ callId: 'call-2', sdp: sdp({ port: 40010 }) }));
+    const ports = [...dp2.streams.values()].map((s) => s.spec.localPort);
+    expect(new Set(ports).size).toBe(ports.length);
+  });
+
+  it('a port held by another process fails that call with RestoreBindError and leaves nothing bound', () => {
+    const { cm } = answeredCall();
+    const stored = unpack(pack(cm.calls.get('call-1'))) as CallState;
+    const dp2 = new FakeDataPlane();
+    const last = stored.monologues[1]?.medias[0]?.rtcp as StreamState;
+    dp2.foreign.add(`${last.localAddress}:${last.localPort}`);
+    const cm2 = new CallManager(config(), dp2, logger);
+    expect(() => cm2.restore(stored, (_s, rule) => rule)).toThrow(RestoreBindError);
+    expect(dp2.streams.size).toBe(0);
+    expect(cm2.calls.size).toBe(0);
+    expect(cm2.sockets.allocator('127.0.0.1').counts().used).toBe(0);
+  });
+
+  it('media timeouts of a restored call count from the media seen before the restart', () => {
+    const cfg = config({ timeout: 60 });
+    const call = {
+      ...(unpack(pack(answeredCall().cm.calls.get('call-1'))) as CallState),
+      lastSignalMs: 0,
+      createdMs: 0,
+      answeredMs: 0,
+    };
+    expect(expiredReason(call, cfg, 0, 100_000)).toBe('timeout');
+    expect(expiredReason({ ...call, mediaBeforeRestoreMs: 50_000 }, cfg, 0, 100_000)).toBeNull();
+    expect(expiredReason({ ...call, mediaBeforeRestoreMs: 50_000 }, cfg, 0, 110_000)).toBe('timeout');
   });
 });
