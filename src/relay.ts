@@ -92,8 +92,8 @@ export class Relay {
     }
     const activeRecorder = recorder;
     persistence?.restore((call) => activeRecorder.resume(call));
-    // The restored rules are queued to the I/O threads (batchChanges): in place before the first ng reply.
-    if (persistence) await dataPlane.settled();
+    // The restored rules are queued to the I/O threads (batchChanges) and in place within the fence that
+    // every later ng reply waits for (DataPlane.settled); nothing needs to wait here.
     if (recordingDirs !== null) {
       // Restored calls go on recording into their spool pcaps; every other recording left there is finished.
       const continued = new Set([...manager.calls.values()].flatMap((c) => (c.recording ? [c.recording.pcapSpoolPath] : [])));
@@ -173,7 +173,14 @@ export class Relay {
           controlStats: () => processor.stats(),
           callOrigin: (callId) => callOrigins.get(callId),
         },
-        metrics: { manager, dataPlane, config, startedMs, controlStats: () => processor.stats() },
+        metrics: {
+          manager,
+          dataPlane,
+          config,
+          startedMs,
+          controlStats: () => processor.stats(),
+          ...(persistence ? { stateStats: () => (persistence as CallPersistence).stats } : {}),
+        },
       });
     } catch (err) {
       await server.close();

@@ -14,6 +14,7 @@ import type { CallManager } from '../call/call-manager';
 import type { RelayConfig } from '../config/types';
 import type { DataPlane } from '../dataplane/types';
 import type { NgServerStats } from '../ng/processor';
+import type { PersistenceStats } from '../state/persistence';
 import { ioThreadCpu } from './thread-cpu';
 
 export interface MetricsContext {
@@ -22,6 +23,8 @@ export interface MetricsContext {
   config: RelayConfig;
   startedMs: number;
   controlStats: () => NgServerStats;
+  /** `--state-dir` figures; absent when it is off (then no ngrelay_state_* metrics are served). */
+  stateStats?: () => PersistenceStats;
   now?: () => number;
 }
 
@@ -143,6 +146,17 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
   readCounter(r, 'ngrelay_engine_malformed_packets_total', 'Packets dropped as malformed RTP/RTCP', none, () => [
     [{}, ctx.dataPlane.totals().malformed],
   ]);
+  const state = ctx.stateStats;
+  if (state) {
+    readCounter(r, 'ngrelay_state_writes_total', 'Call state files written (--state-dir)', none, () => [[{}, state().writes]]);
+    readCounter(r, 'ngrelay_state_write_errors_total', 'Call state writes that failed (full disk, permissions)', none, () => [[{}, state().writeErrors]]);
+    readGauge(r, 'ngrelay_state_last_write_seconds', 'Unix time of the last successful state write (0 = none yet)', none, () => [
+      [{}, Math.floor(state().lastWriteMs / 1000)],
+    ]);
+    readGauge(r, 'ngrelay_state_restored_calls', 'Calls restored from the state dir at the last start', none, () => [[{}, state().restoredCalls]]);
+    readGauge(r, 'ngrelay_state_failed_calls', 'Calls that could not be restored at the last start', none, () => [[{}, state().failedCalls]]);
+    readGauge(r, 'ngrelay_state_skipped_files', 'State files skipped as unreadable at the last start', none, () => [[{}, state().skippedFiles]]);
+  }
   readGauge(r, 'ngrelay_engine_threads', 'I/O threads of the forwarding engine', none, () => [[{}, ctx.dataPlane.info().threads]]);
   readCounter(r, 'ngrelay_io_thread_cpu_seconds_total', 'CPU time of each engine I/O thread (rate = its load, 1 = a core)', ['thread'], () =>
     ioThreadCpu().map(({ thread, seconds }) => [{ thread }, seconds]),

@@ -26,4 +26,22 @@ describe('Prometheus metrics from the engine', () => {
     expect(text).toMatch(/^rtpengine_mos_samples_total 2$/m);
     expect(text).toMatch(/^# TYPE rtpengine_mos_total counter$/m);
   });
+
+  it('--state-dir: ngrelay_state_* from the persistence figures, and none without it', async () => {
+    const logger = pino({ level: 'silent' });
+    const dataPlane = new FakeDataPlane();
+    const config = testConfig();
+    const manager = new CallManager(config, dataPlane, logger, {});
+    const processor = new NgProcessor({ handler: () => ({}), logger });
+    const base = { manager, dataPlane, config, startedMs: Date.now(), controlStats: () => processor.stats() };
+    const figures = { lastWriteMs: 1_700_000_000_500, writes: 12, writeErrors: 1, lastError: 'ENOSPC', restoredCalls: 3, failedCalls: 1, skippedFiles: 2 };
+    const text = await createMetricsRegistry({ ...base, stateStats: () => figures }).metrics();
+    expect(text).toMatch(/^ngrelay_state_writes_total 12$/m);
+    expect(text).toMatch(/^ngrelay_state_write_errors_total 1$/m);
+    expect(text).toMatch(/^ngrelay_state_last_write_seconds 1700000000$/m);
+    expect(text).toMatch(/^ngrelay_state_restored_calls 3$/m);
+    expect(text).toMatch(/^ngrelay_state_failed_calls 1$/m);
+    expect(text).toMatch(/^ngrelay_state_skipped_files 2$/m);
+    expect(await createMetricsRegistry(base).metrics()).not.toContain('ngrelay_state_');
+  });
 });
