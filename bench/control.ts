@@ -46,16 +46,19 @@ interface Args {
   stepSeconds: number;
   relays: RelayName[];
   deadlineMs: number;
+  /** Seconds without load after the last step before RSS is read again (does memory come back?). */
+  idleSeconds: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { rates: [200, 500, 1000, 1500, 2000, 3000], stepSeconds: 3, relays: ['ngrelay', 'rtpengine'], deadlineMs: 2000 };
+  const args: Args = { rates: [200, 500, 1000, 1500, 2000, 3000], stepSeconds: 3, relays: ['ngrelay', 'rtpengine'], deadlineMs: 2000, idleSeconds: 10 };
   for (const a of argv) {
     const [key, value = ''] = a.split('=', 2);
     if (key === '--rates') args.rates = value.split(',').map(Number).filter((n) => n > 0).slice(0, 12);
     else if (key === '--step-seconds') args.stepSeconds = Math.min(10, Math.max(1, Number(value)));
     else if (key === '--relays') args.relays = value.split(',').filter((r): r is RelayName => r === 'ngrelay' || r === 'rtpengine');
     else if (key === '--deadline-ms') args.deadlineMs = Math.min(5000, Math.max(100, Number(value)));
+    else if (key === '--idle-seconds') args.idleSeconds = Math.min(60, Math.max(0, Number(value)));
     else throw new Error(`unknown option ${a}`);
   }
   return args;
@@ -74,6 +77,13 @@ function sampleProc(pid: number): ProcSample {
   const cpuTicks = Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
   const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return { cpuTicks, rssKb: rss ? Number(rss[1]) : 0 };
+}
+
+/** Peak RSS (VmHWM) and RSS now, in MB. */
+function memoryMb(pid: number): { peak: number; now: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { peak: kb('VmHWM') / 1024, now: kb('VmRSS') / 1024 };
 }
 
 /** Datagrams the kernel dropped at a loopback UDP port (the relay's ng socket), from /proc/net/udp. */
@@ -231,7 +241,13 @@ function fmt(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '–';
 }
 
-function report(results: StepResult[], args: Args): string {
+interface IdleMemory {
+  relay: RelayName;
+  peakMb: number;
+  afterIdleMb: number;
+}
+
+function report(results: StepResult[], args: Args, idle: IdleMemory[]): string {
   const lines = [
     `Control-plane benchmark, ${new Date().toISOString()}, ${args.stepSeconds} s steps, deadline ${args.deadlineMs} ms, no retransmits, load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
     '',
@@ -254,6 +270,9 @@ function report(results: StepResult[], args: Args): string {
   if (capacity.ngrelay !== undefined && capacity.rtpengine) {
     lines.push(`ngrelay / rtpengine: ${fmt(capacity.ngrelay / capacity.rtpengine, 2)}×`);
   }
+  for (const m of idle) {
+    lines.push(`RSS ${m.relay}: peak ${fmt(m.peakMb, 0)} MB, after ${args.idleSeconds} s idle ${fmt(m.afterIdleMb, 0)} MB`);
+  }
   return lines.join('\n');
 }
 
@@ -265,10 +284,18 @@ async function main(): Promise<void> {
   try {
     for (const [i, name] of args.relays.entries()) {
       // Above both media ranges (20000..49999).
-      const ngPort = 50_000 + Math.floor(Math.random() * 10_000);
-      // delete-delay 0: a deleted call gives its ports back at once in both relays.
-      const options: RelayOptions = { ngPort, portMin: base + i * 10_000, portMax: base + i * 10_000 + 9_999, deleteDelay: 0 };
-      relays.push(await startRelay(name, options, root));
+      // delete-delay 0: a deleted call gives its ports back at once in both relays. A port another run holds
+      // (tests elsewhere on the machine) fails the start before anything is spawned: then another one is tried.
+      for (let attempt = 1; ; attempt++) {
+        const ngPort = 50_000 + Math.floor(Math.random() * 10_000);
+        const options: RelayOptions = { ngPort, portMin: base + i * 10_000, portMax: base + i * 10_000 + 9_999, deleteDelay: 0 };
+        try {
+          relays.push(await startRelay(name, options, root));
+          break;
+        } catch (err) {
+          if (attempt >= 5 || !String(err).includes('already in use')) throw err;
+        }
+      }
     }
     // Warm-up (not reported): JIT and allocator settle before the first measured step.
     for (const relay of relays) await runStep(relay, 200, { ...args, stepSeconds: 1 }, 999);
@@ -285,7 +312,13 @@ async function main(): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, 2000)); // let timers and late replies settle
       }
     }
-    console.log(report(results, args));
+    // Does memory come back once the load is gone? Both relays idle at once, then RSS is read.
+    await new Promise((resolve) => setTimeout(resolve, args.idleSeconds * 1000));
+    const idle = relays.map((relay) => {
+      const m = memoryMb(relay.proc.pid);
+      return { relay: relay.name, peakMb: m.peak, afterIdleMb: m.now };
+    });
+    console.log(report(results, args, idle));
   } finally {
     for (const relay of relays) {
       relay.client.close();
