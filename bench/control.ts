@@ -210,8 +210,16 @@ async function runStep(relay: Relay, rate: number, args: Args, stepIndex: number
   };
 }
 
-function nodeArgs(): string[] {
-  return (process.env['BENCH_NGRELAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a.length > 0);
+/** The node flags of bin/ngrelay's `#!/usr/bin/env -S node ...` line: the relay runs as installed. */
+function shebangNodeArgs(root: string): string[] {
+  const first = readFileSync(path.join(root, 'bin', 'ngrelay'), 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\S*env -S node((?: \S+)*)\s*$/.exec(first);
+  return m ? m[1]!.split(' ').filter((a) => a.length > 0) : [];
+}
+
+function nodeArgs(root: string): string[] {
+  const extra = (process.env['BENCH_NGRELAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a.length > 0);
+  return [...shebangNodeArgs(root), ...extra];
 }
 
 async function startRelay(name: RelayName, options: RelayOptions, root: string): Promise<Relay> {
@@ -222,7 +230,7 @@ async function startRelay(name: RelayName, options: RelayOptions, root: string):
           name,
           command: process.execPath,
           // e.g. BENCH_NGRELAY_NODE_ARGS=--cpu-prof to profile the relay (not the load generator).
-          args: [...nodeArgs(), path.join(root, 'bin', 'ngrelay'), ...args, '--log-level=4'],
+          args: [...nodeArgs(root), path.join(root, 'bin', 'ngrelay'), ...args, '--log-level=4'],
           cwd: root,
         }
       : { name, command: RTPENGINE_BIN, args: [...args, '--log-level=4'] };
