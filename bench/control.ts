@@ -48,16 +48,22 @@ interface Args {
   deadlineMs: number;
   /** Seconds without load after the last step before RSS is read again (does memory come back?). */
   idleSeconds: number;
+  /** Warm-up cycles per relay (not reported), at WARMUP_RATE. */
+  warmupCycles: number;
 }
 
+/** Warm-up rate: below every relay's capacity, so the warm-up itself never overloads. */
+const WARMUP_RATE = 500;
+
 function parseArgs(argv: string[]): Args {
-  const args: Args = { rates: [200, 500, 1000, 1500, 2000, 3000], stepSeconds: 3, relays: ['ngrelay', 'rtpengine'], deadlineMs: 2000, idleSeconds: 10 };
+  const args: Args = { rates: [200, 500, 1000, 1500, 2000, 3000], stepSeconds: 3, relays: ['ngrelay', 'rtpengine'], deadlineMs: 2000, idleSeconds: 10, warmupCycles: 3000 };
   for (const a of argv) {
     const [key, value = ''] = a.split('=', 2);
     if (key === '--rates') args.rates = value.split(',').map(Number).filter((n) => n > 0).slice(0, 12);
     else if (key === '--step-seconds') args.stepSeconds = Math.min(10, Math.max(1, Number(value)));
     else if (key === '--relays') args.relays = value.split(',').filter((r): r is RelayName => r === 'ngrelay' || r === 'rtpengine');
     else if (key === '--deadline-ms') args.deadlineMs = Math.min(5000, Math.max(100, Number(value)));
+    else if (key === '--warmup-cycles') args.warmupCycles = Math.min(10_000, Math.max(0, Math.round(Number(value))));
     else if (key === '--idle-seconds') args.idleSeconds = Math.min(60, Math.max(0, Number(value)));
     else throw new Error(`unknown option ${a}`);
   }
@@ -109,6 +115,8 @@ interface StepResult {
   lost: number;
   shed: number;
   failed: number;
+  /** Why the failed ones failed: "command: result error-reason" → count. */
+  failures: Map<string, number>;
   /** ng requests the kernel dropped at the relay's socket during the step. */
   kernelDrops: number;
   /** Replies the kernel dropped at the load generator's socket (then the generator, not the relay, lost them). */
@@ -132,6 +140,7 @@ async function cycle(
   callId: string,
   deadlineMs: number,
   latencies: Record<CommandName, number[]>,
+  failures: Map<string, number>,
 ): Promise<'ok' | 'lost' | 'shed' | 'failed'> {
   const bodies: Record<CommandName, Record<string, string | string[]>> = {
     offer: { command: 'offer', 'call-id': callId, 'from-tag': 'a', sdp: callerAudio(40000), supports: ['load limit'] },
@@ -141,15 +150,20 @@ async function cycle(
   for (const name of COMMANDS) {
     const started = performance.now();
     let result: string | undefined;
+    let reply: Awaited<ReturnType<NgRawClient['request']>>;
     try {
-      const reply = await client.request(bodies[name], { retransmitMs: 0, deadlineMs });
+      reply = await client.request(bodies[name], { retransmitMs: 0, deadlineMs });
       result = textOf(reply.dict, 'result');
     } catch {
       return 'lost';
     }
     latencies[name].push(performance.now() - started);
     if (result === 'load limit') return 'shed';
-    if (result !== 'ok') return 'failed';
+    if (result !== 'ok') {
+      const why = `${name}: ${result ?? '?'} ${textOf(reply.dict, 'error-reason') ?? ''}`.trim();
+      failures.set(why, (failures.get(why) ?? 0) + 1);
+      return 'failed';
+    }
   }
   return 'ok';
 }
@@ -157,6 +171,7 @@ async function cycle(
 async function runStep(relay: Relay, rate: number, args: Args, stepIndex: number): Promise<StepResult> {
   const latencies: Record<CommandName, number[]> = { offer: [], answer: [], delete: [] };
   const counts = { ok: 0, lost: 0, shed: 0, failed: 0 };
+  const failures = new Map<string, number>();
   const before = sampleProc(relay.proc.pid);
   const dropsBefore = udpDrops(relay.ngPort);
   const clientDropsBefore = udpDrops(relay.client.localPort());
@@ -173,7 +188,7 @@ async function runStep(relay: Relay, rate: number, args: Args, stepIndex: number
         const callId = `bench-${relay.name}-${stepIndex}-${launched}`;
         launched++;
         pending.push(
-          cycle(relay.client, callId, args.deadlineMs, latencies).then((outcome) => {
+          cycle(relay.client, callId, args.deadlineMs, latencies, failures).then((outcome) => {
             counts[outcome]++;
             lastReplyMs = performance.now();
           }),
@@ -201,6 +216,7 @@ async function runStep(relay: Relay, rate: number, args: Args, stepIndex: number
     lost: counts.lost,
     shed: counts.shed,
     failed: counts.failed,
+    failures,
     kernelDrops: udpDrops(relay.ngPort) - dropsBefore,
     clientDrops: udpDrops(relay.client.localPort()) - clientDropsBefore,
     seconds,
@@ -257,7 +273,7 @@ interface IdleMemory {
 
 function report(results: StepResult[], args: Args, idle: IdleMemory[]): string {
   const lines = [
-    `Control-plane benchmark, ${new Date().toISOString()}, ${args.stepSeconds} s steps, deadline ${args.deadlineMs} ms, no retransmits, load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+    `Control-plane benchmark, ${new Date().toISOString()}, ${args.stepSeconds} s steps after ${args.warmupCycles} warm-up cycles at ${WARMUP_RATE}/s, deadline ${args.deadlineMs} ms, no retransmits, load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
     '',
     '| relay | rate/s | completed | lost | shed | failed | kernel drops relay/client | offer p50/p99 ms | answer p50/p99 ms | delete p50/p99 ms | CPU ms/cycle | RSS MB |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -267,6 +283,9 @@ function report(results: StepResult[], args: Args, idle: IdleMemory[]): string {
     lines.push(
       `| ${r.relay} | ${r.rate} | ${r.completed}/${r.offered} (${fmt(r.completed / r.seconds, 0)}/s) | ${r.lost} | ${r.shed} | ${r.failed} | ${r.kernelDrops}/${r.clientDrops} | ${lat('offer')} | ${lat('answer')} | ${lat('delete')} | ${fmt(r.cpuMsPerCycle, 3)} | ${fmt(r.rssMb, 0)} |`,
     );
+  }
+  for (const r of results) {
+    for (const [why, n] of r.failures) lines.push(`failed ${r.relay} ${r.rate}/s: ${n} × ${why}`);
   }
   lines.push('');
   const capacity: Partial<Record<RelayName, number>> = {};
@@ -305,8 +324,13 @@ async function main(): Promise<void> {
         }
       }
     }
-    // Warm-up (not reported): JIT and allocator settle before the first measured step.
-    for (const relay of relays) await runStep(relay, 200, { ...args, stepSeconds: 1 }, 999);
+    // Warm-up (not reported): V8 compiles ngrelay's hot paths within its first ~2,000-3,000 cycles (CPU per
+    // cycle at 200/s fell from 1.9 to 0.8 ms over the first four 3 s steps); measured steps show the relay as it
+    // runs for days. rtpengine gets the same warm-up.
+    if (args.warmupCycles > 0) {
+      for (const relay of relays) await runStep(relay, WARMUP_RATE, { ...args, stepSeconds: args.warmupCycles / WARMUP_RATE }, 999);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
     const results: StepResult[] = [];
     const failedSteps = new Map<RelayName, number>();
     for (const [stepIndex, rate] of args.rates.entries()) {
