@@ -46,16 +46,25 @@ interface Args {
   stepSeconds: number;
   relays: RelayName[];
   deadlineMs: number;
+  /** Seconds without load after the last step before RSS is read again (does memory come back?). */
+  idleSeconds: number;
+  /** Warm-up cycles per relay (not reported), at WARMUP_RATE. */
+  warmupCycles: number;
 }
 
+/** Warm-up rate: below every relay's capacity, so the warm-up itself never overloads. */
+const WARMUP_RATE = 500;
+
 function parseArgs(argv: string[]): Args {
-  const args: Args = { rates: [200, 500, 1000, 1500, 2000, 3000], stepSeconds: 3, relays: ['ngrelay', 'rtpengine'], deadlineMs: 2000 };
+  const args: Args = { rates: [200, 500, 1000, 1500, 2000, 3000], stepSeconds: 3, relays: ['ngrelay', 'rtpengine'], deadlineMs: 2000, idleSeconds: 10, warmupCycles: 3000 };
   for (const a of argv) {
     const [key, value = ''] = a.split('=', 2);
     if (key === '--rates') args.rates = value.split(',').map(Number).filter((n) => n > 0).slice(0, 12);
     else if (key === '--step-seconds') args.stepSeconds = Math.min(10, Math.max(1, Number(value)));
     else if (key === '--relays') args.relays = value.split(',').filter((r): r is RelayName => r === 'ngrelay' || r === 'rtpengine');
     else if (key === '--deadline-ms') args.deadlineMs = Math.min(5000, Math.max(100, Number(value)));
+    else if (key === '--warmup-cycles') args.warmupCycles = Math.min(10_000, Math.max(0, Math.round(Number(value))));
+    else if (key === '--idle-seconds') args.idleSeconds = Math.min(60, Math.max(0, Number(value)));
     else throw new Error(`unknown option ${a}`);
   }
   return args;
@@ -74,6 +83,13 @@ function sampleProc(pid: number): ProcSample {
   const cpuTicks = Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14, 15)
   const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return { cpuTicks, rssKb: rss ? Number(rss[1]) : 0 };
+}
+
+/** Peak RSS (VmHWM) and RSS now, in MB. */
+function memoryMb(pid: number): { peak: number; now: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+  return { peak: kb('VmHWM') / 1024, now: kb('VmRSS') / 1024 };
 }
 
 /** Datagrams the kernel dropped at a loopback UDP port (the relay's ng socket), from /proc/net/udp. */
@@ -99,6 +115,8 @@ interface StepResult {
   lost: number;
   shed: number;
   failed: number;
+  /** Why the failed ones failed: "command: result error-reason" → count. */
+  failures: Map<string, number>;
   /** ng requests the kernel dropped at the relay's socket during the step. */
   kernelDrops: number;
   /** Replies the kernel dropped at the load generator's socket (then the generator, not the relay, lost them). */
@@ -122,6 +140,7 @@ async function cycle(
   callId: string,
   deadlineMs: number,
   latencies: Record<CommandName, number[]>,
+  failures: Map<string, number>,
 ): Promise<'ok' | 'lost' | 'shed' | 'failed'> {
   const bodies: Record<CommandName, Record<string, string | string[]>> = {
     offer: { command: 'offer', 'call-id': callId, 'from-tag': 'a', sdp: callerAudio(40000), supports: ['load limit'] },
@@ -131,15 +150,20 @@ async function cycle(
   for (const name of COMMANDS) {
     const started = performance.now();
     let result: string | undefined;
+    let reply: Awaited<ReturnType<NgRawClient['request']>>;
     try {
-      const reply = await client.request(bodies[name], { retransmitMs: 0, deadlineMs });
+      reply = await client.request(bodies[name], { retransmitMs: 0, deadlineMs });
       result = textOf(reply.dict, 'result');
     } catch {
       return 'lost';
     }
     latencies[name].push(performance.now() - started);
     if (result === 'load limit') return 'shed';
-    if (result !== 'ok') return 'failed';
+    if (result !== 'ok') {
+      const why = `${name}: ${result ?? '?'} ${textOf(reply.dict, 'error-reason') ?? ''}`.trim();
+      failures.set(why, (failures.get(why) ?? 0) + 1);
+      return 'failed';
+    }
   }
   return 'ok';
 }
@@ -147,6 +171,7 @@ async function cycle(
 async function runStep(relay: Relay, rate: number, args: Args, stepIndex: number): Promise<StepResult> {
   const latencies: Record<CommandName, number[]> = { offer: [], answer: [], delete: [] };
   const counts = { ok: 0, lost: 0, shed: 0, failed: 0 };
+  const failures = new Map<string, number>();
   const before = sampleProc(relay.proc.pid);
   const dropsBefore = udpDrops(relay.ngPort);
   const clientDropsBefore = udpDrops(relay.client.localPort());
@@ -163,7 +188,7 @@ async function runStep(relay: Relay, rate: number, args: Args, stepIndex: number
         const callId = `bench-${relay.name}-${stepIndex}-${launched}`;
         launched++;
         pending.push(
-          cycle(relay.client, callId, args.deadlineMs, latencies).then((outcome) => {
+          cycle(relay.client, callId, args.deadlineMs, latencies, failures).then((outcome) => {
             counts[outcome]++;
             lastReplyMs = performance.now();
           }),
@@ -191,6 +216,7 @@ async function runStep(relay: Relay, rate: number, args: Args, stepIndex: number
     lost: counts.lost,
     shed: counts.shed,
     failed: counts.failed,
+    failures,
     kernelDrops: udpDrops(relay.ngPort) - dropsBefore,
     clientDrops: udpDrops(relay.client.localPort()) - clientDropsBefore,
     seconds,
@@ -200,8 +226,16 @@ async function runStep(relay: Relay, rate: number, args: Args, stepIndex: number
   };
 }
 
-function nodeArgs(): string[] {
-  return (process.env['BENCH_NGRELAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a.length > 0);
+/** The node flags of bin/ngrelay's `#!/usr/bin/env -S node ...` line: the relay runs as installed. */
+function shebangNodeArgs(root: string): string[] {
+  const first = readFileSync(path.join(root, 'bin', 'ngrelay'), 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\S*env -S node((?: \S+)*)\s*$/.exec(first);
+  return m ? m[1]!.split(' ').filter((a) => a.length > 0) : [];
+}
+
+function nodeArgs(root: string): string[] {
+  const extra = (process.env['BENCH_NGRELAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a.length > 0);
+  return [...shebangNodeArgs(root), ...extra];
 }
 
 async function startRelay(name: RelayName, options: RelayOptions, root: string): Promise<Relay> {
@@ -212,7 +246,7 @@ async function startRelay(name: RelayName, options: RelayOptions, root: string):
           name,
           command: process.execPath,
           // e.g. BENCH_NGRELAY_NODE_ARGS=--cpu-prof to profile the relay (not the load generator).
-          args: [...nodeArgs(), path.join(root, 'bin', 'ngrelay'), ...args, '--log-level=4'],
+          args: [...nodeArgs(root), path.join(root, 'bin', 'ngrelay'), ...args, '--log-level=4'],
           cwd: root,
         }
       : { name, command: RTPENGINE_BIN, args: [...args, '--log-level=4'] };
@@ -231,9 +265,15 @@ function fmt(n: number, digits = 1): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '–';
 }
 
-function report(results: StepResult[], args: Args): string {
+interface IdleMemory {
+  relay: RelayName;
+  peakMb: number;
+  afterIdleMb: number;
+}
+
+function report(results: StepResult[], args: Args, idle: IdleMemory[]): string {
   const lines = [
-    `Control-plane benchmark, ${new Date().toISOString()}, ${args.stepSeconds} s steps, deadline ${args.deadlineMs} ms, no retransmits, load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+    `Control-plane benchmark, ${new Date().toISOString()}, ${args.stepSeconds} s steps after ${args.warmupCycles} warm-up cycles at ${WARMUP_RATE}/s, deadline ${args.deadlineMs} ms, no retransmits, load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
     '',
     '| relay | rate/s | completed | lost | shed | failed | kernel drops relay/client | offer p50/p99 ms | answer p50/p99 ms | delete p50/p99 ms | CPU ms/cycle | RSS MB |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -244,6 +284,9 @@ function report(results: StepResult[], args: Args): string {
       `| ${r.relay} | ${r.rate} | ${r.completed}/${r.offered} (${fmt(r.completed / r.seconds, 0)}/s) | ${r.lost} | ${r.shed} | ${r.failed} | ${r.kernelDrops}/${r.clientDrops} | ${lat('offer')} | ${lat('answer')} | ${lat('delete')} | ${fmt(r.cpuMsPerCycle, 3)} | ${fmt(r.rssMb, 0)} |`,
     );
   }
+  for (const r of results) {
+    for (const [why, n] of r.failures) lines.push(`failed ${r.relay} ${r.rate}/s: ${n} × ${why}`);
+  }
   lines.push('');
   const capacity: Partial<Record<RelayName, number>> = {};
   for (const relay of args.relays) {
@@ -253,6 +296,9 @@ function report(results: StepResult[], args: Args): string {
   }
   if (capacity.ngrelay !== undefined && capacity.rtpengine) {
     lines.push(`ngrelay / rtpengine: ${fmt(capacity.ngrelay / capacity.rtpengine, 2)}×`);
+  }
+  for (const m of idle) {
+    lines.push(`RSS ${m.relay}: peak ${fmt(m.peakMb, 0)} MB, after ${args.idleSeconds} s idle ${fmt(m.afterIdleMb, 0)} MB`);
   }
   return lines.join('\n');
 }
@@ -265,13 +311,26 @@ async function main(): Promise<void> {
   try {
     for (const [i, name] of args.relays.entries()) {
       // Above both media ranges (20000..49999).
-      const ngPort = 50_000 + Math.floor(Math.random() * 10_000);
-      // delete-delay 0: a deleted call gives its ports back at once in both relays.
-      const options: RelayOptions = { ngPort, portMin: base + i * 10_000, portMax: base + i * 10_000 + 9_999, deleteDelay: 0 };
-      relays.push(await startRelay(name, options, root));
+      // delete-delay 0: a deleted call gives its ports back at once in both relays. A port another run holds
+      // (tests elsewhere on the machine) fails the start before anything is spawned: then another one is tried.
+      for (let attempt = 1; ; attempt++) {
+        const ngPort = 50_000 + Math.floor(Math.random() * 10_000);
+        const options: RelayOptions = { ngPort, portMin: base + i * 10_000, portMax: base + i * 10_000 + 9_999, deleteDelay: 0 };
+        try {
+          relays.push(await startRelay(name, options, root));
+          break;
+        } catch (err) {
+          if (attempt >= 5 || !String(err).includes('already in use')) throw err;
+        }
+      }
     }
-    // Warm-up (not reported): JIT and allocator settle before the first measured step.
-    for (const relay of relays) await runStep(relay, 200, { ...args, stepSeconds: 1 }, 999);
+    // Warm-up (not reported): V8 compiles ngrelay's hot paths within its first ~2,000-3,000 cycles (CPU per
+    // cycle at 200/s fell from 1.9 to 0.8 ms over the first four 3 s steps); measured steps show the relay as it
+    // runs for days. rtpengine gets the same warm-up.
+    if (args.warmupCycles > 0) {
+      for (const relay of relays) await runStep(relay, WARMUP_RATE, { ...args, stepSeconds: args.warmupCycles / WARMUP_RATE }, 999);
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
     const results: StepResult[] = [];
     const failedSteps = new Map<RelayName, number>();
     for (const [stepIndex, rate] of args.rates.entries()) {
@@ -285,7 +344,13 @@ async function main(): Promise<void> {
         await new Promise((resolve) => setTimeout(resolve, 2000)); // let timers and late replies settle
       }
     }
-    console.log(report(results, args));
+    // Does memory come back once the load is gone? Both relays idle at once, then RSS is read.
+    await new Promise((resolve) => setTimeout(resolve, args.idleSeconds * 1000));
+    const idle = relays.map((relay) => {
+      const m = memoryMb(relay.proc.pid);
+      return { relay: relay.name, peakMb: m.peak, afterIdleMb: m.now };
+    });
+    console.log(report(results, args, idle));
   } finally {
     for (const relay of relays) {
       relay.client.close();

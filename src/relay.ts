@@ -41,6 +41,8 @@ export class Relay {
     /** --listen-cli, --listen-tcp-ng, --listen-http(s): closed with the relay. */
     private readonly listeners: Listener[],
     private readonly sweeper: TimeoutSweeper,
+    /** Drops aged-out ng replies while no commands arrive (the cache otherwise rotates on access only). */
+    private readonly cacheExpiry: NodeJS.Timeout,
     private readonly logger: Logger,
     /** The run-time log level (rtpengine-ctl `set loglevel`, SIGUSR1/SIGUSR2 in cli.ts). */
     readonly logLevel: SyslogLevel,
@@ -203,6 +205,8 @@ export class Relay {
     }
     sweeper.start();
     persistence?.start();
+    const cacheExpiry = setInterval(() => cookieCache.expire(), CACHE_EXPIRY_MS);
+    cacheExpiry.unref();
     logger.info(
       {
         listenNg: `${config.listenNg.address}:${config.listenNg.port}`,
@@ -211,11 +215,12 @@ export class Relay {
       },
       'ngrelay started',
     );
-    return new Relay(config, manager, dataPlane, server, listeners, sweeper, logger, logLevel, persistence);
+    return new Relay(config, manager, dataPlane, server, listeners, sweeper, cacheExpiry, logger, logLevel, persistence);
   }
 
   async close(): Promise<void> {
     this.sweeper.stop();
+    clearInterval(this.cacheExpiry);
     await this.server.close();
     await Promise.all(this.listeners.map((l) => l.close()));
     // A last write of media progress; the calls' files stay for the next start.
@@ -225,6 +230,9 @@ export class Relay {
     this.logger.info('ngrelay stopped');
   }
 }
+
+/** How often idle replies are looked at: a reply outlives its 30–60 s at most by this much. */
+const CACHE_EXPIRY_MS = 10_000;
 
 /** Engine events as log lines with the call they belong to; first packets only at debug level. */
 function logEngineEvents(events: EngineEvent[], manager: CallManager, logger: Logger): void {

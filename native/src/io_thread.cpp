@@ -121,9 +121,13 @@ IoThread::IoThread(int index, const EventSink& sink, const SchedulingSpec& sched
 
 IoThread::~IoThread() {
   stopAndJoin();
-  if (epfd_ >= 0) ::close(epfd_);
+  // With a private table the process's copies of epfd_ and pidfd_ were closed in start() (the numbers may
+  // name other descriptors by now); the thread's own copies went with its table.
+  if (!privateFds_) {
+    if (epfd_ >= 0) ::close(epfd_);
+    if (pidfd_ >= 0) ::close(pidfd_);
+  }
   if (wakefd_ >= 0) ::close(wakefd_);
-  if (pidfd_ >= 0) ::close(pidfd_);
 }
 
 void IoThread::start() {
@@ -133,6 +137,12 @@ void IoThread::start() {
   std::string name = "ngrelay-io-" + std::to_string(index_);
   pthread_setname_np(thread_.native_handle(), name.c_str());
   started_.wait();
+  // The thread has its own table now, holding its own copies: the process's table needs only the wake-up
+  // eventfd (submit() writes it from the JS thread). epoll and pidfd are used by the thread alone.
+  if (privateFds_) {
+    ::close(epfd_);
+    if (pidfd_ >= 0) ::close(pidfd_);
+  }
 }
 
 void IoThread::setUpDescriptorTable() {

@@ -188,6 +188,16 @@ export class CookieCache {
     }
   }
 
+  /**
+   * Drops the generations that have aged out, without a command arriving (the relay calls it on an idle
+   * timer, so the replies' memory comes back once the load is gone); returns how many replies went.
+   */
+  expire(): number {
+    const before = this.current.size + this.old.size;
+    this.rotate();
+    return before - (this.current.size + this.old.size);
+  }
+
   /** Replies held in both generations (in-flight ones not counted). */
   get size(): number {
     this.rotate();

@@ -707,6 +707,32 @@ describe('native data plane: descriptor tables', () => {
     await forwardAndRelease(call);
   });
 
+  it("leaves one descriptor per I/O thread in the process's table (the wake-up eventfd), none after close", async () => {
+    /** The process's epoll, eventfd and pidfd descriptors, by kind (sockets of the test's parties aside). */
+    const anonInodes = (): string[] =>
+      fs
+        .readdirSync('/proc/self/fd')
+        .map((fd) => {
+          try {
+            return fs.readlinkSync(`/proc/self/fd/${fd}`);
+          } catch {
+            return ''; // the directory's own descriptor, gone once read
+          }
+        })
+        .filter((target) => target.startsWith('anon_inode:'))
+        .sort();
+    engine.close();
+    const before = anonInodes();
+    engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 1 << 20 });
+    expect(engine.info()).toMatchObject({ threads: 2, descriptorTables: 'private' });
+    // epoll and pidfd live only in each thread's own table; submit() on the JS thread needs the eventfd.
+    const added = [...anonInodes()];
+    for (const kind of before) added.splice(added.indexOf(kind), 1);
+    expect(added).toEqual(['anon_inode:[eventfd]', 'anon_inode:[eventfd]']);
+    await forwardAndRelease(await basicCall({ learning: 'immediate' }, { learning: 'immediate' }));
+    expect(anonInodes()).toEqual(before);
+  });
+
   it('gives every socket copy back as sinks change and streams go (no descriptor leaks)', async () => {
     const { portA } = await basicCall({ learning: 'immediate' }, { learning: 'immediate' });
     const port = await allocPorts(8);

@@ -3,7 +3,7 @@
  * media sockets run out of descriptors the offer gets rtpengine's "Ran out of ports" (which Kamailio acts
  * on) while the log names the limit that was really hit.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { NGRELAY_BIN, REPO_ROOT } from '../support/ngrelay';
 import { startNgProcess, type ManagedProcess } from '../support/process';
@@ -31,6 +31,36 @@ function openFileLimits(pid: number): { soft: number; hard: number } {
   const [soft, hard] = line.replace('Max open files', '').trim().split(/\s+/).map(Number);
   return { soft: soft!, hard: hard! };
 }
+
+describe('descriptors at start (bin/ngrelay run as installed, by its #! line)', () => {
+  it("holds no pidfd and one eventfd per I/O thread of its own; node gets bin/ngrelay's heap flag", async () => {
+    const slot = Math.floor(Math.random() * 300);
+    const ngPort = 25300 + slot;
+    const portMin = 56000 + slot * 10;
+    const args = relayArgs({ ngPort, portMin, portMax: portMin + 9, deleteDelay: 0 });
+    // The executable itself (as systemd's ExecStart runs it), not `node bin/ngrelay`: its #! line counts.
+    const proc = await startNgProcess(
+      { name: 'ngrelay', command: NGRELAY_BIN, args: [...args, '--num-threads=2'], cwd: REPO_ROOT },
+      { host: LOOPBACK, port: ngPort, deadlineMs: 15_000 },
+    );
+    try {
+      const cmdline = readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').split('\0');
+      expect(cmdline).toContain('--max-semi-space-size=4');
+      const targets = readdirSync(`/proc/${proc.pid}/fd`).map((fd) => {
+        try {
+          return readlinkSync(`/proc/${proc.pid}/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      });
+      // Each I/O thread's epoll and pidfd live in its own table only (README "Hostile input and limits").
+      expect(targets.filter((t) => t === 'anon_inode:[pidfd]')).toEqual([]);
+      expect(targets.length).toBeLessThanOrEqual(22);
+    } finally {
+      await proc.stop();
+    }
+  });
+});
 
 describe('descriptor limit', () => {
   it('raises the soft limit to the hard one at start and logs the value', async () => {

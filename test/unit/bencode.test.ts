@@ -231,6 +231,42 @@ describe('bencode encode', () => {
     expect(encode(v).toString()).toBe('d3:sdp5:v=0\r\n4:listli1e3:twold1:k1:veedee5:emptylee');
   });
 
+  it('writes every length, integer and string kind like a plain reference encoder', () => {
+    // The encoder copies short strings and digits byte by byte; this checks it against Buffer's own
+    // conversions for the boundary cases (one and two digits, powers of ten, the 64-char short limit,
+    // non-ASCII in short and long strings, latin1 and non-latin1 keys).
+    const reference = (v: NgValue): Buffer => {
+      if (Buffer.isBuffer(v)) return Buffer.concat([b(`${v.length}:`), v]);
+      if (typeof v === 'string') return Buffer.concat([b(`${Buffer.byteLength(v)}:`), Buffer.from(v, 'utf8')]);
+      if (typeof v === 'number') return b(`i${v}e`);
+      if (Array.isArray(v)) return Buffer.concat([b('l'), ...v.map(reference), b('e')]);
+      const parts = Object.keys(v).map((k) => {
+        const key = [...k].every((c) => c.charCodeAt(0) <= 0xff) ? Buffer.from(k, 'latin1') : Buffer.from(k, 'utf8');
+        return Buffer.concat([b(`${key.length}:`), key, reference(v[k]!)]);
+      });
+      return Buffer.concat([b('d'), ...parts, b('e')]);
+    };
+    const ints = [0, 7, 9, 10, 99, 100, 12345, -5, -10, -987654321, 2 ** 32, -(2 ** 40), Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER];
+    const strings = ['', 'a', 'x'.repeat(63), 'y'.repeat(64), 'z'.repeat(65), 'é', 'ab€', `${'q'.repeat(63)}é`, `${'r'.repeat(70)}€`, '\u00ff', '\u007f'];
+    const keyed = dict([
+      ['plain', 1],
+      ['clé', 2],
+      ['ключ', 3],
+      ['k'.repeat(64), 4],
+      ['\u00e9'.repeat(65), 5],
+    ]);
+    const value: NgValue = [...ints, ...strings, keyed, Buffer.from([0xff, 0x00]), [[dict([['n', -1]])]]];
+    expect(encode(value).toString('latin1')).toBe(reference(value).toString('latin1'));
+    // Twice in a row: the second encode reuses the scratch buffer the first one left.
+    expect(encode(value).toString('latin1')).toBe(reference(value).toString('latin1'));
+  });
+
+  it('returns its own bytes: a later encode does not change an earlier result', () => {
+    const first = encode(dict([['result', 'ok']]));
+    encode(dict([['result', 'pong'], ['x', 'y'.repeat(1000)]]));
+    expect(first.toString()).toBe('d6:result2:oke');
+  });
+
   it('grows its buffer for large values', () => {
     const big = Buffer.alloc(200_000, 0x61);
     const out = encode(dict([['sdp', big]]));

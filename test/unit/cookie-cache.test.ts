@@ -29,6 +29,20 @@ describe('CookieCache', () => {
     expect(second.reply).toEqual(first.reply); // byte-identical (held as a string in between)
   });
 
+  it('expire() drops aged-out generations without a command arriving', async () => {
+    const clock = fakeClock();
+    const cache = new CookieCache({ now: clock.now });
+    for (const c of ['a', 'b', 'c']) await cache.run(c, async () => Buffer.from(c));
+    expect(cache.expire()).toBe(0); // still young
+    clock.advance(30_000);
+    await cache.run('d', async () => Buffer.from('d'));
+    clock.advance(30_000);
+    expect(cache.expire()).toBe(3); // a, b, c were in the generation that aged out; d is kept
+    clock.advance(60_000);
+    expect(cache.expire()).toBe(1);
+    expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0 });
+  });
+
   it('keeps different cookies apart', async () => {
     const cache = new CookieCache({ now: fakeClock().now });
     const a = await cache.run('a', async () => Buffer.from('A'));
