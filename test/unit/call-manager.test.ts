@@ -8,7 +8,7 @@ import type { CallState, StreamState } from '../../src/call/state';
 import { TimeoutSweeper, expiredReason } from '../../src/call/timeouts';
 import { callStatistics } from '../../src/call/query-reply';
 import { FakeDataPlane } from '../support/fake-dataplane';
-import { testConfig } from '../support/call-fixtures';
+import { signalRequest, testConfig } from '../support/call-fixtures';
 import { pack, unpack } from 'msgpackr';
 
 const logger = pino({ level: 'silent' });
@@ -34,28 +34,9 @@ function sdp(opts: { addr?: string; port?: number; extra?: string[]; media?: str
   return Buffer.from(['v=0', `o=- 1 1 IN ${fam} ${addr}`, 's=-', `c=IN ${fam} ${addr}`, 't=0 0', ...media, ''].join('\r\n'));
 }
 
+/** signalRequest with this file's SDP. */
 function req(over: Partial<SignalRequest>): SignalRequest {
-  return {
-    callId: 'call-1',
-    fromTag: 'A',
-    toTag: null,
-    viaBranch: null,
-    sdp: sdp(),
-    flags: new Set(),
-    replace: new Set(),
-    rtcpMux: new Set(),
-    ice: null,
-    transportProtocol: null,
-    direction: [],
-    receivedFrom: null,
-    mediaAddress: null,
-    addressFamily: null,
-    label: null,
-    metadata: null,
-    recordCall: null,
-    endpointLearning: null,
-    ...over,
-  };
+  return signalRequest({ sdp: sdp(), ...over });
 }
 
 const lines = (b: Buffer): string[] => b.toString('latin1').split('\r\n');

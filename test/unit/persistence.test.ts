@@ -9,11 +9,11 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CallManager } from '../../src/call/call-manager';
 import type { SignalRequest } from '../../src/call/signal';
-import type { RelayConfig } from '../../src/config/types';
 import type { StreamSrtpProgress } from '../../src/dataplane/types';
 import { CallStore } from '../../src/state/call-store';
 import { CallPersistence, SRTCP_INDEX_MARGIN } from '../../src/state/persistence';
 import { FakeDataPlane } from '../support/fake-dataplane';
+import { signalRequest, testConfig } from '../support/call-fixtures';
 
 const logger = pino({ level: 'silent' });
 const dirs: string[] = [];
@@ -29,13 +29,7 @@ class SrtpFakeDataPlane extends FakeDataPlane {
   }
 }
 
-const config = {
-  interfaces: [{ name: 'default', address: '127.0.0.1', advertised: '127.0.0.1', family: 'IPv4' }],
-  portMin: 30000,
-  portMax: 30099,
-  endpointLearning: 'heuristic',
-  deleteDelay: 0,
-} as unknown as RelayConfig;
+const config = testConfig({ deleteDelay: 0 });
 
 const KEY = 'a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz';
 function sdp(port: number, srtp: boolean): Buffer {
@@ -45,27 +39,7 @@ function sdp(port: number, srtp: boolean): Buffer {
   );
 }
 function req(over: Partial<SignalRequest>): SignalRequest {
-  return {
-    callId: 'c1',
-    fromTag: 'A',
-    toTag: null,
-    viaBranch: null,
-    sdp: sdp(4000, false),
-    flags: new Set(),
-    replace: new Set(),
-    rtcpMux: new Set(),
-    ice: null,
-    transportProtocol: null,
-    direction: [],
-    receivedFrom: null,
-    mediaAddress: null,
-    addressFamily: null,
-    label: null,
-    metadata: null,
-    recordCall: null,
-    endpointLearning: null,
-    ...over,
-  };
+  return signalRequest({ callId: 'c1', sdp: sdp(4000, false), ...over });
 }
 
 function setUp(dir = mkdtempSync(path.join(tmpdir(), 'ngrelay-persist-'))) {
