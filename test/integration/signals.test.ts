@@ -4,50 +4,16 @@
  * call keeps forwarding RTP both ways, the process stays up, and no new listening socket appears (Node's
  * inspector opens 127.0.0.1:9229 on SIGUSR1 unless the relay handles it).
  */
-import dgram from 'node:dgram';
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NgRawClient, textOf } from '../support/ng-client';
 import { startNgrelay } from '../support/ngrelay';
 import type { RelayUnderTest } from '../support/relay';
+import { countingParty as party, plainAudioSdp as sdp, rtp172 as rtp, until, type CountingParty as Party } from '../support/counting-party';
 
 const ngPort = 43000 + Math.floor(Math.random() * 2000);
 const portMin = 53000 + 2 * Math.floor(Math.random() * 3000);
 
-interface Party {
-  socket: dgram.Socket;
-  port: number;
-  received: number;
-}
-
-async function party(address: string): Promise<Party> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, address, resolve));
-  const p: Party = { socket, port: socket.address().port, received: 0 };
-  socket.on('message', () => (p.received += 1));
-  return p;
-}
-
-function rtp(seq: number, ssrc: number): Buffer {
-  const b = Buffer.alloc(172);
-  b[0] = 0x80;
-  b.writeUInt16BE(seq & 0xffff, 2);
-  b.writeUInt32BE(seq * 160, 4);
-  b.writeUInt32BE(ssrc, 8);
-  return b;
-}
-
-function sdp(address: string, port: number): string {
-  return ['v=0', `o=- 1 1 IN IP4 ${address}`, 's=-', `c=IN IP4 ${address}`, 't=0 0', `m=audio ${port} RTP/AVP 0`, ''].join('\r\n');
-}
-
-async function until(what: string, check: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`${what}: not in time`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** Every listening socket (TCP LISTEN, unconnected UDP) of the process, as `proto local-address:port`. */
 function listeningSockets(pid: number): string[] {
