@@ -7,8 +7,9 @@
  */
 import os from 'node:os';
 import type { LoadLimitConfig } from '../config/types';
+import { PARALLEL_SESSION_LIMIT_REASON } from '../ng/load-limit';
 
-export const SESSION_LIMIT_MESSAGE = 'Parallel session limit reached';
+export const SESSION_LIMIT_MESSAGE = PARALLEL_SESSION_LIMIT_REASON;
 export const LOAD_LIMIT_MESSAGE = 'Load limit exceeded';
 export const CPU_LIMIT_MESSAGE = 'CPU usage limit exceeded';
 export const BANDWIDTH_LIMIT_MESSAGE = 'Bandwidth limit exceeded';

@@ -1,17 +1,18 @@
 /** Which ng commands change a call's stored state, and the call they name. */
+import { idFromWire } from '../ng/byte-string';
+import { getValue } from '../ng/request';
 import type { NgDict } from '../ng/types';
 
 const CHANGING_COMMANDS = new Set(['offer', 'answer', 'delete', 'start recording', 'stop recording', 'pause recording']);
 
-function text(v: NgDict[string] | undefined): string | null {
-  if (Buffer.isBuffer(v)) return v.toString('utf8');
-  if (typeof v === 'string') return v;
-  return null;
-}
-
-/** The call-id to write after this request, or null when the command changes no call. */
+/**
+ * The call-id to write after this request, or null when the command changes no call. The id is the call
+ * manager's key: its bytes one char per byte (byte-string.ts), under any of the key's spellings (`call id`).
+ */
 export function persistedCallId(request: NgDict): string | null {
-  const command = text(request['command']);
-  if (command === null || !CHANGING_COMMANDS.has(command)) return null;
-  return text(request['call-id']);
+  const command = getValue(request, 'command');
+  const name = Buffer.isBuffer(command) ? command.toString('utf8') : command;
+  if (typeof name !== 'string' || !CHANGING_COMMANDS.has(name)) return null;
+  const callId = getValue(request, 'call-id');
+  return Buffer.isBuffer(callId) || typeof callId === 'string' ? idFromWire(callId) : null;
 }
