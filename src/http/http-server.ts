@@ -175,7 +175,9 @@ export class HttpControl {
           case 'ng-plain.rtpengine.com':
             return processor.handlePlain(message, remote);
           case 'cli.rtpengine.com':
-            return cli.run(message.toString('utf8'));
+            // Call-ids are byte strings inside (src/ng/byte-string.ts): the frame's bytes are read one char per
+            // byte, and the reply's bytes go back as the text frame a CLI client expects.
+            return Buffer.from(cli.run(message.toString('latin1')), 'latin1').toString('utf8');
           default:
             return message;
         }
