@@ -259,6 +259,12 @@ describe('ng over TCP, HTTP and WebSocket; /metrics and /ping', () => {
   it('answers WebSocket cli.rtpengine.com with the CLI text and echoes on echo.rtpengine.com', async () => {
     const cli = await openWs(httpPort, 'cli.rtpengine.com');
     expect((await wsRequest(cli, 'list maxsessions')).toString()).toBe('Maximum sessions configured on rtpengine: -1\n');
+    // A UTF-8 call-id: the CLI finds the call by its bytes and prints them back as text.
+    const callId = 'café-ws-cli';
+    const offer = await udp.request({ command: 'offer', 'call-id': Buffer.from(callId, 'utf8'), 'from-tag': 'a', sdp: callerAudio(40210) });
+    expect(offer.plain['result']).toBe('ok');
+    expect((await wsRequest(cli, `list sessions ${callId}`)).toString()).toContain(`callid: ${callId}`);
+    expect((await wsRequest(cli, `terminate ${callId}`)).toString()).toContain(callId);
     cli.close();
     const echo = await openWs(httpPort, 'echo.rtpengine.com');
     expect((await wsRequest(echo, 'hello')).toString()).toBe('hello');
