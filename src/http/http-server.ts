@@ -128,7 +128,10 @@ export class HttpControl {
       } catch {
         return reply(res, 400, CT_TEXT, 'bad command encoding\n');
       }
-      return reply(res, 200, CT_TEXT, this.options.cli.run(command));
+      // Call-ids are byte strings inside (src/ng/byte-string.ts): the command's UTF-8 bytes one char per
+      // byte in, the reply's bytes out as they are.
+      const bytes = Buffer.from(command, 'utf8').toString('latin1');
+      return reply(res, 200, CT_TEXT, Buffer.from(this.options.cli.run(bytes), 'latin1'));
     }
     const type = contentType(req);
     const ng = req.method === 'POST' && path === '/ng' && type === CT_NG;

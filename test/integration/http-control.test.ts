@@ -264,6 +264,9 @@ describe('ng over TCP, HTTP and WebSocket; /metrics and /ping', () => {
     const offer = await udp.request({ command: 'offer', 'call-id': Buffer.from(callId, 'utf8'), 'from-tag': 'a', sdp: callerAudio(40210) });
     expect(offer.plain['result']).toBe('ok');
     expect((await wsRequest(cli, `list sessions ${callId}`)).toString()).toContain(`callid: ${callId}`);
+    // The same over GET /cli/<command>, URL-encoded.
+    const listed = await fetch(`http://127.0.0.1:${httpPort}/cli/${encodeURIComponent(`list sessions ${callId}`)}`).then((r) => r.text());
+    expect(listed).toContain(`callid: ${callId}`);
     expect((await wsRequest(cli, `terminate ${callId}`)).toString()).toContain(callId);
     cli.close();
     const echo = await openWs(httpPort, 'echo.rtpengine.com');
