@@ -491,25 +491,16 @@ void Engine::startRecording(const RecordingSpec& spec) {
     int e = errno;
     throw RecordingFailure{errnoName(e), std::string(spec.append ? "cannot open " : "cannot create ") + spec.path + ": " + std::strerror(e)};
   }
-  uint8_t header[kPcapGlobalHeaderSize];
-  if (spec.append) {
-    // The header was written when the file was created; the caller cut the file to whole records.
-    ensureWriter();
-    auto rec = std::make_unique<Recording>();
-    rec->id = spec.id;
-    rec->fd = fd;
-    rec->link = spec.link;
-    rec->egress = spec.egress;
-    rec->path = spec.path;
-    recordings_[spec.id].rec = std::move(rec);
-    return;
-  }
-  buildPcapGlobalHeader(header, spec.link);
-  if (::write(fd, header, sizeof(header)) != ssize_t(sizeof(header))) {
-    int e = errno ? errno : ENOSPC;
-    ::close(fd);
-    ::unlink(spec.path.c_str());
-    throw RecordingFailure{errnoName(e), "cannot write " + spec.path + ": " + std::strerror(e)};
+  // Appending: the header was written when the file was created; the caller cut the file to whole records.
+  if (!spec.append) {
+    uint8_t header[kPcapGlobalHeaderSize];
+    buildPcapGlobalHeader(header, spec.link);
+    if (::write(fd, header, sizeof(header)) != ssize_t(sizeof(header))) {
+      int e = errno ? errno : ENOSPC;
+      ::close(fd);
+      ::unlink(spec.path.c_str());
+      throw RecordingFailure{errnoName(e), "cannot write " + spec.path + ": " + std::strerror(e)};
+    }
   }
   ensureWriter();
   auto rec = std::make_unique<Recording>();
