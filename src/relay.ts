@@ -241,7 +241,7 @@ function logEngineEvents(events: EngineEvent[], manager: CallManager, logger: Lo
       'call-id': manager.callIdOfStream(e.id),
       stream: e.id,
       event: e.type,
-      endpoint: 'from' in e ? `${e.from.address}:${e.from.port}` : `${e.endpoint.address}:${e.endpoint.port}`,
+      endpoint: 'from' in e ? `${e.from.address}:${e.from.port}` : 'endpoint' in e ? `${e.endpoint.address}:${e.endpoint.port}` : undefined,
     };
     if (e.type === 'dtmf') continue; // logged by DtmfLog, with its digit
     if (e.type === 'first-packet') logger.debug(fields, 'media event');

@@ -85,10 +85,69 @@ export interface StreamSrtpProgress {
  * A direction whose keys are unchanged by an update keeps its state (rollover counter, replay window).
  */
 export interface StreamCrypto {
-  inbound: SrtpKeys | null;
-  outbound: SrtpKeys | null;
+  inbound: SrtpKeys | DtlsSrtpKeys | null;
+  outbound: SrtpKeys | DtlsSrtpKeys | null;
   /** ng `recrypt`: decrypt and re-encrypt even when both sides share keys. */
   recrypt: boolean;
+}
+
+/**
+ * SRTP keys of one direction that a DTLS-SRTP handshake (RFC 5764) negotiates, on the stream `dtlsOf` (its
+ * `rule.dtls` session): as `inbound` of the stream that runs the handshake, the keys its party writes with; as
+ * `outbound` of a stream whose sink is `dtlsOf`, the keys the relay writes with towards that party. Until the
+ * handshake completes nothing is decrypted or forwarded that way (counted in `errors`).
+ */
+export interface DtlsSrtpKeys {
+  dtlsOf: number;
+}
+
+/** One a=candidate of the party (RFC 8839 §5.1), for the checks a full ICE agent sends. */
+export interface IceCandidate {
+  foundation: string;
+  /** 1 = RTP, 2 = RTCP. */
+  component: number;
+  priority: number;
+  type: 'host' | 'srflx' | 'prflx' | 'relay';
+  endpoint: Endpoint;
+}
+
+/**
+ * ICE (RFC 8445) terminated by the engine on this stream's socket (STUN demuxed by its first byte, RFC 7983).
+ * With ICE, the party's address comes only from an authenticated, nominated check (USE-CANDIDATE), never from
+ * learning; `expected` stays the initial destination until then. Absent/null = no ICE: STUN is dropped.
+ * A muxed RTCP stream has no ICE of its own (its RTP stream's pair carries it).
+ */
+export interface StreamIce {
+  /** The a=ice-ufrag / a=ice-pwd the relay gave this stream's party: checks arriving here must use them. */
+  localUfrag: string;
+  localPwd: string;
+  /** The party's a=ice-ufrag / a=ice-pwd; null until its SDP is known (the checks the relay sends use them). */
+  remoteUfrag: string | null;
+  remotePwd: string | null;
+  /** The relay's role towards this party (RFC 8445 §6.1.1); role conflicts are resolved by `tieBreaker`. */
+  controlling: boolean;
+  /** The relay is ICE-lite towards this party: it answers checks and sends none. */
+  lite: boolean;
+  /** 64-bit tie-breaker, 16 hex digits, fixed for the stream's life. */
+  tieBreaker: string;
+  /** The party's candidates for this component (checks a full agent sends; unused when `lite`). */
+  remoteCandidates: IceCandidate[];
+}
+
+/** A certificate fingerprint (RFC 8122 a=fingerprint): the hash function and the digest bytes. */
+export interface DtlsFingerprint {
+  hash: 'sha-1' | 'sha-224' | 'sha-256' | 'sha-384' | 'sha-512';
+  value: Buffer;
+}
+
+/** DTLS-SRTP (RFC 5763/5764) run by the engine on this stream's socket with the relay's certificate. */
+export interface StreamDtls {
+  /** `active`: the relay sends the ClientHello (a=setup:active); `passive`: it waits for one, never starts. */
+  role: 'active' | 'passive';
+  /** The party's a=fingerprint: its certificate must match (mismatch: no keys, counted, logged). */
+  remoteFingerprint: DtlsFingerprint | null;
+  /** Changed by the control plane to start a new handshake (new fingerprint, ICE restart, re-key). */
+  generation: number;
 }
 
 /** What the control plane may change at any time (re-INVITE, hold, answer, new endpoint). */
@@ -117,6 +176,10 @@ export interface StreamRule {
   signalGeneration: number;
   /** SRTP keys; absent/null = plain RTP both ways. Unusable keys make addStream/updateStream throw. */
   crypto?: StreamCrypto | null;
+  /** ICE towards this stream's party (WebRTC); absent/null = none. */
+  ice?: StreamIce | null;
+  /** DTLS-SRTP handshake with this stream's party; absent/null = none (DTLS packets are dropped). */
+  dtls?: StreamDtls | null;
   /** RTP clock rate of the stream's codec (Hz), for jitter in time units; absent = 8000. */
   clockRate?: number;
   /** `block media`: RTP arriving here is counted but not forwarded (RTCP still is). */
@@ -150,6 +213,33 @@ export interface StreamCounters {
   /** Last seen RTP SSRC / sequence number (RTP streams only). */
   ssrc: number | null;
   lastSeq: number | null;
+  /** Present when the rule has ICE. */
+  ice?: IceStatus;
+  /** Present when the rule has DTLS. */
+  dtls?: DtlsStatus;
+}
+
+export interface IceStatus {
+  state: 'waiting' | 'checking' | 'connected' | 'failed';
+  /** The party's address of the nominated pair (where media goes); null = none yet. */
+  selected: Endpoint | null;
+  /** Valid checks answered / sent; STUN refused (bad integrity or fingerprint, wrong ufrag, malformed). */
+  checksReceived: number;
+  checksSent: number;
+  stunRejected: number;
+  /** Epoch ms of the last valid check from the selected address (RFC 7675 consent); 0 = never. */
+  lastConsentMs: number;
+}
+
+export interface DtlsStatus {
+  state: 'new' | 'connecting' | 'connected' | 'failed' | 'closed';
+  role: 'active' | 'passive';
+  /** Negotiated use_srtp profile (RFC 5764 names, e.g. SRTP_AES128_CM_SHA1_80); null before the handshake. */
+  profile: string | null;
+  /** sha-256 fingerprint of the certificate the party presented, "AB:CD:..."; null = none yet. */
+  peerFingerprint: string | null;
+  /** Why the handshake failed (fingerprint mismatch, timeout, alert); null otherwise. */
+  error: string | null;
 }
 
 /** One MOS sample (rtpengine's stats block): made from one RTCP receiver report block, at most one a second. */
@@ -262,7 +352,11 @@ export type EngineEvent =
   /** Media arrived again on a stream reported idle. */
   | { type: 'resumed'; id: number; from: Endpoint; atMs: number }
   /** An RFC 4733 event ended on the stream (reported once, at its first End packet); `from` = the party. */
-  | { type: 'dtmf'; id: number; from: Endpoint; atMs: number; event: number; volume: number; durationMs: number; rtpTimestamp: number };
+  | { type: 'dtmf'; id: number; from: Endpoint; atMs: number; event: number; volume: number; durationMs: number; rtpTimestamp: number }
+  /** ICE nominated a pair: media to the party now goes to `endpoint`. */
+  | { type: 'ice-selected'; id: number; endpoint: Endpoint; atMs: number }
+  /** The DTLS handshake finished (`ok`) and keyed SRTP, or failed with `error`. */
+  | { type: 'dtls'; id: number; ok: boolean; profile: string | null; error: string | null; atMs: number };
 
 /** pcap link type: `raw` = LINKTYPE_RAW (101, IP packets), `eth` = LINKTYPE_ETHERNET (1, fake Ethernet header). */
 export type RecordingFormat = 'raw' | 'eth';
@@ -337,6 +431,15 @@ export interface EngineOptions {
    * (and a removed stream's port free).
    */
   batchChanges?: boolean;
+  /** The certificate DTLS-SRTP presents (made at start); default ECDSA P-256, sha-256. */
+  dtls?: DtlsCertificateOptions;
+}
+
+/** rtpengine's --dtls-cert-cipher, --dtls-rsa-key-size, --dtls-signature. */
+export interface DtlsCertificateOptions {
+  cipher: 'prime256v1' | 'rsa';
+  rsaKeyBits: number;
+  signature: 'sha-256' | 'sha-1';
 }
 
 /** Raised when a socket cannot be bound (the port is taken by someone else, or the address is not local). */
@@ -399,5 +502,10 @@ export interface DataPlane {
   readRecording(recordingId: number): RecordingCounters | null;
   /** Slow events (first packet, learning), delivered in batches on the JS thread. */
   onEvents(listener: (events: EngineEvent[]) => void): void;
+  /**
+   * The relay's DTLS certificate fingerprint with the given hash (for a=fingerprint); optional: a data plane
+   * without DTLS has none, and the control plane then refuses DTLS.
+   */
+  dtlsFingerprint?(hash: DtlsFingerprint['hash']): DtlsFingerprint;
   close(): void;
 }

@@ -5,7 +5,7 @@
  */
 import type { CallEndReason, CallManager } from '../call/call-manager';
 import type { CallState, StreamState } from '../call/state';
-import type { DataPlane, Endpoint, EngineEvent, SrtpKeys, SrtpProgress, StreamRule, StreamSrtpProgress } from '../dataplane/types';
+import type { DataPlane, Endpoint, EngineEvent, DtlsSrtpKeys, SrtpKeys, SrtpProgress, StreamRule, StreamSrtpProgress } from '../dataplane/types';
 import type { Logger } from '../logger';
 import type { NgDict } from '../ng/types';
 import { ngDict } from '../ng/dict';
@@ -50,8 +50,9 @@ function srtpMoved(saved: SrtpProgress | null | undefined, now: SrtpProgress | n
 }
 
 /** The resume state for a new context: the saved progress, SRTCP moved on past what may have been sent since. */
-function resumeOf(keys: SrtpKeys | null, saved: SrtpProgress | null | undefined): SrtpKeys | null {
-  if (!keys || !saved) return keys;
+function resumeOf<K extends SrtpKeys | DtlsSrtpKeys | null>(keys: K, saved: SrtpProgress | null | undefined): K {
+  // DTLS-SRTP keys come from the engine's session, not from the control plane: nothing to resume here.
+  if (!keys || !saved || 'dtlsOf' in keys) return keys;
   const resume: SrtpProgress = {
     ...(saved.rtp ? { rtp: saved.rtp } : {}),
     ...(saved.rtcp ? { rtcp: { ssrc: saved.rtcp.ssrc, index: (saved.rtcp.index + SRTCP_INDEX_MARGIN) & 0x7fffffff } } : {}),

@@ -9,7 +9,7 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CallManager } from '../../src/call/call-manager';
 import type { SignalRequest } from '../../src/call/signal';
-import type { StreamSrtpProgress } from '../../src/dataplane/types';
+import type { SrtpKeys, StreamSrtpProgress } from '../../src/dataplane/types';
 import { CallStore } from '../../src/state/call-store';
 import { CallPersistence, SRTCP_INDEX_MARGIN } from '../../src/state/persistence';
 import { FakeDataPlane } from '../support/fake-dataplane';
@@ -89,8 +89,8 @@ describe('CallPersistence', () => {
     expect(second.persistence.stats.restoredCalls).toBe(1);
     const rule = second.dp.streams.get(rtpA.id)?.rule;
     expect(rule?.expected).toEqual(learned);
-    expect(rule?.crypto?.inbound?.resume).toEqual({ rtp: { ssrc: 7, roc: 1, seq: 100 } });
-    expect(rule?.crypto?.outbound?.resume).toEqual({ rtp: { ssrc: 7, roc: 1, seq: 100 }, rtcp: { ssrc: 7, index: 10 + SRTCP_INDEX_MARGIN } });
+    expect((rule?.crypto?.inbound as SrtpKeys | null | undefined)?.resume).toEqual({ rtp: { ssrc: 7, roc: 1, seq: 100 } });
+    expect((rule?.crypto?.outbound as SrtpKeys | null | undefined)?.resume).toEqual({ rtp: { ssrc: 7, roc: 1, seq: 100 }, rtcp: { ssrc: 7, index: 10 + SRTCP_INDEX_MARGIN } });
   });
 
   it('a learned endpoint is not used once a re-offer moved the party elsewhere', () => {
