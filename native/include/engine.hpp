@@ -463,6 +463,14 @@ class Engine {
   bool readCounters(int32_t id, StreamSnapshot& out) const;
   /** Call-quality figures of a stream, copied on its owner thread (native/src/engine_quality.cpp). */
   bool readQuality(int32_t id, QualitySnapshot& out) const;
+  /**
+   * Queues a copy of each stream's call-quality figures on its owner thread, without waiting or waking it,
+   * and returns a token. takeQuality(token) hands the copies out once a fence or sync() issued after this
+   * call has passed. Per thread the queue is FIFO: a removeStream after this runs after the copy.
+   */
+  uint64_t requestQuality(const std::vector<int32_t>& ids);
+  /** The copies of requestQuality(token), in its order (null = unknown id); forgotten afterwards. */
+  std::vector<std::unique_ptr<QualitySnapshot>> takeQuality(uint64_t token);
   /** SRTP sequence state of a stream's contexts (a missing context reads as unknown); false for an unknown id. */
   bool readSrtpProgress(int32_t id, SrtpProgress& inbound, SrtpProgress& outbound) const;
   /** Last packet time (wall ms) of a stream; 0 when it never received one or is unknown. */
@@ -547,6 +555,9 @@ class Engine {
   Graveyard graveyard_;  // retired since the last fence
   std::vector<std::pair<uint64_t, Graveyard>> retiredByFence_;  // retired in the batch fence `first` closed
   uint64_t lastFence_ = 0;
+  // requestQuality's copies, written by the owner threads, by token (kept until takeQuality).
+  std::unordered_map<uint64_t, std::vector<std::unique_ptr<QualitySnapshot>>> qualityBatches_;
+  uint64_t lastQualityToken_ = 0;
 
   // Recording: one ring per I/O thread and the writer, created with the first recording.
   std::vector<std::unique_ptr<RecordRing>> rings_;

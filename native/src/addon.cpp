@@ -285,6 +285,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("fence", &NativeEngine::Fence),
                         InstanceMethod("readCounters", &NativeEngine::ReadCounters),
                         InstanceMethod("readQuality", &NativeEngine::ReadQuality),
+                        InstanceMethod("requestQuality", &NativeEngine::RequestQuality),
+                        InstanceMethod("takeQuality", &NativeEngine::TakeQuality),
                         InstanceMethod("readSrtpProgress", &NativeEngine::ReadSrtpProgress),
                         InstanceMethod("lastPacketTimes", &NativeEngine::LastPacketTimes),
                         InstanceMethod("totals", &NativeEngine::Totals),
@@ -481,6 +483,30 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     auto q = std::make_unique<QualitySnapshot>();  // ~3 kB: not on the stack
     if (!engine(env).readQuality(info[0].As<Napi::Number>().Int32Value(), *q)) return env.Null();
     return qualityToJs(env, *q);
+  }
+
+  // requestQuality(ids) -> token: the copies are queued on the owner threads (see Engine::requestQuality).
+  Napi::Value RequestQuality(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray()) throw Napi::TypeError::New(env, "requestQuality expects an array of stream ids");
+    Napi::Array arr = info[0].As<Napi::Array>();
+    std::vector<int32_t> ids(arr.Length());
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      Napi::Value v = arr.Get(i);
+      if (!v.IsNumber()) throw Napi::TypeError::New(env, "requestQuality: stream ids must be numbers");
+      ids[i] = v.As<Napi::Number>().Int32Value();
+    }
+    return Napi::Number::New(env, double(engine(env).requestQuality(ids)));
+  }
+
+  // takeQuality(token) -> [quality | null], in the order requested; only after a fence issued later passed.
+  Napi::Value TakeQuality(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "takeQuality expects a token");
+    auto batch = engine(env).takeQuality(uint64_t(info[0].As<Napi::Number>().Int64Value()));
+    Napi::Array out = Napi::Array::New(env, batch.size());
+    for (size_t i = 0; i < batch.size(); ++i) out.Set(uint32_t(i), batch[i] ? Napi::Value(qualityToJs(env, *batch[i])) : env.Null());
+    return out;
   }
 
   Napi::Value Totals(const Napi::CallbackInfo& info) {

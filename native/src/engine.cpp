@@ -584,6 +584,7 @@ void Engine::close() {
   graveyard_.clear();
   for (auto& [id, g] : retiredByFence_) g.clear();
   retiredByFence_.clear();
+  qualityBatches_.clear();  // the threads are gone: no copy is still being written
   relay_->stop();  // delivers the events the I/O threads queued last
   // The I/O threads are gone: the writer writes everything still queued, then every file is closed.
   if (writer_) writer_->stop();

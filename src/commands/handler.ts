@@ -135,7 +135,7 @@ function signal(req: NormalizedRequest, logger: Logger, isAnswer: boolean): Sign
   };
 }
 
-function deleteCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
+async function deleteCommand(req: NormalizedRequest, ctx: CommandContext): Promise<NgDict> {
   if (!req.callId) throw new NgError('No call-id in message');
   const del: DeleteRequest = {
     callId: req.callId,
@@ -146,9 +146,13 @@ function deleteCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
     fatal: req.flags.has('fatal'),
     fast: req.flags.has('fast'),
   };
-  // Statistics are read before the call may be torn down (delete-delay 0).
+  // Statistics are read before the call may be torn down (delete-delay 0): counters now, quality copies
+  // queued now (they run on the I/O threads before the removals queued next) and collected after the fence.
   const call = ctx.manager.calls.get(del.callId);
-  const stats = call && del.fromTag && !del.fast ? callStatistics(call, counterReader(ctx, ctx.manager.streamIds(call)), qualityReader(ctx)) : null;
+  const statsFor = call && del.fromTag && !del.fast ? call : null;
+  const ids = statsFor ? ctx.manager.streamIds(statsFor) : [];
+  const counters = statsFor ? counterReader(ctx, ids) : null;
+  const quality = statsFor ? ctx.dataPlane.readQualities(ids) : null;
   const result = ctx.manager.delete(del);
   // The recording ends with the call's delete, not when a delete-delay runs out.
   if (result && !result.branchOnly) ctx.recorder.stop(result.call);
@@ -159,15 +163,20 @@ function deleteCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
       ['result', 'ok'],
     ]);
   }
-  if (!stats) return ok();
-  return ok(Object.entries(stats));
+  if (!statsFor || !counters || !quality) return ok();
+  const qualities = await quality;
+  return ok(Object.entries(callStatistics(statsFor, counters, (id) => qualities.get(id))));
 }
 
-function queryCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
+async function queryCommand(req: NormalizedRequest, ctx: CommandContext): Promise<NgDict> {
   if (!req.callId) throw new NgError('No call-id in message');
   const call = ctx.manager.calls.get(req.callId);
   if (!call) throw new NgError('Unknown call-id');
-  const stats = callStatistics(call, counterReader(ctx, ctx.manager.streamIds(call)), qualityReader(ctx));
+  const ids = ctx.manager.streamIds(call);
+  const counters = counterReader(ctx, ids);
+  const qualities = await ctx.dataPlane.readQualities(ids);
+  // The call may have ended meanwhile (another command ran while the copies were taken): its last state.
+  const stats = callStatistics(call, counters, (id) => qualities.get(id));
   // Only recorded calls get the extra key, so other replies keep rtpengine's exact key set.
   const recording = ctx.recorder.queryInfo(call);
   const entries = Object.entries(stats);
@@ -179,10 +188,6 @@ function listCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
   const limit = req.limit ?? 32;
   const calls = [...ctx.manager.calls.keys()].slice(0, Math.max(0, limit)).map(idToWire);
   return ok([['calls', calls]]);
-}
-
-function qualityReader(ctx: CommandContext) {
-  return (id: number) => ctx.dataPlane.readQuality(id) ?? undefined;
 }
 
 function counterReader(ctx: CommandContext, ids: number[]) {

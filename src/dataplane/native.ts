@@ -58,6 +58,8 @@ interface NativeEngineInstance {
   fence(): number;
   readCounters(ids: readonly number[]): (StreamCounters | null)[];
   readQuality(id: number): StreamQuality | null;
+  requestQuality(ids: readonly number[]): number;
+  takeQuality(token: number): (StreamQuality | null)[];
   readSrtpProgress(ids: readonly number[]): (StreamSrtpProgress | null)[];
   lastPacketTimes(ids: Int32Array): Float64Array;
   totals(): EngineTotals;
@@ -225,6 +227,19 @@ class NativeDataPlane implements DataPlane {
   readQuality(id: number): StreamQuality | null {
     if (this.closed) return null;
     return this.engine.readQuality(id);
+  }
+
+  async readQualities(ids: readonly number[]): Promise<Map<number, StreamQuality>> {
+    const result = new Map<number, StreamQuality>();
+    if (this.closed || ids.length === 0) return result;
+    const token = this.engine.requestQuality(ids);
+    this.changed(); // the copies are queued commands: the next fence (or, unbatched, a sync now) runs them
+    await this.settled();
+    if (this.closed) return result;
+    this.engine.takeQuality(token).forEach((q, i) => {
+      if (q) result.set(ids[i]!, q);
+    });
+    return result;
   }
 
   mosTotals(): MosTotals {

@@ -475,6 +475,12 @@ export interface DataPlane {
   readCounters(ids: readonly number[]): Map<number, StreamCounters>;
   /** Call-quality figures of one stream (null = unknown id), copied on its I/O thread: for query/delete only. */
   readQuality(id: number): StreamQuality | null;
+  /**
+   * Call-quality figures of several streams (unknown ids absent) as they stand now, without blocking the JS
+   * thread: the copies ride on the next fence, so a removeStream made after this call (delete) does not
+   * lose them. For query/delete, which wait for settled() anyway.
+   */
+  readQualities(ids: readonly number[]): Promise<Map<number, StreamQuality>>;
   mosTotals(): MosTotals;
   /**
    * The last-packet time (ms since the epoch, 0 = none yet or unknown id) of each stream, in the order given:

@@ -187,3 +187,22 @@ describe('SRTCP', () => {
     expect(quality(4).rtcp).toMatchObject({ parsed: 0, malformed: 0 });
   });
 });
+
+describe('readQualities: copies taken without blocking the JS thread', () => {
+  it.each([false, true])('returns the figures of streams removed right after the request (batchChanges %s)', async (batchChanges) => {
+    engine.close();
+    engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 1 << 20, batchChanges });
+    const { a, b, port } = await call();
+    await engine.settled();
+    for (let seq = 500; seq < 510; seq++) await a.send(rtpPacket({ seq, ssrc: 0x77 }), port, LO);
+    expect(await waitUntil(() => b.count === 10)).toBe(true);
+    const pending = engine.readQualities([1, 2, 999]);
+    // delete: the streams go in the same turn; the copies were queued before the removals and still arrive.
+    for (const id of ids) engine.removeStream(id);
+    ids = [];
+    const q = await pending;
+    expect(q.get(1)?.rtp).toMatchObject({ ssrc: 0x77, received: 10, lost: 0, lastSeq: 509 });
+    expect(q.get(2)?.rtp).toBeNull();
+    expect(q.has(999)).toBe(false);
+  });
+});

@@ -33,6 +33,16 @@ export class FakeDataPlane implements DataPlane {
     return this.quality.get(id) ?? null;
   }
 
+  readQualities(ids: readonly number[]): Promise<Map<number, StreamQuality>> {
+    // Copied now, as the engine copies before any later removeStream runs.
+    const result = new Map<number, StreamQuality>();
+    for (const id of ids) {
+      const q = this.quality.get(id);
+      if (q) result.set(id, q);
+    }
+    return Promise.resolve(result);
+  }
+
   mosTotals(): MosTotals {
     return this.mos;
   }
