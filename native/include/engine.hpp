@@ -454,8 +454,14 @@ class Engine {
   /**
    * The asynchronous sync: queues a fence on every I/O thread and returns its id at once; the FenceSink is
    * told when it has passed, and the JS thread then calls fencePassed(id). Ids grow by one per fence.
+   * A batch nobody needs to wait for is fenced silently and its id returned negated: it only attached new
+   * streams (and set up those new streams), and retired nothing. A new stream's socket is bound already and
+   * joins the thread's epoll with the Attach, so no packet of it can meet an older rule, and what arrives
+   * before is read then (epoll reports data queued before EPOLL_CTL_ADD). Its threads are still woken, but
+   * the acknowledgement (a hop to the event relay, another to the JS thread) is spared: an offer's reply
+   * does not wait for it.
    */
-  uint64_t fence();
+  int64_t fence();
   /** On the JS thread, once fence `id` passed: frees what the batch it closed retired. */
   void fencePassed(uint64_t id);
   /** True when changes are queued that sync() has not waited for. */
@@ -555,6 +561,10 @@ class Engine {
   Graveyard graveyard_;  // retired since the last fence
   std::vector<std::pair<uint64_t, Graveyard>> retiredByFence_;  // retired in the batch fence `first` closed
   uint64_t lastFence_ = 0;
+  // Since the last fence: streams attached (new, on no thread's epoll yet), and whether any command touched
+  // a stream that was live before (then the fence must be acknowledged; see fence()).
+  std::unordered_set<const Stream*> attachedUnfenced_;
+  bool unfencedNeedsAck_ = false;
   // requestQuality's copies, written by the owner threads, by token (kept until takeQuality).
   std::unordered_map<uint64_t, std::vector<std::unique_ptr<QualitySnapshot>>> qualityBatches_;
   uint64_t lastQualityToken_ = 0;

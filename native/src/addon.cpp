@@ -410,7 +410,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value Fence(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!hasFenceTsfn_) throw Napi::Error::New(env, "fence() needs the onFence callback");
-    return Napi::Number::New(env, double(engine(env).fence()));
+    return Napi::Number::New(env, double(engine(env).fence()));  // negative: passed already (silent)
   }
 
   Napi::Value LastPacketTimes(const Napi::CallbackInfo& info) {

@@ -175,6 +175,10 @@ Stream* Engine::resolveSink(int64_t sinkId) const {
 void Engine::queueOn(const Command& cmd) {
   Command c = cmd;
   c.done = nullptr;
+  if (c.type == CommandType::Attach)
+    attachedUnfenced_.insert(c.stream);
+  else if (!unfencedNeedsAck_ && attachedUnfenced_.count(c.stream) == 0)
+    unfencedNeedsAck_ = true;
   size_t i = threadIndex_.at(c.stream->owner);
   if (!dirty_[i]) {
     dirty_[i] = 1;
@@ -207,24 +211,31 @@ void Engine::sync() {
     pendingThreads_ = 0;
     done.wait();
   }
+  attachedUnfenced_.clear();
+  unfencedNeedsAck_ = false;
   // FIFO per thread: every earlier fence has passed too (their notifications still arrive, and find nothing).
   graveyard_.clear();
   for (auto& [id, g] : retiredByFence_) g.clear();
   retiredByFence_.clear();
 }
 
-uint64_t Engine::fence() {
+int64_t Engine::fence() {
   const uint64_t id = ++lastFence_;
-  if (closed_) return id;
+  if (closed_) return int64_t(id);
+  const bool silent = !unfencedNeedsAck_ && graveyard_.empty();
+  attachedUnfenced_.clear();
+  unfencedNeedsAck_ = false;
   if (!graveyard_.empty()) {
     retiredByFence_.emplace_back(id, std::move(graveyard_));
     graveyard_ = Graveyard{};
   }
-  if (pendingThreads_ == 0) {
-    relay_->pushFence(id);  // nothing to wait for: it passes at once
-    return id;
+  if (pendingThreads_ == 0) {  // nothing queued: it has passed already
+    if (silent) return -int64_t(id);
+    relay_->pushFence(id);  // still told, so that fencePassed frees what it retired
+    return int64_t(id);
   }
-  auto* f = new AsyncFence(pendingThreads_, id, relay_.get());  // freed by the thread that acks it last
+  // Freed by the thread that acks it last; a silent fence tells nobody.
+  auto* f = new AsyncFence(pendingThreads_, id, silent ? nullptr : relay_.get());
   for (size_t i = 0; i < threads_.size(); ++i) {
     if (!dirty_[i]) continue;
     dirty_[i] = 0;
@@ -233,7 +244,7 @@ uint64_t Engine::fence() {
     threads_[i]->submit(c);
   }
   pendingThreads_ = 0;
-  return id;
+  return silent ? -int64_t(id) : int64_t(id);
 }
 
 void Engine::fencePassed(uint64_t id) {

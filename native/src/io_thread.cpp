@@ -314,7 +314,7 @@ void IoThread::runCommands() {
     apply(c);
     if (c.done) c.done->done();
     if (c.fence && c.fence->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      c.fence->relay->pushFence(c.fence->id);
+      if (c.fence->relay) c.fence->relay->pushFence(c.fence->id);  // null: a silent fence (Engine::fence)
       delete c.fence;
     }
   }

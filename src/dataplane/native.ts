@@ -146,7 +146,10 @@ class NativeDataPlane implements DataPlane {
   private issueFence(): void {
     if (!this.unfenced || this.closed) return;
     this.unfenced = false;
-    this.lastFenceIssued = this.engine.fence();
+    const fence = this.engine.fence();
+    this.lastFenceIssued = Math.abs(fence);
+    // Negative: nothing in the batch needs an acknowledgement (new streams only, see Engine::fence).
+    if (fence < 0) this.fencePassed(-fence);
   }
 
   private fencePassed(id: number): void {

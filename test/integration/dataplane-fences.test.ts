@@ -1,0 +1,100 @@
+/**
+ * Batched rule changes (batchChanges, as the relay runs): which fences the JS thread waits for. A batch that
+ * only attaches new streams is fenced silently (the native fence id comes back negated, nobody waits for the
+ * I/O threads' acknowledgement), and media sent the moment settled() resolves still arrives; a batch that
+ * touches a live stream (update, remove, quality copy) is acknowledged, and a packet sent after settled()
+ * obeys the new rule. Relay streams use ports 35000-35499.
+ */
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createNativeDataPlane } from '../../src/dataplane/native';
+import type { DataPlane, StreamRule } from '../../src/dataplane/types';
+import { Party, rtpPacket, waitUntil } from '../support/rtp-packets';
+import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
+
+const LO = '127.0.0.1';
+const relayPorts = new PortRuns(35000, 35499);
+
+interface RawEngine {
+  addStream(id: number, component: 'rtp' | 'rtcp', address: string, port: number, muxedWith: number | null, rule: StreamRule): void;
+  updateStream(id: number, rule: StreamRule): void;
+  removeStream(id: number): void;
+  requestQuality(ids: number[]): number;
+  fence(): number;
+  sync(): void;
+  close(): void;
+}
+type RawCtor = new (threads: number, rcvbuf: number, onEvents: () => void, s: object, i: object, onFence: (id: number) => void) => RawEngine;
+
+const cleanups: (() => void | Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+describe('native fences', () => {
+  it('returns a negated id for a batch of new streams only, and a real one once a live stream is touched', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { NativeEngine } = require(path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'ngrelay_engine.node')) as { NativeEngine: RawCtor };
+    const passed: number[] = [];
+    const sched = { policy: 'default', priority: null };
+    const e = new NativeEngine(2, 1 << 20, () => {}, sched, sched, (id) => passed.push(id));
+    cleanups.push(() => e.close());
+    const port = await relayPorts.take(4);
+    const r = rule({ expected: null, sink: null });
+    e.addStream(1, 'rtp', LO, port, null, r);
+    e.addStream(2, 'rtp', LO, port + 2, null, { ...r, sink: 1 });
+    e.updateStream(1, { ...r, sink: 2 }); // a stream attached in this same batch: still new
+    const first = e.fence();
+    expect(first).toBeLessThan(0);
+    e.updateStream(1, { ...r, sink: null }); // live now
+    const second = e.fence();
+    expect(second).toBe(-first + 1);
+    e.requestQuality([2]);
+    const third = e.fence();
+    expect(third).toBe(second + 1);
+    e.removeStream(2);
+    const fourth = e.fence();
+    expect(fourth).toBe(third + 1);
+    expect(e.fence()).toBe(-(fourth + 1)); // nothing queued at all
+    expect(await waitUntil(() => [second, third, fourth].every((id) => passed.includes(id)))).toBe(true);
+    expect(passed).not.toContain(-first); // a silent fence is never reported
+  });
+});
+
+describe('batched data plane', () => {
+  async function setUp(): Promise<{ engine: DataPlane; a: Party; b: Party; c: Party; port: number }> {
+    const engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 1 << 20, batchChanges: true });
+    const [a, b, c] = await Promise.all([Party.open(LO), Party.open(LO), Party.open(LO)]);
+    cleanups.push(async () => {
+      engine.close();
+      await Promise.all([a.close(), b.close(), c.close()]);
+    });
+    return { engine, a, b, c, port: await relayPorts.take(4) };
+  }
+
+  it('forwards what a new call receives the moment settled() resolves (silent fence)', async () => {
+    const { engine, a, b, port } = await setUp();
+    engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: ep(a), sink: 2 }));
+    engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }));
+    await engine.settled();
+    for (let seq = 0; seq < 20; seq++) await a.send(rtpPacket({ seq, ssrc: 5 }), port, LO);
+    expect(await waitUntil(() => b.count === 20)).toBe(true);
+  });
+
+  it('a packet sent after settled() obeys an update of a live stream, every time', async () => {
+    const { engine, a, b, c, port } = await setUp();
+    engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: ep(a), sink: 2 }, 'off'));
+    engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }, 'off'));
+    await engine.settled();
+    // Alternate where stream 2's party is: each packet from A after settled() must reach the party just set.
+    for (let i = 0; i < 100; i++) {
+      const to = i % 2 === 0 ? c : b;
+      engine.updateStream(2, rule({ expected: ep(to), sink: 1 }, 'off'));
+      await engine.settled();
+      const before = to.count;
+      await a.send(rtpPacket({ seq: 100 + i, ssrc: 5 }), port, LO);
+      expect(await waitUntil(() => to.count === before + 1, 2000, 1)).toBe(true);
+    }
+    expect(b.count + c.count).toBe(100);
+  });
+});
