@@ -13,8 +13,9 @@ import { startRtpengine } from './rtpengine';
  * ngrelay's WebRTC support (issue 12: ICE, DTLS-SRTP, BUNDLE) is being built on other branches. Until it is
  * merged its rows are reported as skipped. THE LEAD FLIPS THIS TO `true` after merging H1 (native ICE/DTLS)
  * and H2 (SDP / ng flags); from then on the ngrelay rows must pass like the rtpengine rows.
- * Today, flipped, they start ngrelay and fail on the browser's setRemoteDescription ("Called with SDP
- * without DTLS fingerprint") — a real failure, not a harness one.
+ * Checked on this branch (base 0e7c688), flipped: ngrelay starts and every scenario fails on a real gap of
+ * issue 12 — the browser's a=fingerprint leaks into the offer to the SIP phone (A, C), the offer to the
+ * browser has no ICE/DTLS attributes (B) — not on the harness.
  */
 export const NGRELAY_WEBRTC_READY = false;
 
@@ -22,12 +23,18 @@ export interface WebrtcRelay {
   name: 'rtpengine' | 'ngrelay';
   /** false = the row is skipped (only ever the ngrelay row, until NGRELAY_WEBRTC_READY). */
   enabled: boolean;
+  /**
+   * Answers a browser's max-bundle offer (RFC 9143) with one bundled transport. rtpengine 10.5 does not:
+   * it drops a=group:BUNDLE and gives each m= line its own ICE/DTLS transport (and has no `sdp-attr` to add
+   * the group back), which Chromium refuses for max-bundle. Issue 12 requires it of ngrelay.
+   */
+  bundles: boolean;
   start(options: RelayOptions): Promise<RelayUnderTest>;
 }
 
 export const WEBRTC_RELAYS: readonly WebrtcRelay[] = [
-  { name: 'rtpengine', enabled: true, start: startRtpengine },
-  { name: 'ngrelay', enabled: NGRELAY_WEBRTC_READY, start: startNgrelay },
+  { name: 'rtpengine', enabled: true, bundles: false, start: startRtpengine },
+  { name: 'ngrelay', enabled: NGRELAY_WEBRTC_READY, bundles: true, start: startNgrelay },
 ];
 
 /** A free ng port and media port range on 127.0.0.1, with calls deleted at once (`list` is empty after delete). */
