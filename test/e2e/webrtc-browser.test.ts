@@ -146,7 +146,7 @@ for (const row of WEBRTC_RELAYS) {
       const browser = await peer();
       const browserOffer = keepLoopbackCandidates(await browser.offer());
       const offer = await ngOk(ng!, {
-        command: 'offer', 'call-id': id, 'from-tag': 'browser', sdp: browserOffer, ...TOWARDS_SIP, 'DTLS-reverse': 'passive',
+        command: 'offer', 'call-id': id, 'from-tag': 'browser', sdp: browserOffer, ...TOWARDS_SIP,
       });
       const [audio] = expectPlainForSip(sdpOf(offer), ['audio']);
 
@@ -224,7 +224,7 @@ for (const row of WEBRTC_RELAYS) {
         expect(offered.filter((m) => attributeValues(m, 'candidate').length > 0).length, browserOffer).toBe(1);
       }
       const offer = await ngOk(ng!, {
-        command: 'offer', 'call-id': id, 'from-tag': 'browser', sdp: browserOffer, ...TOWARDS_SIP, 'DTLS-reverse': 'passive',
+        command: 'offer', 'call-id': id, 'from-tag': 'browser', sdp: browserOffer, ...TOWARDS_SIP,
       });
       const [audio, video] = expectPlainForSip(sdpOf(offer), ['audio', 'video']);
       // Two m= lines on two ports on the SIP side, whatever the browser bundled.

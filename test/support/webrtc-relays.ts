@@ -46,8 +46,12 @@ export async function relayOptions(extraArgs: string[] = []): Promise<RelayOptio
 
 /**
  * Toward the SIP phone (plain RTP/AVP): the flags of Kamailio's WebRTC gateway configs on the leg to SIP
- * (`ICE=remove RTP/AVP rtcp-mux-demux DTLS=off SDES-off replace-origin replace-session-connection`), as the
- * rtpengine module sends them in the ng dict. examples/webrtc/kamailio.cfg uses the same words.
+ * (`ICE=remove RTP/AVP rtcp-mux-demux DTLS=off SDES-off DTLS-reverse=passive replace-origin
+ * replace-session-connection`), as the rtpengine module sends them in the ng dict.
+ * examples/webrtc/kamailio.cfg uses the same words.
+ * `DTLS-reverse=passive` is needed when the browser offers: without it rtpengine 10.5 takes the active DTLS
+ * role towards the browser at the offer, then answers it `a=setup:passive` (DTLS=passive), so both ends
+ * wait as clients and DTLS never connects (scenario A stalls in "connecting").
  */
 export const TOWARDS_SIP: BInputDict = {
   ICE: 'remove',
@@ -55,6 +59,7 @@ export const TOWARDS_SIP: BInputDict = {
   'rtcp-mux': ['demux'],
   DTLS: 'off',
   SDES: ['off'],
+  'DTLS-reverse': 'passive',
   replace: ['origin', 'session-connection'],
 };
 
