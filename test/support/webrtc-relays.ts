@@ -15,7 +15,8 @@ import { startRtpengine } from './rtpengine';
  * and H2 (SDP / ng flags); from then on the ngrelay rows must pass like the rtpengine rows.
  * Checked on this branch (base 0e7c688), flipped: ngrelay starts and every scenario fails on a real gap of
  * issue 12 — the browser's a=fingerprint leaks into the offer to the SIP phone (A, C), the offer to the
- * browser has no ICE/DTLS attributes (B) — not on the harness.
+ * browser has no ICE/DTLS attributes (B), JsSIP rejects the answer ("Bad Media Description") in the gateway
+ * test — not on the harness.
  */
 export const NGRELAY_WEBRTC_READY = false;
 
