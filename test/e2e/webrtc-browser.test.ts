@@ -7,6 +7,7 @@
  *   C. the browser offers audio+video on one max-bundle transport, the phone gets two m= lines and ports.
  * Every scenario needs >= 100 RTP packets each way, counted by the browser's getStats() and by the phone,
  * and the browser's ICE and DTLS connected. The same scenarios run against every row of WEBRTC_RELAYS.
+ * NGR_WEBRTC_DEBUG=1 prints every SDP the relay returns.
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

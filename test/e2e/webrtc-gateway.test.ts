@@ -175,7 +175,7 @@ for (const row of WEBRTC_RELAYS) {
 
       await phone!.hangUp();
       expect(await exitCode(uas, 10_000), `sipp UAS${diagnostics()}`).toBe(0);
-      await waitFor('the relay lets go of the call after BYE', async () => ((await callsOnRelay()).includes(calls[0]!) ? undefined : true), 5000,
+      await waitFor('the relay holds no call after BYE', async () => ((await callsOnRelay()).length === 0 ? true : undefined), 5000,
         diagnostics);
     }, 30_000);
 
@@ -198,7 +198,7 @@ for (const row of WEBRTC_RELAYS) {
       // sipp hangs up after -d ms; its exit code 0 says every message of the scenario went as written.
       expect(await exitCode(uac, 15_000), `sipp UAC${diagnostics()}`).toBe(0);
       await waitFor('the browser saw the BYE', async () => ((await phone!.state()) === 'ended' ? true : undefined), 5000, diagnostics);
-      await waitFor('the relay lets go of the call after BYE', async () => ((await callsOnRelay()).includes(calls[0]!) ? undefined : true), 5000,
+      await waitFor('the relay holds no call after BYE', async () => ((await callsOnRelay()).length === 0 ? true : undefined), 5000,
         diagnostics);
     }, 30_000);
   });
