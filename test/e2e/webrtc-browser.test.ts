@@ -4,7 +4,9 @@
  * over ng with the flag sets of Kamailio's WebRTC gateway configs (test/support/webrtc-relays.ts).
  *   A. the browser offers, the phone answers;
  *   B. the phone offers, the browser answers;
- *   C. the browser offers audio+video on one max-bundle transport, the phone gets two m= lines and ports.
+ *   C1. the browser offers audio+video (bundlePolicy balanced: a transport per m= line), two phone ports;
+ *   C. the browser offers audio+video on one max-bundle transport, the phone gets two m= lines and ports
+ *      (rows with `bundles`; for rtpengine 10.5, which cannot, a test pins what it answers instead).
  * Every scenario needs >= 100 RTP packets each way, counted by the browser's getStats() and by the phone,
  * and the browser's ICE and DTLS connected. The same scenarios run against every row of WEBRTC_RELAYS.
  * NGR_WEBRTC_DEBUG=1 prints every SDP the relay returns.
