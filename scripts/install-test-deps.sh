@@ -6,11 +6,14 @@
 #   tshark            the judge of recorded pcaps (test/integration/recording.test.ts)
 #   libsrtp2-dev      the independent SRTP implementation of the SRTP interop tests
 #   openssl           makes the self-signed certificate of the --listen-https test
+#   chromium          the headless browser of the WebRTC tests (driven by npm puppeteer-core; no browser download)
+#   kamailio-websocket-modules   SIP over WebSocket for the WebRTC gateway e2e test (examples/webrtc/kamailio.cfg)
 # Idempotent: a second run installs nothing. Run by vitest's global setup (test/global-setup.ts), so that
 # `.ci/run` (npm install && npm test) passes on a fresh Debian 12 machine. Needs root (apt-get).
 set -euo pipefail
 
-PACKAGES=(rtpengine-daemon rtpengine-utils kamailio sip-tester iptables iproute2 tshark libsrtp2-dev openssl)
+PACKAGES=(rtpengine-daemon rtpengine-utils kamailio sip-tester iptables iproute2 tshark libsrtp2-dev openssl
+  chromium kamailio-websocket-modules)
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
