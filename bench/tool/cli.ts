@@ -18,6 +18,7 @@ import { installExitHandlers, killAllChildren } from './processes';
 import { renderSvg } from './report-charts';
 import { renderHtml } from './report-html';
 import { renderMarkdown } from './report-md';
+import { readResults, ResultsFileError } from './results-file';
 import { runBench } from './runner';
 import type { BenchResults } from './types';
 
@@ -58,7 +59,7 @@ export function writeReports(res: BenchResults, outDir: string): { json: string;
 async function run(o: BenchOptions): Promise<void> {
   const outDir = path.resolve(o.outDir ?? DEFAULT_OUT);
   if (o.report) {
-    const res = JSON.parse(fs.readFileSync(o.report, 'utf8')) as BenchResults;
+    const res = readResults(o.report);
     const files = writeReports(res, outDir);
     process.stdout.write(renderMarkdown(res));
     process.stderr.write(`ngrelay-bench: report ${files.html}, charts ${files.svg}\n`);
@@ -102,6 +103,10 @@ export async function main(argv: string[]): Promise<number> {
     await run(options);
     return 0;
   } catch (err) {
+    if (err instanceof ResultsFileError) {
+      process.stderr.write(`ngrelay-bench: ${err.message}\n`);
+      return 2;
+    }
     process.stderr.write(`ngrelay-bench: ${(err as Error).stack ?? String(err)}\n`);
     return 1;
   } finally {

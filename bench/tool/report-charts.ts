@@ -35,9 +35,9 @@ export function chartOption(res: BenchResults): EChartsOption {
   ];
   const series: SeriesOption[] = [];
   const panels = [
-    { title: 'CPU-µs per forwarded packet', y: 'µs', log: false },
-    { title: 'loss %', y: '%', log: false },
-    { title: 'latency µs (p50 solid, p99 dashed)', y: 'µs', log: true },
+    { title: 'CPU-µs per forwarded packet', log: false },
+    { title: 'loss %', log: false },
+    { title: 'one-way latency µs (p50 solid, p99 dashed)', log: true },
   ];
   const width = (CHART_WIDTH - 80) / 3;
   callCounts(res).forEach((calls, row) => {
@@ -48,7 +48,7 @@ export function chartOption(res: BenchResults): EChartsOption {
       grids.push({ left, top, width: width - 70, height: PANEL_HEIGHT - 40, containLabel: false });
       titles.push({ text: `${panel.title} — ${calls} call${calls > 1 ? 's' : ''}`, left, top: top - 28, textStyle: { fontSize: 12 } });
       xAxes.push({ type: 'value', gridIndex: index, name: 'offered kpps', nameLocation: 'middle', nameGap: 24, min: 0 });
-      yAxes.push(panel.log ? { type: 'log', gridIndex: index, name: panel.y, logBase: 10 } : { type: 'value', gridIndex: index, name: panel.y, min: 0 });
+      yAxes.push(panel.log ? { type: 'log', gridIndex: index, logBase: 10 } : { type: 'value', gridIndex: index, min: 0 });
       for (const name of names) {
         const steps = res.rows.filter((x) => x.name === name && x.calls === calls).sort((a, b) => a.r.offered_pps - b.r.offered_pps);
         if (!steps.length) continue;
