@@ -13,6 +13,8 @@ export interface BenchOptions {
   external: (ExternalRelay & { label: string }) | null;
   /** Addresses the phones send from and receive on: side A, side B (the same one twice when one is given). */
   local: [string, string];
+  /** First phone port (4 per side, even, on each --local address). */
+  phonePort: number;
   calls: number[];
   /** Call counts of the recording/SRTP forwarders. */
   extraCalls: number[];
@@ -37,6 +39,7 @@ export const USAGE = `usage: ngrelay-bench [options]            (npm run bench -
  a relay already running (ngrelay or rtpengine; on this host or reachable from --local):
   --ng=IP:PORT           its ng control address
   --local=IP[,IP]        the address(es) the phones send from and receive on (A side, B side)
+  --phone-port=20000     first phone port (8 ports from there on each --local address)
   --relay-pid=PID        its PID on this host: CPU from /proc/PID/stat
   --metrics=URL          else: CPU from its Prometheus /metrics (process_cpu_seconds_total,
                          ngrelay_io_thread_cpu_seconds_total); neither: CPU "n/a"
@@ -70,6 +73,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     forwarders: [...DEFAULT_FORWARDERS],
     external: null,
     local: ['127.0.0.11', '127.0.0.12'],
+    phonePort: 20000,
     calls: [1, 100, 1000],
     extraCalls: [100],
     stepSeconds: 3,
@@ -137,6 +141,10 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
         localGiven = true;
         break;
       }
+      case '--phone-port':
+        o.phonePort = Number(need());
+        if (!Number.isInteger(o.phonePort) || o.phonePort < 1024 || o.phonePort > 65000) throw new BenchUsageError(`--phone-port: 1024..65000, got "${value}"`);
+        break;
       case '--relay-pid':
         pid = Number(need());
         if (!Number.isInteger(pid) || pid <= 0) throw new BenchUsageError(`--relay-pid: expected a PID, got "${value}"`);

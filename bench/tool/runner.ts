@@ -27,8 +27,6 @@ export const isLossFree = (r: LoadgenResult): boolean => r.loss_pct <= LOSS_FREE
 // sends, at most SRTP_MAX_COUNT_PPS x seconds packets for an unpaced step.
 export const SRTP_CHECK_EVERY = 16;
 const SRTP_MAX_COUNT_PPS = 900000;
-/** Phone ports: below the ephemeral range; 4 endpoint sockets per side. */
-const PHONE_PORT_BASE = 20000;
 
 /** One (forwarder, threads, calls) block of the run. */
 interface BlockPlan {
@@ -211,7 +209,7 @@ function setupLines(o: BenchOptions): string[] {
 export async function runBench(o: BenchOptions, outDir: string): Promise<BenchResults> {
   const info = machineInfo();
   const notes: string[] = [];
-  const plan: PhonePlan = { ipA: o.local[0], ipB: o.local[1], portBase: PHONE_PORT_BASE, perSide: 4 };
+  const plan: PhonePlan = { ipA: o.local[0], ipB: o.local[1], portBase: o.phonePort, perSide: 4 };
   const busy = await machineBusyPct(1000);
   const loadNote = `machine busy ${busy.toFixed(0)} % (all cores) in the second before the run, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`;
   if (busy > 10) notes.push(`WARNING: ${loadNote}; other work shares the cores, figures are noisy`);
