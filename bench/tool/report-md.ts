@@ -144,11 +144,13 @@ function summary(allRows: StepRow[], blocks: BlockInfo[]): string[] {
   if (!has('minfwd')) out.push('- minfwd rows missing: no ratios against the socket-API floor.');
   const mf100 = usAt(rows, 'minfwd', 100, 100000);
   for (const n of [...new Set(rows.map((x) => x.name))].filter((x) => x !== 'minfwd')) {
-    const isNg = n === 'ngrelay';
+    // ngrelay is compared with rtpengine run the same way (same thread count: `ngrelay ×2 threads` with `rtpengine ×2 threads`).
+    const isNg = n.startsWith('ngrelay');
+    const rtp = n.replace(/^ngrelay/, 'rtpengine');
     const u = usAt(rows, n, 100, 100000);
     out.push(
       `- ${n}: CPU-µs/packet at 100k pps, 100 calls = ${f2(u)} → ${ratio(u, mf100)}× minfwd (${f2(mf100)})` +
-        (isNg ? `, ${ratio(u, usAt(rows, 'rtpengine', 100, 100000))}× rtpengine (target ≤ 1.15× minfwd, ~0.8× rtpengine)` : '') +
+        (isNg ? `, ${ratio(u, usAt(rows, rtp, 100, 100000))}× ${rtp} (target ≤ 1.15× minfwd, ~0.8× rtpengine)` : '') +
         starved(n) +
         starved('minfwd'),
     );
@@ -161,7 +163,7 @@ function summary(allRows: StepRow[], blocks: BlockInfo[]): string[] {
         `- ${n}, ${calls} calls: highest loss-free (≤ ${LOSS_FREE_PCT} % loss, kept up ≥ ${KEEP_UP * 100} %) forwarded rate ${never ? '≥ ' : ''}${fmtInt(best || 0)} pps` +
           (never ? ' (no step overloaded it: limit not reached)' : '') +
           ` → ${ratio(best, lossFreeMax(rows, 'minfwd', calls))}× minfwd` +
-          (isNg ? `, ${ratio(best, lossFreeMax(rows, 'rtpengine', calls))}× rtpengine (target ≥ 0.9× minfwd)` : ''),
+          (isNg ? `, ${ratio(best, lossFreeMax(rows, rtp, calls))}× ${rtp} (target ≥ 0.9× minfwd)` : ''),
       );
     }
     // p50 latency vs minfwd at paced steps where both were loss-free and both generators offered ≥ 90 % of the target.
@@ -187,6 +189,34 @@ function summary(allRows: StepRow[], blocks: BlockInfo[]): string[] {
     }
     const ov = rows.filter((x) => x.name === n && x.overload);
     if (ov.length) out.push(`- ${n}: every stream forwards after overload: ${ov.every((x) => x.overload === 'yes') ? 'yes' : 'NO'} (${ov.map((x) => `${x.calls} calls: ${x.overload}`).join('; ')})`);
+  }
+  out.push(...scaling(rows));
+  return out;
+}
+
+/** --threads: how the highest loss-free rate grows with I/O threads, per relay and call count. */
+function scaling(rows: StepRow[]): string[] {
+  const out: string[] = [];
+  const byBase = new Map<string, { threads: number; name: string }[]>();
+  for (const name of new Set(rows.map((x) => x.name))) {
+    const m = /^(.*) ×(\d+) threads?$/.exec(name);
+    if (!m) continue;
+    const list = byBase.get(m[1] ?? '') ?? [];
+    list.push({ threads: Number(m[2]), name });
+    byBase.set(m[1] ?? '', list);
+  }
+  for (const [base, variants] of byBase) {
+    if (variants.length < 2) continue;
+    variants.sort((a, b) => a.threads - b.threads);
+    const one = variants[0] as { threads: number; name: string };
+    for (const calls of [...new Set(rows.filter((x) => x.name === one.name).map((x) => x.calls))]) {
+      const first = lossFreeMax(rows, one.name, calls);
+      const parts = variants.map((v) => {
+        const best = lossFreeMax(rows, v.name, calls);
+        return `${v.threads} → ${fmtInt(best || 0)} pps${v === one ? '' : ` (${ratio(best, first)}×)`}`;
+      });
+      out.push(`- ${base} scaling, ${calls} calls: highest loss-free rate by I/O threads: ${parts.join(', ')}`);
+    }
   }
   return out;
 }

@@ -40,7 +40,7 @@ interface BlockPlan {
 function planBlocks(o: BenchOptions): BlockPlan[] {
   if (o.external) return o.calls.map((calls) => ({ name: o.external?.label ?? 'relay', def: null, threads: 1, calls, srtp: false }));
   const blocks: BlockPlan[] = [];
-  const threadSuffix = (n: number): string => (o.threads.length === 1 && n === 1 ? '' : ` ×${n} threads`);
+  const threadSuffix = (n: number): string => (o.threads.length === 1 && n === 1 ? '' : ` ×${n} thread${n > 1 ? 's' : ''}`);
   for (const base of o.forwarders) {
     const def = FORWARDERS[base] as ForwarderDef;
     // minfwd has one thread whatever --threads says.
