@@ -188,8 +188,11 @@ export interface ExternalRelay {
   metricsUrl: string | null;
 }
 
+/** Loopback relays are reached from loopback; others from whatever address routes there. */
+const ngBind = (host: string): string | undefined => (host.startsWith('127.') || host === '::1' ? undefined : host.includes(':') ? '::' : '0.0.0.0');
+
 export async function attachExternal(relay: ExternalRelay, ctx: StartContext): Promise<RelayHandle> {
-  const ng = await NgRawClient.open(relay.port, relay.host);
+  const ng = await NgRawClient.open(relay.port, relay.host, undefined, ngBind(relay.host));
   const pidAlive = (): boolean => {
     if (relay.pid === null) return true;
     try {
@@ -200,7 +203,7 @@ export async function attachExternal(relay: ExternalRelay, ctx: StartContext): P
     }
   };
   try {
-    const notReady = await waitForPing(ng, 3000, pidAlive);
+    const notReady = await waitForPing(ng, 10000, pidAlive);
     if (notReady) throw new ForwarderStartError(`relay at ${relay.host}:${relay.port}: ${notReady}`);
     const tagBase = `ext-${ctx.calls}-${process.pid}-${Date.now()}`;
     const calls = await setupCalls(ng, ctx.calls, { tagBase, plan: ctx.plan });
@@ -212,7 +215,7 @@ export async function attachExternal(relay: ExternalRelay, ctx: StartContext): P
       callIds: calls.map((_, i) => callIdOf(tagBase, i)),
       alive: pidAlive,
       stop: async () => {
-        const again = await NgRawClient.open(relay.port, relay.host);
+        const again = await NgRawClient.open(relay.port, relay.host, undefined, ngBind(relay.host));
         try {
           await deleteCalls(again, tagBase, ctx.calls);
         } finally {

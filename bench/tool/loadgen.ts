@@ -49,6 +49,14 @@ export interface LoadgenRun {
   checkEvery?: number;
   /** Bound on the unpaced packet count (SRTP packets are protected up front, so the count costs time). */
   maxCount?: number;
+  /** Addresses besides 127.0.0.0/8 loadgen may bind to or send to (a relay the tool did not start). */
+  allowAddrs?: string[];
+}
+
+/** The non-loopback addresses of a set of calls (phones and relay media addresses), for --allow-addr. */
+export function nonLoopbackAddresses(calls: CallLegs[]): string[] {
+  const all = new Set(calls.flatMap((c) => [c.a.ip, c.b.ip, c.toRelayFromA.ip, c.toRelayFromB.ip]));
+  return [...all].filter((ip) => !ip.startsWith('127.'));
 }
 
 /** Runs loadgen once. Bounded: `--count` and `--seconds`, plus a SIGKILL guard 45 s later. */
@@ -61,6 +69,7 @@ export function runLoadgen(run: LoadgenRun): Promise<LoadgenResult> {
   if (run.perStream) args.push('--per-stream');
   if (run.gso) args.push('--gso');
   if (run.stateFile) args.push('--state-file', run.stateFile, '--srtp-check-every', String(run.checkEvery ?? 1));
+  for (const ip of run.allowAddrs ?? []) args.push('--allow-addr', ip);
   return new Promise((resolve, reject) => {
     const child = track(spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';

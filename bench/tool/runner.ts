@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { PhonePlan } from './calls';
-import { LoadgenRun, measureCeiling, measureSrtpCeiling, runLoadgen, writeStreams } from './loadgen';
+import { LoadgenRun, measureCeiling, measureSrtpCeiling, nonLoopbackAddresses, runLoadgen, writeStreams } from './loadgen';
 import { attachExternal, FORWARDERS, ForwarderDef, relayCommand, relayErrorCount, RelayHandle, startForwarder } from './forwarders';
 import { GEN_CORE, machineBusyPct, machineInfo, relayCores } from './machine';
 import type { BenchOptions } from './options';
@@ -113,10 +113,12 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
     const nStreams = writeStreams(streamsFile, handle.calls);
     if (stateFile) fs.rmSync(stateFile, { force: true });
     const srtpArgs = (checkEvery: number): Partial<LoadgenRun> => (stateFile ? { stateFile, checkEvery, maxCount: SRTP_MAX_COUNT_PPS * o.stepSeconds } : {});
-    const genCores = GEN_CORE;
+    // Every loadgen run of the block: its streams, the generator's core, and for a relay the tool did not
+    // start the non-loopback addresses it set up (loadgen refuses any other).
+    const common = { streamsFile, cores: GEN_CORE, allowAddrs: b.def === null ? nonLoopbackAddresses(handle.calls) : [] };
     progress.note(`${b.name} pid ${handle.pid ?? 'n/a'}, ${b.calls} calls set up in ${Date.now() - started} ms`);
     // Warm-up: lets the relay learn/confirm both endpoints of every stream before measuring.
-    const warm = await runLoadgen({ streamsFile, cores: genCores, rate: Math.max(2000, nStreams * 10), seconds: o.quick ? 0.5 : 1, ...srtpArgs(1) });
+    const warm = await runLoadgen({ ...common, rate: Math.max(2000, nStreams * 10), seconds: o.quick ? 0.5 : 1, ...srtpArgs(1) });
     if (warm.received === 0) throw new Error(`nothing forwarded during warm-up (sent ${warm.sent})`);
     const block: BlockInfo = { name: b.name, calls: b.calls };
     if (b.def?.extra) {
@@ -129,7 +131,7 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
       // Correctness at a low rate: every packet unprotected at the sink, per-stream counts, and the
       // relay's own error counters before and after.
       const before = await relayErrorCount(handle.ng, handle.callIds);
-      const v = await runLoadgen({ streamsFile, cores: genCores, rate: Math.max(5000, nStreams * 25), seconds: o.quick ? 1 : 2, perStream: true, ...srtpArgs(1) });
+      const v = await runLoadgen({ ...common, rate: Math.max(5000, nStreams * 25), seconds: o.quick ? 1 : 2, perStream: true, ...srtpArgs(1) });
       const after = await relayErrorCount(handle.ng, handle.callIds);
       const per = v.per_stream_received ?? [];
       const s = v.srtp ?? { tx_live: 0, rx_unchecked: 0, tx_errors: 0, rx_ok: 0, rx_auth_fail: 0, rx_replay_fail: 0, rx_other_fail: 0 };
@@ -151,7 +153,7 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
     let skipped: string | null = null;
     for (const rate of rates) {
       await sleep(300);
-      const m = await measuredRun(handle, { streamsFile, cores: genCores, rate, seconds: o.stepSeconds, gso: rate === 0, ...srtpArgs(SRTP_CHECK_EVERY) });
+      const m = await measuredRun(handle, { ...common, rate, seconds: o.stepSeconds, gso: rate === 0, ...srtpArgs(SRTP_CHECK_EVERY) });
       stepsLeft--;
       if (!handle.alive()) throw new Error(`${b.name} died during the ${rate} pps step`);
       last = { name: b.name, calls: b.calls, rate, r: m.r, cpuSeconds: m.cpuSeconds, cpuSource: m.cpuSource, overload: null };
@@ -169,7 +171,7 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
     }
     // After the highest step: does every stream still forward at a low rate?
     await sleep(500);
-    const check = await runLoadgen({ streamsFile, cores: genCores, rate: Math.max(5000, nStreams * 10), seconds: o.quick ? 1 : 2, perStream: true, ...srtpArgs(1) });
+    const check = await runLoadgen({ ...common, rate: Math.max(5000, nStreams * 10), seconds: o.quick ? 1 : 2, perStream: true, ...srtpArgs(1) });
     if (b.srtp) block.afterOverloadSrtp = check.srtp;
     if (handle.afterRun) block.extra = await handle.afterRun();
     if (last) last.overload = check.silent_streams === 0 && check.loss_pct < 1 ? 'yes' : `no (${check.silent_streams}/${check.streams} silent, loss ${check.loss_pct.toFixed(1)}%)`;

@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import puppeteer from 'puppeteer-core';
 import type { BenchResults } from '../../bench/tool/types';
 import { freeMediaRange, freeTcpPort, freeUdpPort } from '../support/free-ports';
-import { startNgrelay, REPO_ROOT } from '../support/ngrelay';
+import { NGRELAY_BIN, startNgrelay, REPO_ROOT } from '../support/ngrelay';
+import { ManagedProcess, startProcess } from '../support/process';
 import type { RelayUnderTest } from '../support/relay';
 import { startRtpengine } from '../support/rtpengine';
 
@@ -31,7 +32,7 @@ interface BenchRun {
   svg: string | null;
 }
 
-let outRoot: string;
+let outRoot = '';
 
 /** Runs in the page (a string: the tests compile without the DOM library). */
 const INK_COUNTER = `(() => {
@@ -47,10 +48,15 @@ const INK_COUNTER = `(() => {
   return { inked, series };
 })()`;
 
-/** Runs the tool to completion (bounded: 90 s, then SIGKILL by PID) and reads what it wrote. */
-async function runBench(args: string[]): Promise<BenchRun> {
+/**
+ * Runs the tool to completion (bounded: 90 s, then SIGKILL by PID) and reads what it wrote. `netns`: run it
+ * inside that network namespace (`ip netns exec` execs node, so the PID stays the tool's).
+ */
+async function runBench(args: string[], netns?: string): Promise<BenchRun> {
   const outDir = fs.mkdtempSync(path.join(outRoot, 'run-'));
-  const child = spawn(process.execPath, [BENCH_BIN, ...args, `--out=${outDir}`], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const command = [process.execPath, BENCH_BIN, ...args, `--out=${outDir}`];
+  const [cmd, ...rest] = netns ? ['ip', 'netns', 'exec', netns, ...command] : command;
+  const child = spawn(cmd as string, rest, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -98,6 +104,14 @@ function expectFiguresForwarded(run: BenchRun): BenchResults {
   return res;
 }
 
+beforeAll(() => {
+  outRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'ngrelay-bench-test-'));
+});
+
+afterAll(() => {
+  if (outRoot) fs.rmSync(outRoot, { recursive: true, force: true });
+});
+
 describe('ngrelay-bench against relays it did not start', () => {
   let rtpengine: RelayUnderTest;
   let rtpengineHttp: number;
@@ -106,7 +120,6 @@ describe('ngrelay-bench against relays it did not start', () => {
   let htmlReport: string | null = null;
 
   beforeAll(async () => {
-    outRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'ngrelay-bench-test-'));
     rtpengineHttp = await freeTcpPort();
     rtpengine = await startRtpengine({ ngPort: await freeUdpPort(), ...(await freeMediaRange(40)), extraArgs: [`--listen-http=127.0.0.1:${rtpengineHttp}`] });
     ngrelayHttp = await freeTcpPort();
@@ -116,7 +129,6 @@ describe('ngrelay-bench against relays it did not start', () => {
   afterAll(async () => {
     await rtpengine?.stop();
     await ngrelay?.stop();
-    if (outRoot) fs.rmSync(outRoot, { recursive: true, force: true });
   });
 
   it('rtpengine 10.5 with --metrics: figures measured, CPU "n/a" (its /metrics has no process CPU)', async () => {
@@ -178,4 +190,63 @@ describe('ngrelay-bench against relays it did not start', () => {
       await browser.close();
     }
   }, 60_000);
+});
+
+/**
+ * ngrelay in a network namespace, reached over a veth from the tool in another one: the operator's case of a
+ * relay on another address. Both namespaces are ours (names with this PID), so nothing is added to the host's
+ * network; deleting them removes the veth and its addresses.
+ */
+describe('ngrelay-bench against an ngrelay in a network namespace, over a veth', () => {
+  const nsTool = `ngrb-${process.pid}-tool`;
+  const nsRelay = `ngrb-${process.pid}-relay`;
+  const TOOL_IP = '10.251.0.1';
+  const RELAY_IP = '10.251.0.2';
+  const NG_PORT = 22999;
+  let relay: ManagedProcess | undefined;
+
+  const ip = async (args: string[]): Promise<void> => {
+    const child = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    if (code !== 0) throw new Error(`ip ${args.join(' ')}: exit ${code}: ${err}`);
+  };
+  const removeNamespaces = async (): Promise<void> => {
+    for (const ns of [nsTool, nsRelay]) await ip(['netns', 'del', ns]).catch(() => undefined);
+  };
+
+  beforeAll(async () => {
+    await removeNamespaces();
+    await ip(['netns', 'add', nsTool]);
+    await ip(['netns', 'add', nsRelay]);
+    await ip(['-n', nsTool, 'link', 'add', 'vtool', 'type', 'veth', 'peer', 'name', 'vrelay', 'netns', nsRelay]);
+    await ip(['-n', nsTool, 'addr', 'add', `${TOOL_IP}/24`, 'dev', 'vtool']);
+    await ip(['-n', nsRelay, 'addr', 'add', `${RELAY_IP}/24`, 'dev', 'vrelay']);
+    for (const [ns, dev] of [[nsTool, 'vtool'], [nsRelay, 'vrelay'], [nsTool, 'lo'], [nsRelay, 'lo']] as const) await ip(['-n', ns, 'link', 'set', dev, 'up']);
+    relay = startProcess({
+      name: 'ngrelay in netns',
+      command: 'ip',
+      args: ['netns', 'exec', nsRelay, process.execPath, NGRELAY_BIN, '--config-file=none', `--interface=${RELAY_IP}`, `--listen-ng=${RELAY_IP}:${NG_PORT}`, '--port-min=30000', '--port-max=30099', '--foreground', '--log-stderr'],
+      cwd: REPO_ROOT,
+    });
+  });
+
+  afterAll(async () => {
+    await relay?.stop();
+    await removeNamespaces();
+  });
+
+  it('sets the calls up over ng on the veth, forwards, and reads the relay CPU by its PID', async () => {
+    const pid = (relay as ManagedProcess).pid;
+    // The tool waits for the relay's ng pong itself (up to 10 s) before setting calls up.
+    const run = await runBench([`--ng=${RELAY_IP}:${NG_PORT}`, `--local=${TOOL_IP}`, `--relay-pid=${pid}`, '--name=ngrelay-netns', ...SHORT], nsTool);
+    const res = expectFiguresForwarded(run);
+    for (const row of res.rows) {
+      expect(row.cpuSource).toBe('proc');
+      expect(row.cpuSeconds).toBeGreaterThan(0);
+    }
+    expect(res.setup.join('\n')).toContain(`ng ${RELAY_IP}:${NG_PORT}, phones on ${TOOL_IP} / ${TOOL_IP}`);
+    expect((relay as ManagedProcess).hasExited, (relay as ManagedProcess).describe()).toBe(false);
+  }, 120_000);
 });
