@@ -94,11 +94,9 @@ export function extraRows(rows: StepRow[], blocks: BlockInfo[]): ExtraRow[] {
       (Number.isFinite(e.base100) && e.base100 > 0 ? `, ${f2(e.us100 / e.base100)}×` : '') +
       `), at 50k = ${f2(e.us50)}; highest loss-free ${fmtInt(e.lossFree || 0)} pps (plain ${fmtInt(e.baseLossFree || 0)})`;
     if (block.verify) {
-      const rest = name.slice(base.length);
       const other = base.startsWith('ngrelay') ? `rtpengine${name.slice('ngrelay'.length)}` : null;
       const o100 = other ? usAt(rows, other, calls, 100000) : NaN;
       if (other && Number.isFinite(o100)) text += `; ${f2(e.us100 / o100)}× rtpengine doing the same bridge (${f2(o100)})`;
-      void rest;
       const v = block.verify;
       text +=
         `; low-rate check: ${v.ok ? 'ok' : 'FAILED'} (sink unprotected ${v.srtp.rx_ok}/${v.received} SRTP-carrying packets` +
