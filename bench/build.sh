@@ -1,18 +1,12 @@
 #!/bin/sh
 # Builds the benchmark's native tools into bench/bin/ (gitignored).
-# loadgen links libsrtp2 (the SRTP rows); libsrtp2-dev is installed when missing (needs root).
+# loadgen links libsrtp2 (the SRTP rows); libsrtp2-dev is installed when missing (scripts/install-debian-packages.sh, needs root).
 set -e
 cd "$(dirname "$0")"
 mkdir -p bin
 if [ ! -f /usr/include/srtp2/srtp.h ]; then
-  echo "build.sh: libsrtp2-dev missing, installing it (apt-get install -y libsrtp2-dev)" >&2
-  i=0
-  until DEBIAN_FRONTEND=noninteractive apt-get install -y libsrtp2-dev >&2; do
-    i=$((i + 1))
-    [ "$i" -ge 10 ] && { echo "build.sh: apt-get install libsrtp2-dev failed" >&2; exit 1; }
-    echo "build.sh: apt-get failed (dpkg lock busy?), retrying in 10 s" >&2
-    sleep 10
-  done
+  echo "build.sh: libsrtp2-dev missing, installing it" >&2
+  bash ../scripts/install-debian-packages.sh libsrtp2-dev >&2
 fi
 CFLAGS="-O2 -g -Wall -Wextra -Werror -std=gnu11"
 gcc $CFLAGS -DWITH_SRTP -o bin/loadgen.new loadgen.c -lsrtp2

@@ -160,11 +160,26 @@ static void usage(void) {
         "               [--watch-pid PID] [--drain-ms MS] [--run-id ID] [--rcvbuf BYTES] [--per-stream] [--gso]\n"
         "               [--srtp-check-every N (sink unprotects every Nth SRTP packet of a stream; default 1)]\n"
         "               [--state-file F]  (sequence numbers, timestamps and SRTP ROC carried over between runs)\n"
+        "               [--allow-addr IP]... (an address besides 127.0.0.0/8 it may bind to or send to; at most 16)\n"
         "streams file: one line per stream: SRC_IP SRC_PORT DST_IP DST_PORT [TX_SUITE TX_KEY RX_SUITE RX_KEY]\n"
         "  TX_*: SRTP the sender protects with; RX_*: SRTP the sink unprotects with (suite and key+salt in hex,\n"
         "  '- -' = plain RTP); needs a build with -DWITH_SRTP -lsrtp2\n"
         "every distinct SRC_IP:SRC_PORT becomes one endpoint socket that sends and receives\n");
     exit(2);
+}
+
+// Addresses besides 127.0.0.0/8 that this run may bind to or send to (--allow-addr, given one by one by
+// ngrelay-bench for a relay it did not start: the phones' --local addresses and the media addresses the
+// relay advertised). Nothing else: a typo cannot aim the load at an arbitrary host.
+#define MAX_ALLOWED 16
+static uint32_t allowed[MAX_ALLOWED];   // host byte order
+static int nallowed;
+
+static int addr_allowed(uint32_t h) {
+    if ((h >> 24) == 127) return 1;
+    for (int i = 0; i < nallowed; i++)
+        if (allowed[i] == h) return 1;
+    return 0;
 }
 
 static int find_or_open_sock(const char *ip, int port, int rcvbuf) {
@@ -174,7 +189,7 @@ static int find_or_open_sock(const char *ip, int port, int rcvbuf) {
     a.sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, ip, &a.sin_addr) != 1) { fprintf(stderr, "bad ip %s\n", ip); exit(2); }
     uint32_t h = ntohl(a.sin_addr.s_addr);
-    if ((h >> 24) != 127) { fprintf(stderr, "loadgen: %s is not loopback; refusing\n", ip); exit(2); }
+    if (!addr_allowed(h)) { fprintf(stderr, "loadgen: %s is not loopback nor --allow-addr; refusing\n", ip); exit(2); }
     for (int i = 0; i < nsocks; i++)
         if (socks[i].addr.sin_addr.s_addr == a.sin_addr.s_addr && socks[i].addr.sin_port == a.sin_port) return i;
     if (nsocks >= MAX_SOCKS) { fprintf(stderr, "too many endpoint sockets\n"); exit(2); }
@@ -214,8 +229,8 @@ static void load_streams(const char *path, int rcvbuf) {
         memset(&s->dst, 0, sizeof s->dst);
         s->dst.sin_family = AF_INET;
         s->dst.sin_port = htons((uint16_t)dport);
-        if (inet_pton(AF_INET, dip, &s->dst.sin_addr) != 1 || (ntohl(s->dst.sin_addr.s_addr) >> 24) != 127) {
-            fprintf(stderr, "loadgen: destination %s is not loopback; refusing\n", dip);
+        if (inet_pton(AF_INET, dip, &s->dst.sin_addr) != 1 || !addr_allowed(ntohl(s->dst.sin_addr.s_addr))) {
+            fprintf(stderr, "loadgen: destination %s is not loopback nor --allow-addr; refusing\n", dip);
             exit(2);
         }
         s->seq = (uint16_t)(nstreams * 7919);
@@ -642,6 +657,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--gso")) use_gso = 1;
         else if (!strcmp(a, "--state-file") && v) { state_file = v; i++; }
         else if (!strcmp(a, "--srtp-check-every") && v) { srtp_check_every = atoi(v); i++; }
+        else if (!strcmp(a, "--allow-addr") && v) {
+            struct in_addr x;
+            if (nallowed >= MAX_ALLOWED || inet_pton(AF_INET, v, &x) != 1) usage();
+            allowed[nallowed++] = ntohl(x.s_addr);
+            i++;
+        }
         else usage();
     }
     // Both bounds are mandatory: a run always ends by itself.

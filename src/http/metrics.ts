@@ -2,7 +2,8 @@
  * `GET /metrics`: Prometheus text format with rtpengine 10.5's metric names, types, help texts and labels
  * for every figure ngrelay has (sessions, closed sessions by reason, relayed packets/bytes/errors, call
  * durations, ng requests and their time per proxy and command, ports per interface), plus ngrelay's own
- * `ngrelay_*` (engine drops, malformed packets, ng retransmits, I/O threads and the CPU time of each). rtpengine's kernel figures are
+ * `ngrelay_*` (engine drops, malformed packets, ng retransmits, I/O threads and the CPU time of each) and
+ * `process_cpu_seconds_total`. rtpengine's kernel figures are
  * always 0 here (no kernel module); MOS, transcoding and per-stream-kind figures are left out, since
  * ngrelay does not measure them.
  *
@@ -161,6 +162,12 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
   readCounter(r, 'ngrelay_io_thread_cpu_seconds_total', 'CPU time of each engine I/O thread (rate = its load, 1 = a core)', ['thread'], () =>
     ioThreadCpu().map(({ thread, seconds }) => [{ thread }, seconds]),
   );
+  // Prometheus' standard process metric: the whole process (control plane, I/O threads, pcap writer), so a
+  // benchmark that cannot read /proc/<pid> (ngrelay-bench --metrics) still gets the relay's CPU per packet.
+  readCounter(r, 'process_cpu_seconds_total', 'Total user and system CPU time spent in seconds.', none, () => {
+    const { user, system } = process.cpuUsage();
+    return [[{}, (user + system) / 1e6]];
+  });
   readCounter(r, 'ngrelay_ng_retransmits_total', 'ng messages answered from the cookie cache (retransmits)', none, () => [
     [{}, ctx.controlStats().duplicates],
   ]);

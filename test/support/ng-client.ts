@@ -51,12 +51,16 @@ export class NgRawClient {
     socket.on('message', (datagram) => this.onDatagram(datagram));
   }
 
-  /** `recvBufferSize`: SO_RCVBUF for a client that takes many replies at once (load generators). */
-  static async open(port: number, host = '127.0.0.1', recvBufferSize?: number): Promise<NgRawClient> {
+  /**
+   * `recvBufferSize`: SO_RCVBUF for a client that takes many replies at once (load generators).
+   * `bindAddress`: where the client's socket is bound; loopback unless given (ngrelay-bench, for a relay
+   * on another address).
+   */
+  static async open(port: number, host = '127.0.0.1', recvBufferSize?: number, bindAddress?: string): Promise<NgRawClient> {
     const socket = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4', recvBufferSize });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(0, host.includes(':') ? '::1' : '127.0.0.1', () => {
+      socket.bind(0, bindAddress ?? (host.includes(':') ? '::1' : '127.0.0.1'), () => {
         socket.off('error', reject);
         resolve();
       });

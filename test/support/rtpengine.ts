@@ -1,10 +1,11 @@
 /**
  * The reference: Debian's rtpengine 10.5 (`rtpengine-daemon`), userspace only (`--table=-1`), on loopback.
- * If it is missing the tests install it with apt-get (as root), waiting out a busy dpkg lock; if that is
+ * If it is missing the tests install it (scripts/install-debian-packages.sh, as root), waiting out a busy dpkg lock; if that is
  * impossible they fail with a message saying what to do. They never skip.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { startNgProcess } from './process';
 import { RelayOptions, RelayUnderTest, LOOPBACK, relayArgs, relayUnderTest } from './relay';
 
@@ -45,42 +46,11 @@ function run(command: string, args: string[], timeoutMs: number): Promise<Comman
   });
 }
 
-function isLockBusy(output: string): boolean {
-  return /Could not get lock|Unable to acquire the dpkg frontend lock|Unable to lock|is another process using it/i.test(
-    output,
-  );
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** The project's one installer of Debian packages (waits out a busy dpkg lock, refreshes the lists once). */
+const INSTALLER = path.resolve(__dirname, '..', '..', 'scripts', 'install-debian-packages.sh');
 
 async function aptInstall(deadline: number): Promise<CommandResult> {
-  let last: CommandResult = { code: null, output: 'not attempted' };
-  let updated = false;
-  while (Date.now() < deadline) {
-    last = await run(
-      'apt-get',
-      ['-o', 'DPkg::Lock::Timeout=60', 'install', '-y', '--no-install-recommends', RTPENGINE_PACKAGE],
-      Math.max(10_000, deadline - Date.now()),
-    );
-    if (last.code === 0) return last;
-    if (isLockBusy(last.output)) {
-      // Another engineer's apt-get holds the lock: wait and retry rather than fail.
-      await sleep(5000);
-      continue;
-    }
-    if (!updated && /Unable to locate package|has no installation candidate/i.test(last.output)) {
-      updated = true;
-      const update = await run('apt-get', ['-o', 'DPkg::Lock::Timeout=60', 'update'], 180_000);
-      if (update.code !== 0) {
-        if (!isLockBusy(update.output)) return update;
-        updated = false; // the lists were not refreshed: try again after the lock frees
-        await sleep(5000);
-      }
-      continue;
-    }
-    return last;
-  }
-  return last;
+  return run('bash', [INSTALLER, RTPENGINE_PACKAGE], Math.max(10_000, deadline - Date.now()));
 }
 
 let versionChecked: string | undefined;

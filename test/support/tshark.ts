@@ -1,9 +1,10 @@
 /**
- * tshark as the independent judge of recorded pcaps. Installed with apt-get when missing (Debian package
- * `tshark`, the wireshark-common setuid question answered "no" non-interactively); a test fails loudly when it
+ * tshark as the independent judge of recorded pcaps. Installed when missing (Debian package `tshark`, by
+ * scripts/install-debian-packages.sh, which answers the wireshark-common setuid question "no"); a test fails loudly when it
  * cannot be had: it is never skipped.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 
 let checked = false;
 
@@ -17,17 +18,10 @@ export function ensureTshark(): void {
     checked = true;
     return;
   }
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  execFileSync('sh', ['-c', 'echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections'], {
-    env,
-    stdio: 'ignore',
-  });
-  let last = '';
-  for (let attempt = 0; attempt < 6 && !hasTshark(); attempt++) {
-    const r = spawnSync('apt-get', ['install', '-y', '-q', 'tshark'], { env, encoding: 'utf8', timeout: 240_000 });
-    last = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-    if (!hasTshark()) spawnSync('sleep', ['5']);
-  }
+  // The project's one installer of Debian packages (answers the setuid question, waits out a busy dpkg lock).
+  const installer = path.resolve(__dirname, '..', '..', 'scripts', 'install-debian-packages.sh');
+  const r = spawnSync('bash', [installer, 'tshark'], { encoding: 'utf8', timeout: 600_000 });
+  const last = `${r.stdout ?? ''}${r.stderr ?? ''}${r.error?.message ?? ''}`;
   if (!hasTshark()) throw new Error(`tshark is required and could not be installed:\n${last.slice(-2000)}`);
   checked = true;
 }

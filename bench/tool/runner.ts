@@ -1,0 +1,263 @@
+/**
+ * One benchmark run: the generator ceiling, then for each (forwarder, threads, calls) block in turn a
+ * fresh relay (or the external one), its calls set up over ng, a warm-up, the rate steps, and a
+ * low-rate check that every stream still forwards after the overload. Never two relays at once.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { PhonePlan } from './calls';
+import { LoadgenRun, measureCeiling, measureSrtpCeiling, nonLoopbackAddresses, runLoadgen, writeStreams } from './loadgen';
+import { attachExternal, FORWARDERS, ForwarderDef, relayCommand, relayErrorCount, RelayHandle, startForwarder } from './forwarders';
+import { GEN_CORE, machineBusyPct, machineInfo, relayCores } from './machine';
+import type { BenchOptions } from './options';
+import { Progress } from './progress';
+import { scrapeCpu } from './relay-cpu';
+import { sleep } from './processes';
+import type { BenchResults, BlockInfo, CpuSourceKind, LoadgenResult, StepRow } from './types';
+
+// A step "is loss-free" when it loses at most LOSS_FREE_PCT of the packets AND the relay kept up in real
+// time (forwarded >= KEEP_UP x offered): big receive buffers can absorb a short overload step and forward
+// it late without loss.
+export const LOSS_FREE_PCT = 0.1;
+export const KEEP_UP = 0.97;
+export const isLossFree = (r: LoadgenResult): boolean => r.loss_pct <= LOSS_FREE_PCT && r.forwarded_pps >= KEEP_UP * r.offered_pps;
+// SRTP rows: the sink unprotects 1 in SRTP_CHECK_EVERY packets per stream during the rate steps (all of
+// them in the warm-up, the verify run and the after-overload check); the generator pre-protects what it
+// sends, at most SRTP_MAX_COUNT_PPS x seconds packets for an unpaced step.
+export const SRTP_CHECK_EVERY = 16;
+const SRTP_MAX_COUNT_PPS = 900000;
+
+/** One (forwarder, threads, calls) block of the run. */
+interface BlockPlan {
+  name: string;
+  def: ForwarderDef | null;
+  threads: number;
+  calls: number;
+  srtp: boolean;
+}
+
+function planBlocks(o: BenchOptions): BlockPlan[] {
+  if (o.external) return o.calls.map((calls) => ({ name: o.external?.label ?? 'relay', def: null, threads: 1, calls, srtp: false }));
+  const blocks: BlockPlan[] = [];
+  const threadSuffix = (n: number): string => (o.threads.length === 1 && n === 1 ? '' : ` ×${n} thread${n > 1 ? 's' : ''}`);
+  for (const base of o.forwarders) {
+    const def = FORWARDERS[base] as ForwarderDef;
+    // minfwd has one thread whatever --threads says.
+    const threadCounts = def.kind === 'minfwd' ? [1] : o.threads;
+    for (const threads of threadCounts) {
+      const name = def.kind === 'minfwd' ? base : `${base}${threadSuffix(threads)}`;
+      for (const calls of def.extra ? o.extraCalls : o.calls) blocks.push({ name, def, threads, calls, srtp: Boolean(def.srtp) });
+    }
+  }
+  return blocks;
+}
+
+export function stepRates(o: BenchOptions, ceilingPps: number): number[] {
+  if (o.rates) return o.rates;
+  const rates: number[] = [];
+  for (const r of [50000, 100000, 150000, 200000, 250000, 300000, 400000, 500000, 600000, 800000]) if (r < ceilingPps * 0.9) rates.push(r);
+  while (rates.length > o.maxSteps - 1) rates.pop();
+  rates.push(0); // last step: as fast as the generator goes
+  return rates;
+}
+
+/** CPU seconds of the relay over one loadgen run, by whichever means the tool has. */
+async function measuredRun(handle: RelayHandle, run: Omit<LoadgenRun, 'watchPid'>): Promise<{ r: LoadgenResult; cpuSeconds: number | null; cpuSource: CpuSourceKind }> {
+  if (handle.pid !== null) {
+    const r = await runLoadgen({ ...run, watchPid: handle.pid });
+    return { r, cpuSeconds: r.relay_cpu_s >= 0 ? r.relay_cpu_s : null, cpuSource: r.relay_cpu_s >= 0 ? 'proc' : 'none' };
+  }
+  if (handle.metricsUrl) {
+    const before = await scrapeCpu(handle.metricsUrl).catch(() => null);
+    const r = await runLoadgen(run);
+    const after = before ? await scrapeCpu(handle.metricsUrl).catch(() => null) : null;
+    if (before && after) return { r, cpuSeconds: Math.max(0, after.seconds - before.seconds), cpuSource: after.source };
+    return { r, cpuSeconds: null, cpuSource: 'none' };
+  }
+  return { r: await runLoadgen(run), cpuSeconds: null, cpuSource: 'none' };
+}
+
+interface RunContext {
+  o: BenchOptions;
+  outDir: string;
+  plan: PhonePlan;
+  progress: Progress;
+  rows: StepRow[];
+  blocks: BlockInfo[];
+}
+
+const fileSafe = (name: string): string => name.replace(/[^\w.-]+/g, '_');
+
+/** Runs one block; returns a note for the report when it could not run fully, else null. */
+async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise<string | null> {
+  const { o, outDir, progress } = ctx;
+  const logFile = path.join(outDir, `${fileSafe(b.name)}-${b.calls}.log`);
+  const { cores } = relayCores(b.threads);
+  const started = Date.now();
+  let handle: RelayHandle;
+  try {
+    handle =
+      b.def === null && o.external
+        ? await attachExternal(o.external, { calls: b.calls, threads: 1, cores, logFile, outDir, plan: ctx.plan, label: b.name })
+        : await startForwarder(b.def as ForwarderDef, { calls: b.calls, threads: b.threads, cores, logFile, outDir, plan: ctx.plan, label: b.name });
+  } catch (err) {
+    progress.step(`${b.name} @ ${b.calls} calls: not available`, rates.length);
+    return `${b.name} @ ${b.calls} calls: not available (${(err as Error).message})`;
+  }
+  const streamsFile = path.join(outDir, `streams-${fileSafe(b.name)}-${b.calls}.txt`);
+  // SRTP: sequence numbers/ROC continue across the block's loadgen runs (fresh state per block).
+  const stateFile = b.srtp ? path.join(outDir, `state-${fileSafe(b.name)}-${b.calls}.txt`) : undefined;
+  let stepsLeft = rates.length;
+  try {
+    const nStreams = writeStreams(streamsFile, handle.calls);
+    if (stateFile) fs.rmSync(stateFile, { force: true });
+    const srtpArgs = (checkEvery: number): Partial<LoadgenRun> => (stateFile ? { stateFile, checkEvery, maxCount: SRTP_MAX_COUNT_PPS * o.stepSeconds } : {});
+    // Every loadgen run of the block: its streams, the generator's core, and for a relay the tool did not
+    // start the non-loopback addresses it set up (loadgen refuses any other).
+    const common = { streamsFile, cores: GEN_CORE, allowAddrs: b.def === null ? nonLoopbackAddresses(handle.calls) : [] };
+    progress.note(`${b.name} pid ${handle.pid ?? 'n/a'}, ${b.calls} calls set up in ${Date.now() - started} ms`);
+    // Warm-up: lets the relay learn/confirm both endpoints of every stream before measuring.
+    const warm = await runLoadgen({ ...common, rate: Math.max(2000, nStreams * 10), seconds: o.quick ? 0.5 : 1, ...srtpArgs(1) });
+    if (warm.received === 0) throw new Error(`nothing forwarded during warm-up (sent ${warm.sent})`);
+    const block: BlockInfo = { name: b.name, calls: b.calls };
+    if (b.def?.extra) {
+      const suffix = b.name.slice(b.name.indexOf(' ') < 0 ? b.name.length : b.name.indexOf(' '));
+      block.base = `${b.def.extra.base}${suffix}`;
+      block.what = b.def.extra.what;
+    }
+    ctx.blocks.push(block);
+    if (b.srtp && handle.ng) {
+      // Correctness at a low rate: every packet unprotected at the sink, per-stream counts, and the
+      // relay's own error counters before and after.
+      const before = await relayErrorCount(handle.ng, handle.callIds);
+      const v = await runLoadgen({ ...common, rate: Math.max(5000, nStreams * 25), seconds: o.quick ? 1 : 2, perStream: true, ...srtpArgs(1) });
+      const after = await relayErrorCount(handle.ng, handle.callIds);
+      const per = v.per_stream_received ?? [];
+      const s = v.srtp ?? { tx_live: 0, rx_unchecked: 0, tx_errors: 0, rx_ok: 0, rx_auth_fail: 0, rx_replay_fail: 0, rx_other_fail: 0 };
+      const during = typeof before === 'number' && typeof after === 'number' ? after - before : `${after}`;
+      block.verify = {
+        ok: v.silent_streams === 0 && v.loss_pct < 0.1 && s.rx_auth_fail + s.rx_replay_fail + s.rx_other_fail + s.tx_errors === 0 && s.rx_ok > 0 && during === 0,
+        sent: v.sent,
+        received: v.received,
+        loss_pct: v.loss_pct,
+        silent: v.silent_streams,
+        minPerStream: Math.min(...per),
+        maxPerStream: Math.max(...per),
+        srtp: s,
+        relayErrorsDuring: during,
+      };
+      progress.note(`${b.name} SRTP verify ${block.verify.ok ? 'ok' : 'FAILED'}: ${JSON.stringify(block.verify)}`);
+    }
+    let last: StepRow | null = null;
+    let skipped: string | null = null;
+    for (const rate of rates) {
+      await sleep(300);
+      const m = await measuredRun(handle, { ...common, rate, seconds: o.stepSeconds, gso: rate === 0, ...srtpArgs(SRTP_CHECK_EVERY) });
+      stepsLeft--;
+      if (!handle.alive()) throw new Error(`${b.name} died during the ${rate} pps step`);
+      last = { name: b.name, calls: b.calls, rate, r: m.r, cpuSeconds: m.cpuSeconds, cpuSource: m.cpuSource, overload: null };
+      ctx.rows.push(last);
+      const r = m.r;
+      progress.step(
+        `${b.name} calls=${b.calls} offered=${Math.round(r.offered_pps)} fwd=${Math.round(r.forwarded_pps)} loss=${r.loss_pct.toFixed(3)}% ` +
+          `cpu=${m.cpuSeconds === null ? 'n/a' : `${m.cpuSeconds.toFixed(3)}s`} p50=${r.lat_p50_us}us`,
+      );
+      if (r.received === 0 && r.sent > 0) {
+        // Muted (e.g. rtpengine ignoring an overflowed socket): higher steps would show the same.
+        skipped = `${b.name} @ ${b.calls} calls: forwarded nothing at the ${rate ? rate : 'max'} pps step; higher steps skipped`;
+        break;
+      }
+    }
+    // After the highest step: does every stream still forward at a low rate?
+    await sleep(500);
+    const check = await runLoadgen({ ...common, rate: Math.max(5000, nStreams * 10), seconds: o.quick ? 1 : 2, perStream: true, ...srtpArgs(1) });
+    if (b.srtp) block.afterOverloadSrtp = check.srtp;
+    if (handle.afterRun) block.extra = await handle.afterRun();
+    if (last) last.overload = check.silent_streams === 0 && check.loss_pct < 1 ? 'yes' : `no (${check.silent_streams}/${check.streams} silent, loss ${check.loss_pct.toFixed(1)}%)`;
+    return skipped;
+  } catch (err) {
+    return `${b.name} @ ${b.calls} calls: failed (${(err as Error).message})`;
+  } finally {
+    if (stepsLeft > 0) progress.step(`${b.name} @ ${b.calls} calls: ${stepsLeft} steps skipped`, stepsLeft);
+    await handle.stop();
+    if (stateFile) fs.rmSync(stateFile, { force: true });
+  }
+}
+
+/** How the relays ran and were measured: the report's setup lines. */
+function setupLines(o: BenchOptions): string[] {
+  const lines: string[] = [];
+  if (o.external) {
+    const e = o.external;
+    const cpu = e.pid !== null ? `CPU from /proc/${e.pid}/stat (utime+stime) over each step` : e.metricsUrl ? `CPU from ${e.metricsUrl} (process_cpu_seconds_total, else ngrelay_io_thread_cpu_seconds_total) scraped before and after each step` : 'CPU: n/a (no --relay-pid or --metrics)';
+    lines.push(`- relay not started by the tool: ng ${e.host}:${e.port}, phones on ${o.local.join(' / ')}; ${cpu}`);
+    lines.push(`- generator+sink (one thread) and runner on core ${GEN_CORE}`);
+  } else {
+    for (const threads of o.threads) {
+      const { cores, sharesGenerator } = relayCores(threads);
+      lines.push(`- relays with ${threads} I/O thread${threads > 1 ? 's' : ''} (--num-threads=${threads}) pinned to core${cores.length > 1 ? 's' : ''} ${cores}${sharesGenerator ? ' (this box has too few cores: they share the generator\'s)' : ''}; generator+sink (one thread) and runner on core ${GEN_CORE}`);
+    }
+    for (const name of new Set(o.forwarders.map((f) => (FORWARDERS[f] as ForwarderDef).kind))) {
+      const { cmd, args } = relayCommand({ kind: name }, o.threads[0] ?? 1, null);
+      lines.push(`- ${name}: \`${path.basename(cmd)} ${args.join(' ')}\``);
+    }
+    lines.push('- CPU from /proc/<pid>/stat (utime+stime) over each step');
+  }
+  lines.push(`- 172-byte RTP (PCMA), one stream per call direction, ${o.stepSeconds} s per step; calls set up over ng like Kamailio (offer/answer)`);
+  return lines;
+}
+
+export async function runBench(o: BenchOptions, outDir: string): Promise<BenchResults> {
+  const info = machineInfo();
+  const notes: string[] = [];
+  const plan: PhonePlan = { ipA: o.local[0], ipB: o.local[1], portBase: o.phonePort, perSide: 4 };
+  const busy = await machineBusyPct(1000);
+  const loadNote = `machine busy ${busy.toFixed(0)} % (all cores) in the second before the run, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`;
+  if (busy > 10) notes.push(`WARNING: ${loadNote}; other work shares the cores, figures are noisy`);
+
+  let ceiling: BenchResults['ceiling'] = null;
+  let ceilingGso: BenchResults['ceilingGso'] = null;
+  let ceilingPps = Infinity;
+  if (!o.noCeiling) {
+    process.stderr.write('ngrelay-bench: measuring the generator ceiling (generator -> sink, no relay)\n');
+    const c = await measureCeiling(outDir, plan, GEN_CORE, o.quick ? 1 : 2);
+    ceiling = c.plain;
+    ceilingGso = c.gso;
+    ceilingPps = c.plain.forwarded_pps;
+    for (const x of [c.plain, c.gso]) if (x.loss_pct > 1) notes.push(`generator ceiling run lost ${x.loss_pct.toFixed(2)} % at the sink`);
+  }
+  const rates = stepRates(o, ceilingPps);
+  const blocks = planBlocks(o);
+  let srtpCeiling: BenchResults['srtpCeiling'] = null;
+  let srtpRates = rates;
+  if (blocks.some((b) => b.srtp) && !o.noCeiling) {
+    process.stderr.write('ngrelay-bench: measuring the generator ceiling with SRTP (every packet SRTP both ways)\n');
+    srtpCeiling = await measureSrtpCeiling(outDir, plan, GEN_CORE, o.quick ? 1 : 2, SRTP_CHECK_EVERY, SRTP_MAX_COUNT_PPS);
+    srtpRates = stepRates(o, Math.min(ceilingPps, srtpCeiling.plain.forwarded_pps));
+  }
+  const ratesOf = (b: BlockPlan): number[] => (b.srtp ? srtpRates : rates);
+  const totalSteps = blocks.reduce((n, b) => n + ratesOf(b).length, 0);
+  process.stderr.write(`ngrelay-bench: ${blocks.length} blocks, ${totalSteps} steps (${rates.map((r) => r || 'max').join(', ')} pps)\n`);
+  const progress = new Progress(totalSteps, o.stepSeconds + 1.5);
+  const ctx: RunContext = { o, outDir, plan, progress, rows: [], blocks: [] };
+  for (const b of blocks) {
+    const note = await runBlock(b, ratesOf(b), ctx);
+    if (note) {
+      progress.note(note);
+      notes.push(note);
+    }
+  }
+  return {
+    info,
+    setup: setupLines(o),
+    stepSeconds: o.stepSeconds,
+    loadNote,
+    ceiling,
+    ceilingGso,
+    srtpCeiling,
+    rows: ctx.rows,
+    blocks: ctx.blocks,
+    notes,
+  };
+}

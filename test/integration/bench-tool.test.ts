@@ -1,0 +1,252 @@
+/**
+ * `ngrelay-bench` pointed at relays it did not start: a real rtpengine 10.5 on loopback with --listen-http
+ * (its /metrics has no process CPU, so the CPU column must say n/a; with --relay-pid it comes from /proc),
+ * and an ngrelay whose /metrics has its I/O threads' CPU. Short bounded runs (two 1 s steps, small rates).
+ * The HTML report must open in headless Chromium without console errors and draw non-blank charts.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import puppeteer from 'puppeteer-core';
+import type { BenchResults } from '../../bench/tool/types';
+import { freeMediaRange, freeTcpPort, freeUdpPort } from '../support/free-ports';
+import { NGRELAY_BIN, startNgrelay, REPO_ROOT } from '../support/ngrelay';
+import { ManagedProcess, startProcess } from '../support/process';
+import type { RelayUnderTest } from '../support/relay';
+import { startRtpengine } from '../support/rtpengine';
+
+const BENCH_BIN = path.join(REPO_ROOT, 'bin', 'ngrelay-bench');
+const CHROMIUM = '/usr/bin/chromium';
+// Phones of the bench runs: own loopback addresses, so they cannot meet other tests' sockets.
+const PHONE_A = '127.0.0.61';
+const PHONE_B = '127.0.0.62';
+
+interface BenchRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  results: BenchResults | null;
+  html: string | null;
+  svg: string | null;
+}
+
+let outRoot = '';
+
+/** Runs in the page (a string: the tests compile without the DOM library). */
+const INK_COUNTER = `(() => {
+  const canvas = document.querySelector('#charts canvas');
+  if (!canvas) return 'no canvas in #charts';
+  const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+  let inked = 0, series = 0;
+  for (let i = 0; i < data.length; i += 4) {
+    const [r, g, b, a] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
+    if (a > 0 && (r < 235 || g < 235 || b < 235)) inked++;
+    if (Math.abs(r - 217) < 12 && Math.abs(g - 78) < 12 && Math.abs(b - 43) < 12) series++;
+  }
+  return { inked, series };
+})()`;
+
+/**
+ * Runs the tool to completion (bounded: 90 s, then SIGKILL by PID) and reads what it wrote. `netns`: run it
+ * inside that network namespace (`ip netns exec` execs node, so the PID stays the tool's).
+ */
+async function runBench(args: string[], netns?: string): Promise<BenchRun> {
+  const outDir = fs.mkdtempSync(path.join(outRoot, 'run-'));
+  const command = [process.execPath, BENCH_BIN, ...args, `--out=${outDir}`];
+  const [cmd, ...rest] = netns ? ['ip', 'netns', 'exec', netns, ...command] : command;
+  const child = spawn(cmd as string, rest, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.pid !== undefined && process.kill(child.pid, 'SIGKILL'), 90_000);
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+  clearTimeout(timer);
+  const find = (prefix: string, ext: string): string | null => {
+    const f = fs.readdirSync(outDir).find((x) => x.startsWith(prefix) && x.endsWith(ext));
+    return f ? path.join(outDir, f) : null;
+  };
+  const json = find('results-', '.json');
+  const html = find('report-', '.html');
+  const svg = find('charts-', '.svg');
+  return {
+    code,
+    stdout,
+    stderr,
+    results: json ? (JSON.parse(fs.readFileSync(json, 'utf8')) as BenchResults) : null,
+    html,
+    svg: svg ? fs.readFileSync(svg, 'utf8') : null,
+  };
+}
+
+async function phoneArgs(): Promise<string[]> {
+  const { portMin } = await freeMediaRange(8, PHONE_A);
+  return [`--local=${PHONE_A},${PHONE_B}`, `--phone-port=${portMin}`];
+}
+
+const SHORT = ['--calls=2', '--rates=2000,4000', '--step-seconds=1', '--no-ceiling'];
+
+function expectFiguresForwarded(run: BenchRun): BenchResults {
+  expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(0);
+  const res = run.results as BenchResults;
+  expect(res).not.toBeNull();
+  expect(res.rows).toHaveLength(2);
+  for (const row of res.rows) {
+    expect(row.r.sent).toBeGreaterThan(0);
+    expect(row.r.received).toBeGreaterThan(0.95 * row.r.sent);
+    expect(row.r.lat_p50_us).toBeGreaterThan(0);
+  }
+  expect(run.stdout).toContain('| forwarder | calls | offered pps |');
+  // The progress line with the step counter and the time left.
+  expect(run.stderr).toMatch(/\[2\/2 \d+s left\]/);
+  return res;
+}
+
+beforeAll(() => {
+  outRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'ngrelay-bench-test-'));
+});
+
+afterAll(() => {
+  if (outRoot) fs.rmSync(outRoot, { recursive: true, force: true });
+});
+
+describe('ngrelay-bench against relays it did not start', () => {
+  let rtpengine: RelayUnderTest;
+  let rtpengineHttp: number;
+  let ngrelay: RelayUnderTest;
+  let ngrelayHttp: number;
+  let htmlReport: string | null = null;
+
+  beforeAll(async () => {
+    rtpengineHttp = await freeTcpPort();
+    rtpengine = await startRtpengine({ ngPort: await freeUdpPort(), ...(await freeMediaRange(40)), extraArgs: [`--listen-http=127.0.0.1:${rtpengineHttp}`] });
+    ngrelayHttp = await freeTcpPort();
+    ngrelay = await startNgrelay({ ngPort: await freeUdpPort(), ...(await freeMediaRange(40)), extraArgs: [`--listen-http=127.0.0.1:${ngrelayHttp}`] });
+  });
+
+  afterAll(async () => {
+    await rtpengine?.stop();
+    await ngrelay?.stop();
+  });
+
+  it('rtpengine 10.5 with --metrics: figures measured, CPU "n/a" (its /metrics has no process CPU)', async () => {
+    const run = await runBench([`--ng=127.0.0.1:${rtpengine.ngPort}`, `--metrics=http://127.0.0.1:${rtpengineHttp}/metrics`, '--name=rtpengine-ext', ...(await phoneArgs()), ...SHORT]);
+    const res = expectFiguresForwarded(run);
+    for (const row of res.rows) {
+      expect(row.name).toBe('rtpengine-ext');
+      expect(row.cpuSeconds).toBeNull();
+      expect(row.cpuSource).toBe('none');
+    }
+    expect(run.stdout).toMatch(/\| rtpengine-ext \| 2 \| [^|]+ \| [^|]+ \| [^|]+ \| n\/a \| n\/a \|/);
+    htmlReport = run.html;
+    expect(run.svg).toContain('<svg');
+  }, 120_000);
+
+  it('rtpengine 10.5 with --relay-pid: CPU per packet from /proc', async () => {
+    const run = await runBench([`--ng=127.0.0.1:${rtpengine.ngPort}`, `--relay-pid=${rtpengine.process.pid}`, ...(await phoneArgs()), ...SHORT]);
+    const res = expectFiguresForwarded(run);
+    for (const row of res.rows) {
+      expect(row.cpuSource).toBe('proc');
+      expect(row.cpuSeconds).toBeGreaterThan(0);
+    }
+    expect(res.notes.filter((n) => !n.startsWith('WARNING'))).toEqual([]);
+  }, 120_000);
+
+  it('ngrelay with --metrics: CPU of the whole process from its process_cpu_seconds_total', async () => {
+    const run = await runBench([`--ng=127.0.0.1:${ngrelay.ngPort}`, `--metrics=http://127.0.0.1:${ngrelayHttp}/metrics`, ...(await phoneArgs()), ...SHORT]);
+    const res = expectFiguresForwarded(run);
+    for (const row of res.rows) {
+      expect(row.cpuSource).toBe('metrics');
+      expect(row.cpuSeconds).toBeGreaterThan(0);
+    }
+  }, 120_000);
+
+  it('the HTML report opens in headless Chromium without errors and its charts are drawn', async () => {
+    expect(htmlReport, 'the first test wrote a report').not.toBeNull();
+    const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('console', (m) => {
+        if (m.type() === 'error') errors.push(m.text());
+      });
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.setViewport({ width: 1600, height: 900 });
+      await page.goto(`file://${htmlReport as string}`, { waitUntil: 'load' });
+      const shot = path.join(outRoot, 'report.png');
+      await page.screenshot({ path: shot });
+      expect(fs.statSync(shot).size).toBeGreaterThan(10_000);
+      // ECharts draws on a canvas: count its pixels that are not background (white or transparent), and those
+      // in the first forwarder's series colour (#d94e2b): lines were drawn, not only axes and titles.
+      const ink = (await page.evaluate(INK_COUNTER)) as { inked: number; series: number } | string;
+      expect(errors).toEqual([]);
+      expect(ink).not.toBeTypeOf('string');
+      const { inked, series: seriesInk } = ink as { inked: number; series: number };
+      expect(inked).toBeGreaterThan(5000);
+      expect(seriesInk).toBeGreaterThan(100);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
+});
+
+/**
+ * ngrelay in a network namespace, reached over a veth from the tool in another one: the operator's case of a
+ * relay on another address. Both namespaces are ours (names with this PID), so nothing is added to the host's
+ * network; deleting them removes the veth and its addresses.
+ */
+describe('ngrelay-bench against an ngrelay in a network namespace, over a veth', () => {
+  const nsTool = `ngrb-${process.pid}-tool`;
+  const nsRelay = `ngrb-${process.pid}-relay`;
+  const TOOL_IP = '10.251.0.1';
+  const RELAY_IP = '10.251.0.2';
+  const NG_PORT = 22999;
+  let relay: ManagedProcess | undefined;
+
+  const ip = async (args: string[]): Promise<void> => {
+    const child = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    if (code !== 0) throw new Error(`ip ${args.join(' ')}: exit ${code}: ${err}`);
+  };
+  const removeNamespaces = async (): Promise<void> => {
+    for (const ns of [nsTool, nsRelay]) await ip(['netns', 'del', ns]).catch(() => undefined);
+  };
+
+  beforeAll(async () => {
+    await removeNamespaces();
+    await ip(['netns', 'add', nsTool]);
+    await ip(['netns', 'add', nsRelay]);
+    await ip(['-n', nsTool, 'link', 'add', 'vtool', 'type', 'veth', 'peer', 'name', 'vrelay', 'netns', nsRelay]);
+    await ip(['-n', nsTool, 'addr', 'add', `${TOOL_IP}/24`, 'dev', 'vtool']);
+    await ip(['-n', nsRelay, 'addr', 'add', `${RELAY_IP}/24`, 'dev', 'vrelay']);
+    for (const [ns, dev] of [[nsTool, 'vtool'], [nsRelay, 'vrelay'], [nsTool, 'lo'], [nsRelay, 'lo']] as const) await ip(['-n', ns, 'link', 'set', dev, 'up']);
+    relay = startProcess({
+      name: 'ngrelay in netns',
+      command: 'ip',
+      args: ['netns', 'exec', nsRelay, process.execPath, NGRELAY_BIN, '--config-file=none', `--interface=${RELAY_IP}`, `--listen-ng=${RELAY_IP}:${NG_PORT}`, '--port-min=30000', '--port-max=30099', '--foreground', '--log-stderr'],
+      cwd: REPO_ROOT,
+    });
+  });
+
+  afterAll(async () => {
+    await relay?.stop();
+    await removeNamespaces();
+  });
+
+  it('sets the calls up over ng on the veth, forwards, and reads the relay CPU by its PID', async () => {
+    const pid = (relay as ManagedProcess).pid;
+    // The tool waits for the relay's ng pong itself (up to 10 s) before setting calls up.
+    const run = await runBench([`--ng=${RELAY_IP}:${NG_PORT}`, `--local=${TOOL_IP}`, `--relay-pid=${pid}`, '--name=ngrelay-netns', ...SHORT], nsTool);
+    const res = expectFiguresForwarded(run);
+    for (const row of res.rows) {
+      expect(row.cpuSource).toBe('proc');
+      expect(row.cpuSeconds).toBeGreaterThan(0);
+    }
+    expect(res.setup.join('\n')).toContain(`ng ${RELAY_IP}:${NG_PORT}, phones on ${TOOL_IP} / ${TOOL_IP}`);
+    expect((relay as ManagedProcess).hasExited, (relay as ManagedProcess).describe()).toBe(false);
+  }, 120_000);
+});
