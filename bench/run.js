@@ -340,9 +340,14 @@ function phoneSdp(ip, port, sessId, crypto = null) {
   );
 }
 
-// SDES master key + salt lengths (bytes) of the suites the SRTP rows use.
-const SRTP_KEY_LEN = { AES_CM_128_HMAC_SHA1_80: 30, AES_CM_128_HMAC_SHA1_32: 30, AEAD_AES_128_GCM: 28 };
-const newCrypto = (tag, suite) => ({ tag, suite, key: require('node:crypto').randomBytes(SRTP_KEY_LEN[suite]) });
+// SDES master key + salt lengths (bytes), from the one suite table (src/dataplane/srtp-suites.ts, built into dist/).
+const { srtpSuite } = require('../dist/dataplane/srtp-suites.js');
+function srtpKeyLength(name) {
+  const suite = srtpSuite(name);
+  if (!suite) throw new Error(`unknown SRTP suite ${name}`);
+  return suite.masterKeyLength + suite.masterSaltLength;
+}
+const newCrypto = (tag, suite) => ({ tag, suite, key: require('node:crypto').randomBytes(srtpKeyLength(suite)) });
 
 // a=crypto lines of a reply SDP: [{ tag, suite, key }] (inline key without |lifetime|MKI).
 function sdpCryptos(sdp) {
@@ -355,7 +360,7 @@ function sdpCryptos(sdp) {
 function pickCrypto(sdp, suite, what) {
   const c = sdpCryptos(sdp).find((x) => x.suite === suite);
   if (!c) throw new Error(`${what}: no a=crypto line with ${suite} in ${JSON.stringify(sdp).slice(0, 300)}`);
-  if (c.key.length !== SRTP_KEY_LEN[suite]) throw new Error(`${what}: ${suite} key of ${c.key.length} bytes`);
+  if (c.key.length !== srtpKeyLength(suite)) throw new Error(`${what}: ${suite} key of ${c.key.length} bytes`);
   return c;
 }
 
