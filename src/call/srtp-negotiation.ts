@@ -2,7 +2,7 @@
  * SDES negotiation per media, as rtpengine 10.5 does it (observed with its ng interface):
  *
  * Offer from A towards B (the lines written into the SDP for B):
- *  - B's protocol is not SAVP(F), or `SDES: off`: no a=crypto lines (B is plain RTP).
+ *  - B's protocol is not SAVP(F), or `SDES: off` (or `no`, `disable`): no a=crypto lines.
  *  - Otherwise A's usable a=crypto lines go first, unchanged (A's tags and keys: if B picks one of them, both
  *    sides share keys and packets pass through without crypto work), then ngrelay's own fresh key for every
  *    other suite it implements, in rtpengine's preference order, tags continuing after A's highest tag.
@@ -49,6 +49,11 @@ function keyState(c: SdesCrypto, own: boolean): SdesKeyState {
     unauthenticatedSrtp: c.params.unauthenticatedSrtp,
     own,
   };
+}
+
+/** `SDES` off/no/disable (rtpengine's three spellings): no a=crypto lines at all. */
+export function sdesDisabled(sdes: readonly string[]): boolean {
+  return sdes.some((f) => f === 'off' || f === 'no' || f === 'disable');
 }
 
 /** A suite passes the `SDES` no-/only- flags. */
@@ -107,7 +112,7 @@ export function offerLines(
   sdes: readonly string[],
   previousGiven: readonly SdesKeyState[],
 ): SdesKeyState[] {
-  if (!isSrtpProtocol(receiverProto) || sdes.includes('off')) return [];
+  if (!isSrtpProtocol(receiverProto) || sdesDisabled(sdes)) return [];
   const lines: SdesKeyState[] = senderLines.map((l) => ({ ...l, own: false }));
   let tag = lines.reduce((max, l) => Math.max(max, l.tag), 0);
   for (const suite of offerableSuites(sdes)) {

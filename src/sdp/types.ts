@@ -117,8 +117,11 @@ export interface MediaRewrite {
    * ("ice-ufrag:...", "candidate:...", "end-of-candidates") are written last. Optional; absent = removeIce rules.
    */
   ice?: string[];
-  /** a=mid to write when the input has none (`generate-mid`); null/absent = none. */
-  generatedMid?: string | null;
+  /**
+   * a=mid: a string replaces the input's a=mid lines with this one (an answer carries the offer's mid;
+   * `generate-mid`), null drops them; absent = they are copied.
+   */
+  mid?: string | null;
 }
 
 export interface SdpRewrite {
