@@ -102,8 +102,8 @@ function recordingCall(req: NormalizedRequest, ctx: CommandContext): CallState {
   return call;
 }
 
-/** offer/answer keys, checked in rtpengine's order: SDP, call-id, from-tag, (to-tag). */
-function signal(req: NormalizedRequest, logger: Logger, isAnswer: boolean): SignalRequest {
+/** offer/answer keys, checked in rtpengine's order: SDP, call-id, from-tag, (to-tag). Exported for in-process compat tests. */
+export function signal(req: NormalizedRequest, logger: Logger, isAnswer: boolean): SignalRequest {
   if (!req.sdp || req.sdp.length === 0) throw new NgError('No SDP body in message');
   if (!req.callId) throw new NgError('No call-id in message');
   if (!req.fromTag) throw new NgError('No from-tag in message');
