@@ -28,3 +28,11 @@ export const SRTP_SUITES: readonly SrtpSuite[] = [
 export function srtpSuite(name: string): SrtpSuite | undefined {
   return SRTP_SUITES.find((s) => s.name === name);
 }
+
+/** DTLS-SRTP protection profiles (RFC 5764 §4.1.2, RFC 7714 §14.2) by the SDES name of the same suite. */
+export const DTLS_SRTP_PROFILES: Readonly<Record<string, SrtpSuiteName>> = {
+  SRTP_AES128_CM_SHA1_80: 'AES_CM_128_HMAC_SHA1_80',
+  SRTP_AES128_CM_SHA1_32: 'AES_CM_128_HMAC_SHA1_32',
+  SRTP_AEAD_AES_128_GCM: 'AEAD_AES_128_GCM',
+  SRTP_AEAD_AES_256_GCM: 'AEAD_AES_256_GCM',
+};

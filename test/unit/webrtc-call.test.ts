@@ -11,6 +11,8 @@ import { CallManager } from '../../src/call/call-manager';
 import type { SignalRequest } from '../../src/call/signal';
 import { DtlsUnavailableError, hostPriority, relayControls, roleAgainst } from '../../src/call/webrtc-negotiation';
 import { parseSdp } from '../../src/sdp/parse';
+import { callStatistics } from '../../src/call/query-reply';
+import type { NgDict, NgValue } from '../../src/ng/types';
 import type { StreamRule } from '../../src/dataplane/types';
 import { FakeDataPlane, fakeFingerprint } from '../support/fake-dataplane';
 import { signalRequest, testConfig } from '../support/call-fixtures';
@@ -275,6 +277,37 @@ describe('WebRTC SDP and rules', () => {
     expect(f?.dtls).toMatchObject({ setup: 'passive' });
     expect(f?.dtls?.fingerprint?.hash).toBe('sha-256');
     expect(f?.crypto).toEqual([{ ok: false, reason: 'key is not base64' }].map((x) => expect.objectContaining({ ok: x.ok })));
+  });
+
+  it('query: rtpengine 10.5 media and stream flags, the DTLS profile as crypto suite, ICE and DTLS state', () => {
+    cm.offer(signalRequest({ sdp: fixture('chromium-audio-offer.sdp'), ...TO_SIP }));
+    const answer = cm.answer(signalRequest({ sdp: fixture('sip-audio-answer.sdp'), toTag: 'B', ...TO_BROWSER }));
+    const browserId = idOf(mPort(answer));
+    dp.counters.set(browserId, {
+      packets: 5, bytes: 500, errors: 0, lastPacketMs: 0, endpoint: null, confirmed: true, ssrc: null, lastSeq: null,
+      ice: { state: 'connected', selected: { family: 'IPv4', address: '127.0.0.1', port: 46243 }, checksReceived: 3, checksSent: 1, stunRejected: 2, lastConsentMs: 1_700_000_000_000 },
+      dtls: { state: 'connected', role: 'passive', profile: 'SRTP_AES128_CM_SHA1_80', peerFingerprint: 'AA:BB', error: null },
+    });
+    const call = cm.calls.get('call-1');
+    if (!call) throw new Error('no call');
+    const counters = dp.readCounters(cm.streamIds(call));
+    const stats = callStatistics(call, (id) => counters.get(id));
+    const tags = stats.tags as NgDict;
+    const browserMedia = ((tags.A as NgDict).medias as NgDict[])[0] as NgDict;
+    expect(browserMedia.flags).toEqual(['initialized', 'send', 'recv', 'rtcp-mux', 'DTLS-SRTP', 'DTLS role passive', 'ICE', 'trickle ICE']);
+    const [rtp, rtcp] = browserMedia.streams as NgDict[];
+    expect(rtp?.['crypto suite']).toBe('AES_CM_128_HMAC_SHA1_80');
+    expect(rtp?.flags).toContain('ICE');
+    expect(rtcp?.flags).toEqual(expect.arrayContaining(['RTCP', 'rtcp-mux', 'ICE']));
+    const ice = rtp?.ICE as Record<string, NgValue>;
+    expect(ice.state).toBe('connected');
+    expect(ice.selected).toEqual({ family: 'IPv4', address: '127.0.0.1', port: 46243 });
+    expect(ice['STUN rejected']).toBe(2);
+    expect(rtp?.DTLS).toEqual({ state: 'connected', role: 'passive', profile: 'SRTP_AES128_CM_SHA1_80', 'peer fingerprint': 'sha-256 AA:BB' });
+    // The phone's side: plain, no ICE or DTLS keys, rtpengine's key set.
+    const phoneMedia = ((tags.B as NgDict).medias as NgDict[])[0] as NgDict;
+    expect(phoneMedia.flags).not.toContain('DTLS-SRTP');
+    expect(Object.keys((phoneMedia.streams as NgDict[])[0] as NgDict)).not.toContain('ICE');
   });
 
   it('roles: RFC 8445 controlling rules and RFC 5763 setup answers', () => {
