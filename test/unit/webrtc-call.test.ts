@@ -12,9 +12,13 @@ import type { SignalRequest } from '../../src/call/signal';
 import { DtlsUnavailableError, hostPriority, relayControls, roleAgainst } from '../../src/call/webrtc-negotiation';
 import { parseSdp } from '../../src/sdp/parse';
 import { callStatistics } from '../../src/call/query-reply';
+import { normalizeRequest } from '../../src/ng/request';
+import { signal } from '../../src/commands/handler';
 import type { NgDict, NgValue } from '../../src/ng/types';
 import type { StreamRule } from '../../src/dataplane/types';
 import { FakeDataPlane, fakeFingerprint } from '../support/fake-dataplane';
+import { pack, unpack } from 'msgpackr';
+import type { CallState } from '../../src/call/state';
 import { signalRequest, testConfig } from '../support/call-fixtures';
 
 const logger = pino({ level: 'silent' });
@@ -308,6 +312,59 @@ describe('WebRTC SDP and rules', () => {
     const phoneMedia = ((tags.B as NgDict).medias as NgDict[])[0] as NgDict;
     expect(phoneMedia.flags).not.toContain('DTLS-SRTP');
     expect(Object.keys((phoneMedia.streams as NgDict[])[0] as NgDict)).not.toContain('ICE');
+  });
+
+  it("Kamailio's rtpp-flags strings and dict keys reach the call model", () => {
+    const fromText = signal(
+      normalizeRequest({
+        command: 'offer', 'call-id': 'c', 'from-tag': 'f', sdp: 'v=0',
+        'rtpp-flags': 'ICE=force UDP/TLS/RTP/SAVPF rtcp-mux-require DTLS=passive DTLS-reverse=active ICE-lite=both DTLS-fingerprint=SHA-384 SDES-off generate-mid',
+      }),
+      logger,
+      false,
+    );
+    expect(fromText).toMatchObject({
+      ice: 'force', transportProtocol: 'UDP/TLS/RTP/SAVPF', dtls: 'passive', dtlsReverse: 'active', iceLite: 'both', dtlsFingerprint: 'SHA-384', sdes: ['off'],
+    });
+    expect([...fromText.rtcpMux]).toEqual(['require']);
+    expect(fromText.flags.has('generate-mid')).toBe(true);
+    const fromDict = signal(
+      normalizeRequest({ command: 'offer', 'call-id': 'c', 'from-tag': 'f', sdp: 'v=0', 'DTLS reverse': 'passive', 'ICE lite': 'forward', 'DTLS fingerprint': 'sha-1' }),
+      logger,
+      false,
+    );
+    expect(fromDict).toMatchObject({ dtlsReverse: 'passive', iceLite: 'forward', dtlsFingerprint: 'sha-1' });
+  });
+
+  it('DTLS-reverse=passive in the offer makes the relay passive towards the offering browser', () => {
+    cm.offer(signalRequest({ sdp: fixture('chromium-audio-offer.sdp'), ...TO_SIP, dtlsReverse: 'passive' }));
+    const answer = cm.answer(signalRequest({ sdp: fixture('sip-audio-answer.sdp'), toTag: 'B', ...TO_BROWSER, dtls: null }));
+    expect(attr(answer, 'setup')).toEqual(['a=setup:passive']);
+    cm.offer(signalRequest({ callId: 'c2', sdp: fixture('chromium-audio-offer.sdp'), ...TO_SIP }));
+    const active = cm.answer(signalRequest({ callId: 'c2', sdp: fixture('sip-audio-answer.sdp'), toTag: 'B', ...TO_BROWSER, dtls: null }));
+    expect(attr(active, 'setup')).toEqual(['a=setup:active']);
+  });
+
+  it('--dtls-passive is the default role when the party leaves the choice to the relay', () => {
+    const passiveCm = new CallManager(testConfig({ dtlsPassive: true }), dp, logger);
+    passiveCm.offer(signalRequest({ sdp: fixture('chromium-audio-offer.sdp'), ...TO_SIP }));
+    const answer = passiveCm.answer(signalRequest({ sdp: fixture('sip-audio-answer.sdp'), toTag: 'B', ...TO_BROWSER, dtls: null }));
+    expect(attr(answer, 'setup')).toEqual(['a=setup:passive']);
+  });
+
+  it('a call restored from the state dir gets the same ICE, DTLS and DTLS-keyed crypto rules back', () => {
+    cm.offer(signalRequest({ sdp: fixture('chromium-audio-offer.sdp'), ...TO_SIP }));
+    cm.answer(signalRequest({ sdp: fixture('sip-audio-answer.sdp'), toTag: 'B', ...TO_BROWSER }));
+    const stored = unpack(pack(cm.calls.get('call-1'))) as CallState;
+    const dp2 = new FakeDataPlane({ dtls: true });
+    new CallManager(testConfig(), dp2, logger).restore(stored, (_s, r) => r);
+    let withIce = 0;
+    for (const [id, s] of dp.streams) {
+      const restored = dp2.streams.get(id)?.rule;
+      expect({ ...restored, signalGeneration: 0 }).toEqual({ ...s.rule, signalGeneration: 0 });
+      if (s.rule.ice) withIce++;
+    }
+    expect(withIce).toBe(1);
   });
 
   it('roles: RFC 8445 controlling rules and RFC 5763 setup answers', () => {
