@@ -100,6 +100,34 @@ const SCENARIOS: Array<{ name: string; steps: Step[] }> = [
     ],
   },
   {
+    name: 'browser re-offers (same body, then an ICE restart) after the call is up',
+    steps: [
+      { label: 'offer to the phone', command: 'offer', sdp: fixture('chromium-audio-offer.sdp'), flags: TO_SIP },
+      { label: 'answer to the browser', command: 'answer', sdp: fixture('sip-audio-answer.sdp'), flags: TO_BROWSER },
+      { label: 're-offer to the phone', command: 'offer', sdp: fixture('chromium-audio-offer.sdp'), flags: TO_SIP },
+      { label: 're-answer to the browser', command: 'answer', sdp: fixture('sip-audio-answer.sdp'), flags: TO_BROWSER },
+      {
+        label: 'ICE restart offer to the phone',
+        command: 'offer',
+        sdp: fixture('chromium-audio-offer.sdp').replace('a=ice-ufrag:8hhY', 'a=ice-ufrag:zz99').replace('Zg3p', 'Zg3X'),
+        flags: TO_SIP,
+      },
+      { label: 'answer to the restarted browser', command: 'answer', sdp: fixture('sip-audio-answer.sdp'), flags: TO_BROWSER },
+    ],
+  },
+  {
+    name: 'ICE only (RTP/AVP, ICE=force) towards a phone that answers without ICE',
+    steps: [
+      { label: 'offer', command: 'offer', sdp: fixture('sip-audio-offer.sdp'), flags: { ICE: 'force' } },
+      {
+        label: 'answer',
+        command: 'answer',
+        sdp: fixture('sip-audio-answer.sdp').replace('AVP 0 126', 'AVP 0 101').replace('a=rtpmap:126 ', 'a=rtpmap:101 '),
+        flags: { ICE: 'remove' },
+      },
+    ],
+  },
+  {
     name: 'browser to an RTP/SAVP phone with SDES-off (DTLS only)',
     steps: [
       { label: 'offer', command: 'offer', sdp: fixture('chromium-audio-offer.sdp'), flags: { ...TO_SIP, 'transport-protocol': 'RTP/SAVP', DTLS: 'passive' } },
@@ -107,12 +135,26 @@ const SCENARIOS: Array<{ name: string; steps: Step[] }> = [
   },
 ];
 
+/** Names distinct values in order of first appearance (<UFRAG1>, <UFRAG2>...): "the credentials changed" survives. */
+class ValueNamer {
+  private readonly names = new Map<string, string>();
+  name(kind: string, value: string): string {
+    const key = `${kind}\0${value}`;
+    let n = this.names.get(key);
+    if (n === undefined) {
+      n = `<${kind}${[...this.names.keys()].filter((k) => k.startsWith(`${kind}\0`)).length + 1}>`;
+      this.names.set(key, n);
+    }
+    return n;
+  }
+}
+
 /** Values that differ per run or per relay: normalised to placeholders (after the ports). */
-function normalizeWebrtc(sdp: string, ports: PortNamer): string[] {
+function normalizeWebrtc(sdp: string, ports: PortNamer, values: ValueNamer): string[] {
   return normalizeSdp(sdp, ports).map((line) =>
     line
-      .replace(/^a=ice-ufrag:[A-Za-z0-9+/]+$/, 'a=ice-ufrag:<UFRAG>')
-      .replace(/^a=ice-pwd:[A-Za-z0-9+/]+$/, 'a=ice-pwd:<PWD>')
+      .replace(/^a=ice-ufrag:([A-Za-z0-9+/]+)$/, (_m, v: string) => `a=ice-ufrag:${values.name('UFRAG', v)}`)
+      .replace(/^a=ice-pwd:([A-Za-z0-9+/]+)$/, (_m, v: string) => `a=ice-pwd:${values.name('PWD', v)}`)
       .replace(/^a=candidate:\S+ /, 'a=candidate:<FOUNDATION> ')
       .replace(/^(a=fingerprint:\S+) [0-9A-F:]+$/, '$1 <DIGEST>')
       .replace(/^(a=crypto:\d+ \S+ inline:)\S+/, '$1<KEY>'),
@@ -166,14 +208,20 @@ function viaNgrelay(callId: string, steps: Step[]): string[] {
  */
 const KNOWN_DIFFERENCES: Readonly<Record<string, RegExp[]>> = {
   'SIP phone calls a browser': [/^- a=ptime:20$/],
+  'ICE only (RTP/AVP, ICE=force) towards a phone that answers without ICE': [/^- a=ptime:20$/],
 };
 
 describe('WebRTC SDP: ngrelay against rtpengine 10.5', () => {
   let rtpengine: RelayUnderTest;
 
   beforeAll(async () => {
-    const base = 27000 + Math.floor(Math.random() * 40) * 20;
-    rtpengine = await startRtpengine({ ngPort: 23000 + Math.floor(Math.random() * 900), portMin: base, portMax: base + 19 });
+    const base = 27000 + Math.floor(Math.random() * 20) * 100;
+    rtpengine = await startRtpengine({
+      ngPort: 23000 + Math.floor(Math.random() * 900),
+      portMin: base,
+      portMax: base + 99,
+      deleteDelay: 0,
+    });
   }, 600_000);
 
   afterAll(async () => {
@@ -186,11 +234,16 @@ describe('WebRTC SDP: ngrelay against rtpengine 10.5', () => {
     const candidate = viaNgrelay(callId, scenario.steps);
     const refPorts = new PortNamer();
     const candPorts = new PortNamer();
+    const refValues = new ValueNamer();
+    const candValues = new ValueNamer();
     const problems: string[] = [];
     const known = KNOWN_DIFFERENCES[name] ?? [];
     const changed: string[] = [];
     scenario.steps.forEach((step, i) => {
-      const diff = diffLines(normalizeWebrtc(reference[i] as string, refPorts), normalizeWebrtc(candidate[i] as string, candPorts));
+      const diff = diffLines(
+        normalizeWebrtc(reference[i] as string, refPorts, refValues),
+        normalizeWebrtc(candidate[i] as string, candPorts, candValues),
+      );
       const differing = diff.filter((l) => l.startsWith('- ') || l.startsWith('+ '));
       changed.push(...differing);
       if (differing.some((l) => !known.some((k) => k.test(l)))) {
