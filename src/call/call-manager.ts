@@ -691,9 +691,13 @@ export class CallManager {
     if (!na.crypto.theirs && isSrtpProtocol(na.protocol) && !this.answersDtls(req, na)) na.protocol = plainProtocol(na.protocol);
   }
 
-  /** The offerer of this media gets DTLS-SRTP in the answer: it offered a fingerprint and `DTLS` is not off. */
+  /**
+   * The offerer of this media gets DTLS-SRTP in the answer: it offered a fingerprint, `DTLS` is not off, and the
+   * data plane has DTLS (without it an RTP/SAVP offerer falls back to SDES; a UDP/TLS one is refused later).
+   */
   private answersDtls(req: SignalRequest, offererMedia: MediaState): boolean {
-    return !!offererMedia.webrtc?.dtls?.remoteFingerprint && !dtlsDisabled(req.dtls) && isSrtpProtocol(offererMedia.protocol);
+    if (!offererMedia.webrtc?.dtls?.remoteFingerprint || dtlsDisabled(req.dtls) || !isSrtpProtocol(offererMedia.protocol)) return false;
+    return this.dataPlane.dtlsFingerprint !== undefined || isDtlsProtocol(offererMedia.protocol);
   }
 
   // ------------------------------------------------------------------------------------- ICE and DTLS

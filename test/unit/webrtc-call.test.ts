@@ -367,6 +367,70 @@ describe('WebRTC SDP and rules', () => {
     expect(withIce).toBe(1);
   });
 
+  it('DTLS-SRTP browser to an SDES phone: DTLS keys one way, SDES keys the other', () => {
+    const toSdesPhone = { ...TO_SIP, transportProtocol: 'RTP/SAVP', dtls: 'off', sdes: [] };
+    const offer = cm.offer(signalRequest({ sdp: fixture('chromium-audio-offer.sdp'), ...toSdesPhone }));
+    expect(attr(offer, 'fingerprint')).toEqual([]);
+    const given = attr(offer, 'crypto:5 ')[0] ?? '';
+    expect(given).toMatch(/^a=crypto:5 AES_CM_128_HMAC_SHA1_80 inline:/);
+    const phoneKey = 'a=crypto:5 AES_CM_128_HMAC_SHA1_80 inline:' + Buffer.alloc(30, 7).toString('base64');
+    const phoneAnswer = Buffer.from(
+      fixture('sip-audio-answer.sdp').toString('latin1').replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', `a=sendrecv\r\n${phoneKey}`),
+      'latin1',
+    );
+    const answer = cm.answer(signalRequest({ sdp: phoneAnswer, toTag: 'B', ...TO_BROWSER }));
+    expect(attr(answer, 'crypto')).toEqual([]);
+    expect(attr(answer, 'setup')).toEqual(['a=setup:passive']);
+    const browser = rule(mPort(answer));
+    const phone = rule(mPort(offer));
+    expect(browser.crypto?.inbound).toEqual({ dtlsOf: idOf(mPort(answer)) });
+    // What the browser sends is encrypted towards the phone with the key ngrelay offered it (tag 5).
+    expect(browser.crypto?.outbound).toMatchObject({ suite: 'AES_CM_128_HMAC_SHA1_80' });
+    expect(phone.crypto?.inbound).toMatchObject({ suite: 'AES_CM_128_HMAC_SHA1_80', key: Buffer.alloc(16, 7) });
+    expect(phone.crypto?.outbound).toEqual({ dtlsOf: idOf(mPort(answer)) });
+  });
+
+  it('an RTP/SAVP receiver offered SDES and DTLS: a=crypto-only answer is SDES, an answer with a=fingerprint is DTLS', () => {
+    const key = 'a=crypto:5 AES_CM_128_HMAC_SHA1_80 inline:' + Buffer.alloc(30, 9).toString('base64');
+    const savpAnswer = (extra: string[]): Buffer =>
+      Buffer.from(
+        fixture('sip-audio-answer.sdp').toString('latin1').replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', ['a=sendrecv', key, ...extra].join('\r\n')),
+        'latin1',
+      );
+    const offer = cm.offer(signalRequest({ sdp: fixture('sip-audio-offer.sdp'), transportProtocol: 'RTP/SAVP' }));
+    expect(attr(offer, 'setup')).toEqual(['a=setup:actpass']);
+    expect(attr(offer, 'crypto').length).toBe(6);
+    cm.answer(signalRequest({ sdp: savpAnswer([]), toTag: 'B' }));
+    const sdes = rule(mPort(offer));
+    expect(sdes.dtls ?? null).toBeNull();
+    expect(sdes.crypto?.inbound).toMatchObject({ key: Buffer.alloc(16, 9) });
+
+    const offer2 = cm.offer(signalRequest({ callId: 'c2', sdp: fixture('sip-audio-offer.sdp'), transportProtocol: 'RTP/SAVP' }));
+    cm.answer(
+      signalRequest({ callId: 'c2', sdp: savpAnswer(['a=setup:passive', `a=fingerprint:sha-256 ${Array(32).fill('01').join(':')}`]), toTag: 'B' }),
+    );
+    const dtls = rule(mPort(offer2));
+    expect(dtls.dtls?.role).toBe('active');
+    expect(dtls.crypto?.inbound).toEqual({ dtlsOf: idOf(mPort(offer2)) });
+  });
+
+  it('without DTLS in the data plane an RTP/SAVP offer with a=fingerprint is answered with SDES', () => {
+    const plain = new FakeDataPlane();
+    const manager = new CallManager(testConfig(), plain, logger);
+    const savpOffer = Buffer.from(
+      fixture('sip-audio-offer.sdp').toString('latin1').replace('RTP/AVP', 'RTP/SAVP').replace('a=sendrecv', [
+        'a=sendrecv', 'a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:' + Buffer.alloc(30, 3).toString('base64'),
+        'a=setup:actpass', `a=fingerprint:sha-256 ${Array(32).fill('01').join(':')}`,
+      ].join('\r\n')),
+      'latin1',
+    );
+    manager.offer(signalRequest({ sdp: savpOffer, transportProtocol: 'RTP/AVP' }));
+    const answer = manager.answer(signalRequest({ sdp: fixture('sip-audio-answer.sdp'), toTag: 'B' }));
+    expect(lines(answer).find((l) => l.startsWith('m='))).toMatch(/ RTP\/SAVP /);
+    expect(attr(answer, 'crypto').length).toBe(1);
+    expect(attr(answer, 'setup')).toEqual([]);
+  });
+
   it('roles: RFC 8445 controlling rules and RFC 5763 setup answers', () => {
     expect(relayControls(true, false, false)).toBe(true);
     expect(relayControls(false, false, false)).toBe(false);
