@@ -23,6 +23,7 @@ import { NgRawClient, textOf } from '../support/ng-client';
 import { testConfig } from '../support/call-fixtures';
 import type { RelayUnderTest } from '../support/relay';
 import { startRtpengine } from '../support/rtpengine';
+import { startNgrelay } from '../support/ngrelay';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'sdp', 'webrtc');
 const fixture = (name: string): string => readFileSync(path.join(FIXTURES, name), 'latin1');
@@ -161,7 +162,7 @@ function normalizeWebrtc(sdp: string, ports: PortNamer, values: ValueNamer): str
   );
 }
 
-async function viaRtpengine(relay: RelayUnderTest, callId: string, steps: Step[]): Promise<string[]> {
+async function viaRelay(relay: RelayUnderTest, callId: string, steps: Step[]): Promise<string[]> {
   const client = await NgRawClient.open(relay.ngPort, relay.ngHost);
   const out: string[] = [];
   try {
@@ -176,7 +177,7 @@ async function viaRtpengine(relay: RelayUnderTest, callId: string, steps: Step[]
       };
       const reply = await client.request(request, { retransmitMs: 1000, deadlineMs: 4000 });
       const sdp = textOf(reply.dict, 'sdp');
-      if (sdp === undefined) throw new Error(`rtpengine: ${step.label}: ${JSON.stringify(reply.plain)}`);
+      if (sdp === undefined) throw new Error(`${relay.name}: ${step.label}: ${JSON.stringify(reply.plain)}`);
       out.push(sdp);
     }
     await client.request({ command: 'delete', 'call-id': callId, 'from-tag': 'browser-or-phone-A' });
@@ -228,9 +229,37 @@ describe('WebRTC SDP: ngrelay against rtpengine 10.5', () => {
     await rtpengine?.stop();
   });
 
+  // The whole path (bencode, rtpp-flags, command layer, native data plane) for the leg that needs no DTLS from
+  // the engine: the browser's offer as the SIP phone gets it from the real ngrelay binary.
+  it('the real ngrelay binary gives the phone the same offer as rtpengine', async () => {
+    const base = 28500 + Math.floor(Math.random() * 10) * 100;
+    const ngrelay = await startNgrelay({ ngPort: 24000 + Math.floor(Math.random() * 900), portMin: base, portMax: base + 99, deleteDelay: 0 });
+    try {
+      const steps: Step[] = [
+        {
+          // As Kamailio 5.6's rtpengine module sends them: dict keys (rtpengine 10.5 does not read `rtpp-flags`).
+          label: 'offer to the phone',
+          command: 'offer',
+          sdp: fixture('chromium-audio-offer.sdp'),
+          flags: { ...TO_SIP, 'DTLS-reverse': 'passive' },
+        },
+      ];
+      const reference = await viaRelay(rtpengine, `binary-${Date.now()}`, steps);
+      const candidate = await viaRelay(ngrelay, `binary-${Date.now()}`, steps);
+      const diff = diffLines(
+        normalizeWebrtc(reference[0] as string, new PortNamer(), new ValueNamer()),
+        normalizeWebrtc(candidate[0] as string, new PortNamer(), new ValueNamer()),
+      );
+      expect(diff, diff.join('\n')).toEqual([]);
+      expect(candidate[0]).not.toMatch(/a=(fingerprint|setup|ice-|candidate)/);
+    } finally {
+      await ngrelay.stop();
+    }
+  }, 60_000);
+
   it.each(SCENARIOS.map((s) => [s.name, s] as const))('%s', async (name, scenario) => {
     const callId = `webrtc-${name.replace(/\W+/g, '-')}-${Date.now()}`;
-    const reference = await viaRtpengine(rtpengine, callId, scenario.steps);
+    const reference = await viaRelay(rtpengine, callId, scenario.steps);
     const candidate = viaNgrelay(callId, scenario.steps);
     const refPorts = new PortNamer();
     const candPorts = new PortNamer();
