@@ -436,6 +436,9 @@ export class CallManager {
       medias: [],
       options: { learning: this.config.endpointLearning, strictSource: false, mediaHandover: false, asymmetric: false },
       isAnswerer: false,
+      // Present from the start so that a rolled-back command's snapshot puts them back too.
+      iceCredentials: null,
+      iceLite: false,
       sdpOut: null,
     };
   }
@@ -822,9 +825,10 @@ export class CallManager {
       }
       let aDtls = null;
       if (offeredA.dtls && this.answersDtls(req, a)) {
-        this.relayFingerprint(offeredA.dtls.hash);
+        this.relayFingerprint(offeredA.dtls.hash); // a UDP/TLS offerer with a data plane without DTLS: refused here
         const prefersPassive = passivePreference(req.dtls) ?? offeredA.dtls.prefersPassive;
-        aDtls = { ...offeredA.dtls, prefersPassive, role: roleAgainst(offeredA.dtls.remoteSetup, prefersPassive) };
+        const hash = fingerprintHashOf(req.dtlsFingerprint) ?? offeredA.dtls.hash;
+        aDtls = { ...offeredA.dtls, hash, prefersPassive, role: roleAgainst(offeredA.dtls.remoteSetup, prefersPassive) };
         if (a.crypto) a.crypto = { ...a.crypto, given: [], theirs: null, ours: null };
       }
       this.setWebrtc(a, { ice: aIce, dtls: aDtls });

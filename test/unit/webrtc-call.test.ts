@@ -431,6 +431,19 @@ describe('WebRTC SDP and rules', () => {
     expect(attr(answer, 'setup')).toEqual([]);
   });
 
+  it("the relay's fingerprint hash: the party's own by default, DTLS-fingerprint in the answer overrides it", () => {
+    const sha1Offer = Buffer.from(
+      fixture('chromium-audio-offer.sdp').toString('latin1').replace(/a=fingerprint:sha-256 \S+/, `a=fingerprint:sha-1 ${Array(20).fill('0A').join(':')}`),
+      'latin1',
+    );
+    cm.offer(signalRequest({ sdp: sha1Offer, ...TO_SIP }));
+    const answer = cm.answer(signalRequest({ sdp: fixture('sip-audio-answer.sdp'), toTag: 'B', ...TO_BROWSER }));
+    expect(attr(answer, 'fingerprint')[0]).toMatch(/^a=fingerprint:sha-1 /);
+    cm.offer(signalRequest({ callId: 'c2', sdp: sha1Offer, ...TO_SIP }));
+    const overridden = cm.answer(signalRequest({ callId: 'c2', sdp: fixture('sip-audio-answer.sdp'), toTag: 'B', ...TO_BROWSER, dtlsFingerprint: 'SHA-512' }));
+    expect(attr(overridden, 'fingerprint')[0]).toMatch(/^a=fingerprint:sha-512 /);
+  });
+
   it('roles: RFC 8445 controlling rules and RFC 5763 setup answers', () => {
     expect(relayControls(true, false, false)).toBe(true);
     expect(relayControls(false, false, false)).toBe(false);
