@@ -10,14 +10,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { DataPlane, DtlsFingerprint, Endpoint, StreamCrypto, StreamRule } from '../dataplane/types';
+import type { DataPlane, Endpoint, StreamCrypto, StreamRule } from '../dataplane/types';
 import type { RelayConfig, InterfaceConfig } from '../config/types';
 import type { ConnectionAddress, Direction, MediaRewrite, ParsedSdp, SdpMedia, SdpRewrite } from '../sdp/types';
 import { parseSdp, sdpParseDetail } from '../sdp/parse';
 import { sdpParseError } from '../sdp/lines';
 import { rewriteSdp } from '../sdp/rewrite';
 import { NgError } from '../errors';
-import type { CallState, MediaState, MediaWebrtcState, MonologueState, PartyOptions, StreamState } from './state';
+import type { CallState, MediaState, MonologueState, PartyOptions, StreamState } from './state';
 import {
   emptyMediaCrypto,
   formatKeyLine,
@@ -29,26 +29,8 @@ import {
   usableCryptoLines,
 } from './srtp-negotiation';
 import type { DeleteRequest, SignalRequest } from './signal';
-import {
-  DtlsUnavailableError,
-  dtlsAttributeValues,
-  dtlsDisabled,
-  fingerprintHashOf,
-  iceAttributeValues,
-  iceMode,
-  iceWanted,
-  isDtlsProtocol,
-  mergeRemoteDtls,
-  mergeRemoteIce,
-  newIceCredentials,
-  passivePreference,
-  randomAlphanumeric,
-  relayControls,
-  roleAgainst,
-  streamDtls,
-  streamIce,
-  type LocalCandidate,
-} from './webrtc-negotiation';
+import { WebrtcMedia } from './webrtc-media';
+import { streamDtls, streamIce } from './webrtc-negotiation';
 import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
 import type { Logger } from '../logger';
@@ -117,8 +99,8 @@ export class CallManager {
   private readonly interfaces: InterfaceTable;
   readonly sockets: StreamSockets;
   private signalGeneration = 1;
-  /** ICE candidate foundation per local address, fixed for the process's life (as rtpengine's). */
-  private readonly foundations = new Map<string, string>();
+  /** ICE and DTLS-SRTP of the parties' media (src/call/webrtc-media.ts). */
+  private readonly webrtc: WebrtcMedia;
   /** Counters for the `statistics` command. */
   readonly totals = {
     managedSessions: 0,
@@ -142,6 +124,7 @@ export class CallManager {
     private readonly now: () => number = Date.now,
   ) {
     this.interfaces = new InterfaceTable(config.interfaces);
+    this.webrtc = new WebrtcMedia(dataPlane, config.dtlsPassive === true);
     this.sockets = new StreamSockets(dataPlane, config.portMin, config.portMax, logger, (id) =>
       this.streamCalls.delete(id),
     );
@@ -185,7 +168,7 @@ export class CallManager {
       call.deleteAtMs = null;
       call.deleteRequestedMs = null;
       plan.commit();
-      this.offerWebrtc(req, sdp, self, peer);
+      this.webrtc.offer(req, sdp, self, peer);
       this.signalGeneration++;
       this.installRules(call, self, peer);
 
@@ -265,7 +248,7 @@ export class CallManager {
       if (req.recordCall !== null) call.recordCall = req.recordCall;
       if (req.flags.has('record-call')) call.recordCall = true;
       plan.commit();
-      this.answerWebrtc(req, sdp, offerer, answerer);
+      this.webrtc.answer(req, sdp, offerer, answerer);
       this.signalGeneration++;
       this.installRules(call, offerer, answerer);
 
@@ -690,184 +673,8 @@ export class CallManager {
     const settled = settleAnswer(na.crypto ?? emptyMediaCrypto(), nb.crypto ?? emptyMediaCrypto(), answerLines, sdes);
     na.crypto = settled.offerer;
     nb.crypto = settled.answerer;
-    // An offerer answered with DTLS-SRTP keeps its SRTP protocol (answerWebrtc settles its keys).
-    if (!na.crypto.theirs && isSrtpProtocol(na.protocol) && !this.answersDtls(req, na)) na.protocol = plainProtocol(na.protocol);
-  }
-
-  /**
-   * The offerer of this media gets DTLS-SRTP in the answer: it offered a fingerprint, `DTLS` is not off, and the
-   * data plane has DTLS (without it an RTP/SAVP offerer falls back to SDES; a UDP/TLS one is refused later).
-   */
-  private answersDtls(req: SignalRequest, offererMedia: MediaState): boolean {
-    if (!offererMedia.webrtc?.dtls?.remoteFingerprint || dtlsDisabled(req.dtls) || !isSrtpProtocol(offererMedia.protocol)) return false;
-    return this.dataPlane.dtlsFingerprint !== undefined || isDtlsProtocol(offererMedia.protocol);
-  }
-
-  // ------------------------------------------------------------------------------------- ICE and DTLS
-
-  /** The relay's certificate fingerprint, or the typed refusal when the data plane has no DTLS. */
-  private relayFingerprint(hash: DtlsFingerprint['hash']): DtlsFingerprint {
-    if (!this.dataPlane.dtlsFingerprint) throw new DtlsUnavailableError();
-    return this.dataPlane.dtlsFingerprint(hash);
-  }
-
-  /** ICE-lite key of an offer: which parties the relay is lite towards from now on. */
-  private applyIceLite(req: SignalRequest, self: MonologueState, peer: MonologueState): void {
-    const v = req.iceLite;
-    if (v === 'forward' || v === 'both') peer.iceLite = true;
-    if (v === 'backward' || v === 'both') self.iceLite = true;
-    if (v === 'off') {
-      self.iceLite = false;
-      peer.iceLite = false;
-    }
-  }
-
-  /**
-   * ICE and DTLS of an offer (src/call/webrtc-negotiation.ts): what the offerer said is remembered on its side
-   * (the relay's answer to it decides whether they are used); the receiver's side gets what the flags ask for.
-   * Runs after the media are committed; it replaces webrtc objects, never changes them in place (snapshots
-   * share them).
-   */
-  private offerWebrtc(req: SignalRequest, sdp: ParsedSdp, self: MonologueState, peer: MonologueState): void {
-    this.applyIceLite(req, self, peer);
-    const mode = iceMode(req.ice);
-    const canDtls = this.dataPlane.dtlsFingerprint !== undefined;
-    for (const sdpMedia of sdp.media) {
-      const a = self.medias[sdpMedia.index] as MediaState;
-      const b = peer.medias[sdpMedia.index] as MediaState;
-      a.mid = sdpMedia.mid;
-      if (a.rejected) {
-        delete a.webrtc;
-        delete b.webrtc;
-        continue;
-      }
-      // The offerer's side.
-      const previousA = a.webrtc ?? { ice: null, dtls: null };
-      const merged = sdpMedia.ice ? mergeRemoteIce(previousA.ice, sdpMedia.ice, self.iceLite === true) : null;
-      if (merged?.restarted) self.iceCredentials = newIceCredentials();
-      const aDtls = sdpMedia.dtls?.fingerprint
-        ? mergeRemoteDtls(
-            previousA.dtls,
-            sdpMedia.dtls,
-            {
-              prefersPassive: passivePreference(req.dtlsReverse) ?? previousA.dtls?.prefersPassive ?? this.config.dtlsPassive === true,
-              hash: previousA.dtls?.hash ?? sdpMedia.dtls.fingerprint.hash,
-            },
-            merged?.restarted === true,
-          )
-        : null;
-      // A re-offer keeps the settled role until its answer settles it again (media must not stop meanwhile).
-      this.setWebrtc(a, { ice: merged?.ice ?? null, dtls: aDtls });
-
-      // The receiver's side.
-      const previousB = b.webrtc ?? { ice: null, dtls: null };
-      let bIce = null;
-      if (iceWanted(mode, sdpMedia.ice !== null)) {
-        peer.iceCredentials ??= newIceCredentials();
-        const base = mergeRemoteIce(previousB.ice, null, peer.iceLite === true).ice;
-        bIce = { ...base, controlling: relayControls(true, peer.iceLite === true, base.remoteLite) };
-      }
-      let bDtls = null;
-      if (isSrtpProtocol(b.protocol) && !dtlsDisabled(req.dtls)) {
-        if (!canDtls && isDtlsProtocol(b.protocol)) throw new DtlsUnavailableError();
-        if (canDtls) {
-          bDtls = mergeRemoteDtls(
-            previousB.dtls,
-            null,
-            {
-              prefersPassive: passivePreference(req.dtls) ?? previousB.dtls?.prefersPassive ?? this.config.dtlsPassive === true,
-              hash: fingerprintHashOf(req.dtlsFingerprint) ?? previousB.dtls?.hash ?? 'sha-256',
-            },
-            false,
-          );
-        }
-      }
-      this.setWebrtc(b, { ice: bIce, dtls: bDtls });
-    }
-  }
-
-  /** ICE and DTLS settled by an answer, for both sides (see offerWebrtc). */
-  private answerWebrtc(req: SignalRequest, sdp: ParsedSdp, offerer: MonologueState, answerer: MonologueState): void {
-    const mode = iceMode(req.ice);
-    for (const sdpMedia of sdp.media) {
-      const a = offerer.medias[sdpMedia.index] as MediaState;
-      const b = answerer.medias[sdpMedia.index] as MediaState;
-      b.mid = sdpMedia.mid;
-      if (a.rejected || b.rejected) {
-        delete a.webrtc;
-        delete b.webrtc;
-        continue;
-      }
-      // The answerer: ICE and DTLS only where the relay offered them and the answer takes them up.
-      const offeredB = b.webrtc ?? { ice: null, dtls: null };
-      let bIce = null;
-      if (offeredB.ice && sdpMedia.ice) {
-        const merged = mergeRemoteIce(offeredB.ice, sdpMedia.ice, answerer.iceLite === true);
-        if (merged.restarted) answerer.iceCredentials = newIceCredentials();
-        bIce = { ...merged.ice, controlling: relayControls(true, answerer.iceLite === true, merged.ice.remoteLite) };
-      }
-      let bDtls = null;
-      if (offeredB.dtls && sdpMedia.dtls?.fingerprint) {
-        const merged = mergeRemoteDtls(offeredB.dtls, sdpMedia.dtls, offeredB.dtls, false);
-        bDtls = { ...merged, role: roleAgainst(sdpMedia.dtls.setup, merged.prefersPassive) };
-        // DTLS is preferred over SDES: the answerer's a=crypto lines are not used.
-        if (b.crypto) b.crypto = { ...b.crypto, theirs: null, ours: null };
-      }
-      this.setWebrtc(b, { ice: bIce, dtls: bDtls });
-
-      // The offerer gets the relay's ICE per this answer's ICE key, and DTLS when it offered it.
-      const offeredA = a.webrtc ?? { ice: null, dtls: null };
-      let aIce = null;
-      if (iceWanted(mode, offeredA.ice !== null)) {
-        offerer.iceCredentials ??= newIceCredentials();
-        const base = mergeRemoteIce(offeredA.ice, null, offerer.iceLite === true).ice;
-        aIce = { ...base, controlling: relayControls(false, offerer.iceLite === true, base.remoteLite) };
-      }
-      let aDtls = null;
-      if (offeredA.dtls && this.answersDtls(req, a)) {
-        this.relayFingerprint(offeredA.dtls.hash); // a UDP/TLS offerer with a data plane without DTLS: refused here
-        const prefersPassive = passivePreference(req.dtls) ?? offeredA.dtls.prefersPassive;
-        const hash = fingerprintHashOf(req.dtlsFingerprint) ?? offeredA.dtls.hash;
-        aDtls = { ...offeredA.dtls, hash, prefersPassive, role: roleAgainst(offeredA.dtls.remoteSetup, prefersPassive) };
-        if (a.crypto) a.crypto = { ...a.crypto, given: [], theirs: null, ours: null };
-      }
-      this.setWebrtc(a, { ice: aIce, dtls: aDtls });
-    }
-  }
-
-  /** Stores a media's WebRTC state, dropping it when there is neither ICE nor DTLS (plain calls stay as before). */
-  private setWebrtc(media: MediaState, webrtc: MediaWebrtcState): void {
-    if (webrtc.ice === null && webrtc.dtls === null) delete media.webrtc;
-    else media.webrtc = webrtc;
-  }
-
-  /** The ICE candidate foundation of a local address (16 characters, as rtpengine's). */
-  private foundationOf(address: string): string {
-    let f = this.foundations.get(address);
-    if (f === undefined) {
-      f = randomAlphanumeric(16);
-      this.foundations.set(address, f);
-    }
-    return f;
-  }
-
-  /** a=ice-*, a=candidate lines towards `receiver` for one media; undefined = the relay does no ICE with it. */
-  private iceLines(req: SignalRequest, receiver: MonologueState, media: MediaState, rtcpPort: number | null): string[] | undefined {
-    const ice = media.webrtc?.ice;
-    if (!ice || !receiver.iceCredentials) return undefined;
-    const address = media.rtp.advertisedAddress;
-    const foundation = this.foundationOf(address);
-    const candidates: LocalCandidate[] = [{ foundation, component: 1, address, port: media.rtp.localPort }];
-    if (rtcpPort !== null && rtcpPort !== media.rtp.localPort) candidates.push({ foundation, component: 2, address, port: rtcpPort });
-    return iceAttributeValues(receiver.iceCredentials, candidates, req.flags.has('trickle-ICE') || ice.remoteTrickle);
-  }
-
-  /** a=setup, a=fingerprint towards the party of `media`; undefined = no DTLS with it. */
-  private dtlsLines(media: MediaState, kind: 'offer' | 'answer'): string[] | undefined {
-    const dtls = media.webrtc?.dtls;
-    if (!dtls) return undefined;
-    const setup = kind === 'offer' ? 'actpass' : (dtls.role ?? 'active');
-    return dtlsAttributeValues(setup, this.relayFingerprint(dtls.hash));
+    // An offerer answered with DTLS-SRTP keeps its SRTP protocol (WebrtcMedia.answer settles its keys).
+    if (!na.crypto.theirs && isSrtpProtocol(na.protocol) && !this.webrtc.answersDtls(req, na)) na.protocol = plainProtocol(na.protocol);
   }
 
   /** Settle rtcp-mux for both sides of an answer; sockets are reserved now, swapped in by the returned step. */
@@ -1075,8 +882,8 @@ export class CallManager {
             ? mine.protocol
             : null;
       const rtcpPort = rejected ? null : requireMux || (mine as MediaState).rtcp.muxedWith !== null ? (mine as MediaState).rtp.localPort : (mine as MediaState).rtcp.localPort;
-      const ice = mine && !rejected ? this.iceLines(req, receiver, mine, rtcpPort) : undefined;
-      const dtls = mine && !rejected ? this.dtlsLines(mine, kind) : undefined;
+      const ice = mine && !rejected ? this.webrtc.iceLines(req, receiver, mine, rtcpPort) : undefined;
+      const dtls = mine && !rejected ? this.webrtc.dtlsLines(mine, kind) : undefined;
       if (ice) withIce = true;
       // a=mid: an answer carries the mid the offer had (none if it had none); an offer gets one with generate-mid.
       const mid =
