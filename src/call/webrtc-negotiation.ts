@@ -38,6 +38,32 @@ export class DtlsUnavailableError extends NgError {
   }
 }
 
+/** The values each WebRTC ng key takes; anything else is ignored as rtpengine 10.5 ignores it (and logged). */
+const KNOWN_VALUES: Readonly<Record<string, ReadonlySet<string>>> = {
+  ICE: new Set(['remove', 'force', 'default', 'force-relay', 'optional']),
+  'ICE-lite': new Set(['forward', 'backward', 'both', 'off']),
+  DTLS: new Set(['off', 'no', 'disable', 'passive', 'active']),
+  'DTLS-reverse': new Set(['passive', 'active']),
+};
+
+/** `key=value` of every WebRTC key whose value ngrelay does not know (DTLS-fingerprint: an unknown hash). */
+export function unknownWebrtcValues(values: {
+  ICE: string | null;
+  'ICE-lite': string | null;
+  DTLS: string | null;
+  'DTLS-reverse': string | null;
+  'DTLS-fingerprint': string | null;
+}): string[] {
+  const out: string[] = [];
+  for (const [key, known] of Object.entries(KNOWN_VALUES)) {
+    const v = values[key as keyof typeof values];
+    if (v !== null && !known.has(v)) out.push(`${key}=${v}`);
+  }
+  const hash = values['DTLS-fingerprint'];
+  if (hash !== null && fingerprintHashOf(hash) === null) out.push(`DTLS-fingerprint=${hash}`);
+  return out;
+}
+
 export type IceMode = 'remove' | 'force' | 'default';
 
 /** The `ICE` key as ngrelay acts on it; unknown values are rtpengine's default (it ignores them too). */

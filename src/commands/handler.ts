@@ -14,6 +14,7 @@ import type { DataPlane } from '../dataplane/types';
 import type { Logger } from '../logger';
 import { statisticsReply, type ControlStats } from './statistics';
 import { KNOWN_FLAGS } from './known-flags';
+import { unknownWebrtcValues } from '../call/webrtc-negotiation';
 import { MEDIA_CONTROL_COMMANDS, mediaControlCommand, type MediaControlCommand } from './media-control';
 import type { CallRecorder } from '../recording/call-recorder';
 import type { CallState } from '../call/state';
@@ -110,6 +111,14 @@ export function signal(req: NormalizedRequest, logger: Logger, isAnswer: boolean
   if (isAnswer && !req.toTag) throw new NgError('No to-tag in message');
   const unknown = [...req.flags].filter((f) => !KNOWN_FLAGS.has(f));
   if (unknown.length > 0) logger.info({ 'call-id': req.callId, flags: unknown }, 'ignoring unknown flags');
+  const unknownValues = unknownWebrtcValues({
+    ICE: req.ICE,
+    'ICE-lite': req.ICElite,
+    DTLS: req.DTLS,
+    'DTLS-reverse': req.DTLSreverse,
+    'DTLS-fingerprint': req.DTLSfingerprint,
+  });
+  if (unknownValues.length > 0) logger.info({ 'call-id': req.callId, values: unknownValues }, 'ignoring unknown values');
   return {
     callId: req.callId,
     fromTag: req.fromTag,

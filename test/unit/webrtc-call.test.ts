@@ -9,7 +9,7 @@ import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { CallManager } from '../../src/call/call-manager';
 import type { SignalRequest } from '../../src/call/signal';
-import { DtlsUnavailableError, hostPriority, relayControls, roleAgainst } from '../../src/call/webrtc-negotiation';
+import { DtlsUnavailableError, hostPriority, relayControls, roleAgainst, unknownWebrtcValues } from '../../src/call/webrtc-negotiation';
 import { parseSdp } from '../../src/sdp/parse';
 import { callStatistics } from '../../src/call/query-reply';
 import { normalizeRequest } from '../../src/ng/request';
@@ -442,6 +442,16 @@ describe('WebRTC SDP and rules', () => {
     cm.offer(signalRequest({ callId: 'c2', sdp: sha1Offer, ...TO_SIP }));
     const overridden = cm.answer(signalRequest({ callId: 'c2', sdp: fixture('sip-audio-answer.sdp'), toTag: 'B', ...TO_BROWSER, dtlsFingerprint: 'SHA-512' }));
     expect(attr(overridden, 'fingerprint')[0]).toMatch(/^a=fingerprint:sha-512 /);
+  });
+
+  it('unknown ICE/DTLS values are named for the log and act as the default (rtpengine 10.5 ignores them too)', () => {
+    expect(
+      unknownWebrtcValues({ ICE: 'bogus', 'ICE-lite': 'forward', DTLS: 'weird', 'DTLS-reverse': null, 'DTLS-fingerprint': 'md5' }),
+    ).toEqual(['ICE=bogus', 'DTLS=weird', 'DTLS-fingerprint=md5']);
+    expect(unknownWebrtcValues({ ICE: 'force-relay', 'ICE-lite': 'off', DTLS: 'no', 'DTLS-reverse': 'active', 'DTLS-fingerprint': 'SHA-256' })).toEqual([]);
+    const offer = cm.offer(signalRequest({ sdp: fixture('sip-audio-offer.sdp'), ice: 'bogus', dtls: 'weird', transportProtocol: 'RTP/SAVP' }));
+    expect(attr(offer, 'ice-ufrag')).toEqual([]); // default: the phone's SDP had no ICE
+    expect(attr(offer, 'setup')).toEqual(['a=setup:actpass']);
   });
 
   it('roles: RFC 8445 controlling rules and RFC 5763 setup answers', () => {
