@@ -244,7 +244,12 @@ function logEngineEvents(events: EngineEvent[], manager: CallManager, logger: Lo
       endpoint: 'from' in e ? `${e.from.address}:${e.from.port}` : 'endpoint' in e ? `${e.endpoint.address}:${e.endpoint.port}` : undefined,
     };
     if (e.type === 'dtmf') continue; // logged by DtmfLog, with its digit
-    if (e.type === 'first-packet') logger.debug(fields, 'media event');
+    // A DTLS handshake: its profile, or why it failed (no media flows that way then).
+    if (e.type === 'dtls') {
+      if (e.ok) logger.info({ ...fields, profile: e.profile }, 'DTLS-SRTP handshake done');
+      else logger.warn({ ...fields, error: e.error }, 'DTLS-SRTP handshake failed');
+    } else if (e.type === 'ice-selected') logger.info(fields, 'ICE selected a pair');
+    else if (e.type === 'first-packet') logger.debug(fields, 'media event');
     else logger.info(fields, 'media event');
   }
 }

@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import { NgRawClient } from '../../test/support/ng-client';
 import type { PlainValue } from '../../test/support/bencode';
 import { buildSdp } from '../../test/support/sdp-fixtures';
+import { srtpSuite } from '../../src/dataplane/srtp-suites';
 
 /** Phone sockets of one side: the generator sends from and the sink receives on these. */
 export interface Endpoint {
@@ -32,12 +33,14 @@ export function phoneOf(plan: PhonePlan, side: 'A' | 'B', i: number, calls: numb
 
 export type SrtpSuite = 'AES_CM_128_HMAC_SHA1_80' | 'AES_CM_128_HMAC_SHA1_32' | 'AEAD_AES_128_GCM';
 
-/** SDES master key + salt length (bytes) per suite. */
-export const SRTP_KEY_LENGTH: Record<SrtpSuite, number> = {
-  AES_CM_128_HMAC_SHA1_80: 30,
-  AES_CM_128_HMAC_SHA1_32: 30,
-  AEAD_AES_128_GCM: 28,
-};
+/** SDES master key + salt length (bytes) per suite, from the one suite table (src/dataplane/srtp-suites.ts). */
+export const SRTP_KEY_LENGTH: Record<SrtpSuite, number> = Object.fromEntries(
+  (['AES_CM_128_HMAC_SHA1_80', 'AES_CM_128_HMAC_SHA1_32', 'AEAD_AES_128_GCM'] as const).map((name) => {
+    const suite = srtpSuite(name);
+    if (!suite) throw new Error(`SRTP suite ${name} missing from src/dataplane/srtp-suites.ts`);
+    return [name, suite.masterKeyLength + suite.masterSaltLength];
+  }),
+) as Record<SrtpSuite, number>;
 
 export interface SdesKey {
   tag: number;

@@ -10,14 +10,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
-import type { DataPlane, Endpoint, StreamRule } from '../dataplane/types';
+import type { DataPlane, Endpoint, StreamCrypto, StreamRule } from '../dataplane/types';
 import type { RelayConfig, InterfaceConfig } from '../config/types';
 import type { ConnectionAddress, Direction, MediaRewrite, ParsedSdp, SdpMedia, SdpRewrite } from '../sdp/types';
 import { parseSdp, sdpParseDetail } from '../sdp/parse';
 import { sdpParseError } from '../sdp/lines';
 import { rewriteSdp } from '../sdp/rewrite';
 import { NgError } from '../errors';
-import type { CallState, MediaCryptoState, MediaState, MonologueState, PartyOptions, StreamState } from './state';
+import type { CallState, MediaState, MonologueState, PartyOptions, StreamState } from './state';
 import {
   emptyMediaCrypto,
   formatKeyLine,
@@ -29,6 +29,8 @@ import {
   usableCryptoLines,
 } from './srtp-negotiation';
 import type { DeleteRequest, SignalRequest } from './signal';
+import { WebrtcMedia } from './webrtc-media';
+import { streamDtls, streamIce } from './webrtc-negotiation';
 import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
 import type { Logger } from '../logger';
@@ -97,6 +99,8 @@ export class CallManager {
   private readonly interfaces: InterfaceTable;
   readonly sockets: StreamSockets;
   private signalGeneration = 1;
+  /** ICE and DTLS-SRTP of the parties' media (src/call/webrtc-media.ts). */
+  private readonly webrtc: WebrtcMedia;
   /** Counters for the `statistics` command. */
   readonly totals = {
     managedSessions: 0,
@@ -120,6 +124,7 @@ export class CallManager {
     private readonly now: () => number = Date.now,
   ) {
     this.interfaces = new InterfaceTable(config.interfaces);
+    this.webrtc = new WebrtcMedia(dataPlane, config.dtlsPassive === true);
     this.sockets = new StreamSockets(dataPlane, config.portMin, config.portMax, logger, (id) =>
       this.streamCalls.delete(id),
     );
@@ -163,6 +168,7 @@ export class CallManager {
       call.deleteAtMs = null;
       call.deleteRequestedMs = null;
       plan.commit();
+      this.webrtc.offer(req, sdp, self, peer);
       this.signalGeneration++;
       this.installRules(call, self, peer);
 
@@ -242,6 +248,7 @@ export class CallManager {
       if (req.recordCall !== null) call.recordCall = req.recordCall;
       if (req.flags.has('record-call')) call.recordCall = true;
       plan.commit();
+      this.webrtc.answer(req, sdp, offerer, answerer);
       this.signalGeneration++;
       this.installRules(call, offerer, answerer);
 
@@ -412,6 +419,9 @@ export class CallManager {
       medias: [],
       options: { learning: this.config.endpointLearning, strictSource: false, mediaHandover: false, asymmetric: false },
       isAnswerer: false,
+      // Present from the start so that a rolled-back command's snapshot puts them back too.
+      iceCredentials: null,
+      iceLite: false,
       sdpOut: null,
     };
   }
@@ -508,7 +518,8 @@ export class CallManager {
     media.type = sdpMedia.type;
     media.protocol = sdpMedia.proto;
     // RFC 2543 hold: a zero connection address means the party only sends (rtpengine says so in its SDP).
-    const held = !!sdpMedia.effectiveConnection && isZeroAddress(sdpMedia.effectiveConnection.address);
+    // With ICE the c= is only a placeholder (browsers write 0.0.0.0 port 9; RFC 8839 §4.2.3): no hold.
+    const held = !!sdpMedia.effectiveConnection && isZeroAddress(sdpMedia.effectiveConnection.address) && sdpMedia.ice === null;
     media.direction = held ? holdDirection(sdpMedia.direction) : sdpMedia.direction;
     media.codec = firstCodec(sdpMedia) ?? media.codec;
     media.dtmfPayloadType = telephoneEventPayloadType(sdpMedia) ?? media.dtmfPayloadType ?? null;
@@ -662,7 +673,8 @@ export class CallManager {
     const settled = settleAnswer(na.crypto ?? emptyMediaCrypto(), nb.crypto ?? emptyMediaCrypto(), answerLines, sdes);
     na.crypto = settled.offerer;
     nb.crypto = settled.answerer;
-    if (!na.crypto.theirs && isSrtpProtocol(na.protocol)) na.protocol = plainProtocol(na.protocol);
+    // An offerer answered with DTLS-SRTP keeps its SRTP protocol (WebrtcMedia.answer settles its keys).
+    if (!na.crypto.theirs && isSrtpProtocol(na.protocol) && !this.webrtc.answersDtls(req, na)) na.protocol = plainProtocol(na.protocol);
   }
 
   /** Settle rtcp-mux for both sides of an answer; sockets are reserved now, swapped in by the returned step. */
@@ -788,8 +800,8 @@ export class CallManager {
       for (const component of ['rtp', 'rtcp'] as const) {
         const sa = ma[component];
         const sb = mb[component];
-        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, { ...this.rule(a.options, sa, sb.id || null, ma.crypto, mb.crypto), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) }));
-        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, { ...this.rule(b.options, sb, sa.id || null, mb.crypto, ma.crypto), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) }));
+        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, { ...this.rule(a, sa, sb.id ? sb : null, ma, mb), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) }));
+        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, { ...this.rule(b, sb, sa.id ? sa : null, mb, ma), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) }));
         if (sa.id) this.streamCalls.set(sa.id, call.callId);
         if (sb.id) this.streamCalls.set(sb.id, call.callId);
       }
@@ -802,27 +814,35 @@ export class CallManager {
   }
 
   /**
-   * `own`: SDES state of this stream's party (its key decrypts what arrives here); `sinkSide`: the receiving
-   * party's (ngrelay's key for it encrypts what is forwarded).
+   * The rule of `stream` (it faces `mono`'s party, whose media is `own`); `sink` is the stream that faces the
+   * receiving party (`sinkMedia`). SRTP: `own`'s key (SDES) or its DTLS handshake decrypts what arrives here;
+   * the receiving party's SDES key or DTLS handshake encrypts what is forwarded. ICE and DTLS run on the
+   * streams that have a socket of their own (a muxed RTCP stream uses its RTP stream's).
    */
-  private rule(
-    options: PartyOptions,
-    stream: StreamState,
-    sink: number | null,
-    own?: MediaCryptoState,
-    sinkSide?: MediaCryptoState,
-  ): StreamRule {
-    const inbound = srtpKeys(own?.theirs);
-    const outbound = sink === null ? null : srtpKeys(sinkSide?.ours);
+  private rule(mono: MonologueState, stream: StreamState, sink: StreamState | null, own: MediaState, sinkMedia: MediaState): StreamRule {
+    const options = mono.options;
+    const handshakeStream = (s: StreamState): number => s.muxedWith ?? s.id;
+    const inbound: StreamCrypto['inbound'] = own.webrtc?.dtls?.role
+      ? { dtlsOf: handshakeStream(stream) }
+      : srtpKeys(own.crypto?.theirs);
+    const outbound: StreamCrypto['outbound'] =
+      sink === null ? null : sinkMedia.webrtc?.dtls?.role ? { dtlsOf: handshakeStream(sink) } : srtpKeys(sinkMedia.crypto?.ours);
     const crypto = inbound || outbound ? { crypto: { inbound, outbound, recrypt: options.recrypt === true } } : {};
+    const ownSocket = stream.muxedWith === null;
+    const ice = own.webrtc?.ice;
+    const dtls = own.webrtc?.dtls ? streamDtls(own.webrtc.dtls) : null;
     return {
       ...crypto,
+      ...(ownSocket && ice && mono.iceCredentials
+        ? { ice: streamIce(ice, mono.iceCredentials, stream.component === 'rtp' ? 1 : 2) }
+        : {}),
+      ...(ownSocket && dtls ? { dtls } : {}),
       expected: stream.expected,
       learning: options.asymmetric ? 'off' : options.learning,
       strictSource: options.strictSource,
       mediaHandover: options.mediaHandover,
       asymmetric: options.asymmetric,
-      sink,
+      sink: sink?.id ?? null,
       signalGeneration: this.signalGeneration,
     };
   }
@@ -845,11 +865,12 @@ export class CallManager {
       return { addrType: address.includes(':') ? 'IP6' : 'IP4', address };
     };
     const firstLive = receiver.medias.find((m) => !m.rejected);
+    let withIce = false;
     const media: MediaRewrite[] = sdp.media.map((sdpMedia) => {
       const mine = receiver.medias[sdpMedia.index];
       const senderMedia = sender.medias[sdpMedia.index];
       const conn = ifaceConn(mine);
-      const zero = sdpMedia.effectiveConnection && isZeroAddress(sdpMedia.effectiveConnection.address);
+      const zero = sdpMedia.effectiveConnection && isZeroAddress(sdpMedia.effectiveConnection.address) && sdpMedia.ice === null;
       const keepZero = zero && !req.replace.has('zero-address');
       const rejected = !mine || mine.rejected || sdpMedia.port === 0;
       const muxed = kind === 'offer' ? !!mine?.offeredRtcpMux : !!mine?.rtcpMux;
@@ -860,16 +881,30 @@ export class CallManager {
           : mine && mine.protocol !== sdpMedia.proto
             ? mine.protocol
             : null;
+      const rtcpPort = rejected ? null : requireMux || (mine as MediaState).rtcp.muxedWith !== null ? (mine as MediaState).rtp.localPort : (mine as MediaState).rtcp.localPort;
+      const ice = mine && !rejected ? this.webrtc.iceLines(req, receiver, mine, rtcpPort) : undefined;
+      const dtls = mine && !rejected ? this.webrtc.dtlsLines(mine, kind) : undefined;
+      if (ice) withIce = true;
+      // a=mid: an answer carries the mid the offer had (none if it had none); an offer gets one with generate-mid.
+      const mid =
+        kind === 'answer'
+          ? mine?.mid
+          : req.flags.has('generate-mid') && sdpMedia.mid === null && !rejected
+            ? String(sdpMedia.index + 1)
+            : undefined;
       return {
         port: rejected ? 0 : (mine as MediaState).rtp.localPort,
         connection: keepZero ? { addrType: conn.addrType, address: conn.addrType === 'IP6' ? '::' : ZERO_V4 } : conn,
-        rtcpPort: rejected ? null : requireMux || (mine as MediaState).rtcp.muxedWith !== null ? (mine as MediaState).rtp.localPort : (mine as MediaState).rtcp.localPort,
+        rtcpPort,
         rtcpMux: !rejected && (muxed || requireMux),
         direction: senderMedia?.direction ?? sdpMedia.direction,
         proto,
         removeIce: true,
         extraAttributes: [],
         ...(mine?.crypto && !rejected ? { crypto: mine.crypto.given.map(formatKeyLine) } : {}),
+        ...(dtls ? { dtls } : {}),
+        ...(ice ? { ice } : {}),
+        ...(mid !== undefined ? { mid } : {}),
       };
     });
     const sessionConn = ifaceConn(firstLive);
@@ -881,7 +916,10 @@ export class CallManager {
       sessionConnection: sessionZero ? (sdp.connection as ConnectionAddress) : sessionConn,
       media,
       // rtpengine 10.5 puts its loop-protect attribute at session level.
-      sessionAttributes: req.flags.has('loop-protect') ? [`rtpengine:${call.loopToken}`] : [],
+      sessionAttributes: [
+        ...(withIce && receiver.iceLite === true ? ['ice-lite'] : []),
+        ...(req.flags.has('loop-protect') ? [`rtpengine:${call.loopToken}`] : []),
+      ],
       replaceSessionConnection: req.replace.has('session-connection'),
     };
   }

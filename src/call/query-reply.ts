@@ -1,5 +1,6 @@
 /** The statistics dict of `query` and `delete`, in rtpengine 10.5's shape and key order. */
-import type { Endpoint, RtpQuality, StreamCounters, StreamQuality } from '../dataplane/types';
+import type { DtlsStatus, Endpoint, IceStatus, RtpQuality, StreamCounters, StreamQuality } from '../dataplane/types';
+import { DTLS_SRTP_PROFILES } from '../dataplane/srtp-suites';
 import type { NgDict, NgValue } from '../ng/types';
 import { ngDict } from '../ng/dict';
 import { idToWire } from '../ng/byte-string';
@@ -45,13 +46,50 @@ function mediaFlags(media: MediaState, mono: MonologueState, initialized: boolea
   if (media.direction === 'sendrecv' || media.direction === 'recvonly') flags.push('recv');
   if (media.rtcpMux) flags.push('rtcp-mux');
   if (media.rejected) flags.push('rejected');
+  // rtpengine 10.5's words and order for DTLS and ICE.
+  const dtls = media.webrtc?.dtls;
+  if (dtls) flags.push('DTLS-SRTP');
+  if (dtls?.role) flags.push(`DTLS role ${dtls.role}`);
+  if (media.webrtc?.ice) flags.push('ICE');
+  if (media.webrtc?.ice?.remoteTrickle) flags.push('trickle ICE');
   if (mono.isAnswerer || mono.tag === '') flags.push('ICE controlling');
   return flags;
 }
 
-/** The SRTP suite of this party's side (rtpengine shows it on both streams of an SRTP media). */
-function cryptoSuite(media: MediaState): string | null {
+/**
+ * The SRTP suite of this party's side (rtpengine shows it on both streams of an SRTP media): the SDES one, or
+ * with DTLS-SRTP the profile the handshake of the RTP stream negotiated (none before it completes).
+ */
+function cryptoSuite(media: MediaState, countersOf: CountersOf): string | null {
+  if (media.webrtc?.dtls) {
+    const profile = countersOf(media.rtp.id)?.dtls?.profile;
+    return profile ? (DTLS_SRTP_PROFILES[profile] ?? profile) : null;
+  }
   return media.crypto?.theirs?.suite ?? media.crypto?.ours?.suite ?? null;
+}
+
+/** ngrelay's ICE state of a stream (rtpengine has no such key; present only on streams that run ICE). */
+function iceDict(ice: IceStatus): NgDict {
+  return ngDict([
+    ['state', ice.state],
+    ['selected', endpointDict(ice.selected)],
+    ['checks received', ice.checksReceived],
+    ['checks sent', ice.checksSent],
+    ['STUN rejected', ice.stunRejected],
+    ['last consent', seconds(ice.lastConsentMs)],
+  ]);
+}
+
+/** ngrelay's DTLS state of a stream (present only on streams that run a handshake). */
+function dtlsDict(dtls: DtlsStatus): NgDict {
+  const entries: Array<[string, NgValue]> = [
+    ['state', dtls.state],
+    ['role', dtls.role],
+  ];
+  if (dtls.profile !== null) entries.push(['profile', dtls.profile]);
+  if (dtls.peerFingerprint !== null) entries.push(['peer fingerprint', `sha-256 ${dtls.peerFingerprint}`]);
+  if (dtls.error !== null) entries.push(['error', dtls.error]);
+  return ngDict(entries);
 }
 
 function streamDict(
@@ -61,6 +99,7 @@ function streamDict(
   call: CallState,
   mono: MonologueState,
   suite: string | null,
+  ice: boolean,
 ): NgDict {
   const current = counters?.endpoint ?? stream.expected;
   const flags: string[] = [stream.component === 'rtp' ? 'RTP' : 'RTCP'];
@@ -69,6 +108,7 @@ function streamDict(
   if (mono.options.strictSource) flags.push('strict source address');
   if (mono.options.mediaHandover) flags.push('media handover');
   if (stream.muxedWith !== null) flags.push('rtcp-mux');
+  if (ice) flags.push('ICE');
   const entries: Array<[string, NgValue]> = [
     ['local port', stream.localPort],
     ['local address', stream.localAddress],
@@ -89,6 +129,8 @@ function streamDict(
     ]),
   ]);
   if (stream.component === 'rtp' && quality?.rtp) entries.push(['quality', rtpQualityDict(quality.rtp)]);
+  if (counters?.ice) entries.push(['ICE', iceDict(counters.ice)]);
+  if (counters?.dtls) entries.push(['DTLS', dtlsDict(counters.dtls)]);
   return ngDict(entries);
 }
 
@@ -122,7 +164,7 @@ export function callStatistics(call: CallState, countersOf: CountersOf, qualityO
         t[0] += c?.packets ?? 0;
         t[1] += c?.bytes ?? 0;
         t[2] += c?.errors ?? 0;
-        return streamDict(s, c, q, call, mono, cryptoSuite(media));
+        return streamDict(s, c, q, call, mono, cryptoSuite(media, countersOf), !!media.webrtc?.ice);
       });
       const entries: Array<[string, NgValue]> = [
         ['index', media.index],

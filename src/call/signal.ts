@@ -16,6 +16,14 @@ export interface SignalRequest {
   rtcpMux: ReadonlySet<string>;
   /** `ICE` key: remove, force, default, ... (null = not given = default). */
   ice: string | null;
+  /** `ICE-lite` key: forward, backward, both, off (null = not given: unchanged). Optional. */
+  iceLite?: string | null;
+  /** `DTLS` key: off/no/disable, passive, active (null = not given). Optional. */
+  dtls?: string | null;
+  /** `DTLS-reverse` key: passive, active (null = not given). Optional. */
+  dtlsReverse?: string | null;
+  /** `DTLS-fingerprint` key: the hash of the relay's a=fingerprint (sha-256 default). Optional. */
+  dtlsFingerprint?: string | null;
   transportProtocol: string | null;
   /** `SDES` entries and `SDES-X` flags: off, no-<suite>, only-<suite>, unencrypted_srtp, ... Optional. */
   sdes?: readonly string[];

@@ -2,7 +2,7 @@
  * SDES negotiation per media, as rtpengine 10.5 does it (observed with its ng interface):
  *
  * Offer from A towards B (the lines written into the SDP for B):
- *  - B's protocol is not SAVP(F), or `SDES: off`: no a=crypto lines (B is plain RTP).
+ *  - B's protocol is not SAVP(F), or `SDES: off` (or `no`, `disable`): no a=crypto lines.
  *  - Otherwise A's usable a=crypto lines go first, unchanged (A's tags and keys: if B picks one of them, both
  *    sides share keys and packets pass through without crypto work), then ngrelay's own fresh key for every
  *    other suite it implements, in rtpengine's preference order, tags continuing after A's highest tag.
@@ -22,8 +22,7 @@
  */
 import type { SrtpKeys, SrtpSuiteName } from '../dataplane/types';
 import type { SdpMedia } from '../sdp/types';
-import { cryptoUsable, generateCrypto, offerableSuites, parseCrypto, sdesSuite, type SdesCrypto } from '../sdp/crypto';
-import { attributeOf } from '../sdp/attributes';
+import { cryptoUsable, formatCrypto, generateCrypto, offerableSuites, sdesSuite, type SdesCrypto } from '../sdp/crypto';
 import type { MediaCryptoState, SdesKeyState } from './state';
 
 export function isSrtpProtocol(proto: string): boolean {
@@ -52,6 +51,11 @@ function keyState(c: SdesCrypto, own: boolean): SdesKeyState {
   };
 }
 
+/** `SDES` off/no/disable (rtpengine's three spellings): no a=crypto lines at all. */
+export function sdesDisabled(sdes: readonly string[]): boolean {
+  return sdes.some((f) => f === 'off' || f === 'no' || f === 'disable');
+}
+
 /** A suite passes the `SDES` no-/only- flags. */
 function suiteAllowed(suite: SrtpSuiteName, sdes: readonly string[]): boolean {
   return offerableSuites(sdes).some((s) => s.name === suite);
@@ -63,10 +67,7 @@ function suiteAllowed(suite: SrtpSuiteName, sdes: readonly string[]): boolean {
  */
 export function usableCryptoLines(media: SdpMedia, sdes: readonly string[]): SdesKeyState[] {
   const out: SdesKeyState[] = [];
-  for (const line of media.lines) {
-    const attr = attributeOf(line);
-    if (attr?.name !== 'crypto') continue;
-    const parsed = parseCrypto(attr.value);
+  for (const parsed of media.crypto) {
     if (!parsed.ok) continue;
     const c = parsed.crypto;
     if (!cryptoUsable(c) || c.keys.length !== 1 || c.keys[0]?.mki !== undefined) continue;
@@ -79,7 +80,7 @@ export function usableCryptoLines(media: SdpMedia, sdes: readonly string[]): Sde
 
 /** The media has any a=crypto line at all (usable or not). */
 export function hasCryptoLines(media: SdpMedia): boolean {
-  return media.lines.some((l) => attributeOf(l)?.name === 'crypto');
+  return media.crypto.length > 0;
 }
 
 function fresh(tag: number, suite: SrtpSuiteName, sdes: readonly string[], previous: readonly SdesKeyState[]): SdesKeyState {
@@ -111,7 +112,7 @@ export function offerLines(
   sdes: readonly string[],
   previousGiven: readonly SdesKeyState[],
 ): SdesKeyState[] {
-  if (!isSrtpProtocol(receiverProto) || sdes.includes('off')) return [];
+  if (!isSrtpProtocol(receiverProto) || sdesDisabled(sdes)) return [];
   const lines: SdesKeyState[] = senderLines.map((l) => ({ ...l, own: false }));
   let tag = lines.reduce((max, l) => Math.max(max, l.tag), 0);
   for (const suite of offerableSuites(sdes)) {
@@ -174,13 +175,23 @@ function sessionFlagsOf(line: SdesKeyState, sdes: readonly string[]): string[] {
   return flags;
 }
 
-/** `a=crypto:` value as ngrelay writes it (base64 without padding, as rtpengine). */
+/** `a=crypto:` value as ngrelay writes it: formatCrypto's (base64 without padding, as rtpengine). */
 export function formatKeyLine(k: SdesKeyState): string {
-  const parts = [String(k.tag), k.suite, `inline:${k.key.replace(/=+$/, '')}`];
-  if (k.unencryptedSrtp) parts.push('UNENCRYPTED_SRTP');
-  if (k.unencryptedSrtcp) parts.push('UNENCRYPTED_SRTCP');
-  if (k.unauthenticatedSrtp) parts.push('UNAUTHENTICATED_SRTP');
-  return `crypto:${parts.join(' ')}`;
+  const info = sdesSuite(k.suite);
+  if (!info) throw new RangeError(`unknown suite ${k.suite}`);
+  const material = Buffer.from(k.key, 'base64');
+  const crypto: SdesCrypto = {
+    tag: k.tag,
+    suite: info,
+    keys: [{ key: material.subarray(0, info.masterKeyLength), salt: material.subarray(info.masterKeyLength) }],
+    params: {
+      unencryptedSrtp: k.unencryptedSrtp,
+      unencryptedSrtcp: k.unencryptedSrtcp,
+      unauthenticatedSrtp: k.unauthenticatedSrtp,
+      other: [],
+    },
+  };
+  return `crypto:${formatCrypto(crypto)}`;
 }
 
 /** The data plane's view of a negotiated key. */

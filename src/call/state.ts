@@ -6,7 +6,7 @@
  * a media has an RTP and an RTCP stream. A stream is the relay's socket that faces its party: the party sends
  * to it, and packets *to* the party leave from it.
  */
-import type { Component, Endpoint, EndpointLearning, SrtpSuiteName } from '../dataplane/types';
+import type { Component, DtlsFingerprint, Endpoint, EndpointLearning, IceCandidate, SrtpSuiteName } from '../dataplane/types';
 import type { Direction } from '../sdp/types';
 
 export interface StreamState {
@@ -53,6 +53,58 @@ export interface MediaState {
   rtcp: StreamState;
   /** SDES state of this party's side of the media (absent = plain RTP; see src/call/srtp-negotiation.ts). */
   crypto?: MediaCryptoState;
+  /** ICE and DTLS-SRTP with this party (absent = neither; see src/call/webrtc-negotiation.ts). Optional. */
+  webrtc?: MediaWebrtcState;
+  /** a=mid of this party's last SDP (null = none). Optional. */
+  mid?: string | null;
+}
+
+/** ICE (RFC 8445) between the relay and one party, for one media. */
+export interface MediaIceState {
+  /** The party's a=ice-ufrag / a=ice-pwd (null until its SDP says). */
+  remoteUfrag: string | null;
+  remotePwd: string | null;
+  /** The party is ICE-lite (a=ice-lite). */
+  remoteLite: boolean;
+  remoteCandidates: IceCandidate[];
+  /** The party announced trickle (a=ice-options:trickle). */
+  remoteTrickle: boolean;
+  /** The relay's role towards the party (RFC 8445 §6.1.1). */
+  controlling: boolean;
+  /** The relay is ICE-lite towards the party (ng `ICE-lite`). */
+  lite: boolean;
+  /** Tie-breakers of the RTP and RTCP streams (16 hex digits), fixed for the media's life. */
+  tieBreakers: { rtp: string; rtcp: string };
+}
+
+/** DTLS-SRTP (RFC 5763) between the relay and one party, for one media. */
+export interface MediaDtlsState {
+  /** The party's a=fingerprint (hash and hex digest); null until its SDP says. */
+  remoteFingerprint: { hash: DtlsFingerprint['hash']; hex: string } | null;
+  /** The party's a=setup (null = none). */
+  remoteSetup: 'actpass' | 'active' | 'passive' | 'holdconn' | null;
+  /** The relay's handshake role; null while not settled (an offer with a=setup:actpass is unanswered). */
+  role: 'active' | 'passive' | null;
+  /** The role the relay takes when the party leaves the choice to it (ng `DTLS`/`DTLS-reverse`, --dtls-passive). */
+  prefersPassive: boolean;
+  /** Hash of the relay's a=fingerprint towards the party. */
+  hash: DtlsFingerprint['hash'];
+  /** Bumped on a new remote fingerprint or an ICE restart: the engine starts a new handshake. */
+  generation: number;
+}
+
+/** What the relay does with one party for one media beyond plain RTP: ICE, DTLS-SRTP. */
+export interface MediaWebrtcState {
+  /** null = no ICE with this party (its SDP got no candidates, or its answer refused ICE). */
+  ice: MediaIceState | null;
+  /** null = no DTLS-SRTP with this party. */
+  dtls: MediaDtlsState | null;
+}
+
+/** The relay's ICE credentials towards one party (a=ice-ufrag / a=ice-pwd it was given). */
+export interface IceCredentials {
+  ufrag: string;
+  pwd: string;
 }
 
 /** One SDES a=crypto line (RFC 4568), plain data. */
@@ -96,6 +148,10 @@ export interface MonologueState {
   options: PartyOptions;
   /** This party answered (it is the callee side). */
   isAnswerer: boolean;
+  /** The relay's ICE credentials towards this party (made the first time it is given ICE). Optional. */
+  iceCredentials?: IceCredentials | null;
+  /** The relay is ICE-lite towards this party (ng `ICE-lite`, kept until changed). Optional. */
+  iceLite?: boolean;
   /** `block media` / `silence media` on this party: the RTP it sends is dropped / replaced by silence. */
   mediaBlocked?: boolean;
   mediaSilenced?: boolean;

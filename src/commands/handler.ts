@@ -14,6 +14,7 @@ import type { DataPlane } from '../dataplane/types';
 import type { Logger } from '../logger';
 import { statisticsReply, type ControlStats } from './statistics';
 import { KNOWN_FLAGS } from './known-flags';
+import { unknownWebrtcValues } from '../call/webrtc-negotiation';
 import { MEDIA_CONTROL_COMMANDS, mediaControlCommand, type MediaControlCommand } from './media-control';
 import type { CallRecorder } from '../recording/call-recorder';
 import type { CallState } from '../call/state';
@@ -102,14 +103,22 @@ function recordingCall(req: NormalizedRequest, ctx: CommandContext): CallState {
   return call;
 }
 
-/** offer/answer keys, checked in rtpengine's order: SDP, call-id, from-tag, (to-tag). */
-function signal(req: NormalizedRequest, logger: Logger, isAnswer: boolean): SignalRequest {
+/** offer/answer keys, checked in rtpengine's order: SDP, call-id, from-tag, (to-tag). Exported for in-process compat tests. */
+export function signal(req: NormalizedRequest, logger: Logger, isAnswer: boolean): SignalRequest {
   if (!req.sdp || req.sdp.length === 0) throw new NgError('No SDP body in message');
   if (!req.callId) throw new NgError('No call-id in message');
   if (!req.fromTag) throw new NgError('No from-tag in message');
   if (isAnswer && !req.toTag) throw new NgError('No to-tag in message');
   const unknown = [...req.flags].filter((f) => !KNOWN_FLAGS.has(f));
   if (unknown.length > 0) logger.info({ 'call-id': req.callId, flags: unknown }, 'ignoring unknown flags');
+  const unknownValues = unknownWebrtcValues({
+    ICE: req.ICE,
+    'ICE-lite': req.ICElite,
+    DTLS: req.DTLS,
+    'DTLS-reverse': req.DTLSreverse,
+    'DTLS-fingerprint': req.DTLSfingerprint,
+  });
+  if (unknownValues.length > 0) logger.info({ 'call-id': req.callId, values: unknownValues }, 'ignoring unknown values');
   return {
     callId: req.callId,
     fromTag: req.fromTag,
@@ -120,6 +129,10 @@ function signal(req: NormalizedRequest, logger: Logger, isAnswer: boolean): Sign
     replace: req.replace,
     rtcpMux: req.rtcpMux,
     ice: req.ICE,
+    iceLite: req.ICElite,
+    dtls: req.DTLS,
+    dtlsReverse: req.DTLSreverse,
+    dtlsFingerprint: req.DTLSfingerprint,
     transportProtocol: req.transportProtocol,
     sdes: req.SDES,
     direction: req.direction,

@@ -14,4 +14,6 @@ export const KNOWN_FLAGS: ReadonlySet<string> = new Set([
   'fatal',
   'fast',
   'to-tag',
+  'generate-mid',
+  'trickle-ICE',
 ]);

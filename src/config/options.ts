@@ -119,6 +119,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'Also record each packet as sent by the relay (relay -> party), not only as received (party -> relay)',
   },
   {
+    name: 'dtls-passive',
+    kind: 'flag',
+    defaultText: 'off (active)',
+    help: 'Take the passive DTLS role (a=setup:passive) when a party leaves the choice to the relay (ng DTLS/DTLS-reverse override it)',
+  },
+  {
     name: 'dtmf-log-dest',
     kind: 'string',
     arg: 'IP:PORT',

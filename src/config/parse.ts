@@ -307,6 +307,7 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
       return t;
     }),
     recordEgress: flag('record-egress'),
+    dtlsPassive: flag('dtls-passive'),
     dtmfLogDest: value<{ address: string; port: number } | null>('dtmf-log-dest', null, parseListenAddress),
     foreground: flag('foreground'),
     logStderr: flag('log-stderr'),

@@ -91,7 +91,6 @@ const LIST: readonly RtpengineOnly[] = [
   { name: 'dtmf-digit-delay', kind: 'int', arg: 'MS', instead: NO_DTMF },
   { name: 'media-num-threads', kind: 'int', arg: 'INT', instead: 'has no media player; --num-threads sets its forwarding threads' },
   { name: 'sip-source', kind: 'flag', instead: 'sends media to the SDP address (and the learned endpoint, --endpoint-learning)' },
-  { name: 'dtls-passive', kind: 'flag', instead: NO_DTLS },
   { name: 'homer', kind: 'string', arg: 'IP:PORT', instead: 'sends nothing to Homer (HEP)' },
   { name: 'homer-protocol', kind: 'string', arg: 'udp|tcp', instead: 'sends nothing to Homer (HEP)' },
   { name: 'homer-id', kind: 'int', arg: 'INT', instead: 'sends nothing to Homer (HEP)' },

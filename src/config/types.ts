@@ -55,6 +55,8 @@ export interface RelayConfig {
   recordingFormat: 'raw' | 'eth';
   /** `--record-egress`: also record the relay -> party copy of each forwarded packet. */
   recordEgress: boolean;
+  /** `--dtls-passive`: the DTLS role the relay prefers when a party offers a=setup:actpass. Optional (default active). */
+  dtlsPassive?: boolean;
   /** `--dtmf-log-dest`: where each detected DTMF event is sent as rtpengine's JSON (UDP); absent/null = nowhere. */
   dtmfLogDest?: { address: string; port: number } | null;
   foreground: boolean;

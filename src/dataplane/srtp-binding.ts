@@ -3,14 +3,10 @@
  * forwarding engine uses the SRTP core natively; nothing here is on the packet path.
  */
 import { nativeAddonExport } from './native';
+import type { SrtpSuiteName } from './types';
+import type { SrtpSuite } from './srtp-suites';
 
-export type SrtpSuiteName =
-  | 'AES_CM_128_HMAC_SHA1_80'
-  | 'AES_CM_128_HMAC_SHA1_32'
-  | 'AES_256_CM_HMAC_SHA1_80'
-  | 'AES_256_CM_HMAC_SHA1_32'
-  | 'AEAD_AES_128_GCM'
-  | 'AEAD_AES_256_GCM';
+export type { SrtpSuiteName } from './types';
 
 /** Result names of native SrtpResult (srtpResultName in native/src/srtp.cpp). */
 export type SrtpResultName = 'ok' | 'auth-failed' | 'replayed' | 'malformed' | 'no-room' | 'mki-mismatch' | 'crypto-error';
@@ -42,14 +38,8 @@ export interface SrtpTestContext {
   sameKeysAs(other: SrtpTestContext): boolean;
 }
 
-export interface SrtpSuiteDescription {
-  name: SrtpSuiteName;
-  masterKeyLength: number;
-  masterSaltLength: number;
-  srtpTagLength: number;
-  srtcpTagLength: number;
-  aead: boolean;
-}
+/** What the native addon reports per suite: the same fields as the table in srtp-suites.ts. */
+export type SrtpSuiteDescription = SrtpSuite;
 
 export interface SrtpSessionKeys {
   rtpKey: Buffer;

@@ -34,7 +34,7 @@ export interface StreamSocketSpec {
   muxedWith?: number;
 }
 
-/** SDES crypto suite names the native SRTP core implements (src/sdp/crypto.ts SDES_SUITES). */
+/** SRTP crypto suite names the native SRTP core implements (their lengths: src/dataplane/srtp-suites.ts). */
 export type SrtpSuiteName =
   | 'AEAD_AES_256_GCM'
   | 'AEAD_AES_128_GCM'

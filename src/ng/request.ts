@@ -61,7 +61,13 @@ export interface NormalizedRequest {
   /** `rtcp-mux` entries: offer, demux, accept, reject, require. */
   rtcpMux: Set<string>;
   ICE: string | null;
+  /** `ICE-lite`: forward, backward, both, off. */
+  ICElite: string | null;
   DTLS: string | null;
+  /** `DTLS-reverse`: passive, active. */
+  DTLSreverse: string | null;
+  /** `DTLS-fingerprint`: the hash of the relay's a=fingerprint (SHA-256 ...). */
+  DTLSfingerprint: string | null;
   transportProtocol: string | null;
   /** Logical interface names [from, to]; from `direction`, `from-interface`/`to-interface` or rtpp-flags. */
   direction: string[];
@@ -280,7 +286,10 @@ function emptyRequest(raw: NgDict): NormalizedRequest {
     replace: new Set(),
     rtcpMux: new Set(),
     ICE: null,
+    ICElite: null,
     DTLS: null,
+    DTLSreverse: null,
+    DTLSfingerprint: null,
     transportProtocol: null,
     direction: [],
     receivedFrom: null,
@@ -419,6 +428,15 @@ function applyKey(out: NormalizedRequest, key: string, v: NgValue, source: Sourc
       return;
     case 'DTLS':
       out.DTLS = asString(v, key);
+      return;
+    case 'ICE-lite':
+      out.ICElite = asString(v, key);
+      return;
+    case 'DTLS-reverse':
+      out.DTLSreverse = asString(v, key);
+      return;
+    case 'DTLS-fingerprint':
+      out.DTLSfingerprint = asString(v, key);
       return;
     case 'transport-protocol':
       out.transportProtocol = asString(v, key);

@@ -43,6 +43,13 @@ export function isIceAttribute(attr: Attribute | null): boolean {
   return attr !== null && ICE_ATTRIBUTES.has(attr.name);
 }
 
+/** DTLS-SRTP attributes of a party (RFC 8122, 4145, 8842): never passed to the other party. */
+const DTLS_ATTRIBUTES: ReadonlySet<string> = new Set(['fingerprint', 'setup', 'tls-id']);
+
+export function isDtlsAttribute(attr: Attribute | null): boolean {
+  return attr !== null && DTLS_ATTRIBUTES.has(attr.name);
+}
+
 /** The attributes whose presence means the peer does ICE (end-of-candidates alone does not). */
 export function isIceCredentialOrCandidate(attr: Attribute | null): boolean {
   return attr !== null && (attr.name === 'ice-ufrag' || attr.name === 'ice-pwd' || attr.name === 'candidate');

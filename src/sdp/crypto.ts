@@ -8,32 +8,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { SrtpSuiteName } from '../dataplane/types';
+import { SRTP_SUITES, srtpSuite, type SrtpSuite } from '../dataplane/srtp-suites';
 
-/** The suites SDES can negotiate are exactly those the native SRTP core implements. */
+/** The suites SDES can negotiate are exactly those the native SRTP core implements (one table: srtp-suites.ts). */
 export type SdesSuiteName = SrtpSuiteName;
-
-export interface SdesSuite {
-  name: SdesSuiteName;
-  masterKeyLength: number;
-  masterSaltLength: number;
-  /** Bytes of authentication tag on SRTP / SRTCP packets. */
-  srtpTagLength: number;
-  srtcpTagLength: number;
-  aead: boolean;
-}
-
-/** In rtpengine's preference order (reference §7), strongest first; offers list them in this order. */
-export const SDES_SUITES: readonly SdesSuite[] = [
-  { name: 'AEAD_AES_256_GCM', masterKeyLength: 32, masterSaltLength: 12, srtpTagLength: 16, srtcpTagLength: 16, aead: true },
-  { name: 'AEAD_AES_128_GCM', masterKeyLength: 16, masterSaltLength: 12, srtpTagLength: 16, srtcpTagLength: 16, aead: true },
-  { name: 'AES_256_CM_HMAC_SHA1_80', masterKeyLength: 32, masterSaltLength: 14, srtpTagLength: 10, srtcpTagLength: 10, aead: false },
-  { name: 'AES_256_CM_HMAC_SHA1_32', masterKeyLength: 32, masterSaltLength: 14, srtpTagLength: 4, srtcpTagLength: 10, aead: false },
-  { name: 'AES_CM_128_HMAC_SHA1_80', masterKeyLength: 16, masterSaltLength: 14, srtpTagLength: 10, srtcpTagLength: 10, aead: false },
-  { name: 'AES_CM_128_HMAC_SHA1_32', masterKeyLength: 16, masterSaltLength: 14, srtpTagLength: 4, srtcpTagLength: 10, aead: false },
-];
+export type SdesSuite = SrtpSuite;
+export const SDES_SUITES: readonly SdesSuite[] = SRTP_SUITES;
 
 export function sdesSuite(name: string): SdesSuite | undefined {
-  return SDES_SUITES.find((s) => s.name === name);
+  return srtpSuite(name);
 }
 
 export interface SdesMki {

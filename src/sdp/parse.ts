@@ -14,6 +14,8 @@ import {
   tokens,
 } from './attributes';
 import { parseRtpmap } from './codecs';
+import { parseCrypto } from './crypto';
+import { WebrtcAttributeReader } from './webrtc-attributes';
 import { sdpParseError, splitSdpLines } from './lines';
 import type { ConnectionAddress, Direction, ParsedSdp, SdpLine, SdpMedia, SdpOrigin } from './types';
 
@@ -76,6 +78,7 @@ interface SessionDefaults {
   direction: Direction | null;
   hasIce: boolean;
   loopProtectTokens: string[];
+  webrtc: WebrtcAttributeReader;
 }
 
 function parseMedia(index: number, lines: SdpLine[], session: SessionDefaults): SdpMedia {
@@ -87,6 +90,8 @@ function parseMedia(index: number, lines: SdpLine[], session: SessionDefaults): 
   let hasIce = session.hasIce;
   const rtpmaps = new Map<string, string>();
   const ownTokens: string[] = [];
+  const crypto: SdpMedia['crypto'] = [];
+  const webrtc = new WebrtcAttributeReader();
   for (const line of lines.slice(1)) {
     if (line.type === 'c') {
       connection = parseConnection(line);
@@ -97,7 +102,11 @@ function parseMedia(index: number, lines: SdpLine[], session: SessionDefaults): 
     // The last direction attribute wins, as in rtpengine 10.5.
     direction = directionOf(attr) ?? direction;
     if (isIceCredentialOrCandidate(attr)) hasIce = true;
+    webrtc.read(attr);
     switch (attr.name) {
+      case 'crypto':
+        crypto.push(parseCrypto(attr.value));
+        break;
       case 'rtcp':
         rtcp = parseRtcp(attr.value);
         break;
@@ -131,6 +140,10 @@ function parseMedia(index: number, lines: SdpLine[], session: SessionDefaults): 
     rtpmaps,
     loopProtectToken: ownTokens[0] ?? session.loopProtectTokens[0] ?? null,
     loopProtectTokens,
+    crypto,
+    ice: webrtc.ice(session.webrtc),
+    dtls: webrtc.dtls(session.webrtc),
+    mid: webrtc.mid,
     lines,
   };
 }
@@ -144,7 +157,14 @@ export function parseSdp(buf: Buffer): ParsedSdp {
   const firstMedia = lines.findIndex((l) => l.type === 'm');
   const sessionLines = firstMedia < 0 ? lines : lines.slice(0, firstMedia);
   let origin: SdpOrigin | null = null;
-  const session: SessionDefaults = { connection: null, direction: null, hasIce: false, loopProtectTokens: [] };
+  const session: SessionDefaults = {
+    connection: null,
+    direction: null,
+    hasIce: false,
+    loopProtectTokens: [],
+    webrtc: new WebrtcAttributeReader(),
+  };
+  const bundleGroups: string[][] = [];
   for (const line of sessionLines) {
     if (line.type === 'o') origin = parseOrigin(line);
     else if (line.type === 'c') session.connection = parseConnection(line);
@@ -153,6 +173,10 @@ export function parseSdp(buf: Buffer): ParsedSdp {
     session.direction = directionOf(attr) ?? session.direction;
     if (isIceCredentialOrCandidate(attr) || attr.name === 'ice-lite') session.hasIce = true;
     if (attr.name === 'rtpengine') session.loopProtectTokens.push(attr.value.trim());
+    if (attr.name === 'group') {
+      const [semantics, ...mids] = tokens(attr.value);
+      if (semantics === 'BUNDLE' && mids.length > 0) bundleGroups.push(mids);
+    } else session.webrtc.read(attr);
   }
 
   const media: SdpMedia[] = [];
@@ -165,5 +189,5 @@ export function parseSdp(buf: Buffer): ParsedSdp {
       }
     }
   }
-  return { eol, origin, connection: session.connection, sessionLines, media };
+  return { eol, origin, connection: session.connection, sessionLines, media, bundleGroups };
 }

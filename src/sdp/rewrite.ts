@@ -9,7 +9,8 @@
  *                   ones included) or plan.replaceSessionConnection; else copied.
  *   - a=sendrecv|sendonly|recvonly|inactive   dropped (10.5 writes the direction into each m= instead).
  *   - a=group:BUNDLE ...   dropped (10.5 does not bundle unless asked to).
- *   - ICE attributes       dropped when any media has removeIce.
+ *   - ICE attributes       dropped when any media has removeIce or plan.ice.
+ *   - a=fingerprint, a=setup, a=tls-id   dropped (DTLS is terminated by the relay, per media).
  *   - plan.sessionAttributes are appended after the last session line (loop-protect `a=rtpengine:`).
  *  Media level (m= with a port)
  *   - m=            rebuilt: `m=<type> <plan.port>[/count] <plan.proto ?? proto> <formats>`.
@@ -22,6 +23,9 @@
  *   - a=rtcp, a=rtcp-mux   dropped; `a=rtcp:<plan.rtcpPort>` and `a=rtcp-mux` (plan.rtcpMux) follow
  *                   (RTP protocols only).
  *   - a=crypto      only when plan.crypto is set: dropped, and plan.crypto written after a=rtcp(-mux).
+ *   - a=fingerprint, a=setup, a=tls-id   always dropped (the relay terminates DTLS); plan.dtls follows a=crypto.
+ *   - a=mid         with plan.mid: dropped, and plan.mid (a string) written where they were.
+ *   - plan.ice (ICE towards the receiver) is written last, replacing the input's ICE attributes.
  *   - a=ptime       the first one moves after a=rtcp(-mux) (and a=crypto); further ones are dropped (non-RTP: all dropped).
  *   - plan.extraAttributes follow.
  *   - ICE attributes dropped when removeIce; an a=end-of-candidates is then written last, as 10.5 does.
@@ -32,7 +36,7 @@
  * Output line endings: the input's (rtpengine 10.5 itself writes CRLF for the lines it generates even in an
  * LF body; ngrelay keeps the body consistent).
  */
-import { attributeOf, directionOf, isIceAttribute, isRtpProtocol, leadingPayloadType } from './attributes';
+import { attributeOf, directionOf, isDtlsAttribute, isIceAttribute, isRtpProtocol, leadingPayloadType } from './attributes';
 import { parseRtpmap, rtpmapEncoding } from './codecs';
 import type { ConnectionAddress, MediaRewrite, ParsedSdp, SdpLine, SdpMedia, SdpOrigin, SdpRewrite } from './types';
 
@@ -70,7 +74,7 @@ function originValue(origin: SdpOrigin, plan: SdpRewrite): string {
 
 function writeSession(out: LineWriter, sdp: ParsedSdp, plan: SdpRewrite): void {
   const sessionConnUsed = plan.replaceSessionConnection === true || sdp.media.some((m) => m.connection === null);
-  const stripIce = plan.media.some((m) => m.removeIce);
+  const stripIce = plan.media.some((m) => m.removeIce || m.ice !== undefined);
   for (const line of sdp.sessionLines) {
     if (line.type === 'o' && sdp.origin !== null && (plan.origin !== null || plan.sessionVersion !== null)) {
       out.write('o', originValue(sdp.origin, plan));
@@ -84,6 +88,7 @@ function writeSession(out: LineWriter, sdp: ParsedSdp, plan: SdpRewrite): void {
     if (directionOf(attr) !== null) continue;
     if (attr?.name === 'group' && /^BUNDLE(?:[ \t]|$)/.test(attr.value)) continue;
     if (stripIce && isIceAttribute(attr)) continue;
+    if (isDtlsAttribute(attr)) continue;
     out.copy(line);
   }
   for (const value of plan.sessionAttributes ?? []) out.write('a', value);
@@ -128,15 +133,16 @@ function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void 
     if (directionOf(attr) !== null) continue;
     if (attr.name === 'rtcp' || (attr.name === 'rtcp-mux' && attr.value === '')) continue;
     if (attr.name === 'crypto' && plan.crypto !== undefined) continue;
+    if (isDtlsAttribute(attr)) continue;
     if (attr.name === 'mid') {
-      mids.push(line);
+      if (plan.mid === undefined) mids.push(line);
       continue;
     }
     if (attr.name === 'ptime') {
       if (rtp && !rejected) ptime ??= line;
       continue;
     }
-    if (isIceAttribute(attr) && (rejected || plan.removeIce)) {
+    if (isIceAttribute(attr) && (rejected || plan.removeIce || plan.ice !== undefined)) {
       if (attr.name === 'end-of-candidates') endOfCandidates = true;
       continue;
     }
@@ -152,6 +158,7 @@ function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void 
   }
 
   for (const mid of mids) out.copy(mid);
+  if (typeof plan.mid === 'string') out.write('a', `mid:${plan.mid}`);
   if (rejected) return;
   if (rtp) {
     for (const pt of media.formats) {
@@ -165,9 +172,11 @@ function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void 
   if (rtp && plan.rtcpPort !== null) out.write('a', `rtcp:${plan.rtcpPort}`);
   if (rtp && plan.rtcpMux) out.write('a', 'rtcp-mux');
   for (const value of plan.crypto ?? []) out.write('a', value);
+  for (const value of plan.dtls ?? []) out.write('a', value);
   if (ptime !== null) out.copy(ptime);
   for (const value of plan.extraAttributes) out.write('a', value);
-  if (endOfCandidates) out.write('a', 'end-of-candidates');
+  if (plan.ice !== undefined) for (const value of plan.ice) out.write('a', value);
+  else if (endOfCandidates) out.write('a', 'end-of-candidates');
 }
 
 /** Checks the plan fits the SDP: one MediaRewrite per m= line. */

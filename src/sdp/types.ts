@@ -1,4 +1,6 @@
 /** Parsed SDP and the rewrite plan the call model hands back to the SDP writer. */
+import type { SdesParseResult } from './crypto';
+import type { SdpDtls, SdpIce } from './webrtc-attributes';
 
 export type AddrType = 'IP4' | 'IP6';
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
@@ -57,6 +59,14 @@ export interface SdpMedia {
    * session level and appends it after any token an earlier relay left there). Optional: added by the SDP module.
    */
   loopProtectTokens?: string[];
+  /** Every a=crypto line of the section, parsed once (in order; malformed or unknown-suite ones with a reason). */
+  crypto: SdesParseResult[];
+  /** The party's ICE for this section (its own attributes, else the session's); null = no ICE attributes. */
+  ice: SdpIce | null;
+  /** The party's DTLS-SRTP attributes (a=fingerprint / a=setup, media or session level); null = none. */
+  dtls: SdpDtls | null;
+  /** a=mid (RFC 9143); null = none. */
+  mid: string | null;
   /** The m= line and every line after it up to the next m=. */
   lines: SdpLine[];
 }
@@ -70,6 +80,8 @@ export interface ParsedSdp {
   /** Session-level lines (before the first m=). */
   sessionLines: SdpLine[];
   media: SdpMedia[];
+  /** a=group:BUNDLE groups (RFC 9143), each the list of its mids in order. */
+  bundleGroups: string[][];
 }
 
 export interface MediaRewrite {
@@ -94,6 +106,22 @@ export interface MediaRewrite {
    * where rtpengine 10.5 puts them. Undefined = a=crypto lines are copied like unknown ones. Optional.
    */
   crypto?: string[];
+  /**
+   * DTLS-SRTP: the input's a=fingerprint / a=setup / a=tls-id lines are always dropped (the relay terminates
+   * DTLS, a party's certificate never reaches the other); these values (e.g. "setup:actpass",
+   * "fingerprint:sha-256 ...") are written after the a=crypto lines, where rtpengine 10.5 puts them. Optional.
+   */
+  dtls?: string[];
+  /**
+   * ICE towards the receiver: the input's ICE attributes are dropped (as with removeIce) and these values
+   * ("ice-ufrag:...", "candidate:...", "end-of-candidates") are written last. Optional; absent = removeIce rules.
+   */
+  ice?: string[];
+  /**
+   * a=mid: a string replaces the input's a=mid lines with this one (an answer carries the offer's mid;
+   * `generate-mid`), null drops them; absent = they are copied.
+   */
+  mid?: string | null;
 }
 
 export interface SdpRewrite {

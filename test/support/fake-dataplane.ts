@@ -4,6 +4,7 @@
  */
 import type {
   DataPlane,
+  DtlsFingerprint,
   DataPlaneInfo,
   EngineEvent,
   EngineTotals,
@@ -17,6 +18,17 @@ import type {
 } from '../../src/dataplane/types';
 import { BindError } from '../../src/dataplane/types';
 
+/** The fake's certificate: a fixed digest per hash, so tests can expect the exact a=fingerprint. */
+export function fakeFingerprint(hash: DtlsFingerprint['hash']): DtlsFingerprint {
+  const bytes = { 'sha-1': 20, 'sha-224': 28, 'sha-256': 32, 'sha-384': 48, 'sha-512': 64 }[hash];
+  return { hash, value: Buffer.alloc(bytes, 0xab) };
+}
+
+export interface FakeDataPlaneOptions {
+  /** Answer dtlsFingerprint() (a data plane with DTLS-SRTP); default false: the method is absent. */
+  dtls?: boolean;
+}
+
 export class FakeDataPlane implements DataPlane {
   readonly streams = new Map<number, { spec: StreamSocketSpec; rule: StreamRule }>();
   readonly counters = new Map<number, StreamCounters>();
@@ -26,6 +38,19 @@ export class FakeDataPlane implements DataPlane {
   /** "address:port" held by some other process. */
   readonly foreign = new Set<string>();
   private listener: ((events: EngineEvent[]) => void) | null = null;
+  /** Present only with `{ dtls: true }`, like a data plane that has a DTLS certificate. */
+  readonly dtlsFingerprint?: (hash: DtlsFingerprint['hash']) => DtlsFingerprint;
+  /** Every hash dtlsFingerprint() was asked for. */
+  readonly fingerprintHashes: DtlsFingerprint['hash'][] = [];
+
+  constructor(options: FakeDataPlaneOptions = {}) {
+    if (options.dtls) {
+      this.dtlsFingerprint = (hash) => {
+        this.fingerprintHashes.push(hash);
+        return fakeFingerprint(hash);
+      };
+    }
+  }
   /** Recordings started and the streams that currently feed each. */
   readonly recordings = new Map<number, { spec: RecordingSpec; streams: number[]; counters: RecordingCounters }>();
 
