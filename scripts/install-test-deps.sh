@@ -6,11 +6,12 @@
 #   tshark            the judge of recorded pcaps (test/integration/recording.test.ts)
 #   libsrtp2-dev      the independent SRTP implementation of the SRTP interop tests
 #   openssl           makes the self-signed certificate of the --listen-https test
+#   redis-server      the Redis of the --redis / --subscribe-keyspace tests (each test starts its own)
 # Idempotent: a second run installs nothing. Run by vitest's global setup (test/global-setup.ts), so that
 # `.ci/run` (npm install && npm test) passes on a fresh Debian 12 machine. Needs root (apt-get).
 set -euo pipefail
 
-PACKAGES=(rtpengine-daemon rtpengine-utils kamailio sip-tester iptables iproute2 tshark libsrtp2-dev openssl)
+PACKAGES=(rtpengine-daemon rtpengine-utils kamailio sip-tester iptables iproute2 tshark libsrtp2-dev openssl redis-server)
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
@@ -46,7 +47,7 @@ if ! apt_get install -y --no-install-recommends "${missing[@]}"; then
 fi
 # Debian's daemons may start system services on install; the tests run their own instances.
 if command -v systemctl >/dev/null 2>&1; then
-  for svc in kamailio rtpengine-daemon; do
+  for svc in kamailio rtpengine-daemon redis-server; do
     systemctl is-active --quiet "$svc" 2>/dev/null && systemctl stop "$svc" || true
   done
 fi
