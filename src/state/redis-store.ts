@@ -148,8 +148,14 @@ export class RedisCallWriter {
       skippedKeys: 0,
       foreignCalls: 0,
     };
-    // Reconnected: everything missed goes now.
-    conn.onReady(() => this.schedule());
+    // Reconnected: every call goes again, not only those changed meanwhile (the server may have come back
+    // empty, or from an old dump). The first connection has nothing to catch up on.
+    let connectedBefore = conn.isUp;
+    conn.onReady(() => {
+      if (connectedBefore) for (const id of this.live.keys()) if (!this.pending.has(id)) this.pending.set(id, 'set');
+      connectedBefore = true;
+      this.schedule();
+    });
   }
 
   /** A call restored from this database at start: its key is there and stays ours. */
@@ -172,10 +178,8 @@ export class RedisCallWriter {
     this.live.delete(callId);
     this.progress.delete(callId);
     this.progressBytes.delete(callId);
-    if (!this.owned.delete(callId)) {
-      this.pending.delete(callId);
-      return;
-    }
+    // Never written here (a foreign call, or the second notice of the same end): nothing to delete.
+    if (!this.owned.delete(callId)) return;
     this.mark(callId, 'del');
   }
 

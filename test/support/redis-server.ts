@@ -11,6 +11,7 @@ import path from 'node:path';
 import Redis from 'ioredis';
 import { startProcess, type ManagedProcess } from './process';
 import { sleep } from './rtp-packets';
+import { freeTcpPort } from './free-ports';
 
 export const REDIS_SERVER = '/usr/bin/redis-server';
 
@@ -31,11 +32,10 @@ export class TestRedis {
 
   private constructor(readonly port: number) {}
 
-  /** A port from 30000..39999 that nothing listens on now. */
+  /** On a TCP port the kernel hands out as free now. */
   static async start(): Promise<TestRedis> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const port = 30000 + Math.floor(Math.random() * 10000);
-      if (await portAnswers(port)) continue;
+      const port = await freeTcpPort();
       const r = new TestRedis(port);
       try {
         await r.launch();
