@@ -114,6 +114,9 @@ function startWarnings(merged: Map<string, Setting[]>): string[] {
   for (const list of merged.values()) {
     const s = list[list.length - 1]!;
     if (s.option.noEffect !== undefined) warnings.push(`option ${s.where} has no effect: ngrelay ${s.option.noEffect}`);
+    if (s.option.name === 'subscribe-keyspace' && !merged.has('redis') && !merged.has('redis-subscribe')) {
+      warnings.push(`option ${s.where} has no effect without --redis or --redis-subscribe (the server to subscribe to)`);
+    }
     if (s.option.name === 'table' && Number(s.value) !== DEFAULTS.table) {
       warnings.push(
         `option ${s.where} (${s.value}) has no effect: ngrelay has no kernel forwarding table yet and forwards every packet in its own engine`,
@@ -436,15 +439,8 @@ function buildRedisConfig(
   } catch (err) {
     throw badValue(keyspaceSettings[0] as Setting, err);
   }
-  if (read === null && write === null && subscribeKeyspace.length === 0) return null;
-  if (subscribeKeyspace.length > 0 && subscribe === null) {
-    throw new ConfigError('--subscribe-keyspace needs --redis or --redis-subscribe (the server to subscribe to)');
-  }
-  return {
-    read,
-    write,
-    subscribe: subscribeKeyspace.length > 0 ? subscribe : null,
-    subscribeKeyspace,
+  // Every value is checked, also when no Redis is configured: a malformed one fails like any other.
+  const tuning = {
     numThreads: value('redis-num-threads', REDIS_DEFAULTS.numThreads, (t) => parseInteger(t, 1, 256)),
     expiresS: value('redis-expires', REDIS_DEFAULTS.expiresS, (t) => parseInteger(t, 1, INT32_MAX)),
     allowedErrors: value('redis-allowed-errors', REDIS_DEFAULTS.allowedErrors, (t) => parseInteger(t, -1, INT32_MAX)),
@@ -453,4 +449,8 @@ function buildRedisConfig(
     connectTimeoutMs: value('redis-connect-timeout', REDIS_DEFAULTS.connectTimeoutMs, (t) => parseInteger(t, 0, INT32_MAX) || REDIS_DEFAULTS.connectTimeoutMs),
     required: !flag('no-redis-required'),
   };
+  // --subscribe-keyspace without a server to subscribe to does nothing (startWarnings says so).
+  const keyspaces = subscribe !== null ? subscribeKeyspace : [];
+  if (read === null && write === null && keyspaces.length === 0) return null;
+  return { read, write, subscribe: keyspaces.length > 0 ? subscribe : null, subscribeKeyspace: keyspaces, ...tuning };
 }
