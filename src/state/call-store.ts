@@ -40,7 +40,7 @@ export interface SkippedFile {
   file: string;
   reason: string;
   detail: string;
-  /** What was done with it, for the log line (state files: renamed *.rejected). */
+  /** The log line's message (absent: a state file, "state file skipped (renamed *.rejected)"). */
   action?: string;
 }
 

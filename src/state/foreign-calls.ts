@@ -177,14 +177,22 @@ export class ForeignCalls {
     if (progress) progress.streams = progress.streams.flatMap((p) => (ids.has(p.id) ? [{ ...p, id: ids.get(p.id) as number }] : []));
   }
 
+  /**
+   * Binds waiting calls until the first that still cannot be: while the other relay lives that is the first
+   * one tried, so a tick costs one attempt, not one per call. The call that failed goes to the back, so one
+   * that can never bind (its port is outside this relay's range) holds no other up for more than a tick.
+   */
   private bindWaiting(): void {
     let changed = false;
-    for (const [id, f] of this.calls) {
+    for (const [id, f] of [...this.calls]) {
       if (f.bound) continue;
-      if (this.tryBind(f)) {
-        changed = true;
-        this.logger.info({ 'call-id': id, db: f.db }, 'foreign call bound (its ports are free here now)');
+      if (!this.tryBind(f)) {
+        this.calls.delete(id);
+        this.calls.set(id, f);
+        break;
       }
+      changed = true;
+      this.logger.info({ 'call-id': id, db: f.db }, 'foreign call bound (its ports are free here now)');
     }
     if (changed) this.count();
   }

@@ -144,7 +144,7 @@ export class CallPersistence {
     const loaded = this.loaded as LoadedState;
     this.loaded = null;
     for (const s of loaded.skipped) {
-      this.logger.error({ file: s.file, reason: s.reason, detail: s.detail }, `call state skipped (${s.action ?? 'renamed *.rejected'})`);
+      this.logger.error({ file: s.file, reason: s.reason, detail: s.detail }, s.action ?? 'state file skipped (renamed *.rejected)');
     }
     this.stats.skippedFiles = loaded.skipped.length;
     if (this.redis) this.redis.stats.skippedKeys = loaded.skipped.filter((x) => x.file.startsWith('redis ')).length;

@@ -107,7 +107,7 @@ export function skippedKey(conn: RedisConnection, key: Buffer, err: unknown): Sk
     file: `redis ${conn.where} key ${JSON.stringify(key.toString('latin1'))}`,
     reason: err instanceof StateFileError ? err.reason : 'unreadable',
     detail: (err as Error).message,
-    action: 'left in Redis, not restored',
+    action: 'Redis key skipped (left in Redis, not restored)',
   };
 }
 
