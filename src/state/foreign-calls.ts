@@ -12,6 +12,7 @@
  * goes to the active relay meanwhile). The first ng command naming it takes it over: from then on it is this
  * relay's own call, written and timed out like any other, and later notifications of its old key are ignored.
  */
+import { Packr } from 'msgpackr';
 import type { CallManager } from '../call/call-manager';
 import type { CallState } from '../call/state';
 import type { CallProgressState } from './call-store';
@@ -23,11 +24,16 @@ import { decodeRedisRecord, keyOf, loadCalls, skippedKey, type RedisCallRecord }
 
 export const RETRY_BIND_MS = 250;
 
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
 interface ForeignCall {
   db: number;
   record: RedisCallRecord;
+  /** The call part of the record, packed: an update that changes only media progress binds nothing again. */
+  callBytes: Buffer;
   /** Bound (in the call manager) or still waiting for its ports. */
   bound: boolean;
+  lastFailure?: string;
 }
 
 export interface ForeignStats {
@@ -66,30 +72,43 @@ export class ForeignCalls {
     client.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => this.onNotification(channel, message));
     const patterns = this.config.subscribeKeyspace.map((db) => `__keyspace@${db}__:*`);
     // Subscriptions are renewed by ioredis after each reconnect (autoResubscribe); then every key is read
-    // again, since notifications sent while disconnected are lost.
-    this.subscriber.onReady(() => void this.resync());
+    // again, since notifications sent while disconnected are lost. A reader coming back reads its database.
+    let started = false;
+    this.subscriber.onReady(() => {
+      if (started) void this.resync();
+    });
+    for (const [db, reader] of this.readers) {
+      reader.onReady(() => {
+        if (started) void this.resyncDb(db, reader);
+      });
+    }
     await this.subscriber.connect(this.config.required);
     await Promise.all([...this.readers.values()].map((r) => r.connect(this.config.required)));
     if (this.subscriber.isUp) await client.psubscribe(...patterns);
     else this.subscriber.onReady(() => void client.psubscribe(...patterns).catch(() => undefined));
+    // Subscribed first, then read: a key written in between is seen by one or the other.
+    started = true;
+    await this.resync();
     this.retryTimer = setInterval(() => this.bindWaiting(), RETRY_BIND_MS);
     this.retryTimer.unref();
   }
 
   /** Every key of every subscribed database, as foreign calls; those gone from Redis are dropped. */
   private async resync(): Promise<void> {
-    for (const [db, reader] of this.readers) {
-      if (!reader.isUp) continue;
-      try {
-        const loaded = await loadCalls(reader, this.config.numThreads);
-        for (const s of loaded.skipped) this.logger.error({ key: s.file, reason: s.reason, detail: s.detail }, 'foreign call key skipped');
-        this.stats.skippedKeys = loaded.skipped.length;
-        const present = new Set(loaded.records.map((r) => r.call.callId));
-        for (const [id, f] of [...this.calls]) if (f.db === db && !present.has(id)) this.drop(id, 'gone from Redis');
-        for (const r of loaded.records) this.hold(db, r);
-      } catch (err) {
-        this.logger.error({ db, err: (err as Error).message }, 'cannot read foreign calls');
-      }
+    for (const [db, reader] of this.readers) await this.resyncDb(db, reader);
+  }
+
+  private async resyncDb(db: number, reader: RedisConnection): Promise<void> {
+    if (!reader.isUp) return;
+    try {
+      const loaded = await loadCalls(reader, this.config.numThreads);
+      for (const s of loaded.skipped) this.logger.error({ key: s.file, reason: s.reason, detail: s.detail }, 'foreign call key skipped');
+      this.stats.skippedKeys = loaded.skipped.length;
+      const present = new Set(loaded.records.map((r) => r.call.callId));
+      for (const [id, f] of [...this.calls]) if (f.db === db && !present.has(id)) this.drop(id, 'gone from Redis');
+      for (const r of loaded.records) this.hold(db, r);
+    } catch (err) {
+      this.logger.error({ db, err: (err as Error).message }, 'cannot read foreign calls');
     }
   }
 
@@ -134,13 +153,19 @@ export class ForeignCalls {
       return;
     }
     if (before && before.record.writtenMs > record.writtenMs) return;
+    const callBytes = packr.pack(record.call);
+    // Only the media progress moved (the other relay's tick): nothing to bind again.
+    if (before && before.callBytes.equals(callBytes)) {
+      before.record = { ...before.record, writtenMs: record.writtenMs, progress: record.progress };
+      return;
+    }
     // An update re-binds the call from its new state (sockets closed and opened again: a moment of
     // standby-side media, which goes to the active relay anyway).
     if (before?.bound) {
       const live = this.manager.calls.get(id);
       if (live) this.manager.destroy(live, 'foreign-gone');
     }
-    const entry: ForeignCall = { db, record, bound: false };
+    const entry: ForeignCall = { db, record, callBytes, bound: false };
     this.calls.set(id, entry);
     if (!before) this.logger.info({ 'call-id': id, db }, 'foreign call held');
     this.tryBind(entry);
@@ -158,9 +183,12 @@ export class ForeignCalls {
     try {
       this.persistence.restoreOne(call, progress);
       entry.bound = true;
-      entry.record = { ...entry.record, call };
       return true;
-    } catch {
+    } catch (err) {
+      const reason = (err as Error).message;
+      // One line per distinct reason, not one per retry.
+      if (entry.lastFailure !== reason) this.logger.info({ 'call-id': call.callId, db: entry.db, reason }, 'foreign call waiting for its ports');
+      entry.lastFailure = reason;
       return false;
     }
   }
