@@ -14,7 +14,7 @@ import type { RelayUnderTest } from '../support/relay';
 import { NgRawClient } from '../support/ng-client';
 import { isDict, toPlain, type BDict, type BInputDict, type BValue } from '../support/bencode';
 import { Party, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
-import { freeMediaRange, freeUdpPort } from '../support/free-ports';
+import { freeMediaRange, freeTcpPort, freeUdpPort } from '../support/free-ports';
 import { TestRedis } from '../support/redis-server';
 
 let redis: TestRedis;
@@ -126,7 +126,8 @@ async function freshPorts(): Promise<void> {
 describe('--redis', () => {
   it('restores calls from Redis after kill -9: same ports, media both ways; TTL set, key gone on delete', async () => {
     await freshPorts();
-    const args = [`--redis=${redis.url(1)}`, '--redis-expires=600'];
+    const httpPort = await freeTcpPort();
+    const args = [`--redis=${redis.url(1)}`, '--redis-expires=600', `--listen-http=127.0.0.1:${httpPort}`];
     await start(args);
     const c = await call('r-1');
     await bothWays(c, 1);
@@ -146,6 +147,11 @@ describe('--redis', () => {
     expect(get(stats, 'restoredcalls')).toBe(1);
     expect(get(stats, 'failedcalls')).toBe(0);
     expect(get(stats, 'connected')).toBe(1);
+    const metrics = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text();
+    expect(metrics).toMatch(/^ngrelay_redis_restored_calls 1$/m);
+    expect(metrics).toMatch(/^ngrelay_redis_connected 1$/m);
+    expect(metrics).toMatch(/^ngrelay_redis_pending_writes 0$/m);
+    expect(metrics).toMatch(/^# TYPE ngrelay_redis_writes_total counter$/m);
 
     await request({ command: 'delete', 'call-id': 'r-1', 'from-tag': 'A' });
     expect(await waitUntil(() => false, 100)).toBe(false);
