@@ -30,6 +30,8 @@ export class RedisConnection {
   private up = false;
   private downLogged = false;
   private lastError = '';
+  /** Closed on purpose (shutdown): the end of the connection is not news. */
+  private closing = false;
   private readonly readyListeners: Array<() => void> = [];
 
   constructor(
@@ -77,6 +79,7 @@ export class RedisConnection {
   }
 
   private markDown(reason: string): void {
+    if (this.closing) return;
     const wasUp = this.up;
     this.up = false;
     if (wasUp || !this.downLogged) {
@@ -99,6 +102,7 @@ export class RedisConnection {
   }
 
   close(): void {
+    this.closing = true;
     this.client.disconnect();
   }
 }

@@ -294,4 +294,26 @@ describe('Redis trouble never costs a call', () => {
     expect(down).toBeLessThanOrEqual(6);
     db2.disconnect();
   }, 60_000);
+
+  it('--redis-allowed-errors / --redis-disable-time: writing pauses after the errors, then catches up', async () => {
+    await freshPorts();
+    await start([`--redis=${redis.url(1)}`, '--redis-cmd-timeout=200', '--redis-allowed-errors=0', '--redis-disable-time=2']);
+    redis.pause();
+    let paused = false;
+    try {
+      await call('p-1');
+      paused = await waitUntil(() => (relay?.process.stderrText ?? '').includes('Redis writes paused after --redis-allowed-errors errors'), 3000);
+    } finally {
+      redis.resume();
+    }
+    expect(paused).toBe(true);
+    const db = redis.client(1);
+    let written = false;
+    for (let i = 0; i < 60 && !written; i++) {
+      written = (await db.exists('p-1')) === 1 && get(await redisStats(), 'pendingwrites') === 0;
+      if (!written) await sleep(100);
+    }
+    expect(written).toBe(true);
+    db.disconnect();
+  }, 30_000);
 });
