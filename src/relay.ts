@@ -26,7 +26,6 @@ import { CallPersistence } from './state/persistence';
 import { CallStore } from './state/call-store';
 import { persistedCallId, wantsRedisUpdate } from './state/ng-hook';
 import { RedisSide } from './state/redis-setup';
-import { getValue } from './ng/request';
 
 export interface RelayDeps {
   logger: Logger;
@@ -132,16 +131,7 @@ export class Relay {
     // --subscribe-keyspace: a command naming a foreign call takes it over first (a query only binds it).
     const ownedHandler: NgHandler = foreign
       ? async (request, context) => {
-          const rawId = getValue(request, 'call-id');
-          if (Buffer.isBuffer(rawId) || typeof rawId === 'string') {
-            const id = idFromWire(rawId);
-            if (foreign.has(id)) {
-              const command = getValue(request, 'command');
-              const name = Buffer.isBuffer(command) ? command.toString('latin1') : command;
-              if (name === 'query') foreign.bindNow(id);
-              else foreign.takeOver(id);
-            }
-          }
+          foreign.beforeCommand(request);
           return handler(request, context);
         }
       : handler;

@@ -18,6 +18,9 @@ import type { CallState } from '../call/state';
 import type { CallProgressState } from './call-store';
 import type { RedisConfig, RedisEndpoint } from '../config/redis-config';
 import type { Logger } from '../logger';
+import { idFromWire } from '../ng/byte-string';
+import { getValue } from '../ng/request';
+import type { NgDict } from '../ng/types';
 import type { CallPersistence } from './persistence';
 import { RedisConnection } from './redis-connection';
 import { decodeRedisRecord, keyOf, loadCalls, skippedKey, type RedisCallRecord } from './redis-store';
@@ -261,6 +264,18 @@ export class ForeignCalls {
     this.logger.info({ 'call-id': callId, db: f.db }, 'foreign call taken over (now this relay\'s own)');
     this.count();
     return true;
+  }
+
+  /** Before an ng command: a foreign call it names is taken over (a `query` only binds it, it stays foreign). */
+  beforeCommand(request: NgDict): void {
+    const rawId = getValue(request, 'call-id');
+    if (!Buffer.isBuffer(rawId) && typeof rawId !== 'string') return;
+    const id = idFromWire(rawId);
+    if (!this.calls.has(id)) return;
+    const command = getValue(request, 'command');
+    const name = Buffer.isBuffer(command) ? command.toString('latin1') : command;
+    if (name === 'query') this.bindNow(id);
+    else this.takeOver(id);
   }
 
   /** A query for a foreign call: bind it now if it is still waiting (it stays foreign). */
