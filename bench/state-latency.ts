@@ -1,12 +1,14 @@
 /**
- * What `--state-dir` costs an offer+answer, and how long a restart takes to restore the calls.
+ * What `--state-dir` and `--redis` cost an offer+answer, and how long a restart takes to restore the calls.
  *
- *   npx vite-node bench/state-latency.ts [--calls=2000]
+ *   npx vite-node bench/state-latency.ts [--calls=2000]   (--calls=10000 for the 10,000-call restore)
  *
- * Starts bin/ngrelay three times on loopback (persistence off, --state-dir, --state-dir --state-fsync), runs
- * `calls` offer+answer pairs one after another (each timed from sending the offer to the answer's reply),
- * prints p50/p99 and calls per second; then, for the --state-dir run, kill -9 and a start with the same
- * command line, timed until `list` shows every call back. Bounded: `calls` pairs per row, nothing else sent.
+ * Starts bin/ngrelay once per row on loopback (persistence off, --state-dir, --state-dir --state-fsync,
+ * --redis, --redis with --state-dir; Redis is a throwaway redis-server on a random port), runs `calls`
+ * offer+answer pairs one after another (each timed from sending the offer to the answer's reply), prints
+ * p50/p99 and calls per second; then, for the --state-dir and --redis rows, kill -9 and a start with the
+ * same command line, timed until the first pong (the restore runs before the ng socket opens). Bounded:
+ * `calls` pairs per row, nothing else sent.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -14,11 +16,13 @@ import { startNgrelay } from '../test/support/ngrelay';
 import type { RelayUnderTest } from '../test/support/relay';
 import { NgRawClient } from '../test/support/ng-client';
 import { isDict } from '../test/support/bencode';
+import { TestRedis } from '../test/support/redis-server';
 
 const NG_PORT = 22911;
 /** On the disk the repo is on (not a tmpfs, where fsync costs nothing); removed after each row. */
 const OUT_DIR = path.join(__dirname, 'out');
-const PORT_MIN = 20000;
+// 4 ports per call: 10,000 calls need 40,000.
+const PORT_MIN = 14000;
 const PORT_MAX = 59999;
 
 function arg(name: string, fallback: number): number {
@@ -68,39 +72,57 @@ async function main(): Promise<void> {
   const calls = arg('calls', 2000);
   mkdirSync(OUT_DIR, { recursive: true });
   const rows: Array<{ mode: string; p50: number; p99: number; perSecond: number; errors: number }> = [];
-  let restoreMs = NaN;
-  let restored = NaN;
-  let failed = NaN;
-  for (const mode of ['off', 'state-dir', 'state-dir+fsync'] as const) {
-    const dir = mkdtempSync(path.join(OUT_DIR, 'state-'));
-    const extra = mode === 'off' ? [] : [`--state-dir=${dir}`, ...(mode === 'state-dir+fsync' ? ['--state-fsync'] : [])];
-    let { relay, ng } = await start(extra);
-    try {
-      rows.push({ mode, ...(await offerAnswer(ng, calls)) });
-      if (mode === 'state-dir') {
-        relay.process.killNow();
-        await relay.process.exited;
+  const restores: Array<{ mode: string; ms: number; restored: number; failed: number }> = [];
+  const redis = await TestRedis.start();
+  try {
+    for (const mode of ['off', 'state-dir', 'state-dir+fsync', 'redis', 'redis+state-dir'] as const) {
+      const dir = mkdtempSync(path.join(OUT_DIR, 'state-'));
+      const extra = [
+        ...(mode.includes('state-dir') ? [`--state-dir=${dir}`] : []),
+        ...(mode === 'state-dir+fsync' ? ['--state-fsync'] : []),
+        ...(mode.startsWith('redis') ? [`--redis=${redis.url(1)}`] : []),
+      ];
+      let { relay, ng } = await start(extra);
+      try {
+        rows.push({ mode, ...(await offerAnswer(ng, calls)) });
+        if (mode === 'state-dir' || mode === 'redis') {
+          // Redis writes follow the replies by a loop turn: let the last ones land before the kill.
+          await new Promise((r) => setTimeout(r, 500));
+          relay.process.killNow();
+          await relay.process.exited;
+          ng.close();
+          // The restore runs before the ng socket opens: the first pong means it is done.
+          const t0 = Date.now();
+          ({ relay, ng } = await start(extra));
+          const ms = Date.now() - t0;
+          const stats = (await ng.request({ command: 'statistics' })).dict['statistics'];
+          const block = isDict(stats) ? stats['statedir'] : undefined;
+          restores.push({
+            mode,
+            ms,
+            restored: isDict(block) ? Number(block['restoredcalls']) : NaN,
+            failed: isDict(block) ? Number(block['failedcalls']) : NaN,
+          });
+        }
+      } finally {
         ng.close();
-        // The restore runs before the ng socket opens: the first pong means it is done.
-        const t0 = Date.now();
-        ({ relay, ng } = await start(extra));
-        restoreMs = Date.now() - t0;
-        const stats = (await ng.request({ command: 'statistics' })).dict['statistics'];
-        const block = isDict(stats) ? stats['statedir'] : undefined;
-        restored = isDict(block) ? Number(block['restoredcalls']) : NaN;
-        failed = isDict(block) ? Number(block['failedcalls']) : NaN;
+        await relay.stop();
+        rmSync(dir, { recursive: true, force: true });
+        const db = redis.client(1);
+        await db.flushdb();
+        db.disconnect();
       }
-    } finally {
-      ng.close();
-      await relay.stop();
-      rmSync(dir, { recursive: true, force: true });
     }
+  } finally {
+    await redis.stop();
   }
   console.log(`offer+answer, ${calls} calls one after another (ms per pair):`);
   console.log('| persistence | p50 ms | p99 ms | calls/s | ng errors |');
   console.log('|---|---:|---:|---:|---:|');
   for (const r of rows) console.log(`| ${r.mode} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.perSecond.toFixed(0)} | ${r.errors} |`);
-  console.log(`restore after kill -9: ${restored} of ${calls} calls back (${failed} failed) in ${restoreMs} ms, process start included`);
+  for (const r of restores) {
+    console.log(`restore from ${r.mode} after kill -9: ${r.restored} of ${calls} calls back (${r.failed} failed) in ${r.ms} ms, process start included`);
+  }
 }
 
 main().catch((err: unknown) => {

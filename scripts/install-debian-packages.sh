@@ -45,7 +45,7 @@ if ! apt_get install -y --no-install-recommends "${missing[@]}"; then
 fi
 # Debian's daemons may start system services on install; the tests and the benchmark run their own instances.
 if command -v systemctl >/dev/null 2>&1; then
-  for svc in kamailio rtpengine-daemon; do
+  for svc in kamailio rtpengine-daemon redis-server; do
     systemctl is-active --quiet "$svc" 2>/dev/null && systemctl stop "$svc" || true
   done
 fi

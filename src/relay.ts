@@ -24,7 +24,8 @@ import { prepareRecordingDir } from './recording/recording-dir';
 import { recoverSpool } from './recording/spool-recovery';
 import { CallPersistence } from './state/persistence';
 import { CallStore } from './state/call-store';
-import { persistedCallId } from './state/ng-hook';
+import { persistedCallId, wantsRedisUpdate } from './state/ng-hook';
+import { RedisSide } from './state/redis-setup';
 
 export interface RelayDeps {
   logger: Logger;
@@ -46,8 +47,10 @@ export class Relay {
     private readonly logger: Logger,
     /** The run-time log level (rtpengine-ctl `set loglevel`, SIGUSR1/SIGUSR2 in cli.ts). */
     readonly logLevel: SyslogLevel,
-    /** `--state-dir`; null when off. */
+    /** `--state-dir` and/or `--redis`; null when both are off. */
     readonly persistence: CallPersistence | null,
+    /** `--redis`, `--subscribe-keyspace`; null when off. */
+    readonly redis: RedisSide | null = null,
   ) {}
 
   static async start(config: RelayConfig, deps: RelayDeps): Promise<Relay> {
@@ -67,6 +70,7 @@ export class Relay {
       });
     let recorder: CallRecorder | null = null;
     let persistence: CallPersistence | null = null;
+    let redis: RedisSide | null = null;
     /** The ng client whose offer created each call (rtpengine-ctl shows it as "proxy"). */
     const callOrigins = new Map<string, string>();
     const manager = new CallManager(config, dataPlane, logger, {
@@ -77,19 +81,24 @@ export class Relay {
         if (reason === 'shutdown' && persistence) recorder?.detach(call);
         else recorder?.stop(call);
         persistence?.callEnded(call, reason);
+        redis?.foreign?.forget(call.callId);
       },
     });
     const limits = new LoadLimits(config.limits, new SystemLoadProbe(() => dataPlane.totals().bytes));
     recorder = new CallRecorder(config, dataPlane, (call) => manager.streamIds(call), logger);
-    if (config.stateDir !== null) {
-      persistence = new CallPersistence(new CallStore(config.stateDir, config.stateFsync), manager, dataPlane, logger);
+    if (config.stateDir !== null || config.redis) {
+      const store = config.stateDir !== null ? new CallStore(config.stateDir, config.stateFsync) : null;
+      persistence = new CallPersistence(store, manager, dataPlane, logger);
       try {
         persistence.load();
+        // Redis calls join the state dir's (which wins for a call in both: see CallPersistence.addLoaded).
+        if (config.redis) redis = await RedisSide.open(config.redis, persistence, manager, logger);
       } catch (err) {
         dataPlane.close();
         throw err;
       }
-    } else {
+    }
+    if (config.stateDir === null && !config.redis) {
       logger.info('no --state-dir: calls do not survive a restart of ngrelay');
     }
     const activeRecorder = recorder;
@@ -104,6 +113,8 @@ export class Relay {
       }
     }
     const sweeper = new TimeoutSweeper(manager, dataPlane, config);
+    const foreign = redis?.foreign ?? null;
+    if (foreign) sweeper.isForeign = (callId) => foreign.has(callId);
     const startedMs = Date.now();
     const handler = createCommandHandler({
       manager,
@@ -117,18 +128,25 @@ export class Relay {
       limits,
       ...(persistence ? { stateStats: () => (persistence as CallPersistence).statistics() } : {}),
     });
+    // --subscribe-keyspace: a command naming a foreign call takes it over first (a query only binds it).
+    const ownedHandler: NgHandler = foreign
+      ? async (request, context) => {
+          foreign.beforeCommand(request);
+          return handler(request, context);
+        }
+      : handler;
     // --state-dir: the call's state is on disk before its reply leaves (also after an error: nothing is lost).
     const state = persistence;
     const persisted: NgHandler = state
       ? async (request, context) => {
           try {
-            return await handler(request, context);
+            return await ownedHandler(request, context);
           } finally {
             const callId = persistedCallId(request);
-            if (callId !== null) state.persist(callId);
+            if (callId !== null) state.persist(callId, wantsRedisUpdate(request));
           }
         }
-      : handler;
+      : ownedHandler;
     // A reply describes media paths (batchChanges): it leaves only once the I/O threads have them in place.
     const settledHandler: NgHandler = async (request, context) => {
       const reply = await persisted(request, context);
@@ -181,11 +199,12 @@ export class Relay {
           config,
           startedMs,
           controlStats: () => processor.stats(),
-          ...(persistence ? { stateStats: () => (persistence as CallPersistence).stats } : {}),
+          ...(persistence ? { stateStats: () => (persistence as CallPersistence).snapshot() } : {}),
         },
       });
     } catch (err) {
       await server.close();
+      await redis?.close();
       dataPlane.close();
       throw err;
     }
@@ -205,6 +224,7 @@ export class Relay {
     }
     sweeper.start();
     persistence?.start();
+    await redis?.startForeign();
     const cacheExpiry = setInterval(() => cookieCache.expire(), CACHE_EXPIRY_MS);
     cacheExpiry.unref();
     logger.info(
@@ -215,7 +235,7 @@ export class Relay {
       },
       'ngrelay started',
     );
-    return new Relay(config, manager, dataPlane, server, listeners, sweeper, cacheExpiry, logger, logLevel, persistence);
+    return new Relay(config, manager, dataPlane, server, listeners, sweeper, cacheExpiry, logger, logLevel, persistence, redis);
   }
 
   async close(): Promise<void> {
@@ -225,6 +245,7 @@ export class Relay {
     await Promise.all(this.listeners.map((l) => l.close()));
     // A last write of media progress; the calls' files stay for the next start.
     this.persistence?.stop();
+    await this.redis?.close();
     this.manager.destroyAll();
     this.dataPlane.close();
     this.logger.info('ngrelay stopped');

@@ -44,7 +44,9 @@ export type CallEndReason =
   | 'offer-timeout'
   | 'final-timeout'
   | 'shutdown'
-  | 'terminate';
+  | 'terminate'
+  /** A foreign call (src/state/foreign-calls.ts) whose key went from the other relay's Redis database. */
+  | 'foreign-gone';
 
 export interface CallManagerEvents {
   callEnded?(call: CallState, reason: CallEndReason): void;

@@ -143,14 +143,17 @@ export class PortAllocator {
 
   /**
    * Reserve a given port (and port+1 when `pair`), e.g. to restore a call's state or to put RTCP back on
-   * RTP+1. Returns false, reserving nothing, when any of them is outside the range or not free.
+   * RTP+1. Returns false, reserving nothing, when any of them is outside the range or in use.
    */
   reserveSpecific(port: number, pair = false): boolean {
     this.expireQuarantine();
     const ports = pair ? [port, port + 1] : [port];
-    if (!ports.every((p) => this.stateOf(p) === FREE)) return false;
+    // A quarantined port may be taken: quarantine keeps a port another process held out of the random
+    // rotation, while a restore (a foreign call taken over when the other relay died) needs exactly it.
+    if (!ports.every((p) => this.stateOf(p) === FREE || this.stateOf(p) === QUARANTINED)) return false;
     for (const p of ports) {
       const index = p - this.firstBase;
+      if (this.portState[index] === QUARANTINED) this.quarantinedCount--;
       this.portState[index] = USED;
       this.usedCount++;
       this.relist(index >> 1);

@@ -41,6 +41,11 @@ export class StreamSockets {
     private readonly onClosed?: (id: number) => void,
   ) {}
 
+  /** A stream id no stream of this relay has (foreign calls come numbered by another relay). */
+  freshId(): number {
+    return this.nextId++;
+  }
+
   /** Keep stream ids unique after a restore. */
   noteUsedId(id: number): void {
     if (id >= this.nextId) this.nextId = id + 1;

@@ -30,6 +30,8 @@ export function expiredReason(
 
 export class TimeoutSweeper {
   private timer: NodeJS.Timeout | null = null;
+  /** Foreign calls (src/state/foreign-calls.ts): their media goes to another relay, only final-timeout ends them. */
+  isForeign: (callId: string) => boolean = () => false;
 
   constructor(
     private readonly manager: CallManager,
@@ -63,7 +65,7 @@ export class TimeoutSweeper {
       let last = 0;
       for (let k = 0; k < (idsOfCall[i]?.length ?? 0); k++) last = Math.max(last, times[at++] ?? 0);
       const reason = expiredReason(call, this.config, last, now);
-      if (reason) this.manager.destroy(call, reason);
+      if (reason && (reason === 'final-timeout' || !this.isForeign(call.callId))) this.manager.destroy(call, reason);
     });
   }
 }

@@ -98,6 +98,18 @@ export const OPTIONS: readonly OptionSpec[] = [
     defaultText: 'off',
     help: 'ngrelay: fsync each state file before its rename (survives a power loss, not only a crash; slower offers)',
   },
+  // Redis (src/state/redis-*.ts): rtpengine's options and meanings; see README "Redis and active/standby".
+  { name: 'redis', short: 'r', kind: 'string', arg: '[PW@]IP:PORT/INT', defaultText: 'none', help: 'Redis database: calls restored from it at start, and written to it after each ng command that changes them' },
+  { name: 'redis-write', short: 'w', kind: 'string', arg: '[PW@]IP:PORT/INT', defaultText: '--redis', help: 'Write calls to this Redis database instead of --redis' },
+  { name: 'redis-subscribe', kind: 'string', arg: '[PW@]IP:PORT/INT', defaultText: '--redis', help: 'Redis server whose keyspace notifications --subscribe-keyspace follows' },
+  { name: 'subscribe-keyspace', short: 'k', kind: 'list', arg: 'INT INT ...', defaultText: 'none', help: "Hold the calls of these Redis databases as foreign calls (standby for the relays writing them); an ng command takes one over" },
+  { name: 'redis-num-threads', kind: 'int', arg: 'INT', defaultText: '4', help: 'Batches of Redis keys read at once when restoring' },
+  { name: 'redis-expires', kind: 'int', arg: 'INT', defaultText: '86400', help: "TTL in seconds of each call's Redis key" },
+  { name: 'no-redis-required', short: 'q', kind: 'flag', defaultText: 'off', help: 'Start even when Redis cannot be reached (nothing is restored; writes follow once it is up)' },
+  { name: 'redis-allowed-errors', kind: 'int', arg: 'INT', defaultText: '-1', help: 'Redis errors in a row before writing pauses for --redis-disable-time (-1 = never)' },
+  { name: 'redis-disable-time', kind: 'int', arg: 'INT', defaultText: '10', help: 'Seconds Redis writing pauses after --redis-allowed-errors errors (missed writes follow)' },
+  { name: 'redis-cmd-timeout', kind: 'int', arg: 'INT', defaultText: '0 (none)', help: 'Timeout in milliseconds for each Redis command' },
+  { name: 'redis-connect-timeout', kind: 'int', arg: 'INT', defaultText: '1000', help: 'Timeout in milliseconds for a Redis connection attempt' },
   {
     name: 'recording-method',
     kind: 'string',

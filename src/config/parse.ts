@@ -11,6 +11,7 @@ import type { InterfaceConfig, ListenAddress, RelayConfig, ThreadScheduling } fr
 import { parseIni, quote, splitList } from './ini';
 import { optionByName, optionByShort, type OptionSpec } from './options';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_ENTRIES } from '../ng/cookie-cache';
+import { REDIS_DEFAULTS, parseKeyspaceList, parseRedisEndpoint, type RedisConfig, type RedisEndpoint } from './redis-config';
 import {
   BadValue,
   parseBoolean,
@@ -113,6 +114,9 @@ function startWarnings(merged: Map<string, Setting[]>): string[] {
   for (const list of merged.values()) {
     const s = list[list.length - 1]!;
     if (s.option.noEffect !== undefined) warnings.push(`option ${s.where} has no effect: ngrelay ${s.option.noEffect}`);
+    if (s.option.name === 'subscribe-keyspace' && !merged.has('redis') && !merged.has('redis-subscribe')) {
+      warnings.push(`option ${s.where} has no effect without --redis or --redis-subscribe (the server to subscribe to)`);
+    }
     if (s.option.name === 'table' && Number(s.value) !== DEFAULTS.table) {
       warnings.push(
         `option ${s.where} (${s.value}) has no effect: ngrelay has no kernel forwarding table yet and forwards every packet in its own engine`,
@@ -297,6 +301,7 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
     recordingDir: value<string | null>('recording-dir', null, nonEmpty),
     stateDir: value<string | null>('state-dir', null, nonEmpty),
     stateFsync: flag('state-fsync'),
+    redis: buildRedisConfig(merged, value, flag),
     // rtpengine's proc method feeds its recording daemon; ngrelay records pcap for both (startWarnings says so).
     recordingMethod: value('recording-method', 'pcap' as const, (t) => {
       if (t !== 'pcap' && t !== 'proc') throw new BadValue('expected pcap or proc');
@@ -417,4 +422,36 @@ function buildInterfaces(settings: Setting[], networkInterfaces: () => NetworkIn
     }
   }
   return result;
+}
+
+/** The Redis options as one RedisConfig, or null when none of --redis, --redis-write, --subscribe-keyspace is set. */
+function buildRedisConfig(
+  merged: Map<string, Setting[]>,
+  value: <T>(name: string, fallback: T, convert: (text: string) => T) => T,
+  flag: (name: string) => boolean,
+): RedisConfig | null {
+  const read = value<RedisEndpoint | null>('redis', null, parseRedisEndpoint);
+  const write = value<RedisEndpoint | null>('redis-write', null, parseRedisEndpoint) ?? read;
+  const subscribe = value<RedisEndpoint | null>('redis-subscribe', null, parseRedisEndpoint) ?? read;
+  const keyspaceSettings = merged.get('subscribe-keyspace') ?? [];
+  let subscribeKeyspace: number[];
+  try {
+    subscribeKeyspace = parseKeyspaceList(keyspaceSettings.map((s) => s.value));
+  } catch (err) {
+    throw badValue(keyspaceSettings[0] as Setting, err);
+  }
+  // Every value is checked, also when no Redis is configured: a malformed one fails like any other.
+  const tuning = {
+    numThreads: value('redis-num-threads', REDIS_DEFAULTS.numThreads, (t) => parseInteger(t, 1, 256)),
+    expiresS: value('redis-expires', REDIS_DEFAULTS.expiresS, (t) => parseInteger(t, 1, INT32_MAX)),
+    allowedErrors: value('redis-allowed-errors', REDIS_DEFAULTS.allowedErrors, (t) => parseInteger(t, -1, INT32_MAX)),
+    disableTimeS: value('redis-disable-time', REDIS_DEFAULTS.disableTimeS, (t) => parseInteger(t, 0, INT32_MAX)),
+    cmdTimeoutMs: value('redis-cmd-timeout', REDIS_DEFAULTS.cmdTimeoutMs, (t) => parseInteger(t, 0, INT32_MAX)),
+    connectTimeoutMs: value('redis-connect-timeout', REDIS_DEFAULTS.connectTimeoutMs, (t) => parseInteger(t, 0, INT32_MAX) || REDIS_DEFAULTS.connectTimeoutMs),
+    required: !flag('no-redis-required'),
+  };
+  // --subscribe-keyspace without a server to subscribe to does nothing (startWarnings says so).
+  const keyspaces = subscribe !== null ? subscribeKeyspace : [];
+  if (read === null && write === null && keyspaces.length === 0) return null;
+  return { read, write, subscribe: keyspaces.length > 0 ? subscribe : null, subscribeKeyspace: keyspaces, ...tuning };
 }

@@ -1,5 +1,6 @@
 /** The relay's settings, after command line, config file and defaults are merged. */
 import type { ThreadScheduling } from '../dataplane/types';
+import type { RedisConfig } from './redis-config';
 
 export type { ThreadScheduling };
 
@@ -50,6 +51,8 @@ export interface RelayConfig {
   stateDir: string | null;
   /** `--state-fsync`: fsync every state file write. */
   stateFsync: boolean;
+  /** `--redis` and its companions (src/config/redis-config.ts); absent/null = no Redis. */
+  redis?: RedisConfig | null;
   recordingMethod: 'pcap';
   /** pcap link type (`--recording-format`): raw = LINKTYPE_RAW (101), eth = LINKTYPE_ETHERNET (1). */
   recordingFormat: 'raw' | 'eth';

@@ -157,6 +157,20 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
     readGauge(r, 'ngrelay_state_restored_calls', 'Calls restored from the state dir at the last start', none, () => [[{}, state().restoredCalls]]);
     readGauge(r, 'ngrelay_state_failed_calls', 'Calls that could not be restored at the last start', none, () => [[{}, state().failedCalls]]);
     readGauge(r, 'ngrelay_state_skipped_files', 'State files skipped as unreadable at the last start', none, () => [[{}, state().skippedFiles]]);
+    if (state().redis) {
+      const redis = () => state().redis as NonNullable<PersistenceStats['redis']>;
+      readGauge(r, 'ngrelay_redis_connected', 'Whether the Redis write connection is up (--redis, --redis-write)', none, () => [[{}, redis().connected ? 1 : 0]]);
+      readCounter(r, 'ngrelay_redis_writes_total', 'Call keys written to or deleted from Redis', none, () => [[{}, redis().writes]]);
+      readCounter(r, 'ngrelay_redis_write_errors_total', 'Call key writes that failed (kept and written again later)', none, () => [[{}, redis().writeErrors]]);
+      readGauge(r, 'ngrelay_redis_pending_writes', 'Calls changed but not yet written to Redis', none, () => [[{}, redis().pending]]);
+      readGauge(r, 'ngrelay_redis_last_write_seconds', 'Unix time of the last successful Redis write (0 = none yet)', none, () => [
+        [{}, Math.floor(redis().lastWriteMs / 1000)],
+      ]);
+      readGauge(r, 'ngrelay_redis_restored_calls', 'Calls restored from Redis at the last start', none, () => [[{}, redis().restoredCalls]]);
+      readGauge(r, 'ngrelay_redis_failed_calls', 'Calls read from Redis that could not be restored at the last start', none, () => [[{}, redis().failedCalls]]);
+      readGauge(r, 'ngrelay_redis_skipped_keys', 'Redis keys skipped as unreadable at the last start', none, () => [[{}, redis().skippedKeys]]);
+      readGauge(r, 'ngrelay_redis_foreign_calls', 'Foreign calls held for other relays (--subscribe-keyspace)', none, () => [[{}, redis().foreignCalls]]);
+    }
   }
   readGauge(r, 'ngrelay_engine_threads', 'I/O threads of the forwarding engine', none, () => [[{}, ctx.dataPlane.info().threads]]);
   readCounter(r, 'ngrelay_io_thread_cpu_seconds_total', 'CPU time of each engine I/O thread (rate = its load, 1 = a core)', ['thread'], () =>

@@ -40,6 +40,8 @@ export interface SkippedFile {
   file: string;
   reason: string;
   detail: string;
+  /** The log line's message (absent: a state file, "state file skipped (renamed *.rejected)"). */
+  action?: string;
 }
 
 export interface LoadedState {
@@ -62,7 +64,7 @@ export class StateDirError extends Error {
 const CALL_SUFFIX = '.call';
 const PROGRESS_FILE = 'progress.state';
 
-function isCallState(v: unknown): v is CallState {
+export function isCallState(v: unknown): v is CallState {
   if (typeof v !== 'object' || v === null) return false;
   const c = v as Partial<CallState>;
   return typeof c.callId === 'string' && Array.isArray(c.monologues) && typeof c.createdMs === 'number';

@@ -10,6 +10,7 @@ import type { Logger } from '../logger';
 import type { NgDict } from '../ng/types';
 import { ngDict } from '../ng/dict';
 import type { CallProgressState, CallStore, LoadedState, ProgressFile, StreamProgressState } from './call-store';
+import type { RedisCallWriter, RedisStats } from './redis-store';
 
 export const TICK_MS = 500;
 /**
@@ -30,6 +31,8 @@ export interface PersistenceStats {
   restoredCalls: number;
   failedCalls: number;
   skippedFiles: number;
+  /** `--redis`: the Redis side's figures (absent without Redis). */
+  redis?: RedisStats;
 }
 
 function sameEndpoint(a: Endpoint | null | undefined, b: Endpoint | null | undefined): boolean {
@@ -76,8 +79,16 @@ export class CallPersistence {
     skippedFiles: 0,
   };
 
+  /** `--redis-write` (or `--redis`): this relay's calls are written there too; null = no Redis. */
+  private redis: RedisCallWriter | null = null;
+  /** `--subscribe-keyspace`: how many foreign calls are held (set by the Redis side). */
+  foreignCount: () => number = () => 0;
+  /** Calls restored from Redis (not from the state dir): the Redis writer adopts them. */
+  private readonly fromRedis = new Set<string>();
+
   constructor(
-    private readonly store: CallStore,
+    /** `--state-dir`; null when only Redis keeps the calls. */
+    private readonly store: CallStore | null,
     private readonly manager: CallManager,
     private readonly dataPlane: DataPlane,
     private readonly logger: Logger,
@@ -88,8 +99,38 @@ export class CallPersistence {
 
   /** Read the state dir (a directory that cannot be used throws StateDirError: the start stops). */
   load(): void {
-    this.store.prepare();
-    this.loaded = this.store.load();
+    if (this.store) {
+      this.store.prepare();
+      this.loaded = this.store.load();
+    } else {
+      this.loaded = { calls: [], progress: null, skipped: [] };
+    }
+  }
+
+  /** Write this relay's calls to Redis as well (set before restore, so restored calls are adopted). */
+  useRedis(writer: RedisCallWriter): void {
+    this.redis = writer;
+  }
+
+  /**
+   * Calls read from Redis join those of the state dir. A call in both is taken from the state dir: it is
+   * written before each reply leaves, Redis a moment after, so the state dir's copy is never older.
+   */
+  addLoaded(fromRedis: LoadedState): void {
+    if (!this.loaded) this.load();
+    const loaded = this.loaded as LoadedState;
+    const known = new Set(loaded.calls.map((c) => c.callId));
+    const progressOf = new Map((loaded.progress?.calls ?? []).map((c) => [c.callId, c]));
+    for (const call of fromRedis.calls) {
+      if (known.has(call.callId)) continue;
+      loaded.calls.push(call);
+      this.fromRedis.add(call.callId);
+    }
+    for (const p of fromRedis.progress?.calls ?? []) {
+      if (this.fromRedis.has(p.callId) && !progressOf.has(p.callId)) progressOf.set(p.callId, p);
+    }
+    loaded.progress = { writtenMs: loaded.progress?.writtenMs ?? 0, calls: [...progressOf.values()] };
+    loaded.skipped.push(...fromRedis.skipped);
   }
 
   /**
@@ -103,29 +144,46 @@ export class CallPersistence {
     const loaded = this.loaded as LoadedState;
     this.loaded = null;
     for (const s of loaded.skipped) {
-      this.logger.error({ file: s.file, reason: s.reason, detail: s.detail }, 'state file skipped (renamed *.rejected)');
+      this.logger.error({ file: s.file, reason: s.reason, detail: s.detail }, s.action ?? 'state file skipped (renamed *.rejected)');
     }
     this.stats.skippedFiles = loaded.skipped.length;
+    if (this.redis) this.redis.stats.skippedKeys = loaded.skipped.filter((x) => x.file.startsWith('redis ')).length;
     const progressOf = new Map((loaded.progress?.calls ?? []).map((c) => [c.callId, c]));
     for (const call of loaded.calls) {
       const saved = progressOf.get(call.callId);
       const streams = new Map((saved?.streams ?? []).map((s) => [s.id, s]));
+      const source = this.fromRedis.has(call.callId) ? 'redis' : 'state-dir';
       try {
-        if (saved && saved.lastMediaMs > 0) call.mediaBeforeRestoreMs = saved.lastMediaMs;
-        this.manager.restore(call, (stream, rule) => this.restoredRule(stream, rule, streams.get(stream.id)));
+        this.restoreOne(call, saved);
         resumeRecording(call);
-        if (saved) this.progress.set(call.callId, { ...saved, streams: [...streams.values()] });
+        if (source === 'redis') this.redis?.adopt(call, saved ?? null);
+        // Restored from the state dir only: Redis gets it too.
+        else this.redis?.writeCall(call);
         this.stats.restoredCalls++;
-        this.logger.info({ 'call-id': call.callId, streams: this.manager.streamIds(call).length }, 'call restored');
+        if (source === 'redis' && this.redis) this.redis.stats.restoredCalls++;
+        this.logger.info({ 'call-id': call.callId, streams: this.manager.streamIds(call).length, from: source }, 'call restored');
       } catch (err) {
         this.stats.failedCalls++;
-        this.store.setAside(call.callId);
-        this.logger.error({ 'call-id': call.callId, reason: (err as Error).message }, 'call not restored (state file renamed *.failed)');
+        if (source === 'redis' && this.redis) this.redis.stats.failedCalls++;
+        if (source === 'state-dir') this.store?.setAside(call.callId);
+        const kept = source === 'state-dir' ? 'state file renamed *.failed' : 'key left in Redis';
+        this.logger.error({ 'call-id': call.callId, reason: (err as Error).message, from: source }, `call not restored (${kept})`);
       }
     }
     // What was not restored leaves the progress file too.
     this.progressDirty = true;
     this.writeProgress();
+  }
+
+  /**
+   * Bind one stored call again, with its media progress (learned endpoints, SRTP resume, last media time).
+   * Throws (RestoreBindError, NgError) with nothing bound when it cannot.
+   */
+  restoreOne(call: CallState, saved: CallProgressState | undefined): void {
+    const streams = new Map((saved?.streams ?? []).map((s) => [s.id, s]));
+    if (saved && saved.lastMediaMs > 0) call.mediaBeforeRestoreMs = saved.lastMediaMs;
+    this.manager.restore(call, (stream, rule) => this.restoredRule(stream, rule, streams.get(stream.id)));
+    if (saved) this.progress.set(call.callId, { ...saved, streams: [...streams.values()] });
   }
 
   private restoredRule(stream: StreamState, rule: StreamRule, saved: StreamProgressState | undefined): StreamRule {
@@ -146,13 +204,23 @@ export class CallPersistence {
     return next;
   }
 
-  /** After an ng command: the call's file is written (or removed when the call is gone) before the reply. */
-  persist(callId: string): void {
+  /**
+   * After an ng command: the call's file is written (or removed when the call is gone) before the reply;
+   * Redis gets it a moment later (never holding the reply), unless the command said `no-redis-update`.
+   */
+  persist(callId: string, redisUpdate = true): void {
     const call = this.manager.calls.get(callId);
-    this.guard(() => {
-      if (call) this.store.writeCall(call, this.now());
-      else this.forget(callId);
-    });
+    if (this.store) {
+      const store = this.store;
+      this.guard(() => {
+        if (call) store.writeCall(call, this.now());
+        else this.forgetLocal(callId);
+      });
+    } else if (!call) {
+      this.forgetLocal(callId);
+    }
+    if (call && redisUpdate) this.redis?.writeCall(call);
+    else if (!call) this.redis?.removeCall(callId);
   }
 
   /** A call ended (delete, timeout, terminate). Not on shutdown: SIGTERM keeps the calls for the next start. */
@@ -162,7 +230,12 @@ export class CallPersistence {
   }
 
   private forget(callId: string): void {
-    this.store.removeCall(callId);
+    this.redis?.removeCall(callId);
+    this.forgetLocal(callId);
+  }
+
+  private forgetLocal(callId: string): void {
+    this.store?.removeCall(callId);
     if (this.progress.delete(callId)) this.progressDirty = true;
   }
 
@@ -236,7 +309,10 @@ export class CallPersistence {
   private writeProgress(): void {
     if (!this.progressDirty) return;
     const file: ProgressFile = { writtenMs: this.now(), calls: [...this.progress.values()] };
-    if (this.guard(() => this.store.writeProgress(file))) this.progressDirty = false;
+    this.redis?.writeProgress(file);
+    const store = this.store;
+    if (!store) this.progressDirty = false;
+    else if (this.guard(() => store.writeProgress(file))) this.progressDirty = false;
   }
 
   private callProgress(callId: string): CallProgressState {
@@ -269,23 +345,50 @@ export class CallPersistence {
       write();
       this.stats.writes++;
       this.stats.lastWriteMs = this.now();
-      if (this.failing) this.logger.info({ dir: this.store.dir }, 'state dir writable again');
+      if (this.failing) this.logger.info({ dir: this.store?.dir }, 'state dir writable again');
       this.failing = false;
       return true;
     } catch (err) {
       this.stats.writeErrors++;
       this.stats.lastError = (err as Error).message;
-      if (!this.failing) this.logger.error({ dir: this.store.dir, err: (err as Error).message }, 'cannot write call state');
+      if (!this.failing) this.logger.error({ dir: this.store?.dir, err: (err as Error).message }, 'cannot write call state');
       this.failing = true;
       return false;
     }
   }
 
-  /** The `statistics` reply's `statedir` block. */
+  /** Figures of both stores, in one place (`statistics`, /metrics). */
+  snapshot(): PersistenceStats {
+    if (this.redis) this.stats.redis = { ...this.redis.snapshot(), foreignCalls: this.foreignCount() };
+    return this.stats;
+  }
+
+  /** The `statistics` reply's `statedir` block (with a `redis` block under `--redis`). */
   statistics(): NgDict {
-    const s = this.stats;
+    const s = this.snapshot();
+    const r = s.redis;
+    const redis: Array<[string, NgDict]> = r
+      ? [
+          [
+            'redis',
+            ngDict([
+              ['write', r.write],
+              ['connected', r.connected ? 1 : 0],
+              ['lastwrite', Math.floor(r.lastWriteMs / 1000)],
+              ['writes', r.writes],
+              ['writeerrors', r.writeErrors],
+              ['lasterror', r.lastError ?? ''],
+              ['pendingwrites', r.pending],
+              ['restoredcalls', r.restoredCalls],
+              ['failedcalls', r.failedCalls],
+              ['skippedkeys', r.skippedKeys],
+              ['foreigncalls', r.foreignCalls],
+            ]),
+          ],
+        ]
+      : [];
     return ngDict([
-      ['dir', this.store.dir],
+      ['dir', this.store?.dir ?? ''],
       ['lastwrite', Math.floor(s.lastWriteMs / 1000)],
       ['writes', s.writes],
       ['writeerrors', s.writeErrors],
@@ -293,6 +396,7 @@ export class CallPersistence {
       ['restoredcalls', s.restoredCalls],
       ['failedcalls', s.failedCalls],
       ['skippedfiles', s.skippedFiles],
+      ...redis,
     ]);
   }
 }

@@ -69,6 +69,7 @@ describe('defaults', () => {
       dtmfLogDest: null,
       stateDir: null,
       stateFsync: false,
+      redis: null,
       foreground: false,
       logStderr: false,
       logTimestamps: true,
@@ -145,6 +146,7 @@ describe('every option', () => {
       dtmfLogDest: null,
       stateDir: null,
       stateFsync: false,
+      redis: null,
       foreground: true,
       logStderr: true,
       logTimestamps: true,
@@ -417,11 +419,10 @@ describe('help, version, warnings', () => {
   });
 
   it('a repeated rtpengine-only option is warned about once', () => {
-    const inv = parseInvocation(['-k', '1', '--subscribe-keyspace=2', '--tos=1', '--tos=2'], env);
-    expect(inv.action === 'run' && inv.warnings).toEqual([
-      'option --subscribe-keyspace has no effect: ngrelay has no Redis; calls live in this process only',
-      "option --tos has no effect: ngrelay sends media with the system's default TOS (0)",
-    ]);
+    const inv = parseInvocation(['--cn-payload=13', '--cn-payload=14', '--tos=1', '--tos=2'], env);
+    expect(inv.action === 'run' && inv.warnings).toHaveLength(2);
+    expect(inv.action === 'run' && inv.warnings[0]).toMatch(/^option --cn-payload has no effect: /);
+    expect(inv.action === 'run' && inv.warnings[1]).toBe("option --tos has no effect: ngrelay sends media with the system's default TOS (0)");
   });
 
   it('--no-log-timestamps turns the time field off', () => {

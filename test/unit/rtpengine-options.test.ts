@@ -18,6 +18,9 @@ const RTPENGINE = '/usr/bin/rtpengine';
 /** A value each option with its own parser accepts; the rest get one by type. */
 const SAMPLE_VALUES: Record<string, string> = {
   interface: '127.0.0.1',
+  redis: '127.0.0.1:6379/1',
+  'redis-write': 'secret@127.0.0.1:6379/2',
+  'subscribe-keyspace': '3',
   'listen-ng': '127.0.0.1:2223',
   'port-min': '30000',
   'port-max': '40000',
