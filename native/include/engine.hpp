@@ -43,6 +43,8 @@ struct Counter {
  */
 struct SrtpKeySpec {
   bool present = false;
+  /** DtlsSrtpKeys: the keys come from the DTLS-SRTP handshake of stream `dtlsOf` (-1 = not DTLS). */
+  int32_t dtlsOf = -1;
   SrtpSuite suite = SrtpSuite::AesCm128HmacSha1_80;
   std::vector<uint8_t> key, salt;
   bool encryptRtp = true, encryptRtcp = true, authRtp = true;
@@ -63,7 +65,7 @@ struct SrtpKeySpec {
     return p;
   }
   bool operator==(const SrtpKeySpec& o) const {
-    return present == o.present && (!present || (suite == o.suite && key == o.key && salt == o.salt &&
+    return present == o.present && dtlsOf == o.dtlsOf && (!present || (suite == o.suite && key == o.key && salt == o.salt &&
                                                  encryptRtp == o.encryptRtp && encryptRtcp == o.encryptRtcp &&
                                                  authRtp == o.authRtp));
   }

@@ -44,14 +44,8 @@ import {
 
 /** Shape of the addon's exported class (see native/src/addon.cpp). */
 interface NativeEngineInstance {
-  addStream(
-    id: number,
-    component: 'rtp' | 'rtcp',
-    localAddress: string,
-    localPort: number,
-    muxedWith: number | null,
-    rule: StreamRule,
-  ): void;
+  /** Every field of both objects is checked natively: a missing or mistyped one throws a TypeError naming it. */
+  addStream(spec: StreamSocketSpec, rule: StreamRule): void;
   updateStream(id: number, rule: StreamRule): void;
   removeStream(id: number): void;
   sync(): void;
@@ -176,14 +170,7 @@ class NativeDataPlane implements DataPlane {
 
   addStream(spec: StreamSocketSpec, rule: StreamRule): void {
     try {
-      this.engine.addStream(
-        spec.id,
-        spec.component,
-        spec.localAddress,
-        spec.localPort,
-        spec.muxedWith ?? null,
-        rule,
-      );
+      this.engine.addStream(spec, rule);
     } catch (err) {
       const code = errorCode(err);
       if (code !== undefined) {
