@@ -15,6 +15,7 @@
 using namespace ngrelay;
 
 void InitSrtpBinding(Napi::Env env, Napi::Object exports);  // native/src/srtp_binding.cpp (test/bench only)
+void InitStunBinding(Napi::Env env, Napi::Object exports);  // native/src/stun_binding.cpp (test only)
 void InitSdNotify(Napi::Env env, Napi::Object exports);     // native/src/sd_notify.cpp (systemd Type=notify)
 void InitRlimit(Napi::Env env, Napi::Object exports);       // native/src/rlimit.cpp
 void InitQualityBinding(Napi::Env env, Napi::Object exports);           // native/src/rtcp_binding.cpp
@@ -716,6 +717,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   exports.Set("NativeEngine", NativeEngine::Define(env));
   InitSrtpBinding(env, exports);
+  InitStunBinding(env, exports);
   InitSdNotify(env, exports);
   InitRlimit(env, exports);
   InitQualityBinding(env, exports);
