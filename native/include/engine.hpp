@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "huge_pages.hpp"
+#include "ice.hpp"
 #include "learning.hpp"
 #include "pcap_writer.hpp"
 #include "sock_addr.hpp"
@@ -108,6 +109,7 @@ struct alignas(128) Stream {
   bool mediaSilenced = false;    // rule.silenceMedia
   int8_t dtmfPt = -1;            // rule.dtmfPt (payload types are 0..127)
   bool dtmfBlocked = false;      // rule.blockDtmf
+  bool hasIce = false;           // rule.ice: STUN is answered (source addresses are needed), no learning
   uint32_t drainedRound = 0;     // the owner's loop round in which the backlog last drained it
   Stream* sink = nullptr;        // resolved stream whose socket and endpoint packets go out of/to
   Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream
@@ -138,6 +140,17 @@ struct alignas(128) Stream {
   Stream* muxParent = nullptr;   // on a muxed RTCP stream: the RTP stream (learning state lives there)
   StreamQuality quality;         // owner thread only (see stream_quality.hpp); read out by a ReadQuality command
   DtmfState dtmf;                // owner thread only: the RFC 4733 event in progress
+  // ICE (rule.ice; native/src/io_thread_ice.cpp). Owner thread only, but for the published ones below.
+  bool iceControlling = false;   // our role now (rule.ice->controlling, until a role conflict switched it)
+  bool iceConsentLost = false;   // RFC 7675: nothing is sent to iceSelected until a check nominates again
+  bool inIceList = false;        // in the owner thread's list of ICE streams (consent timer)
+  SockAddr iceSelected;          // the nominated party address (invalid = none yet)
+  int64_t iceConsentMono = 0;    // monotonic ms of the last valid check from iceSelected
+  // Published (IceStatus).
+  std::atomic<uint8_t> iceState{0};  // IceState
+  PublishedAddr iceSelectedPub;
+  std::atomic<int64_t> iceLastConsentMs{0};
+  Counter iceChecksReceived, iceChecksSent, iceStunRejected, iceConsentExpired;
 
   /** Bytes from the start that the packet path reads or writes (the I/O thread prefetches them). */
   static constexpr size_t kHotBytes = 128;
@@ -146,7 +159,7 @@ struct alignas(128) Stream {
   void publishEndpoint() {
     endpoint.store(learn.current);
     confirmed.store(learn.confirmed, std::memory_order_relaxed);
-    learnSettled = rule.asymmetric || rule.learning == Learning::Off ||
+    learnSettled = hasIce || rule.asymmetric || rule.learning == Learning::Off ||
                    (learn.confirmed && !rule.strictSource && !rule.mediaHandover);
   }
 };
@@ -155,7 +168,7 @@ struct alignas(64) ThreadTotals {
   Counter packets, bytes, errors, malformed, dropped;
 };
 
-enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged, Idle, Resumed, Dtmf };
+enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged, Idle, Resumed, Dtmf, IceSelected };
 
 /** A stream that received media and then nothing for this long is reported idle (once, until media resumes). */
 constexpr int64_t kStreamIdleMs = 5000;
@@ -374,6 +387,19 @@ class IoThread {
   void setUpDescriptorTable();
   /** Visits a slice of the active streams (all of them every kIdleScanMs): idle detection and drops. */
   void scanIdle();
+  /** After a rule change: ICE switched on, off or reconfigured (role, selected pair kept over a restart). */
+  void applyIce(Stream* s, const Rule& old, bool attached);
+  /** A datagram with a first byte 0..3 (RFC 7983: STUN) on ICE stream `x`, from `src`. */
+  void onStun(Stream* x, const uint8_t* p, size_t len, const SockAddr& src, bool truncated);
+  /** Counts a refused STUN datagram (stunRejected, errors); it is dropped. */
+  void rejectStun(Stream* x);
+  /** Media to the party goes to `to` now (ICE nominated it). */
+  void iceSelect(Stream* x, const SockAddr& to);
+  /** Consent freshness of the selected pairs (RFC 7675), about once a second. */
+  void checkIceConsent();
+  std::vector<Stream*> iceStreams_;
+  int64_t lastIceScanMs_ = 0;
+  int64_t iceConsentMs_ = kIceConsentMs;  // NGRELAY_ICE_CONSENT_MS (tests) may shorten it
   /** Adds the socket's new kernel drops to `dropped` (from scanIdle, and at detach). */
   void collectDrops(Stream* s);
   std::vector<EngineEvent> pendingEvents_;
@@ -400,6 +426,12 @@ struct StreamSnapshot {
   bool hasRtp;
   uint32_t ssrc;
   uint16_t seq;
+  // IceStatus (hasIce: the rule has ICE).
+  bool hasIce;
+  IceState iceState;
+  SockAddr iceSelected;
+  uint64_t iceChecksReceived, iceChecksSent, iceStunRejected, iceConsentExpired;
+  int64_t iceLastConsentMs;
 };
 
 /** Error from binding a socket: errno name ("EADDRINUSE") and text. */

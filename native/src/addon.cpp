@@ -348,6 +348,7 @@ const char* eventName(EventType t) {
     case EventType::Idle: return "idle";
     case EventType::Resumed: return "resumed";
     case EventType::Dtmf: return "dtmf";
+    case EventType::IceSelected: return "ice-selected";
   }
   return "unknown";
 }
@@ -608,6 +609,17 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       o.Set("confirmed", s.confirmed);
       o.Set("ssrc", s.hasRtp ? Napi::Value(Napi::Number::New(env, double(s.ssrc))) : env.Null());
       o.Set("lastSeq", s.hasRtp ? Napi::Value(Napi::Number::New(env, double(s.seq))) : env.Null());
+      if (s.hasIce) {
+        Napi::Object ice = Napi::Object::New(env);
+        ice.Set("state", iceStateName(s.iceState));
+        ice.Set("selected", endpointToJs(env, s.iceSelected));
+        ice.Set("checksReceived", double(s.iceChecksReceived));
+        ice.Set("checksSent", double(s.iceChecksSent));
+        ice.Set("stunRejected", double(s.iceStunRejected));
+        ice.Set("consentExpired", double(s.iceConsentExpired));
+        ice.Set("lastConsentMs", double(s.iceLastConsentMs));
+        o.Set("ice", ice);
+      }
       out.Set(i, o);
     }
     return out;

@@ -453,6 +453,14 @@ bool Engine::readCounters(int32_t id, StreamSnapshot& out) const {
   out.hasRtp = (rtp >> 48) & 1;
   out.ssrc = uint32_t(rtp);
   out.seq = uint16_t(rtp >> 32);
+  out.hasIce = it->second.rule.ice != nullptr;
+  out.iceState = IceState(s->iceState.load(std::memory_order_relaxed));
+  out.iceSelected = s->iceSelectedPub.load();
+  out.iceChecksReceived = s->iceChecksReceived.get();
+  out.iceChecksSent = s->iceChecksSent.get();
+  out.iceStunRejected = s->iceStunRejected.get();
+  out.iceConsentExpired = s->iceConsentExpired.get();
+  out.iceLastConsentMs = s->iceLastConsentMs.load(std::memory_order_relaxed);
   return true;
 }
 

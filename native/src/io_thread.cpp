@@ -83,6 +83,11 @@ IoThread::IoThread(int index, const EventSink& sink, const SchedulingSpec& sched
   // NGRELAY_SHARED_FD_TABLE=1 keeps the I/O threads on the process's descriptor table (troubleshooting, tests).
   const char* shared = std::getenv("NGRELAY_SHARED_FD_TABLE");
   if (!(shared && shared[0] == '1')) pidfd_ = int(syscall(SYS_pidfd_open, getpid(), 0));
+  // NGRELAY_ICE_CONSENT_MS shortens RFC 7675's 30 s (tests only).
+  if (const char* consent = std::getenv("NGRELAY_ICE_CONSENT_MS")) {
+    long ms = std::strtol(consent, nullptr, 10);
+    if (ms > 0) iceConsentMs_ = ms;
+  }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;  // nullptr marks the wake-up eventfd
@@ -338,6 +343,7 @@ void IoThread::apply(const Command& c) {
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       s->learn.lastSignalMs = nowMono_;
       resetLearning(s->learn, s->rule);
+      applyIce(s, Rule{}, true);
       s->publishEndpoint();
       if (s->muxParent) s->muxParent->muxRtcp = s;
       s->ioFd = acquireFd(s->fd);
@@ -365,6 +371,7 @@ void IoThread::apply(const Command& c) {
         resetLearning(s->learn, s->rule);
         windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());
       }
+      applyIce(s, old, false);
       s->publishEndpoint();  // also when only strict-source/media-handover changed: learnSettled depends on them
       break;
     }
@@ -392,6 +399,8 @@ void IoThread::apply(const Command& c) {
       s->muxParent = nullptr;
       s->rec = nullptr;
       setCrypto(s, nullptr, nullptr, false);
+      if (s->inIceList) iceStreams_.erase(std::remove(iceStreams_.begin(), iceStreams_.end(), s), iceStreams_.end());
+      s->inIceList = false;
       windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());
       if (s->inActive) active_.erase(std::remove(active_.begin(), active_.end(), s), active_.end());
       s->inActive = false;
@@ -439,6 +448,7 @@ void IoThread::handleTimers() {
     }
   }
   scanIdle();
+  if (!iceStreams_.empty()) checkIceConsent();
   flushEvents(false);
 }
 
@@ -571,7 +581,7 @@ bool IoThread::drain(Stream* x) {
     // The source address is needed while learning, for events that carry it and for recording; a settled
     // stream skips it (the kernel then copies no address out: ~30 ns a packet at 1000 calls).
     Stream* m = x->muxRtcp;
-    const bool named = !x->learnSettled || !x->seenFirst || x->rec || x->wentIdle ||
+    const bool named = !x->learnSettled || x->hasIce || !x->seenFirst || x->rec || x->wentIdle ||
                        (m && (!m->seenFirst || m->rec || m->wentIdle));
     mmsghdr* msgs = named ? rmsgs_.data() : ranon_.data();
     int n = sysRecvmmsg(x->ioFd, msgs, kBatch);
@@ -619,6 +629,11 @@ bool IoThread::drain(Stream* x) {
         }
       }
       if (bad) {
+        // RFC 7983: a first byte 0..3 is STUN. RTP/RTCP (128..191) never gets here, so plain streams pay nothing.
+        if (x->hasIce && len > 0 && p[0] < 4) {
+          onStun(x, p, len, src, (h.msg_flags & MSG_TRUNC) != 0);
+          continue;
+        }
         t->errors.add(1);
         totals_.errors.add(1);
         totals_.malformed.add(1);

@@ -227,6 +227,11 @@ export interface IceStatus {
   checksReceived: number;
   checksSent: number;
   stunRejected: number;
+  /**
+   * Times consent expired (RFC 7675: no valid check from the selected address for 30 s): media to the party
+   * then stops (endpoint null, state 'failed') until it nominates a pair again.
+   */
+  consentExpired: number;
   /** Epoch ms of the last valid check from the selected address (RFC 7675 consent); 0 = never. */
   lastConsentMs: number;
 }
