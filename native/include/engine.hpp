@@ -16,6 +16,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "dtls.hpp"
 #include "huge_pages.hpp"
 #include "ice.hpp"
 #include "learning.hpp"
@@ -109,7 +110,7 @@ struct alignas(128) Stream {
   bool mediaSilenced = false;    // rule.silenceMedia
   int8_t dtmfPt = -1;            // rule.dtmfPt (payload types are 0..127)
   bool dtmfBlocked = false;      // rule.blockDtmf
-  bool hasIce = false;           // rule.ice: STUN is answered (source addresses are needed), no learning
+  bool demuxControl = false;     // rule.ice or rule.dtls: STUN/DTLS are taken out (source addresses needed)
   uint32_t drainedRound = 0;     // the owner's loop round in which the backlog last drained it
   Stream* sink = nullptr;        // resolved stream whose socket and endpoint packets go out of/to
   Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream
@@ -141,6 +142,7 @@ struct alignas(128) Stream {
   StreamQuality quality;         // owner thread only (see stream_quality.hpp); read out by a ReadQuality command
   DtmfState dtmf;                // owner thread only: the RFC 4733 event in progress
   // ICE (rule.ice; native/src/io_thread_ice.cpp). Owner thread only, but for the published ones below.
+  bool hasIce = false;           // no learning: the party's address comes from ICE only
   bool iceControlling = false;   // our role now (rule.ice->controlling, until a role conflict switched it)
   bool iceConsentLost = false;   // RFC 7675: nothing is sent to iceSelected until a check nominates again
   bool inIceList = false;        // in the owner thread's list of ICE streams (consent timer)
@@ -151,6 +153,24 @@ struct alignas(128) Stream {
   PublishedAddr iceSelectedPub;
   std::atomic<int64_t> iceLastConsentMs{0};
   Counter iceChecksReceived, iceChecksSent, iceStunRejected, iceConsentExpired;
+  // DTLS-SRTP (rule.dtls, crypto {dtlsOf}; native/src/io_thread_dtls.cpp). Owner thread only, except dtlsKeys
+  // (read by the owner threads of the streams that send to this one) and the status under dtlsStatusMutex.
+  bool dtlsInWanted = false;     // crypto.inbound = {dtlsOf}: decrypt with the party's DTLS keys (none yet: drop)
+  bool dtlsOutWanted = false;    // crypto.outbound = {dtlsOf}: encrypt with the relay's keys towards the sink
+  bool inDtlsList = false;
+  int8_t dtlsReported = -1;      // the DtlsSessionState last reported by a 'dtls' event
+  std::unique_ptr<DtlsSession> dtlsSession;
+  SockAddr dtlsPeer;             // without ICE: where the party's DTLS came from (answers go there)
+  std::atomic<const DtlsSrtpMaterial*> dtlsKeys{nullptr};
+  std::vector<std::unique_ptr<DtlsSrtpMaterial>> dtlsHistory;  // every published key set, freed with the stream
+  const DtlsSrtpMaterial* dtlsInFrom = nullptr;   // the key set dtlsInCtx was made from
+  const DtlsSrtpMaterial* dtlsOutFrom = nullptr;
+  std::unique_ptr<SrtpContext> dtlsInCtx, dtlsOutCtx;
+  std::mutex dtlsStatusMutex;
+  DtlsSessionState dtlsState = DtlsSessionState::New;
+  bool dtlsActive = false;
+  std::string dtlsProfile, dtlsPeerFingerprint, dtlsError;
+  Counter dtlsFailures;
 
   /** Bytes from the start that the packet path reads or writes (the I/O thread prefetches them). */
   static constexpr size_t kHotBytes = 128;
@@ -168,7 +188,7 @@ struct alignas(64) ThreadTotals {
   Counter packets, bytes, errors, malformed, dropped;
 };
 
-enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged, Idle, Resumed, Dtmf, IceSelected };
+enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged, Idle, Resumed, Dtmf, IceSelected, Dtls };
 
 /** A stream that received media and then nothing for this long is reported idle (once, until media resumes). */
 constexpr int64_t kStreamIdleMs = 5000;
@@ -181,6 +201,9 @@ struct EngineEvent {
   SockAddr addr;
   int64_t atMs;
   DtmfEvent dtmf{};  // EventType::Dtmf only
+  // EventType::Dtls only.
+  bool dtlsOk = false;
+  std::string dtlsProfile{}, dtlsError{};
 };
 
 /** Receives event batches on an I/O thread; must not block (the N-API layer hands them to a TSFN). */
@@ -279,6 +302,8 @@ struct Command {
   bool srtpPassThrough = false;
   AsyncFence* fence = nullptr;  // Fence: acknowledged through the event relay instead of `done`
   QualitySnapshot* qualityOut = nullptr;  // ReadQuality: where the owner thread copies the stream's figures
+  // Attach/Update: the directions keyed by a DTLS-SRTP handshake (StreamCrypto {dtlsOf}); -1 = not DTLS.
+  int32_t dtlsInOf = -1, dtlsOutOf = -1;
 };
 
 class IoThread {
@@ -395,6 +420,26 @@ class IoThread {
   void rejectStun(Stream* x);
   /** Media to the party goes to `to` now (ICE nominated it). */
   void iceSelect(Stream* x, const SockAddr& to);
+  /** After a rule change: start, restart (new generation) or end the stream's DTLS session. */
+  void applyDtls(Stream* s, const Rule& old, bool attached);
+  /** A datagram with a first byte 20..63 (RFC 7983: DTLS) on a stream with a DTLS session. */
+  void onDtls(Stream* x, const uint8_t* p, size_t len, const SockAddr& src, bool truncated);
+  /** Sends what the session has queued, then publishes keys/status and reports a finished handshake. */
+  void dtlsProgress(Stream* x);
+  /** Retransmissions, handshake timeouts, and active sessions whose party's address became known. */
+  void checkDtls();
+  /** The DTLS-keyed SRTP contexts are current (made from the latest published keys); false = none yet. */
+  bool refreshDtlsIn(Stream* t);
+  bool refreshDtlsOut(Stream* t, const Stream* sink);
+  void setDtlsCrypto(Stream* s, int32_t inOf, int32_t outOf);
+  std::vector<Stream*> dtlsStreams_;
+  int dtlsBusy_ = 0;  // sessions in their handshake (the loop then wakes every 50 ms for retransmissions)
+  int64_t dtlsTimeoutMs_ = 30000;  // NGRELAY_DTLS_TIMEOUT_MS (tests) may shorten it
+  const DtlsIdentity* dtlsIdentity_ = nullptr;
+ public:
+  /** Set once before start(): the engine's certificate (null = DTLS unavailable). */
+  void setDtlsIdentity(const DtlsIdentity* id) { dtlsIdentity_ = id; }
+ private:
   /** Consent freshness of the selected pairs (RFC 7675), about once a second. */
   void checkIceConsent();
   std::vector<Stream*> iceStreams_;
@@ -432,6 +477,11 @@ struct StreamSnapshot {
   SockAddr iceSelected;
   uint64_t iceChecksReceived, iceChecksSent, iceStunRejected, iceConsentExpired;
   int64_t iceLastConsentMs;
+  // DtlsStatus (hasDtls: the rule has DTLS).
+  bool hasDtls;
+  DtlsSessionState dtlsState;
+  bool dtlsActive;
+  std::string dtlsProfile, dtlsPeerFingerprint, dtlsError;
 };
 
 /** Error from binding a socket: errno name ("EADDRINUSE") and text. */
@@ -471,7 +521,10 @@ class Engine {
  public:
   /** `scheduling`: the I/O threads; `idleScheduling`: the event relay and pcap writer threads. */
   Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling = SchedulingSpec{},
-         const SchedulingSpec& idleScheduling = SchedulingSpec{}, FenceSink fenceSink = nullptr);
+         const SchedulingSpec& idleScheduling = SchedulingSpec{}, FenceSink fenceSink = nullptr,
+         const DtlsCertificateSpec& dtls = DtlsCertificateSpec{});
+  /** The relay's DTLS certificate fingerprint with `hash` (a=fingerprint); false for an unknown hash. */
+  bool dtlsFingerprint(const std::string& hash, std::vector<uint8_t>& out) const { return dtls_->fingerprint(hash, out); }
   ~Engine();
 
   /** Throws BindFailure for socket errors, std::invalid_argument for contract violations. */
@@ -558,6 +611,7 @@ class Engine {
   int receiveBufferBytes_;
   SchedulingSpec idleScheduling_;  // for the pcap writer, started on the first recording
   std::unique_ptr<EventRelay> relay_;  // declared before threads_: the I/O threads push into it
+  std::unique_ptr<DtlsIdentity> dtls_;  // before threads_: their sessions use its SSL_CTX
   std::vector<std::unique_ptr<IoThread>> threads_;
   SlotArena streamArena_{sizeof(Stream), alignof(Stream)};  // declared before streams_, which return slots to it
   std::unordered_map<int32_t, Record> streams_;

@@ -349,6 +349,7 @@ const char* eventName(EventType t) {
     case EventType::Resumed: return "resumed";
     case EventType::Dtmf: return "dtmf";
     case EventType::IceSelected: return "ice-selected";
+    case EventType::Dtls: return "dtls";
   }
   return "unknown";
 }
@@ -386,7 +387,13 @@ void deliverEvents(Napi::Env env, Napi::Function listener, void* /*context*/, Ev
     o.Set("type", eventName(e.type));
     o.Set("id", double(e.id));
     bool fromSource = e.type == EventType::FirstPacket || e.type == EventType::Resumed || e.type == EventType::Dtmf;
-    o.Set(fromSource ? "from" : "endpoint", endpointToJs(env, e.addr));
+    if (e.type == EventType::Dtls) {
+      o.Set("ok", e.dtlsOk);
+      o.Set("profile", e.dtlsProfile.empty() ? env.Null() : Napi::Value(Napi::String::New(env, e.dtlsProfile)));
+      o.Set("error", e.dtlsError.empty() ? env.Null() : Napi::Value(Napi::String::New(env, e.dtlsError)));
+    } else {
+      o.Set(fromSource ? "from" : "endpoint", endpointToJs(env, e.addr));
+    }
     if (e.type == EventType::Dtmf) {
       o.Set("event", double(e.dtmf.event));
       o.Set("volume", double(e.dtmf.volume));
@@ -425,11 +432,12 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("setRecordingStreams", &NativeEngine::SetRecordingStreams),
                         InstanceMethod("stopRecording", &NativeEngine::StopRecording),
                         InstanceMethod("readRecording", &NativeEngine::ReadRecording),
+                        InstanceMethod("dtlsFingerprint", &NativeEngine::DtlsFingerprint),
                         InstanceMethod("close", &NativeEngine::Close)});
   }
 
   // new NativeEngine(threads, receiveBufferBytes, onEvents, {policy, priority}, {policy, priority} for the idle threads,
-  //                  onFence(id) | undefined)
+  //                  onFence(id) | undefined, DtlsCertificateOptions | undefined)
   explicit NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
     Napi::Env env = info.Env();
     int threads = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
@@ -451,13 +459,28 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
         fences->NonBlockingCall(reinterpret_cast<void*>(uintptr_t(id)));
       };
     }
+    DtlsCertificateSpec dtls;
+    if (info.Length() > 6 && !info[6].IsUndefined() && !info[6].IsNull()) {
+      Fields d(info[6], "options.dtls");
+      std::string cipher = d.string("cipher");
+      if (cipher != "prime256v1" && cipher != "rsa") d.fail("cipher", "'prime256v1' or 'rsa'");
+      dtls.rsa = cipher == "rsa";
+      dtls.rsaKeyBits = int(d.number("rsaKeyBits"));
+      std::string sig = d.string("signature");
+      if (sig != "sha-256" && sig != "sha-1") d.fail("signature", "'sha-256' or 'sha-1'");
+      dtls.sha1 = sig == "sha-1";
+    }
+    try {
     engine_ = std::make_unique<Engine>(
         threads, rcvbuf,
         [tsfn](std::vector<EngineEvent>&& events) {
           auto* batch = new EventBatch(std::move(events));
           if (tsfn->NonBlockingCall(batch) != napi_ok) delete batch;
         },
-        scheduling_.spec, idleScheduling_.spec, std::move(fenceSink));
+        scheduling_.spec, idleScheduling_.spec, std::move(fenceSink), dtls);
+    } catch (const std::runtime_error& e) {
+      throw Napi::Error::New(env, e.what());  // the DTLS certificate could not be made
+    }
     napi_add_env_cleanup_hook(env, &NativeEngine::CleanupHook, this);
     hookInstalled_ = true;
     env_ = env;
@@ -620,6 +643,16 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
         ice.Set("lastConsentMs", double(s.iceLastConsentMs));
         o.Set("ice", ice);
       }
+      if (s.hasDtls) {
+        Napi::Object d = Napi::Object::New(env);
+        auto orNull = [&](const std::string& v) { return v.empty() ? env.Null() : Napi::Value(Napi::String::New(env, v)); };
+        d.Set("state", dtlsStateName(s.dtlsState));
+        d.Set("role", s.dtlsActive ? "active" : "passive");
+        d.Set("profile", orNull(s.dtlsProfile));
+        d.Set("peerFingerprint", orNull(s.dtlsPeerFingerprint));
+        d.Set("error", orNull(s.dtlsError));
+        o.Set("dtls", d);
+      }
       out.Set(i, o);
     }
     return out;
@@ -709,6 +742,16 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     RecordingSnapshot r;
     if (!engine_->readRecording(info[0].As<Napi::Number>().Int32Value(), r)) return env.Null();
     return RecordingToJs(env, r);
+  }
+
+  // dtlsFingerprint(hash) -> Buffer: the relay's certificate digest (a=fingerprint).
+  Napi::Value DtlsFingerprint(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "dtlsFingerprint: hash must be a string");
+    std::vector<uint8_t> fp;
+    if (!engine(env).dtlsFingerprint(info[0].As<Napi::String>().Utf8Value(), fp))
+      throw Napi::TypeError::New(env, "dtlsFingerprint: unknown hash " + info[0].As<Napi::String>().Utf8Value());
+    return Napi::Buffer<uint8_t>::Copy(env, fp.data(), fp.size());
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {

@@ -26,6 +26,8 @@ import {
   BindError,
   type DataPlane,
   type DataPlaneInfo,
+  type DtlsCertificateOptions,
+  type DtlsFingerprint,
   type EngineEvent,
   type EngineOptions,
   type EngineTotals,
@@ -60,6 +62,7 @@ interface NativeEngineInstance {
   setRecordingStreams(id: number, streamIds: readonly number[]): void;
   stopRecording(id: number): RecordingCounters | null;
   readRecording(id: number): RecordingCounters | null;
+  dtlsFingerprint(hash: DtlsFingerprint['hash']): Buffer;
   close(): void;
 }
 
@@ -73,6 +76,7 @@ interface NativeAddon {
     scheduling: ThreadScheduling,
     idleScheduling: ThreadScheduling,
     onFence: (id: number) => void,
+    dtls: DtlsCertificateOptions | undefined,
   ) => NativeEngineInstance;
 }
 
@@ -124,6 +128,7 @@ class NativeDataPlane implements DataPlane {
       options.scheduling ?? { policy: 'default', priority: null },
       options.idleScheduling ?? { policy: 'default', priority: null },
       (id) => this.fencePassed(id),
+      options.dtls,
     );
     this.batchChanges = options.batchChanges ?? false;
   }
@@ -267,6 +272,10 @@ class NativeDataPlane implements DataPlane {
   readRecording(recordingId: number): RecordingCounters | null {
     if (this.closed) return null;
     return this.engine.readRecording(recordingId);
+  }
+
+  dtlsFingerprint(hash: DtlsFingerprint['hash']): DtlsFingerprint {
+    return { hash, value: this.engine.dtlsFingerprint(hash) };
   }
 
   onEvents(listener: (events: EngineEvent[]) => void): void {

@@ -238,7 +238,7 @@ describe('native engine: ICE-lite responder', () => {
     expect(counters(1).ice).toMatchObject({ selected: null, checksReceived: 0 });
     // The peer with the larger tie-breaker wins: the relay becomes controlled and takes the nomination.
     await check(browser, portIce, { role: 'controlling', tieBreaker: 'ffffffffffffffff' });
-    expect(await waitUntil(() => counters(1).ice?.state === 'connected')).toBe(true);
+    expect(await waitUntil(() => counters(1).ice?.state === 'connected' && stunOf(browser).length === 2)).toBe(true);
     expect(parseResponse(stunOf(browser)[1]!.data, ICE.localPwd)).toMatchObject({ type: 0x0101, integrityOk: true });
   });
 });
