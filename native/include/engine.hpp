@@ -92,6 +92,8 @@ struct StreamCryptoSpec {
 // touched by commands, timers and the slow paths (learning, errors). At 1000 calls the thread cycles through
 // a few thousand streams between two packets of one, and each line it needs then comes from beyond L2.
 // Streams are allocated from the engine's huge-page arena (huge_pages.hpp), which spares the TLB misses.
+constexpr uint8_t kCryptoKeys = 1, kCryptoDtlsIn = 2, kCryptoDtlsOut = 4;
+
 struct alignas(128) Stream {
   // --- line 0: owner-thread state (changed only by commands run on the owner thread, or by its packets) ---
   int ioFd = -1;                 // the owner thread's descriptor of this stream's socket (-1: muxed RTCP)
@@ -105,7 +107,9 @@ struct alignas(128) Stream {
   // Learning can no longer change anything and accepts every source (confirmed without strict-source or
   // media-handover, or asymmetric/off): the packet path then skips learning and the source address.
   bool learnSettled = false;
-  bool hasCrypto = false;        // srtpIn or srtpOut is set
+  // srtpIn or srtpOut is set (kCryptoKeys), or a direction waits for DTLS-SRTP keys (kCryptoDtlsIn/Out): one
+  // byte on the hot line, so plain streams test nothing else and SDES streams touch no DTLS state.
+  uint8_t hasCrypto = 0;
   bool mediaBlocked = false;     // rule.blockMedia, here on the hot line
   bool mediaSilenced = false;    // rule.silenceMedia
   int8_t dtmfPt = -1;            // rule.dtmfPt (payload types are 0..127)

@@ -215,7 +215,7 @@ void IoThread::setCrypto(Stream* s, SrtpContext* in, SrtpContext* out, bool pass
   s->srtpIn = in;
   s->srtpOut = out;
   s->srtpPassThrough = passThrough;
-  s->hasCrypto = in != nullptr || out != nullptr;
+  s->hasCrypto = (in != nullptr || out != nullptr) ? kCryptoKeys : 0;
 }
 
 void IoThread::stopAndJoin() {
@@ -673,7 +673,7 @@ bool IoThread::drain(Stream* x) {
       // so a forged or replayed packet can neither move the learned endpoint nor reach the other party.
       const size_t wireLen = len;
       // DTLS-SRTP: no keys before the handshake finished; nothing is decrypted (or passed on) until then.
-      if (t->hasCrypto && t->dtlsInWanted && !refreshDtlsIn(t)) {
+      if ((t->hasCrypto & kCryptoDtlsIn) && !refreshDtlsIn(t)) {
         t->errors.add(1);
         totals_.errors.add(1);
         continue;
@@ -778,7 +778,7 @@ bool IoThread::drain(Stream* x) {
       }
       if (!dest.valid()) continue;  // the receiving party's address is not known yet
       if (rec && rec->egress && plain) record(rec, out->local, dest, plain, plainLen);  // --record-egress
-      if (t->hasCrypto && t->dtlsOutWanted && !refreshDtlsOut(t, out)) {
+      if ((t->hasCrypto & kCryptoDtlsOut) && !refreshDtlsOut(t, out)) {
         t->errors.add(1);
         totals_.errors.add(1);
         continue;

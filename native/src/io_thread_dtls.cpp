@@ -43,7 +43,8 @@ void IoThread::setDtlsCrypto(Stream* s, int32_t inOf, int32_t outOf) {
     s->dtlsOutFrom = nullptr;
   }
   if (s->dtlsInWanted || s->dtlsOutWanted) s->srtpPassThrough = false;
-  s->hasCrypto = s->srtpIn != nullptr || s->srtpOut != nullptr || s->dtlsInWanted || s->dtlsOutWanted;
+  s->hasCrypto = uint8_t((s->srtpIn || s->srtpOut ? kCryptoKeys : 0) | (s->dtlsInWanted ? kCryptoDtlsIn : 0) |
+                         (s->dtlsOutWanted ? kCryptoDtlsOut : 0));
 }
 
 bool IoThread::refreshDtlsIn(Stream* t) {
