@@ -147,6 +147,7 @@ struct alignas(128) Stream {
   DtmfState dtmf;                // owner thread only: the RFC 4733 event in progress
   // ICE (rule.ice; native/src/io_thread_ice.cpp). Owner thread only, but for the published ones below.
   bool hasIce = false;           // no learning: the party's address comes from ICE only
+  std::unique_ptr<IceAgent> iceAgent;  // full agent (rule.ice.lite false, party's credentials known)
   bool iceControlling = false;   // our role now (rule.ice->controlling, until a role conflict switched it)
   bool iceConsentLost = false;   // RFC 7675: nothing is sent to iceSelected until a check nominates again
   bool inIceList = false;        // in the owner thread's list of ICE streams (consent timer)
@@ -432,12 +433,15 @@ class IoThread {
   void dtlsProgress(Stream* x);
   /** Retransmissions, handshake timeouts, and active sessions whose party's address became known. */
   void checkDtls();
+  /** An active session sends its ClientHello once the party's address is known. */
+  void startDtlsIfReady(Stream* s);
   /** The DTLS-keyed SRTP contexts are current (made from the latest published keys); false = none yet. */
   bool refreshDtlsIn(Stream* t);
   bool refreshDtlsOut(Stream* t, const Stream* sink);
   void setDtlsCrypto(Stream* s, int32_t inOf, int32_t outOf);
   std::vector<Stream*> dtlsStreams_;
-  int dtlsBusy_ = 0;  // sessions in their handshake (the loop then wakes every 50 ms for retransmissions)
+  int dtlsBusy_ = 0;
+  int64_t lastDtlsTimerMs_ = 0;  // sessions in their handshake (the loop then wakes every 50 ms for retransmissions)
   int64_t dtlsTimeoutMs_ = 30000;  // NGRELAY_DTLS_TIMEOUT_MS (tests) may shorten it
   const DtlsIdentity* dtlsIdentity_ = nullptr;
  public:
@@ -446,6 +450,13 @@ class IoThread {
  private:
   /** Consent freshness of the selected pairs (RFC 7675), about once a second. */
   void checkIceConsent();
+  /** The full agent's checks of one stream: pacing, retransmission, nomination (controlling side). */
+  void runIceAgent(Stream* s);
+  void sendIceCheck(Stream* s, IceCheckPair& pair, bool nominate);
+  /** A response to one of the full agent's checks. */
+  void onIceResponse(Stream* x, const uint8_t* p, const StunMessage& m, const SockAddr& src);
+  int iceBusy_ = 0;
+  int64_t lastIceAgentMs_ = 0;  // agents with checks to send or answers to wait for (the loop then wakes every 50 ms)
   std::vector<Stream*> iceStreams_;
   int64_t lastIceScanMs_ = 0;
   int64_t iceConsentMs_ = kIceConsentMs;  // NGRELAY_ICE_CONSENT_MS (tests) may shorten it

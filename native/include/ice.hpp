@@ -70,6 +70,43 @@ IceDecision iceOnRequest(const IceConfig& cfg, bool controlling, const uint8_t* 
 size_t iceBuildAnswer(const IceConfig& cfg, const StunMessage& req, const SockAddr& from, bool roleConflict,
                       uint8_t* out, size_t cap);
 
+/** One candidate pair of the full agent (lite false): our socket and one of the party's candidates. */
+struct IceCheckPair {
+  enum class State : uint8_t { Waiting, InProgress, Succeeded, Failed };
+  SockAddr remote;
+  uint32_t remotePriority = 0;
+  State state = State::Waiting;
+  uint8_t transactionId[12] = {};
+  int64_t sentMs = 0;  // monotonic ms of the last (re)transmission
+  int sends = 0;
+  bool nominating = false;  // the check in progress carries USE-CANDIDATE
+};
+
+/** RFC 8445 §14: checks are paced (Ta) and retransmitted (RTO doubling from 250 ms, Rc = 7 sends). */
+constexpr int64_t kIcePaceMs = 50;
+constexpr int64_t kIceFirstRtoMs = 250;
+constexpr int kIceMaxSends = 7;
+/** A nominated pair gets a consent check this often (RFC 7675 §5.1: 4..6 s). */
+constexpr int64_t kIceConsentCheckMs = 5000;
+
+/** The full agent's checks (owner thread only); rebuilt when the configuration changes. */
+struct IceAgent {
+  const IceConfig* config = nullptr;  // the rule's config these pairs were made from
+  std::vector<IceCheckPair> pairs;    // highest remote priority first
+  int64_t lastPaceMs = 0;
+  int64_t lastConsentCheckMs = 0;
+};
+
+/**
+ * Builds a binding request into `out`: USERNAME "remoteUfrag:localUfrag", PRIORITY, ICE-CONTROLLING (with
+ * USE-CANDIDATE when `nominate`) or ICE-CONTROLLED, MESSAGE-INTEGRITY with remotePwd, FINGERPRINT.
+ */
+size_t iceBuildCheck(const IceConfig& cfg, bool controlling, bool nominate, uint32_t priority,
+                     const uint8_t transactionId[12], uint8_t* out, size_t cap);
+
+/** A response to one of our checks verifies with the party's password (remotePwd). */
+bool iceResponseOk(const IceConfig& cfg, const uint8_t* p, const StunMessage& msg);
+
 /** Parses StreamIce.tieBreaker (16 hex digits); false when it is not that. */
 bool parseTieBreaker(const std::string& hex, uint64_t& out);
 

@@ -75,4 +75,27 @@ size_t iceBuildAnswer(const IceConfig& cfg, const StunMessage& req, const SockAd
   return w.length();
 }
 
+size_t iceBuildCheck(const IceConfig& cfg, bool controlling, bool nominate, uint32_t priority,
+                     const uint8_t transactionId[12], uint8_t* out, size_t cap) {
+  StunWriter w(out, cap);
+  w.begin(kStunBindingRequest, transactionId);
+  const std::string user = cfg.remoteUfrag + ":" + cfg.localUfrag;
+  w.addBytes(kStunAttrUsername, reinterpret_cast<const uint8_t*>(user.data()), user.size());
+  w.addU32(kStunAttrPriority, priority);
+  if (controlling) {
+    w.addU64(kStunAttrIceControlling, cfg.tieBreaker);
+    if (nominate) w.addFlag(kStunAttrUseCandidate);
+  } else {
+    w.addU64(kStunAttrIceControlled, cfg.tieBreaker);
+  }
+  w.addIntegrity(reinterpret_cast<const uint8_t*>(cfg.remotePwd.data()), cfg.remotePwd.size());
+  w.addFingerprint();
+  return w.length();
+}
+
+bool iceResponseOk(const IceConfig& cfg, const uint8_t* p, const StunMessage& msg) {
+  return cfg.hasRemote &&
+         stunIntegrityOk(p, msg, reinterpret_cast<const uint8_t*>(cfg.remotePwd.data()), cfg.remotePwd.size());
+}
+
 }  // namespace ngrelay

@@ -254,7 +254,7 @@ void IoThread::run() {
     // with data is on `backlog_` instead. With level-triggered epoll every drained socket was polled again on
     // the next epoll_wait (~7 % of the thread's CPU at 400k pps, all of it spent learning "nothing there").
     int timeout = !backlog_.empty()                                 ? 0
-                  : (!pendingEvents_.empty() || !windows_.empty() || dtlsBusy_ > 0) ? int(kEventFlushMs)
+                  : (!pendingEvents_.empty() || !windows_.empty() || dtlsBusy_ > 0 || iceBusy_ > 0) ? int(kEventFlushMs)
                   : !active_.empty()                               ? int(kIdleScanMs)
                                                                    : 1000;
     int n = sysEpollWait(epfd_, evs, kMaxEvents, timeout);

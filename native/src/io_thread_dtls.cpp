@@ -110,7 +110,7 @@ void IoThread::applyDtls(Stream* s, const Rule& old, bool attached) {
     s->dtlsPeerFingerprint.clear();
   }
   publishStatus(s);
-  checkDtls();  // an active session whose party's address is known starts now
+  startDtlsIfReady(s);
 }
 
 void IoThread::onDtls(Stream* x, const uint8_t* p, size_t len, const SockAddr& src, bool truncated) {
@@ -164,18 +164,27 @@ void IoThread::dtlsProgress(Stream* x) {
   x->dtlsReported = int8_t(st);
 }
 
+void IoThread::startDtlsIfReady(Stream* s) {
+  DtlsSession* d = s->dtlsSession.get();
+  if (!d || !d->active() || d->started()) return;
+  // The ClientHello goes out once the party's address is known: ICE's selected pair, or else the current one.
+  const bool known = s->hasIce ? s->iceSelected.valid() : s->learn.current.valid();
+  if (!known) return;
+  d->start(nowMono_);
+  dtlsProgress(s);
+}
+
 void IoThread::checkDtls() {
-  // Runs after every loop round that has DTLS streams: the count decides whether the next wait is short.
+  // Every 20 ms at most (under load a loop round is a few µs, and this visits every DTLS stream); the count of
+  // handshakes in progress decides whether the loop's next wait is short.
+  if (nowMono_ - lastDtlsTimerMs_ < 20) return;
+  lastDtlsTimerMs_ = nowMono_;
   int busy = 0;
   for (Stream* s : dtlsStreams_) {
     DtlsSession* d = s->dtlsSession.get();
     if (!d) continue;
     if (d->active() && !d->started()) {
-      // The ClientHello goes out once the party's address is known: ICE's selected pair, or else the current one.
-      const bool known = s->hasIce ? s->iceSelected.valid() : s->learn.current.valid();
-      if (!known) continue;
-      d->start(nowMono_);
-      dtlsProgress(s);
+      startDtlsIfReady(s);
     } else if (d->state() == DtlsSessionState::Connecting) {
       d->onTimer(nowMono_, dtlsTimeoutMs_);
       dtlsProgress(s);

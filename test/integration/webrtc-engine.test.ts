@@ -7,7 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
 import type { DataPlane, EngineEvent, StreamCounters, StreamIce } from '../../src/dataplane/types';
-import { bindingRequest, parseResponse, type CheckOptions } from '../support/ice-client';
+import { bindingRequest, bindingSuccess, parseResponse, type CheckOptions } from '../support/ice-client';
 import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 import { Party, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
 
@@ -69,6 +69,7 @@ async function webrtcCall(ice: StreamIce = ICE) {
   engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: ep(sdp), sink: 2, ice }));
   engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }));
   streamIds.push(1, 2);
+  lastIcePort = port;
   return { sdp, b, portIce: port, portPlain: port + 2 };
 }
 
@@ -80,6 +81,15 @@ async function check(from: Party, port: number, o: Partial<CheckOptions> = {}): 
 
 async function sendRtp(from: Party, port: number, count: number, ssrc: number): Promise<void> {
   for (let i = 0; i < count; i++) await from.send(rtpPacket({ seq: i + 1, ssrc }), port, LO);
+}
+
+let lastIcePort = 0;
+const portIceOf = (): number => lastIcePort;
+
+async function waitFor<T>(get: () => T | undefined, timeoutMs = 3000): Promise<T | undefined> {
+  let value: T | undefined;
+  await waitUntil(() => (value = get()) !== undefined, timeoutMs);
+  return value;
 }
 
 const rtpOf = (p: Party) => p.received.filter((r) => r.data[0]! >= 128);
@@ -240,5 +250,52 @@ describe('native engine: ICE-lite responder', () => {
     await check(browser, portIce, { role: 'controlling', tieBreaker: 'ffffffffffffffff' });
     expect(await waitUntil(() => counters(1).ice?.state === 'connected' && stunOf(browser).length === 2)).toBe(true);
     expect(parseResponse(stunOf(browser)[1]!.data, ICE.localPwd)).toMatchObject({ type: 0x0101, integrityOk: true });
+  });
+});
+
+describe('native engine: full ICE agent (lite false)', () => {
+  const full: StreamIce = { ...ICE, lite: false, controlling: true, tieBreaker: '7000000000000000' };
+
+  it('controlling: checks the party (independent peer), retransmits, then nominates the pair that answered', async () => {
+    const peer = await party();
+    const { b, portPlain } = await webrtcCall({ ...full, remoteCandidates: [{ foundation: '1', component: 1, priority: 2130706431, type: 'host', endpoint: ep(peer) }] });
+    // The check: USERNAME remoteUfrag:localUfrag, integrity with the party's password, ICE-CONTROLLING.
+    expect(await waitUntil(() => stunOf(peer).length >= 2, 2000)).toBe(true);
+    const first = parseResponse(stunOf(peer)[0]!.data, ICE.remotePwd!);
+    expect(first).toMatchObject({ type: 0x0001, username: `${ICE.remoteUfrag}:${ICE.localUfrag}`, integrityOk: true, fingerprintOk: true, controlling: true, useCandidate: false });
+    // Unanswered, it is retransmitted with the same transaction id.
+    expect(stunOf(peer)[1]!.data.subarray(8, 20)).toEqual(first!.transactionId);
+    expect(counters(1).ice).toMatchObject({ state: 'checking', selected: null });
+    // An answer signed with the wrong password is refused; the right one lets the agent nominate.
+    await peer.send(bindingSuccess(first!.transactionId, 'wrong-password', { address: LO, port: 1 }), portIceOf(), LO);
+    expect(await waitUntil(() => counters(1).ice?.stunRejected === 1)).toBe(true);
+    await peer.send(bindingSuccess(first!.transactionId, ICE.remotePwd!, { address: LO, port: 1 }), portIceOf(), LO);
+    const nomination = await waitFor(() => stunOf(peer).map((r) => parseResponse(r.data, ICE.remotePwd!)).find((m) => m?.useCandidate));
+    expect(nomination).toMatchObject({ integrityOk: true, controlling: true });
+    expect(counters(1).ice!.selected).toBeNull(); // selected only once the nomination is answered
+    await peer.send(bindingSuccess(nomination!.transactionId, ICE.remotePwd!, { address: LO, port: 1 }), portIceOf(), LO);
+    expect(await waitUntil(() => counters(1).ice?.state === 'connected')).toBe(true);
+    expect(counters(1).ice!.selected).toEqual(ep(peer));
+    expect(counters(1).ice!.checksSent).toBeGreaterThanOrEqual(3);
+    // (Matched by address: a late event batch of the previous test may still arrive.)
+    expect(await waitUntil(() => events.some((e) => e.type === 'ice-selected' && e.id === 1 && e.endpoint.port === peer.port))).toBe(true);
+    await sendRtp(b, portPlain, 2, 0xb0);
+    expect(await waitUntil(() => rtpOf(peer).length === 2)).toBe(true);
+  });
+
+  it('two full agents of the engine find each other: the controlling one nominates, both select', async () => {
+    const port = await relayPorts.take(4, LO);
+    const cand = (p: number) => [{ foundation: '1', component: 1, priority: 2130706431, type: 'host' as const, endpoint: { family: 'IPv4' as const, address: LO, port: p } }];
+    const left: StreamIce = { ...full, localUfrag: 'LfL1', localPwd: 'left-password-0123456789', remoteUfrag: 'RtR1', remotePwd: 'right-password-0123456789', controlling: true, remoteCandidates: cand(port + 2) };
+    const right: StreamIce = { ...full, localUfrag: 'RtR1', localPwd: 'right-password-0123456789', remoteUfrag: 'LfL1', remotePwd: 'left-password-0123456789', controlling: false, tieBreaker: '0100000000000000', remoteCandidates: cand(port) };
+    engine.addStream({ id: 11, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: null, sink: null, ice: left }));
+    engine.addStream({ id: 12, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: null, sink: null, ice: right }));
+    streamIds.push(11, 12);
+    expect(await waitUntil(() => counters(11).ice?.state === 'connected' && counters(12).ice?.state === 'connected')).toBe(true);
+    expect(counters(11).ice!.selected).toEqual({ family: 'IPv4', address: LO, port: port + 2 });
+    expect(counters(12).ice!.selected).toEqual({ family: 'IPv4', address: LO, port });
+    expect(counters(11).ice!.checksSent).toBeGreaterThanOrEqual(2);
+    expect(counters(12).ice!.checksReceived).toBeGreaterThanOrEqual(2);
+    expect(counters(11).ice!.stunRejected + counters(12).ice!.stunRejected).toBe(0);
   });
 });

@@ -79,12 +79,27 @@ export interface StunResponse {
   errorCode: number | null;
   integrityOk: boolean;
   fingerprintOk: boolean;
+  username: string | null;
+  useCandidate: boolean;
+  controlling: boolean;
+  controlled: boolean;
 }
 
 /** Parses a response, checking MESSAGE-INTEGRITY with `password` and FINGERPRINT. */
 export function parseResponse(b: Buffer, password: string): StunResponse | null {
   if (b.length < 20 || b.readUInt32BE(4) !== MAGIC_COOKIE || b.readUInt16BE(2) + 20 !== b.length) return null;
-  const res: StunResponse = { type: b.readUInt16BE(0), transactionId: b.subarray(8, 20), xorMapped: null, errorCode: null, integrityOk: false, fingerprintOk: false };
+  const res: StunResponse = {
+    type: b.readUInt16BE(0),
+    transactionId: b.subarray(8, 20),
+    xorMapped: null,
+    errorCode: null,
+    integrityOk: false,
+    fingerprintOk: false,
+    username: null,
+    useCandidate: false,
+    controlling: false,
+    controlled: false,
+  };
   let off = 20;
   while (off + 4 <= b.length) {
     const type = b.readUInt16BE(off);
@@ -94,6 +109,14 @@ export function parseResponse(b: Buffer, password: string): StunResponse | null 
       const port = v.readUInt16BE(2) ^ (MAGIC_COOKIE >>> 16);
       const a = (v.readUInt32BE(4) ^ MAGIC_COOKIE) >>> 0;
       res.xorMapped = { address: [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join('.'), port };
+    } else if (type === 0x0006) {
+      res.username = v.toString('utf8');
+    } else if (type === 0x0025) {
+      res.useCandidate = true;
+    } else if (type === 0x802a) {
+      res.controlling = true;
+    } else if (type === 0x8029) {
+      res.controlled = true;
     } else if (type === 0x0009) {
       res.errorCode = (v[2]! & 7) * 100 + v[3]!;
     } else if (type === 0x0008) {
@@ -106,4 +129,18 @@ export function parseResponse(b: Buffer, password: string): StunResponse | null 
     off += 4 + len + ((4 - (len % 4)) % 4);
   }
   return res;
+}
+
+/** A binding success response to `transactionId` (XOR-MAPPED-ADDRESS of an IPv4 `mapped`), signed with `password`. */
+export function bindingSuccess(transactionId: Buffer, password: string, mapped: { address: string; port: number }): Buffer {
+  const header = Buffer.alloc(20);
+  header.writeUInt16BE(0x0101, 0);
+  header.writeUInt32BE(MAGIC_COOKIE, 4);
+  transactionId.copy(header, 8);
+  const v = Buffer.alloc(8);
+  v[1] = 0x01;
+  v.writeUInt16BE(mapped.port ^ (MAGIC_COOKIE >>> 16), 2);
+  const ip = mapped.address.split('.').reduce((acc, x) => acc * 256 + Number(x), 0);
+  v.writeUInt32BE((ip ^ MAGIC_COOKIE) >>> 0, 4);
+  return finish(header, [attr(0x0020, v)], password, true);
 }
