@@ -38,7 +38,7 @@ void IoThread::applyIce(Stream* s, const Rule& old, bool attached) {
   }
   // Full agent: pairs from the party's candidates of this component and address family, best first. A new
   // configuration (restart, new candidates) starts the checks over; the selected pair stays meanwhile.
-  const bool full = !now->lite && now->hasRemote;
+  const bool full = !now->lite && now->hasRemote && s->fd >= 0;  // a muxed RTCP stream checks nothing itself
   if (!full) {
     s->iceAgent.reset();
   } else if (!s->iceAgent || s->iceAgent->config != now) {
