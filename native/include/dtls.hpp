@@ -73,7 +73,7 @@ class DtlsSession {
   void onDatagram(const uint8_t* p, size_t len, int64_t nowMs);
   /** Retransmissions (DTLSv1_handle_timeout) and the overall handshake timeout. */
   void onTimer(int64_t nowMs, int64_t handshakeTimeoutMs);
-  /** The next datagram to send (all pending records); 0 = none. */
+  /** The next datagram to send: whole DTLS records, up to the MTU (one larger record alone); 0 = none. */
   size_t takeOutput(uint8_t* out, size_t cap);
   /** Sends close_notify (takeOutput then has it). */
   void close();
@@ -99,6 +99,8 @@ class DtlsSession {
   int64_t startedMs_ = 0;
   std::string error_, peerFingerprint_, profile_;
   std::unique_ptr<DtlsSrtpMaterial> material_;
+  std::vector<uint8_t> pending_;  // records read from the output BIO, not sent yet
+  size_t pendingAt_ = 0;
 };
 
 }  // namespace ngrelay

@@ -9,6 +9,7 @@
 #include <openssl/srtp.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -263,17 +264,42 @@ void DtlsSession::finish() {
 }
 
 size_t DtlsSession::takeOutput(uint8_t* out, size_t cap) {
-  size_t pending = BIO_ctrl_pending(out_);
-  if (pending == 0) return 0;
-  if (pending > cap) {
-    // Larger than a receive slot: nothing sane to send; drop it (the handshake then times out).
-    uint8_t junk[4096];
-    while (BIO_read(out_, junk, sizeof(junk)) > 0) {
+  // A memory BIO keeps no datagram boundaries: everything OpenSSL wrote is read out, then sent as datagrams
+  // of whole records (13-byte header + length) of at most the MTU, so a flight never becomes one oversized
+  // datagram that the path would fragment.
+  if (pendingAt_ >= pending_.size()) {
+    pending_.clear();
+    pendingAt_ = 0;
+    size_t n = BIO_ctrl_pending(out_);
+    if (n == 0) return 0;
+    pending_.resize(n);
+    int r = BIO_read(out_, pending_.data(), int(n));
+    if (r <= 0) {
+      pending_.clear();
+      return 0;
     }
+    pending_.resize(size_t(r));
+  }
+  const size_t limit = std::min(cap, size_t(kDtlsMtu));
+  size_t at = pendingAt_, len = 0;
+  while (at + 13 <= pending_.size()) {
+    const size_t record = 13 + ((size_t(pending_[at + 11]) << 8) | pending_[at + 12]);
+    if (at + record > pending_.size()) break;   // cannot happen with OpenSSL's output; never overrun
+    if (len > 0 && len + record > limit) break;  // the next datagram takes it
+    if (record > cap) {                          // larger than any datagram we can build: drop it
+      at += record;
+      continue;
+    }
+    len += record;
+    at += record;
+  }
+  if (len == 0) {
+    pendingAt_ = pending_.size();  // nothing sendable left (malformed tail)
     return 0;
   }
-  int r = BIO_read(out_, out, int(pending));
-  return r > 0 ? size_t(r) : 0;
+  std::memcpy(out, pending_.data() + pendingAt_ + (at - pendingAt_ - len), len);
+  pendingAt_ = at;
+  return len;
 }
 
 void DtlsSession::close() {

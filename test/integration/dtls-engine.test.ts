@@ -4,6 +4,7 @@
  * keys stream 2's handshake exported, decrypted by stream 3 with the keys of its own handshake, and reaches
  * B (stream 4) in the clear, and back. Streams are spread over two I/O threads, so keys cross threads.
  */
+import * as dgram from 'node:dgram';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
 import type { DataPlane, DtlsFingerprint, EngineEvent, StreamCounters, StreamDtls, StreamRule } from '../../src/dataplane/types';
@@ -175,5 +176,37 @@ describe('native engine: DTLS-SRTP', () => {
     await a.send(Buffer.from([22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]), port, LO);
     expect(await waitUntil(() => engine.totals().malformed === before + 1)).toBe(true);
     expect(counters(8).dtls).toBeUndefined();
+  });
+
+  it('a large flight (RSA-3072 certificate) leaves as datagrams of whole records within the 1200-byte MTU', async () => {
+    const rsa = createNativeDataPlane({ threads: 1, receiveBufferBytes: 0, dtls: { cipher: 'rsa', rsaKeyBits: 3072, signature: 'sha-256' } });
+    const rsaEvents: EngineEvent[] = [];
+    rsa.onEvents((batch) => rsaEvents.push(...batch));
+    // A tap between the two streams: every datagram passes through the test, which notes its size.
+    const towardsA = dgram.createSocket('udp4');
+    const towardsB = dgram.createSocket('udp4');
+    await Promise.all([towardsA, towardsB].map((sock) => new Promise<void>((r) => sock.bind(0, LO, () => r()))));
+    const port = await relayPorts.take(2, LO);
+    const sizes: number[] = [];
+    towardsA.on('message', (m) => towardsB.send(m, port + 1, LO));
+    towardsB.on('message', (m) => {
+      sizes.push(m.length);
+      towardsA.send(m, port, LO);
+    });
+    try {
+      const fp = rsa.dtlsFingerprint!('sha-256');
+      const tap = (sock: dgram.Socket) => endpoint(sock.address().port);
+      rsa.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: tap(towardsA), sink: null, dtls: { role: 'active', remoteFingerprint: fp, generation: 1 } }));
+      rsa.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 1 }, rule({ expected: tap(towardsB), sink: null, dtls: { role: 'passive', remoteFingerprint: fp, generation: 1 } }));
+      expect(await waitUntil(() => rsaEvents.filter((e) => e.type === 'dtls' && e.ok).length === 2, 8000)).toBe(true);
+      // The passive side's flight (ServerHello, ~1.3 kB certificate, key exchange, ...) needed several datagrams.
+      expect(sizes.length).toBeGreaterThanOrEqual(2);
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(1200);
+      expect(sizes.reduce((a, b) => a + b, 0)).toBeGreaterThan(1500);
+    } finally {
+      rsa.close();
+      towardsA.close();
+      towardsB.close();
+    }
   });
 });
