@@ -7,7 +7,7 @@
 import * as dgram from 'node:dgram';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
-import type { DataPlane, DtlsFingerprint, EngineEvent, StreamCounters, StreamDtls, StreamRule } from '../../src/dataplane/types';
+import type { DataPlane, DtlsFingerprint, EngineEvent, StreamCounters, StreamDtls, StreamIce, StreamRule } from '../../src/dataplane/types';
 import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 import { Party, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
 
@@ -208,5 +208,33 @@ describe('native engine: DTLS-SRTP', () => {
       towardsA.close();
       towardsB.close();
     }
+  });
+
+  it('DTLS over ICE: the active side starts once ICE selected the pair, then media flows keyed by the handshake', async () => {
+    const a = await party();
+    const b = await party();
+    const port = await relayPorts.take(4, LO);
+    const [p1, p2, p3, p4] = [port, port + 1, port + 2, port + 3];
+    const cand = (p: number) => [{ foundation: '1', component: 1, priority: 2130706431, type: 'host' as const, endpoint: endpoint(p) }];
+    const base = { lite: false, tieBreaker: '7000000000000000' };
+    const ice2: StreamIce = { ...base, localUfrag: 'Lf22', localPwd: 'left-password-0123456789', remoteUfrag: 'Rt33', remotePwd: 'right-password-0123456789', controlling: true, remoteCandidates: cand(p3) };
+    const ice3: StreamIce = { ...base, localUfrag: 'Rt33', localPwd: 'right-password-0123456789', remoteUfrag: 'Lf22', remotePwd: 'left-password-0123456789', controlling: false, tieBreaker: '0100000000000000', remoteCandidates: cand(p2) };
+    add(1, p1, rule({ expected: ep(a), sink: 2, crypto: { inbound: null, outbound: { dtlsOf: 2 }, recrypt: false } }));
+    add(2, p2, rule({ expected: null, sink: 1, ice: ice2, dtls: { role: 'active', remoteFingerprint: fingerprint, generation: 1 }, crypto: { inbound: { dtlsOf: 2 }, outbound: null, recrypt: false } }));
+    add(3, p3, rule({ expected: null, sink: 4, ice: ice3, dtls: { role: 'passive', remoteFingerprint: fingerprint, generation: 1 }, crypto: { inbound: { dtlsOf: 3 }, outbound: null, recrypt: false } }));
+    add(4, p4, rule({ expected: ep(b), sink: 3, crypto: { inbound: null, outbound: { dtlsOf: 3 }, recrypt: false } }));
+    expect(await waitUntil(() => events.filter((e) => e.type === 'dtls' && e.ok).length === 2, 5000)).toBe(true);
+    const selected = events.find((e) => e.type === 'ice-selected' && e.id === 2);
+    const dtls = events.find((e) => e.type === 'dtls' && e.id === 2);
+    expect(selected).toBeDefined();
+    expect(dtls!.atMs).toBeGreaterThanOrEqual(selected!.atMs);
+    expect(counters(2).ice).toMatchObject({ state: 'connected', selected: endpoint(p3) });
+    expect(counters(3).ice).toMatchObject({ state: 'connected', selected: endpoint(p2) });
+    const toB = await sendRtp(a, p1, 3, 0xa5);
+    expect(await waitUntil(() => b.received.length === 3)).toBe(true);
+    expect(b.received.map((r) => r.data)).toEqual(toB);
+    const toA = await sendRtp(b, p4, 3, 0xb5);
+    expect(await waitUntil(() => a.received.length === 3)).toBe(true);
+    expect(a.received.map((r) => r.data)).toEqual(toA);
   });
 });
