@@ -121,7 +121,13 @@ void IoThread::onDtls(Stream* x, const uint8_t* p, size_t len, const SockAddr& s
     totals_.malformed.add(1);
     return;
   }
-  // With ICE the answers go to the selected pair; without, to where the party's DTLS comes from.
+  // With ICE, DTLS is taken only from the selected pair (a stranger cannot start or spoil the handshake), and
+  // the answers go there; without ICE, they go to where the party's DTLS comes from.
+  if (x->hasIce && (!x->iceSelected.valid() || !src.sameEndpoint(x->iceSelected))) {
+    x->errors.add(1);
+    totals_.errors.add(1);
+    return;
+  }
   if (!x->hasIce) x->dtlsPeer = src;
   d->onDatagram(p, len, nowMono_);
   dtlsProgress(x);
