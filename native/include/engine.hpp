@@ -16,7 +16,9 @@
 #include <unordered_set>
 #include <vector>
 
+#include "dtls.hpp"
 #include "huge_pages.hpp"
+#include "ice.hpp"
 #include "learning.hpp"
 #include "pcap_writer.hpp"
 #include "sock_addr.hpp"
@@ -43,6 +45,8 @@ struct Counter {
  */
 struct SrtpKeySpec {
   bool present = false;
+  /** DtlsSrtpKeys: the keys come from the DTLS-SRTP handshake of stream `dtlsOf` (-1 = not DTLS). */
+  int32_t dtlsOf = -1;
   SrtpSuite suite = SrtpSuite::AesCm128HmacSha1_80;
   std::vector<uint8_t> key, salt;
   bool encryptRtp = true, encryptRtcp = true, authRtp = true;
@@ -63,7 +67,7 @@ struct SrtpKeySpec {
     return p;
   }
   bool operator==(const SrtpKeySpec& o) const {
-    return present == o.present && (!present || (suite == o.suite && key == o.key && salt == o.salt &&
+    return present == o.present && dtlsOf == o.dtlsOf && (!present || (suite == o.suite && key == o.key && salt == o.salt &&
                                                  encryptRtp == o.encryptRtp && encryptRtcp == o.encryptRtcp &&
                                                  authRtp == o.authRtp));
   }
@@ -88,6 +92,8 @@ struct StreamCryptoSpec {
 // touched by commands, timers and the slow paths (learning, errors). At 1000 calls the thread cycles through
 // a few thousand streams between two packets of one, and each line it needs then comes from beyond L2.
 // Streams are allocated from the engine's huge-page arena (huge_pages.hpp), which spares the TLB misses.
+constexpr uint8_t kCryptoKeys = 1, kCryptoDtlsIn = 2, kCryptoDtlsOut = 4;
+
 struct alignas(128) Stream {
   // --- line 0: owner-thread state (changed only by commands run on the owner thread, or by its packets) ---
   int ioFd = -1;                 // the owner thread's descriptor of this stream's socket (-1: muxed RTCP)
@@ -101,11 +107,14 @@ struct alignas(128) Stream {
   // Learning can no longer change anything and accepts every source (confirmed without strict-source or
   // media-handover, or asymmetric/off): the packet path then skips learning and the source address.
   bool learnSettled = false;
-  bool hasCrypto = false;        // srtpIn or srtpOut is set
+  // srtpIn or srtpOut is set (kCryptoKeys), or a direction waits for DTLS-SRTP keys (kCryptoDtlsIn/Out): one
+  // byte on the hot line, so plain streams test nothing else and SDES streams touch no DTLS state.
+  uint8_t hasCrypto = 0;
   bool mediaBlocked = false;     // rule.blockMedia, here on the hot line
   bool mediaSilenced = false;    // rule.silenceMedia
   int8_t dtmfPt = -1;            // rule.dtmfPt (payload types are 0..127)
   bool dtmfBlocked = false;      // rule.blockDtmf
+  bool demuxControl = false;     // rule.ice or rule.dtls: STUN/DTLS are taken out (source addresses needed)
   uint32_t drainedRound = 0;     // the owner's loop round in which the backlog last drained it
   Stream* sink = nullptr;        // resolved stream whose socket and endpoint packets go out of/to
   Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream
@@ -136,6 +145,37 @@ struct alignas(128) Stream {
   Stream* muxParent = nullptr;   // on a muxed RTCP stream: the RTP stream (learning state lives there)
   StreamQuality quality;         // owner thread only (see stream_quality.hpp); read out by a ReadQuality command
   DtmfState dtmf;                // owner thread only: the RFC 4733 event in progress
+  // ICE (rule.ice; native/src/io_thread_ice.cpp). Owner thread only, but for the published ones below.
+  bool hasIce = false;           // no learning: the party's address comes from ICE only
+  std::unique_ptr<IceAgent> iceAgent;  // full agent (rule.ice.lite false, party's credentials known)
+  bool iceControlling = false;   // our role now (rule.ice->controlling, until a role conflict switched it)
+  bool iceConsentLost = false;   // RFC 7675: nothing is sent to iceSelected until a check nominates again
+  bool inIceList = false;        // in the owner thread's list of ICE streams (consent timer)
+  SockAddr iceSelected;          // the nominated party address (invalid = none yet)
+  int64_t iceConsentMono = 0;    // monotonic ms of the last valid check from iceSelected
+  // Published (IceStatus).
+  std::atomic<uint8_t> iceState{0};  // IceState
+  PublishedAddr iceSelectedPub;
+  std::atomic<int64_t> iceLastConsentMs{0};
+  Counter iceChecksReceived, iceChecksSent, iceStunRejected, iceConsentExpired;
+  // DTLS-SRTP (rule.dtls, crypto {dtlsOf}; native/src/io_thread_dtls.cpp). Owner thread only, except dtlsKeys
+  // (read by the owner threads of the streams that send to this one) and the status under dtlsStatusMutex.
+  bool dtlsInWanted = false;     // crypto.inbound = {dtlsOf}: decrypt with the party's DTLS keys (none yet: drop)
+  bool dtlsOutWanted = false;    // crypto.outbound = {dtlsOf}: encrypt with the relay's keys towards the sink
+  bool inDtlsList = false;
+  int8_t dtlsReported = -1;      // the DtlsSessionState last reported by a 'dtls' event
+  std::unique_ptr<DtlsSession> dtlsSession;
+  SockAddr dtlsPeer;             // without ICE: where the party's DTLS came from (answers go there)
+  std::atomic<const DtlsSrtpMaterial*> dtlsKeys{nullptr};
+  std::vector<std::unique_ptr<DtlsSrtpMaterial>> dtlsHistory;  // every published key set, freed with the stream
+  const DtlsSrtpMaterial* dtlsInFrom = nullptr;   // the key set dtlsInCtx was made from
+  const DtlsSrtpMaterial* dtlsOutFrom = nullptr;
+  std::unique_ptr<SrtpContext> dtlsInCtx, dtlsOutCtx;
+  std::mutex dtlsStatusMutex;
+  DtlsSessionState dtlsState = DtlsSessionState::New;
+  bool dtlsActive = false;
+  std::string dtlsProfile, dtlsPeerFingerprint, dtlsError;
+  Counter dtlsFailures;
 
   /** Bytes from the start that the packet path reads or writes (the I/O thread prefetches them). */
   static constexpr size_t kHotBytes = 128;
@@ -144,7 +184,7 @@ struct alignas(128) Stream {
   void publishEndpoint() {
     endpoint.store(learn.current);
     confirmed.store(learn.confirmed, std::memory_order_relaxed);
-    learnSettled = rule.asymmetric || rule.learning == Learning::Off ||
+    learnSettled = hasIce || rule.asymmetric || rule.learning == Learning::Off ||
                    (learn.confirmed && !rule.strictSource && !rule.mediaHandover);
   }
 };
@@ -153,7 +193,7 @@ struct alignas(64) ThreadTotals {
   Counter packets, bytes, errors, malformed, dropped;
 };
 
-enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged, Idle, Resumed, Dtmf };
+enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged, Idle, Resumed, Dtmf, IceSelected, Dtls };
 
 /** A stream that received media and then nothing for this long is reported idle (once, until media resumes). */
 constexpr int64_t kStreamIdleMs = 5000;
@@ -166,6 +206,9 @@ struct EngineEvent {
   SockAddr addr;
   int64_t atMs;
   DtmfEvent dtmf{};  // EventType::Dtmf only
+  // EventType::Dtls only.
+  bool dtlsOk = false;
+  std::string dtlsProfile{}, dtlsError{};
 };
 
 /** Receives event batches on an I/O thread; must not block (the N-API layer hands them to a TSFN). */
@@ -264,6 +307,8 @@ struct Command {
   bool srtpPassThrough = false;
   AsyncFence* fence = nullptr;  // Fence: acknowledged through the event relay instead of `done`
   QualitySnapshot* qualityOut = nullptr;  // ReadQuality: where the owner thread copies the stream's figures
+  // Attach/Update: the directions keyed by a DTLS-SRTP handshake (StreamCrypto {dtlsOf}); -1 = not DTLS.
+  int32_t dtlsInOf = -1, dtlsOutOf = -1;
 };
 
 class IoThread {
@@ -372,6 +417,49 @@ class IoThread {
   void setUpDescriptorTable();
   /** Visits a slice of the active streams (all of them every kIdleScanMs): idle detection and drops. */
   void scanIdle();
+  /** After a rule change: ICE switched on, off or reconfigured (role, selected pair kept over a restart). */
+  void applyIce(Stream* s, const Rule& old, bool attached);
+  /** A datagram with a first byte 0..3 (RFC 7983: STUN) on ICE stream `x`, from `src`. */
+  void onStun(Stream* x, const uint8_t* p, size_t len, const SockAddr& src, bool truncated);
+  /** Counts a refused STUN datagram (stunRejected, errors); it is dropped. */
+  void rejectStun(Stream* x);
+  /** Media to the party goes to `to` now (ICE nominated it). */
+  void iceSelect(Stream* x, const SockAddr& to);
+  /** After a rule change: start, restart (new generation) or end the stream's DTLS session. */
+  void applyDtls(Stream* s, const Rule& old, bool attached);
+  /** A datagram with a first byte 20..63 (RFC 7983: DTLS) on a stream with a DTLS session. */
+  void onDtls(Stream* x, const uint8_t* p, size_t len, const SockAddr& src, bool truncated);
+  /** Sends what the session has queued, then publishes keys/status and reports a finished handshake. */
+  void dtlsProgress(Stream* x);
+  /** Retransmissions, handshake timeouts, and active sessions whose party's address became known. */
+  void checkDtls();
+  /** An active session sends its ClientHello once the party's address is known. */
+  void startDtlsIfReady(Stream* s);
+  /** The DTLS-keyed SRTP contexts are current (made from the latest published keys); false = none yet. */
+  bool refreshDtlsIn(Stream* t);
+  bool refreshDtlsOut(Stream* t, const Stream* sink);
+  void setDtlsCrypto(Stream* s, int32_t inOf, int32_t outOf);
+  std::vector<Stream*> dtlsStreams_;
+  int dtlsBusy_ = 0;
+  int64_t lastDtlsTimerMs_ = 0;  // sessions in their handshake (the loop then wakes every 50 ms for retransmissions)
+  int64_t dtlsTimeoutMs_ = 30000;  // NGRELAY_DTLS_TIMEOUT_MS (tests) may shorten it
+  const DtlsIdentity* dtlsIdentity_ = nullptr;
+ public:
+  /** Set once before start(): the engine's certificate (null = DTLS unavailable). */
+  void setDtlsIdentity(const DtlsIdentity* id) { dtlsIdentity_ = id; }
+ private:
+  /** Consent freshness of the selected pairs (RFC 7675), about once a second. */
+  void checkIceConsent();
+  /** The full agent's checks of one stream: pacing, retransmission, nomination (controlling side). */
+  void runIceAgent(Stream* s);
+  void sendIceCheck(Stream* s, IceCheckPair& pair, bool nominate);
+  /** A response to one of the full agent's checks. */
+  void onIceResponse(Stream* x, const uint8_t* p, const StunMessage& m, const SockAddr& src);
+  int iceBusy_ = 0;
+  int64_t lastIceAgentMs_ = 0;  // agents with checks to send or answers to wait for (the loop then wakes every 50 ms)
+  std::vector<Stream*> iceStreams_;
+  int64_t lastIceScanMs_ = 0;
+  int64_t iceConsentMs_ = kIceConsentMs;  // NGRELAY_ICE_CONSENT_MS (tests) may shorten it
   /** Adds the socket's new kernel drops to `dropped` (from scanIdle, and at detach). */
   void collectDrops(Stream* s);
   std::vector<EngineEvent> pendingEvents_;
@@ -398,6 +486,17 @@ struct StreamSnapshot {
   bool hasRtp;
   uint32_t ssrc;
   uint16_t seq;
+  // IceStatus (hasIce: the rule has ICE).
+  bool hasIce;
+  IceState iceState;
+  SockAddr iceSelected;
+  uint64_t iceChecksReceived, iceChecksSent, iceStunRejected, iceConsentExpired;
+  int64_t iceLastConsentMs;
+  // DtlsStatus (hasDtls: the rule has DTLS).
+  bool hasDtls;
+  DtlsSessionState dtlsState;
+  bool dtlsActive;
+  std::string dtlsProfile, dtlsPeerFingerprint, dtlsError;
 };
 
 /** Error from binding a socket: errno name ("EADDRINUSE") and text. */
@@ -437,7 +536,10 @@ class Engine {
  public:
   /** `scheduling`: the I/O threads; `idleScheduling`: the event relay and pcap writer threads. */
   Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling = SchedulingSpec{},
-         const SchedulingSpec& idleScheduling = SchedulingSpec{}, FenceSink fenceSink = nullptr);
+         const SchedulingSpec& idleScheduling = SchedulingSpec{}, FenceSink fenceSink = nullptr,
+         const DtlsCertificateSpec& dtls = DtlsCertificateSpec{});
+  /** The relay's DTLS certificate fingerprint with `hash` (a=fingerprint); false for an unknown hash. */
+  bool dtlsFingerprint(const std::string& hash, std::vector<uint8_t>& out) const { return dtls_->fingerprint(hash, out); }
   ~Engine();
 
   /** Throws BindFailure for socket errors, std::invalid_argument for contract violations. */
@@ -538,6 +640,7 @@ class Engine {
   int receiveBufferBytes_;
   SchedulingSpec idleScheduling_;  // for the pcap writer, started on the first recording
   std::unique_ptr<EventRelay> relay_;  // declared before threads_: the I/O threads push into it
+  std::unique_ptr<DtlsIdentity> dtls_;  // before threads_: their sessions use its SSL_CTX
   std::vector<std::unique_ptr<IoThread>> threads_;
   SlotArena streamArena_{sizeof(Stream), alignof(Stream)};  // declared before streams_, which return slots to it
   std::unordered_map<int32_t, Record> streams_;

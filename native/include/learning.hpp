@@ -3,10 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "sock_addr.hpp"
 
 namespace ngrelay {
+
+struct IceConfig;   // ice.hpp
+struct DtlsConfig;  // dtls_config.hpp
 
 enum class Learning : uint8_t { Off, Immediate, Delayed, Heuristic };
 
@@ -25,6 +29,8 @@ struct Rule {
   bool silenceMedia = false;  // ng `silence media`: G.711 payloads replaced with silence
   int16_t dtmfPt = -1;        // telephone-event payload type (-1 = none): events are detected and reported
   bool blockDtmf = false;     // ng `block DTMF`: those packets are counted, not forwarded
+  std::shared_ptr<const IceConfig> ice;    // rule.ice (null = none): STUN answered, media follows ICE only
+  std::shared_ptr<const DtlsConfig> dtls;  // rule.dtls (null = none)
 };
 
 constexpr int64_t kLearningWindowMs = 3000;

@@ -8,11 +8,14 @@
 #include <memory>
 #include <stdexcept>
 
+#include "dtls_config.hpp"
 #include "engine.hpp"
+#include "ice.hpp"
 
 using namespace ngrelay;
 
 void InitSrtpBinding(Napi::Env env, Napi::Object exports);  // native/src/srtp_binding.cpp (test/bench only)
+void InitStunBinding(Napi::Env env, Napi::Object exports);  // native/src/stun_binding.cpp (test only)
 void InitSdNotify(Napi::Env env, Napi::Object exports);     // native/src/sd_notify.cpp (systemd Type=notify)
 void InitRlimit(Napi::Env env, Napi::Object exports);       // native/src/rlimit.cpp
 void InitQualityBinding(Napi::Env env, Napi::Object exports);           // native/src/rtcp_binding.cpp
@@ -20,16 +23,69 @@ Napi::Object qualityToJs(Napi::Env env, const QualitySnapshot& q);     // native
 
 namespace {
 
-SockAddr endpointFromJs(const Napi::Value& v) {
-  if (v.IsNull() || v.IsUndefined()) return SockAddr();
-  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "endpoint must be an object or null");
-  Napi::Object o = v.As<Napi::Object>();
-  std::string address = o.Get("address").As<Napi::String>().Utf8Value();
-  double port = o.Get("port").As<Napi::Number>().DoubleValue();
-  if (!(port >= 0 && port <= 65535)) throw Napi::RangeError::New(v.Env(), "endpoint port out of range");
+/**
+ * Reads the fields of one JS object of the contract (src/dataplane/types.ts). A missing or mistyped field
+ * throws a TypeError naming it ("rule.sink must be a number or null"): the TS types guarantee the shape, so
+ * such an error is a programming error in the caller, and it must say where.
+ */
+class Fields {
+ public:
+  Fields(const Napi::Value& v, std::string name) : name_(std::move(name)) {
+    if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), name_ + " must be an object");
+    o_ = v.As<Napi::Object>();
+  }
+  Napi::Env env() const { return o_.Env(); }
+  Napi::Value get(const char* key) const { return o_.Get(key); }
+  std::string path(const char* key) const { return name_ + "." + key; }
+  [[noreturn]] void fail(const char* key, const char* what) const {
+    throw Napi::TypeError::New(env(), path(key) + " must be " + what);
+  }
+  bool absent(const char* key) const { return get(key).IsUndefined(); }
+  bool nullish(const char* key) const {
+    Napi::Value v = get(key);
+    return v.IsNull() || v.IsUndefined();
+  }
+  bool boolean(const char* key) const {
+    Napi::Value v = get(key);
+    if (!v.IsBoolean()) fail(key, "a boolean");
+    return v.As<Napi::Boolean>().Value();
+  }
+  /** An optional (`key?: boolean`) field: absent = `dflt`. */
+  bool optBoolean(const char* key, bool dflt) const {
+    Napi::Value v = get(key);
+    if (v.IsUndefined()) return dflt;
+    if (!v.IsBoolean()) fail(key, "a boolean or absent");
+    return v.As<Napi::Boolean>().Value();
+  }
+  double number(const char* key) const {
+    Napi::Value v = get(key);
+    if (!v.IsNumber()) fail(key, "a number");
+    return v.As<Napi::Number>().DoubleValue();
+  }
+  std::string string(const char* key) const {
+    Napi::Value v = get(key);
+    if (!v.IsString()) fail(key, "a string");
+    return v.As<Napi::String>().Utf8Value();
+  }
+
+ private:
+  Napi::Object o_;
+  std::string name_;
+};
+
+/** Endpoint | null (src/dataplane/types.ts); `name` names the field in errors. */
+SockAddr endpointFromJs(const Napi::Value& v, const std::string& name) {
+  if (v.IsNull()) return SockAddr();
+  Fields o(v, name);
+  std::string family = o.string("family");
+  if (family != "IPv4" && family != "IPv6") o.fail("family", "'IPv4' or 'IPv6'");
+  std::string address = o.string("address");
+  double port = o.number("port");
+  if (!(port >= 0 && port <= 65535) || port != double(uint16_t(port)))
+    throw Napi::RangeError::New(v.Env(), o.path("port") + " out of range");
   SockAddr a;
   if (!SockAddr::parse(address, uint16_t(port), a))
-    throw Napi::TypeError::New(v.Env(), "endpoint address is not an IP literal: " + address);
+    throw Napi::TypeError::New(v.Env(), o.path("address") + " is not an IP literal: " + address);
   return a;
 }
 
@@ -87,8 +143,9 @@ Learning learningFromJs(Napi::Env env, const std::string& s) {
   throw Napi::TypeError::New(env, "unknown endpoint learning mode: " + s);
 }
 
-std::vector<uint8_t> bytesFromJs(const Napi::Value& v, const char* what) {
-  if (!v.IsBuffer()) throw Napi::TypeError::New(v.Env(), std::string("SRTP ") + what + " must be a Buffer");
+std::vector<uint8_t> bytesFromJs(const Fields& o, const char* key) {
+  Napi::Value v = o.get(key);
+  if (!v.IsBuffer()) o.fail(key, "a Buffer");
   Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
   return std::vector<uint8_t>(b.Data(), b.Data() + b.Length());
 }
@@ -144,59 +201,133 @@ Napi::Value srtpProgressToJs(Napi::Env env, const SrtpProgress& p) {
   return o;
 }
 
-/** One direction of StreamCrypto (src/dataplane/types.ts SrtpKeys); null/undefined = plain RTP. */
-SrtpKeySpec srtpKeysFromJs(const Napi::Value& v) {
+/**
+ * One direction of StreamCrypto: SrtpKeys (src/dataplane/types.ts), DtlsSrtpKeys ({dtlsOf}), or null = plain
+ * RTP.
+ */
+SrtpKeySpec srtpKeysFromJs(const Fields& crypto, const char* key) {
   SrtpKeySpec k;
-  if (v.IsNull() || v.IsUndefined()) return k;
-  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "SRTP keys must be an object or null");
-  Napi::Object o = v.As<Napi::Object>();
-  Napi::Value suite = o.Get("suite");
-  if (!suite.IsString() || !srtpSuiteFromName(suite.As<Napi::String>().Utf8Value(), &k.suite))
-    throw Napi::TypeError::New(v.Env(), "unknown SRTP suite");
-  k.key = bytesFromJs(o.Get("key"), "key");
-  k.salt = bytesFromJs(o.Get("salt"), "salt");
-  k.encryptRtp = !o.Get("unencryptedSrtp").ToBoolean().Value();
-  k.encryptRtcp = !o.Get("unencryptedSrtcp").ToBoolean().Value();
-  k.authRtp = !o.Get("unauthenticatedSrtp").ToBoolean().Value();
-  k.resume = srtpProgressFromJs(o.Get("resume"));
+  Napi::Value v = crypto.get(key);
+  if (v.IsNull()) return k;
+  Fields o(v, crypto.path(key));
+  if (!o.absent("dtlsOf")) {
+    double of = o.number("dtlsOf");
+    if (!(of >= 1 && of <= 0x7fffffff) || of != double(int32_t(of)))
+      throw Napi::RangeError::New(v.Env(), o.path("dtlsOf") + " must be a stream id");
+    k.dtlsOf = int32_t(of);
+    return k;
+  }
+  std::string suite = o.string("suite");
+  if (!srtpSuiteFromName(suite, &k.suite)) throw Napi::TypeError::New(v.Env(), o.path("suite") + ": unknown SRTP suite " + suite);
+  k.key = bytesFromJs(o, "key");
+  k.salt = bytesFromJs(o, "salt");
+  k.encryptRtp = !o.boolean("unencryptedSrtp");
+  k.encryptRtcp = !o.boolean("unencryptedSrtcp");
+  k.authRtp = !o.boolean("unauthenticatedSrtp");
+  k.resume = srtpProgressFromJs(o.get("resume"));
   k.present = true;
   return k;
 }
 
-StreamCryptoSpec cryptoFromJs(const Napi::Value& rule) {
+StreamCryptoSpec cryptoFromJs(const Fields& rule) {
   StreamCryptoSpec c;
-  Napi::Value v = rule.As<Napi::Object>().Get("crypto");
-  if (v.IsNull() || v.IsUndefined()) return c;
-  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "rule.crypto must be an object or null");
-  Napi::Object o = v.As<Napi::Object>();
-  c.inbound = srtpKeysFromJs(o.Get("inbound"));
-  c.outbound = srtpKeysFromJs(o.Get("outbound"));
-  c.recrypt = o.Get("recrypt").ToBoolean().Value();
+  if (rule.nullish("crypto")) return c;
+  Fields o(rule.get("crypto"), rule.path("crypto"));
+  c.inbound = srtpKeysFromJs(o, "inbound");
+  c.outbound = srtpKeysFromJs(o, "outbound");
+  c.recrypt = o.boolean("recrypt");
   return c;
 }
 
-Rule ruleFromJs(const Napi::Value& v) {
-  if (!v.IsObject()) throw Napi::TypeError::New(v.Env(), "rule must be an object");
-  Napi::Object o = v.As<Napi::Object>();
+/** A string field or null (`remoteUfrag: string | null`); false = null. */
+bool stringOrNull(const Fields& o, const char* key, std::string& out) {
+  Napi::Value v = o.get(key);
+  if (v.IsNull()) return false;
+  if (!v.IsString()) o.fail(key, "a string or null");
+  out = v.As<Napi::String>().Utf8Value();
+  return true;
+}
+
+/** StreamIce (src/dataplane/types.ts); absent/null = no ICE. */
+std::shared_ptr<const IceConfig> iceFromJs(const Fields& rule) {
+  if (rule.nullish("ice")) return nullptr;
+  Fields o(rule.get("ice"), rule.path("ice"));
+  auto c = std::make_shared<IceConfig>();
+  c->localUfrag = o.string("localUfrag");
+  c->localPwd = o.string("localPwd");
+  if (c->localUfrag.empty() || c->localPwd.empty()) o.fail("localUfrag", "non-empty, and so must localPwd");
+  const bool ru = stringOrNull(o, "remoteUfrag", c->remoteUfrag);
+  const bool rp = stringOrNull(o, "remotePwd", c->remotePwd);
+  c->hasRemote = ru && rp;
+  c->controlling = o.boolean("controlling");
+  c->lite = o.boolean("lite");
+  if (!parseTieBreaker(o.string("tieBreaker"), c->tieBreaker)) o.fail("tieBreaker", "16 hex digits");
+  Napi::Value cands = o.get("remoteCandidates");
+  if (!cands.IsArray()) o.fail("remoteCandidates", "an array");
+  Napi::Array arr = cands.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Fields cf(arr.Get(i), o.path("remoteCandidates") + "[" + std::to_string(i) + "]");
+    IceCandidateSpec cand;
+    cand.foundation = cf.string("foundation");
+    cand.component = uint32_t(cf.number("component"));
+    cand.priority = uint32_t(cf.number("priority"));
+    cand.type = cf.string("type");
+    cand.endpoint = endpointFromJs(cf.get("endpoint"), cf.path("endpoint"));
+    c->remoteCandidates.push_back(std::move(cand));
+  }
+  return c;
+}
+
+/** StreamDtls; absent/null = no DTLS. */
+std::shared_ptr<const DtlsConfig> dtlsFromJs(const Fields& rule) {
+  if (rule.nullish("dtls")) return nullptr;
+  Fields o(rule.get("dtls"), rule.path("dtls"));
+  auto c = std::make_shared<DtlsConfig>();
+  std::string role = o.string("role");
+  if (role != "active" && role != "passive") o.fail("role", "'active' or 'passive'");
+  c->active = role == "active";
+  if (!o.get("remoteFingerprint").IsNull()) {
+    Fields f(o.get("remoteFingerprint"), o.path("remoteFingerprint"));
+    c->fingerprintHash = f.string("hash");
+    c->remoteFingerprint = bytesFromJs(f, "value");
+    c->hasRemoteFingerprint = true;
+  }
+  c->generation = o.number("generation");
+  return c;
+}
+
+/** StreamRule and its crypto (src/dataplane/types.ts); every field is checked (see Fields). */
+Rule ruleFromJs(const Napi::Value& v, StreamCryptoSpec& crypto) {
+  Fields o(v, "rule");
   Rule r;
-  r.expected = endpointFromJs(o.Get("expected"));
-  r.learning = learningFromJs(v.Env(), o.Get("learning").As<Napi::String>().Utf8Value());
-  r.strictSource = o.Get("strictSource").ToBoolean().Value();
-  r.mediaHandover = o.Get("mediaHandover").ToBoolean().Value();
-  r.asymmetric = o.Get("asymmetric").ToBoolean().Value();
-  Napi::Value sink = o.Get("sink");
-  r.sink = (sink.IsNull() || sink.IsUndefined()) ? -1 : int64_t(sink.As<Napi::Number>().Int64Value());
-  Napi::Value gen = o.Get("signalGeneration");
-  r.signalGeneration = gen.IsNumber() ? gen.As<Napi::Number>().DoubleValue() : 0;
-  Napi::Value clock = o.Get("clockRate");
-  if (clock.IsNumber() && clock.As<Napi::Number>().Uint32Value() > 0) r.clockRate = clock.As<Napi::Number>().Uint32Value();
-  r.blockMedia = o.Get("blockMedia").ToBoolean().Value();
-  r.silenceMedia = o.Get("silenceMedia").ToBoolean().Value();
-  Napi::Value dtmfPt = o.Get("dtmfPayloadType");
-  r.dtmfPt = dtmfPt.IsNumber() && dtmfPt.As<Napi::Number>().Int32Value() >= 0 && dtmfPt.As<Napi::Number>().Int32Value() < 128
-                 ? int16_t(dtmfPt.As<Napi::Number>().Int32Value())
-                 : int16_t(-1);
-  r.blockDtmf = o.Get("blockDtmf").ToBoolean().Value();
+  if (o.absent("expected")) o.fail("expected", "an endpoint or null");
+  r.expected = endpointFromJs(o.get("expected"), o.path("expected"));
+  r.learning = learningFromJs(v.Env(), o.string("learning"));
+  r.strictSource = o.boolean("strictSource");
+  r.mediaHandover = o.boolean("mediaHandover");
+  r.asymmetric = o.boolean("asymmetric");
+  Napi::Value sink = o.get("sink");
+  if (sink.IsNull()) r.sink = -1;
+  else if (sink.IsNumber()) r.sink = int64_t(sink.As<Napi::Number>().Int64Value());
+  else o.fail("sink", "a number or null");
+  r.signalGeneration = o.number("signalGeneration");
+  if (!o.absent("clockRate")) {
+    double clock = o.number("clockRate");
+    if (clock >= 1 && clock <= 4294967295.0) r.clockRate = uint32_t(clock);
+  }
+  r.blockMedia = o.optBoolean("blockMedia", false);
+  r.silenceMedia = o.optBoolean("silenceMedia", false);
+  Napi::Value dtmfPt = o.get("dtmfPayloadType");
+  if (dtmfPt.IsNumber()) {
+    int32_t pt = dtmfPt.As<Napi::Number>().Int32Value();
+    r.dtmfPt = pt >= 0 && pt < 128 ? int16_t(pt) : int16_t(-1);
+  } else if (!dtmfPt.IsNull() && !dtmfPt.IsUndefined()) {
+    o.fail("dtmfPayloadType", "a number, null or absent");
+  }
+  r.blockDtmf = o.optBoolean("blockDtmf", false);
+  r.ice = iceFromJs(o);
+  r.dtls = dtlsFromJs(o);
+  crypto = cryptoFromJs(o);
   return r;
 }
 
@@ -217,6 +348,8 @@ const char* eventName(EventType t) {
     case EventType::Idle: return "idle";
     case EventType::Resumed: return "resumed";
     case EventType::Dtmf: return "dtmf";
+    case EventType::IceSelected: return "ice-selected";
+    case EventType::Dtls: return "dtls";
   }
   return "unknown";
 }
@@ -254,7 +387,13 @@ void deliverEvents(Napi::Env env, Napi::Function listener, void* /*context*/, Ev
     o.Set("type", eventName(e.type));
     o.Set("id", double(e.id));
     bool fromSource = e.type == EventType::FirstPacket || e.type == EventType::Resumed || e.type == EventType::Dtmf;
-    o.Set(fromSource ? "from" : "endpoint", endpointToJs(env, e.addr));
+    if (e.type == EventType::Dtls) {
+      o.Set("ok", e.dtlsOk);
+      o.Set("profile", e.dtlsProfile.empty() ? env.Null() : Napi::Value(Napi::String::New(env, e.dtlsProfile)));
+      o.Set("error", e.dtlsError.empty() ? env.Null() : Napi::Value(Napi::String::New(env, e.dtlsError)));
+    } else {
+      o.Set(fromSource ? "from" : "endpoint", endpointToJs(env, e.addr));
+    }
     if (e.type == EventType::Dtmf) {
       o.Set("event", double(e.dtmf.event));
       o.Set("volume", double(e.dtmf.volume));
@@ -295,11 +434,12 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("setRecordingStreams", &NativeEngine::SetRecordingStreams),
                         InstanceMethod("stopRecording", &NativeEngine::StopRecording),
                         InstanceMethod("readRecording", &NativeEngine::ReadRecording),
+                        InstanceMethod("dtlsFingerprint", &NativeEngine::DtlsFingerprint),
                         InstanceMethod("close", &NativeEngine::Close)});
   }
 
   // new NativeEngine(threads, receiveBufferBytes, onEvents, {policy, priority}, {policy, priority} for the idle threads,
-  //                  onFence(id) | undefined)
+  //                  onFence(id) | undefined, DtlsCertificateOptions | undefined)
   explicit NativeEngine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeEngine>(info) {
     Napi::Env env = info.Env();
     int threads = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
@@ -321,13 +461,28 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
         fences->NonBlockingCall(reinterpret_cast<void*>(uintptr_t(id)));
       };
     }
+    DtlsCertificateSpec dtls;
+    if (info.Length() > 6 && !info[6].IsUndefined() && !info[6].IsNull()) {
+      Fields d(info[6], "options.dtls");
+      std::string cipher = d.string("cipher");
+      if (cipher != "prime256v1" && cipher != "rsa") d.fail("cipher", "'prime256v1' or 'rsa'");
+      dtls.rsa = cipher == "rsa";
+      dtls.rsaKeyBits = int(d.number("rsaKeyBits"));
+      std::string sig = d.string("signature");
+      if (sig != "sha-256" && sig != "sha-1") d.fail("signature", "'sha-256' or 'sha-1'");
+      dtls.sha1 = sig == "sha-1";
+    }
+    try {
     engine_ = std::make_unique<Engine>(
         threads, rcvbuf,
         [tsfn](std::vector<EngineEvent>&& events) {
           auto* batch = new EventBatch(std::move(events));
           if (tsfn->NonBlockingCall(batch) != napi_ok) delete batch;
         },
-        scheduling_.spec, idleScheduling_.spec, std::move(fenceSink));
+        scheduling_.spec, idleScheduling_.spec, std::move(fenceSink), dtls);
+    } catch (const std::runtime_error& e) {
+      throw Napi::Error::New(env, e.what());  // the DTLS certificate could not be made
+    }
     napi_add_env_cleanup_hook(env, &NativeEngine::CleanupHook, this);
     hookInstalled_ = true;
     env_ = env;
@@ -365,30 +520,38 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return *engine_;
   }
 
-  // addStream(id, component, localAddress, localPort, muxedWith|null, rule)
+  // addStream(spec: StreamSocketSpec, rule: StreamRule)
   Napi::Value AddStream(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    Fields o(info[0], "spec");
     StreamSpec spec;
-    int64_t id = info[0].As<Napi::Number>().Int64Value();
-    if (id < 1 || id > 0x7fffffff) throw Napi::RangeError::New(env, "stream id must be 1 .. 2^31-1");
+    double id = o.number("id");
+    if (!(id >= 1 && id <= 0x7fffffff) || id != double(int32_t(id)))
+      throw Napi::RangeError::New(env, "spec.id must be 1 .. 2^31-1");
     spec.id = int32_t(id);
-    spec.isRtcp = info[1].As<Napi::String>().Utf8Value() == "rtcp";
-    spec.localAddress = info[2].As<Napi::String>().Utf8Value();
-    double port = info[3].As<Napi::Number>().DoubleValue();
-    if (!(port >= 0 && port <= 65535)) throw Napi::RangeError::New(env, "localPort out of range");
+    std::string component = o.string("component");
+    if (component != "rtp" && component != "rtcp") o.fail("component", "'rtp' or 'rtcp'");
+    spec.isRtcp = component == "rtcp";
+    spec.localAddress = o.string("localAddress");
+    double port = o.number("localPort");
+    if (!(port >= 0 && port <= 65535)) throw Napi::RangeError::New(env, "spec.localPort out of range");
     spec.localPort = uint16_t(port);
-    spec.muxedWith = info[4].IsNumber() ? info[4].As<Napi::Number>().Int64Value() : -1;
-    Rule rule = ruleFromJs(info[5]);
-    StreamCryptoSpec crypto = cryptoFromJs(info[5]);
+    Napi::Value muxed = o.get("muxedWith");
+    if (muxed.IsNumber()) spec.muxedWith = muxed.As<Napi::Number>().Int64Value();
+    else if (muxed.IsUndefined() || muxed.IsNull()) spec.muxedWith = -1;
+    else o.fail("muxedWith", "a number or absent");
+    StreamCryptoSpec crypto;
+    Rule rule = ruleFromJs(info[1], crypto);
     callEngine(env, [&] { engine(env).addStream(spec, rule, crypto); });
     return env.Undefined();
   }
 
   Napi::Value UpdateStream(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "updateStream: id must be a number");
     int32_t id = info[0].As<Napi::Number>().Int32Value();
-    Rule rule = ruleFromJs(info[1]);
-    StreamCryptoSpec crypto = cryptoFromJs(info[1]);
+    StreamCryptoSpec crypto;
+    Rule rule = ruleFromJs(info[1], crypto);
     callEngine(env, [&] { engine(env).updateStream(id, rule, crypto); });
     return env.Undefined();
   }
@@ -471,6 +634,27 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       o.Set("confirmed", s.confirmed);
       o.Set("ssrc", s.hasRtp ? Napi::Value(Napi::Number::New(env, double(s.ssrc))) : env.Null());
       o.Set("lastSeq", s.hasRtp ? Napi::Value(Napi::Number::New(env, double(s.seq))) : env.Null());
+      if (s.hasIce) {
+        Napi::Object ice = Napi::Object::New(env);
+        ice.Set("state", iceStateName(s.iceState));
+        ice.Set("selected", endpointToJs(env, s.iceSelected));
+        ice.Set("checksReceived", double(s.iceChecksReceived));
+        ice.Set("checksSent", double(s.iceChecksSent));
+        ice.Set("stunRejected", double(s.iceStunRejected));
+        ice.Set("consentExpired", double(s.iceConsentExpired));
+        ice.Set("lastConsentMs", double(s.iceLastConsentMs));
+        o.Set("ice", ice);
+      }
+      if (s.hasDtls) {
+        Napi::Object d = Napi::Object::New(env);
+        auto orNull = [&](const std::string& v) { return v.empty() ? env.Null() : Napi::Value(Napi::String::New(env, v)); };
+        d.Set("state", dtlsStateName(s.dtlsState));
+        d.Set("role", s.dtlsActive ? "active" : "passive");
+        d.Set("profile", orNull(s.dtlsProfile));
+        d.Set("peerFingerprint", orNull(s.dtlsPeerFingerprint));
+        d.Set("error", orNull(s.dtlsError));
+        o.Set("dtls", d);
+      }
       out.Set(i, o);
     }
     return out;
@@ -586,6 +770,16 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return RecordingToJs(env, r);
   }
 
+  // dtlsFingerprint(hash) -> Buffer: the relay's certificate digest (a=fingerprint).
+  Napi::Value DtlsFingerprint(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) throw Napi::TypeError::New(env, "dtlsFingerprint: hash must be a string");
+    std::vector<uint8_t> fp;
+    if (!engine(env).dtlsFingerprint(info[0].As<Napi::String>().Utf8Value(), fp))
+      throw Napi::TypeError::New(env, "dtlsFingerprint: unknown hash " + info[0].As<Napi::String>().Utf8Value());
+    return Napi::Buffer<uint8_t>::Copy(env, fp.data(), fp.size());
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Shutdown();
     return info.Env().Undefined();
@@ -604,6 +798,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   exports.Set("NativeEngine", NativeEngine::Define(env));
   InitSrtpBinding(env, exports);
+  InitStunBinding(env, exports);
   InitSdNotify(env, exports);
   InitRlimit(env, exports);
   InitQualityBinding(env, exports);

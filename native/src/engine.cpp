@@ -106,14 +106,18 @@ void EventRelay::run() {
 }
 
 Engine::Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling,
-               const SchedulingSpec& idleScheduling, FenceSink fenceSink)
+               const SchedulingSpec& idleScheduling, FenceSink fenceSink, const DtlsCertificateSpec& dtls)
     : receiveBufferBytes_(receiveBufferBytes), idleScheduling_(idleScheduling) {
+  dtls_ = std::make_unique<DtlsIdentity>(dtls);
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
   relay_ = std::make_unique<EventRelay>(std::move(sink), std::move(fenceSink), idleScheduling);
   EventRelay* relay = relay_.get();
   EventSink toRelay = [relay](std::vector<EngineEvent>&& batch) { relay->push(std::move(batch)); };
   for (int i = 0; i < threads; ++i) threads_.push_back(std::make_unique<IoThread>(i, toRelay, scheduling));
-  for (auto& t : threads_) t->start();
+  for (auto& t : threads_) {
+    t->setDtlsIdentity(dtls_.get());
+    t->start();
+  }
   dirty_.assign(threads_.size(), 0);
   for (size_t i = 0; i < threads_.size(); ++i) threadIndex_[threads_[i].get()] = i;
 }
@@ -368,6 +372,8 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
   attach.srtpIn = stored.srtpIn.get();
   attach.srtpOut = stored.srtpOut.get();
   attach.srtpPassThrough = passThrough(stored);
+  attach.dtlsInOf = crypto.inbound.dtlsOf;
+  attach.dtlsOutOf = crypto.outbound.dtlsOf;
   queueOn(attach);
   relinkSinks(spec.id);
 }
@@ -387,6 +393,8 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
   update.srtpIn = it->second.srtpIn.get();
   update.srtpOut = it->second.srtpOut.get();
   update.srtpPassThrough = passThrough(it->second);
+  update.dtlsInOf = crypto.inbound.dtlsOf;
+  update.dtlsOutOf = crypto.outbound.dtlsOf;
   queueOn(update);
   for (auto& ctx : retired)
     if (ctx) graveyard_.contexts.push_back(std::move(ctx));
@@ -445,7 +453,8 @@ bool Engine::readCounters(int32_t id, StreamSnapshot& out) const {
   out.errors = s->errors.get();
   out.srtpAuthFailed = s->srtpAuthFailed.get();
   out.srtpReplayed = s->srtpReplayed.get();
-  out.hasSrtp = it->second.srtpIn != nullptr || it->second.srtpOut != nullptr;
+  out.hasSrtp = it->second.srtpIn != nullptr || it->second.srtpOut != nullptr || it->second.crypto.inbound.dtlsOf >= 0 ||
+                it->second.crypto.outbound.dtlsOf >= 0;
   out.lastPacketMs = s->lastPacketMs.load(std::memory_order_relaxed);
   // A muxed RTCP party is reached at its RTP stream's endpoint.
   const Stream* ep = s;
@@ -464,6 +473,23 @@ bool Engine::readCounters(int32_t id, StreamSnapshot& out) const {
   out.hasRtp = (rtp >> 48) & 1;
   out.ssrc = uint32_t(rtp);
   out.seq = uint16_t(rtp >> 32);
+  out.hasIce = it->second.rule.ice != nullptr;
+  out.iceState = IceState(s->iceState.load(std::memory_order_relaxed));
+  out.iceSelected = s->iceSelectedPub.load();
+  out.iceChecksReceived = s->iceChecksReceived.get();
+  out.iceChecksSent = s->iceChecksSent.get();
+  out.iceStunRejected = s->iceStunRejected.get();
+  out.iceConsentExpired = s->iceConsentExpired.get();
+  out.iceLastConsentMs = s->iceLastConsentMs.load(std::memory_order_relaxed);
+  out.hasDtls = it->second.rule.dtls != nullptr;
+  if (out.hasDtls) {
+    std::lock_guard<std::mutex> g(const_cast<Stream*>(s)->dtlsStatusMutex);
+    out.dtlsState = s->dtlsState;
+    out.dtlsActive = s->dtlsActive;
+    out.dtlsProfile = s->dtlsProfile;
+    out.dtlsPeerFingerprint = s->dtlsPeerFingerprint;
+    out.dtlsError = s->dtlsError;
+  }
   return true;
 }
 

@@ -83,6 +83,16 @@ IoThread::IoThread(int index, const EventSink& sink, const SchedulingSpec& sched
   // NGRELAY_SHARED_FD_TABLE=1 keeps the I/O threads on the process's descriptor table (troubleshooting, tests).
   const char* shared = std::getenv("NGRELAY_SHARED_FD_TABLE");
   if (!(shared && shared[0] == '1')) pidfd_ = int(syscall(SYS_pidfd_open, getpid(), 0));
+  // NGRELAY_ICE_CONSENT_MS shortens RFC 7675's 30 s (tests only).
+  if (const char* consent = std::getenv("NGRELAY_ICE_CONSENT_MS")) {
+    long ms = std::strtol(consent, nullptr, 10);
+    if (ms > 0) iceConsentMs_ = ms;
+  }
+  // NGRELAY_DTLS_TIMEOUT_MS shortens the 30 s DTLS handshake timeout (tests only).
+  if (const char* dtlsTimeout = std::getenv("NGRELAY_DTLS_TIMEOUT_MS")) {
+    long ms = std::strtol(dtlsTimeout, nullptr, 10);
+    if (ms > 0) dtlsTimeoutMs_ = ms;
+  }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;  // nullptr marks the wake-up eventfd
@@ -205,7 +215,7 @@ void IoThread::setCrypto(Stream* s, SrtpContext* in, SrtpContext* out, bool pass
   s->srtpIn = in;
   s->srtpOut = out;
   s->srtpPassThrough = passThrough;
-  s->hasCrypto = in != nullptr || out != nullptr;
+  s->hasCrypto = (in != nullptr || out != nullptr) ? kCryptoKeys : 0;
 }
 
 void IoThread::stopAndJoin() {
@@ -244,7 +254,7 @@ void IoThread::run() {
     // with data is on `backlog_` instead. With level-triggered epoll every drained socket was polled again on
     // the next epoll_wait (~7 % of the thread's CPU at 400k pps, all of it spent learning "nothing there").
     int timeout = !backlog_.empty()                                 ? 0
-                  : (!pendingEvents_.empty() || !windows_.empty()) ? int(kEventFlushMs)
+                  : (!pendingEvents_.empty() || !windows_.empty() || dtlsBusy_ > 0 || iceBusy_ > 0) ? int(kEventFlushMs)
                   : !active_.empty()                               ? int(kIdleScanMs)
                                                                    : 1000;
     int n = sysEpollWait(epfd_, evs, kMaxEvents, timeout);
@@ -338,6 +348,8 @@ void IoThread::apply(const Command& c) {
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       s->learn.lastSignalMs = nowMono_;
       resetLearning(s->learn, s->rule);
+      setDtlsCrypto(s, c.dtlsInOf, c.dtlsOutOf);
+      applyIce(s, Rule{}, true);
       s->publishEndpoint();
       if (s->muxParent) s->muxParent->muxRtcp = s;
       s->ioFd = acquireFd(s->fd);
@@ -347,6 +359,8 @@ void IoThread::apply(const Command& c) {
         ev.data.ptr = s;
         epoll_ctl(epfd_, EPOLL_CTL_ADD, s->ioFd, &ev);
       }
+      applyDtls(s, Rule{}, true);
+      s->demuxControl = s->hasIce || s->dtlsSession != nullptr;
       break;
     }
     case CommandType::Update: {
@@ -365,7 +379,11 @@ void IoThread::apply(const Command& c) {
         resetLearning(s->learn, s->rule);
         windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());
       }
-      s->publishEndpoint();  // also when only strict-source/media-handover changed: learnSettled depends on them
+      setDtlsCrypto(s, c.dtlsInOf, c.dtlsOutOf);
+      applyIce(s, old, false);
+      s->publishEndpoint();
+      applyDtls(s, old, false);
+      s->demuxControl = s->hasIce || s->dtlsSession != nullptr;  // also when only strict-source/media-handover changed: learnSettled depends on them
       break;
     }
     case CommandType::SetSink:
@@ -382,6 +400,15 @@ void IoThread::apply(const Command& c) {
       break;
     case CommandType::Detach:
       collectDrops(s);  // the last drops before the socket goes
+      if (s->dtlsSession) {
+        // close_notify to the party while the socket is still ours.
+        s->dtlsSession->close();
+        dtlsProgress(s);
+        s->dtlsSession.reset();
+      }
+      if (s->inDtlsList) dtlsStreams_.erase(std::remove(dtlsStreams_.begin(), dtlsStreams_.end(), s), dtlsStreams_.end());
+      s->inDtlsList = false;
+      s->demuxControl = false;
       if (s->ioFd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, s->ioFd, nullptr);
       releaseFd(s->fd);
       s->ioFd = -1;
@@ -392,6 +419,9 @@ void IoThread::apply(const Command& c) {
       s->muxParent = nullptr;
       s->rec = nullptr;
       setCrypto(s, nullptr, nullptr, false);
+      setDtlsCrypto(s, -1, -1);
+      if (s->inIceList) iceStreams_.erase(std::remove(iceStreams_.begin(), iceStreams_.end(), s), iceStreams_.end());
+      s->inIceList = false;
       windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());
       if (s->inActive) active_.erase(std::remove(active_.begin(), active_.end(), s), active_.end());
       s->inActive = false;
@@ -439,6 +469,8 @@ void IoThread::handleTimers() {
     }
   }
   scanIdle();
+  if (!iceStreams_.empty()) checkIceConsent();
+  if (!dtlsStreams_.empty()) checkDtls();
   flushEvents(false);
 }
 
@@ -571,7 +603,7 @@ bool IoThread::drain(Stream* x) {
     // The source address is needed while learning, for events that carry it and for recording; a settled
     // stream skips it (the kernel then copies no address out: ~30 ns a packet at 1000 calls).
     Stream* m = x->muxRtcp;
-    const bool named = !x->learnSettled || !x->seenFirst || x->rec || x->wentIdle ||
+    const bool named = !x->learnSettled || x->demuxControl || !x->seenFirst || x->rec || x->wentIdle ||
                        (m && (!m->seenFirst || m->rec || m->wentIdle));
     mmsghdr* msgs = named ? rmsgs_.data() : ranon_.data();
     int n = sysRecvmmsg(x->ioFd, msgs, kBatch);
@@ -619,6 +651,18 @@ bool IoThread::drain(Stream* x) {
         }
       }
       if (bad) {
+        // RFC 7983: a first byte 0..3 is STUN. RTP/RTCP (128..191) never gets here, so plain streams pay nothing.
+        if (x->demuxControl && len > 0 && p[0] < 64) {
+          const bool truncated = (h.msg_flags & MSG_TRUNC) != 0;
+          if (p[0] < 4 && x->hasIce) {
+            onStun(x, p, len, src, truncated);
+            continue;
+          }
+          if (p[0] >= 20 && x->dtlsSession) {
+            onDtls(x, p, len, src, truncated);
+            continue;
+          }
+        }
         t->errors.add(1);
         totals_.errors.add(1);
         totals_.malformed.add(1);
@@ -628,6 +672,12 @@ bool IoThread::drain(Stream* x) {
       // SRTP/SRTCP from this party: authenticate and decrypt in place before anything else looks at the packet,
       // so a forged or replayed packet can neither move the learned endpoint nor reach the other party.
       const size_t wireLen = len;
+      // DTLS-SRTP: no keys before the handshake finished; nothing is decrypted (or passed on) until then.
+      if ((t->hasCrypto & kCryptoDtlsIn) && !refreshDtlsIn(t)) {
+        t->errors.add(1);
+        totals_.errors.add(1);
+        continue;
+      }
       SrtpContext* in = t->hasCrypto ? t->srtpIn : nullptr;
       if (in && !t->srtpPassThrough) {
         size_t plainLen = 0;
@@ -728,6 +778,11 @@ bool IoThread::drain(Stream* x) {
       }
       if (!dest.valid()) continue;  // the receiving party's address is not known yet
       if (rec && rec->egress && plain) record(rec, out->local, dest, plain, plainLen);  // --record-egress
+      if ((t->hasCrypto & kCryptoDtlsOut) && !refreshDtlsOut(t, out)) {
+        t->errors.add(1);
+        totals_.errors.add(1);
+        continue;
+      }
       // Towards an SRTP party: encrypt in place with its keys (the receive slot has room for the trailer).
       SrtpContext* eg = t->hasCrypto ? t->srtpOut : nullptr;
       if (eg && !t->srtpPassThrough) {

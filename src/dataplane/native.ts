@@ -26,6 +26,8 @@ import {
   BindError,
   type DataPlane,
   type DataPlaneInfo,
+  type DtlsCertificateOptions,
+  type DtlsFingerprint,
   type EngineEvent,
   type EngineOptions,
   type EngineTotals,
@@ -44,14 +46,8 @@ import {
 
 /** Shape of the addon's exported class (see native/src/addon.cpp). */
 interface NativeEngineInstance {
-  addStream(
-    id: number,
-    component: 'rtp' | 'rtcp',
-    localAddress: string,
-    localPort: number,
-    muxedWith: number | null,
-    rule: StreamRule,
-  ): void;
+  /** Every field of both objects is checked natively: a missing or mistyped one throws a TypeError naming it. */
+  addStream(spec: StreamSocketSpec, rule: StreamRule): void;
   updateStream(id: number, rule: StreamRule): void;
   removeStream(id: number): void;
   sync(): void;
@@ -68,6 +64,7 @@ interface NativeEngineInstance {
   setRecordingStreams(id: number, streamIds: readonly number[]): void;
   stopRecording(id: number): RecordingCounters | null;
   readRecording(id: number): RecordingCounters | null;
+  dtlsFingerprint(hash: DtlsFingerprint['hash']): Buffer;
   close(): void;
 }
 
@@ -81,6 +78,7 @@ interface NativeAddon {
     scheduling: ThreadScheduling,
     idleScheduling: ThreadScheduling,
     onFence: (id: number) => void,
+    dtls: DtlsCertificateOptions | undefined,
   ) => NativeEngineInstance;
 }
 
@@ -132,6 +130,7 @@ class NativeDataPlane implements DataPlane {
       options.scheduling ?? { policy: 'default', priority: null },
       options.idleScheduling ?? { policy: 'default', priority: null },
       (id) => this.fencePassed(id),
+      options.dtls,
     );
     this.batchChanges = options.batchChanges ?? false;
   }
@@ -181,14 +180,7 @@ class NativeDataPlane implements DataPlane {
 
   addStream(spec: StreamSocketSpec, rule: StreamRule): void {
     try {
-      this.engine.addStream(
-        spec.id,
-        spec.component,
-        spec.localAddress,
-        spec.localPort,
-        spec.muxedWith ?? null,
-        rule,
-      );
+      this.engine.addStream(spec, rule);
     } catch (err) {
       const code = errorCode(err);
       if (code !== undefined) {
@@ -298,6 +290,10 @@ class NativeDataPlane implements DataPlane {
   readRecording(recordingId: number): RecordingCounters | null {
     if (this.closed) return null;
     return this.engine.readRecording(recordingId);
+  }
+
+  dtlsFingerprint(hash: DtlsFingerprint['hash']): DtlsFingerprint {
+    return { hash, value: this.engine.dtlsFingerprint(hash) };
   }
 
   onEvents(listener: (events: EngineEvent[]) => void): void {

@@ -96,6 +96,8 @@ export interface StreamCrypto {
  * `rule.dtls` session): as `inbound` of the stream that runs the handshake, the keys its party writes with; as
  * `outbound` of a stream whose sink is `dtlsOf`, the keys the relay writes with towards that party. Until the
  * handshake completes nothing is decrypted or forwarded that way (counted in `errors`).
+ * The native engine takes the keys from the stream itself (inbound; a muxed RTCP stream: its RTP stream) and
+ * from the resolved sink (outbound), so `dtlsOf` must name those.
  */
 export interface DtlsSrtpKeys {
   dtlsOf: number;
@@ -227,6 +229,11 @@ export interface IceStatus {
   checksReceived: number;
   checksSent: number;
   stunRejected: number;
+  /**
+   * Times consent expired (RFC 7675: no valid check from the selected address for 30 s): media to the party
+   * then stops (endpoint null, state 'failed') until it nominates a pair again.
+   */
+  consentExpired: number;
   /** Epoch ms of the last valid check from the selected address (RFC 7675 consent); 0 = never. */
   lastConsentMs: number;
 }

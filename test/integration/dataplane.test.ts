@@ -369,7 +369,7 @@ describe('native data plane: endpoint learning', () => {
 
   it('asymmetric: never learns; replies keep going to the expected endpoint', async () => {
     const sdpParty = await party();
-    const { a, b, portA, portB } = await basicCall({ expected: undefined, asymmetric: true, learning: 'immediate' });
+    const { a, b, portA, portB } = await basicCall({ expected: null, asymmetric: true, learning: 'immediate' });
     engine.updateStream(1, rule({ expected: ep(sdpParty), sink: 2, asymmetric: true, learning: 'immediate', signalGeneration: 2 }));
     await sendRtp(a, 4, portA, LO, 0x1);
     expect(await waitUntil(() => b.received.length === 4)).toBe(true);
@@ -843,7 +843,7 @@ describe('native data plane: lifecycle', () => {
     const script = `
       const { NativeEngine } = require(${JSON.stringify(addon)});
       const e = new NativeEngine(2, 65536, () => {});
-      e.addStream(1, 'rtp', '127.0.0.1', ${port}, null, { expected: null, learning: 'heuristic', strictSource: false,
+      e.addStream({ id: 1, component: 'rtp', localAddress: '127.0.0.1', localPort: ${port} }, { expected: null, learning: 'heuristic', strictSource: false,
         mediaHandover: false, asymmetric: false, sink: null, signalGeneration: 1 });
       process.stdout.write('bound');`;
     const child = spawnSync(process.execPath, ['-e', script], { timeout: 10_000, encoding: 'utf8' });

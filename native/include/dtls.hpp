@@ -1,0 +1,106 @@
+// DTLS-SRTP (RFC 5763/5764) on OpenSSL: the engine's certificate (one per engine, made at start), and one
+// handshake per stream driven through memory BIOs on the stream's owner thread (never blocking it: the
+// owner's timer calls onTimer for retransmissions). On success the SRTP master keys are exported
+// (RFC 5764 §4.2) into an immutable DtlsSrtpMaterial that the stream publishes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dtls_config.hpp"
+#include "srtp.hpp"
+
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+typedef struct bio_st BIO;
+typedef struct x509_st X509;
+
+namespace ngrelay {
+
+/** EngineOptions.dtls (DtlsCertificateOptions). */
+struct DtlsCertificateSpec {
+  bool rsa = false;  // false: ECDSA P-256
+  int rsaKeyBits = 2048;
+  bool sha1 = false;  // signature hash; false: sha-256
+};
+
+/** The relay's certificate and the SSL_CTX every stream's session is made from. */
+class DtlsIdentity {
+ public:
+  /** Throws std::runtime_error when OpenSSL refuses (unsupported key size, ...). */
+  explicit DtlsIdentity(const DtlsCertificateSpec& spec);
+  ~DtlsIdentity();
+  DtlsIdentity(const DtlsIdentity&) = delete;
+  DtlsIdentity& operator=(const DtlsIdentity&) = delete;
+  SSL_CTX* ctx() const { return ctx_; }
+  /** Fingerprint of the certificate with `hash` ("sha-256", ...); false for an unknown hash. */
+  bool fingerprint(const std::string& hash, std::vector<uint8_t>& out) const;
+
+ private:
+  SSL_CTX* ctx_ = nullptr;
+  X509* cert_ = nullptr;
+};
+
+/** The keys one handshake negotiated (immutable once published). */
+struct DtlsSrtpMaterial {
+  SrtpSuite suite;
+  std::string profileName;  // RFC 5764 name, e.g. SRTP_AES128_CM_SHA1_80
+  std::vector<uint8_t> clientKey, clientSalt, serverKey, serverSalt;
+  bool relayIsClient;
+  /** The party's write keys (what arrives from it) or the relay's (what is sent to it). */
+  SrtpParams params(bool relayWrites) const;
+};
+
+enum class DtlsSessionState : uint8_t { New, Connecting, Connected, Failed, Closed };
+const char* dtlsStateName(DtlsSessionState s);
+
+/** One handshake with a stream's party. Used by one thread only. */
+class DtlsSession {
+ public:
+  DtlsSession(const DtlsIdentity& identity, const DtlsConfig& config);
+  ~DtlsSession();
+  DtlsSession(const DtlsSession&) = delete;
+  DtlsSession& operator=(const DtlsSession&) = delete;
+
+  bool active() const { return active_; }
+  DtlsSessionState state() const { return state_; }
+  /** Active role: send the ClientHello (once); call takeOutput afterwards. */
+  void start(int64_t nowMs);
+  /** A DTLS datagram from the party. */
+  void onDatagram(const uint8_t* p, size_t len, int64_t nowMs);
+  /** Retransmissions (DTLSv1_handle_timeout) and the overall handshake timeout. */
+  void onTimer(int64_t nowMs, int64_t handshakeTimeoutMs);
+  /** The next datagram to send: whole DTLS records, up to the MTU (one larger record alone); 0 = none. */
+  size_t takeOutput(uint8_t* out, size_t cap);
+  /** Sends close_notify (takeOutput then has it). */
+  void close();
+  /** After the state became Connected: the negotiated keys (moved out once). */
+  std::unique_ptr<DtlsSrtpMaterial> takeMaterial() { return std::move(material_); }
+  const std::string& error() const { return error_; }
+  const std::string& peerFingerprint() const { return peerFingerprint_; }
+  const std::string& profile() const { return profile_; }
+  bool started() const { return started_; }
+
+ private:
+  void advance();
+  void fail(const std::string& why);
+  void finish();
+
+  SSL* ssl_ = nullptr;
+  BIO* in_ = nullptr;   // owned by ssl_
+  BIO* out_ = nullptr;  // owned by ssl_
+  bool active_;
+  bool started_ = false;
+  DtlsConfig config_;
+  DtlsSessionState state_ = DtlsSessionState::New;
+  int64_t startedMs_ = 0;
+  std::string error_, peerFingerprint_, profile_;
+  std::unique_ptr<DtlsSrtpMaterial> material_;
+  std::vector<uint8_t> pending_;  // records read from the output BIO, not sent yet
+  size_t pendingAt_ = 0;
+};
+
+}  // namespace ngrelay

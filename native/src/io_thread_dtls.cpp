@@ -1,0 +1,203 @@
+// DTLS-SRTP on an I/O thread: each stream with rule.dtls runs its handshake here, on its owner thread
+// (datagrams from IoThread::drain's slow path, retransmissions from the loop's timer), and publishes the
+// negotiated keys as an immutable DtlsSrtpMaterial. Streams that need them (its own inbound, its muxed RTCP
+// stream, and streams on any thread that forward to it) make their own SRTP contexts from the published
+// keys when they see a new set: no context is shared between threads.
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "engine.hpp"
+
+namespace ngrelay {
+
+namespace {
+
+/** The status JS reads (readCounters), copied under the stream's mutex. */
+void publishStatus(Stream* s) {
+  std::lock_guard<std::mutex> g(s->dtlsStatusMutex);
+  const DtlsSession* d = s->dtlsSession.get();
+  s->dtlsActive = s->rule.dtls && s->rule.dtls->active;
+  if (!d) return;
+  s->dtlsState = d->state();
+  if (!d->profile().empty()) s->dtlsProfile = d->profile();
+  s->dtlsPeerFingerprint = d->peerFingerprint();
+  s->dtlsError = d->error();
+}
+
+}  // namespace
+
+void IoThread::setDtlsCrypto(Stream* s, int32_t inOf, int32_t outOf) {
+  s->dtlsInWanted = inOf >= 0;
+  s->dtlsOutWanted = outOf >= 0;
+  // Contexts made from published keys survive a rule update; the packet path re-checks them against the keys.
+  if (s->dtlsInWanted) s->srtpIn = s->dtlsInCtx.get();
+  else {
+    s->dtlsInCtx.reset();
+    s->dtlsInFrom = nullptr;
+  }
+  if (s->dtlsOutWanted) s->srtpOut = s->dtlsOutCtx.get();
+  else {
+    s->dtlsOutCtx.reset();
+    s->dtlsOutFrom = nullptr;
+  }
+  if (s->dtlsInWanted || s->dtlsOutWanted) s->srtpPassThrough = false;
+  s->hasCrypto = uint8_t((s->srtpIn || s->srtpOut ? kCryptoKeys : 0) | (s->dtlsInWanted ? kCryptoDtlsIn : 0) |
+                         (s->dtlsOutWanted ? kCryptoDtlsOut : 0));
+}
+
+bool IoThread::refreshDtlsIn(Stream* t) {
+  // A muxed RTCP stream's handshake is its RTP stream's.
+  const Stream* source = t->muxParent ? t->muxParent : t;
+  const DtlsSrtpMaterial* keys = source->dtlsKeys.load(std::memory_order_acquire);
+  if (!keys) return false;
+  if (keys != t->dtlsInFrom) {
+    t->dtlsInCtx = SrtpContext::create(keys->params(false), nullptr);  // the party's write keys
+    t->dtlsInFrom = keys;
+  }
+  t->srtpIn = t->dtlsInCtx.get();
+  return t->srtpIn != nullptr;
+}
+
+bool IoThread::refreshDtlsOut(Stream* t, const Stream* sink) {
+  const DtlsSrtpMaterial* keys = sink ? sink->dtlsKeys.load(std::memory_order_acquire) : nullptr;
+  if (!keys) return false;
+  if (keys != t->dtlsOutFrom) {
+    t->dtlsOutCtx = SrtpContext::create(keys->params(true), nullptr);  // the relay's write keys
+    t->dtlsOutFrom = keys;
+  }
+  t->srtpOut = t->dtlsOutCtx.get();
+  return t->srtpOut != nullptr;
+}
+
+void IoThread::applyDtls(Stream* s, const Rule& old, bool attached) {
+  const DtlsConfig* now = s->rule.dtls.get();
+  const DtlsConfig* before = attached ? nullptr : old.dtls.get();
+  if (!now || s->ioFd < 0 || !dtlsIdentity_) {
+    // No DTLS (or a muxed RTCP stream: its RTP stream's socket runs the handshake).
+    if (s->dtlsSession) {
+      s->dtlsSession->close();
+      dtlsProgress(s);
+      s->dtlsSession.reset();
+    }
+    if (s->inDtlsList) dtlsStreams_.erase(std::remove(dtlsStreams_.begin(), dtlsStreams_.end(), s), dtlsStreams_.end());
+    s->inDtlsList = false;
+    return;
+  }
+  const bool same = s->dtlsSession && before && before->generation == now->generation && before->active == now->active;
+  if (same) return;
+  // A new generation (or role) starts a new handshake; the keys published so far stay in use until it ends.
+  try {
+    s->dtlsSession = std::make_unique<DtlsSession>(*dtlsIdentity_, *now);
+  } catch (const std::exception& e) {
+    s->dtlsSession.reset();
+    std::lock_guard<std::mutex> g(s->dtlsStatusMutex);
+    s->dtlsState = DtlsSessionState::Failed;
+    s->dtlsError = e.what();
+    return;
+  }
+  s->dtlsReported = -1;
+  s->dtlsPeer = SockAddr();
+  if (!s->inDtlsList) {
+    dtlsStreams_.push_back(s);
+    s->inDtlsList = true;
+  }
+  {
+    std::lock_guard<std::mutex> g(s->dtlsStatusMutex);
+    s->dtlsProfile.clear();
+    s->dtlsError.clear();
+    s->dtlsPeerFingerprint.clear();
+  }
+  publishStatus(s);
+  startDtlsIfReady(s);
+}
+
+void IoThread::onDtls(Stream* x, const uint8_t* p, size_t len, const SockAddr& src, bool truncated) {
+  DtlsSession* d = x->dtlsSession.get();
+  if (truncated || !src.valid()) {
+    x->errors.add(1);
+    totals_.errors.add(1);
+    totals_.malformed.add(1);
+    return;
+  }
+  // With ICE, DTLS is taken only from the selected pair (a stranger cannot start or spoil the handshake), and
+  // the answers go there; without ICE, they go to where the party's DTLS comes from.
+  if (x->hasIce && (!x->iceSelected.valid() || !src.sameEndpoint(x->iceSelected))) {
+    x->errors.add(1);
+    totals_.errors.add(1);
+    return;
+  }
+  if (!x->hasIce) x->dtlsPeer = src;
+  d->onDatagram(p, len, nowMono_);
+  dtlsProgress(x);
+}
+
+void IoThread::dtlsProgress(Stream* x) {
+  DtlsSession* d = x->dtlsSession.get();
+  if (!d) return;
+  const SockAddr to = x->dtlsPeer.valid() ? x->dtlsPeer : x->learn.current;
+  uint8_t out[kBufSize];
+  for (;;) {
+    size_t n = d->takeOutput(out, sizeof(out));
+    if (n == 0) break;
+    if (!to.valid() || x->ioFd < 0 || ::sendto(x->ioFd, out, n, MSG_DONTWAIT, &to.u.sa, to.len) < 0)
+      totals_.dropped.add(1);
+  }
+  const DtlsSessionState st = d->state();
+  if (int8_t(st) == x->dtlsReported) return;
+  const bool finished = st == DtlsSessionState::Connected || st == DtlsSessionState::Failed;
+  if (st == DtlsSessionState::Connected) {
+    std::unique_ptr<DtlsSrtpMaterial> keys = d->takeMaterial();
+    if (keys) {
+      x->dtlsKeys.store(keys.get(), std::memory_order_release);
+      x->dtlsHistory.push_back(std::move(keys));
+    }
+  }
+  if (st == DtlsSessionState::Failed) {
+    x->dtlsFailures.add(1);
+    x->errors.add(1);
+    totals_.errors.add(1);
+  }
+  publishStatus(x);
+  if (finished) {
+    EngineEvent e{EventType::Dtls, x->id, x->learn.current, nowWall_};
+    e.dtlsOk = st == DtlsSessionState::Connected;
+    e.dtlsProfile = d->profile();
+    e.dtlsError = d->error();
+    pendingEvents_.push_back(std::move(e));
+  }
+  x->dtlsReported = int8_t(st);
+}
+
+void IoThread::startDtlsIfReady(Stream* s) {
+  DtlsSession* d = s->dtlsSession.get();
+  if (!d || !d->active() || d->started()) return;
+  // The ClientHello goes out once the party's address is known: ICE's selected pair, or else the current one.
+  const bool known = s->hasIce ? s->iceSelected.valid() : s->learn.current.valid();
+  if (!known) return;
+  d->start(nowMono_);
+  dtlsProgress(s);
+}
+
+void IoThread::checkDtls() {
+  // Every 20 ms at most (under load a loop round is a few µs, and this visits every DTLS stream); the count of
+  // handshakes in progress decides whether the loop's next wait is short.
+  if (nowMono_ - lastDtlsTimerMs_ < 20) return;
+  lastDtlsTimerMs_ = nowMono_;
+  int busy = 0;
+  for (Stream* s : dtlsStreams_) {
+    DtlsSession* d = s->dtlsSession.get();
+    if (!d) continue;
+    if (d->active() && !d->started()) {
+      startDtlsIfReady(s);
+    } else if (d->state() == DtlsSessionState::Connecting) {
+      d->onTimer(nowMono_, dtlsTimeoutMs_);
+      dtlsProgress(s);
+    }
+    if (d->state() == DtlsSessionState::Connecting) ++busy;
+  }
+  dtlsBusy_ = busy;
+}
+
+}  // namespace ngrelay
