@@ -8,7 +8,7 @@
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
-import type { DataPlane, StreamRule } from '../../src/dataplane/types';
+import type { DataPlane, StreamRule, StreamSocketSpec } from '../../src/dataplane/types';
 import { Party, rtpPacket, waitUntil } from '../support/rtp-packets';
 import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 
@@ -16,7 +16,7 @@ const LO = '127.0.0.1';
 const relayPorts = new PortRuns(35000, 35499);
 
 interface RawEngine {
-  addStream(id: number, component: 'rtp' | 'rtcp', address: string, port: number, muxedWith: number | null, rule: StreamRule): void;
+  addStream(spec: StreamSocketSpec, rule: StreamRule): void;
   updateStream(id: number, rule: StreamRule): void;
   removeStream(id: number): void;
   requestQuality(ids: number[]): number;
@@ -41,8 +41,8 @@ describe('native fences', () => {
     cleanups.push(() => e.close());
     const port = await relayPorts.take(4);
     const r = rule({ expected: null, sink: null });
-    e.addStream(1, 'rtp', LO, port, null, r);
-    e.addStream(2, 'rtp', LO, port + 2, null, { ...r, sink: 1 });
+    e.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, r);
+    e.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, { ...r, sink: 1 });
     e.updateStream(1, { ...r, sink: 2 }); // a stream attached in this same batch: still new
     const first = e.fence();
     expect(first).toBeLessThan(0);

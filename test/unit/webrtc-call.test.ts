@@ -289,7 +289,7 @@ describe('WebRTC SDP and rules', () => {
     const browserId = idOf(mPort(answer));
     dp.counters.set(browserId, {
       packets: 5, bytes: 500, errors: 0, lastPacketMs: 0, endpoint: null, confirmed: true, ssrc: null, lastSeq: null,
-      ice: { state: 'connected', selected: { family: 'IPv4', address: '127.0.0.1', port: 46243 }, checksReceived: 3, checksSent: 1, stunRejected: 2, lastConsentMs: 1_700_000_000_000 },
+      ice: { state: 'connected', selected: { family: 'IPv4', address: '127.0.0.1', port: 46243 }, checksReceived: 3, checksSent: 1, stunRejected: 2, consentExpired: 0, lastConsentMs: 1_700_000_000_000 },
       dtls: { state: 'connected', role: 'passive', profile: 'SRTP_AES128_CM_SHA1_80', peerFingerprint: 'AA:BB', error: null },
     });
     const call = cm.calls.get('call-1');
