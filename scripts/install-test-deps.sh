@@ -6,11 +6,12 @@
 #   tshark            the judge of recorded pcaps (test/integration/recording.test.ts)
 #   libsrtp2-dev      the independent SRTP implementation of the SRTP interop tests
 #   openssl           makes the self-signed certificate of the --listen-https test
+#   clang, llvm, libbpf-dev, bpftool   build and inspect the kernel fast path (--table; test/integration/kernel-path*)
 # Idempotent: a second run installs nothing. Run by vitest's global setup (test/global-setup.ts), so that
 # `.ci/run` (npm install && npm test) passes on a fresh Debian 12 machine. Needs root (apt-get).
 set -euo pipefail
 
-PACKAGES=(rtpengine-daemon rtpengine-utils kamailio sip-tester iptables iproute2 tshark libsrtp2-dev openssl)
+PACKAGES=(rtpengine-daemon rtpengine-utils kamailio sip-tester iptables iproute2 tshark libsrtp2-dev openssl clang llvm libbpf-dev bpftool)
 
 installed() {
   dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'

@@ -113,11 +113,6 @@ function startWarnings(merged: Map<string, Setting[]>): string[] {
   for (const list of merged.values()) {
     const s = list[list.length - 1]!;
     if (s.option.noEffect !== undefined) warnings.push(`option ${s.where} has no effect: ngrelay ${s.option.noEffect}`);
-    if (s.option.name === 'table' && Number(s.value) !== DEFAULTS.table) {
-      warnings.push(
-        `option ${s.where} (${s.value}) has no effect: ngrelay has no kernel forwarding table yet and forwards every packet in its own engine`,
-      );
-    }
     if (s.option.name === 'recording-method' && s.value === 'proc') {
       warnings.push(
         `option ${s.where} (proc) has no effect: ngrelay has no recording daemon to hand packets to; a call that asks for recording is recorded as pcap under --recording-dir`,
