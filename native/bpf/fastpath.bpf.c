@@ -5,7 +5,9 @@
 // = the other party), its checksums are updated incrementally, and it is sent out with bpf_redirect_neigh.
 // Everything else goes on unchanged (TC_ACT_UNSPEC: also to any further program on the hook): RTCP and
 // muxed RTCP (second byte 192..223), STUN/DTLS (first byte < 128), fragments, IP options/extension headers,
-// and packets from an unexpected source (counted as mismatches; the engine decides what they mean).
+// and packets from an unexpected source (counted as mismatches; the engine decides what they mean). Every
+// relay socket has a rule, active or not, that counts what goes up to it (kp_sync): a packet is forwarded
+// only when the engine has finished with all of those, so a hand-over never lets a packet overtake another.
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 #include <linux/if_ether.h>
@@ -24,6 +26,14 @@ struct {
   __type(key, struct kp_key);
   __type(value, struct kp_rule);
 } kp_rules SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(map_flags, BPF_F_MMAPABLE);
+  __uint(max_entries, KP_MAX_SLOTS);
+  __type(key, __u32);
+  __type(value, struct kp_sync);
+} kp_sync SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -61,6 +71,22 @@ static __always_inline void count_mismatch(__u32 slot) {
   if (c) c->mismatches++;
 }
 
+/** The packet goes up to the relay socket: counted, so the engine's reads can be matched against it. */
+static __always_inline int pass_up(__u32 slot) {
+  struct kp_sync* s = bpf_map_lookup_elem(&kp_sync, &slot);
+  if (s) __sync_fetch_and_add(&s->up, 1);
+  return TC_ACT_UNSPEC;
+}
+
+/** Active, and the engine has finished with everything that went up before: this one may overtake nothing. */
+static __always_inline int may_forward(const struct kp_rule* rule) {
+  if (!(rule->flags & KP_FLAG_ACTIVE)) return 0;
+  __u32 slot = rule->slot;
+  struct kp_sync* s = bpf_map_lookup_elem(&kp_sync, &slot);
+  if (!s) return 0;
+  return *(volatile __u64*)&s->up == *(volatile __u64*)&s->consumed;
+}
+
 /** RTP version 2, and not RTCP (payload type byte 192..223 with the marker bit is RTCP under rtcp-mux). */
 static __always_inline int is_rtp(__u8 b0, __u8 b1) {
   if ((b0 & 0xc0) != 0x80) return 0;
@@ -96,16 +122,16 @@ static __always_inline int handle_v4(struct __sk_buff* skb) {
   if (!rule) return TC_ACT_UNSPEC;
 
   __u16 udp_len = bpf_ntohs(udp->len);
-  if (udp_len < 8 + RTP_MIN || !is_rtp(payload[0], payload[1])) return TC_ACT_UNSPEC;
+  if (udp_len < 8 + RTP_MIN || !is_rtp(payload[0], payload[1]) || !may_forward(rule)) return pass_up(rule->slot);
   __be32 old_src = ip->saddr, old_dst = ip->daddr;
   __be32 expect;
   __builtin_memcpy(&expect, rule->expect_addr, 4);
   if (old_src != expect || udp->source != rule->expect_port) {
     count_mismatch(rule->slot);
-    return TC_ACT_UNSPEC;
+    return pass_up(rule->slot);
   }
   const int dec_ttl = (rule->flags & KP_FLAG_DEC_TTL) != 0;
-  if (dec_ttl && ip->ttl <= 1) return TC_ACT_UNSPEC;  // the stack answers with ICMP time exceeded
+  if (dec_ttl && ip->ttl <= 1) return pass_up(rule->slot);  // the stack answers with ICMP time exceeded
 
   // Everything the rewrite needs, read before the first helper call invalidates the packet pointers.
   __be32 new_src, new_dst;
@@ -161,7 +187,7 @@ static __always_inline int handle_v6(struct __sk_buff* skb) {
   if (!rule) return TC_ACT_UNSPEC;
 
   __u16 udp_len = bpf_ntohs(udp->len);
-  if (udp_len < 8 + RTP_MIN || !is_rtp(payload[0], payload[1])) return TC_ACT_UNSPEC;
+  if (udp_len < 8 + RTP_MIN || !is_rtp(payload[0], payload[1]) || !may_forward(rule)) return pass_up(rule->slot);
   // old and new source + destination address, as the checksum difference is taken over them
   __u32 old_addrs[8], new_addrs[8];
   __builtin_memcpy(old_addrs, &ip->saddr, 32);
@@ -170,10 +196,10 @@ static __always_inline int handle_v6(struct __sk_buff* skb) {
   if (old_addrs[0] != expect[0] || old_addrs[1] != expect[1] || old_addrs[2] != expect[2] ||
       old_addrs[3] != expect[3] || udp->source != rule->expect_port) {
     count_mismatch(rule->slot);
-    return TC_ACT_UNSPEC;
+    return pass_up(rule->slot);
   }
   const int dec_hop = (rule->flags & KP_FLAG_DEC_TTL) != 0;
-  if (dec_hop && ip->hop_limit <= 1) return TC_ACT_UNSPEC;
+  if (dec_hop && ip->hop_limit <= 1) return pass_up(rule->slot);
   __u8 new_hop = ip->hop_limit - 1;
   __builtin_memcpy(new_addrs, rule->src_addr, 16);
   __builtin_memcpy(new_addrs + 4, rule->dst_addr, 16);
@@ -185,7 +211,7 @@ static __always_inline int handle_v6(struct __sk_buff* skb) {
 
   const int csum4 = UDP6_OFF + offsetof(struct udphdr, check);
   __s64 diff = bpf_csum_diff(old_addrs, sizeof(old_addrs), new_addrs, sizeof(new_addrs), 0);
-  if (diff < 0) return TC_ACT_UNSPEC;  // nothing written yet: the stack can still have it
+  if (diff < 0) return pass_up(slot);  // nothing written yet: the stack can still have it
   if (bpf_l4_csum_replace(skb, csum4, 0, (__u32)diff, BPF_F_PSEUDO_HDR) ||
       bpf_l4_csum_replace(skb, csum4, old_ports, new_ports, 4))
     return TC_ACT_SHOT;

@@ -30,6 +30,11 @@ typedef uint64_t kp_u64;
 
 /** kp_rule.flags: decrement TTL / hop limit (the packet leaves through another interface than lo). */
 #define KP_FLAG_DEC_TTL 1u
+/**
+ * kp_rule.flags: forward. Without it the rule only counts what goes up to the socket (kp_sync.up): every relay
+ * socket has a rule from its first packet on, so that the hand-over can keep the order (see kp_sync).
+ */
+#define KP_FLAG_ACTIVE 2u
 
 /** A relay socket: the packet's destination. */
 struct kp_key {
@@ -60,6 +65,18 @@ struct kp_counters {
   kp_u64 bytes;
   kp_u64 last_ns;
   kp_u64 mismatches; /* matched the key, but from another source: handed up to the socket */
+};
+
+/**
+ * Order across a hand-over, per slot (an mmap-able array: the engine writes `consumed` without a system call).
+ * `up`: packets to the socket the program let go up the stack (the kernel adds); `consumed`: packets the
+ * engine has read from the socket and finished with, plus the socket's drops (the engine writes). The program
+ * forwards only while they are equal, i.e. when nothing older than this packet is still queued at or being
+ * handled by the engine; otherwise the packet goes up behind the others.
+ */
+struct kp_sync {
+  kp_u64 up;
+  kp_u64 consumed;
 };
 
 #endif

@@ -141,6 +141,7 @@ struct alignas(128) Stream {
   // kernelRetryMs: owner thread; the rest published to the JS thread and to streams that send to this one.
   int32_t kernelSlot = -1;
   bool inKernel = false;
+  uint64_t socketReads = 0;      // datagrams read from this socket (matched against the program's count)
   int64_t kernelRetryMs = 0;     // monotonic ms before which no new hand-over is tried (after a refusal)
   std::atomic<bool> inKernelPub{false};
   std::atomic<bool> settledPub{false};  // learnSettled: the endpoint changes only by a command
@@ -400,6 +401,8 @@ class IoThread {
   /** True when `x` went to the kernel path just now (the caller then drains what queued meanwhile). */
   bool kernelHandOver(Stream* x);
   void kernelTakeBack(Stream* s);
+  /** After a batch of a stream in the kernel path: everything read is handled; the kernel may forward again. */
+  void kernelConsumed(Stream* x);
   /** The stream's last-packet time from the kernel's counters (so idle detection sees kernel traffic). */
   void kernelRefresh(Stream* s);
   int64_t batchArrivalUs_ = 0;  // precise monotonic arrival time of the current receive batch (0 = not taken)

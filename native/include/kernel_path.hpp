@@ -55,12 +55,22 @@ class KernelPath {
   /** The process's descriptors of the maps. */
   KernelFds fds() const;
   /**
-   * Any thread (the map is the kernel's): RTP arriving at `local` from `expect` leaves from `from` to `to`.
-   * False when the kernel refused (map full, an address on no interface we are attached to).
+   * A new relay socket at `local` (right after bind, before anyone knows the port): an inactive rule that
+   * counts what goes up to it, from its first packet on (see kp_sync in native/bpf/fastpath_maps.h).
+   */
+  bool registerSocket(const KernelFds& fds, const SockAddr& local, int32_t slot);
+  /**
+   * Any thread (the map is the kernel's): RTP arriving at `local` from `expect` leaves from `from` to `to`,
+   * once everything that went up to the socket is `consumed` (socket reads + drops so far). False when the
+   * kernel refused (an address on no interface we are attached to, a map error).
    */
   bool install(const KernelFds& fds, const SockAddr& local, const SockAddr& expect, const SockAddr& from,
-               const SockAddr& to, int32_t slot);
-  /** Any thread: packets to `local` go up the stack again from the next one on. */
+               const SockAddr& to, int32_t slot, uint64_t consumed);
+  /** Any thread: the engine has finished with `consumed` packets of the slot's socket (a store, no syscall). */
+  void publishConsumed(int32_t slot, uint64_t consumed);
+  /** Any thread: packets to `local` go up the stack again from the next one on (the rule stays, inactive). */
+  void release(const KernelFds& fds, const SockAddr& local, int32_t slot);
+  /** Any thread: the socket is going away; its rule goes. */
   void remove(const KernelFds& fds, const SockAddr& local);
   /** Any thread: the slot's counters summed over CPUs; false when the map could not be read. */
   bool read(const KernelFds& fds, int32_t slot, KernelSlotCounters& out) const;

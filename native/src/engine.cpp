@@ -361,7 +361,14 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
       s->fd = openSocket(spec, s->local);
     }
     s->owner = threads_[nextThread_++ % threads_.size()].get();
-    if (kernel_ && !spec.isRtcp) s->kernelSlot = kernel_->allocSlot();  // -1 (all taken): stays in userspace
+    if (kernel_ && !spec.isRtcp) {
+      // Counted from the socket's first packet on (no party knows the port yet): see KernelPath::registerSocket.
+      s->kernelSlot = kernel_->allocSlot();  // -1 (all taken): stays in userspace
+      if (s->kernelSlot > 0 && !kernel_->registerSocket(kernel_->fds(), s->local, s->kernelSlot)) {
+        kernel_->freeSlot(s->kernelSlot);
+        s->kernelSlot = -1;
+      }
+    }
   }
   Stream* raw = s.get();
   rec.rule = rule;

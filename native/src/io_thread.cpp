@@ -385,6 +385,7 @@ void IoThread::apply(const Command& c) {
       c.qualityOut->rtcp = s->quality.rtcp.f;
       break;
     case CommandType::Detach:
+      if (kernel_ && s->kernelSlot > 0) kernel_->remove(kernelFds(), s->local);
       collectDrops(s);  // the last drops before the socket goes
       if (s->ioFd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, s->ioFd, nullptr);
       releaseFd(s->fd);
@@ -590,6 +591,7 @@ bool IoThread::drain(Stream* x) {
     }
     recordTimeValid_ = false;
     batchArrivalUs_ = 0;
+    x->socketReads += uint64_t(n);
 
     int pending = 0;
     int pendingFd = -1;
@@ -755,7 +757,10 @@ bool IoThread::drain(Stream* x) {
     resetReceiveHeaders(msgs, n);
     // Settled and nothing here needs its packets: the kernel forwards from the next one on; what queued before
     // is read and sent first (the next round), so the order stays.
-    if (kernel_ && !x->inKernel && kernelHandOver(x)) continue;
+    if (kernel_) {
+      if (x->inKernel) kernelConsumed(x);
+      else if (kernelHandOver(x)) continue;
+    }
     // A short batch means recvmmsg met an empty queue (MSG_DONTWAIT stops at the first EAGAIN); a packet that
     // arrives after that raises a new edge.
     if (n < kBatch) return false;

@@ -41,7 +41,9 @@ bool IoThread::kernelHandOver(Stream* x) {
   if (!out->settledPub.load(std::memory_order_acquire)) return false;
   SockAddr to = out->endpoint.load();
   if (!to.valid() || to.family() != out->local.family()) return false;
-  if (!kernel_->install(kernelFds(), x->local, x->learn.current, out->local, to, x->kernelSlot)) {
+  collectDrops(x);  // what went up to the socket is either read or dropped
+  if (!kernel_->install(kernelFds(), x->local, x->learn.current, out->local, to, x->kernelSlot,
+                        x->socketReads + x->lastDrops)) {
     x->kernelRetryMs = nowMono_ + 1000;  // refused (map full, no interface): userspace, and ask again later
     return false;
   }
@@ -50,9 +52,15 @@ bool IoThread::kernelHandOver(Stream* x) {
   return true;
 }
 
+void IoThread::kernelConsumed(Stream* x) {
+  collectDrops(x);
+  kernel_->publishConsumed(x->kernelSlot, x->socketReads + x->lastDrops);
+}
+
 void IoThread::kernelTakeBack(Stream* s) {
   if (!s->inKernel) return;
-  kernel_->remove(kernelFds(), s->local);  // the next packet reaches the socket; those forwarded before are gone already
+  // The next packet reaches the socket; those forwarded before it have left already.
+  kernel_->release(kernelFds(), s->local, s->kernelSlot);
   s->inKernel = false;
   s->inKernelPub.store(false, std::memory_order_relaxed);
   kernelRefresh(s);

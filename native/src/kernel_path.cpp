@@ -14,6 +14,7 @@
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <net/if_arp.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -55,9 +56,13 @@ KernelPath::~KernelPath() = default;
 int32_t KernelPath::allocSlot() { return -1; }
 void KernelPath::freeSlot(int32_t) {}
 KernelFds KernelPath::fds() const { return KernelFds{}; }
-bool KernelPath::install(const KernelFds&, const SockAddr&, const SockAddr&, const SockAddr&, const SockAddr&, int32_t) {
+bool KernelPath::registerSocket(const KernelFds&, const SockAddr&, int32_t) { return false; }
+bool KernelPath::install(const KernelFds&, const SockAddr&, const SockAddr&, const SockAddr&, const SockAddr&, int32_t,
+                         uint64_t) {
   return false;
 }
+void KernelPath::publishConsumed(int32_t, uint64_t) {}
+void KernelPath::release(const KernelFds&, const SockAddr&, int32_t) {}
 void KernelPath::remove(const KernelFds&, const SockAddr&) {}
 bool KernelPath::read(const KernelFds&, int32_t, KernelSlotCounters&) const { return false; }
 
@@ -114,6 +119,8 @@ std::string errText(int e) { return std::string(std::strerror(e)); }
 struct KernelPath::Impl {
   bpf_object* obj = nullptr;
   int progFd = -1, rulesFd = -1, countersFd = -1;
+  kp_sync* sync = nullptr;  // kp_sync mapped into this process (shared by every thread)
+  size_t syncBytes = 0;
   std::vector<int> links;        // tcx: closing them detaches the program
   std::vector<int> tcIfindexes;  // classic tc: filters to remove at close
   int loIndex = 1;
@@ -143,6 +150,7 @@ struct KernelPath::Impl {
       opts.priority = kTcPriority;
       bpf_tc_detach(&hook, &opts);
     }
+    if (sync) munmap(sync, syncBytes);
     if (obj) bpf_object__close(obj);
   }
 
@@ -230,6 +238,15 @@ std::unique_ptr<KernelPath> KernelPath::open(const KernelPathSpec& spec, std::st
     why = "the embedded BPF object lacks its program or maps";
     return nullptr;
   }
+  const int syncFd = bpf_object__find_map_fd_by_name(im.obj, "kp_sync");
+  const size_t page = size_t(sysconf(_SC_PAGESIZE));
+  im.syncBytes = (sizeof(kp_sync) * KP_MAX_SLOTS + page - 1) / page * page;
+  void* mapped = syncFd < 0 ? MAP_FAILED : mmap(nullptr, im.syncBytes, PROT_READ | PROT_WRITE, MAP_SHARED, syncFd, 0);
+  if (mapped == MAP_FAILED) {
+    why = "cannot map the kp_sync map: " + errText(errno);
+    return nullptr;
+  }
+  im.sync = static_cast<kp_sync*>(mapped);
   im.cpus = libbpf_num_possible_cpus();
   if (im.cpus <= 0) {
     why = "cannot count the possible CPUs";
@@ -308,8 +325,30 @@ void KernelPath::freeSlot(int32_t slot) {
 
 KernelFds KernelPath::fds() const { return KernelFds{impl_->rulesFd, impl_->countersFd}; }
 
+bool KernelPath::registerSocket(const KernelFds& fds, const SockAddr& local, int32_t slot) {
+  if (slot <= 0 || !local.valid()) return false;
+  __atomic_store_n(&impl_->sync[slot].up, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&impl_->sync[slot].consumed, 0, __ATOMIC_RELEASE);
+  release(fds, local, slot);
+  kp_key key = keyOf(local);
+  kp_rule rule;
+  return bpf_map_lookup_elem(fds.rules, &key, &rule) == 0;
+}
+
+void KernelPath::publishConsumed(int32_t slot, uint64_t consumed) {
+  if (slot > 0) __atomic_store_n(&impl_->sync[slot].consumed, consumed, __ATOMIC_RELEASE);
+}
+
+void KernelPath::release(const KernelFds& fds, const SockAddr& local, int32_t slot) {
+  kp_key key = keyOf(local);
+  kp_rule rule;
+  std::memset(&rule, 0, sizeof(rule));
+  rule.slot = uint32_t(slot);  // inactive: counts what goes up, forwards nothing
+  bpf_map_update_elem(fds.rules, &key, &rule, BPF_ANY);
+}
+
 bool KernelPath::install(const KernelFds& fds, const SockAddr& local, const SockAddr& expect, const SockAddr& from,
-                         const SockAddr& to, int32_t slot) {
+                         const SockAddr& to, int32_t slot, uint64_t consumed) {
   if (slot <= 0 || !local.valid() || !expect.valid() || !from.valid() || !to.valid()) return false;
   if (local.family() != expect.family() || from.family() != to.family()) return false;
   // Out through lo when the destination is on this host; otherwise through the interface that carries the
@@ -324,7 +363,8 @@ bool KernelPath::install(const KernelFds& fds, const SockAddr& local, const Sock
   fill(rule.dst_addr, rule.dst_port, to);
   rule.ifindex = uint32_t(ifindex);
   rule.slot = uint32_t(slot);
-  rule.flags = ifindex != impl_->loIndex ? KP_FLAG_DEC_TTL : 0;
+  rule.flags = KP_FLAG_ACTIVE | (ifindex != impl_->loIndex ? KP_FLAG_DEC_TTL : 0);
+  publishConsumed(slot, consumed);  // before the rule turns active
   return bpf_map_update_elem(fds.rules, &key, &rule, BPF_ANY) == 0;
 }
 
