@@ -49,13 +49,14 @@ struct {
 #define UDP6_OFF (IP6_OFF + 40)
 #define RTP_MIN 12
 
-static __always_inline void count_forwarded(__u32 slot, __u64 bytes) {
+static __always_inline void count_forwarded(__u32 slot, __u64 bytes, __u64 rtp) {
   __u64 now = bpf_ktime_get_ns();
   struct kp_counters* c = bpf_map_lookup_elem(&kp_counters, &slot);
   if (c) {
     c->packets++;
     c->bytes += bytes;
     c->last_ns = now;
+    c->last_rtp = rtp;
   }
   __u32 total = KP_TOTALS_SLOT;
   c = bpf_map_lookup_elem(&kp_counters, &total);
@@ -87,6 +88,13 @@ static __always_inline int may_forward(const struct kp_rule* rule) {
   return *(volatile __u64*)&s->up == *(volatile __u64*)&s->consumed;
 }
 
+/** The engine's encoding of "last seen SSRC and sequence number" (Stream::rtpState). */
+static __always_inline __u64 rtp_state(const __u8* p) {
+  __u64 seq = ((__u64)p[2] << 8) | p[3];
+  __u64 ssrc = ((__u64)p[8] << 24) | ((__u64)p[9] << 16) | ((__u64)p[10] << 8) | p[11];
+  return (1ull << 48) | (seq << 32) | ssrc;
+}
+
 /** RTP version 2, and not RTCP (payload type byte 192..223 with the marker bit is RTCP under rtcp-mux). */
 static __always_inline int is_rtp(__u8 b0, __u8 b1) {
   if ((b0 & 0xc0) != 0x80) return 0;
@@ -104,13 +112,12 @@ static __always_inline int ensure_linear(struct __sk_buff* skb, __u32 len) {
 }
 
 static __always_inline int handle_v4(struct __sk_buff* skb) {
-  if (ensure_linear(skb, UDP4_OFF + 8 + 2)) return TC_ACT_UNSPEC;
+  if (ensure_linear(skb, UDP4_OFF + 8)) return TC_ACT_UNSPEC;
   void* data = (void*)(long)skb->data;
   void* end = (void*)(long)skb->data_end;
   struct iphdr* ip = data + IP4_OFF;
   struct udphdr* udp = data + UDP4_OFF;
-  __u8* payload = data + UDP4_OFF + 8;
-  if ((void*)(payload + 2) > end) return TC_ACT_UNSPEC;
+  if ((void*)(udp + 1) > end) return TC_ACT_UNSPEC;
   if (ip->version != 4 || ip->ihl != 5 || ip->protocol != IPPROTO_UDP) return TC_ACT_UNSPEC;
   if (ip->frag_off & bpf_htons(0x3fff)) return TC_ACT_UNSPEC;  // a fragment (MF or an offset)
 
@@ -120,9 +127,18 @@ static __always_inline int handle_v4(struct __sk_buff* skb) {
   key.family = KP_FAMILY_V4;
   struct kp_rule* rule = bpf_map_lookup_elem(&kp_rules, &key);
   if (!rule) return TC_ACT_UNSPEC;
+  // From here on the packet is for a relay socket: whatever goes up is counted (pass_up).
+  if (bpf_ntohs(udp->len) < 8 + RTP_MIN || ensure_linear(skb, UDP4_OFF + 8 + RTP_MIN)) return pass_up(rule->slot);
+  data = (void*)(long)skb->data;
+  end = (void*)(long)skb->data_end;
+  ip = data + IP4_OFF;
+  udp = data + UDP4_OFF;
+  __u8* payload = data + UDP4_OFF + 8;
+  if ((void*)(payload + RTP_MIN) > end) return pass_up(rule->slot);
 
   __u16 udp_len = bpf_ntohs(udp->len);
-  if (udp_len < 8 + RTP_MIN || !is_rtp(payload[0], payload[1]) || !may_forward(rule)) return pass_up(rule->slot);
+  if (!is_rtp(payload[0], payload[1]) || !may_forward(rule)) return pass_up(rule->slot);
+  const __u64 rtp = rtp_state(payload);
   __be32 old_src = ip->saddr, old_dst = ip->daddr;
   __be32 expect;
   __builtin_memcpy(&expect, rule->expect_addr, 4);
@@ -165,18 +181,17 @@ static __always_inline int handle_v4(struct __sk_buff* skb) {
         bpf_skb_store_bytes(skb, IP4_OFF + offsetof(struct iphdr, ttl), &new_ttl_word, 2, 0))
       return TC_ACT_SHOT;
   }
-  count_forwarded(slot, udp_len - 8);
+  count_forwarded(slot, udp_len - 8, rtp);
   return bpf_redirect_neigh(ifindex, NULL, 0, 0);
 }
 
 static __always_inline int handle_v6(struct __sk_buff* skb) {
-  if (ensure_linear(skb, UDP6_OFF + 8 + 2)) return TC_ACT_UNSPEC;
+  if (ensure_linear(skb, UDP6_OFF + 8)) return TC_ACT_UNSPEC;
   void* data = (void*)(long)skb->data;
   void* end = (void*)(long)skb->data_end;
   struct ipv6hdr* ip = data + IP6_OFF;
   struct udphdr* udp = data + UDP6_OFF;
-  __u8* payload = data + UDP6_OFF + 8;
-  if ((void*)(payload + 2) > end) return TC_ACT_UNSPEC;
+  if ((void*)(udp + 1) > end) return TC_ACT_UNSPEC;
   if (ip->version != 6 || ip->nexthdr != IPPROTO_UDP) return TC_ACT_UNSPEC;  // extension headers: go up
 
   struct kp_key key = {};
@@ -185,9 +200,17 @@ static __always_inline int handle_v6(struct __sk_buff* skb) {
   key.family = KP_FAMILY_V6;
   struct kp_rule* rule = bpf_map_lookup_elem(&kp_rules, &key);
   if (!rule) return TC_ACT_UNSPEC;
+  if (bpf_ntohs(udp->len) < 8 + RTP_MIN || ensure_linear(skb, UDP6_OFF + 8 + RTP_MIN)) return pass_up(rule->slot);
+  data = (void*)(long)skb->data;
+  end = (void*)(long)skb->data_end;
+  ip = data + IP6_OFF;
+  udp = data + UDP6_OFF;
+  __u8* payload = data + UDP6_OFF + 8;
+  if ((void*)(payload + RTP_MIN) > end) return pass_up(rule->slot);
 
   __u16 udp_len = bpf_ntohs(udp->len);
-  if (udp_len < 8 + RTP_MIN || !is_rtp(payload[0], payload[1]) || !may_forward(rule)) return pass_up(rule->slot);
+  if (!is_rtp(payload[0], payload[1]) || !may_forward(rule)) return pass_up(rule->slot);
+  const __u64 rtp = rtp_state(payload);
   // old and new source + destination address, as the checksum difference is taken over them
   __u32 old_addrs[8], new_addrs[8];
   __builtin_memcpy(old_addrs, &ip->saddr, 32);
@@ -220,7 +243,7 @@ static __always_inline int handle_v6(struct __sk_buff* skb) {
     return TC_ACT_SHOT;
   if (dec_hop && bpf_skb_store_bytes(skb, IP6_OFF + offsetof(struct ipv6hdr, hop_limit), &new_hop, 1, 0))
     return TC_ACT_SHOT;
-  count_forwarded(slot, udp_len - 8);
+  count_forwarded(slot, udp_len - 8, rtp);
   return bpf_redirect_neigh(ifindex, NULL, 0, 0);
 }
 

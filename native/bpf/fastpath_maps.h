@@ -65,6 +65,7 @@ struct kp_counters {
   kp_u64 bytes;
   kp_u64 last_ns;
   kp_u64 mismatches; /* matched the key, but from another source: handed up to the socket */
+  kp_u64 last_rtp;   /* of the last forwarded packet: bit 48 = valid, bits 32..47 = seq, 0..31 = SSRC */
 };
 
 /**

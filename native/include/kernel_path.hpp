@@ -24,6 +24,7 @@ struct KernelPathSpec {
 struct KernelSlotCounters {
   uint64_t packets = 0, bytes = 0, mismatches = 0;
   int64_t lastWallMs = 0;
+  uint64_t lastRtp = 0;  // of the last forwarded packet, encoded as Stream::rtpState (0 = none)
 };
 
 /**

@@ -509,6 +509,11 @@ bool Engine::readCounters(int32_t id, StreamSnapshot& out) const {
     out.kernelPackets = k.packets;
     out.packets += k.packets;
     out.bytes += k.bytes;
+    if (k.lastWallMs >= out.lastPacketMs && (k.lastRtp >> 48) & 1) {  // the kernel saw the newest packet
+      out.hasRtp = true;
+      out.ssrc = uint32_t(k.lastRtp);
+      out.seq = uint16_t(k.lastRtp >> 32);
+    }
     out.lastPacketMs = std::max(out.lastPacketMs, k.lastWallMs);
   }
   return true;

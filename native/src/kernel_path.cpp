@@ -385,7 +385,10 @@ bool KernelPath::read(const KernelFds& fds, int32_t slot, KernelSlotCounters& ou
     out.packets += c.packets;
     out.bytes += c.bytes;
     out.mismatches += c.mismatches;
-    if (c.last_ns > lastNs) lastNs = c.last_ns;
+    if (c.last_ns > lastNs) {
+      lastNs = c.last_ns;
+      out.lastRtp = c.last_rtp;
+    }
   }
   if (lastNs != 0) {
     const int64_t ageNs = clockNs(CLOCK_MONOTONIC) - int64_t(lastNs);
