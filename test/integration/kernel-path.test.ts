@@ -5,6 +5,9 @@
  * CAP_NET_ADMIN) and a build with clang + libbpf (scripts/install-test-deps.sh installs them).
  * Relay streams use ports 38100-38999; test parties use ephemeral ports.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
 import type { DataPlane, StreamCounters, StreamRule } from '../../src/dataplane/types';
@@ -171,6 +174,50 @@ describe('kernel fast path (--table=0)', () => {
     expect(counters(dp, 1).inKernel).toBe(false);
     expect(counters(dp, 2).inKernel).toBe(false);
   });
+
+  it('recording start takes a stream back (every packet recorded), recording stop lets it go down again', async () => {
+    const dp = start();
+    const c = await call(dp);
+    await exchange(c, 0, 30);
+    expect(await waitUntil(() => counters(dp, 1).inKernel === true && counters(dp, 2).inKernel === true)).toBe(true);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ngrelay-kernel-rec-'));
+    try {
+      dp.startRecording({ id: 7, path: path.join(dir, 'call.pcap'), format: 'raw', egress: false });
+      dp.setRecordingStreams(7, [1, 2]);
+      await dp.settled();
+      expect(counters(dp, 1).inKernel).toBe(false);
+      expect(counters(dp, 2).inKernel).toBe(false);
+      await exchange(c, 30, 40);
+      expect(await waitUntil(() => c.b.count === 70 && c.a.count === 70)).toBe(true);
+      expect(counters(dp, 1).inKernel).toBe(false);
+      const rec = dp.stopRecording(7)!;
+      expect(rec.queued).toBe(80);  // both directions, every packet since the start: none went past userspace
+      await exchange(c, 70, 30);
+      expect(await waitUntil(() => counters(dp, 1).inKernel === true)).toBe(true);
+      expect(seqsOf(c.b)).toEqual([...Array(100).keys()]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a stream whose media stops goes back to userspace when it is reported idle, and down again on resume', async () => {
+    const dp = start();
+    const events: string[] = [];
+    dp.onEvents((batch) => events.push(...batch.filter((e) => e.id === 1).map((e) => e.type)));
+    const c = await call(dp);
+    await exchange(c, 0, 30);
+    expect(await waitUntil(() => counters(dp, 1).inKernel === true)).toBe(true);
+    // The engine's idle detection sees the kernel's last-packet time: not idle while the kernel forwards.
+    for (let i = 0; i < 30; i++) {
+      await exchange(c, 30 + i * 5, 5);
+      await sleep(200);
+    }
+    expect(events).not.toContain('idle');
+    expect(await waitUntil(() => events.includes('idle'), 9000, 50)).toBe(true);
+    expect(counters(dp, 1).inKernel).toBe(false);
+    await exchange(c, 200, 20);
+    expect(await waitUntil(() => events.includes('resumed') && counters(dp, 1).inKernel === true)).toBe(true);
+  }, 30_000);
 
   it('IPv6: forwards in the kernel with a correct checksum', async () => {
     const dp = start();
