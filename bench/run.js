@@ -23,6 +23,11 @@ const BIN = path.join(BENCH, 'bin');
 const OUT = path.join(BENCH, 'out');
 const LOADGEN = path.join(BIN, 'loadgen');
 const MINFWD = path.join(BIN, 'minfwd');
+// NET_RX softirq meter (bench/softirq-meter.*; built only where clang + libbpf-dev exist).
+const SOFTIRQ_METER = path.join(BIN, 'softirq-meter');
+const SOFTIRQ_METER_OBJ = path.join(BIN, 'softirq-meter.bpf.o');
+// Generator-only NET_RX softirq ns per packet (the ceiling runs: generator -> sink), plain and GSO; set in main().
+const NETRX_BASELINE = { plain: null, gso: null };
 
 // Cores: relay on RELAY_CORE, generator/sink (and this script) on GEN_CORE.
 const GEN_CORE = '0';
@@ -60,6 +65,7 @@ function parseArgs(argv) {
     quick: false,
     forwarders: [
       'ngrelay',
+      'ngrelay-kernel',
       'rtpengine',
       'minfwd',
       'ngrelay-rec',
@@ -87,7 +93,7 @@ function parseArgs(argv) {
     else if (k === '--report') o.report = v;
     else if (k === '--help' || k === '-h') {
       console.log(
-        'usage: node bench/run.js [--quick] [--forwarders=ngrelay,rtpengine,minfwd,ngrelay-rec,ngrelay-srtp-rtp,...]\n' +
+        'usage: node bench/run.js [--quick] [--forwarders=ngrelay,ngrelay-kernel,rtpengine,minfwd,ngrelay-rec,ngrelay-srtp-rtp,...]\n' +
           '                         [--calls=1,100,1000] [--extra-calls=100 (call counts of the -rec/-srtp-* forwarders)]\n' +
           '       SRTP forwarders: ngrelay|rtpengine + -srtp-rtp | -srtp-srtp | -srtp-rtp-gcm\n' +
           '                         [--step-seconds=3] [--rates=50000,100000,...,0 (0 = generator ceiling)]\n' +
@@ -101,7 +107,7 @@ function parseArgs(argv) {
     if (!o.rates) o.rates = [50000, 100000, 0];
   }
   for (const f of o.forwarders)
-    if (!['ngrelay', 'ngrelay-rec', 'rtpengine', 'minfwd'].includes(f) && !SRTP_NAME.test(f))
+    if (!['ngrelay', 'ngrelay-kernel', 'ngrelay-rec', 'rtpengine', 'minfwd'].includes(f) && !SRTP_NAME.test(f))
       throw new Error(`unknown forwarder ${f}`);
   if (!(o.stepSeconds > 0 && o.stepSeconds <= 10)) throw new Error('--step-seconds must be in (0, 10]');
   return o;
@@ -158,7 +164,7 @@ async function stopChild(child, label) {
 
 // ---------------------------------------------------------------- setup helpers
 function buildTools() {
-  const srcs = ['loadgen.c', 'minfwd.c', 'build.sh'].map((f) => path.join(BENCH, f));
+  const srcs = ['loadgen.c', 'minfwd.c', 'softirq-meter.c', 'softirq-meter.bpf.c', 'build.sh'].map((f) => path.join(BENCH, f));
   const bins = [LOADGEN, MINFWD];
   const newestSrc = Math.max(...srcs.map((f) => fs.statSync(f).mtimeMs));
   const stale = bins.some((b) => !fs.existsSync(b) || fs.statSync(b).mtimeMs < newestSrc);
@@ -498,6 +504,8 @@ async function startNgrelay(calls, logFile, record, srtp, label) {
       '--foreground',
       '--log-stderr',
       '--log-level=4',
+      // ngrelay-kernel: the eBPF fast path (README "Kernel fast path"); the others forward in userspace.
+      `--table=${label === 'ngrelay-kernel' ? 0 : -1}`,
       ...(recDir ? [`--recording-dir=${recDir}`] : []),
     ],
     logFile,
@@ -708,7 +716,58 @@ function writeStreams(file, callList) {
 // SRTP streams files: stateFile carries seq/ROC from one run to the next (relays keep a replay window),
 // checkEvery = the sink unprotects every Nth SRTP packet per stream; maxCount bounds the unpaced
 // count (each SRTP packet is protected before the run, so the count costs time up front).
-function runLoadgen({ streamsFile, rate, seconds, watchPid, perStream = false, gso = false, stateFile = null, checkEvery = 1, maxCount = Infinity }) {
+/**
+ * Starts the NET_RX softirq meter for one loadgen run; resolves to { stop(): Promise<counts|null> }, or
+ * null when the meter is not built or cannot load (no CAP_BPF): the report then says so.
+ */
+async function startSoftirqMeter(relayPid) {
+  if (!fs.existsSync(SOFTIRQ_METER) || !fs.existsSync(SOFTIRQ_METER_OBJ)) return null;
+  const child = track(spawn(SOFTIRQ_METER, [String(relayPid || 0), SOFTIRQ_METER_OBJ], { stdio: ['pipe', 'pipe', 'pipe'] }));
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const ready = await new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), 5000);
+    child.stdout.on('data', () => {
+      if (out.includes('ready')) {
+        clearTimeout(t);
+        resolve(true);
+      }
+    });
+    child.on('exit', () => {
+      clearTimeout(t);
+      resolve(false);
+    });
+  });
+  if (!ready) {
+    await stopChild(child, 'softirq-meter');
+    return null;
+  }
+  let stopped = null;
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  return {
+    // Idempotent: closing stdin makes the meter print its counts and exit.
+    stop: () =>
+      (stopped ??= (async () => {
+        child.stdin.end();
+        await exited;
+        const m = /\{.*\}/.exec(out);
+        return m ? JSON.parse(m[0]) : null;
+      })()),
+  };
+}
+
+async function runLoadgen(args) {
+  const meter = await startSoftirqMeter(args.watchPid);
+  try {
+    const r = await runLoadgenOnly(args);
+    r.netrx = meter ? await meter.stop() : null;
+    return r;
+  } finally {
+    if (meter) await meter.stop().catch(() => null);
+  }
+}
+
+function runLoadgenOnly({ streamsFile, rate, seconds, watchPid, perStream = false, gso = false, stateFile = null, checkEvery = 1, maxCount = Infinity }) {
   const count = Math.min(maxCount, rate > 0 ? Math.ceil(rate * seconds) : Math.ceil((gso ? 5e6 : 2e6) * seconds));
   const args = [
     '-c',
@@ -884,6 +943,8 @@ async function runBlock(name, calls, rates, opts, rows, blocks) {
         ...srtpArgs(SRTP_CHECK_EVERY),
       });
       if (!children.has(fwd.child)) throw new Error(`${name} died during the ${rate} pps step: ${logTail(logFile)}`);
+      // NET_RX work outside the relay's process, beyond what the generator alone costs (its ceiling run).
+      r.netrx_base_ns_per_pkt = rate === 0 ? NETRX_BASELINE.gso : NETRX_BASELINE.plain;
       last = { name, calls, rate, r, overload: null };
       rows.push(last);
       if (r.received === 0 && r.sent > 0) {
@@ -930,9 +991,19 @@ function rowCells(x) {
   const r = x.r;
   const cpuPct = r.relay_cpu_s >= 0 && r.active_s > 0 ? (100 * r.relay_cpu_s) / r.active_s : NaN;
   const usPerPkt = r.relay_cpu_s >= 0 && r.received > 0 ? (1e6 * r.relay_cpu_s) / r.received : NaN;
+  // Softirq: NET_RX time in the generator's context beyond its baseline, plus in anyone else's (ksoftirqd,
+  // idle); what ran in the relay's own context is in its process CPU already.
+  const n = r.netrx;
+  const softUs =
+    n && r.received > 0 && r.netrx_base_ns_per_pkt !== null && r.netrx_base_ns_per_pkt !== undefined
+      ? Math.max(0, n.gen_ns - r.netrx_base_ns_per_pkt * r.sent + n.other_ns) / 1e3 / r.received
+      : NaN;
+  const totalUs = usPerPkt + softUs;
   return {
     cpuPct,
     usPerPkt,
+    softUs,
+    totalUs,
     cells: [
       x.name,
       String(x.calls),
@@ -945,6 +1016,8 @@ function rowCells(x) {
       r.loss_pct.toFixed(2),
       Number.isFinite(cpuPct) ? cpuPct.toFixed(0) : '?',
       Number.isFinite(usPerPkt) ? usPerPkt.toFixed(2) : '—',
+      Number.isFinite(softUs) ? softUs.toFixed(2) : '—',
+      Number.isFinite(totalUs) ? totalUs.toFixed(2) : '—',
       r.received > 0 ? `${r.lat_p50_us} / ${r.lat_p99_us}` : '—',
       x.overload || '',
     ],
@@ -960,6 +1033,8 @@ function table(rows) {
     'loss %',
     'relay CPU %',
     'CPU-µs/packet',
+    'softirq µs/packet',
+    'total CPU-µs/packet',
     'latency p50 / p99 µs',
     'all streams forward after overload',
   ];
@@ -1141,6 +1216,13 @@ async function main() {
   for (const c of [ceilings.plain, ceilings.gso])
     if (c.loss_pct > 1) notes.push(`generator ceiling run lost ${c.loss_pct.toFixed(2)} % at the sink`);
   const rates = stepRates(opts, ceilingPps);
+  // Generator-only NET_RX per packet sent (delivering to the sink), subtracted from every row the same way.
+  for (const [k, c] of [['plain', ceilings.plain], ['gso', ceilings.gso]])
+    NETRX_BASELINE[k] = c.netrx && c.sent > 0 ? c.netrx.gen_ns / c.sent : null;
+  if (NETRX_BASELINE.plain === null)
+    notes.push('softirq not measured (bench/bin/softirq-meter missing or refused): the softirq columns are empty');
+  if (opts.forwarders.includes('rtpengine'))
+    notes.push('rtpengine: userspace only (--table=-1); its kernel module cannot load on this kernel (no CONFIG_MODULES)');
   console.error(
     `bench: generator ceiling ${Math.round(ceilingPps)} pps (with GSO ${Math.round(ceilings.gso.forwarded_pps)}); ` +
       `steps ${rates.map((r) => r || 'max').join(', ')}`,

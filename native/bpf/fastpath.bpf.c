@@ -95,10 +95,14 @@ static __always_inline __u64 rtp_state(const __u8* p) {
   return (1ull << 48) | (seq << 32) | ssrc;
 }
 
-/** RTP version 2, and not RTCP (payload type byte 192..223 with the marker bit is RTCP under rtcp-mux). */
-static __always_inline int is_rtp(__u8 b0, __u8 b1) {
+/**
+ * RTP version 2 for the kernel to forward: not RTCP (payload type byte 192..223 with the marker bit is RTCP
+ * under rtcp-mux), not the payload type the engine wants to see (telephone-event).
+ */
+static __always_inline int is_rtp(__u8 b0, __u8 b1, const struct kp_rule* rule) {
   if ((b0 & 0xc0) != 0x80) return 0;
   if (b1 >= 192 && b1 <= 223) return 0;
+  if ((b1 & 0x7f) == rule->pass_pt) return 0;
   return 1;
 }
 
@@ -137,7 +141,7 @@ static __always_inline int handle_v4(struct __sk_buff* skb) {
   if ((void*)(payload + RTP_MIN) > end) return pass_up(rule->slot);
 
   __u16 udp_len = bpf_ntohs(udp->len);
-  if (!is_rtp(payload[0], payload[1]) || !may_forward(rule)) return pass_up(rule->slot);
+  if (!is_rtp(payload[0], payload[1], rule) || !may_forward(rule)) return pass_up(rule->slot);
   const __u64 rtp = rtp_state(payload);
   __be32 old_src = ip->saddr, old_dst = ip->daddr;
   __be32 expect;
@@ -209,7 +213,7 @@ static __always_inline int handle_v6(struct __sk_buff* skb) {
   if ((void*)(payload + RTP_MIN) > end) return pass_up(rule->slot);
 
   __u16 udp_len = bpf_ntohs(udp->len);
-  if (!is_rtp(payload[0], payload[1]) || !may_forward(rule)) return pass_up(rule->slot);
+  if (!is_rtp(payload[0], payload[1], rule) || !may_forward(rule)) return pass_up(rule->slot);
   const __u64 rtp = rtp_state(payload);
   // old and new source + destination address, as the checksum difference is taken over them
   __u32 old_addrs[8], new_addrs[8];

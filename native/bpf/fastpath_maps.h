@@ -44,7 +44,10 @@ struct kp_key {
   kp_u8 pad;
 };
 
-/** What to do with RTP that arrives at the key from `expect`: send it from `src` to `dst` through ifindex. */
+/**
+ * What to do with RTP that arrives at the key from `expect`: send it from `src` to `dst` through ifindex
+ * (except payload type `pass_pt`, which goes up to the engine like RTCP).
+ */
 struct kp_rule {
   kp_u8 expect_addr[16];
   kp_u8 src_addr[16];
@@ -52,7 +55,8 @@ struct kp_rule {
   kp_u16 expect_port;
   kp_u16 src_port;
   kp_u16 dst_port;
-  kp_u16 pad;
+  kp_u8 pass_pt; /* RTP payload type that goes up (telephone-event: the engine detects DTMF); 0xff = none */
+  kp_u8 pad;
   kp_u32 ifindex;
   kp_u32 slot;
   kp_u32 flags;

@@ -62,11 +62,12 @@ class KernelPath {
   bool registerSocket(const KernelFds& fds, const SockAddr& local, int32_t slot);
   /**
    * Any thread (the map is the kernel's): RTP arriving at `local` from `expect` leaves from `from` to `to`,
-   * once everything that went up to the socket is `consumed` (socket reads + drops so far). False when the
-   * kernel refused (an address on no interface we are attached to, a map error).
+   * once everything that went up to the socket is `consumed` (socket reads + drops so far); RTP of payload
+   * type `passPt` (0..127; -1 = none) goes up. False when the kernel refused (an address on no interface we
+   * are attached to, a map error).
    */
   bool install(const KernelFds& fds, const SockAddr& local, const SockAddr& expect, const SockAddr& from,
-               const SockAddr& to, int32_t slot, uint64_t consumed);
+               const SockAddr& to, int32_t slot, uint64_t consumed, int passPt);
   /** Any thread: the engine has finished with `consumed` packets of the slot's socket (a store, no syscall). */
   void publishConsumed(int32_t slot, uint64_t consumed);
   /** Any thread: packets to `local` go up the stack again from the next one on (the rule stays, inactive). */

@@ -8,13 +8,14 @@ namespace ngrelay {
 
 namespace {
 
-/** Nothing in the engine needs to see this stream's RTP packets, and its own endpoint is settled. */
+/** Nothing in the engine needs to see this stream's RTP packets (but DTMF), and its own endpoint is settled. */
 bool userspaceNotNeeded(const Stream& x) {
   if (x.kernelSlot <= 0 || x.isRtcp || x.muxedWith >= 0 || x.ioFd < 0) return false;
   const Rule& r = x.rule;
   if (r.userspaceOnly || r.strictSource || r.mediaHandover) return false;  // ICE/DTLS; per-packet source checks
   if (!x.learnSettled || !x.learn.confirmed || !x.learn.current.valid()) return false;  // learned from traffic
-  if (x.rec || x.mediaBlocked || x.mediaSilenced || x.dtmfPt >= 0 || x.dtmfBlocked) return false;
+  // DTMF detection and blocking need only the telephone-event packets: those go up (kp_rule.pass_pt).
+  if (x.rec || x.mediaBlocked || x.mediaSilenced) return false;
   if (x.hasCrypto && !x.srtpPassThrough) return false;  // SRTP is decrypted/encrypted here
   return true;
 }
@@ -43,7 +44,7 @@ bool IoThread::kernelHandOver(Stream* x) {
   if (!to.valid() || to.family() != out->local.family()) return false;
   collectDrops(x);  // what went up to the socket is either read or dropped
   if (!kernel_->install(kernelFds(), x->local, x->learn.current, out->local, to, x->kernelSlot,
-                        x->socketReads + x->lastDrops)) {
+                        x->socketReads + x->lastDrops, x->dtmfPt)) {
     x->kernelRetryMs = nowMono_ + 1000;  // refused (map full, no interface): userspace, and ask again later
     return false;
   }

@@ -58,7 +58,7 @@ void KernelPath::freeSlot(int32_t) {}
 KernelFds KernelPath::fds() const { return KernelFds{}; }
 bool KernelPath::registerSocket(const KernelFds&, const SockAddr&, int32_t) { return false; }
 bool KernelPath::install(const KernelFds&, const SockAddr&, const SockAddr&, const SockAddr&, const SockAddr&, int32_t,
-                         uint64_t) {
+                         uint64_t, int) {
   return false;
 }
 void KernelPath::publishConsumed(int32_t, uint64_t) {}
@@ -344,11 +344,12 @@ void KernelPath::release(const KernelFds& fds, const SockAddr& local, int32_t sl
   kp_rule rule;
   std::memset(&rule, 0, sizeof(rule));
   rule.slot = uint32_t(slot);  // inactive: counts what goes up, forwards nothing
+  rule.pass_pt = 0xff;
   bpf_map_update_elem(fds.rules, &key, &rule, BPF_ANY);
 }
 
 bool KernelPath::install(const KernelFds& fds, const SockAddr& local, const SockAddr& expect, const SockAddr& from,
-                         const SockAddr& to, int32_t slot, uint64_t consumed) {
+                         const SockAddr& to, int32_t slot, uint64_t consumed, int passPt) {
   if (slot <= 0 || !local.valid() || !expect.valid() || !from.valid() || !to.valid()) return false;
   if (local.family() != expect.family() || from.family() != to.family()) return false;
   // Out through lo when the destination is on this host; otherwise through the interface that carries the
@@ -363,6 +364,7 @@ bool KernelPath::install(const KernelFds& fds, const SockAddr& local, const Sock
   fill(rule.dst_addr, rule.dst_port, to);
   rule.ifindex = uint32_t(ifindex);
   rule.slot = uint32_t(slot);
+  rule.pass_pt = passPt >= 0 && passPt < 128 ? kp_u8(passPt) : kp_u8(0xff);
   rule.flags = KP_FLAG_ACTIVE | (ifindex != impl_->loIndex ? KP_FLAG_DEC_TTL : 0);
   publishConsumed(slot, consumed);  // before the rule turns active
   return bpf_map_update_elem(fds.rules, &key, &rule, BPF_ANY) == 0;

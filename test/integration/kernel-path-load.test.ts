@@ -87,10 +87,10 @@ describe('kernel fast path under load', () => {
 
     const phases: boolean[] = [];
     const sending = sender(port);
-    // Down (first packets confirm A), up for a rule change that needs userspace (DTMF detection), down again.
+    // Down (first packets confirm A), up for a rule change that needs userspace (strict-source), down again.
     await sleep(300);
     phases.push(engine.readCounters([1]).get(1)?.inKernel === true);
-    engine.updateStream(1, { ...plain, dtmfPayloadType: 101 });
+    engine.updateStream(1, { ...plain, strictSource: true });
     await engine.settled();
     await sleep(300);
     phases.push(engine.readCounters([1]).get(1)?.inKernel === true);

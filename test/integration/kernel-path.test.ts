@@ -159,13 +159,51 @@ describe('kernel fast path (--table=0)', () => {
     expect(seqsOf(b2)).toEqual([...Array(30).keys()].map((i) => i + 30));
   });
 
-  it('recording, DTMF detection, block media and ICE keep a stream in userspace', async () => {
+  it('DTMF detection in the kernel path: telephone-event packets go up (events reported, in order; blocked ones dropped)', async () => {
     const dp = start();
+    const dtmf: number[] = [];
+    dp.onEvents((batch) => {
+      for (const e of batch) if (e.type === 'dtmf' && e.id === 1) dtmf.push(e.event);
+    });
     const c = await call(dp, LO, { dtmfPayloadType: 101 });
     await exchange(c, 0, 30);
-    expect(await waitUntil(() => c.b.count === 30)).toBe(true);
-    expect(counters(dp, 1).inKernel).toBe(false);
-    expect(counters(dp, 2).inKernel).toBe(true);  // B's direction has no DTMF rule
+    expect(await waitUntil(() => counters(dp, 1).inKernel === true)).toBe(true);
+    const kernelBefore = counters(dp, 1).kernelPackets!;
+    /** RFC 4733 event 5: 3 packets in progress, then 3 end packets (one event), with seq from `first`. */
+    const sendEvent = async (first: number) => {
+      for (let i = 0; i < 6; i++) {
+        const p = rtpPacket({ seq: first + i, ssrc: 0xa, payloadType: 101, payloadBytes: 4, timestamp: first * 160 });
+        p[12] = 5;
+        p[13] = (i >= 3 ? 0x80 : 0) | 10;
+        p.writeUInt16BE(160 * (i + 1), 14);
+        await c.a.send(p, c.portA, LO);
+        await sleep(1);
+      }
+    };
+    await sendEvent(30);
+    for (let i = 36; i < 60; i++) await c.a.send(rtpPacket({ seq: i, ssrc: 0xa }), c.portA, LO);
+    expect(await waitUntil(() => c.b.count === 60 && dtmf.length === 1)).toBe(true);
+    expect(dtmf).toEqual([5]);
+    expect(seqsOf(c.b)).toEqual([...Array(60).keys()]);
+    expect(counters(dp, 1).kernelPackets).toBeGreaterThan(kernelBefore);  // voice went on in the kernel
+    expect(counters(dp, 1).inKernel).toBe(true);
+    // block DTMF: the events are still reported, and never reach B.
+    dp.updateStream(1, rule({ expected: ep(c.a), sink: 2, dtmfPayloadType: 101, blockDtmf: true }));
+    await dp.settled();
+    for (let i = 60; i < 70; i++) await c.a.send(rtpPacket({ seq: i, ssrc: 0xa }), c.portA, LO);
+    expect(await waitUntil(() => counters(dp, 1).inKernel === true)).toBe(true);
+    await sendEvent(70);
+    for (let i = 76; i < 90; i++) await c.a.send(rtpPacket({ seq: i, ssrc: 0xa }), c.portA, LO);
+    expect(await waitUntil(() => c.b.count === 84 && dtmf.length === 2)).toBe(true);
+    await sleep(50);
+    expect(seqsOf(c.b)).toEqual([...Array(90).keys()].filter((s) => s < 70 || s >= 76));
+  });
+
+  it('block media and ICE keep a stream in userspace', async () => {
+    const dp = start();
+    const c = await call(dp);
+    await exchange(c, 0, 30);
+    expect(await waitUntil(() => counters(dp, 1).inKernel === true && counters(dp, 2).inKernel === true)).toBe(true);
     dp.updateStream(1, rule({ expected: ep(c.a), sink: 2, blockMedia: true }));
     dp.updateStream(2, rule({ expected: ep(c.b), sink: 1, ice: { ufrag: 'u', pwd: 'p'.repeat(22), controlling: false } as never }));
     await dp.settled();
