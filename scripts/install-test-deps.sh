@@ -9,12 +9,13 @@
 #   chromium          the headless browser of the WebRTC tests and of ngrelay-bench's HTML report test (puppeteer-core)
 #   kamailio-websocket-modules   SIP over WebSocket for the WebRTC gateway e2e test (examples/webrtc/kamailio.cfg)
 #   redis-server      the Redis of the --redis / --subscribe-keyspace tests (each test starts its own)
+#   clang, llvm, libbpf-dev, bpftool   build and inspect the kernel fast path (--table; test/integration/kernel-path*)
 # Idempotent: a second run installs nothing. Run by vitest's global setup (test/global-setup.ts), so that
 # `.ci/run` (npm install && npm test) passes on a fresh Debian 12 machine. Needs root (apt-get).
 # The installing itself is scripts/install-debian-packages.sh, the one installer of tests, e2e and bench.
 set -euo pipefail
 
 PACKAGES=(rtpengine-daemon rtpengine-utils kamailio sip-tester iptables iproute2 tshark libsrtp2-dev openssl
-  chromium kamailio-websocket-modules redis-server)
+  chromium kamailio-websocket-modules redis-server clang llvm libbpf-dev bpftool)
 
 exec bash "$(dirname "$0")/install-debian-packages.sh" "${PACKAGES[@]}"

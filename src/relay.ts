@@ -67,6 +67,8 @@ export class Relay {
         scheduling: config.scheduling,
         idleScheduling: config.idleScheduling,
         batchChanges: true, // one I/O-thread round trip per ng command (the reply follows an await)
+        table: config.table,
+        kernelAddresses: config.interfaces.map((i) => i.address),
       });
     let recorder: CallRecorder | null = null;
     let persistence: CallPersistence | null = null;
@@ -214,7 +216,13 @@ export class Relay {
     });
     const dtmfLog = new DtmfLog(manager, logger, config.dtmfLogDest ?? null);
     dataPlane.onEvents((events) => dtmfLog.onEvents(events));
-    const { scheduling, idleScheduling } = dataPlane.info();
+    const { scheduling, idleScheduling, kernelPath } = dataPlane.info();
+    // --table: one line either way; a kernel that refuses leaves everything in userspace, as with --table=-1.
+    if (kernelPath?.active === true) {
+      logger.info({ attach: kernelPath.attach, interfaces: kernelPath.interfaces }, 'kernel fast path on');
+    } else if (kernelPath) {
+      logger.warn({ table: config.table }, `kernel fast path unavailable: ${kernelPath.reason}; forwarding in userspace`);
+    }
     // rtpengine carries on with default scheduling too; the operator learns why a setting did not apply.
     if (scheduling.error !== null) {
       logger.warn({ scheduling }, 'could not apply --scheduling/--priority to the I/O threads');

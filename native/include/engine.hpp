@@ -19,6 +19,7 @@
 #include "dtls.hpp"
 #include "huge_pages.hpp"
 #include "ice.hpp"
+#include "kernel_path.hpp"
 #include "learning.hpp"
 #include "pcap_writer.hpp"
 #include "sock_addr.hpp"
@@ -176,6 +177,16 @@ struct alignas(128) Stream {
   bool dtlsActive = false;
   std::string dtlsProfile, dtlsPeerFingerprint, dtlsError;
   Counter dtlsFailures;
+  // Kernel fast path (native/src/kernel_handover.cpp). kernelSlot: fixed (-1 = none); inKernel and
+  // kernelRetryMs: owner thread; the rest published to the JS thread and to streams that send to this one.
+  int32_t kernelSlot = -1;
+  bool inKernel = false;
+  uint64_t socketReads = 0;      // datagrams read from this socket (matched against the program's count)
+  int64_t kernelRetryMs = 0;     // monotonic ms before which no new hand-over is tried (after a refusal)
+  std::atomic<bool> inKernelPub{false};
+  std::atomic<bool> settledPub{false};  // learnSettled: the endpoint changes only by a command
+  // Rule changes queued by the JS thread / applied by the owner thread: equal = no Update in flight.
+  std::atomic<uint32_t> ruleGen{0}, appliedGen{0};
 
   /** Bytes from the start that the packet path reads or writes (the I/O thread prefetches them). */
   static constexpr size_t kHotBytes = 128;
@@ -186,6 +197,7 @@ struct alignas(128) Stream {
     confirmed.store(learn.confirmed, std::memory_order_relaxed);
     learnSettled = hasIce || rule.asymmetric || rule.learning == Learning::Off ||
                    (learn.confirmed && !rule.strictSource && !rule.mediaHandover);
+    settledPub.store(learnSettled, std::memory_order_release);
   }
 };
 
@@ -291,7 +303,8 @@ struct AsyncFence {
   EventRelay* relay;
 };
 
-enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence, ReadQuality };
+// KernelRevoke: the stream's sink changed its rule; a rule of the stream in the kernel path may be stale.
+enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence, ReadQuality, KernelRevoke };
 
 struct Command {
   CommandType type;
@@ -335,6 +348,8 @@ class IoThread {
   const ThreadTotals& totals() const { return totals_; }
   /** Set once, on the JS thread, before any stream of this thread gets a recording. */
   void setRing(RecordRing* ring) { ring_ = ring; }
+  /** Set once, on the JS thread, before any stream is added (Engine::enableKernelPath). */
+  void setKernel(KernelPath* kernel) { kernel_ = kernel; }
 
   static constexpr int kBatch = 64;
   static constexpr size_t kBufSize = 4096;
@@ -467,6 +482,17 @@ class IoThread {
   int64_t nowMono_ = 0;
   int64_t nowWall_ = 0;
   RecordRing* ring_ = nullptr;
+  // Kernel fast path (native/src/kernel_handover.cpp): hand a settled stream over / take it back.
+  KernelPath* kernel_ = nullptr;
+  KernelFds kernelFds_;  // this thread's descriptors of the maps (taken when first needed)
+  const KernelFds& kernelFds();
+  /** True when `x` went to the kernel path just now (the caller then drains what queued meanwhile). */
+  bool kernelHandOver(Stream* x);
+  void kernelTakeBack(Stream* s);
+  /** After a batch of a stream in the kernel path: everything read is handled; the kernel may forward again. */
+  void kernelConsumed(Stream* x);
+  /** The stream's last-packet time from the kernel's counters (so idle detection sees kernel traffic). */
+  void kernelRefresh(Stream* s);
   int64_t batchArrivalUs_ = 0;  // precise monotonic arrival time of the current receive batch (0 = not taken)
   timeval recordTime_{0, 0};  // capture time of the current receive batch (taken when first needed)
   bool recordTimeValid_ = false;
@@ -474,6 +500,7 @@ class IoThread {
 
 struct EngineTotalsSnapshot {
   uint64_t packets, bytes, errors, malformed, dropped;
+  uint64_t kernelPackets, kernelBytes;  // of packets/bytes: forwarded by the kernel path
 };
 
 struct StreamSnapshot {
@@ -497,6 +524,9 @@ struct StreamSnapshot {
   DtlsSessionState dtlsState;
   bool dtlsActive;
   std::string dtlsProfile, dtlsPeerFingerprint, dtlsError;
+  bool kernelPath;         // the engine has the kernel path on (the two fields below mean something)
+  bool inKernel;           // the kernel forwards this stream's RTP now
+  uint64_t kernelPackets;  // of `packets`: forwarded by the kernel path
 };
 
 /** Error from binding a socket: errno name ("EADDRINUSE") and text. */
@@ -584,6 +614,12 @@ class Engine {
   /** Last packet time (wall ms) of a stream; 0 when it never received one or is unknown. */
   int64_t lastPacketMs(int32_t id) const;
   EngineTotalsSnapshot totals() const;
+  /**
+   * Loads and attaches the kernel fast path (before any stream is added); "" when it is on, otherwise why
+   * not (the engine then forwards in userspace as always).
+   */
+  std::string enableKernelPath(const KernelPathSpec& spec);
+  const KernelPath* kernelPath() const { return kernel_.get(); }
   int threadCount() const { return int(threads_.size()); }
   /** True when every I/O thread runs on a private descriptor table (see IoThread::privateFds). */
   bool privateDescriptorTables() const;
@@ -638,6 +674,7 @@ class Engine {
   void ensureWriter();
 
   int receiveBufferBytes_;
+  std::unique_ptr<KernelPath> kernel_;  // null = userspace only; reset in close(), after the I/O threads
   SchedulingSpec idleScheduling_;  // for the pcap writer, started on the first recording
   std::unique_ptr<EventRelay> relay_;  // declared before threads_: the I/O threads push into it
   std::unique_ptr<DtlsIdentity> dtls_;  // before threads_: their sessions use its SSL_CTX
@@ -661,6 +698,8 @@ class Engine {
     bool empty() const { return streams.empty() && contexts.empty() && fds.empty(); }
     void clear();
   };
+  /** Frees what `g` holds, the retired streams' kernel counter slots included. */
+  void bury(Graveyard& g);
   Graveyard graveyard_;  // retired since the last fence
   std::vector<std::pair<uint64_t, Graveyard>> retiredByFence_;  // retired in the batch fence `first` closed
   uint64_t lastFence_ = 0;

@@ -31,6 +31,7 @@ struct Rule {
   bool blockDtmf = false;     // ng `block DTMF`: those packets are counted, not forwarded
   std::shared_ptr<const IceConfig> ice;    // rule.ice (null = none): STUN answered, media follows ICE only
   std::shared_ptr<const DtlsConfig> dtls;  // rule.dtls (null = none)
+  bool userspaceOnly = false; // ICE/DTLS: the engine must see every packet (never handed to the kernel path)
 };
 
 constexpr int64_t kLearningWindowMs = 3000;

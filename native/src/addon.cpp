@@ -328,6 +328,8 @@ Rule ruleFromJs(const Napi::Value& v, StreamCryptoSpec& crypto) {
   r.ice = iceFromJs(o);
   r.dtls = dtlsFromJs(o);
   crypto = cryptoFromJs(o);
+  // ICE and DTLS are answered by the engine: such a stream is never handed to the kernel path.
+  r.userspaceOnly = r.ice != nullptr || r.dtls != nullptr;
   return r;
 }
 
@@ -430,6 +432,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("lastPacketTimes", &NativeEngine::LastPacketTimes),
                         InstanceMethod("totals", &NativeEngine::Totals),
                         InstanceMethod("info", &NativeEngine::Info),
+                        InstanceMethod("enableKernelPath", &NativeEngine::EnableKernelPath),
                         InstanceMethod("startRecording", &NativeEngine::StartRecording),
                         InstanceMethod("setRecordingStreams", &NativeEngine::SetRecordingStreams),
                         InstanceMethod("stopRecording", &NativeEngine::StopRecording),
@@ -655,6 +658,10 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
         d.Set("error", orNull(s.dtlsError));
         o.Set("dtls", d);
       }
+      if (s.kernelPath) {
+        o.Set("inKernel", s.inKernel);
+        o.Set("kernelPackets", double(s.kernelPackets));
+      }
       out.Set(i, o);
     }
     return out;
@@ -696,12 +703,40 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value Totals(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
-    EngineTotalsSnapshot t = engine_ ? engine_->totals() : EngineTotalsSnapshot{0, 0, 0, 0, 0};
+    EngineTotalsSnapshot t = engine_ ? engine_->totals() : EngineTotalsSnapshot{};
     o.Set("packets", double(t.packets));
     o.Set("bytes", double(t.bytes));
     o.Set("errors", double(t.errors));
     o.Set("malformed", double(t.malformed));
     o.Set("dropped", double(t.dropped));
+    if (engine_ && engine_->kernelPath()) {
+      o.Set("kernelPackets", double(t.kernelPackets));
+      o.Set("kernelBytes", double(t.kernelBytes));
+    }
+    return o;
+  }
+
+  // enableKernelPath(addresses: string[]) -> {active, reason, attach, interfaces}: see Engine::enableKernelPath.
+  Napi::Value EnableKernelPath(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray()) throw Napi::TypeError::New(env, "enableKernelPath expects an array of addresses");
+    Napi::Array list = info[0].As<Napi::Array>();
+    KernelPathSpec spec;
+    for (uint32_t i = 0; i < list.Length(); ++i) spec.addresses.push_back(list.Get(i).ToString().Utf8Value());
+    std::string why = engine(env).enableKernelPath(spec);
+    return kernelPathToJs(env, why);
+  }
+
+  Napi::Object kernelPathToJs(Napi::Env env, const std::string& why) {
+    Napi::Object o = Napi::Object::New(env);
+    const KernelPath* k = engine_ ? engine_->kernelPath() : nullptr;
+    o.Set("active", k != nullptr);
+    o.Set("reason", why);
+    o.Set("attach", k ? k->attachMode() : std::string());
+    Napi::Array names = Napi::Array::New(env);
+    if (k)
+      for (size_t i = 0; i < k->interfaces().size(); ++i) names.Set(uint32_t(i), k->interfaces()[i]);
+    o.Set("interfaces", names);
     return o;
   }
 

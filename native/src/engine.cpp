@@ -122,6 +122,24 @@ Engine::Engine(int threads, int receiveBufferBytes, EventSink sink, const Schedu
   for (size_t i = 0; i < threads_.size(); ++i) threadIndex_[threads_[i].get()] = i;
 }
 
+void Engine::bury(Graveyard& g) {
+  // A retired stream's rule left the kernel when its owner ran Detach, which this batch's fence covers.
+  if (kernel_)
+    for (const StreamPtr& s : g.streams) kernel_->freeSlot(s->kernelSlot);
+  g.clear();
+}
+
+std::string Engine::enableKernelPath(const KernelPathSpec& spec) {
+  if (closed_) return "engine is closed";
+  if (kernel_) return "";
+  if (!streams_.empty()) return "the kernel path must be enabled before streams are added";
+  std::string why;
+  kernel_ = KernelPath::open(spec, why);
+  if (!kernel_) return why.empty() ? "unknown failure" : why;
+  for (auto& t : threads_) t->setKernel(kernel_.get());
+  return "";
+}
+
 void Engine::Graveyard::clear() {
   streams.clear();
   contexts.clear();
@@ -218,8 +236,8 @@ void Engine::sync() {
   attachedUnfenced_.clear();
   unfencedNeedsAck_ = false;
   // FIFO per thread: every earlier fence has passed too (their notifications still arrive, and find nothing).
-  graveyard_.clear();
-  for (auto& [id, g] : retiredByFence_) g.clear();
+  bury(graveyard_);
+  for (auto& [id, g] : retiredByFence_) bury(g);
   retiredByFence_.clear();
 }
 
@@ -254,7 +272,7 @@ int64_t Engine::fence() {
 void Engine::fencePassed(uint64_t id) {
   for (auto it = retiredByFence_.begin(); it != retiredByFence_.end(); ++it) {
     if (it->first != id) continue;
-    it->second.clear();
+    bury(it->second);
     retiredByFence_.erase(it);
     return;
   }
@@ -358,6 +376,14 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
       s->fd = openSocket(spec, s->local);
     }
     s->owner = threads_[nextThread_++ % threads_.size()].get();
+    if (kernel_ && !spec.isRtcp) {
+      // Counted from the socket's first packet on (no party knows the port yet): see KernelPath::registerSocket.
+      s->kernelSlot = kernel_->allocSlot();  // -1 (all taken): stays in userspace
+      if (s->kernelSlot > 0 && !kernel_->registerSocket(kernel_->fds(), s->local, s->kernelSlot)) {
+        kernel_->freeSlot(s->kernelSlot);
+        s->kernelSlot = -1;
+      }
+    }
   }
   Stream* raw = s.get();
   rec.rule = rule;
@@ -389,6 +415,21 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
   addReferrer(rule.sink, id);
   it->second.rule = rule;
   it->second.resolvedSink = resolveSink(rule.sink);
+  if (kernel_) {
+    // Streams that send to this one may be in the kernel path with its old endpoint: they come back up, and
+    // go down again only once this Update has been applied (ruleGen == appliedGen, kernel_handover.cpp).
+    it->second.stream->ruleGen.fetch_add(1, std::memory_order_acq_rel);
+    std::vector<int32_t> senders;
+    for (int32_t sinkId : {id, muxChild_.count(id) ? muxChild_.at(id) : int32_t(-1)}) {
+      auto r = referrers_.find(sinkId);
+      if (r != referrers_.end()) senders.insert(senders.end(), r->second.begin(), r->second.end());
+    }
+    for (int32_t sender : senders) {
+      auto s = streams_.find(sender);
+      if (s != streams_.end() && s->second.stream->kernelSlot > 0)
+        queueOn(Command{CommandType::KernelRevoke, s->second.stream.get(), Rule{}, nullptr, nullptr, nullptr});
+    }
+  }
   Command update{CommandType::Update, it->second.stream.get(), rule, it->second.resolvedSink, nullptr, nullptr};
   update.srtpIn = it->second.srtpIn.get();
   update.srtpOut = it->second.srtpOut.get();
@@ -432,7 +473,13 @@ void Engine::removeStream(int32_t id) {
 
 int64_t Engine::lastPacketMs(int32_t id) const {
   auto it = streams_.find(id);
-  return it == streams_.end() ? 0 : it->second.stream->lastPacketMs.load(std::memory_order_relaxed);
+  if (it == streams_.end()) return 0;
+  const Stream* s = it->second.stream.get();
+  int64_t ms = s->lastPacketMs.load(std::memory_order_relaxed);
+  KernelSlotCounters k;
+  if (kernel_ && s->inKernelPub.load(std::memory_order_relaxed) && kernel_->read(s->kernelSlot, k))
+    ms = std::max(ms, k.lastWallMs);
+  return ms;
 }
 
 bool Engine::readSrtpProgress(int32_t id, SrtpProgress& inbound, SrtpProgress& outbound) const {
@@ -490,11 +537,27 @@ bool Engine::readCounters(int32_t id, StreamSnapshot& out) const {
     out.dtlsPeerFingerprint = s->dtlsPeerFingerprint;
     out.dtlsError = s->dtlsError;
   }
+  // One set of numbers: what the kernel path forwarded is added to what userspace received.
+  out.kernelPath = kernel_ != nullptr;
+  out.inKernel = s->inKernelPub.load(std::memory_order_relaxed);
+  out.kernelPackets = 0;
+  KernelSlotCounters k;
+  if (kernel_ && s->kernelSlot > 0 && kernel_->read(s->kernelSlot, k)) {
+    out.kernelPackets = k.packets;
+    out.packets += k.packets;
+    out.bytes += k.bytes;
+    if (k.lastWallMs >= out.lastPacketMs && (k.lastRtp >> 48) & 1) {  // the kernel saw the newest packet
+      out.hasRtp = true;
+      out.ssrc = uint32_t(k.lastRtp);
+      out.seq = uint16_t(k.lastRtp >> 32);
+    }
+    out.lastPacketMs = std::max(out.lastPacketMs, k.lastWallMs);
+  }
   return true;
 }
 
 EngineTotalsSnapshot Engine::totals() const {
-  EngineTotalsSnapshot t{0, 0, 0, 0, 0};
+  EngineTotalsSnapshot t{0, 0, 0, 0, 0, 0, 0};
   for (const auto& th : threads_) {
     const ThreadTotals& x = th->totals();
     t.packets += x.packets.get();
@@ -502,6 +565,14 @@ EngineTotalsSnapshot Engine::totals() const {
     t.errors += x.errors.get();
     t.malformed += x.malformed.get();
     t.dropped += x.dropped.get();
+  }
+  t.kernelPackets = t.kernelBytes = 0;
+  KernelSlotCounters k;
+  if (kernel_ && kernel_->readTotals(k)) {
+    t.kernelPackets = k.packets;
+    t.kernelBytes = k.bytes;
+    t.packets += k.packets;
+    t.bytes += k.bytes;
   }
   return t;
 }
@@ -634,6 +705,7 @@ void Engine::close() {
   streams_.clear();
   referrers_.clear();
   muxChild_.clear();
+  kernel_.reset();  // detaches the program; no I/O thread uses it any more
 }
 
 }  // namespace ngrelay

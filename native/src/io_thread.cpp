@@ -337,6 +337,8 @@ static bool expectedChanged(const Rule& a, const Rule& b) {
 
 void IoThread::apply(const Command& c) {
   Stream* s = c.stream;
+  // Any change to a stream in the kernel path brings it back first (it goes down again once eligible).
+  if (s && s->inKernel && c.type != CommandType::ReadQuality) kernelTakeBack(s);
   switch (c.type) {
     case CommandType::Attach: {
       s->rule = c.rule;
@@ -384,6 +386,7 @@ void IoThread::apply(const Command& c) {
       s->publishEndpoint();
       applyDtls(s, old, false);
       s->demuxControl = s->hasIce || s->dtlsSession != nullptr;  // also when only strict-source/media-handover changed: learnSettled depends on them
+      s->appliedGen.fetch_add(1, std::memory_order_acq_rel);
       break;
     }
     case CommandType::SetSink:
@@ -393,12 +396,14 @@ void IoThread::apply(const Command& c) {
       s->rec = c.rec;
       break;
     case CommandType::Fence:
+    case CommandType::KernelRevoke:  // taken back above
       break;
     case CommandType::ReadQuality:
       c.qualityOut->rtp = s->quality.rtp;
       c.qualityOut->rtcp = s->quality.rtcp.f;
       break;
     case CommandType::Detach:
+      if (kernel_ && s->kernelSlot > 0) kernel_->remove(kernelFds(), s->local);
       collectDrops(s);  // the last drops before the socket goes
       if (s->dtlsSession) {
         // close_notify to the party while the socket is still ours.
@@ -501,10 +506,12 @@ void IoThread::scanIdle() {
     if (scanPos_ >= active_.size()) scanPos_ = 0;
     Stream* s = active_[scanPos_];
     collectDrops(s);
+    if (s->inKernel) kernelRefresh(s);
     if (nowWall_ - s->lastPacketMs.load(std::memory_order_relaxed) < kStreamIdleMs) {
       ++scanPos_;
       continue;
     }
+    if (s->inKernel) kernelTakeBack(s);  // media that resumes comes up first (the `resumed` event)
     emit(EventType::Idle, s, s->learn.current);
     s->inActive = false;
     s->wentIdle = true;
@@ -616,6 +623,7 @@ bool IoThread::drain(Stream* x) {
     }
     recordTimeValid_ = false;
     batchArrivalUs_ = 0;
+    x->socketReads += uint64_t(n);
 
     int pending = 0;
     int pendingFd = -1;
@@ -802,6 +810,12 @@ bool IoThread::drain(Stream* x) {
     }
     flushSends(pendingFd, pending);
     resetReceiveHeaders(msgs, n);
+    // Settled and nothing here needs its packets: the kernel forwards from the next one on; what queued before
+    // is read and sent first (the next round), so the order stays.
+    if (kernel_) {
+      if (x->inKernel) kernelConsumed(x);
+      else if (kernelHandOver(x)) continue;
+    }
     // A short batch means recvmmsg met an empty queue (MSG_DONTWAIT stops at the first EAGAIN); a packet that
     // arrives after that raises a new edge.
     if (n < kBatch) return false;

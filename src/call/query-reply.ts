@@ -105,6 +105,8 @@ function streamDict(
   const flags: string[] = [stream.component === 'rtp' ? 'RTP' : 'RTCP'];
   if (current) flags.push('filled');
   if (counters?.confirmed) flags.push('confirmed');
+  // rtpengine's name for a stream its kernel module forwards (here: the eBPF fast path, `--table`).
+  if (counters?.inKernel === true) flags.push('kernelized');
   if (mono.options.strictSource) flags.push('strict source address');
   if (mono.options.mediaHandover) flags.push('media handover');
   if (stream.muxedWith !== null) flags.push('rtcp-mux');

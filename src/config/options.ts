@@ -82,7 +82,7 @@ export const OPTIONS: readonly OptionSpec[] = [
   { name: 'log-stderr', short: 'E', kind: 'flag', defaultText: 'off', help: 'Log to stderr instead of stdout' },
   { name: 'foreground', short: 'f', kind: 'flag', defaultText: 'off', help: "Don't detach (ngrelay never forks; kept for rtpengine command lines)" },
   { name: 'pidfile', short: 'p', kind: 'string', arg: 'FILE', defaultText: 'none', help: 'Write the process id to this file' },
-  { name: 'table', short: 't', kind: 'int', arg: 'INT', defaultText: '-1', help: 'rtpengine kernel table; ngrelay has none and forwards in its own engine (other than -1: one warning)' },
+  { name: 'table', short: 't', kind: 'int', arg: 'INT', defaultText: '-1', help: 'Kernel fast path: >= 0 hands confirmed streams to an eBPF tc program (README "Kernel fast path"), -1 = userspace only' },
   { name: 'recording-dir', kind: 'string', arg: 'DIR', defaultText: 'none', help: 'Spool directory for call recordings (pcaps/ and metadata/)' },
   // Call state (src/state/): ngrelay's own, rtpengine keeps its calls in Redis instead.
   {

@@ -117,11 +117,6 @@ function startWarnings(merged: Map<string, Setting[]>): string[] {
     if (s.option.name === 'subscribe-keyspace' && !merged.has('redis') && !merged.has('redis-subscribe')) {
       warnings.push(`option ${s.where} has no effect without --redis or --redis-subscribe (the server to subscribe to)`);
     }
-    if (s.option.name === 'table' && Number(s.value) !== DEFAULTS.table) {
-      warnings.push(
-        `option ${s.where} (${s.value}) has no effect: ngrelay has no kernel forwarding table yet and forwards every packet in its own engine`,
-      );
-    }
     if (s.option.name === 'recording-method' && s.value === 'proc') {
       warnings.push(
         `option ${s.where} (proc) has no effect: ngrelay has no recording daemon to hand packets to; a call that asks for recording is recorded as pcap under --recording-dir`,

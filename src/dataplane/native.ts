@@ -30,6 +30,7 @@ import {
   type DtlsFingerprint,
   type EngineEvent,
   type EngineOptions,
+  type KernelPathInfo,
   type EngineTotals,
   type MosTotals,
   RecordingFileError,
@@ -60,6 +61,7 @@ interface NativeEngineInstance {
   lastPacketTimes(ids: Int32Array): Float64Array;
   totals(): EngineTotals;
   info(): DataPlaneInfo;
+  enableKernelPath(addresses: readonly string[]): KernelPathInfo;
   startRecording(id: number, path: string, format: RecordingFormat, egress: boolean, append: boolean): void;
   setRecordingStreams(id: number, streamIds: readonly number[]): void;
   stopRecording(id: number): RecordingCounters | null;
@@ -105,6 +107,8 @@ class NativeDataPlane implements DataPlane {
   private readonly listeners: ((events: EngineEvent[]) => void)[] = [];
   private closed = false;
   private readonly batchChanges: boolean;
+  /** Set when `table` asked for the kernel path (whether or not the kernel accepted it). */
+  private readonly kernelPath: KernelPathInfo | undefined;
   /** Batch mode: changes were made since the last fence. */
   private unfenced = false;
   /** Batch mode: an immediate that issues the fence is queued. */
@@ -133,6 +137,8 @@ class NativeDataPlane implements DataPlane {
       options.dtls,
     );
     this.batchChanges = options.batchChanges ?? false;
+    if (options.table !== undefined && options.table >= 0)
+      this.kernelPath = this.engine.enableKernelPath(options.kernelAddresses ?? []);
   }
 
   settled(): Promise<void> {
@@ -258,7 +264,8 @@ class NativeDataPlane implements DataPlane {
   }
 
   info(): DataPlaneInfo {
-    return this.engine.info();
+    const info = this.engine.info();
+    return this.kernelPath ? { ...info, kernelPath: this.kernelPath } : info;
   }
 
   totals(): EngineTotals {

@@ -219,6 +219,10 @@ export interface StreamCounters {
   ice?: IceStatus;
   /** Present when the rule has DTLS. */
   dtls?: DtlsStatus;
+  /** Kernel fast path on (`--table`): the kernel forwards this stream's RTP now. Absent when the path is off. */
+  inKernel?: boolean;
+  /** Kernel fast path on: of `packets`, those the kernel forwarded (userspace never saw them). */
+  kernelPackets?: number;
 }
 
 export interface IceStatus {
@@ -329,6 +333,21 @@ export interface EngineTotals {
   malformed: number;
   /** Packets lost to overload (receive queue overflow or send failure). */
   dropped: number;
+  /** Kernel fast path on: of packets/bytes, those the kernel forwarded (rtpengine's "kernel" totals). */
+  kernelPackets?: number;
+  kernelBytes?: number;
+}
+
+/** The kernel fast path (`--table`), as the engine started it. */
+export interface KernelPathInfo {
+  /** Streams can be handed to the kernel. */
+  active: boolean;
+  /** Why not, when `active` is false ('' when it was not asked for). */
+  reason: string;
+  /** 'tcx' (bpf_link: nothing survives the process) or 'tc' (clsact filter); '' when inactive. */
+  attach: '' | 'tcx' | 'tc';
+  /** Interfaces the program is attached to. */
+  interfaces: string[];
 }
 
 /** How the engine runs (fixed when it is created). */
@@ -348,6 +367,8 @@ export interface DataPlaneInfo {
   scheduling: ThreadScheduling & { error: string | null };
   /** The same for the background threads. */
   idleScheduling: ThreadScheduling & { error: string | null };
+  /** Absent when the data plane has no kernel path (or it was not asked for). */
+  kernelPath?: KernelPathInfo;
 }
 
 export type EngineEvent =
@@ -440,6 +461,14 @@ export interface EngineOptions {
   batchChanges?: boolean;
   /** The certificate DTLS-SRTP presents (made at start); default ECDSA P-256, sha-256. */
   dtls?: DtlsCertificateOptions;
+  /**
+   * rtpengine's `--table`: ≥ 0 hands confirmed streams to the kernel fast path (eBPF, see README "Kernel fast
+   * path"); -1 / absent = userspace only. A kernel that refuses leaves the engine in userspace
+   * (info().kernelPath says why).
+   */
+  table?: number;
+  /** The media addresses (--interface): the kernel path attaches to the interfaces carrying them (and lo). */
+  kernelAddresses?: readonly string[];
 }
 
 /** rtpengine's --dtls-cert-cipher, --dtls-rsa-key-size, --dtls-signature. */

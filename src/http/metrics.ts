@@ -99,10 +99,15 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
     [{ reason: 'terminated' }, t.regularTerminatedSessions],
     [{ reason: 'force_terminated' }, t.forcedTerminatedSessions],
   ]);
-  const engine = (key: 'packets' | 'errors' | 'bytes') => (): Array<[{ type: string }, number]> => [
-    [{ type: 'userspace' }, ctx.dataPlane.totals()[key]],
-    [{ type: 'kernel' }, 0],
-  ];
+  // The kernel fast path (`--table`) forwards without errors of its own: what it cannot forward goes up.
+  const engine = (key: 'packets' | 'errors' | 'bytes') => (): Array<[{ type: string }, number]> => {
+    const totals = ctx.dataPlane.totals();
+    const kernel = key === 'packets' ? (totals.kernelPackets ?? 0) : key === 'bytes' ? (totals.kernelBytes ?? 0) : 0;
+    return [
+      [{ type: 'userspace' }, totals[key] - kernel],
+      [{ type: 'kernel' }, kernel],
+    ];
+  };
   readCounter(r, 'rtpengine_packets_total', 'Total relayed packets (userspace)', ['type'], engine('packets'));
   readCounter(r, 'rtpengine_packet_errors_total', 'Total relayed packet errors (userspace)', ['type'], engine('errors'));
   readCounter(r, 'rtpengine_bytes_total', 'Total relayed bytes (userspace)', ['type'], engine('bytes'));

@@ -20,6 +20,7 @@ import {
 import { Party, rtcpPacket, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
 import { buildUdpBurst } from '../support/udp-burst';
 import { endpointOf as ep, portFree, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
+import { kernelTestOptions } from '../support/kernel-table';
 
 const LO = '127.0.0.1';
 const relayPorts = new PortRuns(36000, 37999);
@@ -83,7 +84,7 @@ async function sendRtp(from: Party, count: number, port: number, address: string
 }
 
 beforeEach(() => {
-  engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 1 << 20 });
+  engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 1 << 20, ...kernelTestOptions() });
   // Each test gets its own array, so a batch still in flight from the previous engine cannot leak in.
   const mine: EngineEvent[] = [];
   events = mine;
@@ -723,7 +724,7 @@ describe('native data plane: descriptor tables', () => {
         .sort();
     engine.close();
     const before = anonInodes();
-    engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 1 << 20 });
+    engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 1 << 20, ...kernelTestOptions() });
     expect(engine.info()).toMatchObject({ threads: 2, descriptorTables: 'private' });
     // epoll and pidfd live only in each thread's own table; submit() on the JS thread needs the eventfd.
     const added = [...anonInodes()];
@@ -752,7 +753,7 @@ describe('native data plane: descriptor tables', () => {
     engine.close();
     process.env['NGRELAY_SHARED_FD_TABLE'] = '1';
     try {
-      engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 1 << 20 });
+      engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 1 << 20, ...kernelTestOptions() });
     } finally {
       delete process.env['NGRELAY_SHARED_FD_TABLE'];
     }

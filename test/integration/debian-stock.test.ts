@@ -114,8 +114,11 @@ describe("Debian's stock rtpengine.conf and unit command line", () => {
       .filter((l) => l['level'] === 40)
       .map((l) => String(l['msg']));
     const about = (key: string) => warnings.filter((w) => w.startsWith(`option ${key} (${conf}:`));
-    expect(about('table')).toHaveLength(1);
-    expect(about('table')[0]).toContain('no kernel forwarding table');
+    // table = 0 is the kernel fast path now (README "Kernel fast path"): no warning, one line saying it is on.
+    expect(about('table')).toHaveLength(0);
+    const kernel = logLines().filter((l) => String(l['msg']).startsWith('kernel fast path'));
+    expect(kernel.map((l) => l['msg'])).toEqual(['kernel fast path on']);
+    expect(kernel[0]?.['interfaces']).toContain('lo');
     expect(about('tos')).toHaveLength(1);
     expect(about('recording-method')).toHaveLength(1);
     expect(about('recording-method')[0]).toContain('recorded as pcap under --recording-dir');

@@ -6,6 +6,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { runToExit, RunResult, startNgProcess } from './process';
 import { RelayOptions, RelayUnderTest, LOOPBACK, relayArgs, relayUnderTest } from './relay';
+import { testTable } from './kernel-table';
+
+/** rtpengine's command line, with the kernel fast path as NGRELAY_TEST_TABLE asks (ngrelay only). */
+function ngrelayArgs(options: RelayOptions): string[] {
+  return relayArgs(options).map((a) => (a === '--table=-1' ? `--table=${testTable()}` : a));
+}
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const NGRELAY_BIN = path.join(REPO_ROOT, 'bin', 'ngrelay');
@@ -23,7 +29,7 @@ function assertBuilt(): void {
 export async function startNgrelay(options: RelayOptions): Promise<RelayUnderTest> {
   assertBuilt();
   const proc = await startNgProcess(
-    { name: 'ngrelay', command: process.execPath, args: [NGRELAY_BIN, ...relayArgs(options)], cwd: REPO_ROOT },
+    { name: 'ngrelay', command: process.execPath, args: [NGRELAY_BIN, ...ngrelayArgs(options)], cwd: REPO_ROOT },
     { host: LOOPBACK, port: options.ngPort, deadlineMs: 15_000 },
   );
   return relayUnderTest('ngrelay', options, proc);

@@ -408,13 +408,12 @@ describe('help, version, warnings', () => {
     ]);
   });
 
-  it('--table other than -1, recording-method = proc: accepted, one warning each saying what ngrelay does', () => {
+  it('--table = 0 (the kernel fast path) is taken without warning; recording-method = proc: one warning', () => {
     const inv = parseInvocation(['--table=0', '--recording-method=proc', '--recording-dir=/tmp'], env);
     if (inv.action !== 'run') throw new Error('not run');
     expect(inv.config).toMatchObject({ table: 0, recordingMethod: 'pcap' });
-    expect(inv.warnings).toHaveLength(2);
-    expect(inv.warnings[0]).toMatch(/^option --table \(0\) has no effect: ngrelay has no kernel forwarding table/);
-    expect(inv.warnings[1]).toMatch(/^option --recording-method \(proc\) has no effect: .* recorded as pcap under --recording-dir$/);
+    expect(inv.warnings).toHaveLength(1);
+    expect(inv.warnings[0]).toMatch(/^option --recording-method \(proc\) has no effect: .* recorded as pcap under --recording-dir$/);
     expect(parseInvocation(['--table=-1'], env)).toMatchObject({ warnings: [] });
   });
 
