@@ -205,7 +205,7 @@ describe('kernel fast path (--table=0)', () => {
     await exchange(c, 0, 30);
     expect(await waitUntil(() => counters(dp, 1).inKernel === true && counters(dp, 2).inKernel === true)).toBe(true);
     dp.updateStream(1, rule({ expected: ep(c.a), sink: 2, blockMedia: true }));
-    dp.updateStream(2, rule({ expected: ep(c.b), sink: 1, ice: { ufrag: 'u', pwd: 'p'.repeat(22), controlling: false } as never }));
+    dp.updateStream(2, rule({ expected: ep(c.b), sink: 1, ice: { localUfrag: 'uuuu', localPwd: 'p'.repeat(22), remoteUfrag: null, remotePwd: null, controlling: false, lite: true, tieBreaker: '0123456789abcdef', remoteCandidates: [] } }));
     await dp.settled();
     await exchange(c, 30, 20);
     await sleep(50);
