@@ -69,6 +69,7 @@ export class Relay {
         batchChanges: true, // one I/O-thread round trip per ng command (the reply follows an await)
         table: config.table,
         kernelAddresses: config.interfaces.map((i) => i.address),
+        ...(config.dtlsCertificate ? { dtls: config.dtlsCertificate } : {}),
       });
     let recorder: CallRecorder | null = null;
     let persistence: CallPersistence | null = null;

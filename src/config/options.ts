@@ -137,6 +137,27 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'Take the passive DTLS role (a=setup:passive) when a party leaves the choice to the relay (ng DTLS/DTLS-reverse override it)',
   },
   {
+    name: 'dtls-cert-cipher',
+    kind: 'string',
+    arg: 'prime256v1|RSA',
+    defaultText: 'prime256v1',
+    help: 'Key of the DTLS certificate made at start: ECDSA on P-256 (prime256v1, also EC) or RSA',
+  },
+  {
+    name: 'dtls-rsa-key-size',
+    kind: 'int',
+    arg: 'INT',
+    defaultText: '2048',
+    help: 'RSA key size in bits of the DTLS certificate (with --dtls-cert-cipher=RSA)',
+  },
+  {
+    name: 'dtls-signature',
+    kind: 'string',
+    arg: 'SHA-256|SHA-1',
+    defaultText: 'SHA-256',
+    help: 'Signature hash of the DTLS certificate',
+  },
+  {
     name: 'dtmf-log-dest',
     kind: 'string',
     arg: 'IP:PORT',

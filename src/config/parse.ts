@@ -308,6 +308,20 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
     }),
     recordEgress: flag('record-egress'),
     dtlsPassive: flag('dtls-passive'),
+    dtlsCertificate: {
+      cipher: value('dtls-cert-cipher', 'prime256v1' as const, (t): 'prime256v1' | 'rsa' => {
+        const v = t.toLowerCase();
+        if (v === 'prime256v1' || v === 'ec' || v === 'ecdsa') return 'prime256v1';
+        if (v === 'rsa') return 'rsa';
+        throw new BadValue('expected prime256v1 or RSA');
+      }),
+      rsaKeyBits: value('dtls-rsa-key-size', 2048, (t) => parseInteger(t, 1024, 8192)),
+      signature: value('dtls-signature', 'sha-256' as const, (t): 'sha-256' | 'sha-1' => {
+        const v = t.toLowerCase().replace(/^sha(\d)/, 'sha-$1');
+        if (v === 'sha-256' || v === 'sha-1') return v;
+        throw new BadValue('expected SHA-256 or SHA-1');
+      }),
+    },
     dtmfLogDest: value<{ address: string; port: number } | null>('dtmf-log-dest', null, parseListenAddress),
     foreground: flag('foreground'),
     logStderr: flag('log-stderr'),

@@ -24,7 +24,6 @@ const NO_SYSLOG = 'logs JSON lines to stdout/stderr, not to syslog';
 const ONE_LOG_LEVEL = 'has one log level for everything (--log-level, SIGUSR1/SIGUSR2)';
 const NO_TRANSCODING = 'does not transcode, so it has no DTX, silence or comfort-noise handling';
 const NO_MQTT = 'does not publish to MQTT; use the ng "statistics" and "query" commands';
-const NO_DTLS = 'has no DTLS-SRTP (SDES only)';
 const NO_MYSQL = 'has no media playback from a database';
 const NO_DTMF = 'does not detect DTMF; DTMF packets are forwarded like any RTP';
 
@@ -94,11 +93,8 @@ const LIST: readonly RtpengineOnly[] = [
   { name: 'jitter-buffer', kind: 'int', arg: 'INT', instead: 'has no jitter buffer; packets are forwarded as they arrive' },
   { name: 'jb-clock-drift', kind: 'flag', instead: 'has no jitter buffer; packets are forwarded as they arrive' },
   { name: 'reject-invalid-sdp', kind: 'flag', instead: 'always refuses SDP it cannot parse ("Failed to parse SDP")' },
-  { name: 'dtls-rsa-key-size', kind: 'int', arg: 'INT', instead: NO_DTLS },
-  { name: 'dtls-cert-cipher', kind: 'string', arg: 'RSA|EC', instead: NO_DTLS },
-  { name: 'dtls-mtu', kind: 'int', arg: 'INT', instead: NO_DTLS },
-  { name: 'dtls-ciphers', kind: 'string', arg: 'STRING', instead: NO_DTLS },
-  { name: 'dtls-signature', kind: 'string', arg: 'SHA-256|SHA-1', instead: NO_DTLS },
+  { name: 'dtls-mtu', kind: 'int', arg: 'INT', instead: 'sends DTLS flights in datagrams of at most 1200 bytes' },
+  { name: 'dtls-ciphers', kind: 'string', arg: 'STRING', instead: "uses OpenSSL's default DTLS cipher list" },
   { name: 'http-threads', kind: 'int', arg: 'INT', instead: 'serves its control listeners from the main thread' },
   { name: 'software-id', kind: 'string', arg: 'STRING', instead: 'identifies itself as ngrelay' },
   { name: 'poller-per-thread', kind: 'flag', instead: 'gives each forwarding thread its own poller already' },

@@ -1,5 +1,5 @@
 /** The relay's settings, after command line, config file and defaults are merged. */
-import type { ThreadScheduling } from '../dataplane/types';
+import type { DtlsCertificateOptions, ThreadScheduling } from '../dataplane/types';
 import type { RedisConfig } from './redis-config';
 
 export type { ThreadScheduling };
@@ -60,6 +60,8 @@ export interface RelayConfig {
   recordEgress: boolean;
   /** `--dtls-passive`: the DTLS role the relay prefers when a party offers a=setup:actpass. Optional (default active). */
   dtlsPassive?: boolean;
+  /** `--dtls-cert-cipher`, `--dtls-rsa-key-size`, `--dtls-signature`: the certificate the engine makes at start. Optional (default ECDSA P-256, sha-256). */
+  dtlsCertificate?: DtlsCertificateOptions;
   /** `--dtmf-log-dest`: where each detected DTMF event is sent as rtpengine's JSON (UDP); absent/null = nowhere. */
   dtmfLogDest?: { address: string; port: number } | null;
   foreground: boolean;

@@ -66,6 +66,7 @@ describe('defaults', () => {
       recordingFormat: 'raw',
       recordEgress: false,
       dtlsPassive: false,
+      dtlsCertificate: { cipher: 'prime256v1', rsaKeyBits: 2048, signature: 'sha-256' },
       dtmfLogDest: null,
       stateDir: null,
       stateFsync: false,
@@ -143,6 +144,7 @@ describe('every option', () => {
       recordingFormat: 'raw',
       recordEgress: false,
       dtlsPassive: false,
+      dtlsCertificate: { cipher: 'prime256v1', rsaKeyBits: 2048, signature: 'sha-256' },
       dtmfLogDest: null,
       stateDir: null,
       stateFsync: false,
@@ -595,5 +597,22 @@ describe('ini helpers', () => {
       { key: 'k', value: 'x#y', line: 6 },
     ]);
     expect(ini.get('b')).toEqual([{ key: 'k', value: '2', line: 4 }]);
+  });
+});
+
+describe('DTLS certificate options', () => {
+  it('take rtpengine spellings (RSA, EC, SHA-1) into the engine options', () => {
+    expect(parseCommandLine(['--dtls-cert-cipher=RSA', '--dtls-rsa-key-size=3072', '--dtls-signature=SHA-1']).dtlsCertificate).toEqual({
+      cipher: 'rsa',
+      rsaKeyBits: 3072,
+      signature: 'sha-1',
+    });
+    expect(parseCommandLine(['--dtls-cert-cipher=EC']).dtlsCertificate?.cipher).toBe('prime256v1');
+  });
+
+  it('refuse what the engine cannot make, by class', () => {
+    expect(() => parseCommandLine(['--dtls-cert-cipher=DSA'])).toThrow(ConfigError);
+    expect(() => parseCommandLine(['--dtls-signature=MD5'])).toThrow(ConfigError);
+    expect(() => parseCommandLine(['--dtls-rsa-key-size=512'])).toThrow(ConfigError);
   });
 });
