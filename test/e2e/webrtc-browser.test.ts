@@ -297,7 +297,9 @@ for (const row of WEBRTC_RELAYS) {
         const call = await audioVideoOffer('max-bundle');
         expect(call.browserAnswer).not.toMatch(/a=group:BUNDLE/);
         const ufrags = parseMediaLines(call.browserAnswer).map((m) => attributeValues(m, 'ice-ufrag')[0]);
-        expect(new Set(ufrags).size, call.browserAnswer).toBe(2);
+        // rtpengine 10.5 gives each m= line its own credentials; ngrelay one pair per party (as rtpengine does
+        // for a balanced offer). Either way two transports, which a max-bundle browser refuses.
+        expect(new Set(ufrags).size, call.browserAnswer).toBe(row.name === 'rtpengine' ? 2 : 1);
         await expect(call.browser.acceptAnswer(call.browserAnswer)).rejects.toThrow(/BUNDLE group/);
         await hangUp(call.id, 'browser');
       }, 30_000);
