@@ -394,6 +394,10 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
   addReferrer(rule.sink, spec.id);
   if (spec.muxedWith >= 0) muxChild_[int32_t(spec.muxedWith)] = spec.id;
   Record& stored = streams_.at(spec.id);
+  // Where packets to this party go, published before any thread can see the stream: a stream on another
+  // thread may forward to it (its sink) before this stream's own thread has run the Attach, which a silent
+  // fence (see fence()) no longer waits for. The Attach stores the same value again (resetLearning).
+  raw->endpoint.store(rule.expected);
   Command attach{CommandType::Attach, raw, rule, sink, nullptr, nullptr};
   attach.srtpIn = stored.srtpIn.get();
   attach.srtpOut = stored.srtpOut.get();
