@@ -133,9 +133,12 @@ export interface MeteredCeiling extends Ceiling {
 
 export async function measureCeiling(outDir: string, plan: PhonePlan, cores: string, seconds: number, softirq: SoftirqAccounting): Promise<MeteredCeiling> {
   const streamsFile = path.join(outDir, 'ceiling-streams.txt');
-  writeStreams(streamsFile, ceilingCalls(plan, false));
-  const plain = await softirq.around(null, (onSpawn) => runLoadgen({ streamsFile, rate: 0, seconds, cores, onSpawn }));
-  const gso = await softirq.around(null, (onSpawn) => runLoadgen({ streamsFile, rate: 0, seconds, cores, gso: true, onSpawn }));
+  const calls = ceilingCalls(plan, false);
+  writeStreams(streamsFile, calls);
+  // Phones on --local addresses that are not loopback (a relay on a lab network): still this host's own.
+  const allowAddrs = nonLoopbackAddresses(calls);
+  const plain = await softirq.around(null, (onSpawn) => runLoadgen({ streamsFile, rate: 0, seconds, cores, onSpawn, allowAddrs }));
+  const gso = await softirq.around(null, (onSpawn) => runLoadgen({ streamsFile, rate: 0, seconds, cores, gso: true, onSpawn, allowAddrs }));
   return { plain: plain.value, gso: gso.value, netrx: { plain: plain.netrx, gso: gso.netrx } };
 }
 

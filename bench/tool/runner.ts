@@ -291,17 +291,18 @@ export async function runBench(o: BenchOptions, outDir: string): Promise<BenchRe
   }
   if (softirq.whyNot !== null) notes.push(`softirq not measured (${softirq.whyNot}): the softirq and total CPU columns say n/a`);
   else if (netrxBaseline === null) notes.push('softirq: no generator-only baseline (the ceiling runs were not metered): the softirq and total CPU columns say n/a');
-  else {
+  const setup = setupLines(o);
+  if (softirq.whyNot === null && netrxBaseline !== null) {
     const inRelay = irqAccounting.inTaskTime ? "NET_RX in the relay's own context is in its process CPU already" : "NET_RX in the relay's own context is added too (the kernel accounts irq time apart: CONFIG_IRQ_TIME_ACCOUNTING=y)";
-    notes.push(
-      `softirq µs/packet: NET_RX softirq time (bench/bin/softirq-meter) in the generator's context beyond its generator-only baseline ` +
+    setup.push(
+      `- softirq µs/packet: NET_RX softirq time (bench/bin/softirq-meter) in the generator's context beyond its generator-only baseline ` +
         `(${(netrxBaseline.plainNsPerPacket / 1e3).toFixed(2)} µs per packet sent, ${(netrxBaseline.gsoNsPerPacket / 1e3).toFixed(2)} with GSO for the max step) ` +
         `plus all of it in other contexts (ksoftirqd, idle); ${inRelay}${irqAccounting.known ? '' : ' (assumed: no /proc/config.gz)'}. total = CPU-µs/packet + softirq µs/packet`,
     );
   }
   return {
     info,
-    setup: setupLines(o),
+    setup,
     stepSeconds: o.stepSeconds,
     loadNote,
     ceiling,

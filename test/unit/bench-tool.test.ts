@@ -13,7 +13,7 @@ import { ForwarderDef, FORWARDERS, kernelizedStreams, kernelPathRefusal, relayCo
 import { BenchUsageError, parseOptions } from '../../bench/tool/options';
 import { chartOption, renderSvg } from '../../bench/tool/report-charts';
 import { renderMarkdown, rowFigures } from '../../bench/tool/report-md';
-import { NetRxCounts, netRxBaseline, parseMeterOutput, softirqInTaskTime, softirqUsPerPacket } from '../../bench/tool/softirq';
+import { NetRxCounts, netRxBaseline, parseMeterOutput, SoftirqAccounting, softirqInTaskTime, softirqUsPerPacket } from '../../bench/tool/softirq';
 import { cpuFromMetrics, sumMetric } from '../../bench/tool/relay-cpu';
 import { readResults, ResultsFileError } from '../../bench/tool/results-file';
 import type { BenchResults, LoadgenResult, StepRow } from '../../bench/tool/types';
@@ -248,5 +248,20 @@ describe('the ngrelay-kernel row', () => {
       },
     };
     expect(kernelizedStreams(reply)).toEqual({ rtp: 2, kernelized: 1 });
+  });
+});
+
+describe('SoftirqAccounting', () => {
+  it('when the meter must not run: the body still runs, no counts, and it says why', async () => {
+    const accounting = new SoftirqAccounting('no --relay-pid: the relay may be on another host');
+    let ran = false;
+    const out = await accounting.around(null, async (onSpawn) => {
+      onSpawn(12345); // no meter: a no-op
+      ran = true;
+      return 7;
+    });
+    expect(ran).toBe(true);
+    expect(out).toEqual({ value: 7, netrx: null });
+    expect(accounting.whyNot).toBe('no --relay-pid: the relay may be on another host');
   });
 });
