@@ -197,6 +197,8 @@ describe('NET_RX softirq accounting (bench/bin/softirq-meter)', () => {
     expect(md).toContain('| ngrelay | 1 | 10.0k | 10.0k | 0.00 | 5 | 5.00 | 1.25 | 6.25 | 40 / 400 |  |');
     expect(md).toContain('| ngrelay-kernel | 1 | 10.0k | 10.0k | 0.00 | 0 | 0.10 | 0.80 | 0.90 | 40 / 400 | yes |');
     expect(md).toContain('ngrelay-kernel: total CPU-µs/packet (process + softirq) at 100k pps');
+    expect(md).toContain('ngrelay-kernel, 1 calls: worst p99 latency over its 1 loss-free steps 400 µs (at 10.0k; target ≤ 1000 µs at every one)');
+    expect(md).not.toContain('ngrelay, 1 calls: worst p99');
     expect(rowFigures(rows[1] as StepRow).totalUs).toBeCloseTo(0.9, 9);
     const option = chartOption(res);
     const cpuPoints = (option.series as { name: string; data: [number, number][] }[]).filter((s) => s.name === 'ngrelay-kernel')[0]?.data;
