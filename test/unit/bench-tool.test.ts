@@ -232,9 +232,10 @@ describe('the ngrelay-kernel row', () => {
   });
 
   it('finds why the fast path is not on in the relay\'s log (its one warning), and nothing when it is on', () => {
+    // The line ngrelay logs when started without CAP_BPF/CAP_NET_ADMIN (setpriv --bounding-set=-bpf,-net_admin,...).
     const refused =
-      '{"level":40,"time":"t","pid":1,"name":"ngrelay","table":0,"msg":"kernel fast path unavailable: bpf_link_create: Operation not permitted (needs CAP_BPF and CAP_NET_ADMIN); forwarding in userspace"}\n';
-    expect(kernelPathRefusal(refused)).toBe('bpf_link_create: Operation not permitted (needs CAP_BPF and CAP_NET_ADMIN)');
+      '{"level":40,"time":"2026-12-01T14:06:38.642Z","pid":28450,"hostname":"vm","name":"ngrelay","table":0,"msg":"kernel fast path unavailable: the kernel refused to load the BPF program (Operation not permitted): it needs CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN); forwarding in userspace"}\n';
+    expect(kernelPathRefusal(refused)).toBe('the kernel refused to load the BPF program (Operation not permitted): it needs CAP_BPF and CAP_NET_ADMIN (or CAP_SYS_ADMIN)');
     expect(kernelPathRefusal('{"level":40,"msg":"--table has no effect: ngrelay forwards in userspace"}')).toBe('--table has no effect: ngrelay forwards in userspace');
     expect(kernelPathRefusal('{"level":30,"attach":"tcx","interfaces":["lo"],"msg":"kernel fast path on"}\n')).toBeNull();
     expect(kernelPathRefusal('')).toBeNull();
