@@ -1,4 +1,5 @@
-// NET_RX softirq time, split by whose context it ran in: the generator (comm "loadgen"), the relay under
+// NET_RX softirq time, split by whose context it ran in: the generator (its tgid once bench/softirq-meter.c
+// is told it, else comm "loadgen": another loadgen on a shared machine would count too), the relay under
 // test (its tgid, set by bench/softirq-meter.c), anyone else (ksoftirqd, idle, other processes). The bench
 // adds what is not in the relay's own process CPU time to the relay's cost (bench/README.md "Accounting").
 // raw tracepoints: no tracefs needed.
@@ -28,9 +29,10 @@ struct {
   __type(value, __u64);
 } totals SEC(".maps");
 
+// 0 = the relay's tgid, 1 = the generator's tgid (0 = not known yet: match comm "loadgen")
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
-  __uint(max_entries, 1);
+  __uint(max_entries, 2);
   __type(key, __u32);
   __type(value, __u32);
 } config SEC(".maps");
@@ -41,11 +43,14 @@ int on_entry(struct bpf_raw_tracepoint_args* ctx) {
   __u32 zero = 0;
   struct start* s = bpf_map_lookup_elem(&starts, &zero);
   if (!s) return 0;
+  __u32 one = 1;
   __u32* relay = bpf_map_lookup_elem(&config, &zero);
+  __u32* gen = bpf_map_lookup_elem(&config, &one);
   __u32 tgid = bpf_get_current_pid_tgid() >> 32;
   char comm[16] = {};
   bpf_get_current_comm(comm, sizeof(comm));
   if (relay && *relay && tgid == *relay) s->cls = 1;
+  else if (gen && *gen) s->cls = tgid == *gen ? 0 : 2;
   else if (comm[0] == 'l' && comm[1] == 'o' && comm[2] == 'a' && comm[3] == 'd' && comm[4] == 'g' && comm[5] == 'e' &&
            comm[6] == 'n')
     s->cls = 0;

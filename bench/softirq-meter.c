@@ -2,7 +2,8 @@
  * usage: softirq-meter RELAY_PID OBJECT
  * Loads OBJECT (bench/bin/softirq-meter.bpf.o), counts NET_RX softirq time until stdin closes (at most
  * 300 s), then prints {"gen_ns":..,"relay_ns":..,"other_ns":..,"runs":..} and exits. Prints "ready" once
- * it counts. See bench/softirq-meter.bpf.c.
+ * it counts. A line "gen PID" on stdin names the generator's process (else any "loadgen" counts as it).
+ * See bench/softirq-meter.bpf.c.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static int quiet(enum libbpf_print_level level, const char* fmt, va_list ap) {
@@ -28,8 +30,9 @@ int main(int argc, char** argv) {
     fprintf(stderr, "softirq-meter: cannot load %s\n", argv[2]);
     return 1;
   }
-  uint32_t zero = 0, relay = (uint32_t)strtoul(argv[1], NULL, 10);
-  bpf_map_update_elem(bpf_object__find_map_fd_by_name(obj, "config"), &zero, &relay, BPF_ANY);
+  uint32_t zero = 0, one = 1, relay = (uint32_t)strtoul(argv[1], NULL, 10);
+  int config = bpf_object__find_map_fd_by_name(obj, "config");
+  bpf_map_update_elem(config, &zero, &relay, BPF_ANY);
   struct bpf_program* p;
   bpf_object__for_each_program(p, obj) {
     if (!bpf_program__attach(p)) {
@@ -40,10 +43,25 @@ int main(int argc, char** argv) {
   printf("ready\n");
   fflush(stdout);
   struct pollfd pfd = {.fd = 0, .events = POLLIN};
+  char line[64];
+  size_t used = 0;
   for (int waited = 0; waited < 300; ++waited) {
     if (poll(&pfd, 1, 1000) > 0) {
-      char buf[64];
-      if (read(0, buf, sizeof(buf)) <= 0) break;
+      ssize_t n = read(0, line + used, sizeof(line) - 1 - used);
+      if (n <= 0) break;
+      used += (size_t)n;
+      line[used] = 0;
+      char* nl;
+      while ((nl = strchr(line, '\n')) != NULL) {
+        *nl = 0;
+        if (strncmp(line, "gen ", 4) == 0) {
+          uint32_t gen = (uint32_t)strtoul(line + 4, NULL, 10);
+          bpf_map_update_elem(config, &one, &gen, BPF_ANY);
+        }
+        used -= (size_t)(nl + 1 - line);
+        memmove(line, nl + 1, used + 1);
+      }
+      if (used == sizeof(line) - 1) used = 0;  // an overlong line: dropped
     }
   }
   int cpus = libbpf_num_possible_cpus();

@@ -122,7 +122,7 @@ function sdpMedia(sdp: string): Endpoint {
   return { ip: c[1] ?? '', port: Number(m[1]) };
 }
 
-type Reply = { [key: string]: PlainValue };
+export type Reply = { [key: string]: PlainValue };
 const text = (reply: Reply, key: string): string => {
   const v = reply[key];
   return typeof v === 'string' ? v : '';

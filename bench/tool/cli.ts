@@ -22,9 +22,9 @@ import { readResults, ResultsFileError } from './results-file';
 import { runBench } from './runner';
 import type { BenchResults } from './types';
 
-/** Builds loadgen and minfwd when a source is newer than the binaries (bench/build.sh). */
+/** Builds loadgen, minfwd (and the softirq meter where clang + libbpf-dev exist) when a source is newer than the binaries (bench/build.sh). */
 function buildTools(): void {
-  const sources = ['loadgen.c', 'minfwd.c', 'build.sh'].map((f) => path.join(BENCH_DIR, f));
+  const sources = ['loadgen.c', 'minfwd.c', 'softirq-meter.c', 'softirq-meter.bpf.c', 'build.sh'].map((f) => path.join(BENCH_DIR, f));
   const newest = Math.max(...sources.map((f) => fs.statSync(f).mtimeMs));
   if ([LOADGEN, MINFWD].every((b) => fs.existsSync(b) && fs.statSync(b).mtimeMs >= newest)) return;
   process.stderr.write('ngrelay-bench: building C tools (bench/build.sh)\n');

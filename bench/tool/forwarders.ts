@@ -1,12 +1,12 @@
 /**
  * The forwarders the benchmark compares, as one table: each entry says which relay it starts (or that it
  * talks to one already running), with which extra arguments, and how its calls are set up. A new row
- * (e.g. ngrelay with its kernel path, `--table=0`) is one more entry in FORWARDERS.
+ * (e.g. ngrelay with its kernel path, `ngrelay-kernel`) is one more entry in FORWARDERS.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { NgRawClient } from '../../test/support/ng-client';
-import { CallLegs, callIdOf, deleteCalls, phoneOf, PhonePlan, queryCall, setupCalls, SrtpPlan, waitForPing } from './calls';
+import { CallLegs, callIdOf, deleteCalls, phoneOf, PhonePlan, queryCall, Reply, setupCalls, SrtpPlan, waitForPing } from './calls';
 import { MINFWD, ROOT } from './paths';
 import { isRunning, logTail, sleep, spawnPinned, stopChild } from './processes';
 import type { BlockInfo } from './types';
@@ -22,11 +22,17 @@ export interface ForwarderDef {
   srtp?: SrtpPlan;
   /** Runs at the --extra-calls counts and is reported beside its plain `base` row. */
   extra?: { base: string; what: string };
+  /**
+   * ngrelay only: its kernel fast path on (`--table=0`, README "Kernel fast path"); every other ngrelay row
+   * runs `--table=-1` (userspace). A relay that cannot turn it on is "not available", never measured as it.
+   */
+  kernelPath?: boolean;
 }
 
 /** Every forwarder the tool can start; `--forwarders=` picks from these names. */
 export const FORWARDERS: Readonly<Record<string, ForwarderDef>> = {
   ngrelay: { kind: 'ngrelay' },
+  'ngrelay-kernel': { kind: 'ngrelay', kernelPath: true },
   rtpengine: { kind: 'rtpengine' },
   minfwd: { kind: 'minfwd' },
   'ngrelay-rec': { kind: 'ngrelay', record: true, extra: { base: 'ngrelay', what: 'ngrelay + pcap recording of every call' } },
@@ -48,7 +54,7 @@ function srtpRows(kind: 'ngrelay' | 'rtpengine'): Record<string, ForwarderDef> {
 }
 
 /** What `npm run bench` runs when no --forwarders is given (the GCM rows are opt-in). */
-export const DEFAULT_FORWARDERS = ['ngrelay', 'rtpengine', 'minfwd', 'ngrelay-rec', 'ngrelay-srtp-rtp', 'rtpengine-srtp-rtp', 'ngrelay-srtp-srtp', 'rtpengine-srtp-srtp'];
+export const DEFAULT_FORWARDERS = ['ngrelay', 'ngrelay-kernel', 'rtpengine', 'minfwd', 'ngrelay-rec', 'ngrelay-srtp-rtp', 'rtpengine-srtp-rtp', 'ngrelay-srtp-srtp', 'rtpengine-srtp-srtp'];
 
 export class ForwarderStartError extends Error {
   override readonly name = 'ForwarderStartError';
@@ -69,6 +75,8 @@ export interface RelayHandle {
   stop(): Promise<void>;
   /** Extra figures after the block (recording counters). */
   afterRun?: () => Promise<BlockInfo['extra']>;
+  /** A line for the report once the warm-up has run (the kernel row: how many streams the kernel forwards). */
+  afterWarmup?: () => Promise<string>;
 }
 
 /** Where relays the tool starts listen and which cores they get. */
@@ -99,7 +107,8 @@ export function relayCommand(def: ForwarderDef, threads: number, recordingDir: s
   if (def.kind === 'ngrelay') {
     // NGRELAY_ENTRY: another entry script (default bin/ngrelay, which loads dist/cli.js).
     const entry = process.env.NGRELAY_ENTRY ?? 'bin/ngrelay';
-    const args = [entry, '--config-file=none', `--listen-ng=127.0.0.1:${NGRELAY_NG_PORT}`, ...common, '--log-level=4'];
+    // --log-level=4 (warnings): the kernel row's "fast path unavailable" warning is one of them.
+    const args = [entry, '--config-file=none', `--listen-ng=127.0.0.1:${NGRELAY_NG_PORT}`, ...common, '--log-level=4', `--table=${def.kernelPath ? 0 : -1}`];
     if (recordingDir) args.push(`--recording-dir=${recordingDir}`);
     return { cmd: process.execPath, args: [...args, ...(def.extraArgs ?? [])] };
   }
@@ -128,6 +137,12 @@ export async function startForwarder(def: ForwarderDef, ctx: StartContext): Prom
   try {
     const notReady = await waitForPing(ng, 8000, () => isRunning(child));
     if (notReady) throw new ForwarderStartError(`${notReady === 'exited' ? `exited (code ${child.exitCode})` : notReady}; log: ${logTail(ctx.logFile)}`);
+    if (def.kernelPath) {
+      // The warning is logged just after ng starts listening: give it a moment to reach the log.
+      await sleep(300);
+      const refused = kernelPathRefusal(fs.readFileSync(ctx.logFile, 'utf8'));
+      if (refused !== null) throw new ForwarderStartError(`kernel fast path not on: ${refused}`);
+    }
     const tagBase = `${ctx.label.replace(/\W+/g, '_')}-${ctx.calls}-${process.pid}`;
     const calls = await setupCalls(ng, ctx.calls, { tagBase, plan: ctx.plan, record: def.record, srtp: def.srtp });
     const callIds = calls.map((_, i) => callIdOf(tagBase, i));
@@ -141,6 +156,7 @@ export async function startForwarder(def: ForwarderDef, ctx: StartContext): Prom
       stop,
     };
     if (def.record) handle.afterRun = () => recordingCounters(ngPort, callIds);
+    if (def.kernelPath) handle.afterWarmup = () => kernelizedCount(ngPort, callIds, ctx.label);
     return handle;
   } catch (err) {
     await stop();
@@ -274,6 +290,59 @@ export async function relayErrorCount(ngAddress: { host: string; port: number },
     return errors;
   } catch (err) {
     return `? (${(err as Error).message})`;
+  } finally {
+    ng.close();
+  }
+}
+
+/**
+ * Why an ngrelay started with `--table=0` forwards in userspace, from its log: its one "kernel fast path
+ * unavailable: REASON; forwarding in userspace" warning (or an ngrelay too old for the fast path saying
+ * --table has no effect); null when the log has neither.
+ */
+export function kernelPathRefusal(log: string): string | null {
+  const m = /kernel fast path unavailable: (.*?); forwarding in userspace/.exec(log);
+  if (m) return m[1] ?? '';
+  const old = /"msg":"([^"]*--table[^"]*no effect[^"]*)"/.exec(log);
+  return old ? (old[1] ?? '') : null;
+}
+
+/** RTP streams of one ng `query` reply, and those the kernel forwards (rtpengine's "kernelized" flag). */
+export function kernelizedStreams(reply: Reply): { rtp: number; kernelized: number } {
+  let rtp = 0;
+  let kernelized = 0;
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') {
+      const flags = (v as Record<string, unknown>).flags;
+      if (Array.isArray(flags) && flags.includes('RTP')) {
+        rtp++;
+        if (flags.includes('kernelized')) kernelized++;
+      }
+      for (const x of Object.values(v)) if (x !== flags) walk(x);
+    }
+  };
+  walk(reply);
+  return { rtp, kernelized };
+}
+
+/** After the warm-up: how many RTP streams of (up to 20 of) the calls the kernel forwards. */
+async function kernelizedCount(ngPort: number, callIds: string[], label: string): Promise<string> {
+  const sample = callIds.slice(0, 20);
+  const ng = await NgRawClient.open(ngPort);
+  let rtp = 0;
+  let kernelized = 0;
+  try {
+    for (const callId of sample) {
+      const reply = await queryCall(ng, callId);
+      if (!reply) continue;
+      const n = kernelizedStreams(reply);
+      rtp += n.rtp;
+      kernelized += n.kernelized;
+    }
+    return `${label}: after the warm-up ${kernelized} of ${rtp} RTP streams (${sample.length} of ${callIds.length} calls queried) were in the kernel ("kernelized")`;
+  } catch (err) {
+    return `${label}: query after the warm-up failed (${(err as Error).message})`;
   } finally {
     ng.close();
   }

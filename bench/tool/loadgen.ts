@@ -9,6 +9,7 @@ import path from 'node:path';
 import { CallLegs, DirectionKeys, newSdesKey, phoneOf, PhonePlan } from './calls';
 import { LOADGEN } from './paths';
 import { track } from './processes';
+import type { NetRxCounts, SoftirqAccounting } from './softirq';
 import type { LoadgenResult } from './types';
 
 export class LoadgenError extends Error {
@@ -51,6 +52,8 @@ export interface LoadgenRun {
   maxCount?: number;
   /** Addresses besides 127.0.0.0/8 loadgen may bind to or send to (a relay the tool did not start). */
   allowAddrs?: string[];
+  /** Called with loadgen's PID once spawned (taskset execs it: the same PID), for the softirq meter. */
+  onSpawn?: (pid: number) => void;
 }
 
 /** The non-loopback addresses of a set of calls (phones and relay media addresses), for --allow-addr. */
@@ -72,6 +75,7 @@ export function runLoadgen(run: LoadgenRun): Promise<LoadgenResult> {
   for (const ip of run.allowAddrs ?? []) args.push('--allow-addr', ip);
   return new Promise((resolve, reject) => {
     const child = track(spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    if (child.pid !== undefined) run.onSpawn?.(child.pid);
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -122,12 +126,20 @@ export interface Ceiling {
   gso: LoadgenResult;
 }
 
-export async function measureCeiling(outDir: string, plan: PhonePlan, cores: string, seconds: number): Promise<Ceiling> {
+/** The ceiling runs with the NET_RX softirq they cost (the generator-only baseline); netrx null = not metered. */
+export interface MeteredCeiling extends Ceiling {
+  netrx: { plain: NetRxCounts | null; gso: NetRxCounts | null };
+}
+
+export async function measureCeiling(outDir: string, plan: PhonePlan, cores: string, seconds: number, softirq: SoftirqAccounting): Promise<MeteredCeiling> {
   const streamsFile = path.join(outDir, 'ceiling-streams.txt');
-  writeStreams(streamsFile, ceilingCalls(plan, false));
-  const plain = await runLoadgen({ streamsFile, rate: 0, seconds, cores });
-  const gso = await runLoadgen({ streamsFile, rate: 0, seconds, cores, gso: true });
-  return { plain, gso };
+  const calls = ceilingCalls(plan, false);
+  writeStreams(streamsFile, calls);
+  // Phones on --local addresses that are not loopback (a relay on a lab network): still this host's own.
+  const allowAddrs = nonLoopbackAddresses(calls);
+  const plain = await softirq.around(null, (onSpawn) => runLoadgen({ streamsFile, rate: 0, seconds, cores, onSpawn, allowAddrs }));
+  const gso = await softirq.around(null, (onSpawn) => runLoadgen({ streamsFile, rate: 0, seconds, cores, gso: true, onSpawn, allowAddrs }));
+  return { plain: plain.value, gso: gso.value, netrx: { plain: plain.netrx, gso: gso.netrx } };
 }
 
 /** The ceiling with SRTP the way the SRTP -> SRTP rows load the generator: every packet SRTP both ways. */

@@ -14,5 +14,8 @@ export const BENCH_DIR = path.join(ROOT, 'bench');
 export const BENCH_BIN = path.join(BENCH_DIR, 'bin');
 export const LOADGEN = path.join(BENCH_BIN, 'loadgen');
 export const MINFWD = path.join(BENCH_BIN, 'minfwd');
+/** NET_RX softirq meter and its BPF object (built by bench/build.sh only where clang + libbpf-dev exist). */
+export const SOFTIRQ_METER = path.join(BENCH_BIN, 'softirq-meter');
+export const SOFTIRQ_METER_OBJ = path.join(BENCH_BIN, 'softirq-meter.bpf.o');
 /** Default output directory (gitignored). */
 export const DEFAULT_OUT = path.join(BENCH_DIR, 'out');

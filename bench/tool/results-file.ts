@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import { FORWARDERS } from './forwarders';
+import { NetRxCounts, softirqUsPerPacket } from './softirq';
 import type { BenchResults, BlockInfo, LoadgenResult, StepRow } from './types';
 
 export class ResultsFileError extends Error {
@@ -17,7 +18,8 @@ interface LegacyResults {
   ceiling?: LoadgenResult;
   ceilingGso?: LoadgenResult;
   srtpCeil?: { plain: LoadgenResult; gso: LoadgenResult } | null;
-  rows: { name: string; calls: number; rate: number; r: LoadgenResult; overload: string | null }[];
+  /** r.netrx / r.netrx_base_ns_per_pkt: its NET_RX softirq meter (the ngrelay-kernel row's run.js, H4). */
+  rows: { name: string; calls: number; rate: number; r: LoadgenResult & { netrx?: NetRxCounts | null; netrx_base_ns_per_pkt?: number | null }; overload: string | null }[];
   blocks?: BlockInfo[];
   notes?: string[];
 }
@@ -27,6 +29,9 @@ function fromLegacy(old: LegacyResults): BenchResults {
     ...x,
     cpuSeconds: x.r.relay_cpu_s >= 0 ? x.r.relay_cpu_s : null,
     cpuSource: x.r.relay_cpu_s >= 0 ? 'proc' : 'none',
+    netrx: x.r.netrx ?? null,
+    // run.js ran on kernels without CONFIG_IRQ_TIME_ACCOUNTING: the relay's own NET_RX was in its process CPU.
+    softirqUs: softirqUsPerPacket(x.r.netrx ?? null, x.r.netrx_base_ns_per_pkt ?? null, x.r.sent, x.r.received, true),
   }));
   const blocks = (old.blocks ?? []).map((b): BlockInfo => {
     const extra = FORWARDERS[b.name]?.extra;

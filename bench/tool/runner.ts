@@ -14,6 +14,7 @@ import type { BenchOptions } from './options';
 import { Progress } from './progress';
 import { scrapeCpu } from './relay-cpu';
 import { sleep } from './processes';
+import { NetRxBaseline, netRxBaseline, NetRxCounts, SoftirqAccounting, softirqInTaskTime, softirqUsPerPacket } from './softirq';
 import type { BenchResults, BlockInfo, CpuSourceKind, LoadgenResult, StepRow } from './types';
 
 // A step "is loss-free" when it loses at most LOSS_FREE_PCT of the packets AND the relay kept up in real
@@ -62,8 +63,21 @@ export function stepRates(o: BenchOptions, ceilingPps: number): number[] {
   return rates;
 }
 
+interface MeasuredRun {
+  r: LoadgenResult;
+  cpuSeconds: number | null;
+  cpuSource: CpuSourceKind;
+  netrx: NetRxCounts | null;
+}
+
+/** One rate step: the relay's CPU by whichever means the tool has, and the NET_RX softirq around it (the same way for every row). */
+async function measuredRun(handle: RelayHandle, run: Omit<LoadgenRun, 'watchPid'>, softirq: SoftirqAccounting): Promise<MeasuredRun> {
+  const { value, netrx } = await softirq.around(handle.pid, (onSpawn) => relayCpuRun(handle, { ...run, onSpawn }));
+  return { ...value, netrx };
+}
+
 /** CPU seconds of the relay over one loadgen run, by whichever means the tool has. */
-async function measuredRun(handle: RelayHandle, run: Omit<LoadgenRun, 'watchPid'>): Promise<{ r: LoadgenResult; cpuSeconds: number | null; cpuSource: CpuSourceKind }> {
+async function relayCpuRun(handle: RelayHandle, run: Omit<LoadgenRun, 'watchPid'>): Promise<{ r: LoadgenResult; cpuSeconds: number | null; cpuSource: CpuSourceKind }> {
   if (handle.pid !== null) {
     const r = await runLoadgen({ ...run, watchPid: handle.pid });
     return { r, cpuSeconds: r.relay_cpu_s >= 0 ? r.relay_cpu_s : null, cpuSource: r.relay_cpu_s >= 0 ? 'proc' : 'none' };
@@ -85,6 +99,12 @@ interface RunContext {
   progress: Progress;
   rows: StepRow[];
   blocks: BlockInfo[];
+  notes: string[];
+  softirq: SoftirqAccounting;
+  /** The generator-only NET_RX per packet; null when not measured (then the softirq columns say n/a). */
+  netrxBaseline: NetRxBaseline | null;
+  /** Softirq work in the relay's own context is in its process CPU already (no CONFIG_IRQ_TIME_ACCOUNTING). */
+  softirqInRelayCpu: boolean;
 }
 
 const fileSafe = (name: string): string => name.replace(/[^\w.-]+/g, '_');
@@ -120,6 +140,11 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
     // Warm-up: lets the relay learn/confirm both endpoints of every stream before measuring.
     const warm = await runLoadgen({ ...common, rate: Math.max(2000, nStreams * 10), seconds: o.quick ? 0.5 : 1, ...srtpArgs(1) });
     if (warm.received === 0) throw new Error(`nothing forwarded during warm-up (sent ${warm.sent})`);
+    if (handle.afterWarmup) {
+      const line = await handle.afterWarmup();
+      progress.note(line);
+      ctx.notes.push(line);
+    }
     const block: BlockInfo = { name: b.name, calls: b.calls };
     if (b.def?.extra) {
       const suffix = b.name.slice(b.name.indexOf(' ') < 0 ? b.name.length : b.name.indexOf(' '));
@@ -153,15 +178,17 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
     let skipped: string | null = null;
     for (const rate of rates) {
       await sleep(300);
-      const m = await measuredRun(handle, { ...common, rate, seconds: o.stepSeconds, gso: rate === 0, ...srtpArgs(SRTP_CHECK_EVERY) });
+      const m = await measuredRun(handle, { ...common, rate, seconds: o.stepSeconds, gso: rate === 0, ...srtpArgs(SRTP_CHECK_EVERY) }, ctx.softirq);
       stepsLeft--;
       if (!handle.alive()) throw new Error(`${b.name} died during the ${rate} pps step`);
-      last = { name: b.name, calls: b.calls, rate, r: m.r, cpuSeconds: m.cpuSeconds, cpuSource: m.cpuSource, overload: null };
+      const base = ctx.netrxBaseline === null ? null : rate === 0 ? ctx.netrxBaseline.gsoNsPerPacket : ctx.netrxBaseline.plainNsPerPacket;
+      const softirqUs = softirqUsPerPacket(m.netrx, base, m.r.sent, m.r.received, ctx.softirqInRelayCpu);
+      last = { name: b.name, calls: b.calls, rate, r: m.r, cpuSeconds: m.cpuSeconds, cpuSource: m.cpuSource, overload: null, netrx: m.netrx, softirqUs };
       ctx.rows.push(last);
       const r = m.r;
       progress.step(
         `${b.name} calls=${b.calls} offered=${Math.round(r.offered_pps)} fwd=${Math.round(r.forwarded_pps)} loss=${r.loss_pct.toFixed(3)}% ` +
-          `cpu=${m.cpuSeconds === null ? 'n/a' : `${m.cpuSeconds.toFixed(3)}s`} p50=${r.lat_p50_us}us`,
+          `cpu=${m.cpuSeconds === null ? 'n/a' : `${m.cpuSeconds.toFixed(3)}s`} softirq=${softirqUs === null ? 'n/a' : `${softirqUs.toFixed(2)}us/pkt`} p50=${r.lat_p50_us}us`,
       );
       if (r.received === 0 && r.sent > 0) {
         // Muted (e.g. rtpengine ignoring an overflowed socket): higher steps would show the same.
@@ -203,6 +230,10 @@ function setupLines(o: BenchOptions): string[] {
       lines.push(`- ${name}: \`${path.basename(cmd)} ${args.join(' ')}\``);
     }
     lines.push('- CPU from /proc/<pid>/stat (utime+stime) over each step');
+    const kernelRows = o.forwarders.filter((f) => FORWARDERS[f]?.kernelPath);
+    if (kernelRows.length) lines.push(`- ${kernelRows.join(', ')}: ngrelay as above but \`--table=0\` (kernel fast path: eBPF on the --interface's device)`);
+    if (o.forwarders.includes('rtpengine'))
+      lines.push(`- rtpengine: userspace only (--table=-1); its kernel module (xt_RTPENGINE) ${fs.existsSync('/proc/modules') ? 'is not used' : 'cannot load on this kernel (CONFIG_MODULES is off)'}`);
   }
   lines.push(`- 172-byte RTP (PCMA), one stream per call direction, ${o.stepSeconds} s per step; calls set up over ng like Kamailio (offer/answer)`);
   return lines;
@@ -216,17 +247,27 @@ export async function runBench(o: BenchOptions, outDir: string): Promise<BenchRe
   const loadNote = `machine busy ${busy.toFixed(0)} % (all cores) in the second before the run, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`;
   if (busy > 10) notes.push(`WARNING: ${loadNote}; other work shares the cores, figures are noisy`);
 
+  // NET_RX softirq: metered around every step of every row and the generator-only runs, on this host only.
+  const softirq = new SoftirqAccounting(o.external && o.external.pid === null ? 'no --relay-pid: the relay may be on another host' : null);
+  let netrxBaseline: NetRxBaseline | null = null;
   let ceiling: BenchResults['ceiling'] = null;
   let ceilingGso: BenchResults['ceilingGso'] = null;
   let ceilingPps = Infinity;
   if (!o.noCeiling) {
     process.stderr.write('ngrelay-bench: measuring the generator ceiling (generator -> sink, no relay)\n');
-    const c = await measureCeiling(outDir, plan, GEN_CORE, o.quick ? 1 : 2);
+    const c = await measureCeiling(outDir, plan, GEN_CORE, o.quick ? 1 : 2, softirq);
     ceiling = c.plain;
     ceilingGso = c.gso;
     ceilingPps = c.plain.forwarded_pps;
+    netrxBaseline = netRxBaseline({ sent: c.plain.sent, netrx: c.netrx.plain }, { sent: c.gso.sent, netrx: c.netrx.gso });
     for (const x of [c.plain, c.gso]) if (x.loss_pct > 1) notes.push(`generator ceiling run lost ${x.loss_pct.toFixed(2)} % at the sink`);
+  } else if (softirq.whyNot === null) {
+    // No ceiling wanted, but the softirq columns still need the generator-only baseline: 1 s each, unreported.
+    process.stderr.write('ngrelay-bench: measuring the generator-only NET_RX softirq baseline (generator -> sink, 1 s plain, 1 s GSO)\n');
+    const c = await measureCeiling(outDir, plan, GEN_CORE, 1, softirq);
+    netrxBaseline = netRxBaseline({ sent: c.plain.sent, netrx: c.netrx.plain }, { sent: c.gso.sent, netrx: c.netrx.gso });
   }
+  const irqAccounting = softirqInTaskTime();
   const rates = stepRates(o, ceilingPps);
   const blocks = planBlocks(o);
   let srtpCeiling: BenchResults['srtpCeiling'] = null;
@@ -240,7 +281,7 @@ export async function runBench(o: BenchOptions, outDir: string): Promise<BenchRe
   const totalSteps = blocks.reduce((n, b) => n + ratesOf(b).length, 0);
   process.stderr.write(`ngrelay-bench: ${blocks.length} blocks, ${totalSteps} steps (${rates.map((r) => r || 'max').join(', ')} pps)\n`);
   const progress = new Progress(totalSteps, o.stepSeconds + 1.5);
-  const ctx: RunContext = { o, outDir, plan, progress, rows: [], blocks: [] };
+  const ctx: RunContext = { o, outDir, plan, progress, rows: [], blocks: [], notes, softirq, netrxBaseline, softirqInRelayCpu: irqAccounting.inTaskTime };
   for (const b of blocks) {
     const note = await runBlock(b, ratesOf(b), ctx);
     if (note) {
@@ -248,9 +289,20 @@ export async function runBench(o: BenchOptions, outDir: string): Promise<BenchRe
       notes.push(note);
     }
   }
+  if (softirq.whyNot !== null) notes.push(`softirq not measured (${softirq.whyNot}): the softirq and total CPU columns say n/a`);
+  else if (netrxBaseline === null) notes.push('softirq: no generator-only baseline (the ceiling runs were not metered): the softirq and total CPU columns say n/a');
+  const setup = setupLines(o);
+  if (softirq.whyNot === null && netrxBaseline !== null) {
+    const inRelay = irqAccounting.inTaskTime ? "NET_RX in the relay's own context is in its process CPU already" : "NET_RX in the relay's own context is added too (the kernel accounts irq time apart: CONFIG_IRQ_TIME_ACCOUNTING=y)";
+    setup.push(
+      `- softirq µs/packet: NET_RX softirq time (bench/bin/softirq-meter) in the generator's context beyond its generator-only baseline ` +
+        `(${(netrxBaseline.plainNsPerPacket / 1e3).toFixed(2)} µs per packet sent, ${(netrxBaseline.gsoNsPerPacket / 1e3).toFixed(2)} with GSO for the max step) ` +
+        `plus all of it in other contexts (ksoftirqd, idle); ${inRelay}${irqAccounting.known ? '' : ' (assumed: no /proc/config.gz)'}. total = CPU-µs/packet + softirq µs/packet`,
+    );
+  }
   return {
     info,
-    setup: setupLines(o),
+    setup,
     stepSeconds: o.stepSeconds,
     loadNote,
     ceiling,
@@ -259,5 +311,6 @@ export async function runBench(o: BenchOptions, outDir: string): Promise<BenchRe
     rows: ctx.rows,
     blocks: ctx.blocks,
     notes,
+    netrxBaseline,
   };
 }

@@ -2,6 +2,7 @@
  * The shapes the benchmark passes between its parts: what the C generator prints per run, one measured
  * step (a row of the report), and the saved results file a report is rendered from.
  */
+import type { NetRxBaseline, NetRxCounts } from './softirq';
 
 /** SRTP counters of one loadgen run (bench/loadgen.c). */
 export interface LoadgenSrtp {
@@ -52,6 +53,10 @@ export interface StepRow {
   cpuSource: CpuSourceKind;
   /** Set on the last step of a block: whether every stream forwards again at a low rate. */
   overload: string | null;
+  /** NET_RX softirq counts over the step (bench/bin/softirq-meter); null/absent when the meter did not run. */
+  netrx?: NetRxCounts | null;
+  /** NET_RX softirq µs per forwarded packet charged to the relay (softirq.ts softirqUsPerPacket); null = n/a. */
+  softirqUs?: number | null;
 }
 
 export interface SrtpVerify {
@@ -99,4 +104,6 @@ export interface BenchResults {
   rows: StepRow[];
   blocks: BlockInfo[];
   notes: string[];
+  /** Generator-only NET_RX per packet (generator -> sink) subtracted from every row; null/absent = not measured. */
+  netrxBaseline?: NetRxBaseline | null;
 }

@@ -4,12 +4,14 @@
  * and an ngrelay whose /metrics has its I/O threads' CPU. Short bounded runs (two 1 s steps, small rates).
  * The HTML report must open in headless Chromium without console errors and draw non-blank charts.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import puppeteer from 'puppeteer-core';
+import { startSoftirqMeter } from '../../bench/tool/softirq';
 import type { BenchResults } from '../../bench/tool/types';
 import { freeMediaRange, freeTcpPort, freeUdpPort } from '../support/free-ports';
 import { NGRELAY_BIN, startNgrelay, REPO_ROOT } from '../support/ngrelay';
@@ -138,8 +140,11 @@ describe('ngrelay-bench against relays it did not start', () => {
       expect(row.name).toBe('rtpengine-ext');
       expect(row.cpuSeconds).toBeNull();
       expect(row.cpuSource).toBe('none');
+      expect(row.softirqUs).toBeNull();
     }
-    expect(run.stdout).toMatch(/\| rtpengine-ext \| 2 \| [^|]+ \| [^|]+ \| [^|]+ \| n\/a \| n\/a \|/);
+    // CPU %, CPU-µs, softirq and total: all n/a (no PID: the softirq meter is not run for a relay maybe elsewhere).
+    expect(run.stdout).toMatch(/\| rtpengine-ext \| 2 \| [^|]+ \| [^|]+ \| [^|]+ \| n\/a \| n\/a \| n\/a \| n\/a \|/);
+    expect(res.notes.join('\n')).toContain('softirq not measured (no --relay-pid');
     htmlReport = run.html;
     expect(run.svg).toContain('<svg');
   }, 120_000);
@@ -150,7 +155,12 @@ describe('ngrelay-bench against relays it did not start', () => {
     for (const row of res.rows) {
       expect(row.cpuSource).toBe('proc');
       expect(row.cpuSeconds).toBeGreaterThan(0);
+      // The NET_RX softirq meter ran around the step (global setup installs clang + libbpf-dev, build.sh builds it).
+      expect(row.netrx?.runs).toBeGreaterThan(0);
+      expect(row.softirqUs).toBeGreaterThanOrEqual(0);
     }
+    expect(res.netrxBaseline?.plainNsPerPacket).toBeGreaterThan(0);
+    expect(res.setup.join('\n')).toContain('softirq µs/packet: NET_RX softirq time');
     expect(res.notes.filter((n) => !n.startsWith('WARNING'))).toEqual([]);
   }, 120_000);
 
@@ -245,8 +255,49 @@ describe('ngrelay-bench against an ngrelay in a network namespace, over a veth',
     for (const row of res.rows) {
       expect(row.cpuSource).toBe('proc');
       expect(row.cpuSeconds).toBeGreaterThan(0);
+      expect(row.softirqUs).toBeGreaterThanOrEqual(0); // metered over the veth too
     }
     expect(res.setup.join('\n')).toContain(`ng ${RELAY_IP}:${NG_PORT}, phones on ${TOOL_IP} / ${TOOL_IP}`);
     expect((relay as ManagedProcess).hasExited, (relay as ManagedProcess).describe()).toBe(false);
   }, 120_000);
+});
+
+describe('the NET_RX softirq meter (bench/bin/softirq-meter, real BPF on the softirq tracepoints)', () => {
+  /** 3000 datagrams to a socket of this process on loopback: their NET_RX work runs in this process's send calls. */
+  async function loopbackTraffic(): Promise<void> {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+    const port = sock.address().port;
+    const payload = Buffer.alloc(172);
+    try {
+      for (let i = 0; i < 3000; i++) await new Promise<void>((resolve, reject) => sock.send(payload, port, '127.0.0.1', (err) => (err ? reject(err) : resolve())));
+    } finally {
+      sock.close();
+    }
+  }
+
+  beforeAll(() => {
+    // The tool builds it on its own first run; this test may run first.
+    execFileSync('sh', [path.join(REPO_ROOT, 'bench', 'build.sh')], { stdio: 'ignore' });
+  }, 120_000);
+
+  it('counts NET_RX in the context of the process it is told is the generator', async () => {
+    const meter = await startSoftirqMeter(null);
+    meter.generator(process.pid);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the "gen PID" line reaches the meter
+    await loopbackTraffic();
+    const counts = await meter.stop();
+    expect(counts.runs).toBeGreaterThan(0);
+    expect(counts.gen_ns).toBeGreaterThan(0);
+    expect(counts.relay_ns).toBe(0);
+    // stop() is idempotent: the same counts.
+    expect(await meter.stop()).toBe(counts);
+  }, 30_000);
+
+  it('splits off the relay\'s context by its PID', async () => {
+    const meter = await startSoftirqMeter(process.pid);
+    await loopbackTraffic();
+    const counts = await meter.stop();
+    expect(counts.relay_ns).toBeGreaterThan(0);
+  }, 30_000);
 });
