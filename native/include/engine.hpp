@@ -23,6 +23,7 @@
 #include "srtp.hpp"
 #include "start_latch.hpp"
 #include "dtmf.hpp"
+#include "dtmf_inject.hpp"
 #include "stream_quality.hpp"
 #include "thread_sched.hpp"
 
@@ -111,6 +112,9 @@ struct alignas(128) Stream {
   Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream
   Recording* rec = nullptr;      // the recording this stream's received packets go to (null = none/paused)
   std::atomic<int64_t> lastPacketMs{0};  // published
+  uint16_t seqShift = 0;         // play DTMF: added to the sequence number of every RTP packet forwarded
+  bool dtmfInjecting = false;    // play DTMF: an event is being sent, the party's RTP is suppressed
+  int8_t dtmfReplace = -1;       // rule.dtmfReplace (block DTMF with DTMF-security zero/DTMF/random)
 
   // --- line 1: published to other threads and to JS ---
   Counter packets, bytes;
@@ -136,6 +140,7 @@ struct alignas(128) Stream {
   Stream* muxParent = nullptr;   // on a muxed RTCP stream: the RTP stream (learning state lives there)
   StreamQuality quality;         // owner thread only (see stream_quality.hpp); read out by a ReadQuality command
   DtmfState dtmf;                // owner thread only: the RFC 4733 event in progress
+  DtmfInjector inject;           // owner thread only: play DTMF (see dtmf_inject.hpp)
 
   /** Bytes from the start that the packet path reads or writes (the I/O thread prefetches them). */
   static constexpr size_t kHotBytes = 128;
@@ -248,7 +253,10 @@ struct AsyncFence {
   EventRelay* relay;
 };
 
-enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence, ReadQuality };
+enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence, ReadQuality, PlayDtmf };
+
+/** What the owner thread made of a play DTMF command. */
+enum class DtmfPlayResult : uint8_t { Queued, QueueFull, PassThrough, UnknownStream };
 
 struct Command {
   CommandType type;
@@ -264,6 +272,8 @@ struct Command {
   bool srtpPassThrough = false;
   AsyncFence* fence = nullptr;  // Fence: acknowledged through the event relay instead of `done`
   QualitySnapshot* qualityOut = nullptr;  // ReadQuality: where the owner thread copies the stream's figures
+  DtmfPlay play{};                        // PlayDtmf: the event to queue
+  DtmfPlayResult* playOut = nullptr;      // PlayDtmf: the outcome
 };
 
 class IoThread {
@@ -310,6 +320,14 @@ class IoThread {
   void emit(EventType type, const Stream* s, const SockAddr& a);
   /** A telephone-event packet on `t` (party at `from`): reports each event once, when it ends. */
   void observeDtmf(Stream* t, const uint8_t* p, size_t len, const SockAddr& from);
+  /** PlayDtmf on the owner thread: queues the event on `s` (native/src/dtmf_inject.cpp). */
+  DtmfPlayResult queueDtmf(Stream* s, const DtmfPlay& play);
+  /** Sends the event packets that are due and starts queued events (from handleTimers). */
+  void runInjections();
+  /** epoll timeout cap while events play: ms until the next packet is due. */
+  int injectionTimeoutMs() const;
+  /** Sends one injected packet of `s` towards its sink's party (SRTP-protected when that leg is). */
+  void sendInjected(Stream* s, uint8_t* p, size_t len);
   void flushEvents(bool force);
   /** Counts an SRTP/SRTCP failure on stream `t` (errors + per-reason counter); the packet is then dropped. */
   void countSrtpFailure(Stream* t, SrtpResult r);
@@ -355,6 +373,8 @@ class IoThread {
   std::vector<struct iovec> siov_;
   std::vector<SockAddr> snames_;
   std::vector<uint8_t> scratch_;  // pass-through + recording: a decrypted copy for the pcap
+  std::vector<uint8_t> injectBuf_;   // play DTMF: one event packet (+ SRTP trailer), allocated once
+  std::vector<Stream*> injecting_;   // streams with events playing or queued
 
   std::vector<Stream*> windows_;  // streams in a heuristic learning window
   std::vector<Stream*> active_;   // streams that received media and are not idle yet
@@ -463,6 +483,11 @@ class Engine {
   bool readCounters(int32_t id, StreamSnapshot& out) const;
   /** Call-quality figures of a stream, copied on its owner thread (native/src/engine_quality.cpp). */
   bool readQuality(int32_t id, QualitySnapshot& out) const;
+  /**
+   * play DTMF: queues the event on the stream that receives from the party named as its sender (the packets go
+   * out towards that stream's sink). Waits for the owner thread's answer.
+   */
+  DtmfPlayResult playDtmf(int32_t id, const DtmfPlay& play);
   /** SRTP sequence state of a stream's contexts (a missing context reads as unknown); false for an unknown id. */
   bool readSrtpProgress(int32_t id, SrtpProgress& inbound, SrtpProgress& outbound) const;
   /** Last packet time (wall ms) of a stream; 0 when it never received one or is unknown. */

@@ -25,6 +25,7 @@ struct Rule {
   bool silenceMedia = false;  // ng `silence media`: G.711 payloads replaced with silence
   int16_t dtmfPt = -1;        // telephone-event payload type (-1 = none): events are detected and reported
   bool blockDtmf = false;     // ng `block DTMF`: those packets are counted, not forwarded
+  int8_t dtmfReplace = -1;    // with blockDtmf: forward with this event instead (0-15; 16 = random), -1 = drop
 };
 
 constexpr int64_t kLearningWindowMs = 3000;

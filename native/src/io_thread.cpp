@@ -24,7 +24,7 @@
 namespace ngrelay {
 
 static_assert(offsetof(Stream, endpoint) + sizeof(PublishedAddr) <= Stream::kHotBytes &&
-                  offsetof(Stream, lastPacketMs) + 8 <= 64,
+                  offsetof(Stream, lastPacketMs) + 8 <= 64 && offsetof(Stream, dtmfReplace) < 64,
               "the packet path's fields must stay within the first two cache lines");
 
 #ifndef SYS_pidfd_open
@@ -98,6 +98,8 @@ IoThread::IoThread(int index, const EventSink& sink, const SchedulingSpec& sched
   siov_.resize(kBatch);
   snames_.resize(kBatch);
   scratch_.resize(kBufSize);
+  injectBuf_.resize(256);  // a 16-byte event packet plus any SRTP trailer
+  injecting_.reserve(16);
   for (int i = 0; i < kBatch; ++i) {
     riov_[i].iov_base = bufs_.data() + size_t(i) * kSlotStride;
     riov_[i].iov_len = kBufSize;
@@ -247,6 +249,7 @@ void IoThread::run() {
                   : (!pendingEvents_.empty() || !windows_.empty()) ? int(kEventFlushMs)
                   : !active_.empty()                               ? int(kIdleScanMs)
                                                                    : 1000;
+    if (!injecting_.empty()) timeout = std::min(timeout, injectionTimeoutMs());  // play DTMF packets falling due
     int n = sysEpollWait(epfd_, evs, kMaxEvents, timeout);
     // Once per round: the coarse clocks tick every few ms anyway, and a round is short (≤ 256 sockets × 4
     // batches). Timestamps feed idle detection and learning windows, which count in seconds.
@@ -334,6 +337,7 @@ void IoThread::apply(const Command& c) {
       s->mediaSilenced = c.rule.silenceMedia;
       s->dtmfPt = int8_t(c.rule.dtmfPt);
       s->dtmfBlocked = c.rule.blockDtmf;
+      s->dtmfReplace = c.rule.dtmfReplace;
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       s->learn.lastSignalMs = nowMono_;
@@ -356,6 +360,7 @@ void IoThread::apply(const Command& c) {
       s->mediaSilenced = c.rule.silenceMedia;
       s->dtmfPt = int8_t(c.rule.dtmfPt);
       s->dtmfBlocked = c.rule.blockDtmf;
+      s->dtmfReplace = c.rule.dtmfReplace;
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       if (old.signalGeneration != c.rule.signalGeneration) s->learn.lastSignalMs = nowMono_;
@@ -375,6 +380,9 @@ void IoThread::apply(const Command& c) {
       s->rec = c.rec;
       break;
     case CommandType::Fence:
+      break;
+    case CommandType::PlayDtmf:
+      *c.playOut = queueDtmf(s, c.play);
       break;
     case CommandType::ReadQuality:
       c.qualityOut->rtp = s->quality.rtp;
@@ -397,6 +405,7 @@ void IoThread::apply(const Command& c) {
       s->inActive = false;
       if (s->inBacklog) backlog_.erase(std::remove(backlog_.begin(), backlog_.end(), s), backlog_.end());
       s->inBacklog = false;
+      injecting_.erase(std::remove(injecting_.begin(), injecting_.end(), s), injecting_.end());
       break;
   }
 }
@@ -438,6 +447,7 @@ void IoThread::handleTimers() {
       ++i;
     }
   }
+  if (!injecting_.empty()) runInjections();
   scanIdle();
   flushEvents(false);
 }
@@ -707,15 +717,30 @@ bool IoThread::drain(Stream* x) {
       }
       if (rec && plain) record(rec, src, x->local, plain, plainLen);
 
-      // DTMF events are reported, then dropped under `block DTMF`. block/silence media: received and counted
-      // as usual, then dropped or muted before it leaves (under SRTP pass-through the payload is ciphertext
-      // and cannot be muted).
+      // DTMF events are reported, then dropped under `block DTMF` (or, with DTMF-security zero/DTMF/random,
+      // forwarded with another digit). block/silence media: received and counted as usual, then dropped or
+      // muted before it leaves (under SRTP pass-through the payload is ciphertext and cannot be changed).
       if (isRtp && (p[1] & 0x7f) == t->dtmfPt) {
         observeDtmf(t, p, len, x->learn.current);
-        if (t->dtmfBlocked) continue;
+        if (t->dtmfBlocked) {
+          if (t->dtmfReplace < 0 || (in && t->srtpPassThrough)) continue;
+          dtmfReplaceEvent(t->dtmf, p, len, t->dtmfReplace);
+        }
       }
       if (isRtp && t->mediaBlocked) continue;
       if (isRtp && t->mediaSilenced && !(in && t->srtpPassThrough)) silenceRtpPayload(p, len);
+      // play DTMF: the party's packets give way while an event plays, and afterwards follow the injected
+      // packets' sequence numbers (before SRTP protection, so the outbound context sees the shifted ones).
+      if (isRtp && (t->dtmfInjecting || t->seqShift != 0)) {
+        if (t->dtmfInjecting) {
+          ++t->inject.suppressed;
+          --t->seqShift;
+          continue;
+        }
+        const uint16_t seq = uint16_t(((p[2] << 8) | p[3]) + t->seqShift);
+        p[2] = uint8_t(seq >> 8);
+        p[3] = uint8_t(seq);
+      }
 
       Stream* out = t->sink;
       const int outFd = t->sinkFd;  // this thread's descriptor of out's socket

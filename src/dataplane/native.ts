@@ -26,6 +26,8 @@ import {
   BindError,
   type DataPlane,
   type DataPlaneInfo,
+  type DtmfPlayOutcome,
+  type DtmfPlayRequest,
   type EngineEvent,
   type EngineOptions,
   type EngineTotals,
@@ -58,6 +60,7 @@ interface NativeEngineInstance {
   fence(): number;
   readCounters(ids: readonly number[]): (StreamCounters | null)[];
   readQuality(id: number): StreamQuality | null;
+  playDtmf(id: number, request: DtmfPlayRequest): DtmfPlayOutcome;
   readSrtpProgress(ids: readonly number[]): (StreamSrtpProgress | null)[];
   lastPacketTimes(ids: Int32Array): Float64Array;
   totals(): EngineTotals;
@@ -225,6 +228,11 @@ class NativeDataPlane implements DataPlane {
   readQuality(id: number): StreamQuality | null {
     if (this.closed) return null;
     return this.engine.readQuality(id);
+  }
+
+  playDtmf(id: number, request: DtmfPlayRequest): DtmfPlayOutcome {
+    if (this.closed) return 'unknown-stream';
+    return this.engine.playDtmf(id, request);
   }
 
   mosTotals(): MosTotals {
