@@ -115,11 +115,18 @@ struct alignas(128) Stream {
   uint16_t seqShift = 0;         // play DTMF: added to the sequence number of every RTP packet forwarded
   bool dtmfInjecting = false;    // play DTMF: an event is being sent, the party's RTP is suppressed
   int8_t dtmfReplace = -1;       // rule.dtmfReplace (block DTMF with DTMF-security zero/DTMF/random)
+  // Any of mediaBlocked, mediaSilenced, dtmfInjecting, seqShift != 0: one test per RTP packet instead of four
+  // (kept by refreshRtpAltered() wherever one of them changes).
+  bool rtpAltered = false;
 
   // --- line 1: published to other threads and to JS ---
   Counter packets, bytes;
   std::atomic<uint64_t> rtpState{0};  // bit 48 = valid, bits 32..47 = seq, 0..31 = ssrc
   PublishedAddr endpoint;             // where packets to this party go (read by senders on any thread)
+
+  // --- line 2: written by every RTP packet this stream receives (owner thread only; read out by ReadQuality).
+  // Prefetched for a receiving stream only (kReceiveHotBytes), not when the stream is just a sink.
+  RtpReceiveStats rtpStats;
 
   // --- cold ---
   SrtpContext* srtpIn = nullptr;   // decrypts what arrives (owned by the Engine's record, used here only)
@@ -144,6 +151,10 @@ struct alignas(128) Stream {
 
   /** Bytes from the start that the packet path reads or writes (the I/O thread prefetches them). */
   static constexpr size_t kHotBytes = 128;
+  /** The same plus the line of rtpStats that every RTP packet writes (for the stream receiving the packet). */
+  static constexpr size_t kReceiveHotBytes = 192;
+
+  void refreshRtpAltered() { rtpAltered = mediaBlocked || mediaSilenced || dtmfInjecting || seqShift != 0; }
 
   /** After any change of `rule` or `learn`: republish the destination and recompute learnSettled. */
   void publishEndpoint() {
@@ -335,6 +346,11 @@ class IoThread {
   bool parseRtcpOf(Stream* t, const uint8_t* p, size_t len, RtcpSummary& summary);
   /** Monotonic µs of the current receive batch, read from the clock once per batch when first needed. */
   int64_t batchArrival();
+  /** batchArrival() on an RTP clock of `clockRate` Hz (computed once per batch and rate). */
+  uint32_t batchArrivalOn(uint32_t clockRate) {
+    return clockRate == batchClock_ ? batchArrivalTs_ : batchArrivalOnSlow(clockRate);
+  }
+  uint32_t batchArrivalOnSlow(uint32_t clockRate);
   int64_t nowWallPrecise() const;
   /** Queue one pcap record for `rec`; never blocks: a full ring drops the record and counts it. */
   void record(Recording* rec, const SockAddr& src, const SockAddr& dst, const uint8_t* p, size_t len);
@@ -400,6 +416,8 @@ class IoThread {
   int64_t nowWall_ = 0;
   RecordRing* ring_ = nullptr;
   int64_t batchArrivalUs_ = 0;  // precise monotonic arrival time of the current receive batch (0 = not taken)
+  uint32_t batchClock_ = 0;     // the clock rate batchArrivalTs_ is on (0 = none yet this batch)
+  uint32_t batchArrivalTs_ = 0;
   timeval recordTime_{0, 0};  // capture time of the current receive batch (taken when first needed)
   bool recordTimeValid_ = false;
 };

@@ -28,14 +28,13 @@ void startEvent(Stream* s, const DtmfPlay& play, int64_t nowUs) {
   const uint32_t packetMs = uint32_t(kDtmfPacketUs / 1000);  // rtpengine rounds up: 250 ms = 13 packets
   j.progressPackets = std::max<uint32_t>(1, (play.durationMs + packetMs - 1) / packetMs);
   j.sent = 0;
-  const RtpReceiveStats& r = s->quality.rtp;
+  const RtpReceiveStats& r = s->rtpStats;
   const uint32_t clock = s->rule.clockRate ? s->rule.clockRate : 8000;
   if (r.started) {
     j.ssrc = r.ssrc;
     j.nextSeq = uint16_t(r.maxSeq + s->seqShift + 1);
-    // The party's media clock has run on since its last packet: the event starts where its next packet would.
-    const int64_t elapsedUs = std::max<int64_t>(0, nowUs - r.lastArrivalUs);
-    j.timestamp = r.lastTimestamp + uint32_t(uint64_t(elapsedUs) * clock / 1000000);
+    // Where the party's media clock stands now: the time on the RTP clock less the transit its packets had.
+    j.timestamp = rtpClockAt(nowUs, clock) - r.lastTransit;
   } else {
     // Nothing received from the party yet: a stream of the relay's own (as a party starting to send would).
     uint32_t seed = uint32_t(nowUs) ^ (uint32_t(s->id) * 0x9e3779b9u);
@@ -48,6 +47,7 @@ void startEvent(Stream* s, const DtmfPlay& play, int64_t nowUs) {
   }
   j.playing = true;
   s->dtmfInjecting = true;
+  s->refreshRtpAltered();
   j.nextAtUs = nowUs;
 }
 
@@ -104,6 +104,7 @@ void IoThread::runInjections() {
         if (j.sent >= j.progressPackets + kDtmfEndPackets) {
           j.playing = false;
           s->dtmfInjecting = false;
+          s->refreshRtpAltered();  // stays set while seqShift is not 0
           j.waiting = true;
           j.nextAtUs += int64_t(j.current.pauseMs) * 1000;
         } else {

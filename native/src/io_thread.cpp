@@ -23,8 +23,10 @@
 
 namespace ngrelay {
 
+static_assert(offsetof(Stream, rtpStats) == Stream::kHotBytes && offsetof(Stream, rtpStats) + 48 <= Stream::kReceiveHotBytes,
+              "the RTP statistics' packet-path fields must fill the third cache line only");
 static_assert(offsetof(Stream, endpoint) + sizeof(PublishedAddr) <= Stream::kHotBytes &&
-                  offsetof(Stream, lastPacketMs) + 8 <= 64 && offsetof(Stream, dtmfReplace) < 64,
+                  offsetof(Stream, lastPacketMs) + 8 <= 64 && offsetof(Stream, rtpAltered) < 64,
               "the packet path's fields must stay within the first two cache lines");
 
 #ifndef SYS_pidfd_open
@@ -58,13 +60,13 @@ inline int sysEpollWait(int epfd, epoll_event* evs, int max, int timeoutMs) {
 // work in between evicts them. Fetching the next sockets' streams while this one is in its syscalls hides
 // part of that stall (streams sit on huge pages, see huge_pages.hpp: a prefetch is of no use across a TLB
 // miss).
-inline void prefetchStream(const Stream* s) {
+inline void prefetchStream(const Stream* s, size_t bytes = Stream::kReceiveHotBytes) {
   if (!s) return;
   const char* p = reinterpret_cast<const char*>(s);
-  for (size_t off = 0; off < Stream::kHotBytes; off += 64) __builtin_prefetch(p + off);
+  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
 }
 inline void prefetchSink(const Stream* s) {
-  if (s && s->sink) prefetchStream(s->sink);
+  if (s && s->sink) prefetchStream(s->sink, Stream::kHotBytes);  // a sink's RTP statistics are not touched
 }
 
 int64_t clockMs(clockid_t clk) {
@@ -338,6 +340,7 @@ void IoThread::apply(const Command& c) {
       s->dtmfPt = int8_t(c.rule.dtmfPt);
       s->dtmfBlocked = c.rule.blockDtmf;
       s->dtmfReplace = c.rule.dtmfReplace;
+      s->refreshRtpAltered();
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       s->learn.lastSignalMs = nowMono_;
@@ -361,6 +364,7 @@ void IoThread::apply(const Command& c) {
       s->dtmfPt = int8_t(c.rule.dtmfPt);
       s->dtmfBlocked = c.rule.blockDtmf;
       s->dtmfReplace = c.rule.dtmfReplace;
+      s->refreshRtpAltered();
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       if (old.signalGeneration != c.rule.signalGeneration) s->learn.lastSignalMs = nowMono_;
@@ -385,7 +389,7 @@ void IoThread::apply(const Command& c) {
       *c.playOut = queueDtmf(s, c.play);
       break;
     case CommandType::ReadQuality:
-      c.qualityOut->rtp = s->quality.rtp;
+      c.qualityOut->rtp = s->rtpStats;
       c.qualityOut->rtcp = s->quality.rtcp.f;
       break;
     case CommandType::Detach:
@@ -540,6 +544,12 @@ bool IoThread::parseRtcpOf(Stream* t, const uint8_t* p, size_t len, RtcpSummary&
   return false;
 }
 
+uint32_t IoThread::batchArrivalOnSlow(uint32_t clockRate) {
+  batchClock_ = clockRate;
+  batchArrivalTs_ = rtpClockAt(batchArrival(), clockRate);
+  return batchArrivalTs_;
+}
+
 int64_t IoThread::nowWallPrecise() const {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -594,6 +604,7 @@ bool IoThread::drain(Stream* x) {
     }
     recordTimeValid_ = false;
     batchArrivalUs_ = 0;
+    batchClock_ = 0;
 
     int pending = 0;
     int pendingFd = -1;
@@ -685,10 +696,13 @@ bool IoThread::drain(Stream* x) {
         qualityOnRtcp(t->quality.rtcp, peer, rtcpSummary, batchArrival(), nowWallPrecise(), t->rule.clockRate);
       }
       if (isRtp) {
-        uint32_t ssrc = (uint32_t(p[8]) << 24) | (uint32_t(p[9]) << 16) | (uint32_t(p[10]) << 8) | p[11];
-        uint64_t seq = (uint64_t(p[2]) << 8) | p[3];
-        t->rtpState.store((uint64_t(1) << 48) | (seq << 32) | ssrc, std::memory_order_relaxed);
-        qualityOnRtp(t->quality.rtp, p, batchArrival(), t->rule.clockRate);
+        uint32_t w[3];  // the header's first three words, read once for both uses
+        std::memcpy(w, p, 12);
+        const uint16_t seq = uint16_t(__builtin_bswap32(w[0]));
+        const uint32_t ssrc = __builtin_bswap32(w[2]);
+        t->rtpState.store((uint64_t(1) << 48) | (uint64_t(seq) << 32) | ssrc, std::memory_order_relaxed);
+        const uint32_t clock = t->rule.clockRate;
+        qualityOnRtp(t->rtpStats, seq, __builtin_bswap32(w[1]), ssrc, batchArrivalOn(clock), clock);
       }
       if (!t->seenFirst) {
         t->seenFirst = true;
@@ -720,26 +734,28 @@ bool IoThread::drain(Stream* x) {
       // DTMF events are reported, then dropped under `block DTMF` (or, with DTMF-security zero/DTMF/random,
       // forwarded with another digit). block/silence media: received and counted as usual, then dropped or
       // muted before it leaves (under SRTP pass-through the payload is ciphertext and cannot be changed).
-      if (isRtp && (p[1] & 0x7f) == t->dtmfPt) {
-        observeDtmf(t, p, len, x->learn.current);
-        if (t->dtmfBlocked) {
-          if (t->dtmfReplace < 0 || (in && t->srtpPassThrough)) continue;
-          dtmfReplaceEvent(t->dtmf, p, len, t->dtmfReplace);
+      if (isRtp) {
+        if ((p[1] & 0x7f) == t->dtmfPt) {
+          observeDtmf(t, p, len, x->learn.current);
+          if (t->dtmfBlocked) {
+            if (t->dtmfReplace < 0 || (in && t->srtpPassThrough)) continue;
+            dtmfReplaceEvent(t->dtmf, p, len, t->dtmfReplace);
+          }
         }
-      }
-      if (isRtp && t->mediaBlocked) continue;
-      if (isRtp && t->mediaSilenced && !(in && t->srtpPassThrough)) silenceRtpPayload(p, len);
-      // play DTMF: the party's packets give way while an event plays, and afterwards follow the injected
-      // packets' sequence numbers (before SRTP protection, so the outbound context sees the shifted ones).
-      if (isRtp && (t->dtmfInjecting || t->seqShift != 0)) {
-        if (t->dtmfInjecting) {
-          ++t->inject.suppressed;
-          --t->seqShift;
-          continue;
+        if (t->rtpAltered) {
+          if (t->mediaBlocked) continue;
+          if (t->mediaSilenced && !(in && t->srtpPassThrough)) silenceRtpPayload(p, len);
+          // play DTMF: the party's packets give way while an event plays, and afterwards follow the injected
+          // packets' sequence numbers (before SRTP protection, so the outbound context sees the shifted ones).
+          if (t->dtmfInjecting) {
+            ++t->inject.suppressed;
+            --t->seqShift;
+            continue;
+          }
+          const uint16_t seq = uint16_t(((p[2] << 8) | p[3]) + t->seqShift);
+          p[2] = uint8_t(seq >> 8);
+          p[3] = uint8_t(seq);
         }
-        const uint16_t seq = uint16_t(((p[2] << 8) | p[3]) + t->seqShift);
-        p[2] = uint8_t(seq >> 8);
-        p[3] = uint8_t(seq);
       }
 
       Stream* out = t->sink;
