@@ -4,7 +4,7 @@
 // A in bursts, everything collected only inside IoThread::drain (see bench/pathcost.sh). Builds against any
 // revision of native/ whose Engine has (threads, receiveBufferBytes, sink) and addStream(spec, rule) (24ba840 on).
 //
-//   pathcost [packets]   prints "forwarded N" when done; bounded: gives up after 300 s.
+//   pathcost [packets [calls]]   prints "forwarded N of M" when done; bounded: gives up after 300 s.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -15,7 +15,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <random>
+#include <vector>
 
 #include "engine.hpp"
 
@@ -58,26 +60,34 @@ uint16_t addOnFreePort(Engine& e, int32_t id, const Rule& rule, std::mt19937& rn
 
 int main(int argc, char** argv) {
   const long packets = argc > 1 ? atol(argv[1]) : 20000;
+  // calls = 1: one stream, packets kept 512 in flight (full 64-packet receive batches). calls > 1: one packet
+  // to each call's stream, then wait until all are forwarded (one-packet batches, as at many calls with 50
+  // packets a second each, where the per-batch work counts per packet).
+  const long calls = argc > 2 ? std::max(1L, atol(argv[2])) : 1;
   std::mt19937 rng{uint32_t(getpid())};
   uint16_t aPort = 0, bPort = 0;
   int a = udpSocket(aPort);
   int b = udpSocket(bPort);
   Engine engine(1, 4 << 20, [](std::vector<EngineEvent>&&) {});
 
-  Rule fromA;
-  fromA.learning = Learning::Off;
-  SockAddr::parse("127.0.0.1", aPort, fromA.expected);
-  fromA.sink = 2;
-  Rule fromB;
-  fromB.learning = Learning::Off;
-  SockAddr::parse("127.0.0.1", bPort, fromB.expected);
-  fromB.sink = 1;
+  std::vector<uint16_t> relayPorts;  // where A sends for call i
+  for (long i = 0; i < calls; ++i) {
+    const int32_t idA = int32_t(2 * i + 1), idB = int32_t(2 * i + 2);
+    Rule fromA;
+    fromA.learning = Learning::Off;
+    SockAddr::parse("127.0.0.1", aPort, fromA.expected);
+    fromA.sink = idB;
+    Rule fromB;
+    fromB.learning = Learning::Off;
+    SockAddr::parse("127.0.0.1", bPort, fromB.expected);
+    fromB.sink = idA;
 #ifdef PATHCOST_HAS_DTMF
-  fromA.dtmfPt = 101;  // negotiated in a real call: the packet path then compares every packet's PT
-  fromB.dtmfPt = 101;
+    fromA.dtmfPt = 101;  // negotiated in a real call: the packet path then compares every packet's PT
+    fromB.dtmfPt = 101;
 #endif
-  const uint16_t relayA = addOnFreePort(engine, 1, fromA, rng);  // receives from A, sends out of stream 2
-  addOnFreePort(engine, 2, fromB, rng);
+    relayPorts.push_back(addOnFreePort(engine, idA, fromA, rng));  // receives from A, sends out of idB's socket
+    addOnFreePort(engine, idB, fromB, rng);
+  }
 #ifdef PATHCOST_HAS_SYNC
   engine.sync();  // adds are queued since the batching change; before it they were in place on return
 #endif
@@ -85,23 +95,29 @@ int main(int argc, char** argv) {
   sockaddr_in to{};
   to.sin_family = AF_INET;
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  to.sin_port = htons(relayA);
   uint8_t pkt[172];
   memset(pkt, 0xff, sizeof pkt);
   pkt[0] = 0x80;
   pkt[1] = 0;
-  pkt[8] = 0x12, pkt[9] = 0x34, pkt[10] = 0x56, pkt[11] = 0x78;
   uint8_t buf[2048];
   long sent = 0, got = 0;
+  const long inFlight = calls == 1 ? 512 : calls;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(300);
   while (got < packets && std::chrono::steady_clock::now() < deadline) {
-    // Keep at most 512 packets in flight: the relay's socket never overflows, so every packet is forwarded.
-    while (sent < packets && sent - got < 512) {
-      const uint16_t seq = uint16_t(sent);
-      const uint32_t ts = uint32_t(sent * 160);
-      pkt[2] = uint8_t(seq >> 8), pkt[3] = uint8_t(seq);
-      pkt[4] = uint8_t(ts >> 24), pkt[5] = uint8_t(ts >> 16), pkt[6] = uint8_t(ts >> 8), pkt[7] = uint8_t(ts);
-      if (sendto(a, pkt, sizeof pkt, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == ssize_t(sizeof pkt)) ++sent;
+    // Never more in flight than the relay's sockets hold: every packet is forwarded.
+    if (calls == 1 ? sent - got < inFlight : sent == got) {
+      for (long k = 0; k < inFlight && sent < packets; ++k) {
+        const long call = sent % calls;
+        const long n = sent / calls;  // this call's packet number
+        const uint16_t seq = uint16_t(n);
+        const uint32_t ts = uint32_t(n * 160);
+        const uint32_t ssrc = uint32_t(0x12345678 + call);
+        pkt[2] = uint8_t(seq >> 8), pkt[3] = uint8_t(seq);
+        pkt[4] = uint8_t(ts >> 24), pkt[5] = uint8_t(ts >> 16), pkt[6] = uint8_t(ts >> 8), pkt[7] = uint8_t(ts);
+        pkt[8] = uint8_t(ssrc >> 24), pkt[9] = uint8_t(ssrc >> 16), pkt[10] = uint8_t(ssrc >> 8), pkt[11] = uint8_t(ssrc);
+        to.sin_port = htons(relayPorts[size_t(call)]);
+        if (sendto(a, pkt, sizeof pkt, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == ssize_t(sizeof pkt)) ++sent;
+      }
     }
     pollfd p{b, POLLIN, 0};
     if (poll(&p, 1, 1000) <= 0) continue;

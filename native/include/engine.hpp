@@ -344,7 +344,7 @@ class IoThread {
   void countSrtpFailure(Stream* t, SrtpResult r);
   /** Parses RTCP arriving on `t`; false (counted as malformed, to be dropped) when it does not parse. */
   bool parseRtcpOf(Stream* t, const uint8_t* p, size_t len, RtcpSummary& summary);
-  /** Monotonic µs of the current receive batch, read from the clock once per batch when first needed. */
+  /** Monotonic µs of the current receive batch, read when first needed (see kPacketsPerClock). */
   int64_t batchArrival();
   /** batchArrival() on an RTP clock of `clockRate` Hz (computed once per batch and rate). */
   uint32_t batchArrivalOn(uint32_t clockRate) {
@@ -418,6 +418,11 @@ class IoThread {
   int64_t batchArrivalUs_ = 0;  // precise monotonic arrival time of the current receive batch (0 = not taken)
   uint32_t batchClock_ = 0;     // the clock rate batchArrivalTs_ is on (0 = none yet this batch)
   uint32_t batchArrivalTs_ = 0;
+  // Packets handled since batchArrivalUs_ was read: one reading serves up to this many (≈100 µs of work, well
+  // below the millisecond in which jitter and round-trip times are reported).
+  static constexpr int kPacketsPerClock = 64;
+  int packetsSinceClock_ = 0;
+  RtcpSummary rtcpSummary_;     // parse target for RTCP, reused (300 bytes: not rebuilt per batch)
   timeval recordTime_{0, 0};  // capture time of the current receive batch (taken when first needed)
   bool recordTimeValid_ = false;
 };

@@ -33,8 +33,11 @@ void startEvent(Stream* s, const DtmfPlay& play, int64_t nowUs) {
   if (r.started) {
     j.ssrc = r.ssrc;
     j.nextSeq = uint16_t(r.maxSeq + s->seqShift + 1);
-    // Where the party's media clock stands now: the time on the RTP clock less the transit its packets had.
-    j.timestamp = rtpClockAt(nowUs, clock) - r.lastTransit;
+    // Where the party's media clock stands now: the time on the RTP clock less the transit its packets had;
+    // never before the end of the last packet (taken as 20 ms long), which an event must not overlap.
+    const uint32_t estimate = rtpClockAt(nowUs, clock) - r.lastTransit;
+    const uint32_t afterLast = r.lastTimestamp + clock / 50;
+    j.timestamp = int32_t(estimate - afterLast) > 0 ? estimate : afterLast;
   } else {
     // Nothing received from the party yet: a stream of the relay's own (as a party starting to send would).
     uint32_t seed = uint32_t(nowUs) ^ (uint32_t(s->id) * 0x9e3779b9u);

@@ -257,6 +257,9 @@ void IoThread::run() {
     // batches). Timestamps feed idle detection and learning windows, which count in seconds.
     nowMono_ = clockMs(CLOCK_MONOTONIC_COARSE);
     nowWall_ = clockMs(CLOCK_REALTIME_COARSE);
+    batchArrivalUs_ = 0;  // the thread may have slept: a new arrival reading for this round's packets
+    batchClock_ = 0;
+    packetsSinceClock_ = 0;
     bool wake = false;
     // Streams left with data last round go first, so a busy socket cannot starve them.
     again.clear();
@@ -603,13 +606,19 @@ bool IoThread::drain(Stream* x) {
       return true;
     }
     recordTimeValid_ = false;
-    batchArrivalUs_ = 0;
-    batchClock_ = 0;
+    // The arrival clock is read again once kPacketsPerClock packets were handled with the last reading: with
+    // one-packet batches (many calls) a reading per batch was one clock_gettime per packet.
+    packetsSinceClock_ += n;
+    if (packetsSinceClock_ > kPacketsPerClock) {
+      batchArrivalUs_ = 0;
+      batchClock_ = 0;
+      packetsSinceClock_ = n;
+    }
 
     int pending = 0;
     int pendingFd = -1;
     SockAddr dest;
-    RtcpSummary rtcpSummary;  // filled per RTCP packet (declared once: it is 300 bytes)
+    RtcpSummary& rtcpSummary = rtcpSummary_;  // filled per RTCP packet (parseRtcp resets it)
     for (int i = 0; i < n; ++i) {
       msghdr& h = msgs[i].msg_hdr;
       uint8_t* p = bufs_.data() + size_t(i) * kSlotStride;
