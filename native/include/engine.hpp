@@ -26,6 +26,7 @@
 #include "srtp.hpp"
 #include "start_latch.hpp"
 #include "dtmf.hpp"
+#include "dtmf_inject.hpp"
 #include "stream_quality.hpp"
 #include "thread_sched.hpp"
 
@@ -116,7 +117,13 @@ struct alignas(128) Stream {
   int8_t dtmfPt = -1;            // rule.dtmfPt (payload types are 0..127)
   bool dtmfBlocked = false;      // rule.blockDtmf
   bool demuxControl = false;     // rule.ice or rule.dtls: STUN/DTLS are taken out (source addresses needed)
+  bool dtmfInjecting = false;    // play DTMF: an event is being sent, the party's RTP is suppressed
+  int8_t dtmfReplace = -1;       // rule.dtmfReplace (block DTMF with DTMF-security zero/DTMF/random)
+  // Any of mediaBlocked, mediaSilenced, dtmfInjecting, seqShift != 0: one test per RTP packet instead of four
+  // (kept by refreshRtpAltered() wherever one of them changes).
+  bool rtpAltered = false;
   uint32_t drainedRound = 0;     // the owner's loop round in which the backlog last drained it
+  uint16_t seqShift = 0;         // play DTMF: added to the sequence number of every RTP packet forwarded
   Stream* sink = nullptr;        // resolved stream whose socket and endpoint packets go out of/to
   Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream
   Recording* rec = nullptr;      // the recording this stream's received packets go to (null = none/paused)
@@ -126,6 +133,10 @@ struct alignas(128) Stream {
   Counter packets, bytes;
   std::atomic<uint64_t> rtpState{0};  // bit 48 = valid, bits 32..47 = seq, 0..31 = ssrc
   PublishedAddr endpoint;             // where packets to this party go (read by senders on any thread)
+
+  // --- line 2: written by every RTP packet this stream receives (owner thread only; read out by ReadQuality).
+  // Prefetched for a receiving stream only (kReceiveHotBytes), not when the stream is just a sink.
+  RtpReceiveStats rtpStats;
 
   // --- cold ---
   SrtpContext* srtpIn = nullptr;   // decrypts what arrives (owned by the Engine's record, used here only)
@@ -187,9 +198,14 @@ struct alignas(128) Stream {
   std::atomic<bool> settledPub{false};  // learnSettled: the endpoint changes only by a command
   // Rule changes queued by the JS thread / applied by the owner thread: equal = no Update in flight.
   std::atomic<uint32_t> ruleGen{0}, appliedGen{0};
+  DtmfInjector inject;           // owner thread only: play DTMF (see dtmf_inject.hpp)
 
   /** Bytes from the start that the packet path reads or writes (the I/O thread prefetches them). */
   static constexpr size_t kHotBytes = 128;
+  /** The same plus the line of rtpStats that every RTP packet writes (for the stream receiving the packet). */
+  static constexpr size_t kReceiveHotBytes = 192;
+
+  void refreshRtpAltered() { rtpAltered = mediaBlocked || mediaSilenced || dtmfInjecting || seqShift != 0; }
 
   /** After any change of `rule` or `learn`: republish the destination and recompute learnSettled. */
   void publishEndpoint() {
@@ -304,7 +320,10 @@ struct AsyncFence {
 };
 
 // KernelRevoke: the stream's sink changed its rule; a rule of the stream in the kernel path may be stale.
-enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence, ReadQuality, KernelRevoke };
+enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence, ReadQuality, KernelRevoke, PlayDtmf };
+
+/** What the owner thread made of a play DTMF command. */
+enum class DtmfPlayResult : uint8_t { Queued, QueueFull, PassThrough, UnknownStream };
 
 struct Command {
   CommandType type;
@@ -322,6 +341,8 @@ struct Command {
   QualitySnapshot* qualityOut = nullptr;  // ReadQuality: where the owner thread copies the stream's figures
   // Attach/Update: the directions keyed by a DTLS-SRTP handshake (StreamCrypto {dtlsOf}); -1 = not DTLS.
   int32_t dtlsInOf = -1, dtlsOutOf = -1;
+  DtmfPlay play{};                        // PlayDtmf: the event to queue
+  DtmfPlayResult* playOut = nullptr;      // PlayDtmf: the outcome
 };
 
 class IoThread {
@@ -370,13 +391,26 @@ class IoThread {
   void emit(EventType type, const Stream* s, const SockAddr& a);
   /** A telephone-event packet on `t` (party at `from`): reports each event once, when it ends. */
   void observeDtmf(Stream* t, const uint8_t* p, size_t len, const SockAddr& from);
+  /** PlayDtmf on the owner thread: queues the event on `s` (native/src/dtmf_inject.cpp). */
+  DtmfPlayResult queueDtmf(Stream* s, const DtmfPlay& play);
+  /** Sends the event packets that are due and starts queued events (from handleTimers). */
+  void runInjections();
+  /** epoll timeout cap while events play: ms until the next packet is due. */
+  int injectionTimeoutMs() const;
+  /** Sends one injected packet of `s` towards its sink's party (SRTP-protected when that leg is). */
+  void sendInjected(Stream* s, uint8_t* p, size_t len);
   void flushEvents(bool force);
   /** Counts an SRTP/SRTCP failure on stream `t` (errors + per-reason counter); the packet is then dropped. */
   void countSrtpFailure(Stream* t, SrtpResult r);
   /** Parses RTCP arriving on `t`; false (counted as malformed, to be dropped) when it does not parse. */
   bool parseRtcpOf(Stream* t, const uint8_t* p, size_t len, RtcpSummary& summary);
-  /** Monotonic µs of the current receive batch, read from the clock once per batch when first needed. */
+  /** Monotonic µs of the current receive batch, read when first needed (see kPacketsPerClock). */
   int64_t batchArrival();
+  /** batchArrival() on an RTP clock of `clockRate` Hz (computed once per batch and rate). */
+  uint32_t batchArrivalOn(uint32_t clockRate) {
+    return clockRate == batchClock_ ? batchArrivalTs_ : batchArrivalOnSlow(clockRate);
+  }
+  uint32_t batchArrivalOnSlow(uint32_t clockRate);
   int64_t nowWallPrecise() const;
   /** Queue one pcap record for `rec`; never blocks: a full ring drops the record and counts it. */
   void record(Recording* rec, const SockAddr& src, const SockAddr& dst, const uint8_t* p, size_t len);
@@ -415,6 +449,8 @@ class IoThread {
   std::vector<struct iovec> siov_;
   std::vector<SockAddr> snames_;
   std::vector<uint8_t> scratch_;  // pass-through + recording: a decrypted copy for the pcap
+  std::vector<uint8_t> injectBuf_;   // play DTMF: one event packet (+ SRTP trailer), allocated once
+  std::vector<Stream*> injecting_;   // streams with events playing or queued
 
   std::vector<Stream*> windows_;  // streams in a heuristic learning window
   std::vector<Stream*> active_;   // streams that received media and are not idle yet
@@ -494,6 +530,13 @@ class IoThread {
   /** The stream's last-packet time from the kernel's counters (so idle detection sees kernel traffic). */
   void kernelRefresh(Stream* s);
   int64_t batchArrivalUs_ = 0;  // precise monotonic arrival time of the current receive batch (0 = not taken)
+  uint32_t batchClock_ = 0;     // the clock rate batchArrivalTs_ is on (0 = none yet this batch)
+  uint32_t batchArrivalTs_ = 0;
+  // Packets handled since batchArrivalUs_ was read: one reading serves up to this many (≈100 µs of work, well
+  // below the millisecond in which jitter and round-trip times are reported).
+  static constexpr int kPacketsPerClock = 64;
+  int packetsSinceClock_ = 0;
+  RtcpSummary rtcpSummary_;     // parse target for RTCP, reused (300 bytes: not rebuilt per batch)
   timeval recordTime_{0, 0};  // capture time of the current receive batch (taken when first needed)
   bool recordTimeValid_ = false;
 };
@@ -609,6 +652,11 @@ class Engine {
   uint64_t requestQuality(const std::vector<int32_t>& ids);
   /** The copies of requestQuality(token), in its order (null = unknown id); forgotten afterwards. */
   std::vector<std::unique_ptr<QualitySnapshot>> takeQuality(uint64_t token);
+  /**
+   * play DTMF: queues the event on the stream that receives from the party named as its sender (the packets go
+   * out towards that stream's sink). Waits for the owner thread's answer.
+   */
+  DtmfPlayResult playDtmf(int32_t id, const DtmfPlay& play);
   /** SRTP sequence state of a stream's contexts (a missing context reads as unknown); false for an unknown id. */
   bool readSrtpProgress(int32_t id, SrtpProgress& inbound, SrtpProgress& outbound) const;
   /** Last packet time (wall ms) of a stream; 0 when it never received one or is unknown. */

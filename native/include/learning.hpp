@@ -32,6 +32,7 @@ struct Rule {
   std::shared_ptr<const IceConfig> ice;    // rule.ice (null = none): STUN answered, media follows ICE only
   std::shared_ptr<const DtlsConfig> dtls;  // rule.dtls (null = none)
   bool userspaceOnly = false; // ICE/DTLS: the engine must see every packet (never handed to the kernel path)
+  int8_t dtmfReplace = -1;    // with blockDtmf: forward with this event instead (0-15; 16 = random), -1 = drop
 };
 
 constexpr int64_t kLearningWindowMs = 3000;

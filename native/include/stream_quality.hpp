@@ -7,25 +7,37 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 
 #include "rtcp.hpp"
 
 namespace ngrelay {
 
-/** RTP receive statistics of the stream's current SSRC (a new SSRC starts them afresh, counted). */
+/**
+ * RTP receive statistics of the stream's current SSRC (a new SSRC starts them afresh, counted). Every RTP
+ * packet writes the first 48 bytes (the in-sequence path), so they share one cache line, which the I/O
+ * thread prefetches with the stream's packet-path lines (Stream::rtpStats).
+ */
 struct RtpReceiveStats {
-  bool started = false;
   uint32_t ssrc = 0;
-  uint32_t ssrcChanges = 0;
-  uint32_t baseSeq = 0;     // extended
-  uint32_t cycles = 0;      // sequence wraps, ×65536
   uint16_t maxSeq = 0;
+  bool started = false;
   uint64_t seenBits = 0;    // bit i set = (maxSeq - i) received, for duplicate detection 64 back
-  uint64_t received = 0, duplicates = 0, reordered = 0;
-  int64_t lastArrivalUs = 0;
-  uint32_t lastTs = 0;
-  double jitterUs = 0;      // RFC 3550 A.8 estimate, in microseconds
+  uint64_t received = 0;
+  // RFC 3550 A.8 in its integer form: transit times in RTP timestamp units, the estimate ×16 (no division or
+  // floating point per packet; converted to time when read, see jitterUs()). The last transit also tells
+  // where the party's media clock stands now: arrival time on the RTP clock minus lastTransit (play DTMF).
+  uint32_t lastTransit = 0;
+  uint32_t jitterQ4 = 0;
   uint32_t lastTimestamp = 0;
+  uint32_t cycles = 0;      // sequence wraps, ×65536
+  // --- the rest only on the out-of-sequence and new-SSRC paths ---
+  uint64_t duplicates = 0, reordered = 0;
+  uint32_t baseSeq = 0;     // extended
+  uint32_t ssrcChanges = 0;
+  uint32_t clockRate = 8000;  // of the stream when it started, for jitterUs()
+
+  double jitterUs() const { return double(jitterQ4) / 16.0 * 1e6 / double(clockRate ? clockRate : 8000); }
 };
 
 /** One MOS sample, as rtpengine's stats block: from one RR, at most one a second per reporter. */
@@ -80,8 +92,8 @@ struct RtcpQuality {
   }
 };
 
+/** The RTCP part of a stream's quality (the RTP part is Stream::rtpStats, on the packet path's lines). */
 struct StreamQuality {
-  RtpReceiveStats rtp;
   RtcpQuality rtcp;
 };
 
@@ -91,8 +103,43 @@ struct QualitySnapshot {
   RtcpFigures rtcp;
 };
 
-/** One RTP packet, arrived at `arrivalUs` (monotonic): sequence, duplicate, reordering and jitter figures. */
-void qualityOnRtp(RtpReceiveStats& st, const uint8_t* p, int64_t arrivalUs, uint32_t clockRate);
+/** The first packet of a stream or of a new SSRC: the figures start afresh (the SSRC change counted). */
+void qualityRestart(RtpReceiveStats& st, uint16_t seq, uint32_t ts, uint32_t ssrc, uint32_t arrivalTs, uint32_t clockRate);
+
+/** A monotonic time in µs on an RTP clock of `clockRate` Hz (no overflow for 290 000 years at 48 kHz). */
+inline uint32_t rtpClockAt(int64_t monotonicUs, uint32_t clockRate) {
+  return uint32_t(uint64_t(monotonicUs) * clockRate / 1000000);
+}
+/** A packet other than the next in sequence; false for a duplicate (which changes nothing else). */
+bool qualityOutOfOrder(RtpReceiveStats& st, uint16_t seq, uint32_t ts, int16_t delta);
+
+/**
+ * One RTP packet (its header fields), arrived at `arrivalTs` (rtpClockAt of the arrival): sequence,
+ * duplicate, reordering and jitter figures. Inline, and the next-in-sequence packet of a known SSRC is the
+ * straight path: the packet path runs this for every RTP packet (the rest is out of line).
+ */
+inline void qualityOnRtp(RtpReceiveStats& st, uint16_t seq, uint32_t ts, uint32_t ssrc, uint32_t arrivalTs,
+                         uint32_t clockRate) {
+  if (__builtin_expect(!st.started || ssrc != st.ssrc, 0)) {
+    qualityRestart(st, seq, ts, ssrc, arrivalTs, clockRate);
+    return;
+  }
+  const int16_t delta = int16_t(uint16_t(seq - st.maxSeq));
+  if (__builtin_expect(delta == 1, 1)) {
+    if (seq == 0) st.cycles += 0x10000;
+    st.seenBits = (st.seenBits << 1) | 1;
+    st.maxSeq = seq;
+    st.lastTimestamp = ts;
+  } else if (!qualityOutOfOrder(st, seq, ts, delta)) {
+    return;
+  }
+  ++st.received;
+  // D = (Rj - Ri) - (Sj - Si) as the difference of transit times; J += (|D| - J) / 16, J kept ×16.
+  const uint32_t transit = arrivalTs - ts;
+  const int32_t d = int32_t(transit - st.lastTransit);
+  st.lastTransit = transit;
+  st.jitterQ4 += uint32_t(d < 0 ? -d : d) - ((st.jitterQ4 + 8) >> 4);
+}
 
 /**
  * One sound RTCP compound received on stream `self`, whose opposite RTCP stream (where the other party's SRs

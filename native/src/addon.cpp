@@ -325,6 +325,11 @@ Rule ruleFromJs(const Napi::Value& v, StreamCryptoSpec& crypto) {
     o.fail("dtmfPayloadType", "a number, null or absent");
   }
   r.blockDtmf = o.optBoolean("blockDtmf", false);
+  Napi::Value replace = o.get("dtmfReplace");
+  if (replace.IsString() && replace.As<Napi::String>().Utf8Value() == "random") r.dtmfReplace = kDtmfReplaceRandom;
+  else if (replace.IsNumber() && replace.As<Napi::Number>().Int32Value() >= 0 && replace.As<Napi::Number>().Int32Value() < 16)
+    r.dtmfReplace = int8_t(replace.As<Napi::Number>().Int32Value());
+  else if (!replace.IsUndefined() && !replace.IsNull()) o.fail("dtmfReplace", "0..15, 'random', null or absent");
   r.ice = iceFromJs(o);
   r.dtls = dtlsFromJs(o);
   crypto = cryptoFromJs(o);
@@ -428,6 +433,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("readQuality", &NativeEngine::ReadQuality),
                         InstanceMethod("requestQuality", &NativeEngine::RequestQuality),
                         InstanceMethod("takeQuality", &NativeEngine::TakeQuality),
+                        InstanceMethod("playDtmf", &NativeEngine::PlayDtmf),
                         InstanceMethod("readSrtpProgress", &NativeEngine::ReadSrtpProgress),
                         InstanceMethod("lastPacketTimes", &NativeEngine::LastPacketTimes),
                         InstanceMethod("totals", &NativeEngine::Totals),
@@ -698,6 +704,32 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     Napi::Array out = Napi::Array::New(env, batch.size());
     for (size_t i = 0; i < batch.size(); ++i) out.Set(uint32_t(i), batch[i] ? Napi::Value(qualityToJs(env, *batch[i])) : env.Null());
     return out;
+  }
+
+  // playDtmf(id, {event, volume, payloadType, durationMs, pauseMs}) -> 'queued' | 'queue-full' | 'pass-through' |
+  // 'unknown-stream' (the values are clamped by the control plane; here only kept within their fields).
+  Napi::Value PlayDtmf(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsNumber() || !info[1].IsObject()) throw Napi::TypeError::New(env, "playDtmf expects (id, event)");
+    Napi::Object o = info[1].As<Napi::Object>();
+    auto field = [&](const char* name, uint32_t max) {
+      Napi::Value v = o.Get(name);
+      uint32_t n = v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : 0;
+      return n > max ? max : n;
+    };
+    DtmfPlay play;
+    play.event = uint8_t(field("event", 15));
+    play.volume = uint8_t(field("volume", 63));
+    play.payloadType = uint8_t(field("payloadType", 127));
+    play.durationMs = uint16_t(field("durationMs", 60000));
+    play.pauseMs = uint16_t(field("pauseMs", 60000));
+    switch (engine(env).playDtmf(info[0].As<Napi::Number>().Int32Value(), play)) {
+      case DtmfPlayResult::Queued: return Napi::String::New(env, "queued");
+      case DtmfPlayResult::QueueFull: return Napi::String::New(env, "queue-full");
+      case DtmfPlayResult::PassThrough: return Napi::String::New(env, "pass-through");
+      case DtmfPlayResult::UnknownStream: break;
+    }
+    return Napi::String::New(env, "unknown-stream");
   }
 
   Napi::Value Totals(const Napi::CallbackInfo& info) {

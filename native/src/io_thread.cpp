@@ -23,8 +23,10 @@
 
 namespace ngrelay {
 
+static_assert(offsetof(Stream, rtpStats) == Stream::kHotBytes && offsetof(Stream, rtpStats) + 48 <= Stream::kReceiveHotBytes,
+              "the RTP statistics' packet-path fields must fill the third cache line only");
 static_assert(offsetof(Stream, endpoint) + sizeof(PublishedAddr) <= Stream::kHotBytes &&
-                  offsetof(Stream, lastPacketMs) + 8 <= 64,
+                  offsetof(Stream, lastPacketMs) + 8 <= 64 && offsetof(Stream, rtpAltered) < 64,
               "the packet path's fields must stay within the first two cache lines");
 
 #ifndef SYS_pidfd_open
@@ -58,13 +60,13 @@ inline int sysEpollWait(int epfd, epoll_event* evs, int max, int timeoutMs) {
 // work in between evicts them. Fetching the next sockets' streams while this one is in its syscalls hides
 // part of that stall (streams sit on huge pages, see huge_pages.hpp: a prefetch is of no use across a TLB
 // miss).
-inline void prefetchStream(const Stream* s) {
+inline void prefetchStream(const Stream* s, size_t bytes = Stream::kReceiveHotBytes) {
   if (!s) return;
   const char* p = reinterpret_cast<const char*>(s);
-  for (size_t off = 0; off < Stream::kHotBytes; off += 64) __builtin_prefetch(p + off);
+  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off);
 }
 inline void prefetchSink(const Stream* s) {
-  if (s && s->sink) prefetchStream(s->sink);
+  if (s && s->sink) prefetchStream(s->sink, Stream::kHotBytes);  // a sink's RTP statistics are not touched
 }
 
 int64_t clockMs(clockid_t clk) {
@@ -108,6 +110,8 @@ IoThread::IoThread(int index, const EventSink& sink, const SchedulingSpec& sched
   siov_.resize(kBatch);
   snames_.resize(kBatch);
   scratch_.resize(kBufSize);
+  injectBuf_.resize(256);  // a 16-byte event packet plus any SRTP trailer
+  injecting_.reserve(16);
   for (int i = 0; i < kBatch; ++i) {
     riov_[i].iov_base = bufs_.data() + size_t(i) * kSlotStride;
     riov_[i].iov_len = kBufSize;
@@ -257,11 +261,15 @@ void IoThread::run() {
                   : (!pendingEvents_.empty() || !windows_.empty() || dtlsBusy_ > 0 || iceBusy_ > 0) ? int(kEventFlushMs)
                   : !active_.empty()                               ? int(kIdleScanMs)
                                                                    : 1000;
+    if (!injecting_.empty()) timeout = std::min(timeout, injectionTimeoutMs());  // play DTMF packets falling due
     int n = sysEpollWait(epfd_, evs, kMaxEvents, timeout);
     // Once per round: the coarse clocks tick every few ms anyway, and a round is short (≤ 256 sockets × 4
     // batches). Timestamps feed idle detection and learning windows, which count in seconds.
     nowMono_ = clockMs(CLOCK_MONOTONIC_COARSE);
     nowWall_ = clockMs(CLOCK_REALTIME_COARSE);
+    batchArrivalUs_ = 0;  // the thread may have slept: a new arrival reading for this round's packets
+    batchClock_ = 0;
+    packetsSinceClock_ = 0;
     bool wake = false;
     // Streams left with data last round go first, so a busy socket cannot starve them.
     again.clear();
@@ -346,6 +354,8 @@ void IoThread::apply(const Command& c) {
       s->mediaSilenced = c.rule.silenceMedia;
       s->dtmfPt = int8_t(c.rule.dtmfPt);
       s->dtmfBlocked = c.rule.blockDtmf;
+      s->dtmfReplace = c.rule.dtmfReplace;
+      s->refreshRtpAltered();
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       s->learn.lastSignalMs = nowMono_;
@@ -372,6 +382,8 @@ void IoThread::apply(const Command& c) {
       s->mediaSilenced = c.rule.silenceMedia;
       s->dtmfPt = int8_t(c.rule.dtmfPt);
       s->dtmfBlocked = c.rule.blockDtmf;
+      s->dtmfReplace = c.rule.dtmfReplace;
+      s->refreshRtpAltered();
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       if (old.signalGeneration != c.rule.signalGeneration) s->learn.lastSignalMs = nowMono_;
@@ -398,8 +410,11 @@ void IoThread::apply(const Command& c) {
     case CommandType::Fence:
     case CommandType::KernelRevoke:  // taken back above
       break;
+    case CommandType::PlayDtmf:
+      *c.playOut = queueDtmf(s, c.play);
+      break;
     case CommandType::ReadQuality:
-      c.qualityOut->rtp = s->quality.rtp;
+      c.qualityOut->rtp = s->rtpStats;
       c.qualityOut->rtcp = s->quality.rtcp.f;
       break;
     case CommandType::Detach:
@@ -432,6 +447,7 @@ void IoThread::apply(const Command& c) {
       s->inActive = false;
       if (s->inBacklog) backlog_.erase(std::remove(backlog_.begin(), backlog_.end(), s), backlog_.end());
       s->inBacklog = false;
+      injecting_.erase(std::remove(injecting_.begin(), injecting_.end(), s), injecting_.end());
       break;
   }
 }
@@ -473,6 +489,7 @@ void IoThread::handleTimers() {
       ++i;
     }
   }
+  if (!injecting_.empty()) runInjections();
   scanIdle();
   if (!iceStreams_.empty()) checkIceConsent();
   if (!dtlsStreams_.empty()) checkDtls();
@@ -569,6 +586,12 @@ bool IoThread::parseRtcpOf(Stream* t, const uint8_t* p, size_t len, RtcpSummary&
   return false;
 }
 
+uint32_t IoThread::batchArrivalOnSlow(uint32_t clockRate) {
+  batchClock_ = clockRate;
+  batchArrivalTs_ = rtpClockAt(batchArrival(), clockRate);
+  return batchArrivalTs_;
+}
+
 int64_t IoThread::nowWallPrecise() const {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -622,13 +645,20 @@ bool IoThread::drain(Stream* x) {
       return true;
     }
     recordTimeValid_ = false;
-    batchArrivalUs_ = 0;
     x->socketReads += uint64_t(n);
+    // The arrival clock is read again once kPacketsPerClock packets were handled with the last reading: with
+    // one-packet batches (many calls) a reading per batch was one clock_gettime per packet.
+    packetsSinceClock_ += n;
+    if (packetsSinceClock_ > kPacketsPerClock) {
+      batchArrivalUs_ = 0;
+      batchClock_ = 0;
+      packetsSinceClock_ = n;
+    }
 
     int pending = 0;
     int pendingFd = -1;
     SockAddr dest;
-    RtcpSummary rtcpSummary;  // filled per RTCP packet (declared once: it is 300 bytes)
+    RtcpSummary& rtcpSummary = rtcpSummary_;  // filled per RTCP packet (parseRtcp resets it)
     for (int i = 0; i < n; ++i) {
       msghdr& h = msgs[i].msg_hdr;
       uint8_t* p = bufs_.data() + size_t(i) * kSlotStride;
@@ -733,10 +763,13 @@ bool IoThread::drain(Stream* x) {
         qualityOnRtcp(t->quality.rtcp, peer, rtcpSummary, batchArrival(), nowWallPrecise(), t->rule.clockRate);
       }
       if (isRtp) {
-        uint32_t ssrc = (uint32_t(p[8]) << 24) | (uint32_t(p[9]) << 16) | (uint32_t(p[10]) << 8) | p[11];
-        uint64_t seq = (uint64_t(p[2]) << 8) | p[3];
-        t->rtpState.store((uint64_t(1) << 48) | (seq << 32) | ssrc, std::memory_order_relaxed);
-        qualityOnRtp(t->quality.rtp, p, batchArrival(), t->rule.clockRate);
+        uint32_t w[3];  // the header's first three words, read once for both uses
+        std::memcpy(w, p, 12);
+        const uint16_t seq = uint16_t(__builtin_bswap32(w[0]));
+        const uint32_t ssrc = __builtin_bswap32(w[2]);
+        t->rtpState.store((uint64_t(1) << 48) | (uint64_t(seq) << 32) | ssrc, std::memory_order_relaxed);
+        const uint32_t clock = t->rule.clockRate;
+        qualityOnRtp(t->rtpStats, seq, __builtin_bswap32(w[1]), ssrc, batchArrivalOn(clock), clock);
       }
       if (!t->seenFirst) {
         t->seenFirst = true;
@@ -765,15 +798,32 @@ bool IoThread::drain(Stream* x) {
       }
       if (rec && plain) record(rec, src, x->local, plain, plainLen);
 
-      // DTMF events are reported, then dropped under `block DTMF`. block/silence media: received and counted
-      // as usual, then dropped or muted before it leaves (under SRTP pass-through the payload is ciphertext
-      // and cannot be muted).
-      if (isRtp && (p[1] & 0x7f) == t->dtmfPt) {
-        observeDtmf(t, p, len, x->learn.current);
-        if (t->dtmfBlocked) continue;
+      // DTMF events are reported, then dropped under `block DTMF` (or, with DTMF-security zero/DTMF/random,
+      // forwarded with another digit). block/silence media: received and counted as usual, then dropped or
+      // muted before it leaves (under SRTP pass-through the payload is ciphertext and cannot be changed).
+      if (isRtp) {
+        if ((p[1] & 0x7f) == t->dtmfPt) {
+          observeDtmf(t, p, len, x->learn.current);
+          if (t->dtmfBlocked) {
+            if (t->dtmfReplace < 0 || (in && t->srtpPassThrough)) continue;
+            dtmfReplaceEvent(t->dtmf, p, len, t->dtmfReplace);
+          }
+        }
+        if (t->rtpAltered) {
+          if (t->mediaBlocked) continue;
+          if (t->mediaSilenced && !(in && t->srtpPassThrough)) silenceRtpPayload(p, len);
+          // play DTMF: the party's packets give way while an event plays, and afterwards follow the injected
+          // packets' sequence numbers (before SRTP protection, so the outbound context sees the shifted ones).
+          if (t->dtmfInjecting) {
+            ++t->inject.suppressed;
+            --t->seqShift;
+            continue;
+          }
+          const uint16_t seq = uint16_t(((p[2] << 8) | p[3]) + t->seqShift);
+          p[2] = uint8_t(seq >> 8);
+          p[3] = uint8_t(seq);
+        }
       }
-      if (isRtp && t->mediaBlocked) continue;
-      if (isRtp && t->mediaSilenced && !(in && t->srtpPassThrough)) silenceRtpPayload(p, len);
 
       Stream* out = t->sink;
       const int outFd = t->sinkFd;  // this thread's descriptor of out's socket

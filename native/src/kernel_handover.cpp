@@ -15,7 +15,8 @@ bool userspaceNotNeeded(const Stream& x) {
   if (r.userspaceOnly || r.strictSource || r.mediaHandover) return false;  // ICE/DTLS; per-packet source checks
   if (!x.learnSettled || !x.learn.confirmed || !x.learn.current.valid()) return false;  // learned from traffic
   // DTMF detection and blocking need only the telephone-event packets: those go up (kp_rule.pass_pt).
-  if (x.rec || x.mediaBlocked || x.mediaSilenced) return false;
+  // rtpAltered: block/silence media, or play DTMF (injecting, or renumbering the party's RTP afterwards).
+  if (x.rec || x.rtpAltered) return false;
   if (x.hasCrypto && !x.srtpPassThrough) return false;  // SRTP is decrypted/encrypted here
   return true;
 }

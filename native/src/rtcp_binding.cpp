@@ -114,7 +114,7 @@ Napi::Object qualityToJs(Napi::Env env, const QualitySnapshot& q) {
     rtp.Set("lost", double(expected > r.received ? expected - r.received : 0));
     rtp.Set("duplicates", double(r.duplicates));
     rtp.Set("reordered", double(r.reordered));
-    rtp.Set("jitterMs", r.jitterUs / 1000.0);
+    rtp.Set("jitterMs", r.jitterUs() / 1000.0);
     rtp.Set("ssrcChanges", double(r.ssrcChanges));
     rtp.Set("lastSeq", double(r.maxSeq));
     rtp.Set("lastTimestamp", double(r.lastTimestamp));

@@ -11,55 +11,44 @@ inline uint32_t be32(const uint8_t* p) {
 }
 }  // namespace
 
-void qualityOnRtp(RtpReceiveStats& st, const uint8_t* p, int64_t arrivalUs, uint32_t clockRate) {
-  const uint16_t seq = uint16_t((p[2] << 8) | p[3]);
-  const uint32_t ts = be32(p + 4);
-  const uint32_t ssrc = be32(p + 8);
-  if (!st.started || ssrc != st.ssrc) {
-    const uint32_t changes = st.started ? st.ssrcChanges + 1 : 0;
-    st = RtpReceiveStats{};
-    st.started = true;
-    st.ssrc = ssrc;
-    st.ssrcChanges = changes;
-    st.baseSeq = seq;
-    st.maxSeq = seq;
-    st.seenBits = 1;
-    st.received = 1;
-    st.lastArrivalUs = arrivalUs;
-    st.lastTs = ts;
-    st.lastTimestamp = ts;
-    return;
-  }
-  const int16_t delta = int16_t(uint16_t(seq - st.maxSeq));
-  if (delta > 0) {
+void qualityRestart(RtpReceiveStats& st, uint16_t seq, uint32_t ts, uint32_t ssrc, uint32_t arrivalTs, uint32_t clockRate) {
+  const uint32_t changes = st.started ? st.ssrcChanges + 1 : 0;
+  st = RtpReceiveStats{};
+  st.started = true;
+  st.ssrc = ssrc;
+  st.ssrcChanges = changes;
+  st.baseSeq = seq;
+  st.maxSeq = seq;
+  st.seenBits = 1;
+  st.received = 1;
+  st.lastTransit = arrivalTs - ts;
+  st.clockRate = clockRate ? clockRate : 8000;
+  st.lastTimestamp = ts;
+}
+
+bool qualityOutOfOrder(RtpReceiveStats& st, uint16_t seq, uint32_t ts, int16_t delta) {
+  if (delta > 0) {  // a jump forward: the packets in between are missing (so far)
     if (seq < st.maxSeq) st.cycles += 0x10000;
     st.seenBits = delta >= 64 ? 1 : ((st.seenBits << delta) | 1);
     st.maxSeq = seq;
-  } else if (delta == 0) {
-    ++st.duplicates;
-    return;
-  } else {
-    const int back = -delta;
-    if (back < 64) {
-      const uint64_t bit = uint64_t(1) << back;
-      if (st.seenBits & bit) {
-        ++st.duplicates;
-        return;
-      }
-      st.seenBits |= bit;
-    }
-    ++st.reordered;
+    st.lastTimestamp = ts;
+    return true;
   }
-  ++st.received;
-  // RFC 3550 A.8: D = (Rj - Ri) - (Sj - Si), smoothed by 1/16; here in µs, the timestamp difference converted
-  // with the negotiated clock rate (signed 32-bit difference: wraps and reordering come out right).
-  const int64_t arrivalDiff = arrivalUs - st.lastArrivalUs;
-  const int64_t tsDiffUs = int64_t(int32_t(ts - st.lastTs)) * 1000000 / int64_t(clockRate ? clockRate : 8000);
-  const double d = std::abs(double(arrivalDiff - tsDiffUs));
-  st.jitterUs += (d - st.jitterUs) / 16.0;
-  st.lastArrivalUs = arrivalUs;
-  st.lastTs = ts;
-  if (delta > 0) st.lastTimestamp = ts;
+  if (delta == 0) {
+    ++st.duplicates;
+    return false;
+  }
+  const int back = -delta;
+  if (back < 64) {
+    const uint64_t bit = uint64_t(1) << back;
+    if (st.seenBits & bit) {
+      ++st.duplicates;
+      return false;
+    }
+    st.seenBits |= bit;
+  }
+  ++st.reordered;
+  return true;
 }
 
 uint32_t mosX10(uint64_t rttUs, uint32_t jitterMs, uint32_t packetLossPct) {

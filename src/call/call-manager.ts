@@ -745,11 +745,20 @@ export class CallManager {
    * `block media` / `silence media` and their undo: sets the state on `targets` (the parties whose sent
    * media is affected) and refreshes the rules of every pair in the call. Nothing else about the call changes.
    */
-  setMediaControl(call: CallState, targets: readonly MonologueState[], control: 'blocked' | 'silenced' | 'dtmf-blocked', on: boolean): void {
+  setMediaControl(
+    call: CallState,
+    targets: readonly MonologueState[],
+    control: 'blocked' | 'silenced' | 'dtmf-blocked',
+    on: boolean,
+    dtmfReplace: number | 'random' | null = null,
+  ): void {
     for (const mono of targets) {
       if (control === 'blocked') mono.mediaBlocked = on;
       else if (control === 'silenced') mono.mediaSilenced = on;
-      else mono.dtmfBlocked = on;
+      else {
+        mono.dtmfBlocked = on;
+        mono.dtmfReplace = on ? dtmfReplace : null;
+      }
     }
     for (const mono of call.monologues) {
       const peer = this.byKey(call, mono.peerKey);
@@ -999,12 +1008,13 @@ function mediaControlOf(
   mono: MonologueState,
   own: MediaState,
   peer: MediaState,
-): { blockMedia: boolean; silenceMedia: boolean; dtmfPayloadType: number | null; blockDtmf: boolean } {
+): { blockMedia: boolean; silenceMedia: boolean; dtmfPayloadType: number | null; blockDtmf: boolean; dtmfReplace: number | 'random' | null } {
   return {
     blockMedia: mono.mediaBlocked === true,
     silenceMedia: mono.mediaSilenced === true,
     dtmfPayloadType: own.dtmfPayloadType ?? peer.dtmfPayloadType ?? null,
     blockDtmf: mono.dtmfBlocked === true,
+    dtmfReplace: mono.dtmfReplace ?? null,
   };
 }
 

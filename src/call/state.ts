@@ -157,6 +157,8 @@ export interface MonologueState {
   mediaSilenced?: boolean;
   /** `block DTMF` on this party: the telephone-event packets it sends are dropped. */
   dtmfBlocked?: boolean;
+  /** `DTMF-security` zero/DTMF/random of that block: forwarded with this digit (or a random one) instead. */
+  dtmfReplace?: number | 'random' | null;
   /**
    * The last SDP generated from this party's SDP (latin1) and its o= session version, for
    * `replace: SDP-version`: the version only goes up when the generated body changes.

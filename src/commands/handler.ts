@@ -16,6 +16,7 @@ import { statisticsReply, type ControlStats } from './statistics';
 import { KNOWN_FLAGS } from './known-flags';
 import { unknownWebrtcValues } from '../call/webrtc-negotiation';
 import { MEDIA_CONTROL_COMMANDS, mediaControlCommand, type MediaControlCommand } from './media-control';
+import { playDtmfCommand } from './play-dtmf';
 import type { CallRecorder } from '../recording/call-recorder';
 import type { CallState } from '../call/state';
 import { loadLimitReply } from '../ng/load-limit';
@@ -67,6 +68,8 @@ export function createCommandHandler(ctx: CommandContext): NgHandler {
       case 'pause recording':
         ctx.recorder.pause(recordingCall(req, ctx));
         return ok();
+      case 'play DTMF':
+        return playDtmfCommand(req, ctx.manager, ctx.dataPlane);
       default:
         if (MEDIA_CONTROL_COMMANDS.has(req.command)) return mediaControlCommand(req.command as MediaControlCommand, req, ctx.manager);
         throw new NgError('Unrecognized command');

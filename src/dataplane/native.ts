@@ -28,6 +28,8 @@ import {
   type DataPlaneInfo,
   type DtlsCertificateOptions,
   type DtlsFingerprint,
+  type DtmfPlayOutcome,
+  type DtmfPlayRequest,
   type EngineEvent,
   type EngineOptions,
   type KernelPathInfo,
@@ -57,6 +59,7 @@ interface NativeEngineInstance {
   readQuality(id: number): StreamQuality | null;
   requestQuality(ids: readonly number[]): number;
   takeQuality(token: number): (StreamQuality | null)[];
+  playDtmf(id: number, request: DtmfPlayRequest): DtmfPlayOutcome;
   readSrtpProgress(ids: readonly number[]): (StreamSrtpProgress | null)[];
   lastPacketTimes(ids: Int32Array): Float64Array;
   totals(): EngineTotals;
@@ -241,6 +244,11 @@ class NativeDataPlane implements DataPlane {
       if (q) result.set(ids[i]!, q);
     });
     return result;
+  }
+
+  playDtmf(id: number, request: DtmfPlayRequest): DtmfPlayOutcome {
+    if (this.closed) return 'unknown-stream';
+    return this.engine.playDtmf(id, request);
   }
 
   mosTotals(): MosTotals {

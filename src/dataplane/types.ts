@@ -195,7 +195,28 @@ export interface StreamRule {
   dtmfPayloadType?: number | null;
   /** `block DTMF`: those telephone-event packets are counted but not forwarded. */
   blockDtmf?: boolean;
+  /**
+   * With blockDtmf (`DTMF-security` zero/DTMF/random): the telephone-event packets are forwarded with this
+   * event code instead (0-15), or a random other digit per event; null/absent = dropped.
+   */
+  dtmfReplace?: number | 'random' | null;
 }
+
+/** One `play DTMF` event, as the engine sends it (values already clamped as rtpengine clamps them). */
+export interface DtmfPlayRequest {
+  /** 0-9, 10 = *, 11 = #, 12-15 = A-D. */
+  event: number;
+  /** -dBm0, 0-63. */
+  volume: number;
+  /** The telephone-event payload type of the party that receives the event. */
+  payloadType: number;
+  durationMs: number;
+  /** Quiet time after the event before the next queued one starts. */
+  pauseMs: number;
+}
+
+/** What the engine made of a play DTMF request. */
+export type DtmfPlayOutcome = 'queued' | 'queue-full' | 'pass-through' | 'unknown-stream';
 
 export interface StreamCounters {
   packets: number;
@@ -517,6 +538,11 @@ export interface DataPlane {
    * lose them. For query/delete, which wait for settled() anyway.
    */
   readQualities(ids: readonly number[]): Promise<Map<number, StreamQuality>>;
+  /**
+   * `play DTMF`: queue RFC 4733 event packets on stream `id` (the one receiving from the party named as the
+   * sender), sent towards its sink's party. Optional: a data plane without it refuses play DTMF.
+   */
+  playDtmf?(id: number, request: DtmfPlayRequest): DtmfPlayOutcome;
   mosTotals(): MosTotals;
   /**
    * The last-packet time (ms since the epoch, 0 = none yet or unknown id) of each stream, in the order given:

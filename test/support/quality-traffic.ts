@@ -25,6 +25,8 @@ export interface QualityOptions {
   extraDelayMs: number;
   ssrcA: number;
   ssrcB: number;
+  /** Runs after the traffic, before this module's own query and delete (e.g. a SIP proxy querying the call). */
+  afterTraffic?: (tags: { from: string; to: string }) => Promise<void>;
 }
 
 interface Socket {
@@ -251,6 +253,7 @@ export async function runQualityCall(o: QualityOptions): Promise<QualityRun> {
       }
     }
     await sleep(400);
+    if (o.afterTraffic) await o.afterTraffic(tags);
     const query = await ng.request({ command: 'query', 'call-id': o.callId });
     const del = await ng.request({ command: 'delete', 'call-id': o.callId, 'from-tag': tags.from });
     return { query: query.dict, deleteReply: del.dict, receivedAtB: b.stats.received, receivedAtA: a.stats.received, tags };
