@@ -90,7 +90,10 @@ describe('descriptor limit', () => {
       }
       expect(calls).toBeGreaterThan(0);
       expect(refused).toBe('Ran out of ports');
-      expect(proc.stderrText).toContain('the process descriptor limit RLIMIT_NOFILE (64) is reached');
+      // The log line may reach the pipe just after the reply (pino writes asynchronously).
+      const logLine = 'the process descriptor limit RLIMIT_NOFILE (64) is reached';
+      for (let waited = 0; waited < 2000 && !proc.stderrText.includes(logLine); waited += 20) await new Promise((r) => setTimeout(r, 20));
+      expect(proc.stderrText).toContain(logLine);
       // The relay still works: ping, and a delete gives descriptors back for a new call.
       expect(textOf((await client.request({ command: 'ping' })).dict, 'result')).toBe('pong');
       await client.request({ command: 'delete', 'call-id': 'fd-0' });
