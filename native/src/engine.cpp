@@ -197,9 +197,13 @@ Stream* Engine::resolveSink(int64_t sinkId) const {
 void Engine::queueOn(const Command& cmd) {
   Command c = cmd;
   c.done = nullptr;
+  // Silent-fence bookkeeping (see fence()): only setting up a stream attached in this same batch may go
+  // unacknowledged. Anything else (a live stream's change, a removal, a quality copy the JS thread is going to
+  // read, a recording) needs the acknowledgement.
+  const bool setUp = c.type == CommandType::Attach || c.type == CommandType::SetSink || c.type == CommandType::Update;
   if (c.type == CommandType::Attach)
     attachedUnfenced_.insert(c.stream);
-  else if (!unfencedNeedsAck_ && attachedUnfenced_.count(c.stream) == 0)
+  else if (!unfencedNeedsAck_ && (!setUp || attachedUnfenced_.count(c.stream) == 0))
     unfencedNeedsAck_ = true;
   size_t i = threadIndex_.at(c.stream->owner);
   if (!dirty_[i]) {

@@ -59,6 +59,20 @@ describe('native fences', () => {
     expect(await waitUntil(() => [second, third, fourth].every((id) => passed.includes(id)))).toBe(true);
     expect(passed).not.toContain(-first); // a silent fence is never reported
   });
+
+  it('acknowledges a batch that copies the quality of a stream attached in that same batch', async () => {
+    // A query in the event-loop turn of the offer: the copy is written by the I/O thread into memory the JS
+    // thread frees once the fence passed. A silent fence here was a use-after-free (found by the ng fuzzer).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { NativeEngine } = require(path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'ngrelay_engine.node')) as { NativeEngine: RawCtor };
+    const sched = { policy: 'default', priority: null };
+    const e = new NativeEngine(2, 1 << 20, () => {}, sched, sched, () => {});
+    cleanups.push(() => e.close());
+    const port = await relayPorts.take(2);
+    e.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: null, sink: null }));
+    e.requestQuality([1]);
+    expect(e.fence()).toBeGreaterThan(0);
+  });
 });
 
 describe('batched data plane', () => {
