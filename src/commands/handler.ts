@@ -7,37 +7,20 @@ import { normalizeRequest, type NormalizedRequest } from '../ng/request';
 import { NgError } from '../errors';
 import { ngDict } from '../ng/dict';
 import { idToWire } from '../ng/byte-string';
-import type { CallManager } from '../call/call-manager';
 import type { DeleteRequest, SignalRequest } from '../call/signal';
 import { callStatistics } from '../call/query-reply';
-import type { DataPlane } from '../dataplane/types';
 import type { Logger } from '../logger';
-import { statisticsReply, type ControlStats } from './statistics';
+import { statisticsReply } from './statistics';
+import type { CommandContext } from './context';
 import { KNOWN_FLAGS } from './known-flags';
 import { unknownWebrtcValues } from '../call/webrtc-negotiation';
 import { MEDIA_CONTROL_COMMANDS, mediaControlCommand, type MediaControlCommand } from './media-control';
-import type { CallRecorder } from '../recording/call-recorder';
 import type { CallState } from '../call/state';
 import { loadLimitReply } from '../ng/load-limit';
-import type { LoadLimits } from './load-limits';
 
 
 function ok(entries: Array<[string, NgValue]> = []): NgDict {
   return ngDict([...entries, ['result', 'ok']]);
-}
-
-export interface CommandContext {
-  manager: CallManager;
-  dataPlane: DataPlane;
-  recorder: CallRecorder;
-  logger: Logger;
-  controlStats: () => ControlStats;
-  startedMs: number;
-  interfaces: () => NgDict[];
-  /** --max-* limits on new calls; absent = none. */
-  limits?: LoadLimits;
-  /** `--state-dir` figures for `statistics` (absent when off). */
-  stateStats?: () => NgDict;
 }
 
 export function createCommandHandler(ctx: CommandContext): NgHandler {
