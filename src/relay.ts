@@ -9,13 +9,13 @@ import { CallManager } from './call/call-manager';
 import { DtmfLog } from './call/dtmf-log';
 import { TimeoutSweeper } from './call/timeouts';
 import { createCommandHandler } from './commands/handler';
+import { interfaceStats } from './commands/interface-stats';
 import { NgServer } from './ng/server';
 import { NgProcessor } from './ng/processor';
 import { CookieCache } from './ng/cookie-cache';
 import { idFromWire } from './ng/byte-string';
 import { raiseNofileLimit, type NofileRaise } from './dataplane/rlimit';
-import type { NgDict, NgHandler } from './ng/types';
-import { ngDict } from './ng/dict';
+import type { NgHandler } from './ng/types';
 import { SyslogLevel, type Logger } from './logger';
 import { LoadLimits, SystemLoadProbe } from './commands/load-limits';
 import { startControlListeners, type Listener } from './control/listeners';
@@ -281,23 +281,6 @@ function logEngineEvents(events: EngineEvent[], manager: CallManager, logger: Lo
     else if (e.type === 'first-packet') logger.debug(fields, 'media event');
     else logger.info(fields, 'media event');
   }
-}
-
-function interfaceStats(config: RelayConfig, manager: CallManager): NgDict[] {
-  return config.interfaces.map((iface) => {
-    const alloc = manager.sockets.allocator(iface.address);
-    const d = ngDict();
-    d['name'] = iface.name;
-    d['address'] = iface.address;
-    const ports = ngDict();
-    ports['min'] = config.portMin;
-    ports['max'] = config.portMax;
-    ports['used'] = alloc.counts().used;
-    ports['free'] = alloc.counts().free;
-    ports['totals'] = config.portMax - config.portMin + 1;
-    d['ports'] = ports;
-    return d;
-  });
 }
 
 function logNofileRaise(r: NofileRaise, logger: Logger): void {

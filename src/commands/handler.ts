@@ -8,7 +8,8 @@ import { NgError } from '../errors';
 import { ngDict } from '../ng/dict';
 import { idToWire } from '../ng/byte-string';
 import type { DeleteRequest, SignalRequest } from '../call/signal';
-import { callStatistics } from '../call/query-reply';
+import { callStatistics } from './query-reply';
+import { recordingReply } from './recording-reply';
 import type { Logger } from '../logger';
 import { statisticsReply } from './statistics';
 import type { CommandContext } from './context';
@@ -174,9 +175,9 @@ async function queryCommand(req: NormalizedRequest, ctx: CommandContext): Promis
   // The call may have ended meanwhile (another command ran while the copies were taken): its last state.
   const stats = callStatistics(call, counters, (id) => qualities.get(id));
   // Only recorded calls get the extra key, so other replies keep rtpengine's exact key set.
-  const recording = ctx.recorder.queryInfo(call);
+  const recording = ctx.recorder.status(call);
   const entries = Object.entries(stats);
-  if (recording) entries.push(['recording', recording]);
+  if (recording) entries.push(['recording', recordingReply(recording)]);
   return ok(entries);
 }
 

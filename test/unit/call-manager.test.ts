@@ -6,7 +6,7 @@ import type { RelayConfig } from '../../src/config/types';
 import { NgError, RestoreBindError } from '../../src/errors';
 import type { CallState, StreamState } from '../../src/call/state';
 import { TimeoutSweeper, expiredReason } from '../../src/call/timeouts';
-import { callStatistics } from '../../src/call/query-reply';
+import { callStatistics } from '../../src/commands/query-reply';
 import { FakeDataPlane } from '../support/fake-dataplane';
 import { signalRequest, testConfig } from '../support/call-fixtures';
 import { pack, unpack } from 'msgpackr';
