@@ -16,7 +16,7 @@ import { CookieCache } from './ng/cookie-cache';
 import { idFromWire } from './ng/byte-string';
 import { raiseNofileLimit, type NofileRaise } from './dataplane/rlimit';
 import type { NgHandler } from './ng/types';
-import { SyslogLevel, type Logger } from './logger';
+import { SyslogLevel, type Logger, type PinoLogger } from './logger';
 import { LoadLimits, SystemLoadProbe } from './commands/load-limits';
 import { startControlListeners, type Listener } from './control/listeners';
 import { CallRecorder } from './recording/call-recorder';
@@ -28,7 +28,8 @@ import { persistedCallId, wantsRedisUpdate } from './state/ng-hook';
 import { RedisSide } from './state/redis-setup';
 
 export interface RelayDeps {
-  logger: Logger;
+  /** A pino logger (createLogger): its level follows rtpengine-ctl `set loglevel` and SIGUSR1/SIGUSR2. */
+  logger: PinoLogger;
   /** Defaults to the native engine. */
   dataPlane?: DataPlane;
 }
@@ -44,7 +45,7 @@ export class Relay {
     private readonly sweeper: TimeoutSweeper,
     /** Drops aged-out ng replies while no commands arrive (the cache otherwise rotates on access only). */
     private readonly cacheExpiry: NodeJS.Timeout,
-    private readonly logger: Logger,
+    private readonly logger: PinoLogger,
     /** The run-time log level (rtpengine-ctl `set loglevel`, SIGUSR1/SIGUSR2 in cli.ts). */
     readonly logLevel: SyslogLevel,
     /** `--state-dir` and/or `--redis`; null when both are off. */

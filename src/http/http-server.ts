@@ -14,7 +14,7 @@ import type https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Registry } from 'prom-client';
-import type { Logger } from '../logger-types';
+import type { Logger } from '../logger';
 import type { CliCommands } from '../control/cli-commands';
 import { encode } from '../ng/bencode';
 import { ngDict } from '../ng/dict';
