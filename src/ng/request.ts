@@ -28,9 +28,9 @@
 import { NgError } from '../errors';
 import type { EndpointLearning } from '../dataplane/types';
 import type { NgDict, NgValue } from './types';
+import type { AddrType } from '../sdp/types';
 import { idFromWire } from './byte-string';
 
-export type AddressFamilyName = 'IP4' | 'IP6';
 
 export interface CodecOptions {
   strip: string[];
@@ -71,7 +71,7 @@ export interface NormalizedRequest {
   transportProtocol: string | null;
   /** Logical interface names [from, to]; from `direction`, `from-interface`/`to-interface` or rtpp-flags. */
   direction: string[];
-  receivedFrom: { family: AddressFamilyName; address: string } | null;
+  receivedFrom: { family: AddrType; address: string } | null;
   mediaAddress: string | null;
   /** As sent (`IP4`/`IP6` expected); the command layer validates. */
   addressFamily: string | null;
@@ -324,12 +324,12 @@ function parseRecordCall(s: string): boolean | null {
   return null;
 }
 
-function parseReceivedFrom(items: string[], key: string): { family: AddressFamilyName; address: string } {
+function parseReceivedFrom(items: string[], key: string): { family: AddrType; address: string } {
   if (items.length < 2) throw new NgError(`Invalid value for key '${key}': expected [family, address]`);
   const fam = items[0]!.toUpperCase();
   const address = items[1]!;
   // A family other than IP4/IP6 is not fatal in rtpengine; infer it from the address instead.
-  const family: AddressFamilyName = fam === 'IP4' || fam === 'IP6' ? fam : address.includes(':') ? 'IP6' : 'IP4';
+  const family: AddrType = fam === 'IP4' || fam === 'IP6' ? fam : address.includes(':') ? 'IP6' : 'IP4';
   return { family, address };
 }
 
