@@ -3,7 +3,8 @@ import pino from 'pino';
 import { CallManager } from '../../src/call/call-manager';
 import type { SignalRequest } from '../../src/call/signal';
 import type { RelayConfig } from '../../src/config/types';
-import { NgError, RestoreBindError } from '../../src/errors';
+import { NgError, PortsExhaustedError, RestoreBindError } from '../../src/errors';
+import { expectThrows } from '../support/errors';
 import type { CallState, StreamState } from '../../src/call/state';
 import { TimeoutSweeper, expiredReason } from '../../src/call/timeouts';
 import { callStatistics } from '../../src/commands/query-reply';
@@ -203,7 +204,7 @@ describe('CallManager', () => {
     cm.offer(req({}));
     cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000 }) }));
     const before = JSON.stringify([...dp.streams.entries()]);
-    expect(() => cm.offer(req({ callId: 'call-2' }))).toThrowError('Ran out of ports');
+    expectThrows(() => cm.offer(req({ callId: 'call-2' })), PortsExhaustedError, 'Ran out of ports');
     expect(() => cm.offer(req({ sdp: sdp({ media: ['m=video 4000 RTP/AVP 96'] }) }))).toThrowError(NgError);
     expect(JSON.stringify([...dp.streams.entries()])).toBe(before);
     expect(cm.calls.has('call-2')).toBe(false);
