@@ -13,7 +13,23 @@
  */
 import pino from 'pino';
 
-export type Logger = pino.Logger;
+/**
+ * The logging surface modules depend on: the subset of pino's Logger they call, so tests can pass a stub
+ * and production passes a pino instance (or a child logger) unchanged.
+ */
+export interface LogFn {
+  (obj: object, msg?: string): void;
+}
+
+export interface Logger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+}
+
+/** The pino instance createLogger makes: a Logger whose level can change at run time and that makes children. */
+export type PinoLogger = pino.Logger;
 export type PinoLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug';
 
 export interface LoggerOptions {
@@ -44,7 +60,7 @@ export function syslogToPinoLevel(syslogLevel: number): PinoLevel {
   return 'debug';
 }
 
-export function createLogger(options: LoggerOptions): Logger {
+export function createLogger(options: LoggerOptions): PinoLogger {
   // Synchronous writes: log volume is per call event, not per packet, and a crash must not lose the last
   // lines that explain it.
   const destination = options.destination ?? pino.destination({ fd: options.stderr ? 2 : 1, sync: true });
@@ -59,7 +75,7 @@ export function createLogger(options: LoggerOptions): Logger {
 }
 
 /** Change the level at run time (e.g. a control command); takes the syslog scale like `--log-level`. */
-export function setSyslogLevel(logger: Logger, syslogLevel: number): void {
+export function setSyslogLevel(logger: PinoLogger, syslogLevel: number): void {
   logger.level = syslogToPinoLevel(syslogLevel);
 }
 
@@ -69,7 +85,7 @@ export function setSyslogLevel(logger: Logger, syslogLevel: number): void {
  */
 export class SyslogLevel {
   constructor(
-    private readonly logger: Logger,
+    private readonly logger: PinoLogger,
     private level: number,
   ) {}
 
@@ -90,7 +106,7 @@ export class SyslogLevel {
 }
 
 /** A child logger whose lines all carry the call's identifiers; absent tags are left out, not empty. */
-export function callLogger(logger: Logger, fields: CallLogFields): Logger {
+export function callLogger(logger: PinoLogger, fields: CallLogFields): PinoLogger {
   const bindings: Record<string, string> = { 'call-id': fields.callId };
   if (fields.fromTag !== undefined) bindings['from-tag'] = fields.fromTag;
   if (fields.toTag !== undefined) bindings['to-tag'] = fields.toTag;

@@ -9,14 +9,14 @@ import { CallManager } from './call/call-manager';
 import { DtmfLog } from './call/dtmf-log';
 import { TimeoutSweeper } from './call/timeouts';
 import { createCommandHandler } from './commands/handler';
+import { interfaceStats } from './commands/interface-stats';
 import { NgServer } from './ng/server';
 import { NgProcessor } from './ng/processor';
 import { CookieCache } from './ng/cookie-cache';
 import { idFromWire } from './ng/byte-string';
 import { raiseNofileLimit, type NofileRaise } from './dataplane/rlimit';
-import type { NgDict, NgHandler } from './ng/types';
-import { ngDict } from './ng/dict';
-import { SyslogLevel, type Logger } from './logger';
+import type { NgHandler } from './ng/types';
+import { SyslogLevel, type Logger, type PinoLogger } from './logger';
 import { LoadLimits, SystemLoadProbe } from './commands/load-limits';
 import { startControlListeners, type Listener } from './control/listeners';
 import { CallRecorder } from './recording/call-recorder';
@@ -28,7 +28,8 @@ import { persistedCallId, wantsRedisUpdate } from './state/ng-hook';
 import { RedisSide } from './state/redis-setup';
 
 export interface RelayDeps {
-  logger: Logger;
+  /** A pino logger (createLogger): its level follows rtpengine-ctl `set loglevel` and SIGUSR1/SIGUSR2. */
+  logger: PinoLogger;
   /** Defaults to the native engine. */
   dataPlane?: DataPlane;
 }
@@ -44,7 +45,7 @@ export class Relay {
     private readonly sweeper: TimeoutSweeper,
     /** Drops aged-out ng replies while no commands arrive (the cache otherwise rotates on access only). */
     private readonly cacheExpiry: NodeJS.Timeout,
-    private readonly logger: Logger,
+    private readonly logger: PinoLogger,
     /** The run-time log level (rtpengine-ctl `set loglevel`, SIGUSR1/SIGUSR2 in cli.ts). */
     readonly logLevel: SyslogLevel,
     /** `--state-dir` and/or `--redis`; null when both are off. */
@@ -282,23 +283,6 @@ function logEngineEvents(events: EngineEvent[], manager: CallManager, logger: Lo
     else if (e.type === 'first-packet') logger.debug(fields, 'media event');
     else logger.info(fields, 'media event');
   }
-}
-
-function interfaceStats(config: RelayConfig, manager: CallManager): NgDict[] {
-  return config.interfaces.map((iface) => {
-    const alloc = manager.sockets.allocator(iface.address);
-    const d = ngDict();
-    d['name'] = iface.name;
-    d['address'] = iface.address;
-    const ports = ngDict();
-    ports['min'] = config.portMin;
-    ports['max'] = config.portMax;
-    ports['used'] = alloc.counts().used;
-    ports['free'] = alloc.counts().free;
-    ports['totals'] = config.portMax - config.portMin + 1;
-    d['ports'] = ports;
-    return d;
-  });
 }
 
 function logNofileRaise(r: NofileRaise, logger: Logger): void {

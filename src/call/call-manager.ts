@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { DataPlane, Endpoint, StreamCrypto, StreamRule } from '../dataplane/types';
 import type { RelayConfig, InterfaceConfig } from '../config/types';
-import type { ConnectionAddress, Direction, MediaRewrite, ParsedSdp, SdpMedia, SdpRewrite } from '../sdp/types';
+import type { AddrType, ConnectionAddress, Direction, MediaRewrite, ParsedSdp, SdpMedia, SdpRewrite } from '../sdp/types';
 import { parseSdp, sdpParseDetail } from '../sdp/parse';
 import { sdpParseError } from '../sdp/lines';
 import { rewriteSdp } from '../sdp/rewrite';
@@ -60,7 +60,7 @@ function isZeroAddress(address: string): boolean {
   return address === ZERO_V4 || address === ZERO_V6 || address === '::0';
 }
 
-function endpoint(addrType: 'IP4' | 'IP6', address: string, port: number): Endpoint {
+function endpoint(addrType: AddrType, address: string, port: number): Endpoint {
   return { family: familyOf(addrType), address, port };
 }
 
@@ -501,7 +501,7 @@ export class CallManager {
   }
 
   /** Where this party's media is expected, per the trust-address / SIP-source-address / media-address rules. */
-  private expectedAddress(req: SignalRequest, media: SdpMedia): { addrType: 'IP4' | 'IP6'; address: string } | null {
+  private expectedAddress(req: SignalRequest, media: SdpMedia): { addrType: AddrType; address: string } | null {
     const conn = media.effectiveConnection;
     if (!conn || isZeroAddress(conn.address) || media.port === 0) return null;
     // media-address and received-from are client text: one that is no IP address is ignored (the SDP's

@@ -1,13 +1,14 @@
 /** Chooses which configured interface (address) a side of a call uses. */
 import type { InterfaceConfig } from '../config/types';
 import type { AddrType } from '../sdp/types';
+import type { Family } from '../dataplane/types';
 import { NgError } from '../errors';
 
-export function addrTypeOf(family: InterfaceConfig['family']): AddrType {
+export function addrTypeOf(family: Family): AddrType {
   return family === 'IPv6' ? 'IP6' : 'IP4';
 }
 
-export function familyOf(addrType: AddrType): InterfaceConfig['family'] {
+export function familyOf(addrType: AddrType): Family {
   return addrType === 'IP6' ? 'IPv6' : 'IPv4';
 }
 

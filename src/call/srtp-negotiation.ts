@@ -52,7 +52,7 @@ function keyState(c: SdesCrypto, own: boolean): SdesKeyState {
 }
 
 /** `SDES` off/no/disable (rtpengine's three spellings): no a=crypto lines at all. */
-export function sdesDisabled(sdes: readonly string[]): boolean {
+function sdesDisabled(sdes: readonly string[]): boolean {
   return sdes.some((f) => f === 'off' || f === 'no' || f === 'disable');
 }
 
@@ -76,11 +76,6 @@ export function usableCryptoLines(media: SdpMedia, sdes: readonly string[]): Sde
     out.push(keyState(c, false));
   }
   return out;
-}
-
-/** The media has any a=crypto line at all (usable or not). */
-export function hasCryptoLines(media: SdpMedia): boolean {
-  return media.crypto.length > 0;
 }
 
 function fresh(tag: number, suite: SrtpSuiteName, sdes: readonly string[], previous: readonly SdesKeyState[]): SdesKeyState {

@@ -18,7 +18,7 @@ import type { Logger } from '../logger';
 const BIND_ATTEMPTS = 16;
 
 /** A rule that forwards nothing; the call manager installs the real one right after. */
-export const IDLE_RULE: StreamRule = {
+const IDLE_RULE: StreamRule = {
   expected: null,
   learning: 'heuristic',
   strictSource: false,

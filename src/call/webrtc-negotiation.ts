@@ -119,7 +119,7 @@ export function newIceCredentials(): IceCredentials {
   return { ufrag: randomAlphanumeric(8), pwd: randomAlphanumeric(26) };
 }
 
-export function newTieBreaker(): string {
+function newTieBreaker(): string {
   return randomBytes(8).toString('hex');
 }
 

@@ -7,38 +7,22 @@ import { normalizeRequest, type NormalizedRequest } from '../ng/request';
 import { NgError } from '../errors';
 import { ngDict } from '../ng/dict';
 import { idToWire } from '../ng/byte-string';
-import type { CallManager } from '../call/call-manager';
 import type { DeleteRequest, SignalRequest } from '../call/signal';
-import { callStatistics } from '../call/query-reply';
-import type { DataPlane } from '../dataplane/types';
+import { callStatistics } from './query-reply';
+import { recordingReply } from './recording-reply';
 import type { Logger } from '../logger';
-import { statisticsReply, type ControlStats } from './statistics';
+import { statisticsReply } from './statistics';
+import type { CommandContext } from './context';
 import { KNOWN_FLAGS } from './known-flags';
 import { unknownWebrtcValues } from '../call/webrtc-negotiation';
 import { MEDIA_CONTROL_COMMANDS, mediaControlCommand, type MediaControlCommand } from './media-control';
 import { playDtmfCommand } from './play-dtmf';
-import type { CallRecorder } from '../recording/call-recorder';
 import type { CallState } from '../call/state';
 import { loadLimitReply } from '../ng/load-limit';
-import type { LoadLimits } from './load-limits';
 
 
 function ok(entries: Array<[string, NgValue]> = []): NgDict {
   return ngDict([...entries, ['result', 'ok']]);
-}
-
-export interface CommandContext {
-  manager: CallManager;
-  dataPlane: DataPlane;
-  recorder: CallRecorder;
-  logger: Logger;
-  controlStats: () => ControlStats;
-  startedMs: number;
-  interfaces: () => NgDict[];
-  /** --max-* limits on new calls; absent = none. */
-  limits?: LoadLimits;
-  /** `--state-dir` figures for `statistics` (absent when off). */
-  stateStats?: () => NgDict;
 }
 
 export function createCommandHandler(ctx: CommandContext): NgHandler {
@@ -194,9 +178,9 @@ async function queryCommand(req: NormalizedRequest, ctx: CommandContext): Promis
   // The call may have ended meanwhile (another command ran while the copies were taken): its last state.
   const stats = callStatistics(call, counters, (id) => qualities.get(id));
   // Only recorded calls get the extra key, so other replies keep rtpengine's exact key set.
-  const recording = ctx.recorder.queryInfo(call);
+  const recording = ctx.recorder.status(call);
   const entries = Object.entries(stats);
-  if (recording) entries.push(['recording', recording]);
+  if (recording) entries.push(['recording', recordingReply(recording)]);
   return ok(entries);
 }
 

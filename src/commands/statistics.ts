@@ -1,7 +1,7 @@
 /** The `statistics` reply: rtpengine's groups (current, total, control) filled with ngrelay's real figures. */
 import type { NgDict, NgValue } from '../ng/types';
 import { ngDict } from '../ng/dict';
-import type { CommandContext } from './handler';
+import type { CommandContext } from './context';
 import type { MosTotals } from '../dataplane/types';
 
 const fixed = (n: number): string => n.toFixed(6);

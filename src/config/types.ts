@@ -1,5 +1,5 @@
 /** The relay's settings, after command line, config file and defaults are merged. */
-import type { DtlsCertificateOptions, ThreadScheduling } from '../dataplane/types';
+import type { DtlsCertificateOptions, Family, ThreadScheduling } from '../dataplane/types';
 import type { RedisConfig } from './redis-config';
 
 export type { ThreadScheduling };
@@ -11,7 +11,7 @@ export interface InterfaceConfig {
   address: string;
   /** Address written into SDP (the part after '!'); equals `address` when none was given. */
   advertised: string;
-  family: 'IPv4' | 'IPv6';
+  family: Family;
 }
 
 export interface ListenAddress {

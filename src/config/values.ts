@@ -5,6 +5,7 @@
 import { isIP } from 'node:net';
 import type { NetworkInterfaceInfo } from 'node:os';
 import type { InterfaceConfig } from './types';
+import type { Family } from '../dataplane/types';
 
 export class BadValue extends Error {
   override readonly name = 'BadValue';
@@ -40,7 +41,7 @@ function unbracket(address: string): string {
   return address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
 }
 
-function familyOf(address: string): 'IPv4' | 'IPv6' | null {
+function familyOf(address: string): Family | null {
   const v = isIP(address);
   return v === 4 ? 'IPv4' : v === 6 ? 'IPv6' : null;
 }
@@ -82,7 +83,7 @@ export function parseInterface(spec: string, networkInterfaces: () => NetworkInt
   localText = unbracket(localText);
   if (localText === '') throw new BadValue('missing local address');
 
-  let advertisedFamily: 'IPv4' | 'IPv6' | null = null;
+  let advertisedFamily: Family | null = null;
   if (advertisedText !== null) {
     advertisedFamily = familyOf(advertisedText);
     if (advertisedFamily === null) throw new BadValue(`advertised address '${advertisedText}' is not an IP address`);
@@ -110,7 +111,7 @@ export function parseInterface(spec: string, networkInterfaces: () => NetworkInt
   if (device === undefined) throw new BadValue(`'${localText}' is neither an IP address nor a network device`);
   const result: InterfaceConfig[] = [];
   for (const info of device) {
-    const fam: 'IPv4' | 'IPv6' = info.family === 'IPv6' ? 'IPv6' : 'IPv4';
+    const fam: Family = info.family === 'IPv6' ? 'IPv6' : 'IPv4';
     if (fam === 'IPv6' && isIpv6LinkLocal(info.address)) continue;
     const advertised = advertisedText !== null && advertisedFamily === fam ? advertisedText : info.address;
     result.push({ name, address: info.address, advertised, family: fam });

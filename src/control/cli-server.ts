@@ -5,7 +5,7 @@
  * received so far); a client that sends nothing is closed after IDLE_MS.
  */
 import net from 'node:net';
-import type { Logger } from '../logger-types';
+import type { Logger } from '../logger';
 import type { CliCommands } from './cli-commands';
 import { listenTcp } from './tcp-listen';
 

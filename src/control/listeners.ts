@@ -8,7 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { RelayConfig } from '../config/types';
 import { ConfigError } from '../errors';
-import type { Logger } from '../logger-types';
+import type { Logger } from '../logger';
 import type { NgProcessor } from '../ng/processor';
 import { NgTcpServer } from '../ng/tcp-server';
 import { HttpControl } from '../http/http-server';

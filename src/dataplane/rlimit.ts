@@ -29,7 +29,7 @@ export function raiseNofileLimit(): NofileRaise {
   return native<NofileRaise>('raiseNofileLimit')();
 }
 
-export function nofileLimit(): NofileLimit {
+function nofileLimit(): NofileLimit {
   return native<NofileLimit>('nofileLimit')();
 }
 

@@ -4,6 +4,7 @@
  * No RTP or RTCP packet ever crosses this interface.
  */
 
+/** Address family as Node and ng endpoint dicts spell it (the SDP spelling is `AddrType`, src/sdp/types.ts). */
 export type Family = 'IPv4' | 'IPv6';
 
 export interface Endpoint {

@@ -14,7 +14,7 @@ import type https from 'node:https';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Registry } from 'prom-client';
-import type { Logger } from '../logger-types';
+import type { Logger } from '../logger';
 import type { CliCommands } from '../control/cli-commands';
 import { encode } from '../ng/bencode';
 import { ngDict } from '../ng/dict';
@@ -25,7 +25,7 @@ const MAX_DRAIN = 64 * MAX_BODY;
 const CT_NG = 'application/x-rtpengine-ng';
 const CT_JSON = 'application/json';
 const CT_TEXT = 'text/plain';
-export const WS_PROTOCOLS = ['ng.rtpengine.com', 'ng-plain.rtpengine.com', 'cli.rtpengine.com', 'echo.rtpengine.com'] as const;
+const WS_PROTOCOLS = ['ng.rtpengine.com', 'ng-plain.rtpengine.com', 'cli.rtpengine.com', 'echo.rtpengine.com'] as const;
 /** Sent on ng.rtpengine.com for a message without cookie (UDP drops it; a connection can be told). */
 const ERR_NO_COOKIE = 'Invalid data (no cookie)';
 

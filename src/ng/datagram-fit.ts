@@ -17,7 +17,7 @@ export const MAX_UDP_PAYLOAD = 65_507;
 const SPACE = 0x20;
 const BRACE = 0x7b;
 
-export function replyTooLargeReason(bytes: number, limit: number): string {
+function replyTooLargeReason(bytes: number, limit: number): string {
   return `Reply too large for a UDP datagram (${bytes} bytes, limit ${limit}); use a TCP, HTTP or WebSocket ng transport`;
 }
 

@@ -10,7 +10,7 @@ import type { NgDict, NgValue } from './types';
 export const PARALLEL_SESSION_LIMIT_REASON = 'Parallel session limit reached';
 
 /** Whether the request announced `supports: ["load limit"]` (bencode strings are Buffers). */
-export function supportsLoadLimit(request: NgDict): boolean {
+function supportsLoadLimit(request: NgDict): boolean {
   const supports: NgValue | undefined = request['supports'];
   if (!Array.isArray(supports)) return false;
   return supports.some((s) => (Buffer.isBuffer(s) ? s.toString('latin1') : s) === 'load limit');

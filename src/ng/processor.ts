@@ -23,7 +23,7 @@
  *  - a handler reply without `result` gets `result: ok` appended last (where rtpengine puts it).
  */
 import { NgError } from '../errors';
-import type { Logger } from '../logger-types';
+import type { Logger } from '../logger';
 import { BencodeError, decodeDict, encode } from './bencode';
 import { CookieCache, type CookieCacheStats } from './cookie-cache';
 import { getValue } from './request';

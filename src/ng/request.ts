@@ -28,9 +28,9 @@
 import { NgError } from '../errors';
 import type { EndpointLearning } from '../dataplane/types';
 import type { NgDict, NgValue } from './types';
+import type { AddrType } from '../sdp/types';
 import { idFromWire } from './byte-string';
 
-export type AddressFamilyName = 'IP4' | 'IP6';
 
 export interface CodecOptions {
   strip: string[];
@@ -71,7 +71,7 @@ export interface NormalizedRequest {
   transportProtocol: string | null;
   /** Logical interface names [from, to]; from `direction`, `from-interface`/`to-interface` or rtpp-flags. */
   direction: string[];
-  receivedFrom: { family: AddressFamilyName; address: string } | null;
+  receivedFrom: { family: AddrType; address: string } | null;
   mediaAddress: string | null;
   /** As sent (`IP4`/`IP6` expected); the command layer validates. */
   addressFamily: string | null;
@@ -187,7 +187,7 @@ function wrongType(key: string, expected: string, v: NgValue): NgError {
 }
 
 /** A string value (bencode string or JS string; an integer is accepted as its decimal text). */
-export function asString(v: NgValue, key: string): string {
+function asString(v: NgValue, key: string): string {
   if (Buffer.isBuffer(v)) return v.toString('utf8');
   if (typeof v === 'string') return v;
   if (typeof v === 'number') return String(v);
@@ -195,14 +195,14 @@ export function asString(v: NgValue, key: string): string {
 }
 
 /** An identifier (call-id, tag, via-branch, label): its bytes, one char per byte; an integer as its text. */
-export function asId(v: NgValue, key: string): string {
+function asId(v: NgValue, key: string): string {
   if (Buffer.isBuffer(v) || typeof v === 'string') return idFromWire(v);
   if (typeof v === 'number') return String(v);
   throw wrongType(key, 'a string', v);
 }
 
 /** An integer value, also accepted as a decimal string (Kamailio sends some numbers as text). */
-export function asInt(v: NgValue, key: string): number {
+function asInt(v: NgValue, key: string): number {
   if (typeof v === 'number') return v;
   if (Buffer.isBuffer(v) || typeof v === 'string') {
     const s = (Buffer.isBuffer(v) ? v.toString('latin1') : v).trim();
@@ -212,7 +212,7 @@ export function asInt(v: NgValue, key: string): number {
 }
 
 /** A list of strings. */
-export function asStringList(v: NgValue, key: string): string[] {
+function asStringList(v: NgValue, key: string): string[] {
   if (!Array.isArray(v)) throw wrongType(key, 'a list', v);
   return v.map((item) => {
     if (Array.isArray(item) || (typeof item === 'object' && !Buffer.isBuffer(item))) throw wrongType(`${key}[]`, 'a string', item);
@@ -258,13 +258,6 @@ export function getInt(dict: NgDict, name: string): number | null {
 export function getList(dict: NgDict, name: string): string[] | null {
   const v = getValue(dict, name);
   return v === undefined ? null : asStringList(v, name);
-}
-
-export function getDict(dict: NgDict, name: string): NgDict | null {
-  const v = getValue(dict, name);
-  if (v === undefined) return null;
-  if (typeof v === 'object' && !Buffer.isBuffer(v) && !Array.isArray(v)) return v;
-  throw wrongType(name, 'a dictionary', v);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -324,12 +317,12 @@ function parseRecordCall(s: string): boolean | null {
   return null;
 }
 
-function parseReceivedFrom(items: string[], key: string): { family: AddressFamilyName; address: string } {
+function parseReceivedFrom(items: string[], key: string): { family: AddrType; address: string } {
   if (items.length < 2) throw new NgError(`Invalid value for key '${key}': expected [family, address]`);
   const fam = items[0]!.toUpperCase();
   const address = items[1]!;
   // A family other than IP4/IP6 is not fatal in rtpengine; infer it from the address instead.
-  const family: AddressFamilyName = fam === 'IP4' || fam === 'IP6' ? fam : address.includes(':') ? 'IP6' : 'IP4';
+  const family: AddrType = fam === 'IP4' || fam === 'IP6' ? fam : address.includes(':') ? 'IP6' : 'IP4';
   return { family, address };
 }
 

@@ -6,7 +6,7 @@
  */
 import dgram from 'node:dgram';
 import net from 'node:net';
-import type { Logger } from '../logger-types';
+import type { Logger } from '../logger';
 import { fitDatagram } from './datagram-fit';
 import { NgProcessor, type NgProcessorOptions, type NgServerStats } from './processor';
 import { AdmissionQueue, DEFAULT_ADMISSION, NG_RECEIVE_BUFFER_BYTES, looksLikePing, type AdmissionOptions, type AdmissionStats } from './admission';

@@ -10,7 +10,7 @@
  * message longer than MAX_MESSAGE ends the connection the same way.
  */
 import net from 'node:net';
-import type { Logger } from '../logger-types';
+import type { Logger } from '../logger';
 import { BencodeError, bencodeLength, encode } from './bencode';
 import { ngDict } from './dict';
 import { ERR_BAD_BENCODE, type NgProcessor } from './processor';

@@ -13,14 +13,19 @@ import * as path from 'node:path';
 import type { RelayConfig } from '../config/types';
 import type { DataPlane, RecordingCounters } from '../dataplane/types';
 import type { CallRecordingState, CallState } from '../call/state';
-import type { NgDict } from '../ng/types';
-import { ngDict } from '../ng/dict';
 import type { Logger } from '../logger';
 import { NgError } from '../errors';
 import { metadataText } from './metadata-file';
 import { recordingDirs, type RecordingDirs } from './recording-dir';
 import { giveTo, ownerFor, type FileOwner } from './file-owner';
 import { cutToLastRecord } from './spool-recovery';
+
+/** What `query` shows of a running recording (src/commands/recording-reply.ts turns it into the ng dict). */
+export interface RecordingStatus {
+  recording: Readonly<CallRecordingState>;
+  /** The engine's counters; null if the engine no longer knows the recording. */
+  counters: RecordingCounters | null;
+}
 
 /** rtpengine's wording, with ngrelay's option name. */
 export const NO_RECORDING_DIR = 'Call recording requested, but no recording directory configured (--recording-dir)';
@@ -227,22 +232,11 @@ export class CallRecorder {
     return counters;
   }
 
-  /** The `recording` dict of `query`; null when the call is not being recorded (the reply keeps rtpengine's keys). */
-  queryInfo(call: CallState): NgDict | null {
-    const rec = call.recording;
-    if (!rec) return null;
-    const c = this.dataPlane.readRecording(rec.id);
-    const d = ngDict();
-    d['recorded'] = 'yes';
-    d['state'] = rec.paused ? 'paused' : 'recording';
-    d['pcap'] = rec.pcapPath;
-    d['spool file'] = rec.pcapSpoolPath;
-    d['metadata file'] = rec.metaPath;
-    d['packets written'] = c?.written ?? 0;
-    d['packets dropped'] = c?.dropped ?? 0;
-    d['packets queued'] = c?.queued ?? 0;
-    if (c?.error) d['error'] = c.error;
-    return d;
+  /** A running recording's state and counters; null when the call is not being recorded. */
+  status(call: CallState): RecordingStatus | null {
+    const recording = call.recording;
+    if (!recording) return null;
+    return { recording, counters: this.dataPlane.readRecording(recording.id) };
   }
 
   /** Points the engine's recording at the call's current streams (they change with re-INVITEs). */

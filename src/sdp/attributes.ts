@@ -68,7 +68,7 @@ export function parseBoundedInt(text: string, max: number): number | null {
   return n <= max ? n : null;
 }
 
-export function isAddressOfType(addrType: AddrType, address: string): boolean {
+function isAddressOfType(addrType: AddrType, address: string): boolean {
   return addrType === 'IP4' ? isIPv4(address) : isIPv6(address);
 }
 

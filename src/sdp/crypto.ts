@@ -7,11 +7,9 @@
  *   key-params = key-param *(";" key-param);  key-param = "inline:" base64(key||salt) ["|" lifetime] ["|" MKI ":" length]
  */
 import { randomBytes } from 'node:crypto';
-import type { SrtpSuiteName } from '../dataplane/types';
 import { SRTP_SUITES, srtpSuite, type SrtpSuite } from '../dataplane/srtp-suites';
 
 /** The suites SDES can negotiate are exactly those the native SRTP core implements (one table: srtp-suites.ts). */
-export type SdesSuiteName = SrtpSuiteName;
 export type SdesSuite = SrtpSuite;
 export const SDES_SUITES: readonly SdesSuite[] = SRTP_SUITES;
 

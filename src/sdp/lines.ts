@@ -7,7 +7,7 @@
 import { NgError } from '../errors';
 import type { SdpLine } from './types';
 
-export const SDP_PARSE_ERROR = 'Failed to parse SDP';
+const SDP_PARSE_ERROR = 'Failed to parse SDP';
 
 /**
  * Where and why each SDP parse error happened ("line 5: c= needs 3 fields ..."), for the log. The error

@@ -2,6 +2,7 @@
 import type { SdesParseResult } from './crypto';
 import type { SdpDtls, SdpIce } from './webrtc-attributes';
 
+/** Address family as SDP `c=`/`o=` lines and ng `address family` spell it (Node's spelling is `Family`). */
 export type AddrType = 'IP4' | 'IP6';
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 

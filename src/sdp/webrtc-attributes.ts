@@ -41,7 +41,7 @@ const DIGEST_BYTES: Readonly<Record<DtlsFingerprint['hash'], number>> = {
 };
 
 /** `sha-256 AB:CD:...` (hash name case-insensitive, RFC 8122 §5); null when malformed. */
-export function parseFingerprint(value: string): DtlsFingerprint | null {
+function parseFingerprint(value: string): DtlsFingerprint | null {
   const [hashText, digest, ...rest] = tokens(value);
   if (hashText === undefined || digest === undefined || rest.length > 0) return null;
   const hash = hashText.toLowerCase();
@@ -57,7 +57,7 @@ export function formatFingerprint(f: DtlsFingerprint): string {
   return `${f.hash} ${fingerprintHex(f.value)}`;
 }
 
-export function fingerprintHex(value: Buffer): string {
+function fingerprintHex(value: Buffer): string {
   return [...value].map((b) => b.toString(16).padStart(2, '0').toUpperCase()).join(':');
 }
 
@@ -72,7 +72,7 @@ const CANDIDATE_TYPES: ReadonlySet<string> = new Set(['host', 'srflx', 'prflx', 
  * `<foundation> <component> <transport> <priority> <address> <port> typ <type> ...` (RFC 8839 §5.1). Only UDP
  * candidates with an IP address are kept (TCP candidates and mDNS `.local` names are not reachable by a relay).
  */
-export function parseCandidate(value: string): IceCandidate | null {
+function parseCandidate(value: string): IceCandidate | null {
   const t = tokens(value);
   if (t.length < 8 || t[6] !== 'typ') return null;
   const [foundation, componentText, transport, priorityText, address, portText, , type] = t as string[];

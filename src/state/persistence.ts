@@ -12,16 +12,16 @@ import { ngDict } from '../ng/dict';
 import type { CallProgressState, CallStore, LoadedState, ProgressFile, StreamProgressState } from './call-store';
 import type { RedisCallWriter, RedisStats } from './redis-store';
 
-export const TICK_MS = 500;
+const TICK_MS = 500;
 /**
  * A restored SRTP context estimates the ROC from the saved highest sequence number (RFC 3711 Appendix A),
  * which holds while fewer than 2^15 packets went by since; the tick writes again after half of that.
  */
-export const RTP_INDEX_STEP = 16384;
+const RTP_INDEX_STEP = 16384;
 /** SRTCP indices are explicit: a restored sender skips this many, the tick writes again after half. */
 export const SRTCP_INDEX_MARGIN = 64;
 /** Media timeouts are whole seconds; the last media time is written when it moved by this much. */
-export const LAST_MEDIA_STEP_MS = 5000;
+const LAST_MEDIA_STEP_MS = 5000;
 
 export interface PersistenceStats {
   lastWriteMs: number;

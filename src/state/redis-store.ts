@@ -49,7 +49,7 @@ export function keyOf(callId: string): Buffer {
   return Buffer.from(callId, 'latin1');
 }
 
-export function encodeRedisRecord(record: RedisCallRecord): Buffer {
+function encodeRedisRecord(record: RedisCallRecord): Buffer {
   return encodeStateFile('call', record);
 }
 

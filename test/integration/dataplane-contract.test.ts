@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
 import type { DataPlane, StreamRule, StreamSocketSpec } from '../../src/dataplane/types';
 import { portFree, PortRuns, streamRule } from '../support/dataplane-fixtures';
+import { expectThrows } from '../support/errors';
 
 const LO = '127.0.0.1';
 const ports = new PortRuns(44000, 44999);
@@ -102,7 +103,7 @@ describe('native binding: field checks of addStream(spec, rule) and updateStream
     const port = await ports.take(2, LO);
     const spec: StreamSocketSpec = { id: 3, component: 'rtp', localAddress: LO, localPort: port };
     for (const [field, wrong] of [['blockMedia', 'no'], ['silenceMedia', 1], ['blockDtmf', 'x'], ['clockRate', '8000'], ['dtmfPayloadType', 'pt']] as const) {
-      expect(() => engine.addStream(spec, alter(fullRule(), field, wrong))).toThrow(new RegExp(`rule\\.${field}\\b`));
+      expectThrows(() => engine.addStream(spec, alter(fullRule(), field, wrong)), TypeError, new RegExp(`rule\\.${field}\\b`));
     }
     engine.addStream(spec, fullRule());
     engine.removeStream(3);
@@ -111,7 +112,7 @@ describe('native binding: field checks of addStream(spec, rule) and updateStream
   it('updateStream checks its rule the same way and keeps the old one', async () => {
     const port = await ports.take(2, LO);
     engine.addStream({ id: 4, component: 'rtp', localAddress: LO, localPort: port }, fullRule());
-    expect(() => engine.updateStream(4, alter(fullRule(), 'ice.localPwd', DELETE))).toThrow(/rule\.ice\.localPwd\b/);
+    expectThrows(() => engine.updateStream(4, alter(fullRule(), 'ice.localPwd', DELETE)), TypeError, /rule\.ice\.localPwd\b/);
     expect(() => engine.updateStream(4, alter(fullRule(), 'strictSource', DELETE))).toThrow(TypeError);
     engine.removeStream(4);
   });
@@ -120,8 +121,8 @@ describe('native binding: field checks of addStream(spec, rule) and updateStream
     it(`spec.${field}: missing or mistyped throws naming it`, async () => {
       const port = await ports.take(2, LO);
       const spec: StreamSocketSpec = { id: 5, component: 'rtp', localAddress: LO, localPort: port };
-      expect(() => engine.addStream(alter(spec, field, DELETE), fullRule())).toThrow(new RegExp(`spec\\.${field}\\b`));
-      expect(() => engine.addStream(alter(spec, field, wrong), fullRule())).toThrow(new RegExp(`spec\\.${field}\\b`));
+      expectThrows(() => engine.addStream(alter(spec, field, DELETE), fullRule()), TypeError, new RegExp(`spec\\.${field}\\b`));
+      expectThrows(() => engine.addStream(alter(spec, field, wrong), fullRule()), TypeError, new RegExp(`spec\\.${field}\\b`));
       expect(await portFree(port, LO)).toBe(true);
     });
   }

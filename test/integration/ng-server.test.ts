@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { NgError } from '../../src/errors';
-import type { Logger } from '../../src/logger-types';
+import type { Logger } from '../../src/logger';
 import { decodeDict, encode } from '../../src/ng/bencode';
 import { NgServer } from '../../src/ng/server';
 import type { NgDict, NgHandler, NgRequestContext, NgValue } from '../../src/ng/types';

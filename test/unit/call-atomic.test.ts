@@ -6,7 +6,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { CallManager } from '../../src/call/call-manager';
 import type { StreamRule } from '../../src/dataplane/types';
-import { NgError } from '../../src/errors';
+import { NgError, PortsExhaustedError } from '../../src/errors';
+import { expectThrows } from '../support/errors';
 import { FakeDataPlane } from '../support/fake-dataplane';
 import { audioSdp, signalRequest, testConfig } from '../support/call-fixtures';
 
@@ -99,7 +100,7 @@ describe('offer/answer atomicity', () => {
     small.offer(signalRequest({ callId: 'c1' }));
     const streams = dp.streams.size;
     const media = ['m=audio 40002 RTP/AVP 0', 'm=audio 40004 RTP/AVP 0'];
-    expect(() => small.offer(signalRequest({ callId: 'c2', sdp: audioSdp(40000, '192.168.1.10', media) }))).toThrow('Ran out of ports');
+    expectThrows(() => small.offer(signalRequest({ callId: 'c2', sdp: audioSdp(40000, '192.168.1.10', media) })), PortsExhaustedError, 'Ran out of ports');
     expect(dp.streams.size).toBe(streams);
     expect([...small.calls.keys()]).toEqual(['c1']);
   });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { CallRecorder, fileStem, NO_RECORDING_DIR } from '../../src/recording/call-recorder';
 import { metadataText } from '../../src/recording/metadata-file';
+import { recordingReply } from '../../src/commands/recording-reply';
 import { prepareRecordingDir } from '../../src/recording/recording-dir';
 import { cutToLastRecord, recoverSpool } from '../../src/recording/spool-recovery';
 import type { CallState } from '../../src/call/state';
@@ -103,13 +104,13 @@ describe('CallRecorder', () => {
     expect(existsSync(rec.metaSpoolPath)).toBe(true);
     recorder.pause(c);
     expect(dp.recordings.get(rec.id)?.streams).toEqual([]);
-    expect(recorder.queryInfo(c)).toMatchObject({ recorded: 'yes', state: 'paused' });
+    expect(recordingReply(recorder.status(c)!)).toMatchObject({ recorded: 'yes', state: 'paused' });
     recorder.start(c);
     expect(dp.recordings.get(rec.id)?.streams).toEqual([1, 2]);
     recorder.stop(c);
     expect(c.recording).toBeNull();
     expect(dp.recordings.size).toBe(0);
-    expect(recorder.queryInfo(c)).toBeNull();
+    expect(recorder.status(c)).toBeNull();
     // The fake engine writes no pcap, so only the metadata can be checked on disk.
     expect(readFileSync(rec.metaPath, 'utf8')).toContain('END TIME');
     expect(existsSync(rec.metaSpoolPath)).toBe(false);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parseInvocation } from '../../src/config';
 import { ConfigError } from '../../src/errors';
 import { parseKeyspaceList, parseRedisEndpoint } from '../../src/config/redis-config';
+import { BadValue } from '../../src/config/values';
 import { wantsRedisUpdate } from '../../src/state/ng-hook';
 
 const env = { cpuCount: 2 };
@@ -18,7 +19,7 @@ describe('Redis options', () => {
     expect(parseRedisEndpoint('s3cr@t@127.0.0.1:7000/0')).toEqual({ host: '127.0.0.1', port: 7000, db: 0, password: 's3cr@t' });
     expect(parseRedisEndpoint('[::1]:6379/15')).toEqual({ host: '::1', port: 6379, db: 15, password: null });
     for (const bad of ['127.0.0.1:6379', '127.0.0.1/1', ':6379/1', '127.0.0.1:0/1', '127.0.0.1:6379/x']) {
-      expect(() => parseRedisEndpoint(bad), bad).toThrow();
+      expect(() => parseRedisEndpoint(bad), bad).toThrow(BadValue);
     }
     expect(() => parseInvocation(['--redis=localhost'], env)).toThrow(ConfigError);
   });

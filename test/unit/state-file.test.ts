@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { expectThrows } from '../support/errors';
 import { STATE_FORMAT_VERSION, StateFileError, decodeStateFile, encodeStateFile, writeFileAtomic } from '../../src/state/state-file';
 import { CallStore, StateDirError } from '../../src/state/call-store';
 import type { CallState } from '../../src/call/state';
@@ -57,7 +58,7 @@ describe('state file format', () => {
     const other = Buffer.from(bytes);
     other.writeUInt16BE(STATE_FORMAT_VERSION + 1, 4);
     expect(reasonOf(() => decodeStateFile('call', other))).toBe('other-version');
-    expect(() => decodeStateFile('call', other)).toThrow(/another ngrelay version/);
+    expectThrows(() => decodeStateFile('call', other), StateFileError, /another ngrelay version/);
     expect(reasonOf(() => decodeStateFile('progress', bytes))).toBe('wrong-kind');
     expect(reasonOf(() => decodeStateFile('call', Buffer.from('{"json": "not ours"}')))).toBe('not-a-state-file');
   });

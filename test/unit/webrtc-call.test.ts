@@ -11,7 +11,7 @@ import { CallManager } from '../../src/call/call-manager';
 import type { SignalRequest } from '../../src/call/signal';
 import { DtlsUnavailableError, hostPriority, relayControls, roleAgainst, unknownWebrtcValues } from '../../src/call/webrtc-negotiation';
 import { parseSdp } from '../../src/sdp/parse';
-import { callStatistics } from '../../src/call/query-reply';
+import { callStatistics } from '../../src/commands/query-reply';
 import { normalizeRequest } from '../../src/ng/request';
 import { signal } from '../../src/commands/handler';
 import type { NgDict, NgValue } from '../../src/ng/types';

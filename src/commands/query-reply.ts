@@ -4,8 +4,8 @@ import { DTLS_SRTP_PROFILES } from '../dataplane/srtp-suites';
 import type { NgDict, NgValue } from '../ng/types';
 import { ngDict } from '../ng/dict';
 import { idToWire } from '../ng/byte-string';
-import type { CallState, MediaState, MonologueState, StreamState } from './state';
-import { ssrcStatistics } from './ssrc-stats';
+import type { CallState, MediaState, MonologueState, StreamState } from '../call/state';
+import { ssrcStatistics } from '../call/ssrc-stats';
 
 type CountersOf = (id: number) => StreamCounters | undefined;
 type QualityOf = (id: number) => StreamQuality | undefined;
