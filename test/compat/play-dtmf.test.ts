@@ -78,7 +78,11 @@ interface SeenEvent {
 function events(got: readonly ReceivedDatagram[]): SeenEvent[] {
   const out: SeenEvent[] = [];
   let lastTs = -1;
-  for (const { data } of got) {
+  // In sequence order, not arrival order: on a loaded machine either relay's packets may arrive swapped
+  // (seen with rtpengine 10.5), which says nothing about what it sent. Order itself is checked below.
+  const base = got.length > 0 ? got[0]!.data.readUInt16BE(2) : 0;
+  const bySeq = [...got].sort((x, y) => ((x.data.readUInt16BE(2) - base) & 0xffff) - ((y.data.readUInt16BE(2) - base) & 0xffff));
+  for (const { data } of bySeq) {
     if ((data[1]! & 0x7f) !== 101) continue;
     const ts = data.readUInt32BE(4);
     if (ts !== lastTs) out.push({ event: data[12]!, volume: data[13]! & 0x3f, marker: [], durations: [], ends: 0 });
