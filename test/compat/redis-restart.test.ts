@@ -14,6 +14,7 @@ import { isDict, toPlain, type BDict, type BValue } from '../support/bencode';
 import { Party, rtpPacket, waitUntil } from '../support/rtp-packets';
 import { freeMediaRange, freeUdpPort } from '../support/free-ports';
 import { TestRedis } from '../support/redis-server';
+import { get, sdp, portOf } from '../support/ng-values';
 
 let redis: TestRedis;
 const running: RelayUnderTest[] = [];
@@ -21,26 +22,6 @@ const clients: NgRawClient[] = [];
 const parties: Party[] = [];
 
 type Starter = (options: RelayOptions) => Promise<RelayUnderTest>;
-
-function get(v: BValue | undefined, ...keys: Array<string | number>): BValue | undefined {
-  let cur = v;
-  for (const k of keys) {
-    if (cur === undefined) return undefined;
-    if (typeof k === 'number') cur = Array.isArray(cur) ? cur[k] : undefined;
-    else cur = isDict(cur) ? cur[k] : undefined;
-  }
-  return cur;
-}
-
-function sdp(port: number): string {
-  return ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', `a=rtcp:${port + 1}`, 'a=sendrecv', ''].join('\r\n');
-}
-
-function portOf(reply: BDict): number {
-  const body = reply['sdp'];
-  if (!Buffer.isBuffer(body)) throw new Error(`no sdp: ${JSON.stringify(toPlain(reply))}`);
-  return Number(/^m=audio (\d+)/m.exec(body.toString('latin1'))?.[1]);
-}
 
 /** Per tag, the local RTP port of its first stream: what a restart must keep. */
 async function localPorts(ng: NgRawClient, callId: string): Promise<Record<string, number>> {

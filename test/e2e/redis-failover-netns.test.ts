@@ -25,6 +25,7 @@ import { NgRawClient } from '../support/ng-client';
 import { NGRELAY_BIN, REPO_ROOT } from '../support/ngrelay';
 import { REDIS_SERVER } from '../support/redis-server';
 import { sleep } from '../support/rtp-packets';
+import { portOf } from '../support/ng-values';
 
 const PREFIX = `ngr-h6-${process.pid}-`;
 const NS = { lan: `${PREFIX}lan`, a: `${PREFIX}a`, b: `${PREFIX}b`, c: `${PREFIX}c` } as const;
@@ -109,12 +110,6 @@ async function until(check: () => Promise<boolean> | boolean, timeoutMs: number)
 
 function sdp(port: number): string {
   return ['v=0', `o=- 1 1 IN IP4 ${ADDR.c}`, 's=-', `c=IN IP4 ${ADDR.c}`, 't=0 0', `m=audio ${port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', 'a=sendrecv', ''].join('\r\n');
-}
-
-function portOf(reply: BDict): number {
-  const body = reply['sdp'];
-  if (!Buffer.isBuffer(body)) throw new Error(`no sdp: ${JSON.stringify(toPlain(reply))}`);
-  return Number(/^m=audio (\d+)/m.exec(body.toString('latin1'))?.[1]);
 }
 
 /**

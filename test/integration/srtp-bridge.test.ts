@@ -15,6 +15,7 @@ import { NgRawClient } from '../support/ng-client';
 import { isDict, toPlain, type BDict, type BInputDict, type BValue } from '../support/bencode';
 import { Party, rtcpPacket, rtpPacket, waitUntil } from '../support/rtp-packets';
 import { buildLibsrtpHelper, type LibsrtpHelper, type LibsrtpMode } from '../support/libsrtp';
+import { get } from '../support/ng-values';
 
 const NG_PORT = 22511;
 const KEY_BYTES: Record<string, number> = {
@@ -182,16 +183,6 @@ async function sendAll(from: Party, to: number, packets: Buffer[], receiver: Par
     await from.send(p, to, '127.0.0.1');
   }
   await waitUntil(() => receiver.received.length >= expected, 5000);
-}
-
-function get(v: BValue | undefined, ...keys: Array<string | number>): BValue | undefined {
-  let cur = v;
-  for (const k of keys) {
-    if (cur === undefined) return undefined;
-    if (typeof k === 'number') cur = Array.isArray(cur) ? cur[k] : undefined;
-    else cur = isDict(cur) ? cur[k] : undefined;
-  }
-  return cur;
 }
 
 /** The streams of one party's first media in a query reply. */

@@ -18,6 +18,7 @@ import { isDict, toPlain, type BDict, type BInputDict, type BValue } from '../su
 import { Party, rtcpPacket, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
 import { buildLibsrtpHelper, type LibsrtpHelper } from '../support/libsrtp';
 import { cutToLastRecord } from '../../src/recording/spool-recovery';
+import { get } from '../support/ng-values';
 
 const NG_PORT = 23000 + (process.pid % 2000);
 // 45000..49999 is used by no other test; a random 500-port slice of it, as other worktrees run tests too.
@@ -96,16 +97,6 @@ function sdpInfo(reply: BDict): SdpInfo {
 
 async function request(body: BInputDict): Promise<BDict> {
   return (await client().request(body)).dict;
-}
-
-function get(v: BValue | undefined, ...keys: Array<string | number>): BValue | undefined {
-  let cur = v;
-  for (const k of keys) {
-    if (cur === undefined) return undefined;
-    if (typeof k === 'number') cur = Array.isArray(cur) ? cur[k] : undefined;
-    else cur = isDict(cur) ? cur[k] : undefined;
-  }
-  return cur;
 }
 
 /** What must survive a restart: per tag, each stream's local port and endpoint. */
