@@ -49,62 +49,6 @@ bool isWildcard(const SockAddr& a) {
 
 }  // namespace
 
-EventRelay::EventRelay(EventSink sink, FenceSink fenceSink, const SchedulingSpec& scheduling)
-    : sink_(std::move(sink)), fenceSink_(std::move(fenceSink)), scheduling_(scheduling) {
-  thread_ = std::thread([this] { run(); });
-  pthread_setname_np(thread_.native_handle(), "ngrelay-events");
-  started_.wait();
-}
-
-EventRelay::~EventRelay() { stop(); }
-
-void EventRelay::push(std::vector<EngineEvent>&& batch) {
-  {
-    std::lock_guard<std::mutex> g(m_);
-    queue_.push_back(std::move(batch));
-  }
-  cv_.notify_one();
-}
-
-void EventRelay::pushFence(uint64_t id) {
-  {
-    std::lock_guard<std::mutex> g(m_);
-    fences_.push_back(id);
-  }
-  cv_.notify_one();
-}
-
-void EventRelay::stop() {
-  {
-    std::lock_guard<std::mutex> g(m_);
-    if (stopping_ && !thread_.joinable()) return;
-    stopping_ = true;
-  }
-  cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
-}
-
-void EventRelay::run() {
-  schedError_ = applyThreadScheduling(scheduling_);
-  started_.open();
-  std::unique_lock<std::mutex> g(m_);
-  for (;;) {
-    cv_.wait(g, [this] { return stopping_ || !queue_.empty() || !fences_.empty(); });
-    std::vector<std::vector<EngineEvent>> todo;
-    todo.swap(queue_);
-    std::vector<uint64_t> fences;
-    fences.swap(fences_);
-    const bool last = stopping_;
-    g.unlock();
-    if (sink_)
-      for (auto& batch : todo) sink_(std::move(batch));
-    if (fenceSink_)
-      for (uint64_t id : fences) fenceSink_(id);
-    g.lock();
-    if (last && queue_.empty() && fences_.empty()) return;
-  }
-}
-
 Engine::Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling,
                const SchedulingSpec& idleScheduling, FenceSink fenceSink, const DtlsCertificateSpec& dtls)
     : receiveBufferBytes_(receiveBufferBytes), idleScheduling_(idleScheduling) {

@@ -17,7 +17,7 @@
 #include <string>
 #include <system_error>
 
-#include "engine.hpp"
+#include "io_thread.hpp"
 #include "media_control.hpp"
 #include "packet_check.hpp"
 

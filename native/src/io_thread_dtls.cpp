@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "engine.hpp"
+#include "io_thread.hpp"
 
 namespace ngrelay {
 

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "engine.hpp"
+#include "io_thread.hpp"
 
 namespace ngrelay {
 

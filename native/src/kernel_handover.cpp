@@ -2,7 +2,7 @@
 // thread decides, so the choice and the packets it affects are ordered on one thread). A direction goes down
 // only when userspace has nothing left to do with its packets and its rule cannot change without a command;
 // every command on the stream (apply()), a rule change of its sink (KernelRevoke), and idleness bring it back.
-#include "engine.hpp"
+#include "io_thread.hpp"
 
 namespace ngrelay {
 

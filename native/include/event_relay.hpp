@@ -1,0 +1,80 @@
+// Engine events (first packet, learning, idle, DTMF, ICE, DTLS) and the thread that hands their batches, and
+// the asynchronous fences' acknowledgements, from the I/O threads to the N-API layer.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "dtmf.hpp"
+#include "sock_addr.hpp"
+#include "start_latch.hpp"
+#include "thread_sched.hpp"
+
+namespace ngrelay {
+
+enum class EventType : uint8_t { FirstPacket, Learned, SourceChanged, Idle, Resumed, Dtmf, IceSelected, Dtls };
+
+/** A stream that received media and then nothing for this long is reported idle (once, until media resumes). */
+constexpr int64_t kStreamIdleMs = 5000;
+/** How often an I/O thread looks for idle streams (the scan is O(active streams), so not per wake-up). */
+constexpr int64_t kIdleScanMs = 500;
+
+struct EngineEvent {
+  EventType type;
+  int32_t id;
+  SockAddr addr;
+  int64_t atMs;
+  DtmfEvent dtmf{};  // EventType::Dtmf only
+  // EventType::Dtls only.
+  bool dtlsOk = false;
+  std::string dtlsProfile{}, dtlsError{};
+};
+
+/** Receives event batches on an I/O thread; must not block (the N-API layer hands them to a TSFN). */
+using EventSink = std::function<void(std::vector<EngineEvent>&&)>;
+/** Told, on the event relay's thread, that asynchronous fence `id` has passed (see AsyncFence). */
+using FenceSink = std::function<void(uint64_t)>;
+
+/**
+ * Hands event batches from the I/O threads to the engine's sink on a thread of its own. The sink (napi's
+ * threadsafe function) writes to libuv's wake-up descriptor in the process's descriptor table, which an I/O
+ * thread on a private table cannot see. Events are slow-path data (batched every 50 ms), so one hop more
+ * costs nothing that matters.
+ */
+class EventRelay {
+ public:
+  /** Starts the thread and waits until it has applied `scheduling` (see schedulingError()). */
+  EventRelay(EventSink sink, FenceSink fenceSink, const SchedulingSpec& scheduling);
+  ~EventRelay();
+  EventRelay(const EventRelay&) = delete;
+  EventRelay& operator=(const EventRelay&) = delete;
+  /** Called on an I/O thread; never blocks for long (a mutex held only to move a vector). */
+  void push(std::vector<EngineEvent>&& batch);
+  /** Called on an I/O thread when it acknowledged fence `id` last; never blocks for long. */
+  void pushFence(uint64_t id);
+  /** Delivers what is queued, then ends the thread. */
+  void stop();
+  /** 0, or the errno with which the kernel refused the thread's scheduling. */
+  int schedulingError() const { return schedError_; }
+
+ private:
+  void run();
+  EventSink sink_;
+  FenceSink fenceSink_;
+  SchedulingSpec scheduling_;
+  int schedError_ = 0;
+  StartLatch started_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::vector<std::vector<EngineEvent>> queue_;
+  std::vector<uint64_t> fences_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+
+}  // namespace ngrelay

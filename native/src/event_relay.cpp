@@ -1,0 +1,67 @@
+// The event relay's thread: moves event batches and fence acknowledgements from the I/O threads to the sinks
+// the N-API layer gave (see event_relay.hpp for why this hop exists).
+#include "event_relay.hpp"
+
+#include <pthread.h>
+
+#include <utility>
+
+namespace ngrelay {
+
+EventRelay::EventRelay(EventSink sink, FenceSink fenceSink, const SchedulingSpec& scheduling)
+    : sink_(std::move(sink)), fenceSink_(std::move(fenceSink)), scheduling_(scheduling) {
+  thread_ = std::thread([this] { run(); });
+  pthread_setname_np(thread_.native_handle(), "ngrelay-events");
+  started_.wait();
+}
+
+EventRelay::~EventRelay() { stop(); }
+
+void EventRelay::push(std::vector<EngineEvent>&& batch) {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    queue_.push_back(std::move(batch));
+  }
+  cv_.notify_one();
+}
+
+void EventRelay::pushFence(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    fences_.push_back(id);
+  }
+  cv_.notify_one();
+}
+
+void EventRelay::stop() {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void EventRelay::run() {
+  schedError_ = applyThreadScheduling(scheduling_);
+  started_.open();
+  std::unique_lock<std::mutex> g(m_);
+  for (;;) {
+    cv_.wait(g, [this] { return stopping_ || !queue_.empty() || !fences_.empty(); });
+    std::vector<std::vector<EngineEvent>> todo;
+    todo.swap(queue_);
+    std::vector<uint64_t> fences;
+    fences.swap(fences_);
+    const bool last = stopping_;
+    g.unlock();
+    if (sink_)
+      for (auto& batch : todo) sink_(std::move(batch));
+    if (fenceSink_)
+      for (uint64_t id : fences) fenceSink_(id);
+    g.lock();
+    if (last && queue_.empty() && fences_.empty()) return;
+  }
+}
+
+}  // namespace ngrelay
