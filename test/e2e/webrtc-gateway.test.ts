@@ -6,7 +6,7 @@
  *   1. the browser registers over ws:// and calls sipp: two-way audio (the browser's getStats() and sipp's
  *      echo counter), the browser's BYE makes Kamailio delete the call on the relay;
  *   2. sipp calls the browser (JsSIP answers by itself): the same, and sipp's BYE cleans up.
- * Runs once per row of WEBRTC_RELAYS (rtpengine 10.5 now; ngrelay once NGRELAY_WEBRTC_READY).
+ * Runs once per row of WEBRTC_RELAYS (rtpengine 10.5 and ngrelay).
  */
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -50,7 +50,7 @@ function connected(stats: PeerStats | null): boolean {
 }
 
 for (const row of WEBRTC_RELAYS) {
-  describe.skipIf(!row.enabled)(`WebRTC gateway: JsSIP in Chromium <-> Kamailio (ws://) <-> ${row.name} <-> sipp`, () => {
+  describe(`WebRTC gateway: JsSIP in Chromium <-> Kamailio (ws://) <-> ${row.name} <-> sipp`, () => {
     let relay: RelayUnderTest | undefined;
     let ng: NgRawClient | undefined;
     let kamailio: ManagedProcess | undefined;

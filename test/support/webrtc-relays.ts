@@ -9,21 +9,8 @@ import { startNgrelay } from './ngrelay';
 import type { RelayOptions, RelayUnderTest } from './relay';
 import { startRtpengine } from './rtpengine';
 
-/**
- * ngrelay's WebRTC support (issue 12: ICE, DTLS-SRTP, BUNDLE) is being built on other branches. Until it is
- * merged its rows are reported as skipped. THE LEAD FLIPS THIS TO `true` after merging H1 (native ICE/DTLS)
- * and H2 (SDP / ng flags); from then on the ngrelay rows must pass like the rtpengine rows.
- * Checked on this branch (base 0e7c688), flipped: ngrelay starts and every scenario fails on a real gap of
- * issue 12 — the browser's a=fingerprint leaks into the offer to the SIP phone (A, C), the offer to the
- * browser has no ICE/DTLS attributes (B), JsSIP rejects the answer ("Bad Media Description") in the gateway
- * test — not on the harness.
- */
-export const NGRELAY_WEBRTC_READY = true;
-
 export interface WebrtcRelay {
   name: 'rtpengine' | 'ngrelay';
-  /** false = the row is skipped (only ever the ngrelay row, until NGRELAY_WEBRTC_READY). */
-  enabled: boolean;
   /**
    * Answers a browser's max-bundle offer (RFC 9143) with one bundled transport. rtpengine 10.5 does not:
    * it drops a=group:BUNDLE and gives each m= line its own ICE/DTLS transport (and has no `sdp-attr` to add
@@ -34,10 +21,10 @@ export interface WebrtcRelay {
 }
 
 export const WEBRTC_RELAYS: readonly WebrtcRelay[] = [
-  { name: 'rtpengine', enabled: true, bundles: false, start: startRtpengine },
+  { name: 'rtpengine', bundles: false, start: startRtpengine },
   // bundles: false until the engine demultiplexes one transport into several streams (issue 12 item 4): the
   // reference-limit scenario then pins that ngrelay, like rtpengine 10.5, answers max-bundle unbundled.
-  { name: 'ngrelay', enabled: NGRELAY_WEBRTC_READY, bundles: false, start: startNgrelay },
+  { name: 'ngrelay', bundles: false, start: startNgrelay },
 ];
 
 /** A free ng port and media port range on 127.0.0.1, with calls deleted at once (`list` is empty after delete). */
