@@ -123,8 +123,6 @@ class Engine {
   /** True when changes are queued that sync() has not waited for. */
   bool pending() const { return pendingThreads_ != 0; }
   bool readCounters(int32_t id, StreamSnapshot& out) const;
-  /** Call-quality figures of a stream, copied on its owner thread (native/src/engine_quality.cpp). */
-  bool readQuality(int32_t id, QualitySnapshot& out) const;
   /**
    * Queues a copy of each stream's call-quality figures on its owner thread, without waiting or waking it,
    * and returns a token. takeQuality(token) hands the copies out once a fence or sync() issued after this

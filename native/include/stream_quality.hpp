@@ -2,7 +2,7 @@
 // (loss, duplicates, reordering, interarrival jitter, RFC 3550 A.1/A.8) and what the parties say in RTCP
 // (SR, RR with LSR/DLSR round-trip times, XR VoIP metrics), turned into MOS samples as rtpengine 10.5
 // does. All storage is fixed-size and lives inside the Stream: nothing is allocated per packet, and nothing
-// crosses into JavaScript until the control plane asks (Engine::readQuality, run on the owner thread).
+// crosses into JavaScript until the control plane asks (Engine::requestQuality, run on the owner thread).
 #pragma once
 
 #include <atomic>

@@ -430,7 +430,6 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("sync", &NativeEngine::Sync),
                         InstanceMethod("fence", &NativeEngine::Fence),
                         InstanceMethod("readCounters", &NativeEngine::ReadCounters),
-                        InstanceMethod("readQuality", &NativeEngine::ReadQuality),
                         InstanceMethod("requestQuality", &NativeEngine::RequestQuality),
                         InstanceMethod("takeQuality", &NativeEngine::TakeQuality),
                         InstanceMethod("playDtmf", &NativeEngine::PlayDtmf),
@@ -671,15 +670,6 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       out.Set(i, o);
     }
     return out;
-  }
-
-  // readQuality(id) -> the stream's call-quality figures, or null (unknown id).
-  Napi::Value ReadQuality(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "readQuality expects a stream id");
-    auto q = std::make_unique<QualitySnapshot>();  // ~3 kB: not on the stack
-    if (!engine(env).readQuality(info[0].As<Napi::Number>().Int32Value(), *q)) return env.Null();
-    return qualityToJs(env, *q);
   }
 
   // requestQuality(ids) -> token: the copies are queued on the owner threads (see Engine::requestQuality).

@@ -56,7 +56,6 @@ interface NativeEngineInstance {
   sync(): void;
   fence(): number;
   readCounters(ids: readonly number[]): (StreamCounters | null)[];
-  readQuality(id: number): StreamQuality | null;
   requestQuality(ids: readonly number[]): number;
   takeQuality(token: number): (StreamQuality | null)[];
   playDtmf(id: number, request: DtmfPlayRequest): DtmfPlayOutcome;
@@ -226,11 +225,6 @@ class NativeDataPlane implements DataPlane {
       if (row) result.set(id, row);
     });
     return result;
-  }
-
-  readQuality(id: number): StreamQuality | null {
-    if (this.closed) return null;
-    return this.engine.readQuality(id);
   }
 
   async readQualities(ids: readonly number[]): Promise<Map<number, StreamQuality>> {

@@ -531,8 +531,6 @@ export interface DataPlane {
   removeStream(id: number): void;
   /** Read counters of the given streams (unknown ids are absent from the result). No per-packet crossing. */
   readCounters(ids: readonly number[]): Map<number, StreamCounters>;
-  /** Call-quality figures of one stream (null = unknown id), copied on its I/O thread: for query/delete only. */
-  readQuality(id: number): StreamQuality | null;
   /**
    * Call-quality figures of several streams (unknown ids absent) as they stand now, without blocking the JS
    * thread: the copies ride on the next fence, so a removeStream made after this call (delete) does not

@@ -43,8 +43,8 @@ function add(id: number, port: number, r: StreamRule, component: 'rtp' | 'rtcp' 
   ids.push(id);
 }
 
-function quality(id: number): StreamQuality {
-  const q = engine.readQuality(id);
+async function quality(id: number): Promise<StreamQuality> {
+  const q = (await engine.readQualities([id])).get(id);
   if (!q) throw new Error(`no quality for stream ${id}`);
   return q;
 }
@@ -71,10 +71,10 @@ describe('RTP-derived figures', () => {
     const order = [1000, 1001, 1002, 1003, 1004, 1006, 1007, 1007, 1008, 1009, 1011, 1010, 1013, 1014, 1015, 1016, 1017, 1018, 1019];
     for (const seq of order) await a.send(rtpPacket({ seq, ssrc: 0xabc }), port, LO);
     expect(await waitUntil(() => b.count === order.length)).toBe(true);
-    const r = quality(1).rtp;
+    const r = (await quality(1)).rtp;
     expect(r).toMatchObject({ ssrc: 0xabc, received: 18, expected: 20, lost: 2, duplicates: 1, reordered: 1, lastSeq: 1019 });
     // Forwarding is untouched by measuring: every packet (the duplicate too) reached B.
-    expect(quality(2).rtp).toBeNull();
+    expect((await quality(2)).rtp).toBeNull();
   });
 
   it('measures jitter from timestamps and arrival times: steady 20 ms is ~0, late packets raise it', async () => {
@@ -84,7 +84,7 @@ describe('RTP-derived figures', () => {
       await sleep(20);
     }
     await waitUntil(() => b.count === 15);
-    const steady = quality(1).rtp?.jitterMs ?? -1;
+    const steady = (await quality(1)).rtp?.jitterMs ?? -1;
     expect(steady).toBeGreaterThanOrEqual(0);
     expect(steady).toBeLessThan(5);
     // Alternating 0 ms and 40 ms gaps for 20 ms of media: |D| = 20 ms each time, the estimate climbs to ~10 ms+.
@@ -93,7 +93,7 @@ describe('RTP-derived figures', () => {
       await sleep(i % 2 ? 40 : 0);
     }
     await waitUntil(() => b.count === 45);
-    expect(quality(1).rtp?.jitterMs ?? 0).toBeGreaterThan(8);
+    expect((await quality(1)).rtp?.jitterMs ?? 0).toBeGreaterThan(8);
   });
 
   it('starts afresh on a new SSRC and counts the change', async () => {
@@ -101,7 +101,7 @@ describe('RTP-derived figures', () => {
     for (let seq = 0; seq < 5; ++seq) await a.send(rtpPacket({ seq, ssrc: 1 }), port, LO);
     for (let seq = 500; seq < 503; ++seq) await a.send(rtpPacket({ seq, ssrc: 2 }), port, LO);
     await waitUntil(() => b.count === 8);
-    expect(quality(1).rtp).toMatchObject({ ssrc: 2, received: 3, lost: 0, ssrcChanges: 1 });
+    expect((await quality(1)).rtp).toMatchObject({ ssrc: 2, received: 3, lost: 0, ssrcChanges: 1 });
   });
 });
 
@@ -118,14 +118,14 @@ describe('RTCP figures', () => {
       const dlsr = Math.round(0.03 * 65536);
       await c.bRtcp.send(rr(0xb, [{ ssrc: 0xa, fractionLost: 51, cumulativeLost: 7, jitter: 160, lsr, dlsr }]), c.bRtcpPort, LO);
       expect(await waitUntil(() => c.aRtcp.count === 1)).toBe(true);
-      const q = quality(4).rtcp;
+      const q = (await quality(4)).rtcp;
       expect(q).toMatchObject({ parsed: 1, malformed: 0, receiverReports: 1, reporterSsrc: 0xb, cumulativeLost: 7, fractionLost: 51, jitter: 160 });
       expect(q.rttLegUs).toBeGreaterThan(45_000);
       expect(q.rttLegUs).toBeLessThan(80_000);
       // One sample; no MOS until A's leg is known too (rtpengine's MOS-CQ needs the end-to-end RTT).
       expect(q.samples).toHaveLength(1);
       expect(q.samples[0]).toMatchObject({ mos: 0, rttUs: 0, jitterMs: 20, packetLoss: 19 });
-      expect(quality(3).rtcp).toMatchObject({ parsed: 1, senderReports: 1, receiverReports: 0, reporterSsrc: null });
+      expect((await quality(3)).rtcp).toMatchObject({ parsed: 1, senderReports: 1, receiverReports: 0, reporterSsrc: null });
     });
   }
 
@@ -142,9 +142,9 @@ describe('RTCP figures', () => {
     expect(await waitUntil(() => c.bRtcp.count === 1 && c.b.count === 1)).toBe(true);
     await sleep(50);
     expect(c.bRtcp.received.map((r) => r.data.length)).toEqual([good.length]);
-    expect(quality(3).rtcp).toMatchObject({ parsed: 1, malformed: 3, reporterSsrc: 0xa, fractionLost: 10 });
+    expect((await quality(3)).rtcp).toMatchObject({ parsed: 1, malformed: 3, reporterSsrc: 0xa, fractionLost: 10 });
     expect(engine.readCounters([3]).get(3)?.errors).toBe(3);
-    expect(quality(4).rtcp).toMatchObject({ parsed: 0, malformed: 0 });
+    expect((await quality(4)).rtcp).toMatchObject({ parsed: 0, malformed: 0 });
     expect(engine.totals().malformed).toBeGreaterThanOrEqual(3);
   });
 });
@@ -178,13 +178,13 @@ describe('SRTCP', () => {
     if (!sealed) throw new Error('protectRtcp failed');
     await a.send(sealed, port, LO);
     expect(await waitUntil(() => b.count === 1)).toBe(true);
-    expect(quality(2).rtcp).toMatchObject({ parsed: 1, malformed: 0, reporterSsrc: 0xa, fractionLost: 64, cumulativeLost: 12 });
+    expect((await quality(2)).rtcp).toMatchObject({ parsed: 1, malformed: 0, reporterSsrc: 0xa, fractionLost: 64, cumulativeLost: 12 });
     const fromB = new srtp.SrtpTestContext(kb.suite, kb.key, kb.salt);
     const sealedB = fromB.protectRtcp(rr(0xb, [{ ssrc: 0xa }])).packet;
     if (!sealedB) throw new Error('protectRtcp failed');
     await b.send(sealedB, port + 2, LO);
     expect(await waitUntil(() => a.count === 1)).toBe(true);
-    expect(quality(4).rtcp).toMatchObject({ parsed: 0, malformed: 0 });
+    expect((await quality(4)).rtcp).toMatchObject({ parsed: 0, malformed: 0 });
   });
 });
 

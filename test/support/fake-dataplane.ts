@@ -54,10 +54,6 @@ export class FakeDataPlane implements DataPlane {
   /** Recordings started and the streams that currently feed each. */
   readonly recordings = new Map<number, { spec: RecordingSpec; streams: number[]; counters: RecordingCounters }>();
 
-  readQuality(id: number): StreamQuality | null {
-    return this.quality.get(id) ?? null;
-  }
-
   readQualities(ids: readonly number[]): Promise<Map<number, StreamQuality>> {
     // Copied now, as the engine copies before any later removeStream runs.
     const result = new Map<number, StreamQuality>();
