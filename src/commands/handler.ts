@@ -146,13 +146,9 @@ async function deleteCommand(req: NormalizedRequest, ctx: CommandContext): Promi
     fatal: req.flags.has('fatal'),
     fast: req.flags.has('fast'),
   };
-  // Statistics are read before the call may be torn down (delete-delay 0): counters now, quality copies
-  // queued now (they run on the I/O threads before the removals queued next) and collected after the fence.
+  // Statistics are taken before the call may be torn down (delete-delay 0); see statisticsOf.
   const call = ctx.manager.calls.get(del.callId);
-  const statsFor = call && del.fromTag && !del.fast ? call : null;
-  const ids = statsFor ? ctx.manager.streamIds(statsFor) : [];
-  const counters = statsFor ? counterReader(ctx, ids) : null;
-  const quality = statsFor ? ctx.dataPlane.readQualities(ids) : null;
+  const stats = call && del.fromTag && !del.fast ? statisticsOf(call, ctx) : null;
   const result = ctx.manager.delete(del);
   // The recording ends with the call's delete, not when a delete-delay runs out.
   if (result && !result.branchOnly) ctx.recorder.stop(result.call);
@@ -163,20 +159,16 @@ async function deleteCommand(req: NormalizedRequest, ctx: CommandContext): Promi
       ['result', 'ok'],
     ]);
   }
-  if (!statsFor || !counters || !quality) return ok();
-  const qualities = await quality;
-  return ok(Object.entries(callStatistics(statsFor, counters, (id) => qualities.get(id))));
+  if (!stats) return ok();
+  return ok(Object.entries(await stats));
 }
 
 async function queryCommand(req: NormalizedRequest, ctx: CommandContext): Promise<NgDict> {
   if (!req.callId) throw new NgError('No call-id in message');
   const call = ctx.manager.calls.get(req.callId);
   if (!call) throw new NgError('Unknown call-id');
-  const ids = ctx.manager.streamIds(call);
-  const counters = counterReader(ctx, ids);
-  const qualities = await ctx.dataPlane.readQualities(ids);
   // The call may have ended meanwhile (another command ran while the copies were taken): its last state.
-  const stats = callStatistics(call, counters, (id) => qualities.get(id));
+  const stats = await statisticsOf(call, ctx);
   // Only recorded calls get the extra key, so other replies keep rtpengine's exact key set.
   const recording = ctx.recorder.status(call);
   const entries = Object.entries(stats);
@@ -190,7 +182,14 @@ function listCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
   return ok([['calls', calls]]);
 }
 
-function counterReader(ctx: CommandContext, ids: number[]) {
+/**
+ * The call's statistics dict (query, delete) as it stands now: counters are read at once, the quality copies
+ * are queued now (on the I/O threads they run before any removal queued after this call) and collected once
+ * the fence carrying them has passed.
+ */
+async function statisticsOf(call: CallState, ctx: CommandContext): Promise<NgDict> {
+  const ids = ctx.manager.streamIds(call);
   const counters = ctx.dataPlane.readCounters(ids);
-  return (id: number) => counters.get(id);
+  const qualities = await ctx.dataPlane.readQualities(ids);
+  return callStatistics(call, (id) => counters.get(id), (id) => qualities.get(id));
 }
