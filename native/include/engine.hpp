@@ -108,16 +108,20 @@ class Engine {
    */
   void sync();
   /**
-   * The asynchronous sync: queues a fence on every I/O thread and returns its id at once; the FenceSink is
-   * told when it has passed, and the JS thread then calls fencePassed(id). Ids grow by one per fence.
-   * A batch nobody needs to wait for is fenced silently and its id returned negated: it only attached new
-   * streams (and set up those new streams), and retired nothing. A new stream's socket is bound already and
-   * joins the thread's epoll with the Attach, so no packet of it can meet an older rule, and what arrives
-   * before is read then (epoll reports data queued before EPOLL_CTL_ADD). Its threads are still woken, but
-   * the acknowledgement (a hop to the event relay, another to the JS thread) is spared: an offer's reply
-   * does not wait for it.
+   * The asynchronous sync: queues a fence on every I/O thread that got commands since the last one and
+   * returns its id at once; ids grow by one per fence. Two kinds:
+   * - Acknowledged (positive id): the batch holds something the JS thread must see done before it replies
+   *   (see queueOn). The threads are woken; the FenceSink is told when the fence has passed, and the JS
+   *   thread then calls fencePassed(id).
+   * - Queued (id returned negated): nobody waits. Fence and commands are queued without waking anyone: an
+   *   I/O thread runs queued commands before it reads another packet (IoThread::drain), so a reply sent now
+   *   already describes what any packet it prompts will meet. New streams' sockets join their thread's
+   *   epoll only with their Attach, and epoll reports data queued before that. What the batch retired is
+   *   freed once the fence passed: when the threads next wake, at the latest at wakeQueued().
    */
   int64_t fence();
+  /** Wakes the I/O threads that hold queued commands (the JS side calls it shortly after a queued fence). */
+  void wakeQueued();
   /** On the JS thread, once fence `id` passed: frees what the batch it closed retired. */
   void fencePassed(uint64_t id);
   /** True when changes are queued that sync() has not waited for. */
@@ -196,7 +200,8 @@ class Engine {
   void dropReferrer(int64_t sinkId, int32_t id);
   /** Queues the commands on their owner threads (no wait; see sync()). */
   void runOnOwners(const std::vector<Command>& cmds);
-  void queueOn(const Command& cmd);
+  /** `webrtc`: the stream has (or had, before this command) ICE or DTLS. */
+  void queueOn(const Command& cmd, bool webrtc = false);
   int openSocket(const StreamSpec& spec, SockAddr& local);
   void ensureWriter();
 
@@ -230,8 +235,8 @@ class Engine {
   Graveyard graveyard_;  // retired since the last fence
   std::vector<std::pair<uint64_t, Graveyard>> retiredByFence_;  // retired in the batch fence `first` closed
   uint64_t lastFence_ = 0;
-  // Since the last fence: streams attached (new, on no thread's epoll yet), and whether any command touched
-  // a stream that was live before (then the fence must be acknowledged; see fence()).
+  // Since the last fence: streams attached (new, on no thread's epoll yet), and whether any command needs the
+  // fence acknowledged (see queueOn()).
   std::unordered_set<const Stream*> attachedUnfenced_;
   bool unfencedNeedsAck_ = false;
   // requestQuality's copies, written by the owner threads, by token (kept until takeQuality).

@@ -90,8 +90,16 @@ class IoThread {
   void stopAndJoin();
   /** Queues a command and wakes the thread. */
   void submit(const Command& cmd);
-  /** Queues a command without waking the thread (a later submit() wakes it; see Engine::sync()). */
+  /**
+   * Queues a command without waking the thread. It still takes effect before any packet the thread reads
+   * afterwards (see drain()): the thread looks for queued commands before and after every receive. What
+   * else it does (acknowledging a fence, timers) waits for the next wake-up, submit() or wake().
+   */
   void enqueue(const Command& cmd);
+  /** Wakes the thread, so that it runs what enqueue() queued. */
+  void wake();
+  /** Commands are queued that the thread has not taken yet. */
+  bool hasCommands() const { return cmdPending_.load(std::memory_order_acquire); }
   const ThreadTotals& totals() const { return totals_; }
   /** Set once, on the JS thread, before any stream of this thread gets a recording. */
   void setRing(RecordRing* ring) { ring_ = ring; }
@@ -106,7 +114,12 @@ class IoThread {
 
  private:
   void run();
-  void runCommands();
+  /**
+   * Runs the queued commands. Within a round (`inRound`, from drain()) their acknowledgements wait for the
+   * round's end (releaseAcks): what a fence lets the JS thread free may still be in this round's hands.
+   */
+  void runCommands(bool inRound);
+  void releaseAcks();
   void apply(const Command& cmd);
   /** Reads and forwards what `s` holds, up to the round limit; true when it may still hold data. */
   bool drain(Stream* s);
@@ -163,6 +176,10 @@ class IoThread {
   std::mutex cmdMutex_;
   std::vector<Command> commands_;
   std::vector<Command> runningCommands_;  // swapped with commands_ by runCommands (keeps both capacities)
+  std::vector<Command> heldAcks_;         // fences and completions run within this round (see runCommands)
+  // Set with every enqueue, cleared when the thread takes the queue: read before and after every receive, so on a
+  // line of its own (the JS thread writes it per command, the I/O thread reads it per batch).
+  alignas(64) std::atomic<bool> cmdPending_{false};
   ThreadTotals totals_;
 
   // Hot-path buffers, allocated once.

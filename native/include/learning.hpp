@@ -57,6 +57,13 @@ struct LearnOutcome {
 /** Back to "nothing learned": the destination is the expected endpoint again. */
 void resetLearning(LearnState& st, const Rule& rule);
 
+/**
+ * An Update from `old` to `now` starts learning again (resetLearning): the expected endpoint moved, or the
+ * stream became asymmetric or stopped learning. The owner thread applies it; the JS thread publishes the new
+ * destination ahead of it (Engine::updateStream), so both must agree.
+ */
+bool updateResetsLearning(const Rule& old, const Rule& now);
+
 /** A packet from `src` arrived; decide whether it is accepted and whether the destination moves. */
 LearnOutcome learnFromPacket(LearnState& st, const Rule& rule, const SockAddr& src, int64_t nowMs);
 

@@ -44,16 +44,27 @@ constexpr size_t kAddrWords = 4;
 static_assert(sizeof(SockAddr) <= kAddrWords * sizeof(uint64_t), "SockAddr must fit the seqlock words");
 
 /**
- * Single writer (the stream's owner thread), many readers. Readers retry while a write is in progress; the
- * payload words are atomics so there is no data race in the C++ memory model.
+ * A seqlock: writers (see store()), many readers. Readers retry while a write is in progress; the payload
+ * words are atomics so there is no data race in the C++ memory model.
  */
 class PublishedAddr {
  public:
+  /**
+   * Safe from several threads at once: the owner thread publishes what it learned, and the JS thread publishes
+   * a re-signalled party's expected address ahead of the owner's Update (Engine::updateStream). A writer takes
+   * the odd sequence number with a CAS, so two writers never interleave their words.
+   */
   void store(const SockAddr& a) {
     uint64_t w[kAddrWords] = {};
     std::memcpy(w, &a, sizeof(SockAddr));
     uint32_t s = seq_.load(std::memory_order_relaxed);
-    seq_.store(s + 1, std::memory_order_relaxed);
+    for (;;) {
+      if (s & 1u) {
+        s = seq_.load(std::memory_order_relaxed);
+        continue;
+      }
+      if (seq_.compare_exchange_weak(s, s + 1, std::memory_order_relaxed)) break;
+    }
     std::atomic_thread_fence(std::memory_order_release);
     for (size_t i = 0; i < kAddrWords; ++i) words_[i].store(w[i], std::memory_order_relaxed);
     seq_.store(s + 2, std::memory_order_release);

@@ -429,6 +429,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("removeStream", &NativeEngine::RemoveStream),
                         InstanceMethod("sync", &NativeEngine::Sync),
                         InstanceMethod("fence", &NativeEngine::Fence),
+                        InstanceMethod("wakeQueued", &NativeEngine::WakeQueued),
                         InstanceMethod("readCounters", &NativeEngine::ReadCounters),
                         InstanceMethod("requestQuality", &NativeEngine::RequestQuality),
                         InstanceMethod("takeQuality", &NativeEngine::TakeQuality),
@@ -581,7 +582,13 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
   Napi::Value Fence(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!hasFenceTsfn_) throw Napi::Error::New(env, "fence() needs the onFence callback");
-    return Napi::Number::New(env, double(engine(env).fence()));  // negative: passed already (silent)
+    return Napi::Number::New(env, double(engine(env).fence()));  // negative: nobody waits (Engine::fence)
+  }
+
+  // wakeQueued(): wakes the I/O threads holding commands a queued fence left without a wake-up.
+  Napi::Value WakeQueued(const Napi::CallbackInfo& info) {
+    if (engine_) engine_->wakeQueued();
+    return info.Env().Undefined();
   }
 
   Napi::Value LastPacketTimes(const Napi::CallbackInfo& info) {

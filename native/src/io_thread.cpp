@@ -234,13 +234,18 @@ void IoThread::stopAndJoin() {
 void IoThread::enqueue(const Command& cmd) {
   std::lock_guard<std::mutex> g(cmdMutex_);
   commands_.push_back(cmd);
+  cmdPending_.store(true, std::memory_order_release);
+}
+
+void IoThread::wake() {
+  uint64_t one = 1;
+  ssize_t w = write(wakefd_, &one, sizeof(one));
+  (void)w;
 }
 
 void IoThread::submit(const Command& cmd) {
   enqueue(cmd);
-  uint64_t one = 1;
-  ssize_t w = write(wakefd_, &one, sizeof(one));
-  (void)w;
+  wake();
 }
 
 void IoThread::run() {
@@ -298,20 +303,24 @@ void IoThread::run() {
       if (drain(s)) again.push_back(s);
     }
     for (Stream* s : again) {
+      if (s->ioFd < 0) continue;  // detached by a command drain() ran within this round
       s->inBacklog = true;
       backlog_.push_back(s);
     }
-    // Commands run only after every event of this round, so a detached stream is never touched again.
     if (wake) {
       uint64_t v;
       ssize_t r = read(wakefd_, &v, sizeof(v));
       (void)r;
-      runCommands();
     }
+    // Acknowledgements are given only after every event of this round, so nothing the JS thread frees once a
+    // fence passed (a detached stream) is touched again: the next round's epoll set no longer has it.
+    if (wake || hasCommands()) runCommands(false);
+    releaseAcks();
     handleTimers();
   }
   // Anyone still waiting for an acknowledgement is released; the engine is going away.
-  runCommands();
+  runCommands(false);
+  releaseAcks();
   // Close this thread's copies now: the kernel would only do it after pthread_join has returned, and a port
   // must be free again once the engine is closed.
   if (privateFds_) {
@@ -320,27 +329,34 @@ void IoThread::run() {
   }
 }
 
-void IoThread::runCommands() {
+static void acknowledge(const Command& c) {
+  if (c.done) c.done->done();
+  if (c.fence && c.fence->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (c.fence->relay) c.fence->relay->pushFence(c.fence->id);  // null: nobody needs telling (Engine::fence)
+    delete c.fence;
+  }
+}
+
+void IoThread::runCommands(bool inRound) {
   // The two vectors trade places, so neither side allocates once both have grown to the usual batch.
   runningCommands_.clear();
   {
     std::lock_guard<std::mutex> g(cmdMutex_);
     runningCommands_.swap(commands_);
+    cmdPending_.store(false, std::memory_order_relaxed);
   }
   nowMono_ = clockMs(CLOCK_MONOTONIC_COARSE);
   for (const Command& c : runningCommands_) {
     apply(c);
-    if (c.done) c.done->done();
-    if (c.fence && c.fence->remaining.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      if (c.fence->relay) c.fence->relay->pushFence(c.fence->id);  // null: a silent fence (Engine::fence)
-      delete c.fence;
-    }
+    if (!c.done && !c.fence) continue;
+    if (inRound) heldAcks_.push_back(c);
+    else acknowledge(c);
   }
 }
 
-static bool expectedChanged(const Rule& a, const Rule& b) {
-  if (a.expected.valid() != b.expected.valid()) return true;
-  return a.expected.valid() && !a.expected.sameEndpoint(b.expected);
+void IoThread::releaseAcks() {
+  for (const Command& c : heldAcks_) acknowledge(c);
+  heldAcks_.clear();
 }
 
 void IoThread::apply(const Command& c) {
@@ -387,9 +403,7 @@ void IoThread::apply(const Command& c) {
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       if (old.signalGeneration != c.rule.signalGeneration) s->learn.lastSignalMs = nowMono_;
-      bool reset = expectedChanged(old, c.rule) || (c.rule.asymmetric && !old.asymmetric) ||
-                   (c.rule.learning == Learning::Off && old.learning != Learning::Off);
-      if (reset) {
+      if (updateResetsLearning(old, c.rule)) {
         resetLearning(s->learn, s->rule);
         windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());
       }
@@ -628,13 +642,22 @@ void IoThread::resetReceiveHeaders(mmsghdr* msgs, int used) {
   }
 }
 
+/** The source address is needed while learning, for events that carry it and for recording. */
+static bool needsSourceAddress(const Stream* x) {
+  const Stream* m = x->muxRtcp;
+  return !x->learnSettled || x->demuxControl || !x->seenFirst || x->rec || x->wentIdle ||
+         (m && (!m->seenFirst || m->rec || m->wentIdle));
+}
+
 bool IoThread::drain(Stream* x) {
   for (int round = 0; round < kMaxRoundsPerWakeup; ++round) {
-    // The source address is needed while learning, for events that carry it and for recording; a settled
-    // stream skips it (the kernel then copies no address out: ~30 ns a packet at 1000 calls).
-    Stream* m = x->muxRtcp;
-    const bool named = !x->learnSettled || x->demuxControl || !x->seenFirst || x->rec || x->wentIdle ||
-                       (m && (!m->seenFirst || m->rec || m->wentIdle));
+    // Commands queued without a wake-up (Engine::fence) take effect before any packet read after them: an ng
+    // reply leaves once its commands are queued, so whatever the reply made a party send meets the new rule.
+    // They may detach `x` (the stream stays allocated until this round's acknowledgements: see run()).
+    if (hasCommands()) runCommands(true);
+    if (x->ioFd < 0) return false;
+    // A settled stream skips the source address (the kernel then copies none out: ~30 ns a packet at 1000 calls).
+    const bool named = needsSourceAddress(x);
     mmsghdr* msgs = named ? rmsgs_.data() : ranon_.data();
     int n = sysRecvmmsg(x->ioFd, msgs, kBatch);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;  // drained
@@ -643,6 +666,21 @@ bool IoThread::drain(Stream* x) {
     if (n <= 0) {
       resetReceiveHeaders(msgs, 1);
       return true;
+    }
+    // Queued while recvmmsg ran: such a packet may already answer the reply those commands preceded.
+    if (hasCommands()) {
+      runCommands(true);
+      if (x->ioFd < 0 || (!named && needsSourceAddress(x))) {
+        // Detached, or now learning from packets that came without their source (a re-signalled stream in the
+        // microseconds between the two looks): they cannot be judged, so they are counted and dropped.
+        if (x->ioFd >= 0) {
+          x->errors.add(uint64_t(n));
+          totals_.errors.add(uint64_t(n));
+        }
+        resetReceiveHeaders(msgs, n);
+        if (x->ioFd < 0) return false;
+        continue;
+      }
     }
     recordTimeValid_ = false;
     x->socketReads += uint64_t(n);

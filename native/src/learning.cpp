@@ -10,6 +10,13 @@ void resetLearning(LearnState& st, const Rule& rule) {
   st.windowStartMs = 0;
 }
 
+bool updateResetsLearning(const Rule& old, const Rule& now) {
+  const bool expectedMoved = old.expected.valid() != now.expected.valid() ||
+                             (old.expected.valid() && !old.expected.sameEndpoint(now.expected));
+  return expectedMoved || (now.asymmetric && !old.asymmetric) ||
+         (now.learning == Learning::Off && old.learning != Learning::Off);
+}
+
 static LearnOutcome confirm(LearnState& st, const SockAddr& src) {
   LearnOutcome out;
   out.endpointChanged = !st.current.sameEndpoint(src) || !st.current.valid();

@@ -18,6 +18,7 @@ import { unknownWebrtcValues } from '../call/webrtc-negotiation';
 import { MEDIA_CONTROL_COMMANDS, mediaControlCommand, type MediaControlCommand } from './media-control';
 import { playDtmfCommand } from './play-dtmf';
 import type { CallState } from '../call/state';
+import type { StreamQuality } from '../dataplane/types';
 import { loadLimitReply } from '../ng/load-limit';
 
 
@@ -190,6 +191,9 @@ function listCommand(req: NormalizedRequest, ctx: CommandContext): NgDict {
 async function statisticsOf(call: CallState, ctx: CommandContext): Promise<NgDict> {
   const ids = ctx.manager.streamIds(call);
   const counters = ctx.dataPlane.readCounters(ids);
-  const qualities = await ctx.dataPlane.readQualities(ids);
+  // A stream's figures come only from packets it accepted, which also set its last-packet time: a stream that
+  // never had one has none, and asking would cost a wake-up of its I/O thread (and the reply a wait) for nothing.
+  const heard = ids.filter((id) => (counters.get(id)?.lastPacketMs ?? 0) > 0);
+  const qualities = heard.length > 0 ? await ctx.dataPlane.readQualities(heard) : new Map<number, StreamQuality>();
   return callStatistics(call, (id) => counters.get(id), (id) => qualities.get(id));
 }

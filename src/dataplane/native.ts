@@ -54,7 +54,9 @@ interface NativeEngineInstance {
   updateStream(id: number, rule: StreamRule): void;
   removeStream(id: number): void;
   sync(): void;
+  /** Positive: acknowledged later through onFence; negative: nobody waits (queued without waking the threads). */
   fence(): number;
+  wakeQueued(): void;
   readCounters(ids: readonly number[]): (StreamCounters | null)[];
   requestQuality(ids: readonly number[]): number;
   takeQuality(token: number): (StreamQuality | null)[];
@@ -87,6 +89,13 @@ interface NativeAddon {
 }
 
 /** Both src/dataplane and dist/dataplane sit two levels below the package root. */
+/**
+ * How soon after a queued fence the I/O threads holding its commands are woken. Every fence queued meanwhile
+ * shares that one wake-up per thread; until then removed sockets stay bound (their ports stay out of the
+ * allocator's rotation anyway, see PortAllocator).
+ */
+const QUEUED_FENCE_WAKE_MS = 10;
+
 const ADDON_PATH = path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'ngrelay_engine.node');
 
 let addon: NativeAddon | undefined;
@@ -126,6 +135,12 @@ class NativeDataPlane implements DataPlane {
     this.fenceQueued = false;
     this.issueFence();
   };
+  /** A queued fence left commands with I/O threads that were not woken (see issueFence). */
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private readonly wakeQueued = (): void => {
+    this.wakeTimer = undefined;
+    if (!this.closed) this.engine.wakeQueued();
+  };
 
   constructor(options: EngineOptions) {
     const { NativeEngine } = loadAddon();
@@ -155,11 +170,18 @@ class NativeDataPlane implements DataPlane {
     this.unfenced = false;
     const fence = this.engine.fence();
     this.lastFenceIssued = Math.abs(fence);
-    // Negative: nothing in the batch needs an acknowledgement (new streams only, see Engine::fence).
-    if (fence < 0) this.fencePassed(-fence);
+    if (fence > 0) return;
+    // Negative: nobody needs to wait (see Engine::fence). The I/O threads apply the commands before they read
+    // another packet; they are woken shortly, once for every fence queued meanwhile, so that the fence passes
+    // and what the batch retired (sockets, ports) is freed.
+    this.fencePassed(-fence);
+    this.wakeTimer ??= setTimeout(this.wakeQueued, QUEUED_FENCE_WAKE_MS).unref();
   }
 
   private fencePassed(id: number): void {
+    // A queued fence passed on the JS side when it was issued; the engine still reports it when it retired
+    // something (so that it is freed), which changes nothing here.
+    if (id <= this.lastFencePassed) return;
     if (id !== this.lastFencePassed + 1) {
       this.passedEarly.add(id);
       return;
@@ -312,6 +334,7 @@ class NativeDataPlane implements DataPlane {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.wakeTimer);
     this.engine.close();
     // Every queued change ran before the I/O threads ended.
     for (const w of this.waiters.splice(0)) w.resolve();

@@ -1,16 +1,16 @@
 /**
- * Batched rule changes (batchChanges, as the relay runs): which fences the JS thread waits for. A batch that
- * only attaches new streams is fenced silently (the native fence id comes back negated, nobody waits for the
- * I/O threads' acknowledgement), and media sent the moment settled() resolves still arrives; a batch that
- * touches a live stream (update, remove, quality copy) is acknowledged, and a packet sent after settled()
- * obeys the new rule. Relay streams use ports 35000-35499.
+ * Batched rule changes (batchChanges, as the relay runs): which fences the JS thread waits for. Rule changes
+ * (new streams, updates, removals) are queued without waking the I/O threads (the native fence id comes back
+ * negated, nobody waits); a batch the JS thread reads back (a quality copy) is acknowledged. Either way a
+ * packet sent after settled() obeys the new rule: the thread that reads it runs what is queued first.
+ * Relay streams use ports 35000-35499.
  */
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
 import type { DataPlane, StreamRule, StreamSocketSpec } from '../../src/dataplane/types';
 import { Party, rtpPacket, waitUntil } from '../support/rtp-packets';
-import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
+import { endpointOf as ep, portFree, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 
 const LO = '127.0.0.1';
 const relayPorts = new PortRuns(35000, 35499);
@@ -32,7 +32,7 @@ afterEach(async () => {
 });
 
 describe('native fences', () => {
-  it('returns a negated id for a batch of new streams only, and a real one once a live stream is touched', async () => {
+  it('queues (negated id) what nobody waits for, acknowledges what the JS thread reads back, and reports what retired something', async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { NativeEngine } = require(path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'ngrelay_engine.node')) as { NativeEngine: RawCtor };
     const passed: number[] = [];
@@ -46,18 +46,21 @@ describe('native fences', () => {
     e.updateStream(1, { ...r, sink: 2 }); // a stream attached in this same batch: still new
     const first = e.fence();
     expect(first).toBeLessThan(0);
-    e.updateStream(1, { ...r, sink: null }); // live now
+    e.updateStream(1, { ...r, sink: null }); // live now, but a rule change needs no acknowledgement
     const second = e.fence();
-    expect(second).toBe(-first + 1);
-    e.requestQuality([2]);
+    expect(second).toBe(first - 1);
+    e.requestQuality([2]); // read back by the JS thread: acknowledged
     const third = e.fence();
-    expect(third).toBe(second + 1);
-    e.removeStream(2);
+    expect(third).toBe(-second + 1);
+    e.removeStream(2); // nobody waits, but the stream and its socket are freed once it passed: reported
     const fourth = e.fence();
-    expect(fourth).toBe(third + 1);
-    expect(e.fence()).toBe(-(fourth + 1)); // nothing queued at all
-    expect(await waitUntil(() => [second, third, fourth].every((id) => passed.includes(id)))).toBe(true);
-    expect(passed).not.toContain(-first); // a silent fence is never reported
+    expect(fourth).toBe(-(third + 1));
+    expect(e.fence()).toBe(fourth - 1); // nothing queued at all
+    // The queued fences pass when the threads next wake (the DataPlane asks for that shortly after).
+    (e as RawEngine & { wakeQueued(): void }).wakeQueued();
+    expect(await waitUntil(() => [third, -fourth].every((id) => passed.includes(id)))).toBe(true);
+    expect(passed).not.toContain(-first); // nobody needs telling about these two
+    expect(passed).not.toContain(-second);
   });
 
   it('acknowledges a batch that copies the quality of a stream attached in that same batch', async () => {
@@ -110,5 +113,44 @@ describe('batched data plane', () => {
       expect(await waitUntil(() => to.count === before + 1, 2000, 1)).toBe(true);
     }
     expect(b.count + c.count).toBe(100);
+  });
+
+  it('a packet sent after settled() meets a change queued on its own idle I/O thread (no wake-up), every time', async () => {
+    // The change to stream 1 is queued on the thread that reads stream 1's socket, and nothing wakes that
+    // thread: the packet itself does, and the thread runs what is queued before it looks at the packet.
+    const { engine, a, b, c, port } = await setUp();
+    engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: ep(a), sink: 2 }, 'off'));
+    engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }, 'off'));
+    engine.addStream({ id: 3, component: 'rtp', localAddress: LO, localPort: port + 4 }, rule({ expected: ep(c), sink: 1 }, 'off'));
+    await engine.settled();
+    for (let i = 0; i < 100; i++) {
+      const [sink, to] = i % 2 === 0 ? [3, c] : [2, b];
+      engine.updateStream(1, rule({ expected: ep(a), sink }, 'off'));
+      await engine.settled();
+      const before = to.count;
+      await a.send(rtpPacket({ seq: 200 + i, ssrc: 6 }), port, LO);
+      expect(await waitUntil(() => to.count === before + 1, 2000, 1)).toBe(true);
+    }
+    expect(b.count + c.count).toBe(100);
+  });
+
+  it('forwards nothing sent after a removal settled, and frees the port shortly after without another command', async () => {
+    const { engine, a, b, port } = await setUp();
+    engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: ep(a), sink: 2 }, 'off'));
+    engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }, 'off'));
+    await engine.settled();
+    await a.send(rtpPacket({ seq: 1, ssrc: 7 }), port, LO);
+    expect(await waitUntil(() => b.count === 1)).toBe(true);
+    engine.removeStream(2);
+    engine.updateStream(1, rule({ expected: ep(a), sink: null }, 'off'));
+    await engine.settled();
+    for (let seq = 2; seq < 12; seq++) await a.send(rtpPacket({ seq, ssrc: 7 }), port, LO);
+    let free = false;
+    for (let i = 0; i < 200 && !free; i++) {
+      free = await portFree(port + 2, LO);
+      if (!free) await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(free).toBe(true);
+    expect(b.count).toBe(1);
   });
 });
