@@ -333,8 +333,10 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
     try {
       s->fd = openSocket(spec, s->local);
     } catch (const BindFailure& f) {
-      // A socket removed in this batch is closed only at sync(): free the port and try once more.
-      if (f.code != "EADDRINUSE" || (graveyard_.fds.empty() && retiredByFence_.empty())) throw;
+      // A removed socket is closed only once its fence passed: close what is retired and try once more, when
+      // that is what held the port or the descriptor this one needs.
+      const bool heldByRetired = f.code == "EADDRINUSE" || f.code == "EMFILE" || f.code == "ENFILE";
+      if (!heldByRetired || (graveyard_.fds.empty() && retiredByFence_.empty())) throw;
       sync();
       s->fd = openSocket(spec, s->local);
     }

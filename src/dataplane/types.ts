@@ -474,11 +474,13 @@ export interface EngineOptions {
   /** The background threads (pcap writer, event delivery); default: left as the process has it. */
   idleScheduling?: ThreadScheduling;
   /**
-   * Batch rule changes: addStream/updateStream/removeStream only queue the change; the I/O threads apply
-   * them after a fence issued once per event-loop turn, and the JS thread never waits for them. `settled()`
-   * resolves when every change made before it is in place: an ng reply waits for it, so media follows the
-   * reply's rules the moment the reply leaves. Default false: each call returns with its change in place
-   * (and a removed stream's port free).
+   * Batch rule changes: addStream/updateStream/removeStream only queue the change, under a fence issued once
+   * per event-loop turn, and the JS thread never waits for the I/O threads to apply it. `settled()` resolves
+   * when every change made before it is in place: an ng reply waits for it, so media follows the reply's
+   * rules the moment the reply leaves. Rule changes are in place once queued (an I/O thread runs its queue
+   * before it reads another packet) unless ICE or the kernel path decide the destination off that thread;
+   * a quality copy or play DTMF outcome waits for the thread. Removed sockets close when the fence passed, a
+   * few ms later. Default false: each call returns with its change in place (and a removed stream's port free).
    */
   batchChanges?: boolean;
   /** The certificate DTLS-SRTP presents (made at start); default ECDSA P-256, sha-256. */
@@ -524,9 +526,8 @@ export interface DataPlane {
   /** Replace a stream's rule; other traffic is not disturbed. */
   updateStream(id: number, rule: StreamRule): void;
   /**
-   * Remove the stream; its socket is closed before this returns (with `batchChanges`: at the next sync, which
-   * the data plane itself does before binding a port a removed stream still holds), so the port can be bound
-   * again.
+   * Remove the stream; its socket is closed before this returns (with `batchChanges`: once the fence after it
+   * passed, a few ms later, or at once when binding a socket needs the port or the descriptor it holds).
    */
   removeStream(id: number): void;
   /** Read counters of the given streams (unknown ids are absent from the result). No per-packet crossing. */

@@ -113,6 +113,8 @@ describe('ngrelay under a burst of 3x its capacity', () => {
     const probePort = mediaPorts(textOf(probe.dict, 'sdp') ?? '')[0]!;
     expect(portsHeldBy(relay.process.pid)).toContain(probePort);
     await remove('probe');
+    // Removed sockets close once their fence passed, a few ms after the reply (see Engine::fence).
+    for (let i = 0; i < 50 && portsHeldBy(relay.process.pid).includes(probePort); i++) await sleep(20);
     expect(portsHeldBy(relay.process.pid)).not.toContain(probePort);
 
     await capacity(300, 50); // warm-up
