@@ -15,16 +15,15 @@
  * distinct cookies. When a bound is exceeded the oldest replies go first (old generation, then current; a
  * Map iterates in insertion order, so the first key is the oldest).
  *
- * Replies are held as latin1 strings (one char per byte, lossless), not Buffers: a small Buffer costs its
- * object, its ArrayBuffer and a share of the 8 kB allocation slab it was cut from (~900 bytes for a ping
- * reply, measured), a one-byte string little more than its length. A cached reply becomes a Buffer again
- * when a retransmit asks for it, which is rare.
+ * Reply bytes live off the JavaScript heap in a ReplyStore (reply-store.ts); the generations map each cookie
+ * to its slot there, so the cache holds no object per reply.
  *
  * Long cookies are keyed by a digest: V8 hashes a string of 16,384 chars or more by its length alone, so
  * same-length long cookies would all collide in the Maps and every lookup would compare them one by one
  * (measured: 10 ms per request with 16 kB cookies, a flood any client could send).
  */
 import { createHash } from 'node:crypto';
+import { ReplyStore } from './reply-store';
 
 
 export interface CookieCacheOptions {
@@ -72,9 +71,9 @@ function keyOf(cookie: string): string {
   return `\u0100${createHash('sha256').update(cookie, 'latin1').digest('base64')}`;
 }
 
-/** Bytes an entry is charged: its key and its reply (both latin1, one byte per char). */
-function entryBytes(cookie: string, reply: string): number {
-  return cookie.length + reply.length;
+/** Bytes an entry is charged: its key (latin1, one byte per char) and its reply. */
+function entryBytes(cookie: string, replyLength: number): number {
+  return cookie.length + replyLength;
 }
 
 export class CookieCache {
@@ -82,8 +81,10 @@ export class CookieCache {
   private readonly now: () => number;
   readonly maxEntries: number;
   readonly maxBytes: number;
-  private current = new Map<string, string>();
-  private old = new Map<string, string>();
+  /** Cookie -> slot in `store`, per generation (a Map iterates in insertion order: the first key is the oldest). */
+  private current = new Map<string, number>();
+  private old = new Map<string, number>();
+  private readonly store = new ReplyStore();
   private readonly inFlight = new Map<string, Promise<Buffer>>();
   private lastSwap: number;
   private heldBytes = 0;
@@ -98,10 +99,13 @@ export class CookieCache {
     this.lastSwap = this.now();
   }
 
-  private static mapBytes(map: Map<string, string>): number {
-    let n = 0;
-    for (const [k, v] of map) n += entryBytes(k, v);
-    return n;
+  /** Gives back every slot of `map` and forgets it. */
+  private drop(map: Map<string, number>): void {
+    for (const [cookie, slot] of map) {
+      this.heldBytes -= entryBytes(cookie, this.store.length(slot));
+      this.store.release(slot);
+    }
+    map.clear();
   }
 
   private rotate(): void {
@@ -110,20 +114,22 @@ export class CookieCache {
     if (elapsed >= 2 * this.generationMs) {
       this.old = new Map();
       this.current = new Map();
+      this.store.clear();
       this.heldBytes = 0;
     } else {
-      this.heldBytes -= CookieCache.mapBytes(this.old);
+      this.drop(this.old);
       this.old = this.current;
       this.current = new Map();
     }
     this.lastSwap = this.now();
   }
 
-  private remove(map: Map<string, string>, cookie: string): void {
-    const reply = map.get(cookie);
-    if (reply === undefined) return;
+  private remove(map: Map<string, number>, cookie: string): void {
+    const slot = map.get(cookie);
+    if (slot === undefined) return;
     map.delete(cookie);
-    this.heldBytes -= entryBytes(cookie, reply);
+    this.heldBytes -= entryBytes(cookie, this.store.length(slot));
+    this.store.release(slot);
   }
 
   /** Drops oldest replies until both bounds hold. */
@@ -139,17 +145,16 @@ export class CookieCache {
 
   private getKeyed(cookie: string): Buffer | undefined {
     this.rotate();
-    const reply = this.current.get(cookie) ?? this.old.get(cookie);
-    return reply === undefined ? undefined : Buffer.from(reply, 'latin1');
+    const slot = this.current.get(cookie) ?? this.old.get(cookie);
+    return slot === undefined ? undefined : this.store.get(slot);
   }
 
   private setKeyed(cookie: string, reply: Buffer): void {
     this.rotate();
     this.remove(this.old, cookie);
     this.remove(this.current, cookie);
-    const held = reply.toString('latin1');
-    this.current.set(cookie, held);
-    this.heldBytes += entryBytes(cookie, held);
+    this.current.set(cookie, this.store.put(reply));
+    this.heldBytes += entryBytes(cookie, reply.length);
     this.evict();
   }
 
@@ -222,6 +227,7 @@ export class CookieCache {
   clear(): void {
     this.current.clear();
     this.old.clear();
+    this.store.clear();
     this.heldBytes = 0;
   }
 }
