@@ -5,7 +5,6 @@
  * sending when consent expires (RFC 7675; shortened here with NGRELAY_ICE_CONSENT_MS).
  */
 import { describe, expect, it } from 'vitest';
-import { createNativeDataPlane } from '../../src/dataplane/native';
 import type { StreamCounters, StreamIce } from '../../src/dataplane/types';
 import { bindingRequest, bindingSuccess, parseResponse, type CheckOptions } from '../support/ice-client';
 import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
