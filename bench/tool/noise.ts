@@ -159,5 +159,5 @@ export function compareRuns(mine: BenchResults, other: BenchResults, file: strin
 /** The figures of the row as shown (its median repeat). */
 const shownFigures = (row: StepRow): RepeatFigures => repeatFigures(row.r, row.cpuSeconds);
 
-/** Whether the comparison found a figure outside the noise. */
+/** The compared figures that lie outside the noise (none: the runs agree). */
 export const outsideNoise = (c: Comparison): ComparedStep[] => c.steps.filter((s) => s.within === false);

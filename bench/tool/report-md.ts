@@ -4,7 +4,7 @@
  * BenchResults, so `--report=FILE` re-renders an old run.
  */
 import { isLossFree, KEEP_UP, LOSS_FREE_PCT, SRTP_CHECK_EVERY } from './runner';
-import { Comparison, cpuResolutionUs, outsideNoise, Range, stepSpread } from './noise';
+import { Comparison, cpuResolutionUs, outsideNoise, Range, repeatFigures, stepSpread } from './noise';
 import type { BenchResults, BlockInfo, StepRow } from './types';
 
 export const fmtInt = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(n >= 100000 ? 0 : 1)}k` : String(Math.round(n)));
@@ -17,7 +17,7 @@ const f2 = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
 export function rowFigures(x: StepRow): { cpuPct: number; usPerPacket: number; softirqUs: number; totalUs: number } {
   const cpu = x.cpuSeconds;
   const cpuPct = cpu !== null && x.r.active_s > 0 ? (100 * cpu) / x.r.active_s : NaN;
-  const usPerPacket = cpu !== null && x.r.received > 0 ? (1e6 * cpu) / x.r.received : NaN;
+  const usPerPacket = repeatFigures(x.r, cpu).usPerPacket ?? NaN;
   const softirqUs = x.softirqUs ?? NaN;
   return { cpuPct, usPerPacket, softirqUs, totalUs: usPerPacket + softirqUs };
 }
@@ -317,7 +317,8 @@ export function reportBlocks(res: BenchResults): ReportBlock[] {
 }
 
 const rangeText = (r: Range | null, digits: number): string => (r ? `${r.min.toFixed(digits)}–${r.max.toFixed(digits)} (±${((r.max - r.min) / 2).toFixed(digits)})` : 'n/a');
-const offeredText = (x: StepRow): string => (x.rate === 0 ? 'max' : fmtInt(x.rate));
+/** A step's target rate, as the noise and comparison tables name it. */
+const rateText = (rate: number): string => (rate === 0 ? 'max' : fmtInt(rate));
 
 /** What the report says about its own noise: the spread of each step's repeats (--repeat), or that it was not measured. */
 function noiseBlocks(res: BenchResults): ReportBlock[] {
@@ -343,7 +344,7 @@ function noiseBlocks(res: BenchResults): ReportBlock[] {
     rows: spreads.map(({ x, s }) => [
       x.name,
       String(x.calls),
-      offeredText(x),
+      rateText(x.rate),
       String(s.repeats),
       rangeText(s.usPerPacket, 2),
       s.usPerPacket ? cpuResolutionUs(x).toFixed(2) : 'n/a',
@@ -367,12 +368,12 @@ function comparisonBlocks(c: Comparison): ReportBlock[] {
       s.name,
       s.otherName,
       String(s.calls),
-      s.rate === 0 ? 'max' : fmtInt(s.rate),
+      rateText(s.rate),
       s.figure,
       fmt(s.mine),
       fmt(s.other),
       s.mine === null || s.other === null ? 'n/a' : Math.abs(s.mine - s.other).toFixed(2),
-      s.allowed.toFixed(2),
+      s.within === null ? 'n/a' : s.allowed.toFixed(2),
       verdict(s.within),
     ]),
   };

@@ -7,7 +7,7 @@
 import * as dgram from 'node:dgram';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
-import type { DtlsFingerprint, EngineEvent, StreamCounters, StreamDtls, StreamIce, StreamRule } from '../../src/dataplane/types';
+import type { DtlsFingerprint, EngineEvent, StreamDtls, StreamIce, StreamRule } from '../../src/dataplane/types';
 import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 import { LO, useEngineHarness } from '../support/engine-harness';
 import { Party, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
@@ -16,9 +16,7 @@ const TIMEOUT_MS = 1500;
 const relayPorts = new PortRuns(46000, 46999);
 
 const h = useEngineHarness({ threads: 2, env: { NGRELAY_DTLS_TIMEOUT_MS: String(TIMEOUT_MS) } });
-const events = h.events;
-const party = (): Promise<Party> => h.party();
-const counters = (id: number): StreamCounters => h.counters(id);
+const { events, party, counters } = h;
 let fingerprint: DtlsFingerprint;
 beforeAll(() => {
   fingerprint = h.engine.dtlsFingerprint!('sha-256');

@@ -5,7 +5,7 @@
  * sending when consent expires (RFC 7675; shortened here with NGRELAY_ICE_CONSENT_MS).
  */
 import { describe, expect, it } from 'vitest';
-import type { StreamCounters, StreamIce } from '../../src/dataplane/types';
+import type { StreamIce } from '../../src/dataplane/types';
 import { bindingRequest, bindingSuccess, parseResponse, type CheckOptions } from '../support/ice-client';
 import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 import { LO, useEngineHarness } from '../support/engine-harness';
@@ -15,9 +15,7 @@ const CONSENT_MS = 1500;
 const relayPorts = new PortRuns(45000, 45999);
 
 const h = useEngineHarness({ threads: 2, env: { NGRELAY_ICE_CONSENT_MS: String(CONSENT_MS) } });
-const events = h.events;
-const party = (): Promise<Party> => h.party();
-const counters = (id: number): StreamCounters => h.counters(id);
+const { events, party, counters } = h;
 
 const ICE: StreamIce = {
   localUfrag: 'rLy1',

@@ -53,17 +53,19 @@ export class EngineHarness {
     this.events.length = 0;
   }
 
-  async party(): Promise<Party> {
+  // Arrow properties: a test file can take them out of the harness (`const { party, counters } = h`).
+  /** A party on loopback, closed after the test. */
+  readonly party = async (): Promise<Party> => {
     const p = await Party.open(LO);
     this.parties.push(p);
     return p;
-  }
+  };
 
-  counters(id: number): StreamCounters {
+  readonly counters = (id: number): StreamCounters => {
     const c = this.engine.readCounters([id]).get(id);
     if (!c) throw new Error(`no counters for ${id}`);
     return c;
-  }
+  };
 
   async afterEach(): Promise<void> {
     for (const id of this.streamIds) this.engine.removeStream(id);
