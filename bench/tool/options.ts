@@ -149,10 +149,9 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
         if (!Number.isInteger(o.repeat) || o.repeat < 1 || o.repeat > 9) throw new BenchUsageError(`--repeat: 1..9, got "${value}"`);
         break;
       case '--compare-with':
-        o.compareWith = need();
-        break;
       case '--compare-name':
-        o.compareName = need();
+        // A saved run to check this one against, and which of its forwarders (noise.ts).
+        o[key === '--compare-with' ? 'compareWith' : 'compareName'] = need();
         break;
       case '--ng':
         ng = hostPort(need(), key);
