@@ -11,6 +11,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { FORWARDERS, ForwarderDef } from './forwarders';
+import { checkCompareName, CompareError, compareRuns, outsideNoise } from './noise';
 import { pinSelf } from './machine';
 import { BenchOptions, BenchUsageError, parseOptions, USAGE } from './options';
 import { BENCH_DIR, DEFAULT_OUT, LOADGEN, MINFWD, ROOT } from './paths';
@@ -56,15 +57,31 @@ export function writeReports(res: BenchResults, outDir: string): { json: string;
   return files;
 }
 
-async function run(o: BenchOptions): Promise<void> {
+/** Exit code of a run whose comparison (--compare-with) found a figure outside the noise. */
+export const EXIT_OUTSIDE_NOISE = 3;
+
+/** --compare-with: adds the comparison to the results; returns the exit code it asks for. */
+function compare(res: BenchResults, o: BenchOptions, other: BenchResults | null): number {
+  if (!other || !o.compareWith) return 0;
+  res.comparison = compareRuns(res, other, o.compareWith, o.compareName);
+  const outside = outsideNoise(res.comparison);
+  if (outside.length) process.stderr.write(`ngrelay-bench: ${outside.length} figure(s) outside the noise of ${o.compareWith} (see the report's comparison)\n`);
+  return outside.length ? EXIT_OUTSIDE_NOISE : 0;
+}
+
+async function run(o: BenchOptions): Promise<number> {
   const outDir = path.resolve(o.outDir ?? DEFAULT_OUT);
+  // Read before running: a wrong file must not cost a run.
+  const other = o.compareWith ? readResults(o.compareWith) : null;
   if (o.report) {
     const res = readResults(o.report);
+    const code = compare(res, o, other);
     const files = writeReports(res, outDir);
     process.stdout.write(renderMarkdown(res));
     process.stderr.write(`ngrelay-bench: report ${files.html}, charts ${files.svg}\n`);
-    return;
+    return code;
   }
+  if (other) checkCompareName(other, o.compareWith as string, o.compareName);
   fs.mkdirSync(outDir, { recursive: true });
   installExitHandlers();
   buildTools();
@@ -79,9 +96,11 @@ async function run(o: BenchOptions): Promise<void> {
   }
   const res = await runBench(o, outDir);
   res.notes.push(...extraNotes);
+  const code = compare(res, o, other);
   const files = writeReports(res, outDir);
   process.stdout.write(renderMarkdown(res));
   process.stderr.write(`ngrelay-bench: results ${files.json}\nngrelay-bench: report ${files.html}\nngrelay-bench: charts ${files.svg}\n`);
+  return code;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -100,10 +119,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    await run(options);
-    return 0;
+    return await run(options);
   } catch (err) {
-    if (err instanceof ResultsFileError) {
+    if (err instanceof ResultsFileError || err instanceof CompareError) {
       process.stderr.write(`ngrelay-bench: ${err.message}\n`);
       return 2;
     }

@@ -29,6 +29,11 @@ export interface BenchOptions {
   report: string | null;
   /** Skip the generator-ceiling measurement (external relays: the steps are given with --rates). */
   noCeiling: boolean;
+  /** Runs per rate step: the row is the median run, the spread of the runs is the report's noise. */
+  repeat: number;
+  /** A saved results file to check this run's figures against (within the noise), and its forwarder to take. */
+  compareWith: string | null;
+  compareName: string | null;
 }
 
 export const USAGE = `usage: ngrelay-bench [options]            (npm run bench -- [options])
@@ -49,10 +54,15 @@ export const USAGE = `usage: ngrelay-bench [options]            (npm run bench -
   --extra-calls=100      call counts of the recording/SRTP rows
   --rates=50000,100000,0 rate steps in pps (0 = as fast as the generator goes; default: 50k up to the ceiling)
   --step-seconds=3       seconds per step (<= 10)
+  --repeat=1             runs per step (1..9): the table shows the median run, the report states
+                         the spread of the runs as its noise
+  --compare-with=FILE.json  check each step against the same step (calls, rate) of a saved run:
+                         within the noise of both, or not (exit code 3 when a figure is outside)
+  --compare-name=NAME    the forwarder of FILE to compare with (default: FILE's only one, else the same name)
   --quick                smoke run: 1 s steps, rates 50k,100k,max
   --no-ceiling           do not measure the generator ceiling first (needs --rates)
   --out=DIR              where results/report go (default bench/out)
-  --report=FILE.json     re-render the report of a saved run`;
+  --report=FILE.json     re-render the report of a saved run (with --compare-with: compared)`;
 
 const list = (value: string, what: string): number[] => {
   const out = value.split(',').map((x) => Number(x.trim()));
@@ -83,6 +93,9 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     outDir: null,
     report: null,
     noCeiling: false,
+    repeat: 1,
+    compareWith: null,
+    compareName: null,
   };
   let ng: { host: string; port: number } | null = null;
   let pid: number | null = null;
@@ -131,6 +144,15 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       case '--no-ceiling':
         o.noCeiling = true;
         break;
+      case '--repeat':
+        o.repeat = Number(need());
+        if (!Number.isInteger(o.repeat) || o.repeat < 1 || o.repeat > 9) throw new BenchUsageError(`--repeat: 1..9, got "${value}"`);
+        break;
+      case '--compare-with':
+      case '--compare-name':
+        // A saved run to check this one against, and which of its forwarders (noise.ts).
+        o[key === '--compare-with' ? 'compareWith' : 'compareName'] = need();
+        break;
       case '--ng':
         ng = hostPort(need(), key);
         break;
@@ -168,6 +190,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   if (o.calls.some((c) => c < 1 || c > 1000) || o.extraCalls.some((c) => c < 1 || c > 1000)) throw new BenchUsageError('call counts must be in 1..1000 (the relay port range holds 8000 ports)');
   if (o.threads.some((t) => t < 1 || t > 64)) throw new BenchUsageError('--threads: 1..64');
   if (o.noCeiling && !o.rates) throw new BenchUsageError('--no-ceiling needs --rates');
+  if (o.compareName !== null && o.compareWith === null) throw new BenchUsageError('--compare-name goes with --compare-with');
   if (ng) {
     if (!localGiven) throw new BenchUsageError('--ng needs --local=IP (where the phones send from and receive on)');
     o.external = { ...ng, pid, metricsUrl, label: label ?? `relay@${ng.host}:${ng.port}` };

@@ -4,6 +4,7 @@
  * BenchResults, so `--report=FILE` re-renders an old run.
  */
 import { isLossFree, KEEP_UP, LOSS_FREE_PCT, SRTP_CHECK_EVERY } from './runner';
+import { Comparison, cpuResolutionUs, outsideNoise, Range, repeatFigures, stepSpread } from './noise';
 import type { BenchResults, BlockInfo, StepRow } from './types';
 
 export const fmtInt = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(n >= 100000 ? 0 : 1)}k` : String(Math.round(n)));
@@ -16,7 +17,7 @@ const f2 = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
 export function rowFigures(x: StepRow): { cpuPct: number; usPerPacket: number; softirqUs: number; totalUs: number } {
   const cpu = x.cpuSeconds;
   const cpuPct = cpu !== null && x.r.active_s > 0 ? (100 * cpu) / x.r.active_s : NaN;
-  const usPerPacket = cpu !== null && x.r.received > 0 ? (1e6 * cpu) / x.r.received : NaN;
+  const usPerPacket = repeatFigures(x.r, cpu).usPerPacket ?? NaN;
   const softirqUs = x.softirqUs ?? NaN;
   return { cpuPct, usPerPacket, softirqUs, totalUs: usPerPacket + softirqUs };
 }
@@ -47,11 +48,31 @@ function rowCells(x: StepRow): string[] {
   ];
 }
 
-export function table(rows: StepRow[]): string {
+/** One table of the report: the markdown and the HTML report render the same head and cells. */
+export interface ReportTable {
+  /** Element id in the HTML report. */
+  id: string;
+  head: string[];
+  rows: string[][];
+}
+
+/** The report as blocks, so the markdown and the HTML report are two renderings of one content. */
+export type ReportBlock =
+  | { kind: 'heading'; level: 2 | 3; text: string }
+  /** Bullet items (markdown `- `), inline code in backticks. */
+  | { kind: 'list'; items: string[] }
+  | { kind: 'table'; table: ReportTable }
+  /** One paragraph of lines (the table's footnotes). */
+  | { kind: 'paragraph'; lines: string[] };
+
+/** The table of rate steps: one row per StepRow. */
+export function stepTable(rows: StepRow[]): ReportTable {
   const head = ['forwarder', 'calls', 'offered pps', 'forwarded pps', 'loss %', 'relay CPU %', 'CPU-µs/packet', 'softirq µs/packet', 'total CPU-µs/packet', 'latency p50 / p99 µs', 'all streams forward after overload'];
-  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
-  for (const x of rows) lines.push(`| ${rowCells(x).join(' | ')} |`);
-  return lines.join('\n');
+  return { id: 'steps', head, rows: rows.map(rowCells) };
+}
+
+export function markdownTable(t: ReportTable): string {
+  return [`| ${t.head.join(' | ')} |`, `|${t.head.map(() => '---').join('|')}|`, ...t.rows.map((cells) => `| ${cells.join(' | ')} |`)].join('\n');
 }
 
 function lossFreeMax(rows: StepRow[], name: string, calls: number): number {
@@ -124,23 +145,26 @@ export function extraRows(rows: StepRow[], blocks: BlockInfo[]): ExtraRow[] {
   return out;
 }
 
-function extraTable(extras: ExtraRow[], cost: string): string {
-  const lines = [
-    `| row | calls | ${cost} @ 50k pps | @ 100k pps | Δ vs plain @ 100k | highest loss-free pps (plain) | p50 µs @ 100k | check |`,
-    '|---|---|---|---|---|---|---|---|',
-  ];
-  for (const e of extras) {
+function extraTable(extras: ExtraRow[], cost: string): ReportTable {
+  const head = ['row', 'calls', `${cost} @ 50k pps`, '@ 100k pps', 'Δ vs plain @ 100k', 'highest loss-free pps (plain)', 'p50 µs @ 100k', 'check'];
+  const rows = extras.map((e): string[] => {
     let check = '';
     const v = e.block.verify;
     if (v) check = `${v.ok ? 'ok' : 'FAILED'}: ${v.srtp.rx_ok} unprotected, ${v.srtp.rx_auth_fail + v.srtp.rx_replay_fail + v.srtp.rx_other_fail} failed, relay errors ${v.relayErrorsDuring}`;
     else if (e.block.extra) check = `written ${e.block.extra.written ?? '?'}, dropped ${e.block.extra.dropped ?? '?'}`;
     const delta = e.us100 - e.base100;
-    lines.push(
-      `| ${e.what} | ${e.calls} | ${f2(e.us50)} | ${f2(e.us100)} | ${Number.isFinite(delta) ? `${delta >= 0 ? '+' : ''}${delta.toFixed(2)}` : 'n/a'} (plain ${f2(e.base100)}) | ` +
-        `${fmtInt(e.lossFree || 0)} (${fmtInt(e.baseLossFree || 0)}) | ${Number.isFinite(e.p50) ? e.p50 : '—'} | ${check} |`,
-    );
-  }
-  return lines.join('\n');
+    return [
+      e.what,
+      String(e.calls),
+      f2(e.us50),
+      f2(e.us100),
+      `${Number.isFinite(delta) ? `${delta >= 0 ? '+' : ''}${delta.toFixed(2)}` : 'n/a'} (plain ${f2(e.base100)})`,
+      `${fmtInt(e.lossFree || 0)} (${fmtInt(e.baseLossFree || 0)})`,
+      Number.isFinite(e.p50) ? String(e.p50) : '—',
+      check,
+    ];
+  });
+  return { id: 'extras', head, rows };
 }
 
 /** Targets of issue 14 for ngrelay against minfwd (socket-API floor) and rtpengine, at each call count. */
@@ -153,7 +177,7 @@ function summary(allRows: StepRow[], blocks: BlockInfo[]): string[] {
     const x = rowAt(rows, name, 100, 100000);
     return x && x.r.offered_pps < 0.9 * x.rate ? ` [${name}'s step was starved: offered ${fmtInt(x.r.offered_pps)}]` : '';
   };
-  if (!has('minfwd')) out.push('- minfwd rows missing: no ratios against the socket-API floor.');
+  if (!has('minfwd')) out.push('minfwd rows missing: no ratios against the socket-API floor.');
   const mf100 = usAt(rows, 'minfwd', 100, 100000);
   for (const n of [...new Set(rows.map((x) => x.name))].filter((x) => x !== 'minfwd')) {
     // ngrelay is compared with rtpengine run the same way (same thread count: `ngrelay ×2 threads` with `rtpengine ×2 threads`).
@@ -164,7 +188,7 @@ function summary(allRows: StepRow[], blocks: BlockInfo[]): string[] {
     const u = usAt(rows, n, 100, 100000);
     const target = isKernel ? 'target ≤ 0.25× minfwd' : 'target ≤ 1.15× minfwd, ~0.8× rtpengine';
     out.push(
-      `- ${n}: ${costLabel(rows)} at 100k pps, 100 calls = ${f2(u)} → ${ratio(u, mf100)}× minfwd (${f2(mf100)})` +
+      `${n}: ${costLabel(rows)} at 100k pps, 100 calls = ${f2(u)} → ${ratio(u, mf100)}× minfwd (${f2(mf100)})` +
         (isNg ? `, ${ratio(u, usAt(rows, rtp, 100, 100000))}× ${rtp} (${target})` : '') +
         starved(n) +
         starved('minfwd'),
@@ -175,7 +199,7 @@ function summary(allRows: StepRow[], blocks: BlockInfo[]): string[] {
       const never = mine.length > 0 && mine.every((x) => isLossFree(x.r));
       const best = lossFreeMax(rows, n, calls);
       out.push(
-        `- ${n}, ${calls} calls: highest loss-free (≤ ${LOSS_FREE_PCT} % loss, kept up ≥ ${KEEP_UP * 100} %) forwarded rate ${never ? '≥ ' : ''}${fmtInt(best || 0)} pps` +
+        `${n}, ${calls} calls: highest loss-free (≤ ${LOSS_FREE_PCT} % loss, kept up ≥ ${KEEP_UP * 100} %) forwarded rate ${never ? '≥ ' : ''}${fmtInt(best || 0)} pps` +
           (never ? ' (no step overloaded it: limit not reached)' : '') +
           ` → ${ratio(best, lossFreeMax(rows, 'minfwd', calls))}× minfwd` +
           (isNg ? `, ${ratio(best, lossFreeMax(rows, rtp, calls))}× ${rtp} (${isKernel ? 'target ≥ the generator ceiling or ≥ 2× minfwd' : 'target ≥ 0.9× minfwd'})` : ''),
@@ -186,7 +210,7 @@ function summary(allRows: StepRow[], blocks: BlockInfo[]): string[] {
         const worst = lossFree.reduce<StepRow | null>((w, x) => (w === null || x.r.lat_p99_us > w.r.lat_p99_us ? x : w), null);
         if (worst)
           out.push(
-            `- ${n}, ${calls} calls: worst p99 latency over its ${lossFree.length} loss-free steps ${worst.r.lat_p99_us} µs (at ${worst.rate ? fmtInt(worst.rate) : 'max'}; target ≤ 1000 µs at every one)`,
+            `${n}, ${calls} calls: worst p99 latency over its ${lossFree.length} loss-free steps ${worst.r.lat_p99_us} µs (at ${worst.rate ? fmtInt(worst.rate) : 'max'}; target ≤ 1000 µs at every one)`,
           );
       }
     }
@@ -207,12 +231,12 @@ function summary(allRows: StepRow[], blocks: BlockInfo[]): string[] {
       const w = worst[worst.length - 1] as { q: number; at: string };
       const med = (worst[Math.floor(worst.length / 2)] as { q: number }).q;
       out.push(
-        `- ${n}: p50 latency ÷ minfwd's over ${worst.length} paced steps where both are loss-free and fed: median ${med.toFixed(2)}×, ` +
+        `${n}: p50 latency ÷ minfwd's over ${worst.length} paced steps where both are loss-free and fed: median ${med.toFixed(2)}×, ` +
           `worst ${w.q.toFixed(2)}× (${w.at})${isNg ? ' (target ≤ 1.5× at every such step)' : ''}`,
       );
     }
     const ov = rows.filter((x) => x.name === n && x.overload);
-    if (ov.length) out.push(`- ${n}: every stream forwards after overload: ${ov.every((x) => x.overload === 'yes') ? 'yes' : 'NO'} (${ov.map((x) => `${x.calls} calls: ${x.overload}`).join('; ')})`);
+    if (ov.length) out.push(`${n}: every stream forwards after overload: ${ov.every((x) => x.overload === 'yes') ? 'yes' : 'NO'} (${ov.map((x) => `${x.calls} calls: ${x.overload}`).join('; ')})`);
   }
   out.push(...scaling(rows));
   return out;
@@ -239,47 +263,151 @@ function scaling(rows: StepRow[]): string[] {
         const best = lossFreeMax(rows, v.name, calls);
         return `${v.threads} → ${fmtInt(best || 0)} pps${v === one ? '' : ` (${ratio(best, first)}×)`}`;
       });
-      out.push(`- ${base} scaling, ${calls} calls: highest loss-free rate by I/O threads: ${parts.join(', ')}`);
+      out.push(`${base} scaling, ${calls} calls: highest loss-free rate by I/O threads: ${parts.join(', ')}`);
     }
   }
   return out;
 }
 
-export function renderMarkdown(res: BenchResults): string {
+/** The whole report, in order: what renderMarkdown and the HTML report render. */
+export function reportBlocks(res: BenchResults): ReportBlock[] {
   const extras = extraRows(res.rows, res.blocks);
   const { info, ceiling, ceilingGso, srtpCeiling } = res;
+  const machine: string[] = [
+    `machine: ${info.cpuModel}, ${info.cores} cores, kernel ${info.kernel}${res.loadNote ? `; ${res.loadNote}` : ''}`,
+    // Saved setup lines are markdown bullets already (also those of bench/run.js).
+    ...res.setup.map((line) => line.replace(/^- /, '')),
+  ];
+  if (ceiling)
+    machine.push(
+      `generator ceiling (generator -> sink, no relay, 200 streams): ${Math.round(ceiling.forwarded_pps)} pps one message per packet` +
+        (ceilingGso ? `, ${Math.round(ceilingGso.forwarded_pps)} pps with UDP GSO (used by the \`max\` step)` : '') +
+        `; p50 ${ceiling.lat_p50_us} µs`,
+    );
+  if (srtpCeiling)
+    machine.push(
+      `generator ceiling with SRTP (every packet SRTP both ways, AES_CM_128_HMAC_SHA1_80 via libsrtp2; sent packets pre-protected before each step, ` +
+        `the sink unprotects 1 in ${SRTP_CHECK_EVERY} per stream during the steps and every packet in the low-rate checks): ` +
+        `${Math.round(srtpCeiling.plain.forwarded_pps)} pps one message per packet, ${Math.round(srtpCeiling.gso.forwarded_pps)} pps with UDP GSO`,
+    );
   return [
-    `## Packet-path benchmark (${info.date})`,
-    '',
-    `- machine: ${info.cpuModel}, ${info.cores} cores, kernel ${info.kernel}${res.loadNote ? `; ${res.loadNote}` : ''}`,
-    ...res.setup,
-    ...(ceiling
+    { kind: 'heading', level: 2, text: `Packet-path benchmark (${info.date})` },
+    { kind: 'list', items: machine },
+    { kind: 'table', table: stepTable(res.rows) },
+    {
+      kind: 'paragraph',
+      lines: [
+        "`*` the generator (core 0) could not offer 90 % of the step's target rate: other work was sharing its core.",
+        '`max` = the generator sending as fast as it can (UDP GSO: runs of one stream\'s packets per send). Latency is one-way generator -> relay -> sink.',
+        '`n/a` = the tool could not see the relay\'s CPU (no PID on this host and no CPU figure in its /metrics).',
+        "`softirq µs/packet`: NET_RX softirq work the relay's process CPU does not contain (the kernel fast path runs there), beyond the generator's own; `total` = both. `n/a` there = the softirq meter did not run (see the notes).",
+      ],
+    },
+    ...(extras.length
       ? [
-          `- generator ceiling (generator -> sink, no relay, 200 streams): ${Math.round(ceiling.forwarded_pps)} pps one message per packet` +
-            (ceilingGso ? `, ${Math.round(ceilingGso.forwarded_pps)} pps with UDP GSO (used by the \`max\` step)` : '') +
-            `; p50 ${ceiling.lat_p50_us} µs`,
+          { kind: 'heading', level: 3, text: 'Recording and SRTP (beside plain RTP)' } as const,
+          { kind: 'table', table: extraTable(extras, costLabel(res.rows)) } as const,
         ]
       : []),
-    ...(srtpCeiling
-      ? [
-          `- generator ceiling with SRTP (every packet SRTP both ways, AES_CM_128_HMAC_SHA1_80 via libsrtp2; sent packets pre-protected before each step, ` +
-            `the sink unprotects 1 in ${SRTP_CHECK_EVERY} per stream during the steps and every packet in the low-rate checks): ` +
-            `${Math.round(srtpCeiling.plain.forwarded_pps)} pps one message per packet, ${Math.round(srtpCeiling.gso.forwarded_pps)} pps with UDP GSO`,
-        ]
-      : []),
-    '',
-    table(res.rows),
-    '',
-    "`*` the generator (core 0) could not offer 90 % of the step's target rate: other work was sharing its core.",
-    "`max` = the generator sending as fast as it can (UDP GSO: runs of one stream's packets per send). Latency is one-way generator -> relay -> sink.",
-    '`n/a` = the tool could not see the relay\'s CPU (no PID on this host and no CPU figure in its /metrics).',
-    "`softirq µs/packet`: NET_RX softirq work the relay's process CPU does not contain (the kernel fast path runs there), beyond the generator's own; `total` = both. `n/a` there = the softirq meter did not run (see the notes).",
-    '',
-    ...(extras.length ? ['### Recording and SRTP (beside plain RTP)', '', extraTable(extras, costLabel(res.rows)), ''] : []),
-    '### Targets',
-    ...summary(res.rows, res.blocks),
-    ...extras.map((e) => `- ${e.text}`),
-    ...res.notes.map((n) => `- ${n}`),
-    '',
-  ].join('\n');
+    ...noiseBlocks(res),
+    ...(res.comparison ? comparisonBlocks(res.comparison) : []),
+    { kind: 'heading', level: 3, text: 'Targets' },
+    { kind: 'list', items: [...summary(res.rows, res.blocks), ...extras.map((e) => e.text), ...res.notes] },
+  ];
+}
+
+const rangeText = (r: Range | null, digits: number): string => (r ? `${r.min.toFixed(digits)}–${r.max.toFixed(digits)} (±${((r.max - r.min) / 2).toFixed(digits)})` : 'n/a');
+/** A step's target rate, as the noise and comparison tables name it. */
+const rateText = (rate: number): string => (rate === 0 ? 'max' : fmtInt(rate));
+
+/** What the report says about its own noise: the spread of each step's repeats (--repeat), or that it was not measured. */
+function noiseBlocks(res: BenchResults): ReportBlock[] {
+  const spreads = res.rows.flatMap((x) => {
+    const s = stepSpread(x);
+    return s ? [{ x, s }] : [];
+  });
+  const heading: ReportBlock = { kind: 'heading', level: 3, text: 'Noise' };
+  if (!spreads.length)
+    return [heading, { kind: 'paragraph', lines: ['Not measured: every step ran once. `--repeat=3` runs each step 3 times and states the spread of its figures here.'] }];
+  const relative = spreads
+    .flatMap(({ x, s }) => (s.usPerPacket && rowFigures(x).usPerPacket > 0 ? [(s.usPerPacket.max - s.usPerPacket.min) / rowFigures(x).usPerPacket] : []))
+    .sort((a, b) => a - b);
+  const lines = [
+    `Each step ran ${res.repeat ?? spreads[0]?.s.repeats} times; the table above shows the median run (by CPU-µs/packet, by loss where the CPU is n/a). ` +
+      'A step\'s noise is the range (min–max, ± half of it) of each figure over its runs. ' +
+      'CPU from /proc counts whole clock ticks: one tick over the step\'s packets is the finest difference it can show (its resolution).',
+  ];
+  if (relative.length) lines.push(`CPU-µs/packet: median spread over the steps ${(100 * (relative[Math.floor((relative.length - 1) / 2)] as number)).toFixed(0)} % of the figure, largest ${(100 * (relative[relative.length - 1] as number)).toFixed(0)} %.`);
+  const table: ReportTable = {
+    id: 'noise',
+    head: ['forwarder', 'calls', 'rate pps', 'runs', 'CPU-µs/packet', 'CPU resolution µs/packet', 'loss %', 'latency p50 µs'],
+    rows: spreads.map(({ x, s }) => [
+      x.name,
+      String(x.calls),
+      rateText(x.rate),
+      String(s.repeats),
+      rangeText(s.usPerPacket, 2),
+      s.usPerPacket ? cpuResolutionUs(x).toFixed(2) : 'n/a',
+      rangeText(s.lossPct, 2),
+      rangeText(s.p50Us, 0),
+    ]),
+  };
+  return [heading, { kind: 'paragraph', lines }, { kind: 'table', table }];
+}
+
+/** --compare-with: each step's figures against the saved run's, and whether they differ by more than the noise. */
+function comparisonBlocks(c: Comparison): ReportBlock[] {
+  const fmt = (v: number | null): string => (v === null ? 'n/a' : v.toFixed(2));
+  const verdict = (w: boolean | null): string => (w === null ? 'n/a' : w ? 'within' : 'OUTSIDE');
+  const judged = c.steps.filter((s) => s.within !== null);
+  const outside = outsideNoise(c);
+  const table: ReportTable = {
+    id: 'comparison',
+    head: ['forwarder', 'compared with', 'calls', 'rate pps', 'figure', 'this run', c.file, 'difference', 'noise (largest difference allowed)', 'verdict'],
+    rows: c.steps.map((s) => [
+      s.name,
+      s.otherName,
+      String(s.calls),
+      rateText(s.rate),
+      s.figure,
+      fmt(s.mine),
+      fmt(s.other),
+      s.mine === null || s.other === null ? 'n/a' : Math.abs(s.mine - s.other).toFixed(2),
+      s.within === null ? 'n/a' : s.allowed.toFixed(2),
+      verdict(s.within),
+    ]),
+  };
+  return [
+    { kind: 'heading', level: 3, text: `Compared with ${c.file} (${c.date})` },
+    {
+      kind: 'paragraph',
+      lines: [
+        'Each step against the step of the same calls and rate in that run. Two figures agree when they differ by at most the sum of both runs\' spreads ' +
+          `(see Noise; CPU: plus both resolutions; loss: plus ${LOSS_FREE_PCT} %, the loss-free threshold). \`n/a\`: a figure is n/a, or neither run repeated its steps.`,
+        c.steps.length === 0
+          ? 'No step of this run has a twin (same calls and rate) there.'
+          : `${judged.length - outside.length} of ${judged.length} compared figures within the noise${outside.length ? `; ${outside.length} OUTSIDE` : ''}` +
+            (judged.length < c.steps.length ? `; ${c.steps.length - judged.length} not comparable (n/a)` : '') +
+            '.',
+      ],
+    },
+    { kind: 'table', table },
+  ];
+}
+
+function blockMarkdown(b: ReportBlock): string {
+  switch (b.kind) {
+    case 'heading':
+      return `${'#'.repeat(b.level)} ${b.text}`;
+    case 'list':
+      return b.items.map((item) => `- ${item}`).join('\n');
+    case 'table':
+      return markdownTable(b.table);
+    case 'paragraph':
+      return b.lines.join('\n');
+  }
+}
+
+export function renderMarkdown(res: BenchResults): string {
+  return `${reportBlocks(res).map(blockMarkdown).join('\n\n')}\n`;
 }

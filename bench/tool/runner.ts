@@ -11,6 +11,7 @@ import { LoadgenRun, measureCeiling, measureSrtpCeiling, nonLoopbackAddresses, r
 import { attachExternal, FORWARDERS, ForwarderDef, relayCommand, relayErrorCount, RelayHandle, startForwarder } from './forwarders';
 import { GEN_CORE, machineBusyPct, machineInfo, relayCores } from './machine';
 import type { BenchOptions } from './options';
+import { medianIndex, RepeatFigures, repeatFigures } from './noise';
 import { Progress } from './progress';
 import { scrapeCpu } from './relay-cpu';
 import { sleep } from './processes';
@@ -122,13 +123,13 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
         ? await attachExternal(o.external, { calls: b.calls, threads: 1, cores, logFile, outDir, plan: ctx.plan, label: b.name })
         : await startForwarder(b.def as ForwarderDef, { calls: b.calls, threads: b.threads, cores, logFile, outDir, plan: ctx.plan, label: b.name });
   } catch (err) {
-    progress.step(`${b.name} @ ${b.calls} calls: not available`, rates.length);
+    progress.step(`${b.name} @ ${b.calls} calls: not available`, rates.length * o.repeat);
     return `${b.name} @ ${b.calls} calls: not available (${(err as Error).message})`;
   }
   const streamsFile = path.join(outDir, `streams-${fileSafe(b.name)}-${b.calls}.txt`);
   // SRTP: sequence numbers/ROC continue across the block's loadgen runs (fresh state per block).
   const stateFile = b.srtp ? path.join(outDir, `state-${fileSafe(b.name)}-${b.calls}.txt`) : undefined;
-  let stepsLeft = rates.length;
+  let stepsLeft = rates.length * o.repeat;
   try {
     const nStreams = writeStreams(streamsFile, handle.calls);
     if (stateFile) fs.rmSync(stateFile, { force: true });
@@ -177,18 +178,26 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
     let last: StepRow | null = null;
     let skipped: string | null = null;
     for (const rate of rates) {
-      await sleep(300);
-      const m = await measuredRun(handle, { ...common, rate, seconds: o.stepSeconds, gso: rate === 0, ...srtpArgs(SRTP_CHECK_EVERY) }, ctx.softirq);
-      stepsLeft--;
-      if (!handle.alive()) throw new Error(`${b.name} died during the ${rate} pps step`);
+      // --repeat: the step runs o.repeat times; the row is the median run, the others give its noise (noise.ts).
+      const runs: MeasuredRun[] = [];
+      for (let i = 0; i < o.repeat; i++) {
+        await sleep(300);
+        runs.push(await measuredRun(handle, { ...common, rate, seconds: o.stepSeconds, gso: rate === 0, ...srtpArgs(SRTP_CHECK_EVERY) }, ctx.softirq));
+        stepsLeft--;
+        if (!handle.alive()) throw new Error(`${b.name} died during the ${rate} pps step`);
+      }
+      const repeats: RepeatFigures[] = runs.map((x) => repeatFigures(x.r, x.cpuSeconds));
+      const m = runs[medianIndex(repeats)] as MeasuredRun;
       const base = ctx.netrxBaseline === null ? null : rate === 0 ? ctx.netrxBaseline.gsoNsPerPacket : ctx.netrxBaseline.plainNsPerPacket;
       const softirqUs = softirqUsPerPacket(m.netrx, base, m.r.sent, m.r.received, ctx.softirqInRelayCpu);
       last = { name: b.name, calls: b.calls, rate, r: m.r, cpuSeconds: m.cpuSeconds, cpuSource: m.cpuSource, overload: null, netrx: m.netrx, softirqUs };
+      if (runs.length > 1) last.repeats = repeats;
       ctx.rows.push(last);
       const r = m.r;
       progress.step(
-        `${b.name} calls=${b.calls} offered=${Math.round(r.offered_pps)} fwd=${Math.round(r.forwarded_pps)} loss=${r.loss_pct.toFixed(3)}% ` +
+        `${b.name} calls=${b.calls}${runs.length > 1 ? ` (median of ${runs.length})` : ''} offered=${Math.round(r.offered_pps)} fwd=${Math.round(r.forwarded_pps)} loss=${r.loss_pct.toFixed(3)}% ` +
           `cpu=${m.cpuSeconds === null ? 'n/a' : `${m.cpuSeconds.toFixed(3)}s`} softirq=${softirqUs === null ? 'n/a' : `${softirqUs.toFixed(2)}us/pkt`} p50=${r.lat_p50_us}us`,
+        runs.length,
       );
       if (r.received === 0 && r.sent > 0) {
         // Muted (e.g. rtpengine ignoring an overflowed socket): higher steps would show the same.
@@ -235,7 +244,7 @@ function setupLines(o: BenchOptions): string[] {
     if (o.forwarders.includes('rtpengine'))
       lines.push(`- rtpengine: userspace only (--table=-1); its kernel module (xt_RTPENGINE) ${fs.existsSync('/proc/modules') ? 'is not used' : 'cannot load on this kernel (CONFIG_MODULES is off)'}`);
   }
-  lines.push(`- 172-byte RTP (PCMA), one stream per call direction, ${o.stepSeconds} s per step; calls set up over ng like Kamailio (offer/answer)`);
+  lines.push(`- 172-byte RTP (PCMA), one stream per call direction, ${o.stepSeconds} s per step${o.repeat > 1 ? ` run ${o.repeat} times (the median run shown; see Noise)` : ''}; calls set up over ng like Kamailio (offer/answer)`);
   return lines;
 }
 
@@ -278,7 +287,7 @@ export async function runBench(o: BenchOptions, outDir: string): Promise<BenchRe
     srtpRates = stepRates(o, Math.min(ceilingPps, srtpCeiling.plain.forwarded_pps));
   }
   const ratesOf = (b: BlockPlan): number[] => (b.srtp ? srtpRates : rates);
-  const totalSteps = blocks.reduce((n, b) => n + ratesOf(b).length, 0);
+  const totalSteps = blocks.reduce((n, b) => n + ratesOf(b).length * o.repeat, 0);
   process.stderr.write(`ngrelay-bench: ${blocks.length} blocks, ${totalSteps} steps (${rates.map((r) => r || 'max').join(', ')} pps)\n`);
   const progress = new Progress(totalSteps, o.stepSeconds + 1.5);
   const ctx: RunContext = { o, outDir, plan, progress, rows: [], blocks: [], notes, softirq, netrxBaseline, softirqInRelayCpu: irqAccounting.inTaskTime };
@@ -312,5 +321,6 @@ export async function runBench(o: BenchOptions, outDir: string): Promise<BenchRe
     blocks: ctx.blocks,
     notes,
     netrxBaseline,
+    repeat: o.repeat,
   };
 }

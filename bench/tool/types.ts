@@ -2,6 +2,7 @@
  * The shapes the benchmark passes between its parts: what the C generator prints per run, one measured
  * step (a row of the report), and the saved results file a report is rendered from.
  */
+import type { Comparison, RepeatFigures } from './noise';
 import type { NetRxBaseline, NetRxCounts } from './softirq';
 
 /** SRTP counters of one loadgen run (bench/loadgen.c). */
@@ -30,6 +31,8 @@ export interface LoadgenResult {
   lat_p99_us: number;
   /** CPU seconds of --watch-pid over the run; negative when not watched. */
   relay_cpu_s: number;
+  /** Clock ticks per second of that figure (/proc/<pid>/stat counts whole ticks: its resolution). */
+  clk_tck?: number;
   silent_streams: number;
   foreign?: number;
   gen_cpu_s?: number;
@@ -57,6 +60,8 @@ export interface StepRow {
   netrx?: NetRxCounts | null;
   /** NET_RX softirq µs per forwarded packet charged to the relay (softirq.ts softirqUsPerPacket); null = n/a. */
   softirqUs?: number | null;
+  /** --repeat=N: the figures of each of the step's N runs (the row shows the median one); absent = one run. */
+  repeats?: RepeatFigures[];
 }
 
 export interface SrtpVerify {
@@ -106,4 +111,8 @@ export interface BenchResults {
   notes: string[];
   /** Generator-only NET_RX per packet (generator -> sink) subtracted from every row; null/absent = not measured. */
   netrxBaseline?: NetRxBaseline | null;
+  /** --repeat: runs per step (absent = 1). */
+  repeat?: number;
+  /** --compare-with: this run's steps against a saved run's; absent = not compared. */
+  comparison?: Comparison | null;
 }

@@ -87,14 +87,20 @@ Napi::Value QualityTotalsJs(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// The five figures a MOS sample has and a tally sums (MosSample, MosTally: same names in both).
+template <typename Figures>
+void setMosFigures(Napi::Object o, const Figures& f) {
+  o.Set("mos", double(f.mos));
+  o.Set("rttUs", double(f.rttUs));
+  o.Set("rttLegUs", double(f.rttLegUs));
+  o.Set("jitterMs", double(f.jitterMs));
+  o.Set("packetLoss", double(f.packetLoss));
+}
+
 Napi::Object sampleToJs(Napi::Env env, const MosSample& m) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("reportedAtMs", double(m.reportedAtMs));
-  o.Set("mos", double(m.mos));
-  o.Set("rttUs", double(m.rttUs));
-  o.Set("rttLegUs", double(m.rttLegUs));
-  o.Set("jitterMs", double(m.jitterMs));
-  o.Set("packetLoss", double(m.packetLoss));
+  setMosFigures(o, m);
   return o;
 }
 
@@ -139,11 +145,7 @@ Napi::Object qualityToJs(Napi::Env env, const QualitySnapshot& q) {
   c.Set("xrRoundTripMs", f.hasXrVoip ? Napi::Value(Napi::Number::New(env, double(f.xrVoip.roundTripDelayMs))) : env.Null());
   Napi::Object tally = Napi::Object::New(env);
   tally.Set("samples", double(f.tally.samples));
-  tally.Set("mos", double(f.tally.mos));
-  tally.Set("rttUs", double(f.tally.rttUs));
-  tally.Set("rttLegUs", double(f.tally.rttLegUs));
-  tally.Set("jitterMs", double(f.tally.jitterMs));
-  tally.Set("packetLoss", double(f.tally.packetLoss));
+  setMosFigures(tally, f.tally);
   c.Set("sums", tally);
   c.Set("lowest", f.hasLowest ? Napi::Value(sampleToJs(env, f.lowest)) : env.Null());
   c.Set("highest", f.hasHighest ? Napi::Value(sampleToJs(env, f.highest)) : env.Null());

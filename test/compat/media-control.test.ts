@@ -5,12 +5,12 @@
  * every reply. A blocked direction's packets still count in `query`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import dgram from 'node:dgram';
 import { startRtpengine } from '../support/rtpengine';
 import { startNgrelay } from '../support/ngrelay';
 import { NgRawClient } from '../support/ng-client';
 import { startOnRandomPorts } from '../support/random-relay';
 import { toPlain, type BInputDict } from '../support/bencode';
+import { CollectingSocket, collectingSocket } from '../support/udp-collector';
 
 interface Step {
   label: string;
@@ -84,13 +84,7 @@ interface Outcome {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function party(): Promise<{ socket: dgram.Socket; port: number; got: Buffer[] }> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
-  const got: Buffer[] = [];
-  socket.on('message', (m) => got.push(m));
-  return { socket, port: socket.address().port, got };
-}
+const party = (): Promise<CollectingSocket> => collectingSocket();
 
 function seen(got: Buffer[]): Seen {
   const payload = new Set<string>();

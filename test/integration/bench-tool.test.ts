@@ -4,35 +4,27 @@
  * and an ngrelay whose /metrics has its I/O threads' CPU. Short bounded runs (two 1 s steps, small rates).
  * The HTML report must open in headless Chromium without console errors and draw non-blank charts.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import puppeteer from 'puppeteer-core';
+import { stepTable } from '../../bench/tool/report-md';
 import { startSoftirqMeter } from '../../bench/tool/softirq';
 import type { BenchResults } from '../../bench/tool/types';
+import { BenchRun, phoneArgs as phonesOn, runBench as runBenchIn, VethPair } from '../support/bench-run';
 import { freeMediaRange, freeTcpPort, freeUdpPort } from '../support/free-ports';
 import { NGRELAY_BIN, startNgrelay, REPO_ROOT } from '../support/ngrelay';
 import { ManagedProcess, startProcess } from '../support/process';
 import type { RelayUnderTest } from '../support/relay';
 import { startRtpengine } from '../support/rtpengine';
 
-const BENCH_BIN = path.join(REPO_ROOT, 'bin', 'ngrelay-bench');
 const CHROMIUM = '/usr/bin/chromium';
 // Phones of the bench runs: own loopback addresses, so they cannot meet other tests' sockets.
 const PHONE_A = '127.0.0.61';
 const PHONE_B = '127.0.0.62';
-
-interface BenchRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  results: BenchResults | null;
-  html: string | null;
-  svg: string | null;
-}
 
 let outRoot = '';
 
@@ -50,43 +42,11 @@ const INK_COUNTER = `(() => {
   return { inked, series };
 })()`;
 
-/**
- * Runs the tool to completion (bounded: 90 s, then SIGKILL by PID) and reads what it wrote. `netns`: run it
- * inside that network namespace (`ip netns exec` execs node, so the PID stays the tool's).
- */
-async function runBench(args: string[], netns?: string): Promise<BenchRun> {
-  const outDir = fs.mkdtempSync(path.join(outRoot, 'run-'));
-  const command = [process.execPath, BENCH_BIN, ...args, `--out=${outDir}`];
-  const [cmd, ...rest] = netns ? ['ip', 'netns', 'exec', netns, ...command] : command;
-  const child = spawn(cmd as string, rest, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.pid !== undefined && process.kill(child.pid, 'SIGKILL'), 90_000);
-  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
-  clearTimeout(timer);
-  const find = (prefix: string, ext: string): string | null => {
-    const f = fs.readdirSync(outDir).find((x) => x.startsWith(prefix) && x.endsWith(ext));
-    return f ? path.join(outDir, f) : null;
-  };
-  const json = find('results-', '.json');
-  const html = find('report-', '.html');
-  const svg = find('charts-', '.svg');
-  return {
-    code,
-    stdout,
-    stderr,
-    results: json ? (JSON.parse(fs.readFileSync(json, 'utf8')) as BenchResults) : null,
-    html,
-    svg: svg ? fs.readFileSync(svg, 'utf8') : null,
-  };
-}
+/** The cells of an HTML table of the report, head row first (runs in the page). */
+const tableCells = (id: string): string => `[...document.querySelectorAll('#${id} tr')].map((tr) => [...tr.cells].map((c) => c.textContent))`;
 
-async function phoneArgs(): Promise<string[]> {
-  const { portMin } = await freeMediaRange(8, PHONE_A);
-  return [`--local=${PHONE_A},${PHONE_B}`, `--phone-port=${portMin}`];
-}
+const runBench = (args: string[], netns?: string): Promise<BenchRun> => runBenchIn(outRoot, args, netns);
+const phoneArgs = (): Promise<string[]> => phonesOn(PHONE_A, PHONE_B);
 
 const SHORT = ['--calls=2', '--rates=2000,4000', '--step-seconds=1', '--no-ceiling'];
 
@@ -120,6 +80,7 @@ describe('ngrelay-bench against relays it did not start', () => {
   let ngrelay: RelayUnderTest;
   let ngrelayHttp: number;
   let htmlReport: string | null = null;
+  let reportResults: BenchResults | null = null;
 
   beforeAll(async () => {
     rtpengineHttp = await freeTcpPort();
@@ -146,6 +107,7 @@ describe('ngrelay-bench against relays it did not start', () => {
     expect(run.stdout).toMatch(/\| rtpengine-ext \| 2 \| [^|]+ \| [^|]+ \| [^|]+ \| n\/a \| n\/a \| n\/a \| n\/a \|/);
     expect(res.notes.join('\n')).toContain('softirq not measured (no --relay-pid');
     htmlReport = run.html;
+    reportResults = res;
     expect(run.svg).toContain('<svg');
   }, 120_000);
 
@@ -196,6 +158,25 @@ describe('ngrelay-bench against relays it did not start', () => {
       const { inked, series: seriesInk } = ink as { inked: number; series: number };
       expect(inked).toBeGreaterThan(5000);
       expect(seriesInk).toBeGreaterThan(100);
+      // The step table is an HTML table with the markdown table's head and cells (one source: stepTable).
+      const steps = stepTable((reportResults as BenchResults).rows);
+      expect(await page.evaluate(tableCells('steps'))).toEqual([steps.head, ...steps.rows]);
+      expect(steps.rows[0]?.[0]).toBe('rtpengine-ext');
+      expect(await page.evaluate(`document.querySelector('pre') === null`)).toBe(true);
+      // A click on "forwarded pps" sorts by it, up; a second click, down.
+      const forwarded = steps.head.indexOf('forwarded pps');
+      const column = async (): Promise<number[]> =>
+        ((await page.evaluate(`[...document.querySelectorAll('#steps tbody tr')].map((tr) => tr.cells[${forwarded}].textContent)`)) as string[]).map((c) =>
+          Number(c.replace('k', '')) * (c.endsWith('k') ? 1000 : 1),
+        );
+      await page.click(`#steps th[data-col="${forwarded}"]`);
+      const up = await column();
+      expect(up).toEqual([...up].sort((a, b) => a - b));
+      await page.click(`#steps th[data-col="${forwarded}"]`);
+      const down = await column();
+      expect(down).toEqual([...up].reverse());
+      expect(down[0]).toBeGreaterThan(down[1] as number);
+      expect(errors).toEqual([]);
     } finally {
       await browser.close();
     }
@@ -208,32 +189,16 @@ describe('ngrelay-bench against relays it did not start', () => {
  * network; deleting them removes the veth and its addresses.
  */
 describe('ngrelay-bench against an ngrelay in a network namespace, over a veth', () => {
-  const nsTool = `ngrb-${process.pid}-tool`;
-  const nsRelay = `ngrb-${process.pid}-relay`;
-  const TOOL_IP = '10.251.0.1';
-  const RELAY_IP = '10.251.0.2';
+  const net = new VethPair(`ngrb-${process.pid}-tool`, `ngrb-${process.pid}-relay`);
+  const nsTool = net.tool;
+  const nsRelay = net.relay;
+  const TOOL_IP = VethPair.TOOL_IP;
+  const RELAY_IP = VethPair.RELAY_IP;
   const NG_PORT = 22999;
   let relay: ManagedProcess | undefined;
 
-  const ip = async (args: string[]): Promise<void> => {
-    const child = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
-    if (code !== 0) throw new Error(`ip ${args.join(' ')}: exit ${code}: ${err}`);
-  };
-  const removeNamespaces = async (): Promise<void> => {
-    for (const ns of [nsTool, nsRelay]) await ip(['netns', 'del', ns]).catch(() => undefined);
-  };
-
   beforeAll(async () => {
-    await removeNamespaces();
-    await ip(['netns', 'add', nsTool]);
-    await ip(['netns', 'add', nsRelay]);
-    await ip(['-n', nsTool, 'link', 'add', 'vtool', 'type', 'veth', 'peer', 'name', 'vrelay', 'netns', nsRelay]);
-    await ip(['-n', nsTool, 'addr', 'add', `${TOOL_IP}/24`, 'dev', 'vtool']);
-    await ip(['-n', nsRelay, 'addr', 'add', `${RELAY_IP}/24`, 'dev', 'vrelay']);
-    for (const [ns, dev] of [[nsTool, 'vtool'], [nsRelay, 'vrelay'], [nsTool, 'lo'], [nsRelay, 'lo']] as const) await ip(['-n', ns, 'link', 'set', dev, 'up']);
+    await net.create();
     relay = startProcess({
       name: 'ngrelay in netns',
       command: 'ip',
@@ -244,7 +209,7 @@ describe('ngrelay-bench against an ngrelay in a network namespace, over a veth',
 
   afterAll(async () => {
     await relay?.stop();
-    await removeNamespaces();
+    await net.remove();
   });
 
   it('sets the calls up over ng on the veth, forwards, and reads the relay CPU by its PID', async () => {

@@ -5,53 +5,26 @@
  * B (stream 4) in the clear, and back. Streams are spread over two I/O threads, so keys cross threads.
  */
 import * as dgram from 'node:dgram';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
-import type { DataPlane, DtlsFingerprint, EngineEvent, StreamCounters, StreamDtls, StreamIce, StreamRule } from '../../src/dataplane/types';
+import type { DtlsFingerprint, EngineEvent, StreamDtls, StreamIce, StreamRule } from '../../src/dataplane/types';
 import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
+import { LO, useEngineHarness } from '../support/engine-harness';
 import { Party, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
 
-const LO = '127.0.0.1';
 const TIMEOUT_MS = 1500;
 const relayPorts = new PortRuns(46000, 46999);
 
-let engine: DataPlane;
+const h = useEngineHarness({ threads: 2, env: { NGRELAY_DTLS_TIMEOUT_MS: String(TIMEOUT_MS) } });
+const { events, party, counters } = h;
 let fingerprint: DtlsFingerprint;
-let events: EngineEvent[] = [];
-let parties: Party[] = [];
-let streamIds: number[] = [];
-
 beforeAll(() => {
-  process.env.NGRELAY_DTLS_TIMEOUT_MS = String(TIMEOUT_MS);
-  engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 0 });
-  delete process.env.NGRELAY_DTLS_TIMEOUT_MS;
-  engine.onEvents((batch) => events.push(...batch));
-  fingerprint = engine.dtlsFingerprint!('sha-256');
+  fingerprint = h.engine.dtlsFingerprint!('sha-256');
 });
-afterAll(() => engine.close());
-afterEach(async () => {
-  for (const id of streamIds) engine.removeStream(id);
-  streamIds = [];
-  await Promise.all(parties.map((p) => p.close()));
-  parties = [];
-  events = [];
-});
-
-async function party(): Promise<Party> {
-  const p = await Party.open(LO);
-  parties.push(p);
-  return p;
-}
-
-function counters(id: number): StreamCounters {
-  const c = engine.readCounters([id]).get(id);
-  if (!c) throw new Error(`no counters for ${id}`);
-  return c;
-}
 
 function add(id: number, port: number, r: StreamRule): void {
-  engine.addStream({ id, component: 'rtp', localAddress: LO, localPort: port }, r);
-  streamIds.push(id);
+  h.engine.addStream({ id, component: 'rtp', localAddress: LO, localPort: port }, r);
+  h.track(id);
 }
 
 const endpoint = (port: number) => ({ family: 'IPv4' as const, address: LO, port });
@@ -85,9 +58,9 @@ describe('native engine: DTLS-SRTP', () => {
   it('dtlsFingerprint: the certificate digest per hash; an unknown hash throws', () => {
     expect(fingerprint.hash).toBe('sha-256');
     expect(fingerprint.value).toHaveLength(32);
-    expect(engine.dtlsFingerprint!('sha-1').value).toHaveLength(20);
-    expect(engine.dtlsFingerprint!('sha-512').value).toHaveLength(64);
-    expect(() => engine.dtlsFingerprint!('md5' as DtlsFingerprint['hash'])).toThrow(TypeError);
+    expect(h.engine.dtlsFingerprint!('sha-1').value).toHaveLength(20);
+    expect(h.engine.dtlsFingerprint!('sha-512').value).toHaveLength(64);
+    expect(() => h.engine.dtlsFingerprint!('md5' as DtlsFingerprint['hash'])).toThrow(TypeError);
   });
 
   it('an RSA certificate signed with sha-1 can be asked for', () => {
@@ -158,13 +131,13 @@ describe('native engine: DTLS-SRTP', () => {
   it('a changed generation runs a new handshake; removeStream sends close_notify', async () => {
     const { p2, p3 } = await dtlsCall();
     expect(await waitUntil(() => events.filter((e) => e.type === 'dtls').length === 2, 5000)).toBe(true);
-    events = [];
+    h.clearEvents();
     // Both sides re-key (as after a new a=fingerprint or an ICE restart).
-    engine.updateStream(3, rule({ expected: endpoint(p2), sink: 4, dtls: { role: 'passive', remoteFingerprint: fingerprint, generation: 2 }, crypto: { inbound: { dtlsOf: 3 }, outbound: null, recrypt: false } }));
-    engine.updateStream(2, rule({ expected: endpoint(p3), sink: 1, dtls: { role: 'active', remoteFingerprint: fingerprint, generation: 2 }, crypto: { inbound: { dtlsOf: 2 }, outbound: null, recrypt: false } }));
+    h.engine.updateStream(3, rule({ expected: endpoint(p2), sink: 4, dtls: { role: 'passive', remoteFingerprint: fingerprint, generation: 2 }, crypto: { inbound: { dtlsOf: 3 }, outbound: null, recrypt: false } }));
+    h.engine.updateStream(2, rule({ expected: endpoint(p3), sink: 1, dtls: { role: 'active', remoteFingerprint: fingerprint, generation: 2 }, crypto: { inbound: { dtlsOf: 2 }, outbound: null, recrypt: false } }));
     expect(await waitUntil(() => events.filter((e) => e.type === 'dtls' && e.ok).length === 2, 5000)).toBe(true);
-    engine.removeStream(2);
-    streamIds = streamIds.filter((id) => id !== 2);
+    h.engine.removeStream(2);
+    h.untrack(2);
     expect(await waitUntil(() => counters(3).dtls?.state === 'closed')).toBe(true);
   });
 
@@ -172,9 +145,9 @@ describe('native engine: DTLS-SRTP', () => {
     const a = await party();
     const port = await relayPorts.take(2, LO);
     add(8, port, rule({ expected: ep(a), sink: null }));
-    const before = engine.totals().malformed;
+    const before = h.engine.totals().malformed;
     await a.send(Buffer.from([22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]), port, LO);
-    expect(await waitUntil(() => engine.totals().malformed === before + 1)).toBe(true);
+    expect(await waitUntil(() => h.engine.totals().malformed === before + 1)).toBe(true);
     expect(counters(8).dtls).toBeUndefined();
   });
 

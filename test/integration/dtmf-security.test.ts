@@ -6,25 +6,19 @@
  * side with rtpengine.
  */
 import { describe, expect, it } from 'vitest';
-import dgram from 'node:dgram';
 import { startNgrelay } from '../support/ngrelay';
 import { startRtpengine } from '../support/rtpengine';
 import { NgRawClient } from '../support/ng-client';
 import { startOnRandomPorts } from '../support/random-relay';
 import { toPlain, type BInputDict } from '../support/bencode';
+import { CollectingSocket, collectingSocket } from '../support/udp-collector';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const sdp = (port: number, pts: string, attrs: string[]): string =>
   ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP ${pts}`, ...attrs, ''].join('\r\n');
 const TE = ['a=rtpmap:0 PCMU/8000', 'a=rtpmap:101 telephone-event/8000', 'a=fmtp:101 0-15'];
 
-async function party(): Promise<{ socket: dgram.Socket; port: number; got: Buffer[] }> {
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
-  const got: Buffer[] = [];
-  socket.on('message', (m) => got.push(m));
-  return { socket, port: socket.address().port, got };
-}
+const party = (): Promise<CollectingSocket> => collectingSocket();
 
 /** Packet `i` of a digit-5 event whose timestamp is `ts` (the last three are End packets). */
 function event(seq: number, ts: number, i: number): Buffer {

@@ -4,48 +4,18 @@
  * authenticated nominating check, counts and drops bad STUN, keeps the pair over an ICE restart, and stops
  * sending when consent expires (RFC 7675; shortened here with NGRELAY_ICE_CONSENT_MS).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createNativeDataPlane } from '../../src/dataplane/native';
-import type { DataPlane, EngineEvent, StreamCounters, StreamIce } from '../../src/dataplane/types';
+import { describe, expect, it } from 'vitest';
+import type { StreamIce } from '../../src/dataplane/types';
 import { bindingRequest, bindingSuccess, parseResponse, type CheckOptions } from '../support/ice-client';
 import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
+import { LO, useEngineHarness } from '../support/engine-harness';
 import { Party, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
 
-const LO = '127.0.0.1';
 const CONSENT_MS = 1500;
 const relayPorts = new PortRuns(45000, 45999);
 
-let engine: DataPlane;
-let events: EngineEvent[] = [];
-let parties: Party[] = [];
-let streamIds: number[] = [];
-
-beforeAll(() => {
-  process.env.NGRELAY_ICE_CONSENT_MS = String(CONSENT_MS);
-  engine = createNativeDataPlane({ threads: 2, receiveBufferBytes: 0 });
-  delete process.env.NGRELAY_ICE_CONSENT_MS;
-  engine.onEvents((batch) => events.push(...batch));
-});
-afterAll(() => engine.close());
-afterEach(async () => {
-  for (const id of streamIds) engine.removeStream(id);
-  streamIds = [];
-  await Promise.all(parties.map((p) => p.close()));
-  parties = [];
-  events = [];
-});
-
-async function party(): Promise<Party> {
-  const p = await Party.open(LO);
-  parties.push(p);
-  return p;
-}
-
-function counters(id: number): StreamCounters {
-  const c = engine.readCounters([id]).get(id);
-  if (!c) throw new Error(`no counters for ${id}`);
-  return c;
-}
+const h = useEngineHarness({ threads: 2, env: { NGRELAY_ICE_CONSENT_MS: String(CONSENT_MS) } });
+const { events, party, counters } = h;
 
 const ICE: StreamIce = {
   localUfrag: 'rLy1',
@@ -66,9 +36,9 @@ async function webrtcCall(ice: StreamIce = ICE) {
   const sdp = await party();
   const b = await party();
   const port = await relayPorts.take(4, LO);
-  engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: ep(sdp), sink: 2, ice }));
-  engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }));
-  streamIds.push(1, 2);
+  h.engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: ep(sdp), sink: 2, ice }));
+  h.engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }));
+  h.track(1, 2);
   lastIcePort = port;
   return { sdp, b, portIce: port, portPlain: port + 2 };
 }
@@ -181,9 +151,9 @@ describe('native engine: ICE-lite responder', () => {
 
   it('a stream without ICE answers no STUN and counts it as malformed', async () => {
     const { b, portPlain } = await webrtcCall();
-    const before = engine.totals().malformed;
+    const before = h.engine.totals().malformed;
     await check(b, portPlain);
-    expect(await waitUntil(() => engine.totals().malformed === before + 1)).toBe(true);
+    expect(await waitUntil(() => h.engine.totals().malformed === before + 1)).toBe(true);
     expect(stunOf(b)).toHaveLength(0);
     expect(counters(2).ice).toBeUndefined();
   });
@@ -194,7 +164,7 @@ describe('native engine: ICE-lite responder', () => {
     await check(first, portIce);
     expect(await waitUntil(() => counters(1).ice?.state === 'connected')).toBe(true);
     const restarted: StreamIce = { ...ICE, localUfrag: 'rLy2', localPwd: 'relay-pwd-restart-9876543210' };
-    engine.updateStream(1, rule({ expected: counters(1).endpoint, sink: 2, ice: restarted, signalGeneration: 2 }));
+    h.engine.updateStream(1, rule({ expected: counters(1).endpoint, sink: 2, ice: restarted, signalGeneration: 2 }));
     await sendRtp(b, portPlain, 2, 0xb0);
     expect(await waitUntil(() => rtpOf(first).length === 2)).toBe(true);
     // The old credentials no longer pass; the new ones nominate a new address.
@@ -288,9 +258,9 @@ describe('native engine: full ICE agent (lite false)', () => {
     const cand = (p: number) => [{ foundation: '1', component: 1, priority: 2130706431, type: 'host' as const, endpoint: { family: 'IPv4' as const, address: LO, port: p } }];
     const left: StreamIce = { ...full, localUfrag: 'LfL1', localPwd: 'left-password-0123456789', remoteUfrag: 'RtR1', remotePwd: 'right-password-0123456789', controlling: true, remoteCandidates: cand(port + 2) };
     const right: StreamIce = { ...full, localUfrag: 'RtR1', localPwd: 'right-password-0123456789', remoteUfrag: 'LfL1', remotePwd: 'left-password-0123456789', controlling: false, tieBreaker: '0100000000000000', remoteCandidates: cand(port) };
-    engine.addStream({ id: 11, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: null, sink: null, ice: left }));
-    engine.addStream({ id: 12, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: null, sink: null, ice: right }));
-    streamIds.push(11, 12);
+    h.engine.addStream({ id: 11, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: null, sink: null, ice: left }));
+    h.engine.addStream({ id: 12, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: null, sink: null, ice: right }));
+    h.track(11, 12);
     expect(await waitUntil(() => counters(11).ice?.state === 'connected' && counters(12).ice?.state === 'connected')).toBe(true);
     expect(counters(11).ice!.selected).toEqual({ family: 'IPv4', address: LO, port: port + 2 });
     expect(counters(12).ice!.selected).toEqual({ family: 'IPv4', address: LO, port });
