@@ -895,8 +895,10 @@ export class CallManager {
             ? mine.protocol
             : null;
       const rtcpPort = rejected ? null : requireMux || (mine as MediaState).rtcp.muxedWith !== null ? (mine as MediaState).rtp.localPort : (mine as MediaState).rtcp.localPort;
-      // ICE=force-relay: the SDP's transport stays; an offer gets no a=rtcp of the relay's (rtpengine 10.5).
+      // ICE=force-relay: the SDP's transport stays; the relay adds its a=rtcp (and a=rtcp-mux) only to an answer
+      // with rtcp-mux (rtpengine 10.5).
       const keepTransport = !rejected && iceMode(req.ice) === 'force-relay';
+      const ownRtcp = !keepTransport || (kind === 'answer' && muxed);
       if (keepTransport) keptTransport++;
       const ice = mine && !rejected ? this.webrtc.iceLines(req, receiver, mine, rtcpPort, sdpMedia.ice) : undefined;
       const dtls = mine && !rejected ? this.webrtc.dtlsLines(mine, kind) : undefined;
@@ -911,8 +913,8 @@ export class CallManager {
       return {
         port: rejected ? 0 : (mine as MediaState).rtp.localPort,
         connection: keepZero ? { addrType: conn.addrType, address: conn.addrType === 'IP6' ? '::' : ZERO_V4 } : conn,
-        rtcpPort: keepTransport && kind === 'offer' ? null : rtcpPort,
-        rtcpMux: !rejected && (muxed || requireMux) && !(keepTransport && kind === 'offer'),
+        rtcpPort: ownRtcp ? rtcpPort : null,
+        rtcpMux: !rejected && (muxed || requireMux) && ownRtcp,
         direction: senderMedia?.direction ?? sdpMedia.direction,
         proto,
         removeIce: true,

@@ -188,10 +188,12 @@ export class WebrtcMedia {
       }
       this.setWebrtc(b, { ice: bIce, dtls: bDtls });
 
-      // The offerer gets the relay's ICE per this answer's ICE key, and DTLS when it offered it.
+      // The offerer gets the relay's ICE per this answer's ICE key, and DTLS when it offered it. Outside
+      // pass-through, `optional`/`force-relay` in an answer give the offerer the relay's ICE only if it offered
+      // ICE (rtpengine 10.5 generates none for an offerer without ICE).
       const offeredA = a.webrtc ?? { ice: null, dtls: null };
       let aIce = null;
-      if (iceWanted(mode, offeredA.ice !== null)) {
+      if (iceWanted(mode === 'optional' || mode === 'force-relay' ? 'default' : mode, offeredA.ice !== null)) {
         offerer.iceCredentials ??= newIceCredentials();
         const base = mergeRemoteIce(offeredA.ice, null, offerer.iceLite === true).ice;
         aIce = { ...base, controlling: relayControls(false, offerer.iceLite === true, base.remoteLite) };
@@ -233,22 +235,19 @@ export class WebrtcMedia {
     senderIce: SdpIce | null,
   ): string[] | undefined {
     const relayType = iceMode(req.ice) === 'force-relay' ? 'relay' : 'host';
-    const candidatesFor = (port: number): LocalCandidate[] => {
-      const address = media.rtp.advertisedAddress;
-      const foundation = this.foundationOf(address);
-      const out: LocalCandidate[] = [{ foundation, component: 1, address, port }];
-      // An RTCP port of its own (no rtcp-mux): component 2 there.
-      if (rtcpPort !== null && rtcpPort !== media.rtp.localPort) out.push({ foundation, component: 2, address, port: rtcpPort });
-      return out;
-    };
+    const address = media.rtp.advertisedAddress;
+    const foundation = this.foundationOf(address);
+    const candidates: LocalCandidate[] = [{ foundation, component: 1, address, port: media.rtp.localPort }];
+    // An RTCP port of its own (no rtcp-mux): component 2 there.
+    if (rtcpPort !== null && rtcpPort !== media.rtp.localPort) candidates.push({ foundation, component: 2, address, port: rtcpPort });
     if (media.icePassThrough === true) {
       const rank: CandidateRank = { type: relayType, preference: passThroughPreference(relayType, senderIce?.candidates ?? []) };
-      return passThroughCandidateValues(candidatesFor(media.rtp.localPort), rank);
+      return passThroughCandidateValues(candidates, rank);
     }
     const ice = media.webrtc?.ice;
     if (!ice || !receiver.iceCredentials) return undefined;
     const rank: CandidateRank | undefined = relayType === 'relay' ? { type: 'relay', preference: passThroughPreference('relay', []) } : undefined;
-    return iceAttributeValues(receiver.iceCredentials, candidatesFor(media.rtp.localPort), req.flags.has('trickle-ICE') || ice.remoteTrickle, rank);
+    return iceAttributeValues(receiver.iceCredentials, candidates, req.flags.has('trickle-ICE') || ice.remoteTrickle, rank);
   }
 
   /** a=setup, a=fingerprint towards the party of `media`; undefined = no DTLS with it. */

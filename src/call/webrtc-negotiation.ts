@@ -11,10 +11,11 @@
  *    itself (a host one for `optional`, a `relay` one with raddr/rport for `force-relay`), ranked just above
  *    the sender's lowest candidate of that type (type 126/0, local preference 65535 when it has none). The
  *    pass-through holds for the media until the call ends; the answer's ICE and DTLS pass back the same way.
- *  - `optional` without ICE in that SDP: as `force`. `force-relay` without: the relay's own credentials and
- *    a `relay` candidate (priority 16777215).
- *  - `force-relay` leaves the m= port, the c= lines and the a=rtcp/a=rtcp-mux of the SDP as they are, and
- *    writes no a=rtcp of its own in an offer (the relay is reached through its relay candidate only).
+ *  - `optional` without ICE in an offer: as `force`. `force-relay` without: the relay's own credentials and
+ *    a `relay` candidate (priority 16777215). In an answer outside pass-through both act as `default`.
+ *  - `force-relay` leaves the m= port, the c= lines and the a=rtcp/a=rtcp-mux of the SDP as they are; the
+ *    relay adds its own a=rtcp/a=rtcp-mux only to an answer with rtcp-mux (it is reached through its relay
+ *    candidate).
  *  The relay's a=ice-ufrag (8 chars) / a=ice-pwd (26 chars) are per party (monologue) and renewed when that
  *  party restarts ICE (a new ufrag/pwd of its own). One host candidate per component on the stream's address
  *  (component 2 only without rtcp-mux), type preference 126, local preference 65535, a foundation per local

@@ -155,6 +155,13 @@ const SCENARIOS: Array<{ name: string; steps: Step[] }> = [
         { label: 'answer', command: 'answer' as const, sdp: PHONE_ANSWER, flags: { ICE: 'remove' } },
       ],
     },
+    {
+      name: `ICE=${ice} both ways between two phones without ICE`,
+      steps: [
+        { label: 'offer', command: 'offer' as const, sdp: fixture('sip-audio-offer.sdp').replace(/127\.0\.0\.1/g, '127.0.0.5'), flags: { ICE: ice } },
+        { label: 'answer', command: 'answer' as const, sdp: PHONE_ANSWER.replace(/127\.0\.0\.1/g, '127.0.0.6'), flags: { ICE: ice } },
+      ],
+    },
   ]),
 ];
 
@@ -235,6 +242,8 @@ const KNOWN_DIFFERENCES: Readonly<Record<string, RegExp[]>> = {
   'ICE only (RTP/AVP, ICE=force) towards a phone that answers without ICE': [/^- a=ptime:20$/],
   "ICE=optional: a phone offer without ICE gets the relay's own ICE": [/^- a=ptime:20$/],
   "ICE=force-relay: a phone offer without ICE gets the relay's own ICE": [/^- a=ptime:20$/],
+  'ICE=optional both ways between two phones without ICE': [/^- a=ptime:20$/],
+  'ICE=force-relay both ways between two phones without ICE': [/^- a=ptime:20$/],
 };
 
 describe('WebRTC SDP: ngrelay against rtpengine 10.5', () => {
