@@ -30,7 +30,7 @@
  *   - plan.extraAttributes follow.
  *   - ICE attributes dropped when removeIce; an a=end-of-candidates is then written last, as 10.5 does.
  *   - plan.passThroughIce: the input's ICE and DTLS attributes are kept in place (session level too), plan.ice
- *     (the relay's candidates) is added last. plan.keepTransport: m= port, c=, a=rtcp and a=rtcp-mux are copied.
+ *     (the relay's candidates) is added last, then the input's a=end-of-candidates. plan.keepTransport: m= port, c=, a=rtcp and a=rtcp-mux are copied.
  *  Media level (rejected, plan.port 0)
  *   - m= with port 0; c= rewritten; codec lines, direction, a=rtcp, a=rtcp-mux, a=ptime and all ICE
  *     attributes dropped; a=mid moved last; nothing generated (10.5 writes no direction for it).
@@ -155,7 +155,7 @@ function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void 
       if (rtp && !rejected) ptime ??= line;
       continue;
     }
-    if (isIceAttribute(attr) && !passThrough && (rejected || plan.removeIce || plan.ice !== undefined)) {
+    if (isIceAttribute(attr) && (rejected || ((plan.removeIce || plan.ice !== undefined) && (!passThrough || attr.name === 'end-of-candidates')))) {
       if (attr.name === 'end-of-candidates') endOfCandidates = true;
       continue;
     }
@@ -189,7 +189,8 @@ function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void 
   if (ptime !== null) out.copy(ptime);
   for (const value of plan.extraAttributes) out.write('a', value);
   if (plan.ice !== undefined) for (const value of plan.ice) out.write('a', value);
-  else if (endOfCandidates) out.write('a', 'end-of-candidates');
+  // Pass-through: the sender's a=end-of-candidates follows the relay's own candidates (rtpengine 10.5).
+  if (endOfCandidates && (plan.ice === undefined || passThrough)) out.write('a', 'end-of-candidates');
 }
 
 /** Checks the plan fits the SDP: one MediaRewrite per m= line. */

@@ -149,6 +149,17 @@ const SCENARIOS: Array<{ name: string; steps: Step[] }> = [
       ],
     },
     {
+      name: `ICE=${ice}: the browser's a=end-of-candidates follows the relay's candidate`,
+      steps: [
+        {
+          label: 'offer',
+          command: 'offer' as const,
+          sdp: fixture('chromium-audio-offer.sdp').replace('a=ice-options:trickle\r\n', 'a=ice-options:trickle\r\na=end-of-candidates\r\n'),
+          flags: { ICE: ice },
+        },
+      ],
+    },
+    {
       name: `ICE=${ice}: a phone offer without ICE gets the relay's own ICE`,
       steps: [
         { label: 'offer', command: 'offer' as const, sdp: fixture('sip-audio-offer.sdp').replace(/127\.0\.0\.1/g, '127.0.0.5'), flags: { ICE: ice } },
