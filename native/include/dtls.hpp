@@ -38,10 +38,17 @@ class DtlsIdentity {
   SSL_CTX* ctx() const { return ctx_; }
   /** Fingerprint of the certificate with `hash` ("sha-256", ...); false for an unknown hash. */
   bool fingerprint(const std::string& hash, std::vector<uint8_t>& out) const;
+  /**
+   * The DTLS cookie (RFC 6347 §4.2.1) for a source address: HMAC-SHA256 with a secret made at start, so it
+   * proves the ClientHello's sender receives at that address and needs no state per sender.
+   */
+  static constexpr unsigned kCookieLen = 16;
+  void cookieFor(const uint8_t* source, size_t sourceLen, uint8_t out[kCookieLen]) const;
 
  private:
   SSL_CTX* ctx_ = nullptr;
   X509* cert_ = nullptr;
+  uint8_t cookieSecret_[32] = {};
 };
 
 /** The keys one handshake negotiated (immutable once published). */
@@ -71,6 +78,14 @@ class DtlsSession {
   void start(int64_t nowMs);
   /** A DTLS datagram from the party. */
   void onDatagram(const uint8_t* p, size_t len, int64_t nowMs);
+  /**
+   * Passive side before its handshake started, when nothing else proved where the party is (no ICE): a
+   * ClientHello without the cookie made for `source` (its address bytes) gets a HelloVerifyRequest (takeOutput
+   * has it, for that source only) and changes nothing; one that returns the cookie starts the handshake
+   * (Verified: the sender receives at `source`). Anything else is ignored (Pending).
+   */
+  enum class Listen : uint8_t { Pending, Verified };
+  Listen listen(const uint8_t* p, size_t len, const uint8_t* source, size_t sourceLen, int64_t nowMs);
   /** Retransmissions (DTLSv1_handle_timeout) and the overall handshake timeout. */
   void onTimer(int64_t nowMs, int64_t handshakeTimeoutMs);
   /** The next datagram to send: whole DTLS records, up to the MTU (one larger record alone); 0 = none. */
@@ -101,6 +116,13 @@ class DtlsSession {
   std::unique_ptr<DtlsSrtpMaterial> material_;
   std::vector<uint8_t> pending_;  // records read from the output BIO, not sent yet
   size_t pendingAt_ = 0;
+  const DtlsIdentity& identity_;
+  // The source of the ClientHello listen() looks at, and after it was verified the party's (the cookie
+  // callbacks read it; the handshake checks the cookie once more).
+  uint8_t cookieSource_[32] = {};
+  size_t cookieSourceLen_ = 0;
+  friend int dtlsCookieGenerate(SSL*, unsigned char*, unsigned int*);
+  friend int dtlsCookieVerify(SSL*, const unsigned char*, unsigned int);
 };
 
 }  // namespace ngrelay

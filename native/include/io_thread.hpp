@@ -225,6 +225,8 @@ class IoThread {
   void onDtls(Stream* x, const uint8_t* p, size_t len, const SockAddr& src, bool truncated);
   /** Sends what the session has queued, then publishes keys/status and reports a finished handshake. */
   void dtlsProgress(Stream* x);
+  /** Passive without ICE, before the handshake: the cookie exchange (HelloVerifyRequest) with the sender. */
+  void listenDtls(Stream* x, const uint8_t* p, size_t len, const SockAddr& src);
   /** Retransmissions, handshake timeouts, and active sessions whose party's address became known. */
   void checkDtls();
   /** An active session sends its ClientHello once the party's address is known. */

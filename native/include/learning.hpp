@@ -31,6 +31,7 @@ struct Rule {
   bool blockDtmf = false;     // ng `block DTMF`: those packets are counted, not forwarded
   std::shared_ptr<const IceConfig> ice;    // rule.ice (null = none): STUN answered, media follows ICE only
   std::shared_ptr<const DtlsConfig> dtls;  // rule.dtls (null = none)
+  bool forwardIceDtls = false; // ICE/DTLS pass-through (ICE=optional/force-relay): STUN and DTLS forwarded as they came
   bool userspaceOnly = false; // ICE/DTLS: the engine must see every packet (never handed to the kernel path)
   int8_t dtmfReplace = -1;    // with blockDtmf: forward with this event instead (0-15; 16 = random), -1 = drop
 };

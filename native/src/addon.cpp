@@ -334,7 +334,8 @@ Rule ruleFromJs(const Napi::Value& v, StreamCryptoSpec& crypto) {
   r.dtls = dtlsFromJs(o);
   crypto = cryptoFromJs(o);
   // ICE and DTLS are answered by the engine: such a stream is never handed to the kernel path.
-  r.userspaceOnly = r.ice != nullptr || r.dtls != nullptr;
+  r.forwardIceDtls = o.optBoolean("forwardIceDtls", false);
+  r.userspaceOnly = r.ice != nullptr || r.dtls != nullptr || r.forwardIceDtls;
   return r;
 }
 

@@ -4,7 +4,10 @@
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/srtp.h>
 #include <openssl/x509.h>
@@ -55,6 +58,23 @@ std::string hexFingerprint(const uint8_t* d, size_t n) {
 
 }  // namespace
 
+// The SSL's app data is its DtlsSession, which knows the source of the datagram DTLSv1_listen is reading.
+int dtlsCookieGenerate(SSL* ssl, unsigned char* cookie, unsigned int* len) {
+  const auto* d = static_cast<const DtlsSession*>(SSL_get_app_data(ssl));
+  if (!d || d->cookieSourceLen_ == 0) return 0;
+  d->identity_.cookieFor(d->cookieSource_, d->cookieSourceLen_, cookie);
+  *len = DtlsIdentity::kCookieLen;
+  return 1;
+}
+
+int dtlsCookieVerify(SSL* ssl, const unsigned char* cookie, unsigned int len) {
+  const auto* d = static_cast<const DtlsSession*>(SSL_get_app_data(ssl));
+  if (!d || d->cookieSourceLen_ == 0 || len != DtlsIdentity::kCookieLen) return 0;
+  uint8_t want[DtlsIdentity::kCookieLen];
+  d->identity_.cookieFor(d->cookieSource_, d->cookieSourceLen_, want);
+  return CRYPTO_memcmp(want, cookie, len) == 0 ? 1 : 0;
+}
+
 const char* dtlsStateName(DtlsSessionState s) {
   switch (s) {
     case DtlsSessionState::New: return "new";
@@ -98,8 +118,22 @@ DtlsIdentity::DtlsIdentity(const DtlsCertificateSpec& spec) {
   SSL_CTX_set_min_proto_version(ctx_, DTLS1_2_VERSION);
   SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, acceptAnyCertificate);
   SSL_CTX_set_read_ahead(ctx_, 1);
+  SSL_CTX_set_cookie_generate_cb(ctx_, dtlsCookieGenerate);
+  SSL_CTX_set_cookie_verify_cb(ctx_, dtlsCookieVerify);
   EVP_PKEY_free(key);  // the context holds its own references
   cert_ = cert;
+  if (RAND_bytes(cookieSecret_, sizeof(cookieSecret_)) != 1) {
+    SSL_CTX_free(ctx_);
+    ctx_ = nullptr;
+    throw std::runtime_error(lastSslError("DTLS cookie secret"));
+  }
+}
+
+void DtlsIdentity::cookieFor(const uint8_t* source, size_t sourceLen, uint8_t out[kCookieLen]) const {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned macLen = 0;
+  HMAC(EVP_sha256(), cookieSecret_, sizeof(cookieSecret_), source, sourceLen, mac, &macLen);
+  std::memcpy(out, mac, kCookieLen);
 }
 
 DtlsIdentity::~DtlsIdentity() {
@@ -130,9 +164,10 @@ SrtpParams DtlsSrtpMaterial::params(bool relayWrites) const {
 }
 
 DtlsSession::DtlsSession(const DtlsIdentity& identity, const DtlsConfig& config)
-    : active_(config.active), config_(config) {
+    : active_(config.active), config_(config), identity_(identity) {
   ssl_ = SSL_new(identity.ctx());
   if (!ssl_) throw std::runtime_error(lastSslError("SSL_new"));
+  SSL_set_app_data(ssl_, this);
   in_ = BIO_new(BIO_s_mem());
   out_ = BIO_new(BIO_s_mem());
   BIO_set_mem_eof_return(in_, -1);
@@ -173,6 +208,28 @@ void DtlsSession::onDatagram(const uint8_t* p, size_t len, int64_t nowMs) {
     return;
   }
   advance();
+}
+
+DtlsSession::Listen DtlsSession::listen(const uint8_t* p, size_t len, const uint8_t* source, size_t sourceLen,
+                                        int64_t nowMs) {
+  if (active_ || started_) return Listen::Pending;
+  // DTLSv1_listen is stateless: it reads this one datagram, answers a ClientHello without a valid cookie with a
+  // HelloVerifyRequest and forgets it; with a valid cookie it keeps the ClientHello for the handshake.
+  (void)BIO_reset(in_);
+  BIO_write(in_, p, int(len));
+  cookieSourceLen_ = std::min(sourceLen, sizeof(cookieSource_));
+  std::memcpy(cookieSource_, source, cookieSourceLen_);
+  BIO_ADDR* client = BIO_ADDR_new();
+  const int r = client ? DTLSv1_listen(ssl_, client) : -1;
+  BIO_ADDR_free(client);
+  (void)BIO_reset(in_);  // what DTLSv1_listen did not read (a second record) is not kept either
+  ERR_clear_error();
+  if (r != 1) return Listen::Pending;
+  started_ = true;
+  startedMs_ = nowMs;
+  state_ = DtlsSessionState::Connecting;
+  advance();
+  return Listen::Verified;
 }
 
 void DtlsSession::onTimer(int64_t nowMs, int64_t handshakeTimeoutMs) {

@@ -706,6 +706,7 @@ bool IoThread::drain(Stream* x) {
       src.len = named ? h.msg_namelen : 0;
       Stream* t = x;
       bool isRtp = false;
+      bool opaque = false;  // STUN/DTLS passed through to the sink as it came (rule.forwardIceDtls)
       bool bad = (h.msg_flags & MSG_TRUNC) != 0;
       if (!bad) {
         if (x->isRtcp) {
@@ -739,22 +740,27 @@ bool IoThread::drain(Stream* x) {
             continue;
           }
         }
-        t->errors.add(1);
-        totals_.errors.add(1);
-        totals_.malformed.add(1);
-        continue;
+        // ICE/DTLS pass-through: the parties run ICE and DTLS with each other through the relay; their STUN
+        // (0..3) and DTLS (20..63) are learned from and forwarded like media, never read.
+        opaque = x->rule.forwardIceDtls && (h.msg_flags & MSG_TRUNC) == 0 && len > 0 && (p[0] < 4 || (p[0] >= 20 && p[0] < 64));
+        if (!opaque) {
+          t->errors.add(1);
+          totals_.errors.add(1);
+          totals_.malformed.add(1);
+          continue;
+        }
       }
 
       // SRTP/SRTCP from this party: authenticate and decrypt in place before anything else looks at the packet,
       // so a forged or replayed packet can neither move the learned endpoint nor reach the other party.
       const size_t wireLen = len;
       // DTLS-SRTP: no keys before the handshake finished; nothing is decrypted (or passed on) until then.
-      if ((t->hasCrypto & kCryptoDtlsIn) && !refreshDtlsIn(t)) {
+      if ((t->hasCrypto & kCryptoDtlsIn) && !opaque && !refreshDtlsIn(t)) {
         t->errors.add(1);
         totals_.errors.add(1);
         continue;
       }
-      SrtpContext* in = t->hasCrypto ? t->srtpIn : nullptr;
+      SrtpContext* in = t->hasCrypto && !opaque ? t->srtpIn : nullptr;
       if (in && !t->srtpPassThrough) {
         size_t plainLen = 0;
         SrtpResult r = isRtp ? in->unprotectRtp(p, len, &plainLen) : in->unprotectRtcp(p, len, &plainLen);
@@ -774,7 +780,7 @@ bool IoThread::drain(Stream* x) {
       // RTCP feeds the stream's call-quality figures; a compound that does not parse is counted and dropped
       // before it can move the learned endpoint (SRTCP passed through untouched stays encrypted: it is
       // forwarded but not read). The figures are taken only once learning accepted the packet.
-      const bool readRtcp = !isRtp && !(in && t->srtpPassThrough);
+      const bool readRtcp = !isRtp && !opaque && !(in && t->srtpPassThrough);
       if (readRtcp && !parseRtcpOf(t, p, len, rtcpSummary)) continue;
 
       // Learning state belongs to the socket's party (for rtcp-mux that is the RTP stream).
@@ -834,7 +840,7 @@ bool IoThread::drain(Stream* x) {
                              : in->unprotectRtcp(scratch_.data(), len, &plainLen);
         plain = r == SrtpResult::Ok ? scratch_.data() : nullptr;
       }
-      if (rec && plain) record(rec, src, x->local, plain, plainLen);
+      if (rec && plain && !opaque) record(rec, src, x->local, plain, plainLen);
 
       // DTMF events are reported, then dropped under `block DTMF` (or, with DTMF-security zero/DTMF/random,
       // forwarded with another digit). block/silence media: received and counted as usual, then dropped or
@@ -873,14 +879,14 @@ bool IoThread::drain(Stream* x) {
         dest = out->endpoint.load();
       }
       if (!dest.valid()) continue;  // the receiving party's address is not known yet
-      if (rec && rec->egress && plain) record(rec, out->local, dest, plain, plainLen);  // --record-egress
-      if ((t->hasCrypto & kCryptoDtlsOut) && !refreshDtlsOut(t, out)) {
+      if (rec && rec->egress && plain && !opaque) record(rec, out->local, dest, plain, plainLen);  // --record-egress
+      if ((t->hasCrypto & kCryptoDtlsOut) && !opaque && !refreshDtlsOut(t, out)) {
         t->errors.add(1);
         totals_.errors.add(1);
         continue;
       }
       // Towards an SRTP party: encrypt in place with its keys (the receive slot has room for the trailer).
-      SrtpContext* eg = t->hasCrypto ? t->srtpOut : nullptr;
+      SrtpContext* eg = t->hasCrypto && !opaque ? t->srtpOut : nullptr;
       if (eg && !t->srtpPassThrough) {
         size_t protLen = 0;
         SrtpResult r = isRtp ? eg->protectRtp(p, len, kBufSize, &protLen) : eg->protectRtcp(p, len, kBufSize, &protLen);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 #include "io_thread.hpp"
@@ -128,8 +129,47 @@ void IoThread::onDtls(Stream* x, const uint8_t* p, size_t len, const SockAddr& s
     totals_.errors.add(1);
     return;
   }
+  if (!x->hasIce && !d->active() && !d->started()) {
+    listenDtls(x, p, len, src);
+    return;
+  }
+  // Passive without ICE: the cookie exchange proved the party's address; DTLS from anywhere else is not let
+  // into its handshake (a stranger can neither restart nor spoil it).
+  if (!x->hasIce && !d->active() && x->dtlsPeer.valid() && !src.sameEndpoint(x->dtlsPeer)) {
+    x->errors.add(1);
+    totals_.errors.add(1);
+    return;
+  }
   if (!x->hasIce) x->dtlsPeer = src;
   d->onDatagram(p, len, nowMono_);
+  dtlsProgress(x);
+}
+
+void IoThread::listenDtls(Stream* x, const uint8_t* p, size_t len, const SockAddr& src) {
+  // The cookie is made for the source's family, port and address (RFC 6347 §4.2.1).
+  uint8_t subject[2 + 2 + 16];
+  size_t n = 4;
+  subject[0] = uint8_t(src.family() >> 8);
+  subject[1] = uint8_t(src.family());
+  subject[2] = uint8_t(src.port() >> 8);
+  subject[3] = uint8_t(src.port());
+  if (src.family() == AF_INET) {
+    std::memcpy(subject + n, &src.u.v4.sin_addr, 4);
+    n += 4;
+  } else {
+    std::memcpy(subject + n, &src.u.v6.sin6_addr, 16);
+    n += 16;
+  }
+  DtlsSession* d = x->dtlsSession.get();
+  const bool verified = d->listen(p, len, subject, n, nowMono_) == DtlsSession::Listen::Verified;
+  if (!verified) {
+    // A HelloVerifyRequest goes back to the sender only; nothing about the stream changes.
+    uint8_t out[kBufSize];
+    for (size_t m; (m = d->takeOutput(out, sizeof(out))) > 0;)
+      if (x->ioFd < 0 || ::sendto(x->ioFd, out, m, MSG_DONTWAIT, &src.u.sa, src.len) < 0) totals_.dropped.add(1);
+    return;
+  }
+  x->dtlsPeer = src;
   dtlsProgress(x);
 }
 

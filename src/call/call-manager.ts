@@ -30,7 +30,7 @@ import {
 } from './srtp-negotiation';
 import type { DeleteRequest, SignalRequest } from './signal';
 import { WebrtcMedia } from './webrtc-media';
-import { streamDtls, streamIce } from './webrtc-negotiation';
+import { iceMode, streamDtls, streamIce } from './webrtc-negotiation';
 import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
 import type { Logger } from '../logger';
@@ -848,6 +848,7 @@ export class CallManager {
         ? { ice: streamIce(ice, mono.iceCredentials, stream.component === 'rtp' ? 1 : 2) }
         : {}),
       ...(ownSocket && dtls ? { dtls } : {}),
+      ...(own.icePassThrough === true ? { forwardIceDtls: true } : {}),
       expected: stream.expected,
       learning: options.asymmetric ? 'off' : options.learning,
       strictSource: options.strictSource,
@@ -877,6 +878,7 @@ export class CallManager {
     };
     const firstLive = receiver.medias.find((m) => !m.rejected);
     let withIce = false;
+    let keptTransport = 0;
     const media: MediaRewrite[] = sdp.media.map((sdpMedia) => {
       const mine = receiver.medias[sdpMedia.index];
       const senderMedia = sender.medias[sdpMedia.index];
@@ -893,7 +895,12 @@ export class CallManager {
             ? mine.protocol
             : null;
       const rtcpPort = rejected ? null : requireMux || (mine as MediaState).rtcp.muxedWith !== null ? (mine as MediaState).rtp.localPort : (mine as MediaState).rtcp.localPort;
-      const ice = mine && !rejected ? this.webrtc.iceLines(req, receiver, mine, rtcpPort) : undefined;
+      // ICE=force-relay: the SDP's transport stays; the relay adds its a=rtcp (and a=rtcp-mux) only to an answer
+      // with rtcp-mux (rtpengine 10.5).
+      const keepTransport = !rejected && iceMode(req.ice) === 'force-relay';
+      const ownRtcp = !keepTransport || (kind === 'answer' && muxed);
+      if (keepTransport) keptTransport++;
+      const ice = mine && !rejected ? this.webrtc.iceLines(req, receiver, mine, rtcpPort, sdpMedia.ice) : undefined;
       const dtls = mine && !rejected ? this.webrtc.dtlsLines(mine, kind) : undefined;
       if (ice) withIce = true;
       // a=mid: an answer carries the mid the offer had (none if it had none); an offer gets one with generate-mid.
@@ -906,11 +913,13 @@ export class CallManager {
       return {
         port: rejected ? 0 : (mine as MediaState).rtp.localPort,
         connection: keepZero ? { addrType: conn.addrType, address: conn.addrType === 'IP6' ? '::' : ZERO_V4 } : conn,
-        rtcpPort,
-        rtcpMux: !rejected && (muxed || requireMux),
+        rtcpPort: ownRtcp ? rtcpPort : null,
+        rtcpMux: !rejected && (muxed || requireMux) && ownRtcp,
         direction: senderMedia?.direction ?? sdpMedia.direction,
         proto,
         removeIce: true,
+        ...(mine?.icePassThrough === true && !rejected ? { passThroughIce: true } : {}),
+        ...(keepTransport ? { keepTransport: true } : {}),
         extraAttributes: [],
         ...(mine?.crypto && !rejected ? { crypto: mine.crypto.given.map(formatKeyLine) } : {}),
         ...(dtls ? { dtls } : {}),
@@ -932,6 +941,7 @@ export class CallManager {
         ...(req.flags.has('loop-protect') ? [`rtpengine:${call.loopToken}`] : []),
       ],
       replaceSessionConnection: req.replace.has('session-connection'),
+      ...(keptTransport > 0 && keptTransport === media.filter((m) => m.port !== 0).length ? { keepSessionConnection: true } : {}),
     };
   }
 

@@ -55,6 +55,11 @@ export interface MediaState {
   crypto?: MediaCryptoState;
   /** ICE and DTLS-SRTP with this party (absent = neither; see src/call/webrtc-negotiation.ts). Optional. */
   webrtc?: MediaWebrtcState;
+  /**
+   * ICE/DTLS pass-through (`ICE=optional`/`force-relay` on an offer that had ICE): the parties run ICE and
+   * DTLS end to end, the engine forwards their STUN and DTLS. Set on both sides' media. Optional.
+   */
+  icePassThrough?: boolean;
   /** a=mid of this party's last SDP (null = none). Optional. */
   mid?: string | null;
 }

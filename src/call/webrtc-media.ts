@@ -6,6 +6,7 @@
  */
 import type { DataPlane, DtlsFingerprint } from '../dataplane/types';
 import type { ParsedSdp } from '../sdp/types';
+import type { SdpIce } from '../sdp/webrtc-attributes';
 import type { MediaState, MediaWebrtcState, MonologueState } from './state';
 import type { SignalRequest } from './signal';
 import { isSrtpProtocol } from './srtp-negotiation';
@@ -16,17 +17,41 @@ import {
   fingerprintHashOf,
   iceAttributeValues,
   iceMode,
+  icePassThrough,
   iceWanted,
   isDtlsProtocol,
   mergeRemoteDtls,
   mergeRemoteIce,
   newIceCredentials,
+  passThroughCandidateValues,
+  passThroughPreference,
   passivePreference,
   randomAlphanumeric,
   relayControls,
   roleAgainst,
+  type CandidateRank,
   type LocalCandidate,
 } from './webrtc-negotiation';
+
+/** What the parties' SRTP is under pass-through: end to end, nothing offered, decrypted or keyed by the relay. */
+function endToEndCrypto(media: MediaState): void {
+  if (media.crypto) media.crypto = { ...media.crypto, given: [], theirs: null, ours: null };
+}
+
+/** Enters (or leaves) ICE/DTLS pass-through for one media pair; true = it holds (the caller is done with it). */
+function passThrough(a: MediaState, b: MediaState, on: boolean): boolean {
+  if (!on) {
+    delete a.icePassThrough;
+    delete b.icePassThrough;
+    return false;
+  }
+  for (const m of [a, b]) {
+    m.icePassThrough = true;
+    delete m.webrtc;
+    endToEndCrypto(m);
+  }
+  return true;
+}
 
 export class WebrtcMedia {
   /** ICE candidate foundation per local address, fixed for the process's life (as rtpengine's). */
@@ -43,6 +68,8 @@ export class WebrtcMedia {
    * data plane has DTLS (without it an RTP/SAVP offerer falls back to SDES; a UDP/TLS one is refused later).
    */
   answersDtls(req: SignalRequest, offererMedia: MediaState): boolean {
+    // ICE/DTLS pass-through: the parties' own DTLS-SRTP, end to end.
+    if (offererMedia.icePassThrough === true) return true;
     if (!offererMedia.webrtc?.dtls?.remoteFingerprint || dtlsDisabled(req.dtls) || !isSrtpProtocol(offererMedia.protocol)) return false;
     return this.dataPlane.dtlsFingerprint !== undefined || isDtlsProtocol(offererMedia.protocol);
   }
@@ -83,6 +110,7 @@ export class WebrtcMedia {
         delete b.webrtc;
         continue;
       }
+      if (passThrough(a, b, icePassThrough(mode, sdpMedia.ice !== null))) continue;
       // The offerer's side.
       const previousA = a.webrtc ?? { ice: null, dtls: null };
       const merged = sdpMedia.ice ? mergeRemoteIce(previousA.ice, sdpMedia.ice, self.iceLite === true) : null;
@@ -140,6 +168,9 @@ export class WebrtcMedia {
         delete b.webrtc;
         continue;
       }
+      // The offer set up pass-through: the answer's ICE and DTLS pass back to the offerer (an answer without ICE
+      // ends it).
+      if (passThrough(a, b, a.icePassThrough === true && b.icePassThrough === true && sdpMedia.ice !== null)) continue;
       // The answerer: ICE and DTLS only where the relay offered them and the answer takes them up.
       const offeredB = b.webrtc ?? { ice: null, dtls: null };
       let bIce = null;
@@ -157,10 +188,12 @@ export class WebrtcMedia {
       }
       this.setWebrtc(b, { ice: bIce, dtls: bDtls });
 
-      // The offerer gets the relay's ICE per this answer's ICE key, and DTLS when it offered it.
+      // The offerer gets the relay's ICE per this answer's ICE key, and DTLS when it offered it. Outside
+      // pass-through, `optional`/`force-relay` in an answer give the offerer the relay's ICE only if it offered
+      // ICE (rtpengine 10.5 generates none for an offerer without ICE).
       const offeredA = a.webrtc ?? { ice: null, dtls: null };
       let aIce = null;
-      if (iceWanted(mode, offeredA.ice !== null)) {
+      if (iceWanted(mode === 'optional' || mode === 'force-relay' ? 'default' : mode, offeredA.ice !== null)) {
         offerer.iceCredentials ??= newIceCredentials();
         const base = mergeRemoteIce(offeredA.ice, null, offerer.iceLite === true).ice;
         aIce = { ...base, controlling: relayControls(false, offerer.iceLite === true, base.remoteLite) };
@@ -194,14 +227,27 @@ export class WebrtcMedia {
   }
 
   /** a=ice-*, a=candidate lines towards `receiver` for one media; undefined = the relay does no ICE with it. */
-  iceLines(req: SignalRequest, receiver: MonologueState, media: MediaState, rtcpPort: number | null): string[] | undefined {
-    const ice = media.webrtc?.ice;
-    if (!ice || !receiver.iceCredentials) return undefined;
+  iceLines(
+    req: SignalRequest,
+    receiver: MonologueState,
+    media: MediaState,
+    rtcpPort: number | null,
+    senderIce: SdpIce | null,
+  ): string[] | undefined {
+    const relayType = iceMode(req.ice) === 'force-relay' ? 'relay' : 'host';
     const address = media.rtp.advertisedAddress;
     const foundation = this.foundationOf(address);
     const candidates: LocalCandidate[] = [{ foundation, component: 1, address, port: media.rtp.localPort }];
+    // An RTCP port of its own (no rtcp-mux): component 2 there.
     if (rtcpPort !== null && rtcpPort !== media.rtp.localPort) candidates.push({ foundation, component: 2, address, port: rtcpPort });
-    return iceAttributeValues(receiver.iceCredentials, candidates, req.flags.has('trickle-ICE') || ice.remoteTrickle);
+    if (media.icePassThrough === true) {
+      const rank: CandidateRank = { type: relayType, preference: passThroughPreference(relayType, senderIce?.candidates ?? []) };
+      return passThroughCandidateValues(candidates, rank);
+    }
+    const ice = media.webrtc?.ice;
+    if (!ice || !receiver.iceCredentials) return undefined;
+    const rank: CandidateRank | undefined = relayType === 'relay' ? { type: 'relay', preference: passThroughPreference('relay', []) } : undefined;
+    return iceAttributeValues(receiver.iceCredentials, candidates, req.flags.has('trickle-ICE') || ice.remoteTrickle, rank);
   }
 
   /** a=setup, a=fingerprint towards the party of `media`; undefined = no DTLS with it. */

@@ -3,8 +3,19 @@
  * decided from the ng flags the way rtpengine 10.5 does (observed side by side, test/compat/webrtc-sdp.test.ts):
  *
  * ICE towards the receiver of an SDP (the `ICE` key of that message):
- *  - `remove`: none. `force` (and `force-relay`, `optional`, which ngrelay treats as `force`): the relay's own.
+ *  - `remove`: none. `force`: the relay's own.
  *  - `default` or absent: the relay's own when the SDP it came from had ICE attributes, else none.
+ *  - `optional`, `force-relay` when the SDP it came from had ICE: pass-through (rtpengine 10.5's PASSTHRU).
+ *    The sender's ICE and DTLS attributes reach the receiver unchanged, the parties run ICE and DTLS-SRTP
+ *    end to end and the engine forwards their STUN and DTLS like media; the relay only adds candidates for
+ *    itself (a host one for `optional`, a `relay` one with raddr/rport for `force-relay`), ranked just above
+ *    the sender's lowest candidate of that type (type 126/0, local preference 65535 when it has none). The
+ *    pass-through holds for the media until the call ends; the answer's ICE and DTLS pass back the same way.
+ *  - `optional` without ICE in an offer: as `force`. `force-relay` without: the relay's own credentials and
+ *    a `relay` candidate (priority 16777215). In an answer outside pass-through both act as `default`.
+ *  - `force-relay` leaves the m= port, the c= lines and the a=rtcp/a=rtcp-mux of the SDP as they are; the
+ *    relay adds its own a=rtcp/a=rtcp-mux only to an answer with rtcp-mux (it is reached through its relay
+ *    candidate).
  *  The relay's a=ice-ufrag (8 chars) / a=ice-pwd (26 chars) are per party (monologue) and renewed when that
  *  party restarts ICE (a new ufrag/pwd of its own). One host candidate per component on the stream's address
  *  (component 2 only without rtcp-mux), type preference 126, local preference 65535, a foundation per local
@@ -64,18 +75,40 @@ export function unknownWebrtcValues(values: {
   return out;
 }
 
-export type IceMode = 'remove' | 'force' | 'default';
+export type IceMode = 'remove' | 'force' | 'default' | 'optional' | 'force-relay';
 
 /** The `ICE` key as ngrelay acts on it; unknown values are rtpengine's default (it ignores them too). */
 export function iceMode(value: string | null | undefined): IceMode {
-  if (value === 'remove') return 'remove';
-  if (value === 'force' || value === 'force-relay' || value === 'optional') return 'force';
+  if (value === 'remove' || value === 'force' || value === 'optional' || value === 'force-relay') return value;
   return 'default';
 }
 
-/** Whether the receiver of an SDP gets the relay's ICE. */
+/** Whether the receiver of an SDP gets the relay's own ICE (terminated by the engine). */
 export function iceWanted(mode: IceMode, sourceHadIce: boolean): boolean {
+  if (mode === 'optional' || mode === 'force-relay') return !sourceHadIce;
   return mode === 'force' || (mode === 'default' && sourceHadIce);
+}
+
+/** Whether the sender's own ICE and DTLS pass through to the receiver (see the header). */
+export function icePassThrough(mode: IceMode, sourceHadIce: boolean): boolean {
+  return (mode === 'optional' || mode === 'force-relay') && sourceHadIce;
+}
+
+/** RFC 8445 §5.1.2.1: (2^24)·type preference + (2^8)·local preference + (256 − component). */
+function candidatePriority(typePreference: number, localPreference: number, component: number): number {
+  return typePreference * 2 ** 24 + localPreference * 2 ** 8 + (256 - component);
+}
+
+/**
+ * Type and local preference of the relay's candidate in pass-through, as rtpengine 10.5 ranks it: just above
+ * the sender's lowest-priority RTP candidate of the same type (its type preference, local preference + 1),
+ * else the type's own preference (host 126, relay 0) with local preference 65535.
+ */
+export function passThroughPreference(type: 'host' | 'relay', sourceCandidates: readonly IceCandidate[]): { type: number; local: number } {
+  const same = sourceCandidates.filter((c) => c.component === 1 && c.type === type);
+  if (same.length === 0) return { type: type === 'host' ? 126 : 0, local: 65535 };
+  const lowest = Math.min(...same.map((c) => c.priority));
+  return { type: Math.floor(lowest / 2 ** 24), local: Math.min(65535, (Math.floor(lowest / 2 ** 8) % 2 ** 16) + 1) };
 }
 
 const OFF_WORDS: ReadonlySet<string> = new Set(['off', 'no', 'disable']);
@@ -138,7 +171,7 @@ export function roleAgainst(setup: DtlsSetup | null, prefersPassive: boolean): '
 
 /** RFC 8445 §5.1.2.1 host priority: type preference 126, local preference 65535 (rtpengine's values). */
 export function hostPriority(component: number): number {
-  return 126 * 2 ** 24 + 65535 * 2 ** 8 + (256 - component);
+  return candidatePriority(126, 65535, component);
 }
 
 /** A party's ICE as its SDP states it, merged into what the relay knew; `restarted` = new ufrag/pwd. */
@@ -213,15 +246,38 @@ export interface LocalCandidate {
   port: number;
 }
 
+/** How the relay's candidates are typed and ranked (default: host, type preference 126, local 65535). */
+export interface CandidateRank {
+  type: 'host' | 'relay';
+  preference: { type: number; local: number };
+}
+
+const HOST_RANK: CandidateRank = { type: 'host', preference: { type: 126, local: 65535 } };
+
+/** One a=candidate value of the relay (a relay candidate names itself as raddr/rport, as rtpengine does). */
+function candidateValue(c: LocalCandidate, rank: CandidateRank): string {
+  const priority = candidatePriority(rank.preference.type, rank.preference.local, c.component);
+  const base = `candidate:${c.foundation} ${c.component} UDP ${priority} ${c.address} ${c.port} typ ${rank.type}`;
+  return rank.type === 'relay' ? `${base} raddr ${c.address} rport ${c.port}` : base;
+}
+
 /** The ICE attribute values (without "a=") the relay writes towards a party, in rtpengine 10.5's order. */
-export function iceAttributeValues(credentials: IceCredentials, candidates: readonly LocalCandidate[], trickle: boolean): string[] {
+export function iceAttributeValues(
+  credentials: IceCredentials,
+  candidates: readonly LocalCandidate[],
+  trickle: boolean,
+  rank: CandidateRank = HOST_RANK,
+): string[] {
   const out = [`ice-ufrag:${credentials.ufrag}`, `ice-pwd:${credentials.pwd}`];
   if (trickle) out.push('ice-options:trickle');
-  for (const c of candidates) {
-    out.push(`candidate:${c.foundation} ${c.component} UDP ${hostPriority(c.component)} ${c.address} ${c.port} typ host`);
-  }
+  for (const c of candidates) out.push(candidateValue(c, rank));
   if (trickle) out.push('end-of-candidates');
   return out;
+}
+
+/** Pass-through: only the relay's candidates, added to the sender's own ICE attributes. */
+export function passThroughCandidateValues(candidates: readonly LocalCandidate[], rank: CandidateRank): string[] {
+  return candidates.map((c) => candidateValue(c, rank));
 }
 
 /** a=setup and a=fingerprint values (without "a="), in rtpengine 10.5's order. */

@@ -183,6 +183,12 @@ export interface StreamRule {
   ice?: StreamIce | null;
   /** DTLS-SRTP handshake with this stream's party; absent/null = none (DTLS packets are dropped). */
   dtls?: StreamDtls | null;
+  /**
+   * ICE/DTLS pass-through (ng `ICE=optional`/`force-relay` when the party does ICE itself): the parties run ICE
+   * and DTLS-SRTP end to end through the relay, so STUN and DTLS arriving here are learned from and forwarded
+   * to the sink unchanged, like media (without it, and without `ice`/`dtls`, they are dropped as malformed).
+   */
+  forwardIceDtls?: boolean;
   /** RTP clock rate of the stream's codec (Hz), for jitter in time units; absent = 8000. */
   clockRate?: number;
   /** `block media`: RTP arriving here is counted but not forwarded (RTCP still is). */

@@ -8,7 +8,7 @@
  *   - c=            address replaced by plan.sessionConnection when some m= has no c= of its own (rejected
  *                   ones included) or plan.replaceSessionConnection; else copied.
  *   - a=sendrecv|sendonly|recvonly|inactive   dropped (10.5 writes the direction into each m= instead).
- *   - a=group:BUNDLE ...   dropped (10.5 does not bundle unless asked to).
+ *   - a=group:BUNDLE ...   dropped (10.5 does not bundle unless asked to), kept under ICE pass-through.
  *   - ICE attributes       dropped when any media has removeIce or plan.ice.
  *   - a=fingerprint, a=setup, a=tls-id   dropped (DTLS is terminated by the relay, per media).
  *   - plan.sessionAttributes are appended after the last session line (loop-protect `a=rtpengine:`).
@@ -29,6 +29,8 @@
  *   - a=ptime       the first one moves after a=rtcp(-mux) (and a=crypto); further ones are dropped (non-RTP: all dropped).
  *   - plan.extraAttributes follow.
  *   - ICE attributes dropped when removeIce; an a=end-of-candidates is then written last, as 10.5 does.
+ *   - plan.passThroughIce: the input's ICE and DTLS attributes are kept in place (session level too), plan.ice
+ *     (the relay's candidates) is added last, then the input's a=end-of-candidates. plan.keepTransport: m= port, c=, a=rtcp and a=rtcp-mux are copied.
  *  Media level (rejected, plan.port 0)
  *   - m= with port 0; c= rewritten; codec lines, direction, a=rtcp, a=rtcp-mux, a=ptime and all ICE
  *     attributes dropped; a=mid moved last; nothing generated (10.5 writes no direction for it).
@@ -73,8 +75,10 @@ function originValue(origin: SdpOrigin, plan: SdpRewrite): string {
 }
 
 function writeSession(out: LineWriter, sdp: ParsedSdp, plan: SdpRewrite): void {
-  const sessionConnUsed = plan.replaceSessionConnection === true || sdp.media.some((m) => m.connection === null);
-  const stripIce = plan.media.some((m) => m.removeIce || m.ice !== undefined);
+  const sessionConnUsed =
+    plan.keepSessionConnection !== true && (plan.replaceSessionConnection === true || sdp.media.some((m) => m.connection === null));
+  const passThrough = plan.media.some((m) => m.passThroughIce === true);
+  const stripIce = !passThrough && plan.media.some((m) => m.removeIce || m.ice !== undefined);
   for (const line of sdp.sessionLines) {
     if (line.type === 'o' && sdp.origin !== null && (plan.origin !== null || plan.sessionVersion !== null)) {
       out.write('o', originValue(sdp.origin, plan));
@@ -86,9 +90,9 @@ function writeSession(out: LineWriter, sdp: ParsedSdp, plan: SdpRewrite): void {
     }
     const attr = attributeOf(line);
     if (directionOf(attr) !== null) continue;
-    if (attr?.name === 'group' && /^BUNDLE(?:[ \t]|$)/.test(attr.value)) continue;
+    if (attr?.name === 'group' && /^BUNDLE(?:[ \t]|$)/.test(attr.value) && !passThrough) continue;
     if (stripIce && isIceAttribute(attr)) continue;
-    if (isDtlsAttribute(attr)) continue;
+    if (isDtlsAttribute(attr) && !passThrough) continue;
     out.copy(line);
   }
   for (const value of plan.sessionAttributes ?? []) out.write('a', value);
@@ -114,7 +118,9 @@ function pushTo(map: Map<string, SdpLine[]>, pt: string, line: SdpLine): void {
 function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void {
   const rejected = plan.port === 0;
   const rtp = isRtpProtocol(media.proto);
-  out.write('m', mediaLineValue(media, plan.port, plan.proto ?? media.proto));
+  const keep = plan.keepTransport === true && !rejected;
+  const passThrough = plan.passThroughIce === true && !rejected;
+  out.write('m', mediaLineValue(media, keep ? media.port : plan.port, plan.proto ?? media.proto));
 
   const mids: SdpLine[] = [];
   const codecs: CodecLines = { fmtp: new Map(), rtcpFb: new Map() };
@@ -122,7 +128,8 @@ function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void 
   let endOfCandidates = false;
   for (const line of media.lines.slice(1)) {
     if (line.type === 'c') {
-      out.write('c', connectionValue(line.value, plan.connection));
+      if (keep) out.copy(line);
+      else out.write('c', connectionValue(line.value, plan.connection));
       continue;
     }
     const attr = attributeOf(line);
@@ -131,9 +138,15 @@ function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void 
       continue;
     }
     if (directionOf(attr) !== null) continue;
-    if (attr.name === 'rtcp' || (attr.name === 'rtcp-mux' && attr.value === '')) continue;
+    if (attr.name === 'rtcp' || (attr.name === 'rtcp-mux' && attr.value === '')) {
+      if (keep) out.copy(line);
+      continue;
+    }
     if (attr.name === 'crypto' && plan.crypto !== undefined) continue;
-    if (isDtlsAttribute(attr)) continue;
+    if (isDtlsAttribute(attr)) {
+      if (passThrough) out.copy(line);
+      continue;
+    }
     if (attr.name === 'mid') {
       if (plan.mid === undefined) mids.push(line);
       continue;
@@ -142,7 +155,7 @@ function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void 
       if (rtp && !rejected) ptime ??= line;
       continue;
     }
-    if (isIceAttribute(attr) && (rejected || plan.removeIce || plan.ice !== undefined)) {
+    if (isIceAttribute(attr) && (rejected || ((plan.removeIce || plan.ice !== undefined) && (!passThrough || attr.name === 'end-of-candidates')))) {
       if (attr.name === 'end-of-candidates') endOfCandidates = true;
       continue;
     }
@@ -176,7 +189,8 @@ function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void 
   if (ptime !== null) out.copy(ptime);
   for (const value of plan.extraAttributes) out.write('a', value);
   if (plan.ice !== undefined) for (const value of plan.ice) out.write('a', value);
-  else if (endOfCandidates) out.write('a', 'end-of-candidates');
+  // Pass-through: the sender's a=end-of-candidates follows the relay's own candidates (rtpengine 10.5).
+  if (endOfCandidates && (plan.ice === undefined || passThrough)) out.write('a', 'end-of-candidates');
 }
 
 /** Checks the plan fits the SDP: one MediaRewrite per m= line. */

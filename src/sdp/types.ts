@@ -119,6 +119,17 @@ export interface MediaRewrite {
    */
   ice?: string[];
   /**
+   * ICE/DTLS pass-through (ng `ICE=optional`/`force-relay` towards a party whose peer does ICE itself): the
+   * input's ICE and DTLS attributes (ufrag, pwd, candidates, a=fingerprint, a=setup) are kept where they are,
+   * and `ice` (the relay's own candidates) is added last. Optional; default false.
+   */
+  passThroughIce?: boolean;
+  /**
+   * `ICE=force-relay`: the m= port, the c= lines and the input's a=rtcp / a=rtcp-mux are left as they are (the
+   * relay is reached through its relay candidates only). Optional; default false.
+   */
+  keepTransport?: boolean;
+  /**
    * a=mid: a string replaces the input's a=mid lines with this one (an answer carries the offer's mid;
    * `generate-mid`), null drops them; absent = they are copied.
    */
@@ -145,4 +156,6 @@ export interface SdpRewrite {
    * of its own and so uses it. Optional; default false.
    */
   replaceSessionConnection?: boolean;
+  /** `ICE=force-relay` on every media: the session c= is left as it is (see MediaRewrite.keepTransport). */
+  keepSessionConnection?: boolean;
 }

@@ -47,6 +47,10 @@ const TO_BROWSER: BInputDict = {
   replace: ['origin', 'session-connection'],
 };
 
+/** The browser's answer to Chromium's offer (its telephone-event/8000 is 126 there) and the phone's to a phone. */
+const BROWSER_ANSWER = fixture('chromium-audio-answer.sdp').replace('SAVPF 0 101', 'SAVPF 0 126').replace('a=rtpmap:101 ', 'a=rtpmap:126 ');
+const PHONE_ANSWER = fixture('sip-audio-answer.sdp').replace('AVP 0 126', 'AVP 0 101').replace('a=rtpmap:126 ', 'a=rtpmap:101 ');
+
 interface Step {
   label: string;
   command: 'offer' | 'answer';
@@ -134,6 +138,42 @@ const SCENARIOS: Array<{ name: string; steps: Step[] }> = [
       { label: 'offer', command: 'offer', sdp: fixture('chromium-audio-offer.sdp'), flags: { ...TO_SIP, 'transport-protocol': 'RTP/SAVP', DTLS: 'passive' } },
     ],
   },
+  // ICE=optional / force-relay (rtpengine 10.5's PASSTHRU when the SDP has ICE): the parties' own ICE and DTLS
+  // pass through, the relay adds a candidate of its own; without ICE in the SDP, the relay's own ICE.
+  ...(['optional', 'force-relay'] as const).flatMap((ice) => [
+    {
+      name: `ICE=${ice}: a browser's ICE and DTLS pass through to a browser, and back`,
+      steps: [
+        { label: 'offer', command: 'offer' as const, sdp: fixture('chromium-audio-offer.sdp'), flags: { ICE: ice } },
+        { label: 'answer', command: 'answer' as const, sdp: BROWSER_ANSWER, flags: { ICE: ice, SDES: ['off'] } },
+      ],
+    },
+    {
+      name: `ICE=${ice}: the browser's a=end-of-candidates follows the relay's candidate`,
+      steps: [
+        {
+          label: 'offer',
+          command: 'offer' as const,
+          sdp: fixture('chromium-audio-offer.sdp').replace('a=ice-options:trickle\r\n', 'a=ice-options:trickle\r\na=end-of-candidates\r\n'),
+          flags: { ICE: ice },
+        },
+      ],
+    },
+    {
+      name: `ICE=${ice}: a phone offer without ICE gets the relay's own ICE`,
+      steps: [
+        { label: 'offer', command: 'offer' as const, sdp: fixture('sip-audio-offer.sdp').replace(/127\.0\.0\.1/g, '127.0.0.5'), flags: { ICE: ice } },
+        { label: 'answer', command: 'answer' as const, sdp: PHONE_ANSWER, flags: { ICE: 'remove' } },
+      ],
+    },
+    {
+      name: `ICE=${ice} both ways between two phones without ICE`,
+      steps: [
+        { label: 'offer', command: 'offer' as const, sdp: fixture('sip-audio-offer.sdp').replace(/127\.0\.0\.1/g, '127.0.0.5'), flags: { ICE: ice } },
+        { label: 'answer', command: 'answer' as const, sdp: PHONE_ANSWER.replace(/127\.0\.0\.1/g, '127.0.0.6'), flags: { ICE: ice } },
+      ],
+    },
+  ]),
 ];
 
 /** Names distinct values in order of first appearance (<UFRAG1>, <UFRAG2>...): "the credentials changed" survives. */
@@ -157,6 +197,7 @@ function normalizeWebrtc(sdp: string, ports: PortNamer, values: ValueNamer): str
       .replace(/^a=ice-ufrag:([A-Za-z0-9+/]+)$/, (_m, v: string) => `a=ice-ufrag:${values.name('UFRAG', v)}`)
       .replace(/^a=ice-pwd:([A-Za-z0-9+/]+)$/, (_m, v: string) => `a=ice-pwd:${values.name('PWD', v)}`)
       .replace(/^a=candidate:\S+ /, 'a=candidate:<FOUNDATION> ')
+      .replace(/^(a=candidate:.* typ relay raddr \S+ rport )(\d+)$/, (_m, head: string, port: string) => `${head}${ports.related(Number(port))}`)
       .replace(/^(a=fingerprint:\S+) [0-9A-F:]+$/, '$1 <DIGEST>')
       .replace(/^(a=crypto:\d+ \S+ inline:)\S+/, '$1<KEY>'),
   );
@@ -210,6 +251,10 @@ function viaNgrelay(callId: string, steps: Step[]): string[] {
 const KNOWN_DIFFERENCES: Readonly<Record<string, RegExp[]>> = {
   'SIP phone calls a browser': [/^- a=ptime:20$/],
   'ICE only (RTP/AVP, ICE=force) towards a phone that answers without ICE': [/^- a=ptime:20$/],
+  "ICE=optional: a phone offer without ICE gets the relay's own ICE": [/^- a=ptime:20$/],
+  "ICE=force-relay: a phone offer without ICE gets the relay's own ICE": [/^- a=ptime:20$/],
+  'ICE=optional both ways between two phones without ICE': [/^- a=ptime:20$/],
+  'ICE=force-relay both ways between two phones without ICE': [/^- a=ptime:20$/],
 };
 
 describe('WebRTC SDP: ngrelay against rtpengine 10.5', () => {
