@@ -7,11 +7,12 @@
  * and the relay kept up: cycles completed per second, from the step's start to its last reply, at least
  * 90 % of the offered rate (a relay that completes everything late has not carried the rate).
  *
- * Bounded: every step lasts `--step-seconds` (≤ 10) plus a 2 s drain, at most 12 steps; requests are never
+ * Bounded: every step lasts `--step-seconds` (≤ 120) plus a 2 s drain, at most 12 steps; requests are never
  * retransmitted, so each step sends exactly 3 × rate × seconds requests at most. Loopback only.
  *
  *   npm run bench:control                          # rates 200,500,1000,1500,2000,3000; 3 s steps
  *   npm run bench:control -- --rates=500,1000 --step-seconds=2 --relays=ngrelay
+ *   npm run bench:control -- --rates=400 --step-seconds=75   # steady-state RSS: replies live 30-60 s
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -60,7 +61,7 @@ function parseArgs(argv: string[]): Args {
   for (const a of argv) {
     const [key, value = ''] = a.split('=', 2);
     if (key === '--rates') args.rates = value.split(',').map(Number).filter((n) => n > 0).slice(0, 12);
-    else if (key === '--step-seconds') args.stepSeconds = Math.min(10, Math.max(1, Number(value)));
+    else if (key === '--step-seconds') args.stepSeconds = Math.min(120, Math.max(1, Number(value)));
     else if (key === '--relays') args.relays = value.split(',').filter((r): r is RelayName => r === 'ngrelay' || r === 'rtpengine');
     else if (key === '--deadline-ms') args.deadlineMs = Math.min(5000, Math.max(100, Number(value)));
     else if (key === '--warmup-cycles') args.warmupCycles = Math.min(10_000, Math.max(0, Math.round(Number(value))));
