@@ -54,7 +54,7 @@ afterEach(async () => {
 
 describe('kernel fast path through clsact (NGRELAY_KERNEL_ATTACH=tc)', () => {
   it('attaches a classic tc filter instead of a tcx link, and removes it when closed', () => {
-    const engine = createNativeDataPlane({ threads: 1, table: 0, kernelAddresses: [LOOPBACK] });
+    const engine = createNativeDataPlane({ threads: 1, receiveBufferBytes: 1 << 20, table: 0, kernelAddresses: [LOOPBACK] });
     try {
       expect(engine.info().kernelPath).toMatchObject({ active: true, attach: 'tc' });
       expect(engine.info().kernelPath?.interfaces).toContain('lo');
