@@ -1,5 +1,6 @@
 /** `ngrelay-bench` command line: parsed into BenchOptions, or a BenchUsageError saying what is wrong. */
 import { DEFAULT_FORWARDERS, ExternalRelay, FORWARDERS } from './forwarders';
+import type { TopologyKind } from './topology';
 
 export class BenchUsageError extends Error {
   override readonly name = 'BenchUsageError';
@@ -29,6 +30,8 @@ export interface BenchOptions {
   report: string | null;
   /** Skip the generator-ceiling measurement (external relays: the steps are given with --rates). */
   noCeiling: boolean;
+  /** Where the packets travel (topology.ts): loopback, or across a veth pair into a network namespace. */
+  topology: TopologyKind;
 }
 
 export const USAGE = `usage: ngrelay-bench [options]            (npm run bench -- [options])
@@ -36,6 +39,8 @@ export const USAGE = `usage: ngrelay-bench [options]            (npm run bench -
   --forwarders=${DEFAULT_FORWARDERS.join(',')}
                (all: ${Object.keys(FORWARDERS).join(', ')})
   --threads=1,2          ngrelay and rtpengine with N I/O threads (--num-threads=N) each
+  --topology=veth        phones in a network namespace of their own, relays across a veth pair from them
+                         (created and removed by the tool; root); default loopback
  a relay already running (ngrelay or rtpengine; on this host or reachable from --local):
   --ng=IP:PORT           its ng control address
   --local=IP[,IP]        the address(es) the phones send from and receive on (A side, B side)
@@ -83,6 +88,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     outDir: null,
     report: null,
     noCeiling: false,
+    topology: 'loopback',
   };
   let ng: { host: string; port: number } | null = null;
   let pid: number | null = null;
@@ -131,6 +137,12 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
       case '--no-ceiling':
         o.noCeiling = true;
         break;
+      case '--topology': {
+        const t = need();
+        if (t !== 'loopback' && t !== 'veth') throw new BenchUsageError(`--topology: loopback or veth, got "${t}"`);
+        o.topology = t;
+        break;
+      }
       case '--ng':
         ng = hostPort(need(), key);
         break;
@@ -168,6 +180,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   if (o.calls.some((c) => c < 1 || c > 1000) || o.extraCalls.some((c) => c < 1 || c > 1000)) throw new BenchUsageError('call counts must be in 1..1000 (the relay port range holds 8000 ports)');
   if (o.threads.some((t) => t < 1 || t > 64)) throw new BenchUsageError('--threads: 1..64');
   if (o.noCeiling && !o.rates) throw new BenchUsageError('--no-ceiling needs --rates');
+  if (o.topology === 'veth' && (ng || localGiven)) throw new BenchUsageError('--topology=veth sets the addresses itself: not with --ng or --local');
   if (ng) {
     if (!localGiven) throw new BenchUsageError('--ng needs --local=IP (where the phones send from and receive on)');
     o.external = { ...ng, pid, metricsUrl, label: label ?? `relay@${ng.host}:${ng.port}` };
