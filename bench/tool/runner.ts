@@ -135,8 +135,8 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
     const nStreams = writeStreams(streamsFile, handle.calls);
     if (stateFile) fs.rmSync(stateFile, { force: true });
     const srtpArgs = (checkEvery: number): Partial<LoadgenRun> => (stateFile ? { stateFile, checkEvery, maxCount: SRTP_MAX_COUNT_PPS * o.stepSeconds } : {});
-    // Every loadgen run of the block: its streams, the generator's core, and for a relay the tool did not
-    // start the non-loopback addresses it set up (loadgen refuses any other).
+    // Every loadgen run of the block: its streams, the generator's core, its namespace (--topology=veth), and
+    // for a relay the tool did not start or the veth phones the non-loopback addresses (loadgen refuses any other).
     const common = { streamsFile, cores: GEN_CORE, allowAddrs: b.def === null || ctx.topology.netns !== null ? nonLoopbackAddresses(handle.calls) : [], netns: ctx.topology.netns };
     progress.note(`${b.name} pid ${handle.pid ?? 'n/a'}, ${b.calls} calls set up in ${Date.now() - started} ms`);
     // Warm-up: lets the relay learn/confirm both endpoints of every stream before measuring.
