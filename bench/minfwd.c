@@ -69,12 +69,24 @@ static int alloc_port(const char *ip, int port_max, int rcvbuf, int *port_out) {
     exit(2);
 }
 
+// Peers besides 127.0.0.0/8 it may send to (--allow-addr, one by one: the veth topology's phones).
+#define MAX_ALLOWED 16
+static uint32_t allowed[MAX_ALLOWED];  // host byte order
+static int nallowed;
+
+static int peer_allowed(uint32_t h) {
+    if ((h >> 24) == 127) return 1;
+    for (int i = 0; i < nallowed; i++)
+        if (allowed[i] == h) return 1;
+    return 0;
+}
+
 static void set_peer(struct sockaddr_in *p, const char *ip, int port) {
     memset(p, 0, sizeof *p);
     p->sin_family = AF_INET;
     p->sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, ip, &p->sin_addr) != 1 || (ntohl(p->sin_addr.s_addr) >> 24) != 127) {
-        fprintf(stderr, "minfwd: peer %s must be a loopback address\n", ip);
+    if (inet_pton(AF_INET, ip, &p->sin_addr) != 1 || !peer_allowed(ntohl(p->sin_addr.s_addr))) {
+        fprintf(stderr, "minfwd: peer %s must be a loopback address or --allow-addr\n", ip);
         exit(2);
     }
 }
@@ -92,10 +104,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--rcvbuf") && v) { rcvbuf = atoi(v); i++; }
         else if (!strcmp(argv[i], "--port-min") && v) { port_min = atoi(v); i++; }
         else if (!strcmp(argv[i], "--port-max") && v) { port_max = atoi(v); i++; }
+        else if (!strcmp(argv[i], "--allow-addr") && v) {
+            struct in_addr a;
+            if (nallowed >= MAX_ALLOWED || inet_pton(AF_INET, v, &a) != 1) { fprintf(stderr, "minfwd: bad or too many --allow-addr %s\n", v); return 2; }
+            allowed[nallowed++] = ntohl(a.s_addr);
+            i++;
+        }
         else {
             fprintf(stderr,
                 "usage: minfwd --pairs-file F [--bind 127.0.0.1] [--port-min 50000] [--port-max 57999]\n"
-                "              [--rcvbuf BYTES] [--max-seconds S]\n"
+                "              [--rcvbuf BYTES] [--max-seconds S] [--allow-addr IP]...\n"
                 "pairs file, one line per call: PEER_A_IP PEER_A_PORT PEER_B_IP PEER_B_PORT\n"
                 "minfwd binds two free even ports per call, PORT_A (A sends there) and PORT_B (B sends there),\n"
                 "prints 'pair N PORT_A PORT_B' per call, then 'ready'. Read on PORT_A -> sent from PORT_B to\n"

@@ -26,6 +26,7 @@ import { CallPersistence } from './state/persistence';
 import { CallStore } from './state/call-store';
 import { persistedCallId, wantsRedisUpdate } from './state/ng-hook';
 import { RedisSide } from './state/redis-setup';
+import { TrafficRates } from './call/kernel-split';
 
 export interface RelayDeps {
   /** A pino logger (createLogger): its level follows rtpengine-ctl `set loglevel` and SIGUSR1/SIGUSR2. */
@@ -52,6 +53,8 @@ export class Relay {
     readonly persistence: CallPersistence | null,
     /** `--redis`, `--subscribe-keyspace`; null when off. */
     readonly redis: RedisSide | null = null,
+    /** statistics' packetrate_user/_kernel/...: sampled once a second while the relay runs. */
+    private readonly rates: TrafficRates | null = null,
   ) {}
 
   static async start(config: RelayConfig, deps: RelayDeps): Promise<Relay> {
@@ -120,6 +123,7 @@ export class Relay {
     const foreign = redis?.foreign ?? null;
     if (foreign) sweeper.isForeign = (callId) => foreign.has(callId);
     const startedMs = Date.now();
+    const rates = new TrafficRates(() => dataPlane.totals());
     const handler = createCommandHandler({
       manager,
       dataPlane,
@@ -129,6 +133,7 @@ export class Relay {
       // The processor is made below; this runs only once commands arrive through it.
       controlStats: () => processor.stats(),
       interfaces: () => interfaceStats(config, manager),
+      rates: () => rates.rates(),
       limits,
       ...(persistence ? { stateStats: () => (persistence as CallPersistence).statistics() } : {}),
     });
@@ -195,6 +200,7 @@ export class Relay {
           logLevel,
           startedMs,
           controlStats: () => processor.stats(),
+          rates: () => rates.rates(),
           callOrigin: (callId) => callOrigins.get(callId),
         },
         metrics: {
@@ -245,11 +251,13 @@ export class Relay {
       },
       'ngrelay started',
     );
-    return new Relay(config, manager, dataPlane, server, listeners, sweeper, cacheExpiry, logger, logLevel, persistence, redis);
+    rates.start();
+    return new Relay(config, manager, dataPlane, server, listeners, sweeper, cacheExpiry, logger, logLevel, persistence, redis, rates);
   }
 
   async close(): Promise<void> {
     this.sweeper.stop();
+    this.rates?.stop();
     clearInterval(this.cacheExpiry);
     await this.server.close();
     await Promise.all(this.listeners.map((l) => l.close()));

@@ -89,8 +89,11 @@ export interface StartContext {
   plan: PhonePlan;
   /** Row name (also the calls' tag base). */
   label: string;
+  /** The relay's media address (--interface); RELAY_IP unless --topology says otherwise (topology.ts). */
+  relayIp?: string;
 }
 
+// The loopback topology's relay address (topology.ts has the veth one).
 // 1000 calls need 4000 relay ports (RTP + RTCP, both sides): the range holds 8000, clear of the ranges
 // the test suites use (30000-30999, 36000-37999, 39000-39099, 44000-44099).
 export const RELAY_IP = '127.0.0.1';
@@ -102,8 +105,8 @@ const RTPENGINE_NG_PORT = 22304;
 const MINFWD_RCVBUF = 4 * 1024 * 1024;
 
 /** The command line of each relay the tool starts (also printed in the report's setup lines). */
-export function relayCommand(def: ForwarderDef, threads: number, recordingDir: string | null): { cmd: string; args: string[] } {
-  const common = [`--interface=${RELAY_IP}`, `--port-min=${PORT_MIN}`, `--port-max=${PORT_MAX}`, `--num-threads=${threads}`, '--foreground', '--log-stderr'];
+export function relayCommand(def: ForwarderDef, threads: number, recordingDir: string | null, relayIp = RELAY_IP): { cmd: string; args: string[] } {
+  const common = [`--interface=${relayIp}`, `--port-min=${PORT_MIN}`, `--port-max=${PORT_MAX}`, `--num-threads=${threads}`, '--foreground', '--log-stderr'];
   if (def.kind === 'ngrelay') {
     // NGRELAY_ENTRY: another entry script (default bin/ngrelay, which loads dist/cli.js).
     const entry = process.env.NGRELAY_ENTRY ?? 'bin/ngrelay';
@@ -115,7 +118,7 @@ export function relayCommand(def: ForwarderDef, threads: number, recordingDir: s
   if (def.kind === 'rtpengine') {
     return { cmd: 'rtpengine', args: ['--config-file=none', '--table=-1', `--listen-ng=127.0.0.1:${RTPENGINE_NG_PORT}`, ...common, ...(def.extraArgs ?? [])] };
   }
-  return { cmd: MINFWD, args: ['--bind', RELAY_IP, '--port-min', String(PORT_MIN), '--port-max', String(PORT_MAX), '--rcvbuf', String(MINFWD_RCVBUF)] };
+  return { cmd: MINFWD, args: ['--bind', relayIp, '--port-min', String(PORT_MIN), '--port-max', String(PORT_MAX), '--rcvbuf', String(MINFWD_RCVBUF)] };
 }
 
 export async function startForwarder(def: ForwarderDef, ctx: StartContext): Promise<RelayHandle> {
@@ -126,7 +129,7 @@ export async function startForwarder(def: ForwarderDef, ctx: StartContext): Prom
   const removeRecordings = (): void => {
     if (recordingDir) fs.rmSync(recordingDir, { recursive: true, force: true });
   };
-  const { cmd, args } = relayCommand(def, ctx.threads, recordingDir);
+  const { cmd, args } = relayCommand(def, ctx.threads, recordingDir, ctx.relayIp);
   const child = spawnPinned(ctx.cores, cmd, args, ctx.logFile, { cwd: ROOT });
   const ngPort = def.kind === 'ngrelay' ? NGRELAY_NG_PORT : RTPENGINE_NG_PORT;
   const stop = async (): Promise<void> => {
@@ -171,8 +174,11 @@ async function startMinfwd(ctx: StartContext): Promise<RelayHandle> {
   const peers = Array.from({ length: ctx.calls }, (_, i) => ({ a: phoneOf(ctx.plan, 'A', i, ctx.calls), b: phoneOf(ctx.plan, 'B', i, ctx.calls) }));
   const pairsFile = path.join(ctx.outDir, `minfwd-pairs-${ctx.calls}.txt`);
   fs.writeFileSync(pairsFile, `${peers.map((p) => `${p.a.ip} ${p.a.port} ${p.b.ip} ${p.b.port}`).join('\n')}\n`);
-  const { cmd, args } = relayCommand(FORWARDERS.minfwd as ForwarderDef, 1, null);
-  const child = spawnPinned(ctx.cores, cmd, ['--pairs-file', pairsFile, ...args, '--max-seconds', '900'], ctx.logFile, { cwd: ROOT });
+  const relayIp = ctx.relayIp ?? RELAY_IP;
+  const { cmd, args } = relayCommand(FORWARDERS.minfwd as ForwarderDef, 1, null, relayIp);
+  // Phones off loopback (--topology=veth): named one by one, as loadgen takes them.
+  const allow = [...new Set(peers.flatMap((p) => [p.a.ip, p.b.ip]))].filter((ip) => !ip.startsWith('127.')).flatMap((ip) => ['--allow-addr', ip]);
+  const child = spawnPinned(ctx.cores, cmd, ['--pairs-file', pairsFile, ...args, ...allow, '--max-seconds', '900'], ctx.logFile, { cwd: ROOT });
   const readLog = (): string => fs.readFileSync(ctx.logFile, 'utf8');
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && !/^ready/m.test(readLog())) {
@@ -186,7 +192,7 @@ async function startMinfwd(ctx: StartContext): Promise<RelayHandle> {
   if (!/^ready/m.test(readLog())) return fail('minfwd did not become ready');
   const found = new Map<number, { toRelayFromA: { ip: string; port: number }; toRelayFromB: { ip: string; port: number } }>();
   for (const m of readLog().matchAll(/^pair (\d+) (\d+) (\d+)$/gm))
-    found.set(Number(m[1]), { toRelayFromA: { ip: RELAY_IP, port: Number(m[2]) }, toRelayFromB: { ip: RELAY_IP, port: Number(m[3]) } });
+    found.set(Number(m[1]), { toRelayFromA: { ip: relayIp, port: Number(m[2]) }, toRelayFromB: { ip: relayIp, port: Number(m[3]) } });
   const calls: CallLegs[] = [];
   for (const [i, p] of peers.entries()) {
     const ports = found.get(i);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { CallLegs, DirectionKeys, newSdesKey, phoneOf, PhonePlan } from './calls';
 import { LOADGEN } from './paths';
 import { track } from './processes';
+import { inNetns } from './topology';
 import type { NetRxCounts, SoftirqAccounting } from './softirq';
 import type { LoadgenResult } from './types';
 
@@ -54,6 +55,8 @@ export interface LoadgenRun {
   allowAddrs?: string[];
   /** Called with loadgen's PID once spawned (taskset execs it: the same PID), for the softirq meter. */
   onSpawn?: (pid: number) => void;
+  /** The network namespace the phones are in (--topology=veth); absent/null = this host's. */
+  netns?: string | null;
 }
 
 /** The non-loopback addresses of a set of calls (phones and relay media addresses), for --allow-addr. */
@@ -74,7 +77,8 @@ export function runLoadgen(run: LoadgenRun): Promise<LoadgenResult> {
   if (run.stateFile) args.push('--state-file', run.stateFile, '--srtp-check-every', String(run.checkEvery ?? 1));
   for (const ip of run.allowAddrs ?? []) args.push('--allow-addr', ip);
   return new Promise((resolve, reject) => {
-    const child = track(spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const command = inNetns(run.netns ?? null, 'taskset', args);
+    const child = track(spawn(command.cmd, command.args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     if (child.pid !== undefined) run.onSpawn?.(child.pid);
     let out = '';
     let err = '';
@@ -131,24 +135,24 @@ export interface MeteredCeiling extends Ceiling {
   netrx: { plain: NetRxCounts | null; gso: NetRxCounts | null };
 }
 
-export async function measureCeiling(outDir: string, plan: PhonePlan, cores: string, seconds: number, softirq: SoftirqAccounting): Promise<MeteredCeiling> {
+export async function measureCeiling(outDir: string, plan: PhonePlan, cores: string, seconds: number, softirq: SoftirqAccounting, netns: string | null = null): Promise<MeteredCeiling> {
   const streamsFile = path.join(outDir, 'ceiling-streams.txt');
   const calls = ceilingCalls(plan, false);
   writeStreams(streamsFile, calls);
   // Phones on --local addresses that are not loopback (a relay on a lab network): still this host's own.
   const allowAddrs = nonLoopbackAddresses(calls);
-  const plain = await softirq.around(null, (onSpawn) => runLoadgen({ streamsFile, rate: 0, seconds, cores, onSpawn, allowAddrs }));
-  const gso = await softirq.around(null, (onSpawn) => runLoadgen({ streamsFile, rate: 0, seconds, cores, gso: true, onSpawn, allowAddrs }));
+  const plain = await softirq.around(null, (onSpawn) => runLoadgen({ streamsFile, rate: 0, seconds, cores, onSpawn, allowAddrs, netns }));
+  const gso = await softirq.around(null, (onSpawn) => runLoadgen({ streamsFile, rate: 0, seconds, cores, gso: true, onSpawn, allowAddrs, netns }));
   return { plain: plain.value, gso: gso.value, netrx: { plain: plain.netrx, gso: gso.netrx } };
 }
 
 /** The ceiling with SRTP the way the SRTP -> SRTP rows load the generator: every packet SRTP both ways. */
-export async function measureSrtpCeiling(outDir: string, plan: PhonePlan, cores: string, seconds: number, checkEvery: number, maxPps: number): Promise<Ceiling> {
+export async function measureSrtpCeiling(outDir: string, plan: PhonePlan, cores: string, seconds: number, checkEvery: number, maxPps: number, netns: string | null = null): Promise<Ceiling> {
   const streamsFile = path.join(outDir, 'ceiling-srtp-streams.txt');
   writeStreams(streamsFile, ceilingCalls(plan, true));
   const stateFile = path.join(outDir, 'ceiling-srtp.state');
   fs.rmSync(stateFile, { force: true });
-  const common = { streamsFile, rate: 0, seconds, cores, stateFile, checkEvery, maxCount: maxPps * seconds };
+  const common = { streamsFile, rate: 0, seconds, cores, stateFile, checkEvery, maxCount: maxPps * seconds, netns, allowAddrs: nonLoopbackAddresses(ceilingCalls(plan, false)) };
   try {
     const plain = await runLoadgen(common);
     const gso = await runLoadgen({ ...common, gso: true });

@@ -1,5 +1,6 @@
 /** `ngrelay-bench` command line: parsed into BenchOptions, or a BenchUsageError saying what is wrong. */
 import { DEFAULT_FORWARDERS, ExternalRelay, FORWARDERS } from './forwarders';
+import type { TopologyKind } from './topology';
 
 export class BenchUsageError extends Error {
   override readonly name = 'BenchUsageError';
@@ -34,6 +35,8 @@ export interface BenchOptions {
   /** A saved results file to check this run's figures against (within the noise), and its forwarder to take. */
   compareWith: string | null;
   compareName: string | null;
+  /** Where the packets travel (topology.ts): loopback, or across a veth pair into a network namespace. */
+  topology: TopologyKind;
 }
 
 export const USAGE = `usage: ngrelay-bench [options]            (npm run bench -- [options])
@@ -41,6 +44,8 @@ export const USAGE = `usage: ngrelay-bench [options]            (npm run bench -
   --forwarders=${DEFAULT_FORWARDERS.join(',')}
                (all: ${Object.keys(FORWARDERS).join(', ')})
   --threads=1,2          ngrelay and rtpengine with N I/O threads (--num-threads=N) each
+  --topology=veth        phones in a network namespace of their own, relays across a veth pair from them
+                         (created and removed by the tool; root); default loopback
  a relay already running (ngrelay or rtpengine; on this host or reachable from --local):
   --ng=IP:PORT           its ng control address
   --local=IP[,IP]        the address(es) the phones send from and receive on (A side, B side)
@@ -96,6 +101,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
     repeat: 1,
     compareWith: null,
     compareName: null,
+    topology: 'loopback',
   };
   let ng: { host: string; port: number } | null = null;
   let pid: number | null = null;
@@ -153,6 +159,12 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
         // A saved run to check this one against, and which of its forwarders (noise.ts).
         o[key === '--compare-with' ? 'compareWith' : 'compareName'] = need();
         break;
+      case '--topology': {
+        const t = need();
+        if (t !== 'loopback' && t !== 'veth') throw new BenchUsageError(`--topology: loopback or veth, got "${t}"`);
+        o.topology = t;
+        break;
+      }
       case '--ng':
         ng = hostPort(need(), key);
         break;
@@ -191,6 +203,7 @@ export function parseOptions(argv: string[]): BenchOptions | 'help' {
   if (o.threads.some((t) => t < 1 || t > 64)) throw new BenchUsageError('--threads: 1..64');
   if (o.noCeiling && !o.rates) throw new BenchUsageError('--no-ceiling needs --rates');
   if (o.compareName !== null && o.compareWith === null) throw new BenchUsageError('--compare-name goes with --compare-with');
+  if (o.topology === 'veth' && (ng || localGiven)) throw new BenchUsageError('--topology=veth sets the addresses itself: not with --ng or --local');
   if (ng) {
     if (!localGiven) throw new BenchUsageError('--ng needs --local=IP (where the phones send from and receive on)');
     o.external = { ...ng, pid, metricsUrl, label: label ?? `relay@${ng.host}:${ng.port}` };

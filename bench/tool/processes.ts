@@ -30,12 +30,27 @@ export function killAllChildren(): void {
   }
 }
 
+/** Synchronous undo steps for what the run created besides processes (the veth topology's namespace). */
+const cleanups = new Set<() => void>();
+
+export function addExitCleanup(undo: () => void): void {
+  cleanups.add(undo);
+}
+
+function runCleanups(): void {
+  for (const undo of cleanups) undo();
+  cleanups.clear();
+}
+
 let handlersInstalled = false;
-/** On exit and on SIGINT/SIGTERM/SIGHUP: kill what this process started (by PID), nothing else. */
+/** On exit and on SIGINT/SIGTERM/SIGHUP: kill what this process started (by PID), nothing else; then the cleanups. */
 export function installExitHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
-  process.on('exit', killAllChildren);
+  process.on('exit', () => {
+    killAllChildren();
+    runCleanups();
+  });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, () => {
       process.stderr.write(`\nngrelay-bench: ${signal}, stopping the processes it started\n`);

@@ -17,6 +17,7 @@ import { scrapeCpu } from './relay-cpu';
 import { sleep } from './processes';
 import { NetRxBaseline, netRxBaseline, NetRxCounts, SoftirqAccounting, softirqInTaskTime, softirqUsPerPacket } from './softirq';
 import type { BenchResults, BlockInfo, CpuSourceKind, LoadgenResult, StepRow } from './types';
+import { createVethTopology, loopbackTopology, type Topology } from './topology';
 
 // A step "is loss-free" when it loses at most LOSS_FREE_PCT of the packets AND the relay kept up in real
 // time (forwarded >= KEEP_UP x offered): big receive buffers can absorb a short overload step and forward
@@ -106,6 +107,7 @@ interface RunContext {
   netrxBaseline: NetRxBaseline | null;
   /** Softirq work in the relay's own context is in its process CPU already (no CONFIG_IRQ_TIME_ACCOUNTING). */
   softirqInRelayCpu: boolean;
+  topology: Topology;
 }
 
 const fileSafe = (name: string): string => name.replace(/[^\w.-]+/g, '_');
@@ -121,7 +123,7 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
     handle =
       b.def === null && o.external
         ? await attachExternal(o.external, { calls: b.calls, threads: 1, cores, logFile, outDir, plan: ctx.plan, label: b.name })
-        : await startForwarder(b.def as ForwarderDef, { calls: b.calls, threads: b.threads, cores, logFile, outDir, plan: ctx.plan, label: b.name });
+        : await startForwarder(b.def as ForwarderDef, { calls: b.calls, threads: b.threads, cores, logFile, outDir, plan: ctx.plan, label: b.name, relayIp: ctx.topology.relayIp });
   } catch (err) {
     progress.step(`${b.name} @ ${b.calls} calls: not available`, rates.length * o.repeat);
     return `${b.name} @ ${b.calls} calls: not available (${(err as Error).message})`;
@@ -134,9 +136,9 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
     const nStreams = writeStreams(streamsFile, handle.calls);
     if (stateFile) fs.rmSync(stateFile, { force: true });
     const srtpArgs = (checkEvery: number): Partial<LoadgenRun> => (stateFile ? { stateFile, checkEvery, maxCount: SRTP_MAX_COUNT_PPS * o.stepSeconds } : {});
-    // Every loadgen run of the block: its streams, the generator's core, and for a relay the tool did not
-    // start the non-loopback addresses it set up (loadgen refuses any other).
-    const common = { streamsFile, cores: GEN_CORE, allowAddrs: b.def === null ? nonLoopbackAddresses(handle.calls) : [] };
+    // Every loadgen run of the block: its streams, the generator's core, its namespace (--topology=veth), and
+    // for a relay the tool did not start or the veth phones the non-loopback addresses (loadgen refuses any other).
+    const common = { streamsFile, cores: GEN_CORE, allowAddrs: b.def === null || ctx.topology.netns !== null ? nonLoopbackAddresses(handle.calls) : [], netns: ctx.topology.netns };
     progress.note(`${b.name} pid ${handle.pid ?? 'n/a'}, ${b.calls} calls set up in ${Date.now() - started} ms`);
     // Warm-up: lets the relay learn/confirm both endpoints of every stream before measuring.
     const warm = await runLoadgen({ ...common, rate: Math.max(2000, nStreams * 10), seconds: o.quick ? 0.5 : 1, ...srtpArgs(1) });
@@ -222,8 +224,8 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
 }
 
 /** How the relays ran and were measured: the report's setup lines. */
-function setupLines(o: BenchOptions): string[] {
-  const lines: string[] = [];
+function setupLines(o: BenchOptions, topology: Topology): string[] {
+  const lines: string[] = [`- topology: ${topology.description}`];
   if (o.external) {
     const e = o.external;
     const cpu = e.pid !== null ? `CPU from /proc/${e.pid}/stat (utime+stime) over each step` : e.metricsUrl ? `CPU from ${e.metricsUrl} (process_cpu_seconds_total, else ngrelay_io_thread_cpu_seconds_total) scraped before and after each step` : 'CPU: n/a (no --relay-pid or --metrics)';
@@ -235,7 +237,7 @@ function setupLines(o: BenchOptions): string[] {
       lines.push(`- relays with ${threads} I/O thread${threads > 1 ? 's' : ''} (--num-threads=${threads}) pinned to core${cores.length > 1 ? 's' : ''} ${cores}${sharesGenerator ? ' (this box has too few cores: they share the generator\'s)' : ''}; generator+sink (one thread) and runner on core ${GEN_CORE}`);
     }
     for (const name of new Set(o.forwarders.map((f) => (FORWARDERS[f] as ForwarderDef).kind))) {
-      const { cmd, args } = relayCommand({ kind: name }, o.threads[0] ?? 1, null);
+      const { cmd, args } = relayCommand({ kind: name }, o.threads[0] ?? 1, null, topology.relayIp);
       lines.push(`- ${name}: \`${path.basename(cmd)} ${args.join(' ')}\``);
     }
     lines.push('- CPU from /proc/<pid>/stat (utime+stime) over each step');
@@ -249,9 +251,18 @@ function setupLines(o: BenchOptions): string[] {
 }
 
 export async function runBench(o: BenchOptions, outDir: string): Promise<BenchResults> {
+  const topology = o.topology === 'veth' ? createVethTopology(process.env.NGRELAY_BENCH_NETNS_TAG) : loopbackTopology(o.local);
+  try {
+    return await runOn(o, outDir, topology);
+  } finally {
+    topology.remove();
+  }
+}
+
+async function runOn(o: BenchOptions, outDir: string, topology: Topology): Promise<BenchResults> {
   const info = machineInfo();
   const notes: string[] = [];
-  const plan: PhonePlan = { ipA: o.local[0], ipB: o.local[1], portBase: o.phonePort, perSide: 4 };
+  const plan: PhonePlan = { ipA: topology.local[0], ipB: topology.local[1], portBase: o.phonePort, perSide: 4 };
   const busy = await machineBusyPct(1000);
   const loadNote = `machine busy ${busy.toFixed(0)} % (all cores) in the second before the run, load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`;
   if (busy > 10) notes.push(`WARNING: ${loadNote}; other work shares the cores, figures are noisy`);
@@ -264,7 +275,7 @@ export async function runBench(o: BenchOptions, outDir: string): Promise<BenchRe
   let ceilingPps = Infinity;
   if (!o.noCeiling) {
     process.stderr.write('ngrelay-bench: measuring the generator ceiling (generator -> sink, no relay)\n');
-    const c = await measureCeiling(outDir, plan, GEN_CORE, o.quick ? 1 : 2, softirq);
+    const c = await measureCeiling(outDir, plan, GEN_CORE, o.quick ? 1 : 2, softirq, topology.netns);
     ceiling = c.plain;
     ceilingGso = c.gso;
     ceilingPps = c.plain.forwarded_pps;
@@ -273,7 +284,7 @@ export async function runBench(o: BenchOptions, outDir: string): Promise<BenchRe
   } else if (softirq.whyNot === null) {
     // No ceiling wanted, but the softirq columns still need the generator-only baseline: 1 s each, unreported.
     process.stderr.write('ngrelay-bench: measuring the generator-only NET_RX softirq baseline (generator -> sink, 1 s plain, 1 s GSO)\n');
-    const c = await measureCeiling(outDir, plan, GEN_CORE, 1, softirq);
+    const c = await measureCeiling(outDir, plan, GEN_CORE, 1, softirq, topology.netns);
     netrxBaseline = netRxBaseline({ sent: c.plain.sent, netrx: c.netrx.plain }, { sent: c.gso.sent, netrx: c.netrx.gso });
   }
   const irqAccounting = softirqInTaskTime();
@@ -283,14 +294,14 @@ export async function runBench(o: BenchOptions, outDir: string): Promise<BenchRe
   let srtpRates = rates;
   if (blocks.some((b) => b.srtp) && !o.noCeiling) {
     process.stderr.write('ngrelay-bench: measuring the generator ceiling with SRTP (every packet SRTP both ways)\n');
-    srtpCeiling = await measureSrtpCeiling(outDir, plan, GEN_CORE, o.quick ? 1 : 2, SRTP_CHECK_EVERY, SRTP_MAX_COUNT_PPS);
+    srtpCeiling = await measureSrtpCeiling(outDir, plan, GEN_CORE, o.quick ? 1 : 2, SRTP_CHECK_EVERY, SRTP_MAX_COUNT_PPS, topology.netns);
     srtpRates = stepRates(o, Math.min(ceilingPps, srtpCeiling.plain.forwarded_pps));
   }
   const ratesOf = (b: BlockPlan): number[] => (b.srtp ? srtpRates : rates);
   const totalSteps = blocks.reduce((n, b) => n + ratesOf(b).length * o.repeat, 0);
   process.stderr.write(`ngrelay-bench: ${blocks.length} blocks, ${totalSteps} steps (${rates.map((r) => r || 'max').join(', ')} pps)\n`);
   const progress = new Progress(totalSteps, o.stepSeconds + 1.5);
-  const ctx: RunContext = { o, outDir, plan, progress, rows: [], blocks: [], notes, softirq, netrxBaseline, softirqInRelayCpu: irqAccounting.inTaskTime };
+  const ctx: RunContext = { o, outDir, plan, progress, rows: [], blocks: [], notes, softirq, netrxBaseline, softirqInRelayCpu: irqAccounting.inTaskTime, topology };
   for (const b of blocks) {
     const note = await runBlock(b, ratesOf(b), ctx);
     if (note) {
@@ -300,7 +311,7 @@ export async function runBench(o: BenchOptions, outDir: string): Promise<BenchRe
   }
   if (softirq.whyNot !== null) notes.push(`softirq not measured (${softirq.whyNot}): the softirq and total CPU columns say n/a`);
   else if (netrxBaseline === null) notes.push('softirq: no generator-only baseline (the ceiling runs were not metered): the softirq and total CPU columns say n/a');
-  const setup = setupLines(o);
+  const setup = setupLines(o, topology);
   if (softirq.whyNot === null && netrxBaseline !== null) {
     const inRelay = irqAccounting.inTaskTime ? "NET_RX in the relay's own context is in its process CPU already" : "NET_RX in the relay's own context is added too (the kernel accounts irq time apart: CONFIG_IRQ_TIME_ACCOUNTING=y)";
     setup.push(

@@ -51,6 +51,8 @@ struct StreamSnapshot {
   bool kernelPath;         // the engine has the kernel path on (the two fields below mean something)
   bool inKernel;           // the kernel forwards this stream's RTP now
   uint64_t kernelPackets;  // of `packets`: forwarded by the kernel path
+  // Of lastPacketMs: the newest packet userspace received / the kernel path forwarded (statistics' media_*).
+  int64_t userspaceLastPacketMs, kernelLastPacketMs;
 };
 
 /** Error from binding a socket: errno name ("EADDRINUSE") and text. */

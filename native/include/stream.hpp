@@ -195,6 +195,14 @@ struct alignas(128) Stream {
   int64_t kernelRetryMs = 0;     // monotonic ms before which no new hand-over is tried (after a refusal)
   std::atomic<bool> inKernelPub{false};
   std::atomic<bool> settledPub{false};  // learnSettled: the endpoint changes only by a command
+  // lastPacketMs also follows the kernel's forwarding (kernelRefresh): what it stored there last, and what
+  // userspace had stored before it (statistics' userspace/kernel/mixed streams; see userspaceLastPacketMs()).
+  std::atomic<int64_t> kernelRefreshedMs{0}, userspaceSeenMs{0};
+  /** The newest packet userspace itself received (epoch ms, 0 = none). */
+  int64_t userspaceLastPacketMs() const {
+    int64_t last = lastPacketMs.load(std::memory_order_relaxed);
+    return last != kernelRefreshedMs.load(std::memory_order_relaxed) ? last : userspaceSeenMs.load(std::memory_order_relaxed);
+  }
   // Rule changes queued by the JS thread / applied by the owner thread: equal = no Update in flight.
   std::atomic<uint32_t> ruleGen{0}, appliedGen{0};
   DtmfInjector inject;           // owner thread only: play DTMF (see dtmf_inject.hpp)

@@ -674,6 +674,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       if (s.kernelPath) {
         o.Set("inKernel", s.inKernel);
         o.Set("kernelPackets", double(s.kernelPackets));
+        o.Set("userspaceLastPacketMs", double(s.userspaceLastPacketMs));
+        o.Set("kernelLastPacketMs", double(s.kernelLastPacketMs));
       }
       out.Set(i, o);
     }

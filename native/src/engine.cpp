@@ -519,9 +519,12 @@ bool Engine::readCounters(int32_t id, StreamSnapshot& out) const {
   out.kernelPath = kernel_ != nullptr;
   out.inKernel = s->inKernelPub.load(std::memory_order_relaxed);
   out.kernelPackets = 0;
+  out.userspaceLastPacketMs = s->userspaceLastPacketMs();
+  out.kernelLastPacketMs = 0;
   KernelSlotCounters k;
   if (kernel_ && s->kernelSlot > 0 && kernel_->read(s->kernelSlot, k)) {
     out.kernelPackets = k.packets;
+    out.kernelLastPacketMs = k.lastWallMs;
     out.packets += k.packets;
     out.bytes += k.bytes;
     if (k.lastWallMs >= out.lastPacketMs && (k.lastRtp >> 48) & 1) {  // the kernel saw the newest packet

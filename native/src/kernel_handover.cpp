@@ -70,8 +70,13 @@ void IoThread::kernelTakeBack(Stream* s) {
 
 void IoThread::kernelRefresh(Stream* s) {
   KernelSlotCounters k;
-  if (kernel_ && kernel_->read(kernelFds(), s->kernelSlot, k) && k.lastWallMs > s->lastPacketMs.load(std::memory_order_relaxed))
-    s->lastPacketMs.store(k.lastWallMs, std::memory_order_relaxed);
+  if (!kernel_ || !kernel_->read(kernelFds(), s->kernelSlot, k)) return;
+  const int64_t last = s->lastPacketMs.load(std::memory_order_relaxed);
+  if (k.lastWallMs <= last) return;
+  // The time about to be replaced is userspace's own unless this function stored it.
+  if (last != s->kernelRefreshedMs.load(std::memory_order_relaxed)) s->userspaceSeenMs.store(last, std::memory_order_relaxed);
+  s->kernelRefreshedMs.store(k.lastWallMs, std::memory_order_relaxed);
+  s->lastPacketMs.store(k.lastWallMs, std::memory_order_relaxed);
 }
 
 }  // namespace ngrelay

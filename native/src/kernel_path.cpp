@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #ifdef NGRELAY_KERNEL_PATH
@@ -255,7 +256,9 @@ std::unique_ptr<KernelPath> KernelPath::open(const KernelPathSpec& spec, std::st
 
   // tcx (a bpf_link per interface: the kernel detaches it when the last descriptor closes, so a crashed
   // ngrelay leaves nothing forwarding); on kernels before 6.6 a classic clsact filter.
-  bool tcx = true;
+  // NGRELAY_KERNEL_ATTACH=tc takes the clsact path on any kernel (tests of the fallback, troubleshooting).
+  const char* attach = std::getenv("NGRELAY_KERNEL_ATTACH");
+  bool tcx = !(attach && std::strcmp(attach, "tc") == 0);
   for (int ifindex : targets) {
     char name[IF_NAMESIZE] = {0};
     if_indextoname(unsigned(ifindex), name);

@@ -9,6 +9,7 @@ import type { Logger } from '../logger';
 import type { CallRecorder } from '../recording/call-recorder';
 import type { ControlStats } from './statistics';
 import type { LoadLimits } from './load-limits';
+import type { TrafficSplit } from '../call/kernel-split';
 
 export interface CommandContext {
   manager: CallManager;
@@ -18,6 +19,8 @@ export interface CommandContext {
   controlStats: () => ControlStats;
   startedMs: number;
   interfaces: () => NgDict[];
+  /** Relayed packets/bytes/errors per second, userspace and kernel (absent: all 0). */
+  rates?: () => TrafficSplit;
   /** --max-* limits on new calls; absent = none. */
   limits?: LoadLimits;
   /** `--state-dir` figures for `statistics` (absent when off). */

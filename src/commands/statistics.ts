@@ -3,6 +3,7 @@ import type { NgDict, NgValue } from '../ng/types';
 import { ngDict } from '../ng/dict';
 import type { CommandContext } from './context';
 import type { MosTotals } from '../dataplane/types';
+import { mediaStreamKinds, trafficSplit, type TrafficSplit } from '../call/kernel-split';
 
 const fixed = (n: number): string => n.toFixed(6);
 
@@ -67,9 +68,14 @@ function mosGroup(t: MosTotals): NgDict {
   ]);
 }
 
+const NO_RATES: TrafficSplit = trafficSplit({ packets: 0, bytes: 0, errors: 0, malformed: 0, dropped: 0 });
+
 export function statisticsReply(ctx: CommandContext): NgDict {
   const t = ctx.manager.totals;
   const engine = ctx.dataPlane.totals();
+  const relayed = trafficSplit(engine);
+  const rates = ctx.rates?.() ?? NO_RATES;
+  const media = mediaStreamKinds(ctx.manager, ctx.dataPlane);
   const sessions = ctx.manager.calls.size;
   const control = ctx.controlStats();
   const avgDuration = t.endedCalls ? t.totalCallDurationMs / t.endedCalls / 1000 : 0;
@@ -82,9 +88,19 @@ export function statisticsReply(ctx: CommandContext): NgDict {
         ['sessionsforeign', 0],
         ['sessionstotal', sessions],
         ['transcodedmedia', 0],
-        ['packetrate', 0],
-        ['byterate', 0],
-        ['errorrate', 0],
+        // rtpengine's split: userspace, the kernel (here the eBPF fast path, --table), both.
+        ['packetrate_user', rates.userspace.packets],
+        ['byterate_user', rates.userspace.bytes],
+        ['errorrate_user', rates.userspace.errors],
+        ['packetrate_kernel', rates.kernel.packets],
+        ['byterate_kernel', rates.kernel.bytes],
+        ['errorrate_kernel', rates.kernel.errors],
+        ['packetrate', rates.total.packets],
+        ['byterate', rates.total.bytes],
+        ['errorrate', rates.total.errors],
+        ['media_userspace', media.userspace],
+        ['media_kernel', media.kernel],
+        ['media_mixed', media.mixed],
       ]),
     ],
     [
@@ -99,9 +115,15 @@ export function statisticsReply(ctx: CommandContext): NgDict {
         ['offertimeoutsessions', t.offerTimeoutSessions],
         ['regularterminatedsessions', t.regularTerminatedSessions],
         ['forcedterminatedsessions', t.forcedTerminatedSessions],
-        ['relayedpackets', engine.packets],
-        ['relayedpacketerrors', engine.errors],
-        ['relayedbytes', engine.bytes],
+        ['relayedpackets_user', relayed.userspace.packets],
+        ['relayedpacketerrors_user', relayed.userspace.errors],
+        ['relayedbytes_user', relayed.userspace.bytes],
+        ['relayedpackets_kernel', relayed.kernel.packets],
+        ['relayedpacketerrors_kernel', relayed.kernel.errors],
+        ['relayedbytes_kernel', relayed.kernel.bytes],
+        ['relayedpackets', relayed.total.packets],
+        ['relayedpacketerrors', relayed.total.errors],
+        ['relayedbytes', relayed.total.bytes],
         ['malformedpackets', engine.malformed],
         ['droppedpackets', engine.dropped],
         ['avgcallduration', fixed(avgDuration)],

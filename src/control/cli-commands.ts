@@ -13,6 +13,7 @@ import type { CallState, MonologueState, StreamState } from '../call/state';
 import type { DataPlane, StreamCounters } from '../dataplane/types';
 import type { NgServerStats } from '../ng/processor';
 import { LimitValueError, type LoadLimits } from '../commands/load-limits';
+import { mediaStreamKinds, trafficSplit, type TrafficSplit } from '../call/kernel-split';
 
 export interface CliContext {
   manager: CallManager;
@@ -23,6 +24,8 @@ export interface CliContext {
   logLevel: { get(): number; set(level: number): void };
   startedMs: number;
   controlStats: () => NgServerStats;
+  /** Relayed packets/bytes/errors per second, userspace and kernel (absent: all 0). */
+  rates?: () => TrafficSplit;
   /** "address:port" of the ng client whose offer created the call, when known. */
   callOrigin: (callId: string) => string | undefined;
   now?: () => number;
@@ -257,7 +260,9 @@ export class CliCommands {
 
   private totals(): string {
     const t = this.ctx.manager.totals;
-    const engine = this.ctx.dataPlane.totals();
+    const relayed = trafficSplit(this.ctx.dataPlane.totals());
+    const rates = this.ctx.rates?.();
+    const media = mediaStreamKinds(this.ctx.manager, this.ctx.dataPlane, this.now());
     const sessions = this.ctx.manager.calls.size;
     const control = this.ctx.controlStats();
     const avg = t.endedCalls ? t.totalCallDurationMs / t.endedCalls / 1000 : 0;
@@ -270,14 +275,14 @@ export class CliCommands {
       stat('Foreign sessions', 0),
       stat('Total sessions', sessions),
       stat('Transcoded media', 0),
-      ...['userspace', 'kernel', 'total'].flatMap((k) => [
-        stat(`Packets per second (${k})`, 0),
-        stat(`Bytes per second (${k})`, 0),
-        stat(`Errors per second (${k})`, 0),
+      ...(['userspace', 'kernel', 'total'] as const).flatMap((k) => [
+        stat(`Packets per second (${k})`, rates?.[k].packets ?? 0),
+        stat(`Bytes per second (${k})`, rates?.[k].bytes ?? 0),
+        stat(`Errors per second (${k})`, rates?.[k].errors ?? 0),
       ]),
-      stat('Userspace-only media streams', 0),
-      stat('Kernel-only media streams', 0),
-      stat('Mixed kernel/userspace media streams', 0),
+      stat('Userspace-only media streams', media.userspace),
+      stat('Kernel-only media streams', media.kernel),
+      stat('Mixed kernel/userspace media streams', media.mixed),
       '',
       'Total statistics (does not include current running sessions):',
       '',
@@ -290,15 +295,15 @@ export class CliCommands {
       stat('Total timed-out sessions via OFFER_TIMEOUT', t.offerTimeoutSessions),
       stat('Total regular terminated sessions', t.regularTerminatedSessions),
       stat('Total forced terminated sessions', t.forcedTerminatedSessions),
-      stat('Total relayed packets (userspace)', engine.packets - (engine.kernelPackets ?? 0)),
-      stat('Total relayed packet errors (userspace)', engine.errors),
-      stat('Total relayed bytes (userspace)', engine.bytes - (engine.kernelBytes ?? 0)),
-      stat('Total relayed packets (kernel)', engine.kernelPackets ?? 0),
-      stat('Total relayed packet errors (kernel)', 0),
-      stat('Total relayed bytes (kernel)', engine.kernelBytes ?? 0),
-      stat('Total relayed packets', engine.packets),
-      stat('Total relayed packet errors', engine.errors),
-      stat('Total relayed bytes', engine.bytes),
+      stat('Total relayed packets (userspace)', relayed.userspace.packets),
+      stat('Total relayed packet errors (userspace)', relayed.userspace.errors),
+      stat('Total relayed bytes (userspace)', relayed.userspace.bytes),
+      stat('Total relayed packets (kernel)', relayed.kernel.packets),
+      stat('Total relayed packet errors (kernel)', relayed.kernel.errors),
+      stat('Total relayed bytes (kernel)', relayed.kernel.bytes),
+      stat('Total relayed packets', relayed.total.packets),
+      stat('Total relayed packet errors', relayed.total.errors),
+      stat('Total relayed bytes', relayed.total.bytes),
       stat('Total number of streams with no relayed packets', 0),
       stat('Total number of 1-way streams', 0),
       stat('Average call duration', `${f6(avg)} seconds`),

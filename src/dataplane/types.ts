@@ -251,6 +251,12 @@ export interface StreamCounters {
   inKernel?: boolean;
   /** Kernel fast path on: of `packets`, those the kernel forwarded (userspace never saw them). */
   kernelPackets?: number;
+  /**
+   * Kernel fast path on: of `lastPacketMs`, the newest packet userspace received and the newest the kernel
+   * forwarded (epoch ms, 0 = none), which tell rtpengine's userspace-only, kernel-only and mixed streams apart.
+   */
+  userspaceLastPacketMs?: number;
+  kernelLastPacketMs?: number;
 }
 
 export interface IceStatus {

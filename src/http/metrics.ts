@@ -3,9 +3,8 @@
  * for every figure ngrelay has (sessions, closed sessions by reason, relayed packets/bytes/errors, call
  * durations, ng requests and their time per proxy and command, ports per interface), plus ngrelay's own
  * `ngrelay_*` (engine drops, malformed packets, ng retransmits, I/O threads and the CPU time of each) and
- * `process_cpu_seconds_total`. rtpengine's kernel figures are
- * always 0 here (no kernel module); MOS, transcoding and per-stream-kind figures are left out, since
- * ngrelay does not measure them.
+ * `process_cpu_seconds_total`. rtpengine's kernel figures are the eBPF fast path's (`--table`, 0 without it);
+ * transcoding figures are left out, since ngrelay does not transcode.
  *
  * Values are read when scraped (prom-client `collect`), from the same counters as `list totals` and the
  * `statistics` command, so the three never disagree.
@@ -17,6 +16,7 @@ import type { DataPlane } from '../dataplane/types';
 import type { NgServerStats } from '../ng/processor';
 import type { PersistenceStats } from '../state/persistence';
 import { ioThreadCpu } from './thread-cpu';
+import { mediaStreamKinds, trafficSplit } from '../call/kernel-split';
 
 export interface MetricsContext {
   manager: CallManager;
@@ -99,18 +99,25 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
     [{ reason: 'terminated' }, t.regularTerminatedSessions],
     [{ reason: 'force_terminated' }, t.forcedTerminatedSessions],
   ]);
-  // The kernel fast path (`--table`) forwards without errors of its own: what it cannot forward goes up.
+  // The kernel fast path (`--table`) is rtpengine's "kernel" side.
   const engine = (key: 'packets' | 'errors' | 'bytes') => (): Array<[{ type: string }, number]> => {
-    const totals = ctx.dataPlane.totals();
-    const kernel = key === 'packets' ? (totals.kernelPackets ?? 0) : key === 'bytes' ? (totals.kernelBytes ?? 0) : 0;
+    const split = trafficSplit(ctx.dataPlane.totals());
     return [
-      [{ type: 'userspace' }, totals[key] - kernel],
-      [{ type: 'kernel' }, kernel],
+      [{ type: 'userspace' }, split.userspace[key]],
+      [{ type: 'kernel' }, split.kernel[key]],
     ];
   };
   readCounter(r, 'rtpengine_packets_total', 'Total relayed packets (userspace)', ['type'], engine('packets'));
   readCounter(r, 'rtpengine_packet_errors_total', 'Total relayed packet errors (userspace)', ['type'], engine('errors'));
   readCounter(r, 'rtpengine_bytes_total', 'Total relayed bytes (userspace)', ['type'], engine('bytes'));
+  readGauge(r, 'rtpengine_mediastreams', 'Userspace-only media streams', ['type'], () => {
+    const kinds = mediaStreamKinds(ctx.manager, ctx.dataPlane, now());
+    return [
+      [{ type: 'userspace' }, kinds.userspace],
+      [{ type: 'kernel' }, kinds.kernel],
+      [{ type: 'mixed' }, kinds.mixed],
+    ];
+  });
   readGauge(r, 'rtpengine_call_duration_avg', 'Average call duration', none, () => [
     [{}, t.endedCalls ? t.totalCallDurationMs / t.endedCalls / 1000 : 0],
   ]);

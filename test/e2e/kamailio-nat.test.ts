@@ -11,6 +11,11 @@
  *   3. relay 2 restarted: after rtpengine_disable_tout Kamailio pings it and it takes calls again.
  *   4. both relays hold their replies (--debug-ng-delay): Kamailio resends the same cookie; the call is set up
  *      once, with one set of ports, and the relay logged the duplicates it answered from its cookie cache.
+ *
+ * NGR_E2E_TABLE=0 (set by kamailio-nat-kernel.test.ts) runs it all with the kernel fast path (`--table=0`,
+ * attached to the relays' bridge in the pub namespace), and phase 1 also shows the streams in the kernel and,
+ * once the media has stopped and before the BYE, every relay's query counters equal to what the phones sent
+ * and what their NATs forwarded (iptables counters).
  */
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -30,6 +35,7 @@ import {
   removeTopology,
   resetMediaCounters,
   run,
+  natCounters,
 } from '../support/e2e-netns';
 import {
   NsProcess,
@@ -54,6 +60,9 @@ const SIP_PORT = 5060;
 /** g711a.pcap shipped by sip-tester: 236 RTP packets, ~4.7 s. */
 const PCAP_PACKETS = 236;
 const PRIMER_PACKETS = 2;
+/** rtpengine's --table for both relays: ≥ 0 = the kernel fast path (kamailio-nat-kernel.test.ts). */
+const TABLE = Number(process.env.NGR_E2E_TABLE ?? '-1');
+const KERNEL = TABLE >= 0;
 
 interface Relay {
   name: string;
@@ -109,6 +118,7 @@ async function startRelay(relay: Relay, extraArgs: string[] = []): Promise<void>
       '--num-threads=1',
       '--foreground',
       '--log-stderr',
+      `--table=${TABLE}`,
       ...extraArgs,
     ],
     path.join(workDir, `${relay.name}.${logSerial}.log`),
@@ -261,6 +271,7 @@ interface StreamView {
   localPort: number;
   endpoint: { address: string; port: number };
   packets: number;
+  flags: string[];
 }
 
 /** The RTP stream of each party (monologue) from a `query` reply: its endpoint is that party's address. */
@@ -279,6 +290,7 @@ function rtpStreams(query: Plain): StreamView[] {
           localPort: Number(stream['local port']),
           endpoint: { address: String(endpoint.address), port: Number(endpoint.port) },
           packets: Number(stats.packets),
+          flags,
         });
       }
     }
@@ -304,6 +316,56 @@ function diagnostics(): string {
   return parts.join('\n');
 }
 
+/** The query counters of the caller's and the callee's RTP streams, summed over `ids`. */
+async function relayCounts(ids: string[], where: Map<string, Relay>): Promise<{ fromCaller: number; fromCallee: number }> {
+  let fromCaller = 0;
+  let fromCallee = 0;
+  for (const id of ids) {
+    const streams = rtpStreams(await ng(where.get(id)!, { command: 'query', 'call-id': id }));
+    fromCaller += streams.find((s) => s.tag.includes('SIPpTag09'))?.packets ?? 0;
+    fromCallee += streams.find((s) => s.tag.includes('SIPpTag01'))?.packets ?? 0;
+  }
+  return { fromCaller, fromCallee };
+}
+
+/**
+ * Kernel path, mid-call once the media has stopped (before the BYE): what each relay's query counts equals
+ * what the phones sent and their NATs forwarded (iptables), and most of it went through the kernel.
+ */
+async function countersMatchAtRest(ids: string[], where: Map<string, Relay>): Promise<void> {
+  let last = await relayCounts(ids, where);
+  const seen = [last];
+  for (const deadline = Date.now() + 8000; ; ) {
+    await sleep(500);
+    const now = await relayCounts(ids, where);
+    seen.push(now);
+    if (now.fromCaller === last.fromCaller && now.fromCallee === last.fromCallee && now.fromCaller > 0) break;
+    expect(Date.now(), `media did not stop before the BYE: ${JSON.stringify(seen)}`).toBeLessThan(deadline);
+    last = now;
+  }
+  const relayed = await relayCounts(ids, where);
+  const phones = { caller: await mediaCounters(NS.uaA), callee: await mediaCounters(NS.uaB) };
+  const nats = { a: await natCounters(NS.natA), b: await natCounters(NS.natB) };
+  const summary = JSON.stringify({ relayed, phones, nats });
+  expect(relayed.fromCaller, summary).toBe(phones.caller.sent);
+  expect(relayed.fromCaller, summary).toBe(nats.a.fromPhone);
+  expect(relayed.fromCallee, summary).toBe(phones.callee.sent);
+  expect(relayed.fromCallee, summary).toBe(nats.b.fromPhone);
+  // What the relays sent on reached the phones through their NATs, every packet.
+  expect(nats.a.toPhone, summary).toBe(phones.caller.received);
+  expect(nats.b.toPhone, summary).toBe(phones.callee.received);
+  // The kernel's share, as rtpengine's statistics split it: a stream goes down 3 s into its ~4.7 s of media.
+  let kernel = 0;
+  let total = 0;
+  for (const relay of new Set(where.values())) {
+    const stats = (await ng(relay, { command: 'statistics' })).statistics as Plain;
+    const totals = stats.totalstatistics as Plain;
+    kernel += Number(totals.relayedpackets_kernel);
+    total += Number(totals.relayedpackets);
+  }
+  expect(kernel, summary).toBeGreaterThan(0.2 * total);
+}
+
 /**
  * `count` calls from the caller phone to the registered callee, each `lengthMs` long; both sipps must exit
  * cleanly with every call successful. Returns the calls' Call-IDs.
@@ -322,7 +384,7 @@ async function placeCalls(count: number, lengthMs: number): Promise<string[]> {
   return ids;
 }
 
-describe('Kamailio 5.6 + ngrelay with phones behind NAT (network namespaces)', () => {
+describe(`Kamailio 5.6 + ngrelay${KERNEL ? ` --table=${TABLE}` : ''} with phones behind NAT (network namespaces)`, () => {
   beforeAll(async () => {
     assertCanCreateNamespaces();
     releaseLock = await acquireRunLock(path.join(os.tmpdir(), 'ngr-e2e.lock'), 240_000);
@@ -336,6 +398,8 @@ describe('Kamailio 5.6 + ngrelay with phones behind NAT (network namespaces)', (
     try {
       await createTopology();
       for (const relay of relays) await startRelay(relay);
+      // The kernel fast path is on, attached to the interface with the relays' addresses.
+      if (KERNEL) for (const relay of relays) expect(readLog(relay.proc!)).toMatch(/"interfaces":\[[^\]]*"br0".*kernel fast path on/);
       kamailio = await startKamailio();
     } catch (err) {
       await stopAll();
@@ -353,13 +417,13 @@ describe('Kamailio 5.6 + ngrelay with phones behind NAT (network namespaces)', (
 
   it('anchors concurrent NATed calls in the relays: two-way RTP, NAT endpoints learned, calls spread, ports freed on BYE', async () => {
     const CALLS = 6;
-    await resetMediaCounters(NS.uaA);
-    await resetMediaCounters(NS.uaB);
+    for (const ns of [NS.uaA, NS.uaB, NS.natA, NS.natB]) await resetMediaCounters(ns);
     const offsets = relays.map(logSize);
     await registerCallee();
     const callee = startCallee();
     await sleep(300);
-    const caller = startCaller(CALLS, 6500);
+    // With the kernel path, calls outlast their media (~4.7 s), so that the counters are compared at rest.
+    const caller = startCaller(CALLS, KERNEL ? 12000 : 6500);
     const ids = callIds(caller, CALLS);
 
     // Mid-call: every call is on one of the relays.
@@ -375,8 +439,10 @@ describe('Kamailio 5.6 + ngrelay with phones behind NAT (network namespaces)', (
       expect([...where.values()].filter((r) => r === relay).length, `${relay.name} got no call`).toBeGreaterThan(0);
     }
 
-    // Let media flow (latching happens on the first packets), then look at what the relays learned.
-    await sleep(1500);
+    // Let media flow (latching happens on the first packets), then look at what the relays learned. The kernel
+    // takes a stream once its endpoint is confirmed: from behind a NAT (a source the SDP did not name) that is
+    // after the 3 s of heuristic learning.
+    await sleep(KERNEL ? 3500 : 1500);
     const heldPorts = new Map<Relay, number[]>();
     for (const id of ids) {
       const relay = where.get(id)!;
@@ -393,6 +459,7 @@ describe('Kamailio 5.6 + ngrelay with phones behind NAT (network namespaces)', (
         expect(stream.endpoint.port).toBeGreaterThanOrEqual(NAT_PORT_MIN);
         expect(stream.endpoint.port).toBeLessThanOrEqual(NAT_PORT_MAX);
         expect(stream.packets, `${id} ${stream.tag} received nothing`).toBeGreaterThan(0);
+        if (KERNEL) expect(stream.flags, `${id} ${stream.tag} not in the kernel: ${JSON.stringify(stream)}`).toContain('kernelized');
       }
       heldPorts.set(relay, [...(heldPorts.get(relay) ?? []), ...allLocalPorts(query)]);
     }
@@ -400,6 +467,8 @@ describe('Kamailio 5.6 + ngrelay with phones behind NAT (network namespaces)', (
     for (const [relay, ports] of heldPorts) {
       expect((await portsInUse(NS.pub, relay.ip, ports)).sort(), `${relay.name} ports mid-call`).toEqual([...ports].sort());
     }
+
+    if (KERNEL) await countersMatchAtRest(ids, where);
 
     const callerCode = await waitExit(caller, 40_000);
     // The callee has sent its last 200 OK (the caller got it). SIGUSR2 makes sipp dump its statistics

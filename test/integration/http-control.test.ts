@@ -295,7 +295,7 @@ describe('ng over TCP, HTTP and WebSocket; /metrics and /ping', () => {
         'rtpengine_closed_sessions_total', 'rtpengine_packets_total', 'rtpengine_packet_errors_total', 'rtpengine_bytes_total',
         'rtpengine_call_duration_avg', 'rtpengine_call_duration_total', 'rtpengine_requests_total',
         'rtpengine_request_seconds_total', 'rtpengine_errors_total', 'rtpengine_ports_used', 'rtpengine_ports_free', 'rtpengine_ports',
-        'rtpengine_mos_total', 'rtpengine_mos2_total', 'rtpengine_mos_samples_total',
+        'rtpengine_mos_total', 'rtpengine_mos2_total', 'rtpengine_mos_samples_total', 'rtpengine_mediastreams',
       ].sort(),
     );
     for (const own of ['ngrelay_engine_dropped_packets_total', 'ngrelay_engine_malformed_packets_total', 'ngrelay_engine_threads', 'ngrelay_io_thread_cpu_seconds_total']) {

@@ -129,6 +129,9 @@ export async function createTopology(): Promise<void> {
         'iptables', '-t', 'nat', '-A', 'POSTROUTING', '-o', 'wan', '-p', 'udp',
         '-j', 'MASQUERADE', '--to-ports', `${NAT_PORT_MIN}-${NAT_PORT_MAX}`, '--random',
       ]);
+      // Count the media the NAT forwards (everything UDP that is not SIP): rule 1 phone -> relay, rule 2 back.
+      await nsRun(side.nat, ['iptables', '-A', 'FORWARD', '-i', 'lan', '-o', 'wan', '-p', 'udp', '!', '--sport', '5060', '!', '--dport', '5060']);
+      await nsRun(side.nat, ['iptables', '-A', 'FORWARD', '-i', 'wan', '-o', 'lan', '-p', 'udp', '!', '--sport', '5060', '!', '--dport', '5060']);
       // Count the phone's media (everything UDP that is not SIP), both ways, at the phone itself.
       await nsRun(side.ua, ['iptables', '-A', 'INPUT', '-p', 'udp', '!', '--sport', '5060', '!', '--dport', '5060']);
       await nsRun(side.ua, ['iptables', '-A', 'OUTPUT', '-p', 'udp', '!', '--sport', '5060', '!', '--dport', '5060']);
@@ -159,8 +162,28 @@ export async function mediaCounters(uaNs: string): Promise<MediaCounters> {
   return { received: await count('INPUT'), sent: await count('OUTPUT') };
 }
 
-export async function resetMediaCounters(uaNs: string): Promise<void> {
-  await nsRun(uaNs, ['iptables', '-Z']);
+/** Resets the counters of a phone's or a NAT's namespace (mediaCounters, natCounters). */
+export async function resetMediaCounters(ns: string): Promise<void> {
+  await nsRun(ns, ['iptables', '-Z']);
+}
+
+export interface NatCounters {
+  /** Media datagrams the NAT forwarded from its phone towards the relays. */
+  fromPhone: number;
+  /** ... and from the relays to its phone. */
+  toPhone: number;
+}
+
+/** The NAT's FORWARD counters (its two rules, in the order createTopology adds them). */
+export async function natCounters(natNs: string): Promise<NatCounters> {
+  const { stdout } = await nsRun(natNs, ['iptables', '-nvxL', 'FORWARD']);
+  const packets = stdout
+    .split('\n')
+    .slice(2)
+    .filter((l) => l.trim() !== '')
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
+  if (packets.length !== 2 || !packets.every(Number.isInteger)) throw new Error(`cannot read the FORWARD counters in ${natNs}:\n${stdout}`);
+  return { fromPhone: packets[0]!, toPhone: packets[1]! };
 }
 
 /**
