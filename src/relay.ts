@@ -196,6 +196,7 @@ export class Relay {
           startedMs,
           controlStats: () => processor.stats(),
           callOrigin: (callId) => callOrigins.get(callId),
+          ...(config.redis ? { redis: { ownDb: config.redis.write?.db ?? -1, foreign } } : {}),
         },
         metrics: {
           manager,

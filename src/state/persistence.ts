@@ -223,6 +223,14 @@ export class CallPersistence {
     else if (!call) this.redis?.removeCall(callId);
   }
 
+  /**
+   * `standby`: the call stays bound but is no longer written to Redis; its key keeps the last state, for the
+   * relay that takes over (the state dir file stays too: a restart restores it, as rtpengine does from Redis).
+   */
+  release(callId: string): void {
+    this.redis?.disown(callId);
+  }
+
   /** A call ended (delete, timeout, terminate). Not on shutdown: SIGTERM keeps the calls for the next start. */
   callEnded(call: CallState, reason: CallEndReason): void {
     if (reason === 'shutdown') return;
