@@ -225,7 +225,7 @@ export class CallPersistence {
 
   /**
    * `standby`: the call stays bound but is no longer written to Redis; its key keeps the last state, for the
-   * relay that takes over (the state dir file stays too: a restart restores it, as rtpengine does from Redis).
+   * relay that takes over, and is not deleted when the call ends here.
    */
   release(callId: string): void {
     this.redis?.disown(callId);
