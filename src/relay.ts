@@ -26,6 +26,7 @@ import { CallPersistence } from './state/persistence';
 import { CallStore } from './state/call-store';
 import { persistedCallId, wantsRedisUpdate } from './state/ng-hook';
 import { RedisSide } from './state/redis-setup';
+import { dtlsOptionsWithSaved, keepDtlsIdentity } from './state/dtls-identity';
 
 export interface RelayDeps {
   /** A pino logger (createLogger): its level follows rtpengine-ctl `set loglevel` and SIGUSR1/SIGUSR2. */
@@ -60,6 +61,8 @@ export class Relay {
     const recordingDirs = config.recordingDir !== null ? prepareRecordingDir(config.recordingDir) : null;
     // Every media socket is a descriptor: use all the hard limit allows (rtpengine's packages set it high too).
     if (!deps.dataPlane) logNofileRaise(raiseNofileLimit(), logger);
+    // --state-dir: the DTLS certificate of the last run, so restored DTLS calls keep their a=fingerprint.
+    const dtlsOptions = config.stateDir !== null ? dtlsOptionsWithSaved(config.stateDir, config.dtlsCertificate, logger) : config.dtlsCertificate;
     const dataPlane =
       deps.dataPlane ??
       createNativeDataPlane({
@@ -70,7 +73,7 @@ export class Relay {
         batchChanges: true, // one I/O-thread round trip per ng command (the reply follows an await)
         table: config.table,
         kernelAddresses: config.interfaces.map((i) => i.address),
-        ...(config.dtlsCertificate ? { dtls: config.dtlsCertificate } : {}),
+        ...(dtlsOptions ? { dtls: dtlsOptions } : {}),
       });
     let recorder: CallRecorder | null = null;
     let persistence: CallPersistence | null = null;
@@ -95,6 +98,8 @@ export class Relay {
       persistence = new CallPersistence(store, manager, dataPlane, logger);
       try {
         persistence.load();
+        const pem = dataPlane.dtlsCertificate?.();
+        if (config.stateDir !== null && dtlsOptions && pem) keepDtlsIdentity(config.stateDir, dtlsOptions, pem, config.stateFsync, logger);
         // Redis calls join the state dir's (which wins for a call in both: see CallPersistence.addLoaded).
         if (config.redis) redis = await RedisSide.open(config.redis, persistence, manager, logger);
       } catch (err) {
