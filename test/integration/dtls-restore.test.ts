@@ -12,7 +12,7 @@ import * as dgram from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startNgrelay } from '../support/ngrelay';
 import type { RelayUnderTest } from '../support/relay';
 import { NgRawClient } from '../support/ng-client';
@@ -50,6 +50,12 @@ beforeAll(async () => {
   peerFingerprint = new X509Certificate(readFileSync(certFile)).fingerprint256;
   [ngPort, media] = await Promise.all([freeUdpPort(), freeMediaRange()]);
 }, 60_000);
+
+afterEach(async () => {
+  await relay?.stop();
+  relay = undefined;
+  rmSync(stateDir, { recursive: true, force: true });
+});
 
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -91,10 +97,10 @@ function portIn(sdp: string): number {
   return Number(m[1]);
 }
 
-/** The WebRTC-side party: DTLS client (a=setup:active), rtcp-mux, no ICE. */
-function webrtcSdp(port: number): string {
+/** The WebRTC-side party: DTLS client (a=setup:active) or server (passive), rtcp-mux, no ICE. */
+function webrtcSdp(port: number, setup: 'active' | 'passive' = 'active'): string {
   return ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} UDP/TLS/RTP/SAVP 0`,
-    'a=rtpmap:0 PCMU/8000', 'a=rtcp-mux', 'a=sendrecv', `a=fingerprint:sha-256 ${peerFingerprint}`, 'a=setup:active', ''].join('\r\n');
+    'a=rtpmap:0 PCMU/8000', 'a=rtcp-mux', 'a=sendrecv', `a=fingerprint:sha-256 ${peerFingerprint}`, `a=setup:${setup}`, ''].join('\r\n');
 }
 
 function plainSdp(port: number): string {
@@ -102,14 +108,18 @@ function plainSdp(port: number): string {
     'a=rtpmap:0 PCMU/8000', `a=rtcp:${port + 1}`, 'a=sendrecv', ''].join('\r\n');
 }
 
-/** s_client bound to the party's address does the handshake; returns the exported keys (RFC 5764 §4.2). */
-function handshake(localPort: number, relayPort: number): Promise<{ keys: Buffer; child: ChildProcess }> {
-  const child = spawn('openssl', ['s_client', '-dtls1_2', '-bind', `${LO}:${localPort}`, '-connect', `${LO}:${relayPort}`,
+/**
+ * The party's handshake on its own address: s_client towards the relay (the party is the DTLS client), or
+ * s_server waiting for the relay's ClientHello (`relayPort` null). Returns the exported keys (RFC 5764 §4.2).
+ */
+function handshake(localPort: number, relayPort: number | null): Promise<{ keys: Buffer; child: ChildProcess }> {
+  const role = relayPort === null ? ['s_server', '-accept', `${LO}:${localPort}`, '-naccept', '1'] : ['s_client', '-bind', `${LO}:${localPort}`, '-connect', `${LO}:${relayPort}`];
+  const child = spawn('openssl', [role[0] as string, '-dtls1_2', ...role.slice(1),
     '-cert', certFile, '-key', keyFile, '-use_srtp', PROFILE, '-keymatexport', 'EXTRACTOR-dtls_srtp', '-keymatexportlen', '60'], { stdio: ['pipe', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`s_client gave no keys:\n${out}`)), 10_000);
+    const timer = setTimeout(() => reject(new Error(`openssl gave no keys:\n${out}`)), 10_000);
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const keys = /Keying material: ([0-9A-Fa-f]+)/.exec(out);
@@ -118,7 +128,7 @@ function handshake(localPort: number, relayPort: number): Promise<{ keys: Buffer
         resolve({ keys: Buffer.from(keys[1]!, 'hex'), child });
       }
     });
-    child.on('exit', (code) => reject(new Error(`s_client exited ${String(code)}:\n${out}`)));
+    child.on('exit', (code) => reject(new Error(`openssl exited ${String(code)}:\n${out}`)));
   });
 }
 
@@ -244,5 +254,62 @@ describe('DTLS-SRTP restore (--state-dir, kill -9)', () => {
     expect(await waitUntil(() => b.received.length >= bHad + 5, 2000)).toBe(true);
     expect(hex(b.received.slice(bHad).map((r) => r.data))).toEqual(hex(more));
     expect(relay?.process.stderrText ?? '').not.toContain('DTLS-SRTP handshake');
+  }, 90_000);
+
+  it('the relay as DTLS client: after the restart it sends no ClientHello, and media goes on both ways', async () => {
+    await start();
+    const peerPort = await freeUdpPort();
+    const b = await Party.open();
+    parties.push(b);
+    // The party's DTLS server listens before the answer: the relay's ClientHello goes out once it is known.
+    const server = handshake(peerPort, null);
+    await sleep(300);
+    const toB = sdpOf(await request({ command: 'offer', 'call-id': 'dtls-active', 'from-tag': 'A', 'transport-protocol': 'RTP/AVP', 'rtcp-mux': ['accept'], sdp: webrtcSdp(peerPort, 'passive') }));
+    const toA = sdpOf(await request({ command: 'answer', 'call-id': 'dtls-active', 'from-tag': 'A', 'to-tag': 'B', sdp: plainSdp(b.port) }));
+    expect(toA).toMatch(/a=setup:active/);
+    const aSends = portIn(toA);
+    const bSends = portIn(toB);
+    const { keys, child } = await server;
+    expect(await waitUntil(() => (relay?.process.stderrText ?? '').includes('DTLS-SRTP handshake done'), 3000)).toBe(true);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    // The relay is the client now: it writes with the client keys.
+    const clientKeySalt = Buffer.concat([keys.subarray(0, 16), keys.subarray(32, 46)]);
+    const serverKeySalt = Buffer.concat([keys.subarray(16, 32), keys.subarray(46, 60)]);
+    const peer = dgram.createSocket('udp4');
+    sockets.push(peer);
+    await new Promise<void>((resolve, reject) => {
+      peer.once('error', reject);
+      peer.bind(peerPort, LO, () => resolve());
+    });
+    const toPeer: Buffer[] = [];
+    peer.on('message', (data) => toPeer.push(data));
+    const total = 60;
+    const plainAB = Array.from({ length: total }, (_, i) => rtpPacket({ seq: 300 + i, ssrc: 0x3333cccc, payloadType: 0, payloadBytes: 60 }));
+    const plainBA = Array.from({ length: total }, (_, i) => rtpPacket({ seq: 700 + i, ssrc: 0x4444dddd, payloadType: 0, payloadBytes: 60 }));
+    const srtpAB = packets(libsrtp.run('protect-rtp', SUITE, serverKeySalt, plainAB));
+    let sent = 0;
+    const pace = async (count: number): Promise<void> => {
+      for (let i = 0; i < count; i++, sent++) {
+        await new Promise<void>((r) => peer.send(srtpAB[sent] as Buffer, aSends, LO, () => r()));
+        await b.send(plainBA[sent] as Buffer, bSends, LO);
+        await sleep(20);
+      }
+    };
+    await pace(30);
+    await sleep(700);
+    const beforeB = b.received.length;
+    const beforePeer = toPeer.length;
+    expect(beforeB).toBeGreaterThan(25);
+    await crash();
+    await start();
+    await pace(total - 30);
+    // An active restored stream would send its ClientHello within the 20 ms DTLS timer: give it far longer.
+    await sleep(500);
+    expect(await waitUntil(() => b.received.length >= beforeB + 30 && toPeer.length >= beforePeer + 30, 2000)).toBe(true);
+    expect(toPeer.filter(isDtls)).toEqual([]);
+    expect(relay?.process.stderrText ?? '').not.toContain('DTLS-SRTP handshake');
+    expect(hex(b.received.slice(beforeB).map((r) => r.data))).toEqual(hex(plainAB.slice(30)));
+    expect(hex(libsrtp.run('unprotect-rtp', SUITE, clientKeySalt, toPeer))).toEqual(hex(plainBA.slice(0, toPeer.length)));
   }, 90_000);
 });
