@@ -86,6 +86,7 @@ export class Relay {
         callOrigins.delete(call.callId);
         // A stop that keeps its calls (--state-dir) keeps their recordings going too, at the next start.
         if (reason === 'shutdown' && persistence) recorder?.detach(call);
+        else if (reason === 'foreign-gone') recorder?.dropForeign(call);
         else recorder?.stop(call);
         persistence?.callEnded(call, reason);
         redis?.foreign?.forget(call.callId);
@@ -124,6 +125,7 @@ export class Relay {
     const sweeper = new TimeoutSweeper(manager, dataPlane, config);
     const foreign = redis?.foreign ?? null;
     if (foreign) sweeper.isForeign = (callId) => foreign.has(callId);
+    if (foreign) foreign.continueRecording = (call) => activeRecorder.continueForeign(call);
     const startedMs = Date.now();
     const handler = createCommandHandler({
       manager,

@@ -9,7 +9,7 @@
  * the call is kept unbound and the bind retried every RETRY_BIND_MS and before any ng command for it.
  *
  * A foreign call is never written to this relay's own database, and only `final-timeout` ends it (the media
- * goes to the active relay meanwhile). The first ng command naming it takes it over: from then on it is this
+ * goes to the active relay meanwhile). A recorded one is recorded here as well once bound, as rtpengine does. The first ng command naming it takes it over: from then on it is this
  * relay's own call, written and timed out like any other, and later notifications of its old key are ignored.
  */
 import { Packr } from 'msgpackr';
@@ -64,6 +64,10 @@ export class ForeignCalls {
   private started = false;
   private retryTimer: NodeJS.Timeout | null = null;
   readonly stats: ForeignStats = { calls: 0, unbound: 0, takenOver: 0, skippedKeys: 0 };
+  /** A recorded foreign call just bound here: its recording goes on (set by the relay; default: not recorded). */
+  continueRecording: (call: CallState) => void = (call) => {
+    call.recording = null;
+  };
 
   constructor(
     private readonly config: RedisConfig,
@@ -241,11 +245,12 @@ export class ForeignCalls {
     const call = structuredClone(entry.record.call);
     const progress = entry.record.progress ? structuredClone(entry.record.progress) : undefined;
     this.renumber(call, progress);
-    // The other relay's recording stays its own: a foreign call is not recorded here.
-    call.recording = null;
     try {
       this.persistence.restoreOne(call, progress);
       entry.bound = true;
+      // Recorded here too, as rtpengine does (CallRecorder.continueForeign: same file, or same name).
+      const live = this.manager.calls.get(call.callId);
+      if (live) this.continueRecording(live);
       return true;
     } catch (err) {
       const reason = (err as Error).message;
