@@ -20,6 +20,7 @@ import { toPlain, type BDict, type BInputDict } from '../support/bencode';
 import { Party, rtcpPacket, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
 import { buildLibsrtpHelper, type LibsrtpHelper, type LibsrtpOutput } from '../support/libsrtp';
 import { freeMediaRange, freeUdpPort } from '../support/free-ports';
+import { TestRedis } from '../support/redis-server';
 
 const LO = '127.0.0.1';
 const SUITE = 'AES_CM_128_HMAC_SHA1_80';
@@ -48,7 +49,9 @@ beforeAll(async () => {
   const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=peer'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
   peerFingerprint = new X509Certificate(readFileSync(certFile)).fingerprint256;
-  [ngPort, media] = await Promise.all([freeUdpPort(), freeMediaRange()]);
+  // Below the ephemeral range: between kill -9 and the restart no other process is handed this port.
+  ngPort = 21000 + (process.pid % 2000);
+  media = await freeMediaRange();
 }, 60_000);
 
 afterEach(async () => {
@@ -67,8 +70,11 @@ afterAll(async () => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
+/** Where the calls are kept: the state dir, or (set by a test) only Redis. */
+let storeArgs = (): string[] => [`--state-dir=${stateDir}`];
+
 async function start(): Promise<NgRawClient> {
-  relay = await startNgrelay({ ngPort, ...media, deleteDelay: 0, extraArgs: [`--state-dir=${stateDir}`] });
+  relay = await startNgrelay({ ngPort, ...media, deleteDelay: 0, extraArgs: storeArgs() });
   ng?.close();
   ng = await NgRawClient.open(ngPort);
   return ng;
@@ -311,5 +317,64 @@ describe('DTLS-SRTP restore (--state-dir, kill -9)', () => {
     expect(relay?.process.stderrText ?? '').not.toContain('DTLS-SRTP handshake');
     expect(hex(b.received.slice(beforeB).map((r) => r.data))).toEqual(hex(plainAB.slice(30)));
     expect(hex(libsrtp.run('unprotect-rtp', SUITE, clientKeySalt, toPeer))).toEqual(hex(plainBA.slice(0, toPeer.length)));
+  }, 90_000);
+
+  it('with --redis only: the keys come back from the call\'s Redis key, media goes on both ways, no new handshake', async () => {
+    const redis = await TestRedis.start();
+    storeArgs = () => [`--redis=${redis.url(5)}`];
+    try {
+      await start();
+      const peerPort = await freeUdpPort();
+      const b = await Party.open();
+      parties.push(b);
+      const toB = sdpOf(await request({ command: 'offer', 'call-id': 'dtls-redis', 'from-tag': 'A', 'transport-protocol': 'RTP/AVP', 'rtcp-mux': ['accept'], sdp: webrtcSdp(peerPort) }));
+      const toA = sdpOf(await request({ command: 'answer', 'call-id': 'dtls-redis', 'from-tag': 'A', 'to-tag': 'B', sdp: plainSdp(b.port) }));
+      const aSends = portIn(toA);
+      const bSends = portIn(toB);
+      const { keys, child } = await handshake(peerPort, aSends);
+      expect(await waitUntil(() => (relay?.process.stderrText ?? '').includes('DTLS-SRTP handshake done'), 3000)).toBe(true);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const clientKeySalt = Buffer.concat([keys.subarray(0, 16), keys.subarray(32, 46)]);
+      const serverKeySalt = Buffer.concat([keys.subarray(16, 32), keys.subarray(46, 60)]);
+      const peer = dgram.createSocket('udp4');
+      sockets.push(peer);
+      await new Promise<void>((resolve, reject) => {
+        peer.once('error', reject);
+        peer.bind(peerPort, LO, () => resolve());
+      });
+      const toPeer: Buffer[] = [];
+      peer.on('message', (data) => toPeer.push(data));
+      const total = 40;
+      const plainAB = Array.from({ length: total }, (_, i) => rtpPacket({ seq: 40 + i, ssrc: 0x5555eeee, payloadType: 0, payloadBytes: 60 }));
+      const plainBA = Array.from({ length: total }, (_, i) => rtpPacket({ seq: 90 + i, ssrc: 0x6666ffff, payloadType: 0, payloadBytes: 60 }));
+      const srtpAB = packets(libsrtp.run('protect-rtp', SUITE, clientKeySalt, plainAB));
+      let sent = 0;
+      const pace = async (count: number): Promise<void> => {
+        for (let i = 0; i < count; i++, sent++) {
+          await new Promise<void>((r) => peer.send(srtpAB[sent] as Buffer, aSends, LO, () => r()));
+          await b.send(plainBA[sent] as Buffer, bSends, LO);
+          await sleep(20);
+        }
+      };
+      await pace(20);
+      await sleep(700);
+      const beforeB = b.received.length;
+      await crash();
+      await start();
+      await pace(total - 20);
+      expect(await waitUntil(() => b.received.length >= beforeB + 20 && toPeer.length >= 38, 2000)).toBe(true);
+      const log = relay?.process.stderrText ?? '';
+      expect(log).toMatch(/"call-id":"dtls-redis".*"from":"redis".*call restored/);
+      expect(log).not.toContain('DTLS-SRTP handshake');
+      expect(toPeer.filter(isDtls)).toEqual([]);
+      expect(hex(b.received.slice(beforeB).map((r) => r.data))).toEqual(hex(plainAB.slice(20)));
+      expect(hex(libsrtp.run('unprotect-rtp', SUITE, serverKeySalt, toPeer))).toEqual(hex(plainBA.slice(0, toPeer.length)));
+    } finally {
+      await relay?.stop();
+      relay = undefined;
+      storeArgs = () => [`--state-dir=${stateDir}`];
+      await redis.stop();
+    }
   }, 90_000);
 });
