@@ -9,8 +9,10 @@
  * the call is kept unbound and the bind retried every RETRY_BIND_MS and before any ng command for it.
  *
  * A foreign call is never written to this relay's own database, and only `final-timeout` ends it (the media
- * goes to the active relay meanwhile). A recorded one is recorded here as well once bound, as rtpengine does. The first ng command naming it takes it over: from then on it is this
- * relay's own call, written and timed out like any other, and later notifications of its old key are ignored.
+ * goes to the active relay meanwhile); a recorded one is recorded here too once bound, as rtpengine does.
+ * The first ng command naming it takes it over: from then on it is this relay's own call, written and timed
+ * out like any other, and later notifications of its old key are ignored. `rtpengine-ctl` adds and removes
+ * subscriptions at runtime (ksadd/ksrm) and sets all calls foreign or own (standby/active).
  */
 import { Packr } from 'msgpackr';
 import type { CallManager } from '../call/call-manager';
