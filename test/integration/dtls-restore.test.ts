@@ -5,6 +5,8 @@
  * run, before and after the restart. After the restart: media both ways within 1 s, every packet opened by
  * libsrtp2 (no auth or replay failure: the relay's contexts continued), no handshake of the restarted relay
  * (no 'DTLS-SRTP handshake done', no DTLS record towards the party), the same a=fingerprint on a re-INVITE.
+ * Also: the relay as DTLS client (s_server as the party), `--redis` without a state dir, and a standby
+ * (`--subscribe-keyspace`) carrying a DTLS call on after `kill -9` of the active relay.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -373,6 +375,66 @@ describe('DTLS-SRTP restore (--state-dir, kill -9)', () => {
     } finally {
       await relay?.stop();
       relay = undefined;
+      storeArgs = () => [`--state-dir=${stateDir}`];
+      await redis.stop();
+    }
+  }, 90_000);
+
+  it('active/standby: B holds A\'s DTLS call as foreign; after kill -9 of A it relays on with the handshake\'s keys, no new handshake', async () => {
+    const redis = await TestRedis.start();
+    const relayB = await startNgrelay({ ngPort: ngPort + 1, ...media, deleteDelay: 0, extraArgs: [`--redis=${redis.url(7)}`, '--subscribe-keyspace=6'] });
+    storeArgs = () => [`--redis=${redis.url(6)}`, '--subscribe-keyspace=7'];
+    try {
+      await start();
+      const peerPort = await freeUdpPort();
+      const b = await Party.open();
+      parties.push(b);
+      const toB = sdpOf(await request({ command: 'offer', 'call-id': 'dtls-standby', 'from-tag': 'A', 'transport-protocol': 'RTP/AVP', 'rtcp-mux': ['accept'], sdp: webrtcSdp(peerPort) }));
+      const toA = sdpOf(await request({ command: 'answer', 'call-id': 'dtls-standby', 'from-tag': 'A', 'to-tag': 'B', sdp: plainSdp(b.port) }));
+      const aSends = portIn(toA);
+      const bSends = portIn(toB);
+      const { keys, child } = await handshake(peerPort, aSends);
+      expect(await waitUntil(() => (relay?.process.stderrText ?? '').includes('DTLS-SRTP handshake done'), 3000)).toBe(true);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const clientKeySalt = Buffer.concat([keys.subarray(0, 16), keys.subarray(32, 46)]);
+      const serverKeySalt = Buffer.concat([keys.subarray(16, 32), keys.subarray(46, 60)]);
+      const peer = dgram.createSocket('udp4');
+      sockets.push(peer);
+      await new Promise<void>((resolve, reject) => {
+        peer.once('error', reject);
+        peer.bind(peerPort, LO, () => resolve());
+      });
+      const toPeer: Buffer[] = [];
+      peer.on('message', (data) => toPeer.push(data));
+      const total = 50;
+      const plainAB = Array.from({ length: total }, (_, i) => rtpPacket({ seq: 10 + i, ssrc: 0x7777aaaa, payloadType: 0, payloadBytes: 60 }));
+      const plainBA = Array.from({ length: total }, (_, i) => rtpPacket({ seq: 20 + i, ssrc: 0x8888bbbb, payloadType: 0, payloadBytes: 60 }));
+      const srtpAB = packets(libsrtp.run('protect-rtp', SUITE, clientKeySalt, plainAB));
+      let sent = 0;
+      const pace = async (count: number): Promise<void> => {
+        for (let i = 0; i < count; i++, sent++) {
+          await new Promise<void>((r) => peer.send(srtpAB[sent] as Buffer, aSends, LO, () => r()));
+          await b.send(plainBA[sent] as Buffer, bSends, LO);
+          await sleep(20);
+        }
+      };
+      await pace(20);
+      await sleep(800); // A's progress (with the handshake's keys) is in its key, B holds the call
+      const beforeB = b.received.length;
+      await crash();
+      await sleep(400); // B binds the freed ports within its retry interval
+      await pace(total - 20);
+      expect(await waitUntil(() => b.received.length >= beforeB + 30 && toPeer.length >= 48, 3000)).toBe(true);
+      expect(relayB.process.stderrText).toMatch(/"call-id":"dtls-standby".*foreign call bound/);
+      expect(relayB.process.stderrText).not.toContain('DTLS-SRTP handshake');
+      expect(toPeer.filter(isDtls)).toEqual([]);
+      expect(hex(b.received.slice(beforeB).map((r) => r.data))).toEqual(hex(plainAB.slice(20)));
+      expect(hex(libsrtp.run('unprotect-rtp', SUITE, serverKeySalt, toPeer))).toEqual(hex(plainBA.slice(0, toPeer.length)));
+    } finally {
+      await relay?.stop();
+      relay = undefined;
+      await relayB.stop();
       storeArgs = () => [`--state-dir=${stateDir}`];
       await redis.stop();
     }
