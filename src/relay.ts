@@ -212,6 +212,7 @@ export class Relay {
           startedMs,
           controlStats: () => processor.stats(),
           ...(persistence ? { stateStats: () => (persistence as CallPersistence).snapshot() } : {}),
+          ...(foreign ? { isForeign: (callId: string) => foreign.has(callId) } : {}),
         },
       });
     } catch (err) {

@@ -125,7 +125,10 @@ describe('rtpengine-ctl ksadd / ksrm / kslist / active / standby', () => {
   }, 60_000);
 
   it('standby sets own calls foreign (not timed out, keys kept when they end); active takes them back', async () => {
-    const relay = await start('ngrelay', [`--redis=${redis.url(9)}`, '--timeout=1', '--silent-timeout=1', '--offer-timeout=1']);
+    const http = await freeTcpPort();
+    const relay = await start('ngrelay', [`--redis=${redis.url(9)}`, '--timeout=1', '--silent-timeout=1', '--offer-timeout=1', `--listen-http=127.0.0.1:${http}`]);
+    const sessions = async (): Promise<string[]> =>
+      (await (await fetch(`http://127.0.0.1:${http}/metrics`)).text()).split('\n').filter((l) => l.startsWith('rtpengine_sessions{'));
     const db9 = redis.client(9);
     try {
       await call(relay, 'sb-call', 42100);
@@ -135,6 +138,7 @@ describe('rtpengine-ctl ksadd / ksrm / kslist / active / standby', () => {
       expect(await ctl(relay.cli, 'list numsessions')).toMatch(/^Current sessions own: 0\nCurrent sessions foreign: 1\nCurrent sessions total: 1\n/);
       expect(await ctl(relay.cli, 'list sessions foreign')).toMatch(/callid: +sb-call \|.*\| redis_keyspace:9 \| foreign:yes\n$/);
       expect(await ctl(relay.cli, 'list sessions own')).toBe('No own sessions on this media relay.\n');
+      expect(await sessions()).toEqual(['rtpengine_sessions{type="own"} 0', 'rtpengine_sessions{type="foreign"} 1']);
       // No media for well past --timeout: a foreign call is ended only by final-timeout.
       await sleep(2500);
       expect(await ctl(relay.cli, 'list numsessions')).toMatch(/Current sessions foreign: 1\n/);
