@@ -27,6 +27,7 @@ import { CallStore } from './state/call-store';
 import { persistedCallId, wantsRedisUpdate } from './state/ng-hook';
 import { RedisSide } from './state/redis-setup';
 import { TrafficRates } from './call/kernel-split';
+import { dtlsOptionsWithSaved, keepDtlsIdentity } from './state/dtls-identity';
 
 export interface RelayDeps {
   /** A pino logger (createLogger): its level follows rtpengine-ctl `set loglevel` and SIGUSR1/SIGUSR2. */
@@ -63,6 +64,8 @@ export class Relay {
     const recordingDirs = config.recordingDir !== null ? prepareRecordingDir(config.recordingDir) : null;
     // Every media socket is a descriptor: use all the hard limit allows (rtpengine's packages set it high too).
     if (!deps.dataPlane) logNofileRaise(raiseNofileLimit(), logger);
+    // --state-dir: the DTLS certificate of the last run, so restored DTLS calls keep their a=fingerprint.
+    const dtlsOptions = config.stateDir !== null ? dtlsOptionsWithSaved(config.stateDir, config.dtlsCertificate, logger) : config.dtlsCertificate;
     const dataPlane =
       deps.dataPlane ??
       createNativeDataPlane({
@@ -73,7 +76,7 @@ export class Relay {
         batchChanges: true, // one I/O-thread round trip per ng command (the reply follows an await)
         table: config.table,
         kernelAddresses: config.interfaces.map((i) => i.address),
-        ...(config.dtlsCertificate ? { dtls: config.dtlsCertificate } : {}),
+        ...(dtlsOptions ? { dtls: dtlsOptions } : {}),
       });
     let recorder: CallRecorder | null = null;
     let persistence: CallPersistence | null = null;
@@ -86,6 +89,7 @@ export class Relay {
         callOrigins.delete(call.callId);
         // A stop that keeps its calls (--state-dir) keeps their recordings going too, at the next start.
         if (reason === 'shutdown' && persistence) recorder?.detach(call);
+        else if (reason === 'foreign-gone') recorder?.dropForeign(call);
         else recorder?.stop(call);
         persistence?.callEnded(call, reason);
         redis?.foreign?.forget(call.callId);
@@ -98,6 +102,8 @@ export class Relay {
       persistence = new CallPersistence(store, manager, dataPlane, logger);
       try {
         persistence.load();
+        const pem = dataPlane.dtlsCertificate?.();
+        if (config.stateDir !== null && dtlsOptions && pem) keepDtlsIdentity(config.stateDir, dtlsOptions, pem, config.stateFsync, logger);
         // Redis calls join the state dir's (which wins for a call in both: see CallPersistence.addLoaded).
         if (config.redis) redis = await RedisSide.open(config.redis, persistence, manager, logger);
       } catch (err) {
@@ -122,6 +128,7 @@ export class Relay {
     const sweeper = new TimeoutSweeper(manager, dataPlane, config);
     const foreign = redis?.foreign ?? null;
     if (foreign) sweeper.isForeign = (callId) => foreign.has(callId);
+    if (foreign) foreign.continueRecording = (call) => activeRecorder.continueForeign(call);
     const startedMs = Date.now();
     const rates = new TrafficRates(() => dataPlane.totals());
     const handler = createCommandHandler({
@@ -202,6 +209,7 @@ export class Relay {
           controlStats: () => processor.stats(),
           rates: () => rates.rates(),
           callOrigin: (callId) => callOrigins.get(callId),
+          ...(config.redis ? { redis: { ownDb: config.redis.write?.db ?? -1, foreign } } : {}),
         },
         metrics: {
           manager,
@@ -210,6 +218,7 @@ export class Relay {
           startedMs,
           controlStats: () => processor.stats(),
           ...(persistence ? { stateStats: () => (persistence as CallPersistence).snapshot() } : {}),
+          ...(foreign ? { isForeign: (callId: string) => foreign.has(callId) } : {}),
         },
       });
     } catch (err) {

@@ -17,6 +17,7 @@ typedef struct ssl_ctx_st SSL_CTX;
 typedef struct ssl_st SSL;
 typedef struct bio_st BIO;
 typedef struct x509_st X509;
+typedef struct evp_pkey_st EVP_PKEY;
 
 namespace ngrelay {
 
@@ -25,6 +26,8 @@ struct DtlsCertificateSpec {
   bool rsa = false;  // false: ECDSA P-256
   int rsaKeyBits = 2048;
   bool sha1 = false;  // signature hash; false: sha-256
+  /** A saved certificate and its key (PEM), used instead of a new one; both empty = make one. */
+  std::string certificatePem, privateKeyPem;
 };
 
 /** The relay's certificate and the SSL_CTX every stream's session is made from. */
@@ -44,11 +47,18 @@ class DtlsIdentity {
    */
   static constexpr unsigned kCookieLen = 16;
   void cookieFor(const uint8_t* source, size_t sourceLen, uint8_t out[kCookieLen]) const;
+  /** The certificate and its private key as PEM, to be saved and given back (DtlsCertificateSpec) later. */
+  std::string certificatePem() const;
+  std::string privateKeyPem() const;
 
  private:
+  /** Takes ownership of cert and key (throws, freeing both, when OpenSSL refuses them). */
+  void setUp(X509* cert, EVP_PKEY* key);
+
   SSL_CTX* ctx_ = nullptr;
   X509* cert_ = nullptr;
   uint8_t cookieSecret_[32] = {};
+  EVP_PKEY* key_ = nullptr;
 };
 
 /** The keys one handshake negotiated (immutable once published). */
@@ -57,9 +67,14 @@ struct DtlsSrtpMaterial {
   std::string profileName;  // RFC 5764 name, e.g. SRTP_AES128_CM_SHA1_80
   std::vector<uint8_t> clientKey, clientSalt, serverKey, serverSalt;
   bool relayIsClient;
+  /** Made from a saved handshake (StreamDtls.restored), not by one here: contexts made from it resume. */
+  bool restored = false;
   /** The party's write keys (what arrives from it) or the relay's (what is sent to it). */
   SrtpParams params(bool relayWrites) const;
 };
+
+/** The suite and key/salt lengths of an RFC 5764 profile name; false for a profile ngrelay does not offer. */
+bool dtlsProfileSuite(const std::string& profile, SrtpSuite* suite, size_t* keyLen, size_t* saltLen);
 
 enum class DtlsSessionState : uint8_t { New, Connecting, Connected, Failed, Closed };
 const char* dtlsStateName(DtlsSessionState s);

@@ -96,6 +96,11 @@ class Engine {
          const DtlsCertificateSpec& dtls = DtlsCertificateSpec{});
   /** The relay's DTLS certificate fingerprint with `hash` (a=fingerprint); false for an unknown hash. */
   bool dtlsFingerprint(const std::string& hash, std::vector<uint8_t>& out) const { return dtls_->fingerprint(hash, out); }
+  /** The certificate and key (PEM), for a restart to present the same a=fingerprint. */
+  std::string dtlsCertificatePem() const { return dtls_->certificatePem(); }
+  std::string dtlsPrivateKeyPem() const { return dtls_->privateKeyPem(); }
+  /** The keys stream `id`'s DTLS handshake negotiated (and the party's sha-256 fingerprint); false = none yet. */
+  bool readDtlsKeys(int32_t id, DtlsSrtpMaterial& keys, std::string& peerFingerprint) const;
   ~Engine();
 
   /** Throws BindFailure for socket errors, std::invalid_argument for contract violations. */

@@ -67,6 +67,7 @@ struct Command {
   QualitySnapshot* qualityOut = nullptr;  // ReadQuality: where the owner thread copies the stream's figures
   // Attach/Update: the directions keyed by a DTLS-SRTP handshake (StreamCrypto {dtlsOf}); -1 = not DTLS.
   int32_t dtlsInOf = -1, dtlsOutOf = -1;
+  SrtpProgress dtlsInResume{}, dtlsOutResume{};  // their restored sequence state (DtlsSrtpKeys.resume)
   DtmfPlay play{};                        // PlayDtmf: the event to queue
   DtmfPlayResult* playOut = nullptr;      // PlayDtmf: the outcome
 };
@@ -234,7 +235,9 @@ class IoThread {
   /** The DTLS-keyed SRTP contexts are current (made from the latest published keys); false = none yet. */
   bool refreshDtlsIn(Stream* t);
   bool refreshDtlsOut(Stream* t, const Stream* sink);
-  void setDtlsCrypto(Stream* s, int32_t inOf, int32_t outOf);
+  void setDtlsCrypto(Stream* s, int32_t inOf, int32_t outOf, const SrtpProgress& inResume, const SrtpProgress& outResume);
+  /** A DTLS-keyed context made from `keys` (resuming when they are restored ones), the previous one retired. */
+  void replaceDtlsCtx(Stream* t, bool inbound, const DtlsSrtpMaterial* keys);
   std::vector<Stream*> dtlsStreams_;
   int dtlsBusy_ = 0;
   int64_t lastDtlsTimerMs_ = 0;  // sessions in their handshake (the loop then wakes every 50 ms for retransmissions)

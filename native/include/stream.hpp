@@ -182,6 +182,13 @@ struct alignas(128) Stream {
   const DtlsSrtpMaterial* dtlsInFrom = nullptr;   // the key set dtlsInCtx was made from
   const DtlsSrtpMaterial* dtlsOutFrom = nullptr;
   std::unique_ptr<SrtpContext> dtlsInCtx, dtlsOutCtx;
+  // A restored stream (src/state/): contexts made from restored keys start from this sequence state.
+  SrtpProgress dtlsInResume, dtlsOutResume;
+  // dtlsInCtx/dtlsOutCtx as the JS thread may read them (readSrtpProgress): a replaced context is retired
+  // here, never freed before the stream, so a published pointer stays valid.
+  std::atomic<const SrtpContext*> dtlsInPub{nullptr}, dtlsOutPub{nullptr};
+  std::vector<std::unique_ptr<SrtpContext>> dtlsRetired;
+  bool dtlsRestored = false;     // keys published from a saved handshake: no handshake of our own is started
   std::mutex dtlsStatusMutex;
   DtlsSessionState dtlsState = DtlsSessionState::New;
   bool dtlsActive = false;

@@ -215,6 +215,7 @@ SrtpKeySpec srtpKeysFromJs(const Fields& crypto, const char* key) {
     if (!(of >= 1 && of <= 0x7fffffff) || of != double(int32_t(of)))
       throw Napi::RangeError::New(v.Env(), o.path("dtlsOf") + " must be a stream id");
     k.dtlsOf = int32_t(of);
+    k.resume = srtpProgressFromJs(o.get("resume"));
     return k;
   }
   std::string suite = o.string("suite");
@@ -293,6 +294,25 @@ std::shared_ptr<const DtlsConfig> dtlsFromJs(const Fields& rule) {
     c->hasRemoteFingerprint = true;
   }
   c->generation = o.number("generation");
+  if (!o.nullish("restored")) {
+    // DtlsSessionKeys: lengths checked against the profile, so a damaged saved state cannot reach SRTP.
+    Fields k(o.get("restored"), o.path("restored"));
+    auto m = std::make_shared<DtlsSrtpMaterial>();
+    m->profileName = k.string("profile");
+    size_t keyLen = 0, saltLen = 0;
+    if (!dtlsProfileSuite(m->profileName, &m->suite, &keyLen, &saltLen)) k.fail("profile", "a use_srtp profile ngrelay offers");
+    m->clientKey = bytesFromJs(k, "clientKey");
+    m->clientSalt = bytesFromJs(k, "clientSalt");
+    m->serverKey = bytesFromJs(k, "serverKey");
+    m->serverSalt = bytesFromJs(k, "serverSalt");
+    if (m->clientKey.size() != keyLen || m->serverKey.size() != keyLen || m->clientSalt.size() != saltLen ||
+        m->serverSalt.size() != saltLen)
+      k.fail("clientKey", "keys and salts of the profile's lengths");
+    m->relayIsClient = k.boolean("relayIsClient");
+    m->restored = true;
+    if (!k.nullish("peerFingerprint")) c->restoredPeerFingerprint = k.string("peerFingerprint");
+    c->restored = std::move(m);
+  }
   return c;
 }
 
@@ -445,6 +465,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
                         InstanceMethod("stopRecording", &NativeEngine::StopRecording),
                         InstanceMethod("readRecording", &NativeEngine::ReadRecording),
                         InstanceMethod("dtlsFingerprint", &NativeEngine::DtlsFingerprint),
+                        InstanceMethod("dtlsCertificate", &NativeEngine::DtlsCertificate),
+                        InstanceMethod("readDtlsKeys", &NativeEngine::ReadDtlsKeys),
                         InstanceMethod("close", &NativeEngine::Close)});
   }
 
@@ -481,6 +503,10 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
       std::string sig = d.string("signature");
       if (sig != "sha-256" && sig != "sha-1") d.fail("signature", "'sha-256' or 'sha-1'");
       dtls.sha1 = sig == "sha-1";
+      if (!d.nullish("certificatePem")) {
+        dtls.certificatePem = d.string("certificatePem");
+        dtls.privateKeyPem = d.string("privateKeyPem");
+      }
     }
     try {
     engine_ = std::make_unique<Engine>(
@@ -845,6 +871,44 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (!engine(env).dtlsFingerprint(info[0].As<Napi::String>().Utf8Value(), fp))
       throw Napi::TypeError::New(env, "dtlsFingerprint: unknown hash " + info[0].As<Napi::String>().Utf8Value());
     return Napi::Buffer<uint8_t>::Copy(env, fp.data(), fp.size());
+  }
+
+  // dtlsCertificate() -> {certificatePem, privateKeyPem}: the relay's certificate, to be saved for a restart.
+  Napi::Value DtlsCertificate(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("certificatePem", engine(env).dtlsCertificatePem());
+    o.Set("privateKeyPem", engine(env).dtlsPrivateKeyPem());
+    return o;
+  }
+
+  // readDtlsKeys(ids) -> per id DtlsSessionKeys, or null (unknown id, no handshake finished yet).
+  Napi::Value ReadDtlsKeys(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Engine& e = engine(env);
+    if (!info[0].IsArray()) throw Napi::TypeError::New(env, "readDtlsKeys: ids must be an array");
+    Napi::Array ids = info[0].As<Napi::Array>();
+    Napi::Array out = Napi::Array::New(env, ids.Length());
+    for (uint32_t i = 0; i < ids.Length(); ++i) {
+      DtlsSrtpMaterial k;
+      std::string peer;
+      Napi::Value idv = ids.Get(i);
+      if (!idv.IsNumber() || !e.readDtlsKeys(idv.As<Napi::Number>().Int32Value(), k, peer)) {
+        out.Set(i, env.Null());
+        continue;
+      }
+      Napi::Object o = Napi::Object::New(env);
+      auto buf = [&](const std::vector<uint8_t>& v) { return Napi::Buffer<uint8_t>::Copy(env, v.data(), v.size()); };
+      o.Set("profile", k.profileName);
+      o.Set("clientKey", buf(k.clientKey));
+      o.Set("clientSalt", buf(k.clientSalt));
+      o.Set("serverKey", buf(k.serverKey));
+      o.Set("serverSalt", buf(k.serverSalt));
+      o.Set("relayIsClient", k.relayIsClient);
+      o.Set("peerFingerprint", peer.empty() ? env.Null() : Napi::Value(Napi::String::New(env, peer)));
+      out.Set(i, o);
+    }
+    return out;
   }
 
   Napi::Value Close(const Napi::CallbackInfo& info) {

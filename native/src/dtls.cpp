@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/srtp.h>
+#include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include <algorithm>
@@ -86,7 +87,71 @@ const char* dtlsStateName(DtlsSessionState s) {
   return "new";
 }
 
+namespace {
+
+/** A saved certificate and key (PEM); throws when either does not parse or they do not belong together. */
+void loadIdentity(const DtlsCertificateSpec& spec, X509** certOut, EVP_PKEY** keyOut) {
+  BIO* cb = BIO_new_mem_buf(spec.certificatePem.data(), int(spec.certificatePem.size()));
+  BIO* kb = BIO_new_mem_buf(spec.privateKeyPem.data(), int(spec.privateKeyPem.size()));
+  X509* cert = cb ? PEM_read_bio_X509(cb, nullptr, nullptr, nullptr) : nullptr;
+  EVP_PKEY* key = kb ? PEM_read_bio_PrivateKey(kb, nullptr, nullptr, nullptr) : nullptr;
+  if (cb) BIO_free(cb);
+  if (kb) BIO_free(kb);
+  if (!cert || !key || X509_check_private_key(cert, key) != 1) {
+    std::string err = lastSslError(!cert ? "saved DTLS certificate does not parse"
+                                         : !key ? "saved DTLS private key does not parse"
+                                                : "saved DTLS private key does not match its certificate");
+    if (cert) X509_free(cert);
+    if (key) EVP_PKEY_free(key);
+    throw std::runtime_error(err);
+  }
+  *certOut = cert;
+  *keyOut = key;
+}
+
+std::string bioText(BIO* b) {
+  char* data = nullptr;
+  long n = BIO_get_mem_data(b, &data);
+  std::string s(data && n > 0 ? data : "", n > 0 ? size_t(n) : 0);
+  BIO_free(b);
+  return s;
+}
+
+}  // namespace
+
+bool dtlsProfileSuite(const std::string& profile, SrtpSuite* suite, size_t* keyLen, size_t* saltLen) {
+  *keyLen = 16;
+  *saltLen = 14;
+  if (profile == "SRTP_AES128_CM_SHA1_80") *suite = SrtpSuite::AesCm128HmacSha1_80;
+  else if (profile == "SRTP_AES128_CM_SHA1_32") *suite = SrtpSuite::AesCm128HmacSha1_32;
+  else if (profile == "SRTP_AEAD_AES_128_GCM") *suite = SrtpSuite::AeadAes128Gcm, *saltLen = 12;
+  else if (profile == "SRTP_AEAD_AES_256_GCM") *suite = SrtpSuite::AeadAes256Gcm, *keyLen = 32, *saltLen = 12;
+  else return false;
+  return true;
+}
+
+std::string DtlsIdentity::certificatePem() const {
+  BIO* b = BIO_new(BIO_s_mem());
+  if (!b) return "";
+  PEM_write_bio_X509(b, cert_);
+  return bioText(b);
+}
+
+std::string DtlsIdentity::privateKeyPem() const {
+  BIO* b = BIO_new(BIO_s_mem());
+  if (!b) return "";
+  PEM_write_bio_PrivateKey(b, key_, nullptr, nullptr, 0, nullptr, nullptr);
+  return bioText(b);
+}
+
 DtlsIdentity::DtlsIdentity(const DtlsCertificateSpec& spec) {
+  if (!spec.certificatePem.empty() || !spec.privateKeyPem.empty()) {
+    X509* cert = nullptr;
+    EVP_PKEY* key = nullptr;
+    loadIdentity(spec, &cert, &key);
+    setUp(cert, key);
+    return;
+  }
   EVP_PKEY* key = spec.rsa ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t(spec.rsaKeyBits))
                            : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
   if (!key) throw std::runtime_error(lastSslError("DTLS key generation failed"));
@@ -106,6 +171,10 @@ DtlsIdentity::DtlsIdentity(const DtlsCertificateSpec& spec) {
     EVP_PKEY_free(key);
     throw std::runtime_error(lastSslError("DTLS certificate signing failed"));
   }
+  setUp(cert, key);
+}
+
+void DtlsIdentity::setUp(X509* cert, EVP_PKEY* key) {
   ctx_ = SSL_CTX_new(DTLS_method());
   if (!ctx_ || SSL_CTX_use_certificate(ctx_, cert) != 1 || SSL_CTX_use_PrivateKey(ctx_, key) != 1 ||
       SSL_CTX_set_tlsext_use_srtp(ctx_, kSrtpProfiles) != 0) {
@@ -120,11 +189,15 @@ DtlsIdentity::DtlsIdentity(const DtlsCertificateSpec& spec) {
   SSL_CTX_set_read_ahead(ctx_, 1);
   SSL_CTX_set_cookie_generate_cb(ctx_, dtlsCookieGenerate);
   SSL_CTX_set_cookie_verify_cb(ctx_, dtlsCookieVerify);
-  EVP_PKEY_free(key);  // the context holds its own references
   cert_ = cert;
+  key_ = key;  // kept for privateKeyPem (the context holds its own reference)
   if (RAND_bytes(cookieSecret_, sizeof(cookieSecret_)) != 1) {
     SSL_CTX_free(ctx_);
+    X509_free(cert_);
+    EVP_PKEY_free(key_);
     ctx_ = nullptr;
+    cert_ = nullptr;
+    key_ = nullptr;
     throw std::runtime_error(lastSslError("DTLS cookie secret"));
   }
 }
@@ -139,6 +212,7 @@ void DtlsIdentity::cookieFor(const uint8_t* source, size_t sourceLen, uint8_t ou
 DtlsIdentity::~DtlsIdentity() {
   if (ctx_) SSL_CTX_free(ctx_);
   if (cert_) X509_free(cert_);
+  if (key_) EVP_PKEY_free(key_);
 }
 
 bool DtlsIdentity::fingerprint(const std::string& hash, std::vector<uint8_t>& out) const {

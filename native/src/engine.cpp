@@ -369,6 +369,8 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
   attach.srtpPassThrough = passThrough(stored);
   attach.dtlsInOf = crypto.inbound.dtlsOf;
   attach.dtlsOutOf = crypto.outbound.dtlsOf;
+  attach.dtlsInResume = crypto.inbound.resume;
+  attach.dtlsOutResume = crypto.outbound.resume;
   queueOn(attach);
   relinkSinks(spec.id);
 }
@@ -414,6 +416,8 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
   update.srtpPassThrough = passThrough(it->second);
   update.dtlsInOf = crypto.inbound.dtlsOf;
   update.dtlsOutOf = crypto.outbound.dtlsOf;
+  update.dtlsInResume = crypto.inbound.resume;
+  update.dtlsOutResume = crypto.outbound.resume;
   queueOn(update, webrtc);
   for (auto& ctx : retired)
     if (ctx) graveyard_.contexts.push_back(std::move(ctx));
@@ -464,8 +468,25 @@ bool Engine::readSrtpProgress(int32_t id, SrtpProgress& inbound, SrtpProgress& o
   auto it = streams_.find(id);
   if (it == streams_.end()) return false;
   // The contexts belong to the record (JS thread); the owner thread only publishes into them.
-  inbound = it->second.srtpIn ? it->second.srtpIn->progress() : SrtpProgress{};
-  outbound = it->second.srtpOut ? it->second.srtpOut->progress() : SrtpProgress{};
+  // DTLS-keyed contexts are the owner thread's; the ones it published stay valid while the stream lives.
+  const Stream* s = it->second.stream.get();
+  const SrtpContext* in = it->second.srtpIn ? it->second.srtpIn.get() : s->dtlsInPub.load(std::memory_order_acquire);
+  const SrtpContext* out = it->second.srtpOut ? it->second.srtpOut.get() : s->dtlsOutPub.load(std::memory_order_acquire);
+  inbound = in ? in->progress() : SrtpProgress{};
+  outbound = out ? out->progress() : SrtpProgress{};
+  return true;
+}
+
+bool Engine::readDtlsKeys(int32_t id, DtlsSrtpMaterial& keys, std::string& peerFingerprint) const {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return false;
+  Stream* s = it->second.stream.get();
+  // Published key sets are immutable and kept until the stream goes (dtlsHistory).
+  const DtlsSrtpMaterial* k = s->dtlsKeys.load(std::memory_order_acquire);
+  if (!k) return false;
+  keys = *k;
+  std::lock_guard<std::mutex> g(s->dtlsStatusMutex);
+  peerFingerprint = s->dtlsPeerFingerprint;
   return true;
 }
 

@@ -376,7 +376,7 @@ void IoThread::apply(const Command& c) {
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       s->learn.lastSignalMs = nowMono_;
       resetLearning(s->learn, s->rule);
-      setDtlsCrypto(s, c.dtlsInOf, c.dtlsOutOf);
+      setDtlsCrypto(s, c.dtlsInOf, c.dtlsOutOf, c.dtlsInResume, c.dtlsOutResume);
       applyIce(s, Rule{}, true);
       s->publishEndpoint();
       if (s->muxParent) s->muxParent->muxRtcp = s;
@@ -407,7 +407,7 @@ void IoThread::apply(const Command& c) {
         resetLearning(s->learn, s->rule);
         windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());
       }
-      setDtlsCrypto(s, c.dtlsInOf, c.dtlsOutOf);
+      setDtlsCrypto(s, c.dtlsInOf, c.dtlsOutOf, c.dtlsInResume, c.dtlsOutResume);
       applyIce(s, old, false);
       s->publishEndpoint();
       applyDtls(s, old, false);
@@ -453,7 +453,7 @@ void IoThread::apply(const Command& c) {
       s->muxParent = nullptr;
       s->rec = nullptr;
       setCrypto(s, nullptr, nullptr, false);
-      setDtlsCrypto(s, -1, -1);
+      setDtlsCrypto(s, -1, -1, SrtpProgress{}, SrtpProgress{});
       if (s->inIceList) iceStreams_.erase(std::remove(iceStreams_.begin(), iceStreams_.end(), s), iceStreams_.end());
       s->inIceList = false;
       windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());

@@ -21,7 +21,9 @@ void publishStatus(Stream* s) {
   const DtlsSession* d = s->dtlsSession.get();
   s->dtlsActive = s->rule.dtls && s->rule.dtls->active;
   if (!d) return;
-  s->dtlsState = d->state();
+  // Restored keys stand for a finished handshake until the party starts a new one.
+  s->dtlsState = s->dtlsRestored && d->state() == DtlsSessionState::New ? DtlsSessionState::Connected : d->state();
+  if (s->dtlsRestored && d->state() == DtlsSessionState::New) return;
   if (!d->profile().empty()) s->dtlsProfile = d->profile();
   s->dtlsPeerFingerprint = d->peerFingerprint();
   s->dtlsError = d->error();
@@ -29,23 +31,39 @@ void publishStatus(Stream* s) {
 
 }  // namespace
 
-void IoThread::setDtlsCrypto(Stream* s, int32_t inOf, int32_t outOf) {
+void IoThread::setDtlsCrypto(Stream* s, int32_t inOf, int32_t outOf, const SrtpProgress& inResume,
+                             const SrtpProgress& outResume) {
   s->dtlsInWanted = inOf >= 0;
   s->dtlsOutWanted = outOf >= 0;
+  s->dtlsInResume = inResume;
+  s->dtlsOutResume = outResume;
   // Contexts made from published keys survive a rule update; the packet path re-checks them against the keys.
   if (s->dtlsInWanted) s->srtpIn = s->dtlsInCtx.get();
   else {
-    s->dtlsInCtx.reset();
+    replaceDtlsCtx(s, true, nullptr);
     s->dtlsInFrom = nullptr;
   }
   if (s->dtlsOutWanted) s->srtpOut = s->dtlsOutCtx.get();
   else {
-    s->dtlsOutCtx.reset();
+    replaceDtlsCtx(s, false, nullptr);
     s->dtlsOutFrom = nullptr;
   }
   if (s->dtlsInWanted || s->dtlsOutWanted) s->srtpPassThrough = false;
   s->hasCrypto = uint8_t((s->srtpIn || s->srtpOut ? kCryptoKeys : 0) | (s->dtlsInWanted ? kCryptoDtlsIn : 0) |
                          (s->dtlsOutWanted ? kCryptoDtlsOut : 0));
+}
+
+void IoThread::replaceDtlsCtx(Stream* t, bool inbound, const DtlsSrtpMaterial* keys) {
+  std::unique_ptr<SrtpContext>& ctx = inbound ? t->dtlsInCtx : t->dtlsOutCtx;
+  std::atomic<const SrtpContext*>& pub = inbound ? t->dtlsInPub : t->dtlsOutPub;
+  pub.store(nullptr, std::memory_order_release);
+  // The JS thread may still read the old one's progress: it lives on with the stream (a new handshake is rare).
+  if (ctx) t->dtlsRetired.push_back(std::move(ctx));
+  if (!keys) return;
+  SrtpParams p = keys->params(!inbound);  // inbound: the party's write keys; outbound: the relay's
+  if (keys->restored) p.resume = inbound ? t->dtlsInResume : t->dtlsOutResume;
+  ctx = SrtpContext::create(p, nullptr);
+  pub.store(ctx.get(), std::memory_order_release);
 }
 
 bool IoThread::refreshDtlsIn(Stream* t) {
@@ -54,7 +72,7 @@ bool IoThread::refreshDtlsIn(Stream* t) {
   const DtlsSrtpMaterial* keys = source->dtlsKeys.load(std::memory_order_acquire);
   if (!keys) return false;
   if (keys != t->dtlsInFrom) {
-    t->dtlsInCtx = SrtpContext::create(keys->params(false), nullptr);  // the party's write keys
+    replaceDtlsCtx(t, true, keys);
     t->dtlsInFrom = keys;
   }
   t->srtpIn = t->dtlsInCtx.get();
@@ -65,7 +83,7 @@ bool IoThread::refreshDtlsOut(Stream* t, const Stream* sink) {
   const DtlsSrtpMaterial* keys = sink ? sink->dtlsKeys.load(std::memory_order_acquire) : nullptr;
   if (!keys) return false;
   if (keys != t->dtlsOutFrom) {
-    t->dtlsOutCtx = SrtpContext::create(keys->params(true), nullptr);  // the relay's write keys
+    replaceDtlsCtx(t, false, keys);
     t->dtlsOutFrom = keys;
   }
   t->srtpOut = t->dtlsOutCtx.get();
@@ -100,15 +118,26 @@ void IoThread::applyDtls(Stream* s, const Rule& old, bool attached) {
   }
   s->dtlsReported = -1;
   s->dtlsPeer = SockAddr();
+  s->dtlsRestored = false;
+  if (now->restored) {
+    // A restart: this generation's handshake was done before it. Its keys are the stream's at once, and the
+    // party, which never noticed the restart, sees no new handshake.
+    auto keys = std::make_unique<DtlsSrtpMaterial>(*now->restored);
+    keys->restored = true;
+    s->dtlsKeys.store(keys.get(), std::memory_order_release);
+    s->dtlsHistory.push_back(std::move(keys));
+    s->dtlsRestored = true;
+    s->dtlsReported = int8_t(DtlsSessionState::New);  // no 'dtls' event: nothing was negotiated now
+  }
   if (!s->inDtlsList) {
     dtlsStreams_.push_back(s);
     s->inDtlsList = true;
   }
   {
     std::lock_guard<std::mutex> g(s->dtlsStatusMutex);
-    s->dtlsProfile.clear();
+    s->dtlsProfile = now->restored ? now->restored->profileName : std::string();
     s->dtlsError.clear();
-    s->dtlsPeerFingerprint.clear();
+    s->dtlsPeerFingerprint = now->restored ? now->restoredPeerFingerprint : std::string();
   }
   publishStatus(s);
   startDtlsIfReady(s);
@@ -212,7 +241,7 @@ void IoThread::dtlsProgress(Stream* x) {
 
 void IoThread::startDtlsIfReady(Stream* s) {
   DtlsSession* d = s->dtlsSession.get();
-  if (!d || !d->active() || d->started()) return;
+  if (!d || !d->active() || d->started() || s->dtlsRestored) return;
   // The ClientHello goes out once the party's address is known: ICE's selected pair, or else the current one.
   const bool known = s->hasIce ? s->iceSelected.valid() : s->learn.current.valid();
   if (!known) return;

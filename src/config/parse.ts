@@ -462,5 +462,6 @@ function buildRedisConfig(
   // --subscribe-keyspace without a server to subscribe to does nothing (startWarnings says so).
   const keyspaces = subscribe !== null ? subscribeKeyspace : [];
   if (read === null && write === null && keyspaces.length === 0) return null;
-  return { read, write, subscribe: keyspaces.length > 0 ? subscribe : null, subscribeKeyspace: keyspaces, ...tuning };
+  // The server to subscribe to is kept without --subscribe-keyspace too: `rtpengine-ctl ksadd` subscribes at runtime.
+  return { read, write, subscribe, subscribeKeyspace: keyspaces, ...tuning };
 }

@@ -18,7 +18,10 @@ export interface RedisConfig {
   read: RedisEndpoint | null;
   /** `--redis-write`, else `--redis`: where this relay's own calls are written. */
   write: RedisEndpoint | null;
-  /** `--redis-subscribe`, else `--redis`: the server whose keyspace notifications are followed. */
+  /**
+   * `--redis-subscribe`, else `--redis`: the server whose keyspace notifications are followed (also without
+   * `--subscribe-keyspace`: `rtpengine-ctl ksadd` subscribes at runtime); null = neither option given.
+   */
   subscribe: RedisEndpoint | null;
   /** `--subscribe-keyspace`: databases whose calls this relay holds as foreign calls (standby). */
   subscribeKeyspace: number[];

@@ -4,7 +4,8 @@
  * share it. Output shapes were taken from rtpengine 10.5 side by side (test/integration/cli.test.ts):
  *   list numsessions | sessions all|own|foreign|<call-id> | totals | maxsessions | maxload | maxcpu | maxbw
  *   list interfaces | timeout | silenttimeout | offertimeout | finaltimeout | deletedelay | help
- *   list loglevel (= get loglevel), set loglevel N, set maxsessions N, terminate <call-id>|all
+ *   list loglevel (= get loglevel), set loglevel N, set maxsessions N, terminate <call-id>|all|own|foreign
+ *   ksadd N | ksrm N | kslist | active | standby (Redis keyspace subscriptions and the relay's role)
  * Unknown commands get rtpengine's "Unknown or incomplete command::<word>".
  */
 import type { CallManager } from '../call/call-manager';
@@ -28,8 +29,33 @@ export interface CliContext {
   rates?: () => TrafficSplit;
   /** "address:port" of the ng client whose offer created the call, when known. */
   callOrigin: (callId: string) => string | undefined;
+  /** `--redis`: keyspace subscriptions and foreign calls (absent without Redis). */
+  redis?: CliRedisControl;
   now?: () => number;
 }
+
+/** What `ksadd`/`ksrm`/`kslist`/`active`/`standby` act on (src/state/foreign-calls.ts under `--redis`). */
+export interface CliRedisControl {
+  /** This relay's own database (`--redis-write`, else `--redis`); -1 = none. */
+  ownDb: number;
+  /** Null: no server to subscribe to (`--redis` / `--redis-subscribe` not given). */
+  foreign: {
+    keyspaces(): number[];
+    /** Starts following `db` (subscribe and read go on in the background); false when already followed. */
+    add(db: number): boolean;
+    /** Stops following `db` and drops its foreign calls; false when it was not followed. */
+    remove(db: number): boolean;
+    standby(ownDb: number): number;
+    active(): number;
+    keyspaceOf(callId: string): number | undefined;
+    terminateAll(): void;
+  } | null;
+}
+
+/** A Redis database number as rtpengine's CLI reads it (strtoul: leading digits, the rest ignored). */
+const KEYSPACE_NUMBER = /^\d+/;
+/** Redis database indexes are small; a larger number is refused rather than subscribed to in vain. */
+const MAX_KEYSPACE = 65535;
 
 /** rtpengine's log subsystems, each printed with the one level ngrelay has. */
 const LOG_SUBSYSTEMS = ['core', 'spandsp', 'ffmpeg', 'transcoding', 'codec', 'rtcp', 'ice', 'crypto', 'srtp', 'internals', 'http', 'control', 'dtx'];
@@ -68,8 +94,16 @@ export class CliCommands {
         return this.set(sub, rest);
       case 'terminate':
         return this.terminate(sub);
+      case 'ksadd':
+      case 'ksrm':
+        return this.keyspace(verb, [sub, ...rest]);
+      case 'kslist':
+        return `\nSubscribed-on keyspaces:\n${(this.ctx.redis?.foreign?.keyspaces() ?? []).map((db) => `${db} `).join('')}\n`;
+      case 'active':
+      case 'standby':
+        return this.role(verb);
       case 'help':
-        return help(['list', 'terminate', 'set', 'get']);
+        return help(['list', 'terminate', 'set', 'get', 'ksadd', 'ksrm', 'kslist', 'active', 'standby']);
       default:
         return unknown(verb);
     }
@@ -139,14 +173,61 @@ export class CliCommands {
     return `Success setting loglevel to ${level}\n`;
   }
 
+  /** `ksadd N` / `ksrm N`: rtpengine 10.5's replies, word for word (its "digists" included). */
+  private keyspace(verb: 'ksadd' | 'ksrm', words: Array<string | undefined>): string {
+    const text = words.filter((w) => w !== undefined).join(' ');
+    if (text === '') return 'More parameters required.\n';
+    const adding = verb === 'ksadd';
+    const digits = KEYSPACE_NUMBER.exec(text)?.[0];
+    const db = digits === undefined ? NaN : Number(digits);
+    if (!(db <= MAX_KEYSPACE)) {
+      return `Fail ${adding ? 'adding' : 'removing'} keyspace ${text} to redis notifications; no digists found\n`;
+    }
+    const foreign = this.ctx.redis?.foreign;
+    if (!foreign) return `Fail ${adding ? 'adding' : 'removing'} keyspace ${db} to redis notifications; no Redis to subscribe to (--redis, --redis-subscribe)\n`;
+    if (adding) {
+      return foreign.add(db)
+        ? `Success adding keyspace ${db} to redis notifications.\n`
+        : `Keyspace ${db} is already among redis notifications.\n`;
+    }
+    return foreign.remove(db)
+      ? `Successfully unsubscribed from keyspace ${db}.\nSuccessfully removed all foreign calls for keyspace ${db}.\n`
+      : `Keyspace ${db} is not among redis notifications.\n`;
+  }
+
+  /** `active` / `standby`: every call set own / foreign. */
+  private role(verb: 'active' | 'standby'): string {
+    const redis = this.ctx.redis;
+    if (!redis?.foreign) return `Fail setting all calls ${verb === 'active' ? "to 'owned (active)'" : "to 'foreign (standby)'"}; no Redis (--redis)\n`;
+    if (verb === 'active') {
+      redis.foreign.active();
+      return "Ok, all calls set to 'owned (active)'\n";
+    }
+    redis.foreign.standby(redis.ownDb);
+    return "Ok, all calls set to 'foreign (standby)'\n";
+  }
+
+  private isForeign(callId: string): boolean {
+    return this.ctx.redis?.foreign?.keyspaceOf(callId) !== undefined;
+  }
+
+  /** The database a call is kept in: the foreign call's, else this relay's own (0 without Redis). */
+  private keyspaceOf(callId: string): number {
+    return this.ctx.redis?.foreign?.keyspaceOf(callId) ?? Math.max(this.ctx.redis?.ownDb ?? 0, 0);
+  }
+
   private terminate(target: string | undefined): string {
     const m = this.ctx.manager;
     if (target === undefined) return 'More parameters required.\n';
     if (target === 'all' || target === 'own') {
-      for (const call of [...m.calls.values()]) m.destroy(call, 'terminate');
+      for (const call of [...m.calls.values()]) if (target === 'all' || !this.isForeign(call.callId)) m.destroy(call, 'terminate');
+      if (target === 'all') this.ctx.redis?.foreign?.terminateAll();
       return target === 'all' ? 'All calls terminated by operator.\n' : 'All own calls terminated by operator.\n';
     }
-    if (target === 'foreign') return 'All foreign calls terminated by operator.\n';
+    if (target === 'foreign') {
+      this.ctx.redis?.foreign?.terminateAll();
+      return 'All foreign calls terminated by operator.\n';
+    }
     const call = m.calls.get(target);
     if (!call) return `\nCall Id not found (${target}).\n\n`;
     m.destroy(call, 'terminate');
@@ -193,11 +274,12 @@ export class CliCommands {
       else if (families.has('6')) v6++;
       else v4++;
     }
-    const own = this.ctx.manager.calls.size;
+    const total = this.ctx.manager.calls.size;
+    const foreign = [...this.ctx.manager.calls.keys()].filter((id) => this.isForeign(id)).length;
     return [
-      `Current sessions own: ${own}`,
-      'Current sessions foreign: 0',
-      `Current sessions total: ${own}`,
+      `Current sessions own: ${total - foreign}`,
+      `Current sessions foreign: ${foreign}`,
+      `Current sessions total: ${total}`,
       'Current transcoded media: 0',
       `Current sessions ipv4 only media: ${v4}`,
       `Current sessions ipv6 only media: ${v6}`,
@@ -209,10 +291,10 @@ export class CliCommands {
   private sessions(which: string | undefined): string {
     const calls = this.ctx.manager.calls;
     if (which === undefined) return 'More parameters required.\n';
-    if (which === 'foreign') return 'No foreign sessions on this media relay.\n';
-    if (which === 'all' || which === 'own') {
-      if (calls.size === 0) return which === 'all' ? 'No sessions on this media relay.\n' : 'No own sessions on this media relay.\n';
-      return [...calls.values()].map((c) => this.sessionLine(c)).join('');
+    if (which === 'all' || which === 'own' || which === 'foreign') {
+      const shown = [...calls.values()].filter((c) => which === 'all' || (which === 'foreign') === this.isForeign(c.callId));
+      if (shown.length === 0) return which === 'all' ? 'No sessions on this media relay.\n' : `No ${which} sessions on this media relay.\n`;
+      return shown.map((c) => this.sessionLine(c)).join('');
     }
     const call = calls.get(which);
     if (!call) return `\nCall ID not found (${which}).\n\n`;
@@ -223,7 +305,7 @@ export class CliCommands {
     return (
       `callid: ${call.callId.padStart(60)} | deletionmark:${(call.deleteAtMs !== null ? 'yes' : 'no').padStart(4)} | ` +
       `created:${String(epochSeconds(call.createdMs)).padStart(12)} | proxy:${this.ctx.callOrigin(call.callId) ?? ''} | ` +
-      'redis_keyspace:0 | foreign:no\n'
+      `redis_keyspace:${this.keyspaceOf(call.callId)} | foreign:${this.isForeign(call.callId) ? 'yes' : 'no'}\n`
     );
   }
 
@@ -236,8 +318,8 @@ export class CliCommands {
       `proxy: ${this.ctx.callOrigin(call.callId) ?? ''}`,
       'tos: 0',
       `last_signal: ${epochSeconds(call.lastSignalMs)}`,
-      'redis_keyspace: 0',
-      'foreign: no',
+      `redis_keyspace: ${this.keyspaceOf(call.callId)}`,
+      `foreign: ${this.isForeign(call.callId) ? 'yes' : 'no'}`,
       '',
     ];
     const counters = this.ctx.dataPlane.readCounters(this.ctx.manager.streamIds(call));
@@ -264,6 +346,7 @@ export class CliCommands {
     const rates = this.ctx.rates?.();
     const media = mediaStreamKinds(this.ctx.manager, this.ctx.dataPlane, this.now());
     const sessions = this.ctx.manager.calls.size;
+    const foreign = [...this.ctx.manager.calls.keys()].filter((id) => this.isForeign(id)).length;
     const control = this.ctx.controlStats();
     const avg = t.endedCalls ? t.totalCallDurationMs / t.endedCalls / 1000 : 0;
     const uptime = Math.floor((this.now() - this.ctx.startedMs) / 1000);
@@ -271,8 +354,8 @@ export class CliCommands {
       '',
       'Statistics over currently running sessions:',
       '',
-      stat('Owned sessions', sessions),
-      stat('Foreign sessions', 0),
+      stat('Owned sessions', sessions - foreign),
+      stat('Foreign sessions', foreign),
       stat('Total sessions', sessions),
       stat('Transcoded media', 0),
       ...(['userspace', 'kernel', 'total'] as const).flatMap((k) => [

@@ -27,7 +27,9 @@ import {
   type DataPlane,
   type DataPlaneInfo,
   type DtlsCertificateOptions,
+  type DtlsCertificatePem,
   type DtlsFingerprint,
+  type DtlsSessionKeys,
   type DtmfPlayOutcome,
   type DtmfPlayRequest,
   type EngineEvent,
@@ -71,6 +73,8 @@ interface NativeEngineInstance {
   stopRecording(id: number): RecordingCounters | null;
   readRecording(id: number): RecordingCounters | null;
   dtlsFingerprint(hash: DtlsFingerprint['hash']): Buffer;
+  dtlsCertificate(): DtlsCertificatePem;
+  readDtlsKeys(ids: readonly number[]): (DtlsSessionKeys | null)[];
   close(): void;
 }
 
@@ -325,6 +329,21 @@ class NativeDataPlane implements DataPlane {
 
   dtlsFingerprint(hash: DtlsFingerprint['hash']): DtlsFingerprint {
     return { hash, value: this.engine.dtlsFingerprint(hash) };
+  }
+
+  dtlsCertificate(): DtlsCertificatePem {
+    return this.engine.dtlsCertificate();
+  }
+
+  readDtlsKeys(ids: readonly number[]): Map<number, DtlsSessionKeys> {
+    const result = new Map<number, DtlsSessionKeys>();
+    if (this.closed) return result;
+    const rows = this.engine.readDtlsKeys(ids);
+    ids.forEach((id, i) => {
+      const row = rows[i];
+      if (row) result.set(id, row);
+    });
+    return result;
   }
 
   onEvents(listener: (events: EngineEvent[]) => void): void {

@@ -102,6 +102,25 @@ export interface StreamCrypto {
  */
 export interface DtlsSrtpKeys {
   dtlsOf: number;
+  /** A restored stream: contexts made from restored keys (StreamDtls.restored) start from here (as SrtpKeys.resume). */
+  resume?: SrtpProgress;
+}
+
+/**
+ * The keys a finished DTLS-SRTP handshake negotiated (RFC 5764 §4.2 layout), as saved for a restart
+ * (src/state/). Secret: as SDES keys, they are kept only in the state dir / Redis.
+ */
+export interface DtlsSessionKeys {
+  /** The use_srtp profile, RFC 5764 name (SRTP_AES128_CM_SHA1_80, ...). */
+  profile: string;
+  clientKey: Buffer;
+  clientSalt: Buffer;
+  serverKey: Buffer;
+  serverSalt: Buffer;
+  /** The relay was the DTLS client (active role) in that handshake. */
+  relayIsClient: boolean;
+  /** sha-256 fingerprint of the certificate the party presented, "AB:CD:..."; null = not known. */
+  peerFingerprint: string | null;
 }
 
 /** One a=candidate of the party (RFC 8839 §5.1), for the checks a full ICE agent sends. */
@@ -151,6 +170,11 @@ export interface StreamDtls {
   remoteFingerprint: DtlsFingerprint | null;
   /** Changed by the control plane to start a new handshake (new fingerprint, ICE restart, re-key). */
   generation: number;
+  /**
+   * A restart: this generation's handshake finished before it, with these keys. They are used at once, the
+   * state is "connected" and no handshake is started (one the party starts is answered). Absent/null = none.
+   */
+  restored?: DtlsSessionKeys | null;
 }
 
 /** What the control plane may change at any time (re-INVITE, hold, answer, new endpoint). */
@@ -512,6 +536,15 @@ export interface DtlsCertificateOptions {
   cipher: 'prime256v1' | 'rsa';
   rsaKeyBits: number;
   signature: 'sha-256' | 'sha-1';
+  /** A saved certificate and its key (PEM, DataPlane.dtlsCertificate), used instead of a new one (restart). */
+  certificatePem?: string;
+  privateKeyPem?: string;
+}
+
+/** The relay's DTLS certificate and private key, PEM (secret: kept only in the state dir). */
+export interface DtlsCertificatePem {
+  certificatePem: string;
+  privateKeyPem: string;
 }
 
 /** Raised when a socket cannot be bound (the port is taken by someone else, or the address is not local). */
@@ -587,5 +620,9 @@ export interface DataPlane {
    * without DTLS has none, and the control plane then refuses DTLS.
    */
   dtlsFingerprint?(hash: DtlsFingerprint['hash']): DtlsFingerprint;
+  /** The certificate and key behind dtlsFingerprint, to be saved so that a restart presents the same one. */
+  dtlsCertificate?(): DtlsCertificatePem;
+  /** The keys each stream's DTLS handshake negotiated (streams without finished handshake are left out). */
+  readDtlsKeys?(ids: readonly number[]): Map<number, DtlsSessionKeys>;
   close(): void;
 }

@@ -26,6 +26,8 @@ export interface MetricsContext {
   controlStats: () => NgServerStats;
   /** `--state-dir` figures; absent when it is off (then no ngrelay_state_* metrics are served). */
   stateStats?: () => PersistenceStats;
+  /** `--redis`: whether a call is a foreign one (src/state/foreign-calls.ts); absent = none is. */
+  isForeign?: (callId: string) => boolean;
   now?: () => number;
 }
 
@@ -83,10 +85,14 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
   const t = m.totals;
   const none = [] as const;
 
-  readGauge(r, 'rtpengine_sessions', 'Owned sessions', ['type'], () => [
-    [{ type: 'own' }, m.calls.size],
-    [{ type: 'foreign' }, 0],
-  ]);
+  readGauge(r, 'rtpengine_sessions', 'Owned sessions', ['type'], () => {
+    const isForeign = ctx.isForeign;
+    const foreign = isForeign ? [...m.calls.keys()].filter((id) => isForeign(id)).length : 0;
+    return [
+      [{ type: 'own' }, m.calls.size - foreign],
+      [{ type: 'foreign' }, foreign],
+    ];
+  });
   readGauge(r, 'rtpengine_transcoded_media', 'Transcoded media', none, () => [[{}, 0]]);
   readGauge(r, 'rtpengine_uptime_seconds', 'Uptime of rtpengine', none, () => [[{}, Math.floor((now() - ctx.startedMs) / 1000)]]);
   readCounter(r, 'rtpengine_sessions_total', 'Total managed sessions', none, () => [[{}, t.managedSessions]]);

@@ -8,7 +8,7 @@
  * explicit `start recording` answers an error.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { RelayConfig } from '../config/types';
 import type { DataPlane, RecordingCounters } from '../dataplane/types';
@@ -50,6 +50,8 @@ export class CallRecorder {
   /** Owner of the files we create when the recording dir belongs to another user (file-owner.ts). */
   private readonly owner: FileOwner | null;
   private nextId = 1;
+  /** Spool pcaps of foreign calls started here (not continued from the other relay's file). */
+  private readonly startedHere = new Set<string>();
 
   constructor(
     private readonly config: Pick<RelayConfig, 'recordingDir' | 'recordingFormat' | 'recordEgress'>,
@@ -182,6 +184,62 @@ export class CallRecorder {
   }
 
   /**
+   * A foreign call (src/state/foreign-calls.ts) bound here is recorded here too, as rtpengine records the
+   * calls it reads from Redis: with the same file names, under this relay's --recording-dir. Where that spool
+   * pcap exists (one host, one recording dir: the other relay is gone) it goes on in the same file (cut to
+   * whole records, appended to); else a pcap of the same name starts here.
+   */
+  continueForeign(call: CallState): void {
+    const rec = call.recording;
+    if (!rec) return;
+    if (!this.dirs) {
+      call.recording = null;
+      this.logger.warn({ 'call-id': call.callId }, 'foreign call: its recording is not continued here (no --recording-dir)');
+      return;
+    }
+    rec.pcapSpoolPath = path.join(this.dirs.spool, `${rec.name}.pcap`);
+    rec.pcapPath = path.join(this.dirs.pcaps, `${rec.name}.pcap`);
+    rec.metaSpoolPath = path.join(this.dirs.spool, `${rec.name}.meta`);
+    rec.metaPath = path.join(this.dirs.metadata, `${rec.name}.meta`);
+    if (existsSync(rec.pcapSpoolPath) && cutToLastRecord(rec.pcapSpoolPath) !== null) {
+      this.resume(call);
+      return;
+    }
+    rec.id = this.nextId++;
+    try {
+      this.dataPlane.startRecording({ id: rec.id, path: rec.pcapSpoolPath, format: this.config.recordingFormat, egress: this.config.recordEgress });
+    } catch (err) {
+      call.recording = null;
+      this.logger.warn({ 'call-id': call.callId, pcap: rec.pcapSpoolPath, why: (err as Error).message }, 'foreign call: its recording is not continued here');
+      return;
+    }
+    this.startedHere.add(rec.pcapSpoolPath);
+    this.feed(call);
+    this.writeSpoolMetadata(call, rec);
+    this.logger.info({ 'call-id': call.callId, pcap: rec.pcapSpoolPath }, 'foreign call: recording started here under its name');
+  }
+
+  /**
+   * A foreign call dropped (the other relay ended it, or `ksrm`): a pcap started here that holds no packet is
+   * removed (the recording is the other relay's); anything else is finished as usual.
+   */
+  dropForeign(call: CallState): void {
+    const rec = call.recording;
+    if (!rec || !this.startedHere.delete(rec.pcapSpoolPath)) {
+      this.stop(call);
+      return;
+    }
+    call.recording = null;
+    const counters = this.dataPlane.stopRecording(rec.id);
+    if ((counters?.written ?? 0) > 0) {
+      this.finish(call, rec, counters);
+      return;
+    }
+    for (const file of [rec.pcapSpoolPath, rec.metaSpoolPath]) rmSync(file, { force: true });
+    this.logger.info({ 'call-id': call.callId, pcap: rec.pcapSpoolPath }, 'foreign call dropped: its empty recording here removed');
+  }
+
+  /**
    * The relay stops while it keeps its calls (--state-dir): the pcap is flushed and closed but stays in the
    * spool, with no end in its metadata, for `resume` at the next start.
    */
@@ -208,6 +266,12 @@ export class CallRecorder {
     if (!rec) return null;
     call.recording = null;
     const counters = this.dataPlane.stopRecording(rec.id);
+    this.finish(call, rec, counters);
+    return counters;
+  }
+
+  /** A stopped recording's files move to their final place (metadata with its end). */
+  private finish(call: CallState, rec: CallRecordingState, counters: RecordingCounters | null): void {
     this.writeSpoolMetadata(call, rec, this.now());
     for (const [from, to] of [
       [rec.pcapSpoolPath, rec.pcapPath],
@@ -229,7 +293,6 @@ export class CallRecorder {
       },
       'recording finished',
     );
-    return counters;
   }
 
   /** A running recording's state and counters; null when the call is not being recorded. */

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, renameSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import type { CallState } from '../call/state';
-import type { Endpoint, StreamSrtpProgress } from '../dataplane/types';
+import type { DtlsSessionKeys, Endpoint, StreamSrtpProgress } from '../dataplane/types';
 import { StateFileError, encodeStateFile, readStateFile, writeFileAtomic } from './state-file';
 
 /** What the tick knows about one stream beyond the call file. */
@@ -17,6 +17,8 @@ export interface StreamProgressState {
   /** Endpoint learned from media, with the `expected` it was learned under (a re-offer elsewhere voids it). */
   learned?: { endpoint: Endpoint; forExpected: Endpoint | null };
   srtp?: StreamSrtpProgress;
+  /** The keys of the stream's finished DTLS-SRTP handshake, for the rule generation that ran it. */
+  dtls?: { generation: number; keys: DtlsSessionKeys };
 }
 
 export interface CallProgressState {

@@ -9,8 +9,10 @@
  * the call is kept unbound and the bind retried every RETRY_BIND_MS and before any ng command for it.
  *
  * A foreign call is never written to this relay's own database, and only `final-timeout` ends it (the media
- * goes to the active relay meanwhile). The first ng command naming it takes it over: from then on it is this
- * relay's own call, written and timed out like any other, and later notifications of its old key are ignored.
+ * goes to the active relay meanwhile); a recorded one is recorded here too once bound, as rtpengine does.
+ * The first ng command naming it takes it over: from then on it is this relay's own call, written and timed
+ * out like any other, and later notifications of its old key are ignored. `rtpengine-ctl` adds and removes
+ * subscriptions at runtime (ksadd/ksrm) and sets all calls foreign or own (standby/active).
  */
 import { Packr } from 'msgpackr';
 import type { CallManager } from '../call/call-manager';
@@ -30,7 +32,9 @@ export const RETRY_BIND_MS = 250;
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
 interface ForeignCall {
+  /** The database it was read from (`keyspace`), or this relay's own (`standby`: one of its calls, set foreign). */
   db: number;
+  origin: 'keyspace' | 'standby';
   record: RedisCallRecord;
   /** The call part of the record, packed: an update that changes only media progress binds nothing again. */
   callBytes: Buffer;
@@ -48,14 +52,24 @@ export interface ForeignStats {
 
 const KEYSPACE = /^__keyspace@(\d+)__:/;
 
+function patternOf(db: number): string {
+  return `__keyspace@${db}__:*`;
+}
+
 export class ForeignCalls {
   private readonly calls = new Map<string, ForeignCall>();
   /** Calls taken over by an ng command: their old keys in the other relay's database no longer count. */
   private readonly taken = new Set<string>();
   private readonly readers = new Map<number, RedisConnection>();
   private subscriber: RedisConnection | null = null;
+  /** After the first read of every database: later (re)connections read again. */
+  private started = false;
   private retryTimer: NodeJS.Timeout | null = null;
   readonly stats: ForeignStats = { calls: 0, unbound: 0, takenOver: 0, skippedKeys: 0 };
+  /** A recorded foreign call just bound here: its recording goes on (set by the relay; default: not recorded). */
+  continueRecording: (call: CallState) => void = (call) => {
+    call.recording = null;
+  };
 
   constructor(
     private readonly config: RedisConfig,
@@ -64,36 +78,88 @@ export class ForeignCalls {
     private readonly logger: Logger,
   ) {}
 
-  /** Subscribe, then read what the subscribed databases hold now (a notification racing that read wins). */
+  /**
+   * Subscribe, then read what the subscribed databases hold now (a notification racing that read wins).
+   * Without `--subscribe-keyspace` nothing connects until `ksadd` names a database.
+   */
   async start(): Promise<void> {
-    const sub = this.config.subscribe as RedisEndpoint;
-    this.subscriber = new RedisConnection(sub, this.config, this.logger, 'subscribe');
-    for (const db of this.config.subscribeKeyspace) {
-      this.readers.set(db, new RedisConnection({ ...sub, db }, this.config, this.logger, `keyspace ${db}`));
-    }
-    const client = this.subscriber.client;
-    client.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => this.onNotification(channel, message));
-    const patterns = this.config.subscribeKeyspace.map((db) => `__keyspace@${db}__:*`);
-    // Subscriptions are renewed by ioredis after each reconnect (autoResubscribe); then every key is read
-    // again, since notifications sent while disconnected are lost. A reader coming back reads its database.
-    let started = false;
-    this.subscriber.onReady(() => {
-      if (started) void this.resync();
-    });
-    for (const [db, reader] of this.readers) {
-      reader.onReady(() => {
-        if (started) void this.resyncDb(db, reader);
-      });
-    }
-    await this.subscriber.connect(this.config.required);
-    await Promise.all([...this.readers.values()].map((r) => r.connect(this.config.required)));
-    if (this.subscriber.isUp) await client.psubscribe(...patterns);
-    else this.subscriber.onReady(() => void client.psubscribe(...patterns).catch(() => undefined));
-    // Subscribed first, then read: a key written in between is seen by one or the other.
-    started = true;
+    for (const db of this.config.subscribeKeyspace) await this.follow(db, this.config.required);
+    this.started = true;
     await this.resync();
     this.retryTimer = setInterval(() => this.bindWaiting(), RETRY_BIND_MS);
     this.retryTimer.unref();
+  }
+
+  /** The subscribe connection, made on first use. */
+  private async subscriberFor(required: boolean): Promise<RedisConnection> {
+    if (this.subscriber) return this.subscriber;
+    const sub = new RedisConnection(this.config.subscribe as RedisEndpoint, this.config, this.logger, 'subscribe');
+    this.subscriber = sub;
+    sub.client.on('pmessageBuffer', (_pattern: Buffer, channel: Buffer, message: Buffer) => this.onNotification(channel, message));
+    // Subscriptions are renewed by ioredis after each reconnect (autoResubscribe); then every key is read
+    // again, since notifications sent while disconnected are lost.
+    sub.onReady(() => {
+      if (this.started) void this.resync();
+    });
+    await sub.connect(required);
+    return sub;
+  }
+
+  /**
+   * Follow one more database (`--subscribe-keyspace` at start, `ksadd` at runtime): subscribed first, then
+   * read, so a key written in between is seen by one or the other. False when it is followed already.
+   */
+  async follow(db: number, required = false): Promise<boolean> {
+    if (this.readers.has(db)) return false;
+    const reader = new RedisConnection({ ...(this.config.subscribe as RedisEndpoint), db }, this.config, this.logger, `keyspace ${db}`);
+    this.readers.set(db, reader);
+    // A reader coming back reads its database again.
+    reader.onReady(() => {
+      if (this.started && this.readers.get(db) === reader) void this.resyncDb(db, reader);
+    });
+    const sub = await this.subscriberFor(required);
+    await reader.connect(required);
+    const pattern = patternOf(db);
+    const subscribe = (): void => {
+      if (this.readers.get(db) === reader) void sub.client.psubscribe(pattern).catch(() => undefined);
+    };
+    if (sub.isUp) await sub.client.psubscribe(pattern);
+    else sub.onReady(subscribe);
+    if (this.started) await this.resyncDb(db, reader);
+    return true;
+  }
+
+  /**
+   * Stop following a database (`ksrm`): unsubscribed, and its foreign calls dropped (rtpengine's "removed
+   * all foreign calls for keyspace"). False when it was not followed.
+   */
+  unfollow(db: number): boolean {
+    const reader = this.readers.get(db);
+    if (!reader) return false;
+    this.readers.delete(db);
+    reader.close();
+    this.subscriber?.client.punsubscribe(patternOf(db)).catch(() => undefined);
+    for (const [id, f] of [...this.calls]) if (f.db === db && f.origin === 'keyspace') this.drop(id, 'keyspace unsubscribed');
+    this.logger.info({ db }, 'keyspace unsubscribed');
+    return true;
+  }
+
+  /** `ksadd`: follow `db`, answered at once (subscribing and the first read go on in the background). */
+  add(db: number): boolean {
+    if (this.readers.has(db)) return false;
+    this.follow(db).catch((err: Error) => this.logger.error({ db, err: err.message }, 'cannot follow keyspace'));
+    this.logger.info({ db }, 'keyspace subscribed');
+    return true;
+  }
+
+  /** `ksrm`. */
+  remove(db: number): boolean {
+    return this.unfollow(db);
+  }
+
+  /** The databases followed now, in the order they were added (`kslist`). */
+  keyspaces(): number[] {
+    return [...this.readers.keys()];
   }
 
   /** Every key of every subscribed database, as foreign calls; those gone from Redis are dropped. */
@@ -108,7 +174,7 @@ export class ForeignCalls {
       for (const s of loaded.skipped) this.logger.error({ key: s.file, reason: s.reason, detail: s.detail }, 'foreign call key skipped');
       this.stats.skippedKeys = loaded.skipped.length;
       const present = new Set(loaded.records.map((r) => r.call.callId));
-      for (const [id, f] of [...this.calls]) if (f.db === db && !present.has(id)) this.drop(id, 'gone from Redis');
+      for (const [id, f] of [...this.calls]) if (f.db === db && f.origin === 'keyspace' && !present.has(id)) this.drop(id, 'gone from Redis');
       for (const r of loaded.records) this.hold(db, r);
     } catch (err) {
       this.logger.error({ db, err: (err as Error).message }, 'cannot read foreign calls');
@@ -123,7 +189,7 @@ export class ForeignCalls {
     const callId = text.slice(m[0].length);
     const event = message.toString('latin1');
     if (event === 'set') void this.fetch(db, callId);
-    else if (event === 'del' || event === 'expired' || event === 'evicted') this.drop(callId, `key ${event}`);
+    else if ((event === 'del' || event === 'expired' || event === 'evicted') && this.calls.get(callId)?.db === db) this.drop(callId, `key ${event}`);
   }
 
   private async fetch(db: number, callId: string): Promise<void> {
@@ -168,7 +234,7 @@ export class ForeignCalls {
       const live = this.manager.calls.get(id);
       if (live) this.manager.destroy(live, 'foreign-gone');
     }
-    const entry: ForeignCall = { db, record, callBytes, bound: false };
+    const entry: ForeignCall = { db, origin: 'keyspace', record, callBytes, bound: false };
     this.calls.set(id, entry);
     if (!before) this.logger.info({ 'call-id': id, db }, 'foreign call held');
     this.tryBind(entry);
@@ -181,11 +247,12 @@ export class ForeignCalls {
     const call = structuredClone(entry.record.call);
     const progress = entry.record.progress ? structuredClone(entry.record.progress) : undefined;
     this.renumber(call, progress);
-    // The other relay's recording stays its own: a foreign call is not recorded here.
-    call.recording = null;
     try {
       this.persistence.restoreOne(call, progress);
       entry.bound = true;
+      // Recorded here too, as rtpengine does (CallRecorder.continueForeign: same file, or same name).
+      const live = this.manager.calls.get(call.callId);
+      if (live) this.continueRecording(live);
       return true;
     } catch (err) {
       const reason = (err as Error).message;
@@ -260,7 +327,7 @@ export class ForeignCalls {
     this.stats.takenOver++;
     // The call is written to this relay's database from now on; the old key goes, so the other relay, back
     // again, does not restore a second copy of it.
-    this.readers.get(f.db)?.client.del(keyOf(callId)).catch(() => undefined);
+    if (f.origin === 'keyspace') this.readers.get(f.db)?.client.del(keyOf(callId)).catch(() => undefined);
     this.logger.info({ 'call-id': callId, db: f.db }, 'foreign call taken over (now this relay\'s own)');
     this.count();
     return true;
@@ -282,6 +349,53 @@ export class ForeignCalls {
   bindNow(callId: string): void {
     const f = this.calls.get(callId);
     if (f && !f.bound && this.tryBind(f)) this.count();
+  }
+
+  /**
+   * `rtpengine-ctl standby`: every call of this relay's own becomes foreign, as rtpengine sets them: no longer
+   * written (its key and the state dir keep what they hold for the relay taking over), ended only by
+   * final-timeout, its media still relayed. Returns how many calls changed.
+   */
+  standby(ownDb: number): number {
+    let changed = 0;
+    const now = Date.now();
+    for (const call of [...this.manager.calls.values()]) {
+      if (this.calls.has(call.callId)) continue;
+      this.persistence.release(call.callId);
+      this.taken.delete(call.callId);
+      const snapshot = structuredClone(call);
+      const record: RedisCallRecord = { writtenMs: now, call: snapshot, progress: null };
+      this.calls.set(call.callId, { db: ownDb, origin: 'standby', record, callBytes: packr.pack(snapshot), bound: true });
+      changed++;
+    }
+    if (changed > 0) this.logger.info({ calls: changed }, 'standby: own calls set foreign');
+    this.count();
+    return changed;
+  }
+
+  /**
+   * `rtpengine-ctl active`: every foreign call becomes this relay's own (taken over as by an ng command, and
+   * written at once). Calls whose ports cannot be bound here stay foreign. Returns how many calls changed.
+   */
+  active(): number {
+    let changed = 0;
+    for (const id of [...this.calls.keys()]) {
+      if (!this.takeOver(id) || this.calls.has(id)) continue;
+      this.persistence.persist(id);
+      changed++;
+    }
+    if (changed > 0) this.logger.info({ calls: changed }, 'active: foreign calls set own');
+    return changed;
+  }
+
+  /** The database a foreign call came from (undefined: not foreign). */
+  keyspaceOf(callId: string): number | undefined {
+    return this.calls.get(callId)?.db;
+  }
+
+  /** `terminate foreign`: every foreign call ends here (its key stays the other relay's). */
+  terminateAll(): void {
+    for (const id of [...this.calls.keys()]) this.drop(id, 'terminated by operator');
   }
 
   /** The call ended (any reason): a later key of the same call-id may be held again. */

@@ -4,7 +4,7 @@
  * every TICK_MS when it moved enough to matter, and at start every call found is bound again (restore).
  */
 import type { CallEndReason, CallManager } from '../call/call-manager';
-import type { CallState, StreamState } from '../call/state';
+import type { CallState, MediaState, StreamState } from '../call/state';
 import type { DataPlane, Endpoint, EngineEvent, DtlsSrtpKeys, SrtpKeys, SrtpProgress, StreamRule, StreamSrtpProgress } from '../dataplane/types';
 import type { Logger } from '../logger';
 import type { NgDict } from '../ng/types';
@@ -52,10 +52,12 @@ function srtpMoved(saved: SrtpProgress | null | undefined, now: SrtpProgress | n
   return false;
 }
 
-/** The resume state for a new context: the saved progress, SRTCP moved on past what may have been sent since. */
+/**
+ * The resume state for a new context: the saved progress, SRTCP moved on past what may have been sent since.
+ * DTLS-SRTP keys too: the engine applies it to contexts made from restored handshake keys only.
+ */
 function resumeOf<K extends SrtpKeys | DtlsSrtpKeys | null>(keys: K, saved: SrtpProgress | null | undefined): K {
-  // DTLS-SRTP keys come from the engine's session, not from the control plane: nothing to resume here.
-  if (!keys || !saved || 'dtlsOf' in keys) return keys;
+  if (!keys || !saved) return keys;
   const resume: SrtpProgress = {
     ...(saved.rtp ? { rtp: saved.rtp } : {}),
     ...(saved.rtcp ? { rtcp: { ssrc: saved.rtcp.ssrc, index: (saved.rtcp.index + SRTCP_INDEX_MARGIN) & 0x7fffffff } } : {}),
@@ -191,6 +193,8 @@ export class CallPersistence {
     let next = rule;
     // A learned endpoint is where the party really is: media goes there at once, before any packet comes in.
     if (saved.learned && sameEndpoint(saved.learned.forExpected, stream.expected)) next = { ...next, expected: saved.learned.endpoint };
+    // A finished DTLS handshake of this very generation: its keys come back, no new handshake is run.
+    if (next.dtls && saved.dtls && saved.dtls.generation === next.dtls.generation) next = { ...next, dtls: { ...next.dtls, restored: saved.dtls.keys } };
     if (next.crypto && saved.srtp) {
       next = {
         ...next,
@@ -223,6 +227,14 @@ export class CallPersistence {
     else if (!call) this.redis?.removeCall(callId);
   }
 
+  /**
+   * `standby`: the call stays bound but is no longer written to Redis; its key keeps the last state, for the
+   * relay that takes over, and is not deleted when the call ends here.
+   */
+  release(callId: string): void {
+    this.redis?.disown(callId);
+  }
+
   /** A call ended (delete, timeout, terminate). Not on shutdown: SIGTERM keeps the calls for the next start. */
   callEnded(call: CallState, reason: CallEndReason): void {
     if (reason === 'shutdown') return;
@@ -239,9 +251,17 @@ export class CallPersistence {
     if (this.progress.delete(callId)) this.progressDirty = true;
   }
 
-  /** Learned endpoints come as engine events; they are written with the next tick. */
+  /**
+   * Learned endpoints come as engine events; they are written with the next tick. A finished DTLS handshake's
+   * keys are written at once (a restart before the next tick would need a new handshake).
+   */
   onEvents(events: EngineEvent[]): void {
+    let dtlsDone = false;
     for (const e of events) {
+      if (e.type === 'dtls') {
+        if (e.ok) dtlsDone = this.saveDtlsKeys(e.id) || dtlsDone;
+        continue;
+      }
       if (e.type !== 'learned' && e.type !== 'source-changed') continue;
       const callId = this.manager.callIdOfStream(e.id);
       const call = callId === undefined ? undefined : this.manager.calls.get(callId);
@@ -251,6 +271,19 @@ export class CallPersistence {
       this.streamProgress(call.callId, e.id).learned = { endpoint: e.endpoint, forExpected: stream.expected };
       this.progressDirty = true;
     }
+    if (dtlsDone) this.writeProgress();
+  }
+
+  /** The keys stream `id`'s handshake negotiated, with the generation of the DTLS state that ran it. */
+  private saveDtlsKeys(id: number): boolean {
+    const callId = this.manager.callIdOfStream(id);
+    const call = callId === undefined ? undefined : this.manager.calls.get(callId);
+    const generation = call ? this.findMedia(call, id)?.webrtc?.dtls?.generation : undefined;
+    const keys = this.dataPlane.readDtlsKeys?.([id]).get(id);
+    if (!call || generation === undefined || !keys) return false;
+    this.streamProgress(call.callId, id).dtls = { generation, keys };
+    this.progressDirty = true;
+    return true;
   }
 
   start(): void {
@@ -270,9 +303,12 @@ export class CallPersistence {
     const calls = [...this.manager.calls.values()];
     const srtpIds: number[] = [];
     for (const call of calls) {
+      // With DTLS-SRTP anywhere in the call, every stream may encrypt or decrypt with handshake keys (the
+      // plain side's streams encrypt towards the DTLS party): all are read.
+      const dtlsCall = call.monologues.some((mono) => mono.medias.some((m) => m.webrtc?.dtls));
       for (const mono of call.monologues) {
         for (const media of mono.medias) {
-          if (!media.crypto) continue;
+          if (!media.crypto && !dtlsCall) continue;
           for (const s of [media.rtp, media.rtcp]) if (s.id) srtpIds.push(s.id);
         }
       }
@@ -332,6 +368,11 @@ export class CallPersistence {
       call.streams.push(entry);
     }
     return entry;
+  }
+
+  private findMedia(call: CallState, id: number): MediaState | undefined {
+    for (const mono of call.monologues) for (const m of mono.medias) if (m.rtp.id === id || m.rtcp.id === id) return m;
+    return undefined;
   }
 
   private findStream(call: CallState, id: number): StreamState | undefined {

@@ -52,7 +52,8 @@ export class RedisSide {
           connections.splice(connections.indexOf(readConn), 1);
         }
       }
-      const foreign = config.subscribeKeyspace.length > 0 ? new ForeignCalls(config, manager, persistence, logger) : null;
+      // With a server to subscribe to, also without --subscribe-keyspace: `ksadd` may follow one at runtime.
+      const foreign = config.subscribe ? new ForeignCalls(config, manager, persistence, logger) : null;
       if (foreign) persistence.foreignCount = () => foreign.stats.calls;
       return new RedisSide(writer, connections, foreign);
     } catch (err) {

@@ -183,6 +183,15 @@ export class RedisCallWriter {
     this.mark(callId, 'del');
   }
 
+  /** `standby`: the call is no longer this relay's to write; its key stays as it is (not deleted). */
+  disown(callId: string): void {
+    this.live.delete(callId);
+    this.progress.delete(callId);
+    this.progressBytes.delete(callId);
+    this.owned.delete(callId);
+    this.pending.delete(callId);
+  }
+
   /** The persistence tick's progress of every call: the keys whose part changed are written again. */
   writeProgress(file: ProgressFile): void {
     const seen = new Set<string>();

@@ -16,8 +16,8 @@ export const STATE_FORMAT_VERSION = 1;
 const MAGIC = Buffer.from('NGRS', 'latin1');
 const HEADER_BYTES = 16;
 
-export type StateFileKind = 'call' | 'progress';
-const KIND_CODE: Record<StateFileKind, number> = { call: 1, progress: 2 };
+export type StateFileKind = 'call' | 'progress' | 'dtls-identity';
+const KIND_CODE: Record<StateFileKind, number> = { call: 1, progress: 2, 'dtls-identity': 3 };
 
 /** Why a state file was not read; the file is skipped, everything else is restored. */
 export class StateFileError extends Error {

@@ -120,7 +120,7 @@ describe('rtpengine-ctl against ngrelay, compared with rtpengine 10.5', () => {
   });
 
   it('lists its sub-commands with help, in rtpengine\'s layout', async () => {
-    expect(await ctl(ngrelay.cli, 'help')).toBe('Available sub-commands at this level:\n\tlist\n\tterminate\n\tset\n\tget\n');
+    expect(await ctl(ngrelay.cli, 'help')).toBe('Available sub-commands at this level:\n\tlist\n\tterminate\n\tset\n\tget\n\tksadd\n\tksrm\n\tkslist\n\tactive\n\tstandby\n');
     const list = await ctl(ngrelay.cli, 'list help');
     expect(list).toMatch(/^Available sub-commands at this level:\n\tnumsessions\n\tsessions\n\ttotals\n/);
     // Every sub-command it names is one rtpengine names too.

@@ -29,7 +29,7 @@ describe('Redis options', () => {
     expect(redisOf(['--redis=127.0.0.1:6379/1']).redis).toEqual({
       read: { host: '127.0.0.1', port: 6379, db: 1, password: null },
       write: { host: '127.0.0.1', port: 6379, db: 1, password: null },
-      subscribe: null,
+      subscribe: { host: '127.0.0.1', port: 6379, db: 1, password: null },
       subscribeKeyspace: [],
       numThreads: 4,
       expiresS: 86400,
