@@ -398,6 +398,14 @@ void IoThread::apply(const Command& c) {
       s->publishEndpoint();
       applyDtls(s, old, false);
       s->demuxControl = s->hasIce || s->dtlsSession != nullptr;  // also when only strict-source/media-handover changed: learnSettled depends on them
+      if (s->bundledAway && !(c.rule.bundle && c.rule.bundle->transport != s->id) && s->ioFd >= 0) {
+        // No longer bundled on another stream's transport: its own socket is read again.
+        s->bundledAway = false;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLET;
+        ev.data.ptr = s;
+        epoll_ctl(epfd_, EPOLL_CTL_ADD, s->ioFd, &ev);
+      }
       s->appliedGen.fetch_add(1, std::memory_order_acq_rel);
       break;
     }
@@ -412,6 +420,9 @@ void IoThread::apply(const Command& c) {
       break;
     case CommandType::PlayDtmf:
       *c.playOut = queueDtmf(s, c.play);
+      break;
+    case CommandType::SetBundle:
+      setBundle(s, c.bundle.get());
       break;
     case CommandType::ReadQuality:
       c.qualityOut->rtp = s->rtpStats;
@@ -429,6 +440,7 @@ void IoThread::apply(const Command& c) {
       if (s->inDtlsList) dtlsStreams_.erase(std::remove(dtlsStreams_.begin(), dtlsStreams_.end(), s), dtlsStreams_.end());
       s->inDtlsList = false;
       s->demuxControl = false;
+      setBundle(s, nullptr);  // a transport going first: its members read their own sockets again
       if (s->ioFd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, s->ioFd, nullptr);
       releaseFd(s->fd);
       s->ioFd = -1;
@@ -633,7 +645,7 @@ bool IoThread::drain(Stream* x) {
     // The source address is needed while learning, for events that carry it and for recording; a settled
     // stream skips it (the kernel then copies no address out: ~30 ns a packet at 1000 calls).
     Stream* m = x->muxRtcp;
-    const bool named = !x->learnSettled || x->demuxControl || !x->seenFirst || x->rec || x->wentIdle ||
+    const bool named = !x->learnSettled || x->demuxControl || x->bundleDemux || !x->seenFirst || x->rec || x->wentIdle ||
                        (m && (!m->seenFirst || m->rec || m->wentIdle));
     mmsghdr* msgs = named ? rmsgs_.data() : ranon_.data();
     int n = sysRecvmmsg(x->ioFd, msgs, kBatch);
@@ -731,6 +743,18 @@ bool IoThread::drain(Stream* x) {
           totals_.malformed.add(1);
           continue;
         }
+      }
+
+      // BUNDLE: the packet belongs to one of the transport's m= lines (its member stream from here on).
+      if (x->bundleDemux) {
+        Stream* member = bundleTarget(x, t, p, len, isRtp);
+        if (!member) {
+          x->bundleUnmatched.add(1);
+          x->errors.add(1);
+          totals_.errors.add(1);
+          continue;
+        }
+        t = member;
       }
 
       // RTCP feeds the stream's call-quality figures; a compound that does not parse is counted and dropped
