@@ -30,6 +30,7 @@ import {
 } from './srtp-negotiation';
 import type { DeleteRequest, SignalRequest } from './signal';
 import { WebrtcMedia } from './webrtc-media';
+import { bundledMedia, bundleGroupValues, isBundledAway, sendingStreamOf, streamBundle, transportMediaOf } from './bundle';
 import { streamDtls, streamIce } from './webrtc-negotiation';
 import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
@@ -587,27 +588,34 @@ export class CallManager {
     const newPeer: MediaState[] = [];
     const toClose: StreamState[] = [];
     const requireMux = req.rtcpMux.has('require');
+    const bundled = bundledMedia(sdp);
+    // All streams of one party on one I/O thread (a BUNDLE member must be on its transport's).
+    const threadOf = (medias: MediaState[]): number | undefined => medias.find((m) => m.rtp.id !== 0)?.rtp.id;
     for (const sdpMedia of sdp.media) {
       const i = sdpMedia.index;
-      const rejected = sdpMedia.port === 0;
+      // A bundle-only m= line (port 0 in a BUNDLE group) is not rejected: it uses its group's transport.
+      const rejected = sdpMedia.port === 0 && !bundled.has(i);
       const oldSelf = self.medias[i];
       const oldPeer = peer.medias[i];
       const reuse = (old: MediaState | undefined, iface: InterfaceConfig): boolean =>
         !!old && !old.rejected && !rejected && old.type === sdpMedia.type && old.rtp.localAddress === iface.address;
-      const take = (old: MediaState | undefined, iface: InterfaceConfig, muxed: boolean): MediaState => {
+      const take = (old: MediaState | undefined, iface: InterfaceConfig, muxed: boolean, party: MediaState[]): MediaState => {
         if (old && reuse(old, iface)) return { ...old, rtp: { ...old.rtp }, rtcp: { ...old.rtcp } };
         if (old) toClose.push(old.rtp, old.rtcp);
         if (rejected) return this.emptyMedia(i + 1, sdpMedia, null);
-        const pair = this.sockets.openPair(iface, muxed);
+        const pair = this.sockets.openPair(iface, muxed, threadOf(party));
         undo.push(() => {
           this.sockets.close(pair.rtcp);
           this.sockets.close(pair.rtp);
         });
         return this.emptyMedia(i + 1, sdpMedia, pair);
       };
-      const selfMedia = take(oldSelf, selfIface, false);
-      const peerMedia = take(oldPeer, peerIface, requireMux);
+      const selfMedia = take(oldSelf, selfIface, false, newSelf);
+      const peerMedia = take(oldPeer, peerIface, requireMux, newPeer);
       this.applySdpMedia(req, selfMedia, sdpMedia);
+      const bundle = bundled.get(i);
+      if (bundle) selfMedia.bundle = bundle;
+      else delete selfMedia.bundle;
       peerMedia.type = sdpMedia.type;
       peerMedia.protocol = req.transportProtocol ?? this.stickyProtocol(sdpMedia.proto, peerMedia);
       selfMedia.rejected = rejected;
@@ -811,8 +819,11 @@ export class CallManager {
       for (const component of ['rtp', 'rtcp'] as const) {
         const sa = ma[component];
         const sb = mb[component];
-        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, { ...this.rule(a, sa, sb.id ? sb : null, ma, mb), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) }));
-        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, { ...this.rule(b, sb, sa.id ? sa : null, mb, ma), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) }));
+        // Towards a bundled m= line, packets leave from its group's transport (socket, ICE pair, DTLS keys).
+        const toB = sendingStreamOf(b, mb, component);
+        const toA = sendingStreamOf(a, ma, component);
+        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, { ...this.rule(a, sa, sb.id ? toB : null, ma, transportMediaOf(b, mb)), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) }));
+        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, { ...this.rule(b, sb, sa.id ? toA : null, mb, transportMediaOf(a, ma)), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) }));
         if (sa.id) this.streamCalls.set(sa.id, call.callId);
         if (sb.id) this.streamCalls.set(sb.id, call.callId);
       }
@@ -833,17 +844,23 @@ export class CallManager {
   private rule(mono: MonologueState, stream: StreamState, sink: StreamState | null, own: MediaState, sinkMedia: MediaState): StreamRule {
     const options = mono.options;
     const handshakeStream = (s: StreamState): number => s.muxedWith ?? s.id;
-    const inbound: StreamCrypto['inbound'] = own.webrtc?.dtls?.role
-      ? { dtlsOf: handshakeStream(stream) }
-      : srtpKeys(own.crypto?.theirs);
+    // A bundled member other than its transport: the transport unprotects what arrives and runs ICE and DTLS.
+    const away = isBundledAway(own);
+    const inbound: StreamCrypto['inbound'] = away
+      ? null
+      : own.webrtc?.dtls?.role
+        ? { dtlsOf: handshakeStream(stream) }
+        : srtpKeys(own.crypto?.theirs);
     const outbound: StreamCrypto['outbound'] =
       sink === null ? null : sinkMedia.webrtc?.dtls?.role ? { dtlsOf: handshakeStream(sink) } : srtpKeys(sinkMedia.crypto?.ours);
     const crypto = inbound || outbound ? { crypto: { inbound, outbound, recrypt: options.recrypt === true } } : {};
-    const ownSocket = stream.muxedWith === null;
+    const ownSocket = stream.muxedWith === null && !away;
     const ice = own.webrtc?.ice;
     const dtls = own.webrtc?.dtls ? streamDtls(own.webrtc.dtls) : null;
+    const bundle = stream.component === 'rtp' && stream.muxedWith === null ? streamBundle(mono, own) : null;
     return {
       ...crypto,
+      ...(bundle ? { bundle } : {}),
       ...(ownSocket && ice && mono.iceCredentials
         ? { ice: streamIce(ice, mono.iceCredentials, stream.component === 'rtp' ? 1 : 2) }
         : {}),
@@ -883,7 +900,9 @@ export class CallManager {
       const conn = ifaceConn(mine);
       const zero = sdpMedia.effectiveConnection && isZeroAddress(sdpMedia.effectiveConnection.address) && sdpMedia.ice === null;
       const keepZero = zero && !req.replace.has('zero-address');
-      const rejected = !mine || mine.rejected || sdpMedia.port === 0;
+      const rejected = !mine || mine.rejected || (sdpMedia.port === 0 && !senderMedia?.bundle);
+      // A bundled m= line is written with its group's transport: port, ICE and DTLS.
+      const via = mine && !rejected ? transportMediaOf(receiver, mine) : mine;
       const muxed = kind === 'offer' ? !!mine?.offeredRtcpMux : !!mine?.rtcpMux;
       const requireMux = kind === 'offer' && req.rtcpMux.has('require');
       const proto =
@@ -892,9 +911,9 @@ export class CallManager {
           : mine && mine.protocol !== sdpMedia.proto
             ? mine.protocol
             : null;
-      const rtcpPort = rejected ? null : requireMux || (mine as MediaState).rtcp.muxedWith !== null ? (mine as MediaState).rtp.localPort : (mine as MediaState).rtcp.localPort;
-      const ice = mine && !rejected ? this.webrtc.iceLines(req, receiver, mine, rtcpPort) : undefined;
-      const dtls = mine && !rejected ? this.webrtc.dtlsLines(mine, kind) : undefined;
+      const rtcpPort = rejected ? null : requireMux || (via as MediaState).rtcp.muxedWith !== null ? (via as MediaState).rtp.localPort : (via as MediaState).rtcp.localPort;
+      const ice = via && !rejected ? this.webrtc.iceLines(req, receiver, via, rtcpPort) : undefined;
+      const dtls = via && !rejected ? this.webrtc.dtlsLines(via, kind) : undefined;
       if (ice) withIce = true;
       // a=mid: an answer carries the mid the offer had (none if it had none); an offer gets one with generate-mid.
       const mid =
@@ -904,7 +923,7 @@ export class CallManager {
             ? String(sdpMedia.index + 1)
             : undefined;
       return {
-        port: rejected ? 0 : (mine as MediaState).rtp.localPort,
+        port: rejected ? 0 : (via as MediaState).rtp.localPort,
         connection: keepZero ? { addrType: conn.addrType, address: conn.addrType === 'IP6' ? '::' : ZERO_V4 } : conn,
         rtcpPort,
         rtcpMux: !rejected && (muxed || requireMux),
@@ -928,6 +947,7 @@ export class CallManager {
       media,
       // rtpengine 10.5 puts its loop-protect attribute at session level.
       sessionAttributes: [
+        ...bundleGroupValues(receiver),
         ...(withIce && receiver.iceLite === true ? ['ice-lite'] : []),
         ...(req.flags.has('loop-protect') ? [`rtpengine:${call.loopToken}`] : []),
       ],

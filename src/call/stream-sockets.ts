@@ -64,16 +64,16 @@ export class StreamSockets {
    * Bind an RTP socket and, unless muxed, an RTCP socket on RTP+1. Returns both stream states (the muxed RTCP
    * stream shares the RTP socket). Nothing is left bound or reserved when it throws.
    */
-  openPair(iface: InterfaceConfig, muxed: boolean): { rtp: StreamState; rtcp: StreamState } {
+  openPair(iface: InterfaceConfig, muxed: boolean, threadOf?: number): { rtp: StreamState; rtcp: StreamState } {
     const alloc = this.allocator(iface.address);
     for (let attempt = 0; ; attempt++) {
       const port = muxed ? alloc.acquireSingle() : alloc.acquirePair();
       const rtp = this.state(iface, 'rtp', port, null, true);
       const rtcp = muxed ? this.state(iface, 'rtcp', port, rtp.id, false) : this.state(iface, 'rtcp', port + 1, null, true);
       try {
-        this.bind(rtp);
+        this.bind(rtp, threadOf);
         try {
-          this.bind(rtcp);
+          this.bind(rtcp, threadOf);
         } catch (err) {
           this.dataPlane.removeStream(rtp.id);
           throw err;
@@ -158,7 +158,8 @@ export class StreamSockets {
     if (stream.ownsPort) this.allocator(stream.localAddress).release(stream.localPort);
   }
 
-  private bind(stream: StreamState): void {
+  /** `threadOf`: on that stream's I/O thread (StreamSocketSpec.threadOf). */
+  private bind(stream: StreamState, threadOf?: number): void {
     this.dataPlane.addStream(
       {
         id: stream.id,
@@ -166,6 +167,7 @@ export class StreamSockets {
         localAddress: stream.localAddress,
         localPort: stream.localPort,
         ...(stream.muxedWith !== null ? { muxedWith: stream.muxedWith } : {}),
+        ...(threadOf !== undefined && stream.muxedWith === null ? { threadOf } : {}),
       },
       IDLE_RULE,
     );
