@@ -48,31 +48,56 @@ function sharesTransport(member: SdpMedia, tagged: SdpMedia): boolean {
   return member.port === tagged.port && tagged.port !== 9;
 }
 
+/** The member states of one group (`members` in the group's order, the transport first). */
+function groupStates(members: readonly SdpMedia[], out: Map<number, MediaBundleState>): void {
+  const memberIndexes = members.map((m) => m.index);
+  for (const m of members) {
+    const others = new Set(members.filter((o) => o !== m).flatMap((o) => o.formats));
+    out.set(m.index, {
+      transportIndex: memberIndexes[0] as number,
+      memberIndexes,
+      midExtensionId: midExtensionId(m),
+      payloadTypes: m.formats.filter((f) => /^\d+$/.test(f) && Number(f) <= 127 && !others.has(f)).map(Number),
+    });
+  }
+}
+
 /**
- * The bundled media of a party's SDP, by 0-based media index; empty when it bundles nothing the relay has to
- * keep bundled.
+ * The bundled media of a party's SDP (an offer, or the answer to a bundled offer), by 0-based media index;
+ * empty when it bundles nothing the relay keeps bundled. `policy` is the ng `bundle` list: `reject` never
+ * bundles (rtpengine 10.5's answer), `accept` also takes groups whose members have transports of their own.
  */
-export function bundledMedia(sdp: ParsedSdp): Map<number, MediaBundleState> {
+export function bundledMedia(sdp: ParsedSdp, policy: ReadonlySet<string>): Map<number, MediaBundleState> {
   const out = new Map<number, MediaBundleState>();
+  if (policy.has('reject')) return out;
   for (const mids of sdp.bundleGroups) {
     const members = mids
       .map((mid) => sdp.media.find((m) => m.mid === mid))
       .filter((m): m is SdpMedia => m !== undefined && !out.has(m.index));
     const tagged = members[0];
     if (!tagged || members.length < 2 || tagged.port === 0 || tagged.ice === null) continue;
-    if (!members.slice(1).some((m) => sharesTransport(m, tagged))) continue;
-    const memberIndexes = members.map((m) => m.index);
-    for (const m of members) {
-      const others = new Set(members.filter((o) => o !== m).flatMap((o) => o.formats));
-      out.set(m.index, {
-        transportIndex: tagged.index,
-        memberIndexes,
-        midExtensionId: midExtensionId(m),
-        payloadTypes: m.formats.filter((f) => /^\d+$/.test(f) && Number(f) <= 127 && !others.has(f)).map(Number),
-      });
-    }
+    if (!policy.has('accept') && !members.slice(1).some((m) => sharesTransport(m, tagged))) continue;
+    groupStates(members, out);
   }
   return out;
+}
+
+/**
+ * ng `bundle` `offer` / `require`: the relay's offer to the receiver bundles every live m= line of `sdp` (the
+ * first one is the transport); rtpengine's `require` writes them with one port too, as ngrelay always does.
+ * null = the policy asks for nothing (a bundle the receiver accepted earlier stays).
+ */
+export function offeredBundle(sdp: ParsedSdp, policy: ReadonlySet<string>): Map<number, MediaBundleState> | null {
+  if (!policy.has('offer') && !policy.has('require') && !policy.has('strict')) return null;
+  const out = new Map<number, MediaBundleState>();
+  const live = sdp.media.filter((m) => m.port !== 0 && /RTP\//i.test(m.proto));
+  if (live.length >= 2) groupStates(live, out);
+  return out;
+}
+
+/** Whether the receiver's answer keeps media `mid` in a BUNDLE group the relay offered. */
+export function answerKeepsBundle(sdp: ParsedSdp, mid: string | null | undefined): boolean {
+  return typeof mid === 'string' && sdp.bundleGroups.some((g) => g.includes(mid));
 }
 
 /** A member that is not its group's transport (it uses the transport's socket, ICE and DTLS). */
@@ -105,8 +130,11 @@ export function streamBundle(mono: MonologueState, media: MediaState): StreamBun
   };
 }
 
-/** a=group:BUNDLE values (without "a=") for a party, from its media's bundle states; mids of live media only. */
-export function bundleGroupValues(mono: MonologueState): string[] {
+/**
+ * a=group:BUNDLE values (without "a=") for a party, from its media's bundle states; `midOf` gives the mid the
+ * SDP being written carries for a 0-based media index (null = none: left out of the group).
+ */
+export function bundleGroupValues(mono: MonologueState, midOf: (index: number) => string | null): string[] {
   const seen = new Set<number>();
   const out: string[] = [];
   for (const media of mono.medias) {
@@ -114,9 +142,9 @@ export function bundleGroupValues(mono: MonologueState): string[] {
     if (!b || media.rejected || seen.has(b.transportIndex)) continue;
     seen.add(b.transportIndex);
     const mids = b.memberIndexes
-      .map((i) => mono.medias[i])
-      .filter((m): m is MediaState => m !== undefined && !m.rejected && typeof m.mid === 'string')
-      .map((m) => m.mid as string);
+      .filter((i) => mono.medias[i] !== undefined && !(mono.medias[i] as MediaState).rejected)
+      .map(midOf)
+      .filter((mid): mid is string => mid !== null);
     if (mids.length > 0) out.push(`group:BUNDLE ${mids.join(' ')}`);
   }
   return out;

@@ -30,7 +30,7 @@ import {
 } from './srtp-negotiation';
 import type { DeleteRequest, SignalRequest } from './signal';
 import { WebrtcMedia } from './webrtc-media';
-import { bundledMedia, bundleGroupValues, isBundledAway, sendingStreamOf, streamBundle, transportMediaOf } from './bundle';
+import { answerKeepsBundle, bundledMedia, bundleGroupValues, isBundledAway, offeredBundle, sendingStreamOf, streamBundle, transportMediaOf } from './bundle';
 import { streamDtls, streamIce } from './webrtc-negotiation';
 import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
@@ -588,7 +588,9 @@ export class CallManager {
     const newPeer: MediaState[] = [];
     const toClose: StreamState[] = [];
     const requireMux = req.rtcpMux.has('require');
-    const bundled = bundledMedia(sdp);
+    const bundlePolicy = req.bundle ?? new Set<string>();
+    const bundled = bundledMedia(sdp, bundlePolicy);
+    const offered = offeredBundle(sdp, bundlePolicy);
     // All streams of one party on one I/O thread (a BUNDLE member must be on its transport's).
     const threadOf = (medias: MediaState[]): number | undefined => medias.find((m) => m.rtp.id !== 0)?.rtp.id;
     for (const sdpMedia of sdp.media) {
@@ -616,6 +618,10 @@ export class CallManager {
       const bundle = bundled.get(i);
       if (bundle) selfMedia.bundle = bundle;
       else delete selfMedia.bundle;
+      // The receiver's bundle: what `bundle` offer/require asks for now, else what it accepted before.
+      const toReceiver = offered?.get(i);
+      if (toReceiver && !rejected) peerMedia.bundle = toReceiver;
+      else if (offered !== null || rejected) delete peerMedia.bundle;
       peerMedia.type = sdpMedia.type;
       peerMedia.protocol = req.transportProtocol ?? this.stickyProtocol(sdpMedia.proto, peerMedia);
       selfMedia.rejected = rejected;
@@ -701,7 +707,9 @@ export class CallManager {
       const i = sdpMedia.index;
       const a = offerer.medias[i] as MediaState;
       const b = answerer.medias[i] as MediaState;
-      if (sdpMedia.port === 0 || a.rejected || b.rejected) {
+      // A bundle-only answer to a bundle the relay offered (port 0 in the group) is not a rejection.
+      const keepsBundle = b.bundle !== undefined && answerKeepsBundle(sdp, sdpMedia.mid);
+      if ((sdpMedia.port === 0 && !keepsBundle) || a.rejected || b.rejected) {
         toClose.push(a.rtp, a.rtcp, b.rtp, b.rtcp);
         steps.push(() => {
           offerer.medias[i] = { ...this.emptyMedia(i + 1, sdpMedia, null), type: a.type, protocol: a.protocol, direction: a.direction };
@@ -711,6 +719,7 @@ export class CallManager {
       }
       const nb: MediaState = { ...b, rtp: { ...b.rtp }, rtcp: { ...b.rtcp } };
       this.applySdpMedia(req, nb, sdpMedia);
+      if (!keepsBundle) delete nb.bundle;  // the answerer declined the bundle the relay offered
       nb.rtcpMux = b.offeredRtcpMux && sdpMedia.rtcpMux;
       const aMux = a.offeredRtcpMux && !a.rtcpMuxReject && (a.rtcpMuxAccept || nb.rtcpMux || req.rtcpMux.has('accept'));
       const na: MediaState = { ...a, rtp: { ...a.rtp }, rtcp: { ...a.rtcp }, rtcpMux: aMux };
@@ -894,6 +903,7 @@ export class CallManager {
     };
     const firstLive = receiver.medias.find((m) => !m.rejected);
     let withIce = false;
+    const writtenMids: Array<string | null> = [];
     const media: MediaRewrite[] = sdp.media.map((sdpMedia) => {
       const mine = receiver.medias[sdpMedia.index];
       const senderMedia = sender.medias[sdpMedia.index];
@@ -916,12 +926,14 @@ export class CallManager {
       const dtls = via && !rejected ? this.webrtc.dtlsLines(via, kind) : undefined;
       if (ice) withIce = true;
       // a=mid: an answer carries the mid the offer had (none if it had none); an offer gets one with generate-mid.
+      // A bundled offer needs a mid on every member (the a=group line names them), so it gets one as with generate-mid.
       const mid =
         kind === 'answer'
           ? mine?.mid
-          : req.flags.has('generate-mid') && sdpMedia.mid === null && !rejected
+          : (req.flags.has('generate-mid') || mine?.bundle) && sdpMedia.mid === null && !rejected
             ? String(sdpMedia.index + 1)
             : undefined;
+      writtenMids[sdpMedia.index] = mid === undefined ? sdpMedia.mid : mid;
       return {
         port: rejected ? 0 : (via as MediaState).rtp.localPort,
         connection: keepZero ? { addrType: conn.addrType, address: conn.addrType === 'IP6' ? '::' : ZERO_V4 } : conn,
@@ -947,7 +959,7 @@ export class CallManager {
       media,
       // rtpengine 10.5 puts its loop-protect attribute at session level.
       sessionAttributes: [
-        ...bundleGroupValues(receiver),
+        ...bundleGroupValues(receiver, (i) => writtenMids[i] ?? null),
         ...(withIce && receiver.iceLite === true ? ['ice-lite'] : []),
         ...(req.flags.has('loop-protect') ? [`rtpengine:${call.loopToken}`] : []),
       ],
