@@ -645,7 +645,7 @@ bool IoThread::drain(Stream* x) {
     // The source address is needed while learning, for events that carry it and for recording; a settled
     // stream skips it (the kernel then copies no address out: ~30 ns a packet at 1000 calls).
     Stream* m = x->muxRtcp;
-    const bool named = !x->learnSettled || x->demuxControl || x->bundleDemux || !x->seenFirst || x->rec || x->wentIdle ||
+    const bool named = !x->learnSettled || x->demuxControl || !x->seenFirst || x->rec || x->wentIdle ||
                        (m && (!m->seenFirst || m->rec || m->wentIdle));
     mmsghdr* msgs = named ? rmsgs_.data() : ranon_.data();
     int n = sysRecvmmsg(x->ioFd, msgs, kBatch);

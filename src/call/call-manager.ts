@@ -792,11 +792,17 @@ export class CallManager {
   restore(call: CallState, adjust: (stream: StreamState, rule: StreamRule) => StreamRule): void {
     if (this.calls.has(call.callId)) throw new NgError('call already exists');
     const streams = call.monologues.flatMap((m) => m.medias.flatMap((media) => [media.rtp, media.rtcp]));
+    // As when they were opened: a party's streams on the I/O thread of its first one (BUNDLE needs it).
+    const threadOf = new Map<StreamState, number>();
+    for (const m of call.monologues) {
+      const first = m.medias.find((media) => media.rtp.id !== 0)?.rtp;
+      if (first) for (const media of m.medias) for (const s of [media.rtp, media.rtcp]) if (s !== first) threadOf.set(s, first.id);
+    }
     const bound: StreamState[] = [];
     try {
       // Muxed RTCP streams join their RTP stream's socket, so those go second.
       for (const s of [...streams.filter((x) => x.muxedWith === null), ...streams.filter((x) => x.muxedWith !== null)]) {
-        this.sockets.rebind(s);
+        this.sockets.rebind(s, threadOf.get(s));
         if (s.id) bound.push(s);
       }
     } catch (err) {

@@ -134,7 +134,8 @@ export class StreamSockets {
    * Bind a restored stream again (src/state/): the same id and port, the port reserved in its allocator.
    * Throws RestoreBindError naming why; nothing stays reserved or bound then.
    */
-  rebind(stream: StreamState): void {
+  /** `threadOf`: see bind(). */
+  rebind(stream: StreamState, threadOf?: number): void {
     if (stream.id === 0) return;
     this.noteUsedId(stream.id);
     const alloc = this.allocator(stream.localAddress);
@@ -142,7 +143,7 @@ export class StreamSockets {
       throw new RestoreBindError(`port ${stream.localAddress}:${stream.localPort} is in use or outside --port-min..--port-max`);
     }
     try {
-      this.bind(stream);
+      this.bind(stream, threadOf);
     } catch (err) {
       if (stream.ownsPort) alloc.release(stream.localPort);
       if (err instanceof BindError) throw new RestoreBindError(`cannot bind ${err.address}:${err.port}: ${err.code}`);

@@ -3,11 +3,13 @@
  * side gets, and the rules the data plane gets for a bundled call (test/support/fake-dataplane.ts). The
  * packets themselves: test/integration/bundle-demux.test.ts; with Chromium: test/e2e/webrtc-bundle.test.ts.
  */
+import { pack, unpack } from 'msgpackr';
 import pino from 'pino';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { CallManager } from '../../src/call/call-manager';
 import { bundledMedia } from '../../src/call/bundle';
 import type { SignalRequest } from '../../src/call/signal';
+import type { CallState } from '../../src/call/state';
 import type { StreamRule } from '../../src/dataplane/types';
 import { normalizeRequest } from '../../src/ng/request';
 import { parseSdp } from '../../src/sdp/parse';
@@ -140,6 +142,21 @@ describe('BUNDLE towards a WebRTC party', () => {
       expect(rule(phoneAudioPort).sink).toBe(audioId);
     });
   }
+
+  it('a bundled call restored from the state dir gets its bundle rules back, members on their transport\'s thread', () => {
+    cm.offer(signalRequest({ sdp: browserOffer('max-bundle'), ...TO_SIP }));
+    cm.answer(signalRequest({ sdp: PHONE_AV, toTag: 'B', ...TO_BROWSER }));
+    const stored = unpack(pack(cm.calls.get('call-1'))) as CallState;
+    const dp2 = new FakeDataPlane({ dtls: true });
+    new CallManager(testConfig(), dp2, logger).restore(stored, (_s, r) => r);
+    const bundled = [...dp.streams.values()].filter((s) => s.rule.bundle);
+    expect(bundled).toHaveLength(2);
+    for (const s of bundled) {
+      const again = dp2.streams.get(s.spec.id);
+      expect(again?.rule.bundle).toEqual(s.rule.bundle);
+      if (s.rule.bundle?.transport !== s.spec.id) expect(again?.spec.threadOf).toBe(s.rule.bundle?.transport);
+    }
+  });
 
   it('balanced: answered unbundled, a transport per m= line (as rtpengine 10.5), no bundle rules', () => {
     cm.offer(signalRequest({ sdp: browserOffer('balanced'), ...TO_SIP }));
