@@ -430,7 +430,7 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
   // After the member's Update (FIFO on their common thread): the member table with its new keys.
   if (oldTransport != newTransport && oldTransport >= 0) {
     auto m = bundleMembers_.find(oldTransport);
-    if (m != bundleMembers_.end()) m->second.erase(id);
+    if (m != bundleMembers_.end() && m->second.erase(id) && m->second.empty()) bundleMembers_.erase(m);
     refreshBundle(oldTransport);
   }
   if (newTransport >= 0) {
@@ -454,7 +454,7 @@ void Engine::removeStream(int32_t id) {
   if (transport >= 0) {
     // The transport stops handing it packets before its Detach runs (same thread, FIFO).
     auto m = bundleMembers_.find(transport);
-    if (m != bundleMembers_.end()) m->second.erase(id);
+    if (m != bundleMembers_.end() && m->second.erase(id) && m->second.empty()) bundleMembers_.erase(m);
     if (transport != id) refreshBundle(transport);
   }
   if (s->muxedWith >= 0) {
