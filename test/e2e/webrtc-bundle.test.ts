@@ -182,6 +182,14 @@ for (const row of WEBRTC_RELAYS) {
       expectBundledWebrtc(browserAnswer);
       await browser.acceptAnswer(browserAnswer);
       await expectMediaBothWays(browser, phoneAudio, phoneVideo, audioCodec.payloadType, videoCodec.payloadType);
+      // query: each m= line of the browser counts its own packets (the video ones arrived on the audio port).
+      const query = await ngOk(ng!, { command: 'query', 'call-id': id });
+      const browserMedias = ((query.tags as Plain).browser as Plain).medias as Plain[];
+      expect(browserMedias.map((m) => (m.flags as string[]).includes('bundle'))).toEqual([true, true]);
+      const rtpStats = browserMedias.map((m) => ((m.streams as Plain[])[0]!.stats as Plain));
+      expect(rtpStats[1]!.packets as number, JSON.stringify(rtpStats)).toBeGreaterThanOrEqual(MIN_PACKETS);
+      expect(rtpStats[0]!.packets as number, JSON.stringify(rtpStats)).toBeGreaterThanOrEqual(MIN_PACKETS);
+      expect(typeof rtpStats[0]!['bundle unmatched'], JSON.stringify(rtpStats)).toBe('number');
       await hangUp(id, 'browser');
     }, 40_000);
 
