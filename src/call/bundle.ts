@@ -100,16 +100,17 @@ export function answerKeepsBundle(sdp: ParsedSdp, mid: string | null | undefined
   return typeof mid === 'string' && sdp.bundleGroups.some((g) => g.includes(mid));
 }
 
-/** A member that is not its group's transport (it uses the transport's socket, ICE and DTLS). */
-export function isBundledAway(media: MediaState): boolean {
-  return media.bundle !== undefined && media.bundle.transportIndex !== media.index - 1;
+/** The media whose transport `media` uses: its group's transport media, else (none, or rejected) itself. */
+export function transportMediaOf(mono: MonologueState, media: MediaState): MediaState {
+  const b = media.bundle;
+  if (!b || b.transportIndex === media.index - 1) return media;
+  const t = mono.medias[b.transportIndex];
+  return t && !t.rejected ? t : media;
 }
 
-/** The media whose transport `media` uses: its group's transport media, else itself. */
-export function transportMediaOf(mono: MonologueState, media: MediaState): MediaState {
-  if (!isBundledAway(media)) return media;
-  const t = mono.medias[(media.bundle as MediaBundleState).transportIndex];
-  return t && !t.rejected ? t : media;
+/** A member that is not its group's transport: it uses the transport's socket, ICE and DTLS. */
+export function isBundledAway(mono: MonologueState, media: MediaState): boolean {
+  return transportMediaOf(mono, media) !== media;
 }
 
 /** The stream packets *to* `mono`'s party go out of, for `media`'s `component` (a bundled member: its transport's). */

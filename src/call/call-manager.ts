@@ -860,7 +860,7 @@ export class CallManager {
     const options = mono.options;
     const handshakeStream = (s: StreamState): number => s.muxedWith ?? s.id;
     // A bundled member other than its transport: the transport unprotects what arrives and runs ICE and DTLS.
-    const away = isBundledAway(own);
+    const away = isBundledAway(mono, own);
     const inbound: StreamCrypto['inbound'] = away
       ? null
       : own.webrtc?.dtls?.role

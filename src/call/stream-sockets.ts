@@ -132,9 +132,8 @@ export class StreamSockets {
 
   /**
    * Bind a restored stream again (src/state/): the same id and port, the port reserved in its allocator.
-   * Throws RestoreBindError naming why; nothing stays reserved or bound then.
+   * Throws RestoreBindError naming why; nothing stays reserved or bound then. `threadOf`: see bind().
    */
-  /** `threadOf`: see bind(). */
   rebind(stream: StreamState, threadOf?: number): void {
     if (stream.id === 0) return;
     this.noteUsedId(stream.id);
