@@ -731,7 +731,8 @@ export class CallManager {
         const iface = this.interfaces.find(m.rtp.interfaceName, m.rtp.localAddress);
         if (!iface) throw new NgError('Unknown interface');
         const old = m.rtcp;
-        const next = this.sockets.reopenRtcp(iface, m.rtp, muxed);
+        const party = m === na ? offerer : answerer;
+        const next = this.sockets.reopenRtcp(iface, m.rtp, muxed, party.medias.find((x) => x.rtp.id !== 0)?.rtp.id);
         undo.push(() => this.sockets.close(next));
         next.advertised = old.advertised;
         next.expected = muxed ? m.rtp.expected : old.expected;
