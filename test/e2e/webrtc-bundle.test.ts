@@ -4,7 +4,8 @@
  * on two ports on the other, driven with the Kamailio WebRTC flag sets (test/support/webrtc-relays.ts).
  *   1. the browser offers max-bundle; the phone answers both m= lines on its own two ports;
  *   2. the phone offers audio+video with `bundle: [offer]` towards the browser (rtpengine's key for a bundled
- *      outgoing offer), the max-bundle browser answers.
+ *      outgoing offer), the max-bundle browser answers;
+ *   3. (ngrelay) browser to browser, both max-bundle: each leg its own bundled transport and DTLS handshake.
  * Each needs >= 100 RTP packets each way per media, counted at the phone per port and by the browser's getStats()
  * on both tracks, over one connected transport. The rtpengine 10.5 row asserts what 10.5 really does instead
  * (it answers and offers unbundled, a transport per m= line, which a max-bundle Chromium refuses), so the
@@ -228,5 +229,33 @@ for (const row of WEBRTC_RELAYS) {
       await expectMediaBothWays(browser, phoneAudio, phoneVideo, 0, 96);
       await hangUp(id, 'sipphone');
     }, 40_000);
+
+    if (row.bundles) {
+      it('3: browser to browser, both max-bundle: audio and video both ways, one transport per leg', async () => {
+        const id = callId('browser-browser');
+        const caller = await browserPeer();
+        const callee = await browserPeer();
+        const callerOffer = keepLoopbackCandidates(await caller.offer());
+        const offer = await ngOk(ng!, {
+          command: 'offer', 'call-id': id, 'from-tag': 'caller', sdp: callerOffer, ...TOWARDS_BROWSER, bundle: ['offer'],
+        });
+        expectBundledWebrtc(sdpOf(offer));
+        const calleeAnswer = keepLoopbackCandidates(await callee.answer(sdpOf(offer)));
+        const answer = await ngOk(ng!, {
+          command: 'answer', 'call-id': id, 'from-tag': 'caller', 'to-tag': 'callee', sdp: calleeAnswer, ...TOWARDS_BROWSER,
+        });
+        expectBundledWebrtc(sdpOf(answer));
+        await caller.acceptAnswer(sdpOf(answer));
+        const flowing = (s: PeerStats): boolean =>
+          (s.inbound.audio ?? 0) >= MIN_PACKETS && (s.inbound.video ?? 0) >= MIN_PACKETS &&
+          (s.outbound.audio ?? 0) >= MIN_PACKETS && (s.outbound.video ?? 0) >= MIN_PACKETS;
+        for (const [name, peer] of [['caller', caller], ['callee', callee]] as const) {
+          const stats = await waitForStats(peer, `${name} receives and sends ${MIN_PACKETS} RTP on both tracks${diagnostics()}`, flowing, MEDIA_WAIT_MS);
+          expect(stats.transports.length, JSON.stringify(stats)).toBe(1);
+          expect(stats.transports[0]!.dtlsState, JSON.stringify(stats)).toBe('connected');
+        }
+        await hangUp(id, 'caller');
+      }, 40_000);
+    }
   });
 }
