@@ -17,7 +17,7 @@ import { parseSdp, sdpParseDetail } from '../sdp/parse';
 import { sdpParseError } from '../sdp/lines';
 import { rewriteSdp } from '../sdp/rewrite';
 import { NgError } from '../errors';
-import type { CallState, MediaState, MonologueState, PartyOptions, StreamState } from './state';
+import type { CallState, MediaBundleState, MediaState, MonologueState, PartyOptions, StreamState } from './state';
 import {
   emptyMediaCrypto,
   formatKeyLine,
@@ -591,8 +591,11 @@ export class CallManager {
     const bundlePolicy = req.bundle ?? new Set<string>();
     const bundled = bundledMedia(sdp, bundlePolicy);
     const offered = offeredBundle(sdp, bundlePolicy);
-    // All streams of one party on one I/O thread (a BUNDLE member must be on its transport's).
-    const threadOf = (medias: MediaState[]): number | undefined => medias.find((m) => m.rtp.id !== 0)?.rtp.id;
+    // A BUNDLE member's streams go on its transport's I/O thread (the transport's m= line comes first).
+    const threadOf = (group: Map<number, MediaBundleState> | null, i: number, medias: MediaState[]): number | undefined => {
+      const t = group?.get(i)?.transportIndex;
+      return t === undefined || t === i ? undefined : medias[t]?.rtp.id || undefined;
+    };
     for (const sdpMedia of sdp.media) {
       const i = sdpMedia.index;
       // A bundle-only m= line (port 0 in a BUNDLE group) is not rejected: it uses its group's transport.
@@ -601,19 +604,19 @@ export class CallManager {
       const oldPeer = peer.medias[i];
       const reuse = (old: MediaState | undefined, iface: InterfaceConfig): boolean =>
         !!old && !old.rejected && !rejected && old.type === sdpMedia.type && old.rtp.localAddress === iface.address;
-      const take = (old: MediaState | undefined, iface: InterfaceConfig, muxed: boolean, party: MediaState[]): MediaState => {
+      const take = (old: MediaState | undefined, iface: InterfaceConfig, muxed: boolean, threadOfStream: number | undefined): MediaState => {
         if (old && reuse(old, iface)) return { ...old, rtp: { ...old.rtp }, rtcp: { ...old.rtcp } };
         if (old) toClose.push(old.rtp, old.rtcp);
         if (rejected) return this.emptyMedia(i + 1, sdpMedia, null);
-        const pair = this.sockets.openPair(iface, muxed, threadOf(party));
+        const pair = this.sockets.openPair(iface, muxed, threadOfStream);
         undo.push(() => {
           this.sockets.close(pair.rtcp);
           this.sockets.close(pair.rtp);
         });
         return this.emptyMedia(i + 1, sdpMedia, pair);
       };
-      const selfMedia = take(oldSelf, selfIface, false, newSelf);
-      const peerMedia = take(oldPeer, peerIface, requireMux, newPeer);
+      const selfMedia = take(oldSelf, selfIface, false, threadOf(bundled, i, newSelf));
+      const peerMedia = take(oldPeer, peerIface, requireMux, threadOf(offered, i, newPeer));
       this.applySdpMedia(req, selfMedia, sdpMedia);
       const bundle = bundled.get(i);
       if (bundle) selfMedia.bundle = bundle;
@@ -731,8 +734,7 @@ export class CallManager {
         const iface = this.interfaces.find(m.rtp.interfaceName, m.rtp.localAddress);
         if (!iface) throw new NgError('Unknown interface');
         const old = m.rtcp;
-        const party = m === na ? offerer : answerer;
-        const next = this.sockets.reopenRtcp(iface, m.rtp, muxed, party.medias.find((x) => x.rtp.id !== 0)?.rtp.id);
+        const next = this.sockets.reopenRtcp(iface, m.rtp, muxed);
         undo.push(() => this.sockets.close(next));
         next.advertised = old.advertised;
         next.expected = muxed ? m.rtp.expected : old.expected;
@@ -793,11 +795,13 @@ export class CallManager {
   restore(call: CallState, adjust: (stream: StreamState, rule: StreamRule) => StreamRule): void {
     if (this.calls.has(call.callId)) throw new NgError('call already exists');
     const streams = call.monologues.flatMap((m) => m.medias.flatMap((media) => [media.rtp, media.rtcp]));
-    // As when they were opened: a party's streams on the I/O thread of its first one (BUNDLE needs it).
+    // As when they were opened: a BUNDLE member's streams on its transport's I/O thread.
     const threadOf = new Map<StreamState, number>();
     for (const m of call.monologues) {
-      const first = m.medias.find((media) => media.rtp.id !== 0)?.rtp;
-      if (first) for (const media of m.medias) for (const s of [media.rtp, media.rtcp]) if (s !== first) threadOf.set(s, first.id);
+      for (const media of m.medias) {
+        const transport = transportMediaOf(m, media);
+        if (transport !== media) for (const s of [media.rtp, media.rtcp]) threadOf.set(s, transport.rtp.id);
+      }
     }
     const bound: StreamState[] = [];
     try {

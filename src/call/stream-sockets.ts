@@ -62,8 +62,8 @@ export class StreamSockets {
 
   /**
    * Bind an RTP socket and, unless muxed, an RTCP socket on RTP+1. Returns both stream states (the muxed RTCP
-   * stream shares the RTP socket). Nothing is left bound or reserved when it throws. Both go on the I/O thread
-   * of stream `threadOf` (the party's first one, see StreamSocketSpec.threadOf), else the RTCP one on its RTP's.
+   * stream shares the RTP socket). Nothing is left bound or reserved when it throws. `threadOf`: both on that
+   * stream's I/O thread (a BUNDLE member's on its transport's, see StreamSocketSpec.threadOf).
    */
   openPair(iface: InterfaceConfig, muxed: boolean, threadOf?: number): { rtp: StreamState; rtcp: StreamState } {
     const alloc = this.allocator(iface.address);
@@ -74,7 +74,7 @@ export class StreamSockets {
       try {
         this.bind(rtp, threadOf);
         try {
-          this.bind(rtcp, threadOf ?? rtp.id);
+          this.bind(rtcp, threadOf);
         } catch (err) {
           this.dataPlane.removeStream(rtp.id);
           throw err;
@@ -108,7 +108,7 @@ export class StreamSockets {
    * A replacement RTCP stream: muxed on `rtp`'s socket, or back on a socket of its own (RTP+1 when free).
    * The caller closes the old one once it commits.
    */
-  reopenRtcp(iface: InterfaceConfig, rtp: StreamState, muxed: boolean, threadOf?: number): StreamState {
+  reopenRtcp(iface: InterfaceConfig, rtp: StreamState, muxed: boolean): StreamState {
     const alloc = this.allocator(iface.address);
     if (muxed) {
       const next = this.state(iface, 'rtcp', rtp.localPort, rtp.id, false);
@@ -120,7 +120,7 @@ export class StreamSockets {
     const port = alloc.reserveSpecific(want) ? want : alloc.acquireSingle();
     const next = this.state(iface, 'rtcp', port, null, true);
     try {
-      this.bind(next, threadOf ?? rtp.id);
+      this.bind(next);
     } catch (err) {
       alloc.release(port);
       if (err instanceof BindError && DESCRIPTOR_CODES.has(err.code)) {
