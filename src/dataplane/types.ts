@@ -35,8 +35,8 @@ export interface StreamSocketSpec {
   muxedWith?: number;
   /**
    * Own socket only: put the stream on the I/O thread of this (existing) stream; absent or unknown = the
-   * engine's choice. A BUNDLE member must share its transport's thread (StreamBundle), so the control plane
-   * opens all streams of one party with the id of that party's first stream.
+   * engine's choice (round robin). A BUNDLE member must share its transport's thread (StreamBundle), so the
+   * control plane opens a member's streams with its transport's id.
    */
   threadOf?: number;
 }
