@@ -604,8 +604,15 @@ export class CallManager {
       const oldPeer = peer.medias[i];
       const reuse = (old: MediaState | undefined, iface: InterfaceConfig): boolean =>
         !!old && !old.rejected && !rejected && old.type === sdpMedia.type && old.rtp.localAddress === iface.address;
-      const take = (old: MediaState | undefined, iface: InterfaceConfig, muxed: boolean, threadOfStream: number | undefined): MediaState => {
-        if (old && reuse(old, iface)) return { ...old, rtp: { ...old.rtp }, rtcp: { ...old.rtcp } };
+      // A media that newly joins another m= line's transport gets new sockets on that transport's thread (its own
+      // port is never written into an SDP while bundled, so nobody misses the old one).
+      const joins = (old: MediaState | undefined, group: Map<number, MediaBundleState> | null): boolean => {
+        const t = group?.get(i)?.transportIndex;
+        return t !== undefined && t !== i && old?.bundle?.transportIndex !== t;
+      };
+      const take = (old: MediaState | undefined, iface: InterfaceConfig, muxed: boolean, group: Map<number, MediaBundleState> | null, party: MediaState[]): MediaState => {
+        if (old && reuse(old, iface) && !joins(old, group)) return { ...old, rtp: { ...old.rtp }, rtcp: { ...old.rtcp } };
+        const threadOfStream = threadOf(group, i, party);
         if (old) toClose.push(old.rtp, old.rtcp);
         if (rejected) return this.emptyMedia(i + 1, sdpMedia, null);
         const pair = this.sockets.openPair(iface, muxed, threadOfStream);
@@ -615,8 +622,8 @@ export class CallManager {
         });
         return this.emptyMedia(i + 1, sdpMedia, pair);
       };
-      const selfMedia = take(oldSelf, selfIface, false, threadOf(bundled, i, newSelf));
-      const peerMedia = take(oldPeer, peerIface, requireMux, threadOf(offered, i, newPeer));
+      const selfMedia = take(oldSelf, selfIface, false, bundled, newSelf);
+      const peerMedia = take(oldPeer, peerIface, requireMux, offered, newPeer);
       this.applySdpMedia(req, selfMedia, sdpMedia);
       const bundle = bundled.get(i);
       if (bundle) selfMedia.bundle = bundle;

@@ -184,6 +184,20 @@ describe('BUNDLE towards a WebRTC party', () => {
     expect([...dp.streams.values()].filter((s) => s.rule.bundle)).toEqual([]);
   });
 
+  it('a re-offer that bundles m= lines opened unbundled gives the new member sockets on its transport\'s thread', () => {
+    const first = cm.offer(signalRequest({ sdp: PHONE_AV, fromTag: 'P', ...TO_BROWSER }));
+    const [audioPort, videoPort] = mPorts(first) as [number, number];
+    expect(videoPort).not.toBe(audioPort);
+    const oldVideoId = stream(videoPort).spec.id;
+    const again = cm.offer(signalRequest({ sdp: PHONE_AV, fromTag: 'P', ...TO_BROWSER, bundle: new Set(['offer']) }));
+    expect(mPorts(again)).toEqual([audioPort, audioPort]);
+    const audioId = stream(audioPort).spec.id;
+    expect(dp.streams.has(oldVideoId), 'the unbundled video socket is gone').toBe(false);
+    const members = [...dp.streams.values()].filter((x) => x.rule.bundle?.transport === audioId && x.spec.id !== audioId);
+    expect(members).toHaveLength(1);
+    expect(members[0]!.spec.threadOf).toBe(audioId);
+  });
+
   it('the ng bundle key and bundle-X flags reach the request as rtpengine spells them', () => {
     const req = normalizeRequest({ command: Buffer.from('offer'), bundle: [Buffer.from('accept')], flags: [Buffer.from('bundle-offer')] });
     expect([...req.bundle].sort()).toEqual(['accept', 'offer']);
