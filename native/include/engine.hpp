@@ -53,6 +53,8 @@ struct StreamSnapshot {
   uint64_t kernelPackets;  // of `packets`: forwarded by the kernel path
   // Of lastPacketMs: the newest packet userspace received / the kernel path forwarded (statistics' media_*).
   int64_t userspaceLastPacketMs, kernelLastPacketMs;
+  bool bundleTransport;    // the stream demultiplexes a BUNDLE group (bundleUnmatched means something)
+  uint64_t bundleUnmatched;
 };
 
 /** Error from binding a socket: errno name ("EADDRINUSE") and text. */
@@ -67,6 +69,7 @@ struct StreamSpec {
   std::string localAddress;
   uint16_t localPort;
   int64_t muxedWith;  // -1 = own socket
+  int64_t threadOf = -1;  // own socket: on the I/O thread of this stream (BUNDLE members share their transport's); -1 = any
 };
 
 /** Record ring per I/O thread: about 20 000 packets of 200 bytes; a slower disk than that drops and counts. */
@@ -203,6 +206,9 @@ class Engine {
   Stream* resolveSink(int64_t sinkId) const;
   /** After stream `changedId` appeared or vanished, re-point every stream whose sink resolution changed. */
   void relinkSinks(int32_t changedId);
+  /** Sends transport `transportId`'s owner thread its current member table (BUNDLE); no-op when it is gone. */
+  void refreshBundle(int32_t transportId);
+  static int32_t bundleTransportOf(const Rule& r);
   void addReferrer(int64_t sinkId, int32_t id);
   void dropReferrer(int64_t sinkId, int32_t id);
   /** Queues the commands on their owner threads (no wait; see sync()). */
@@ -223,6 +229,7 @@ class Engine {
   // Reverse indexes, so adding or removing a stream touches only the streams that point at it.
   std::unordered_map<int32_t, std::unordered_set<int32_t>> referrers_;  // sink id -> ids whose rule.sink is it
   std::unordered_map<int32_t, int32_t> muxChild_;                         // RTP stream id -> muxed RTCP id
+  std::unordered_map<int32_t, std::unordered_set<int32_t>> bundleMembers_;  // transport id -> ids whose rule.bundle names it
   uint32_t nextThread_ = 0;
   bool closed_ = false;
   // Batching: which threads got commands since the last sync() (bit per thread index, and the indexes), and

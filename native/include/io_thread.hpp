@@ -46,7 +46,8 @@ struct AsyncFence {
 };
 
 // KernelRevoke: the stream's sink changed its rule; a rule of the stream in the kernel path may be stale.
-enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence, ReadQuality, KernelRevoke, PlayDtmf };
+// SetBundle: the transport stream's member table (bundle) changed.
+enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence, ReadQuality, KernelRevoke, PlayDtmf, SetBundle };
 
 /** What the owner thread made of a play DTMF command. */
 enum class DtmfPlayResult : uint8_t { Queued, QueueFull, PassThrough, UnknownStream };
@@ -70,6 +71,7 @@ struct Command {
   SrtpProgress dtlsInResume{}, dtlsOutResume{};  // their restored sequence state (DtlsSrtpKeys.resume)
   DtmfPlay play{};                        // PlayDtmf: the event to queue
   DtmfPlayResult* playOut = nullptr;      // PlayDtmf: the outcome
+  std::shared_ptr<const BundleTable> bundle{};  // SetBundle: the transport's members (null = none)
 };
 
 class IoThread {
@@ -238,6 +240,10 @@ class IoThread {
   void setDtlsCrypto(Stream* s, int32_t inOf, int32_t outOf, const SrtpProgress& inResume, const SrtpProgress& outResume);
   /** A DTLS-keyed context made from `keys` (resuming when they are restored ones), the previous one retired. */
   void replaceDtlsCtx(Stream* t, bool inbound, const DtlsSrtpMaterial* keys);
+  /** SetBundle on the transport `s` (native/src/io_thread_bundle.cpp): new member table; null = none. */
+  void setBundle(Stream* s, const BundleTable* table);
+  /** The member stream a packet on bundle transport `x` belongs to (RTCP: its RTCP stream); null = none. */
+  Stream* bundleTarget(Stream* x, Stream* t, const uint8_t* p, size_t len, bool isRtp);
   std::vector<Stream*> dtlsStreams_;
   int dtlsBusy_ = 0;
   int64_t lastDtlsTimerMs_ = 0;  // sessions in their handshake (the loop then wakes every 50 ms for retransmissions)

@@ -11,6 +11,7 @@ namespace ngrelay {
 
 struct IceConfig;   // ice.hpp
 struct DtlsConfig;  // dtls_config.hpp
+struct BundleConfig;  // bundle.hpp
 
 enum class Learning : uint8_t { Off, Immediate, Delayed, Heuristic };
 
@@ -34,6 +35,7 @@ struct Rule {
   bool forwardIceDtls = false; // ICE/DTLS pass-through (ICE=optional/force-relay): STUN and DTLS forwarded as they came
   bool userspaceOnly = false; // ICE/DTLS: the engine must see every packet (never handed to the kernel path)
   int8_t dtmfReplace = -1;    // with blockDtmf: forward with this event instead (0-15; 16 = random), -1 = drop
+  std::shared_ptr<const BundleConfig> bundle;  // rule.bundle (null = not bundled): see bundle.hpp
 };
 
 constexpr int64_t kLearningWindowMs = 3000;

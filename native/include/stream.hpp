@@ -15,6 +15,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "bundle.hpp"
 #include "dtls.hpp"
 #include "huge_pages.hpp"
 #include "ice.hpp"
@@ -123,6 +124,7 @@ struct alignas(128) Stream {
   bool rtpAltered = false;
   uint32_t drainedRound = 0;     // the owner's loop round in which the backlog last drained it
   uint16_t seqShift = 0;         // play DTMF: added to the sequence number of every RTP packet forwarded
+  bool bundleDemux = false;      // a bundle transport: what arrives is handed to its members (bundleRoutes)
   Stream* sink = nullptr;        // resolved stream whose socket and endpoint packets go out of/to
   Stream* muxRtcp = nullptr;     // on an RTP stream: the attached rtcp-mux stream
   Recording* rec = nullptr;      // the recording this stream's received packets go to (null = none/paused)
@@ -194,6 +196,11 @@ struct alignas(128) Stream {
   bool dtlsActive = false;
   std::string dtlsProfile, dtlsPeerFingerprint, dtlsError;
   Counter dtlsFailures;
+  // BUNDLE (rule.bundle; native/src/io_thread_bundle.cpp). Owner thread only, but for bundleUnmatched.
+  std::vector<BundleRoute> bundleRoutes;  // on a transport: its members (itself included), from SetBundle
+  int16_t midExtId = -1;         // on a transport: the MID header extension id its members use
+  bool bundledAway = false;      // on a member of another transport: its own socket is not read
+  Counter bundleUnmatched;       // on a transport: packets that matched no member (dropped; also in errors)
   // Kernel fast path (native/src/kernel_handover.cpp). kernelSlot: fixed (-1 = none); inKernel and
   // kernelRetryMs: owner thread; the rest published to the JS thread and to streams that send to this one.
   int32_t kernelSlot = -1;

@@ -316,6 +316,37 @@ std::shared_ptr<const DtlsConfig> dtlsFromJs(const Fields& rule) {
   return c;
 }
 
+/** StreamBundle (src/dataplane/types.ts); absent/null = not bundled. */
+std::shared_ptr<const BundleConfig> bundleFromJs(const Fields& rule) {
+  if (rule.nullish("bundle")) return nullptr;
+  Fields o(rule.get("bundle"), rule.path("bundle"));
+  auto c = std::make_shared<BundleConfig>();
+  double transport = o.number("transport");
+  if (!(transport >= 1 && transport <= 0x7fffffff) || transport != double(int32_t(transport)))
+    o.fail("transport", "a stream id");
+  c->transport = int32_t(transport);
+  if (!stringOrNull(o, "mid", c->mid)) c->mid.clear();
+  if (c->mid.size() > 255) o.fail("mid", "at most 255 bytes");
+  Napi::Value ext = o.get("midExtensionId");
+  if (ext.IsNumber()) {
+    double id = ext.As<Napi::Number>().DoubleValue();
+    if (!(id >= 1 && id <= 255) || id != double(int32_t(id))) o.fail("midExtensionId", "1 .. 255 or null");
+    c->midExtId = int16_t(id);
+  } else if (!ext.IsNull()) {
+    o.fail("midExtensionId", "a number or null");
+  }
+  Napi::Value pts = o.get("payloadTypes");
+  if (!pts.IsArray()) o.fail("payloadTypes", "an array");
+  Napi::Array arr = pts.As<Napi::Array>();
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value v = arr.Get(i);
+    double pt = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+    if (!(pt >= 0 && pt <= 127) || pt != double(int32_t(pt))) o.fail("payloadTypes", "an array of 0 .. 127");
+    c->payloadTypes[int(pt) >> 6] |= uint64_t(1) << (int(pt) & 63);
+  }
+  return c;
+}
+
 /** StreamRule and its crypto (src/dataplane/types.ts); every field is checked (see Fields). */
 Rule ruleFromJs(const Napi::Value& v, StreamCryptoSpec& crypto) {
   Fields o(v, "rule");
@@ -352,10 +383,12 @@ Rule ruleFromJs(const Napi::Value& v, StreamCryptoSpec& crypto) {
   else if (!replace.IsUndefined() && !replace.IsNull()) o.fail("dtmfReplace", "0..15, 'random', null or absent");
   r.ice = iceFromJs(o);
   r.dtls = dtlsFromJs(o);
+  r.bundle = bundleFromJs(o);
   crypto = cryptoFromJs(o);
-  // ICE and DTLS are answered by the engine: such a stream is never handed to the kernel path.
+  // ICE and DTLS are answered by the engine, BUNDLE demultiplexed by it: such a stream is never handed to the
+  // kernel path.
   r.forwardIceDtls = o.optBoolean("forwardIceDtls", false);
-  r.userspaceOnly = r.ice != nullptr || r.dtls != nullptr || r.forwardIceDtls;
+  r.userspaceOnly = r.ice != nullptr || r.dtls != nullptr || r.forwardIceDtls || r.bundle != nullptr;
   return r;
 }
 
@@ -576,6 +609,9 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (muxed.IsNumber()) spec.muxedWith = muxed.As<Napi::Number>().Int64Value();
     else if (muxed.IsUndefined() || muxed.IsNull()) spec.muxedWith = -1;
     else o.fail("muxedWith", "a number or absent");
+    Napi::Value threadOf = o.get("threadOf");
+    if (threadOf.IsNumber()) spec.threadOf = threadOf.As<Napi::Number>().Int64Value();
+    else if (!threadOf.IsUndefined() && !threadOf.IsNull()) o.fail("threadOf", "a stream id or absent");
     StreamCryptoSpec crypto;
     Rule rule = ruleFromJs(info[1], crypto);
     callEngine(env, [&] { engine(env).addStream(spec, rule, crypto); });
@@ -697,6 +733,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
         d.Set("error", orNull(s.dtlsError));
         o.Set("dtls", d);
       }
+      if (s.bundleTransport) o.Set("bundleUnmatched", double(s.bundleUnmatched));
       if (s.kernelPath) {
         o.Set("inKernel", s.inKernel);
         o.Set("kernelPackets", double(s.kernelPackets));

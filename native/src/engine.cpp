@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -340,7 +341,8 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
       sync();
       s->fd = openSocket(spec, s->local);
     }
-    s->owner = threads_[nextThread_++ % threads_.size()].get();
+    auto with = spec.threadOf >= 0 ? streams_.find(int32_t(spec.threadOf)) : streams_.end();
+    s->owner = with != streams_.end() ? with->second.stream->owner : threads_[nextThread_++ % threads_.size()].get();
     if (kernel_ && !spec.isRtcp) {
       // Counted from the socket's first packet on (no party knows the port yet): see KernelPath::registerSocket.
       s->kernelSlot = kernel_->allocSlot();  // -1 (all taken): stays in userspace
@@ -373,6 +375,38 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
   attach.dtlsOutResume = crypto.outbound.resume;
   queueOn(attach);
   relinkSinks(spec.id);
+  const int32_t transport = bundleTransportOf(rule);
+  if (transport >= 0) bundleMembers_[transport].insert(spec.id);
+  refreshBundle(transport);
+  if (transport != spec.id && bundleMembers_.count(spec.id)) refreshBundle(spec.id);  // members named it first
+}
+
+int32_t Engine::bundleTransportOf(const Rule& r) { return r.bundle ? r.bundle->transport : -1; }
+
+void Engine::refreshBundle(int32_t transportId) {
+  if (transportId < 0) return;
+  auto t = streams_.find(transportId);
+  if (t == streams_.end()) return;
+  Stream* transport = t->second.stream.get();
+  auto table = std::make_shared<BundleTable>();
+  auto members = bundleMembers_.find(transportId);
+  if (members != bundleMembers_.end()) {
+    // The transport's own m= line first (an RTCP sender it does not know goes there), then by id.
+    std::vector<int32_t> ids(members->second.begin(), members->second.end());
+    std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) { return (a == transportId) != (b == transportId) ? a == transportId : a < b; });
+    for (int32_t id : ids) {
+      auto m = streams_.find(id);
+      if (m == streams_.end()) continue;
+      Stream* s = m->second.stream.get();
+      // Only RTP streams with a socket of their own on the transport's thread (see StreamSpec::threadOf); any
+      // other stays outside the group and keeps reading its own socket.
+      if (s->isRtcp || s->muxedWith >= 0 || s->owner != transport->owner || transport->isRtcp || transport->muxedWith >= 0) continue;
+      table->push_back(BundleMemberSpec{s, m->second.rule.bundle});
+    }
+  }
+  Command c{CommandType::SetBundle, transport, Rule{}, nullptr, nullptr, nullptr};
+  if (!table->empty()) c.bundle = std::move(table);
+  queueOn(c);
 }
 
 void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& crypto) {
@@ -384,15 +418,17 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
   prepareCrypto(it->second, crypto, retired);
   dropReferrer(it->second.rule.sink, id);
   addReferrer(rule.sink, id);
-  // ICE moves the destination on the owner thread alone. Without it the new destination is known here, and
+  // ICE (and a BUNDLE transport's ICE pair) moves the destination on the owner thread alone. Without it the new destination is known here, and
   // published now (as addStream does), since the Update may wait in the queue of an idle owner thread while
   // streams on other threads already forward to this party (see fence()).
   const Rule& old = it->second.rule;
-  const bool webrtc = old.ice || old.dtls || rule.ice || rule.dtls;
+  const bool webrtc = old.ice || old.dtls || old.bundle || rule.ice || rule.dtls || rule.bundle;
   if (!webrtc && updateResetsLearning(old, rule)) {
     it->second.stream->endpoint.store(rule.expected);
     it->second.stream->confirmed.store(false, std::memory_order_relaxed);
   }
+  const int32_t oldTransport = bundleTransportOf(it->second.rule);
+  const int32_t newTransport = bundleTransportOf(rule);
   it->second.rule = rule;
   it->second.resolvedSink = resolveSink(rule.sink);
   if (kernel_) {
@@ -421,6 +457,16 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
   queueOn(update, webrtc);
   for (auto& ctx : retired)
     if (ctx) graveyard_.contexts.push_back(std::move(ctx));
+  // After the member's Update (FIFO on their common thread): the member table with its new keys.
+  if (oldTransport != newTransport && oldTransport >= 0) {
+    auto m = bundleMembers_.find(oldTransport);
+    if (m != bundleMembers_.end() && m->second.erase(id) && m->second.empty()) bundleMembers_.erase(m);
+    refreshBundle(oldTransport);
+  }
+  if (newTransport >= 0) {
+    bundleMembers_[newTransport].insert(id);
+    refreshBundle(newTransport);
+  }
 }
 
 void Engine::removeStream(int32_t id) {
@@ -433,7 +479,14 @@ void Engine::removeStream(int32_t id) {
   if (it->second.srtpIn) graveyard_.contexts.push_back(std::move(it->second.srtpIn));
   if (it->second.srtpOut) graveyard_.contexts.push_back(std::move(it->second.srtpOut));
   dropReferrer(it->second.rule.sink, id);
+  const int32_t transport = bundleTransportOf(it->second.rule);
   streams_.erase(it);
+  if (transport >= 0) {
+    // The transport stops handing it packets before its Detach runs (same thread, FIFO).
+    auto m = bundleMembers_.find(transport);
+    if (m != bundleMembers_.end() && m->second.erase(id) && m->second.empty()) bundleMembers_.erase(m);
+    if (transport != id) refreshBundle(transport);
+  }
   if (s->muxedWith >= 0) {
     auto child = muxChild_.find(int32_t(s->muxedWith));
     if (child != muxChild_.end() && child->second == id) muxChild_.erase(child);
@@ -527,6 +580,8 @@ bool Engine::readCounters(int32_t id, StreamSnapshot& out) const {
   out.iceStunRejected = s->iceStunRejected.get();
   out.iceConsentExpired = s->iceConsentExpired.get();
   out.iceLastConsentMs = s->iceLastConsentMs.load(std::memory_order_relaxed);
+  out.bundleTransport = !bundleMembers_.count(id) ? false : !bundleMembers_.at(id).empty();
+  out.bundleUnmatched = s->bundleUnmatched.get();
   out.hasDtls = it->second.rule.dtls != nullptr;
   if (out.hasDtls) {
     std::lock_guard<std::mutex> g(const_cast<Stream*>(s)->dtlsStatusMutex);

@@ -412,6 +412,14 @@ void IoThread::apply(const Command& c) {
       s->publishEndpoint();
       applyDtls(s, old, false);
       s->demuxControl = s->hasIce || s->dtlsSession != nullptr;  // also when only strict-source/media-handover changed: learnSettled depends on them
+      if (s->bundledAway && !(c.rule.bundle && c.rule.bundle->transport != s->id) && s->ioFd >= 0) {
+        // No longer bundled on another stream's transport: its own socket is read again.
+        s->bundledAway = false;
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLET;
+        ev.data.ptr = s;
+        epoll_ctl(epfd_, EPOLL_CTL_ADD, s->ioFd, &ev);
+      }
       s->appliedGen.fetch_add(1, std::memory_order_acq_rel);
       break;
     }
@@ -426,6 +434,9 @@ void IoThread::apply(const Command& c) {
       break;
     case CommandType::PlayDtmf:
       *c.playOut = queueDtmf(s, c.play);
+      break;
+    case CommandType::SetBundle:
+      setBundle(s, c.bundle.get());
       break;
     case CommandType::ReadQuality:
       c.qualityOut->rtp = s->rtpStats;
@@ -443,6 +454,7 @@ void IoThread::apply(const Command& c) {
       if (s->inDtlsList) dtlsStreams_.erase(std::remove(dtlsStreams_.begin(), dtlsStreams_.end(), s), dtlsStreams_.end());
       s->inDtlsList = false;
       s->demuxControl = false;
+      setBundle(s, nullptr);  // a transport going first: its members read their own sockets again
       if (s->ioFd >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, s->ioFd, nullptr);
       releaseFd(s->fd);
       s->ioFd = -1;
@@ -775,6 +787,18 @@ bool IoThread::drain(Stream* x) {
           totals_.malformed.add(1);
           continue;
         }
+      }
+
+      // BUNDLE: the packet belongs to one of the transport's m= lines (its member stream from here on).
+      if (x->bundleDemux) {
+        Stream* member = bundleTarget(x, t, p, len, isRtp);
+        if (!member) {
+          x->bundleUnmatched.add(1);
+          x->errors.add(1);
+          totals_.errors.add(1);
+          continue;
+        }
+        t = member;
       }
 
       // RTCP feeds the stream's call-quality figures; a compound that does not parse is counted and dropped

@@ -17,7 +17,7 @@ import { parseSdp, sdpParseDetail } from '../sdp/parse';
 import { sdpParseError } from '../sdp/lines';
 import { rewriteSdp } from '../sdp/rewrite';
 import { NgError } from '../errors';
-import type { CallState, MediaState, MonologueState, PartyOptions, StreamState } from './state';
+import type { CallState, MediaBundleState, MediaState, MonologueState, PartyOptions, StreamState } from './state';
 import {
   emptyMediaCrypto,
   formatKeyLine,
@@ -30,6 +30,7 @@ import {
 } from './srtp-negotiation';
 import type { DeleteRequest, SignalRequest } from './signal';
 import { WebrtcMedia } from './webrtc-media';
+import { answerKeepsBundle, bundledMedia, bundleGroupValues, isBundledAway, offeredBundle, sendingStreamOf, streamBundle, transportMediaOf } from './bundle';
 import { iceMode, streamDtls, streamIce } from './webrtc-negotiation';
 import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
@@ -587,27 +588,50 @@ export class CallManager {
     const newPeer: MediaState[] = [];
     const toClose: StreamState[] = [];
     const requireMux = req.rtcpMux.has('require');
+    const bundlePolicy = req.bundle ?? new Set<string>();
+    const bundled = bundledMedia(sdp, bundlePolicy);
+    const offered = offeredBundle(sdp, bundlePolicy);
+    // A BUNDLE member's streams go on its transport's I/O thread (the transport's m= line comes first).
+    const threadOf = (group: Map<number, MediaBundleState> | null, i: number, medias: MediaState[]): number | undefined => {
+      const t = group?.get(i)?.transportIndex;
+      return t === undefined || t === i ? undefined : medias[t]?.rtp.id || undefined;
+    };
     for (const sdpMedia of sdp.media) {
       const i = sdpMedia.index;
-      const rejected = sdpMedia.port === 0;
+      // A bundle-only m= line (port 0 in a BUNDLE group) is not rejected: it uses its group's transport.
+      const rejected = sdpMedia.port === 0 && !bundled.has(i);
       const oldSelf = self.medias[i];
       const oldPeer = peer.medias[i];
       const reuse = (old: MediaState | undefined, iface: InterfaceConfig): boolean =>
         !!old && !old.rejected && !rejected && old.type === sdpMedia.type && old.rtp.localAddress === iface.address;
-      const take = (old: MediaState | undefined, iface: InterfaceConfig, muxed: boolean): MediaState => {
-        if (old && reuse(old, iface)) return { ...old, rtp: { ...old.rtp }, rtcp: { ...old.rtcp } };
+      // A media that newly joins another m= line's transport gets new sockets on that transport's thread (its own
+      // port is never written into an SDP while bundled, so nobody misses the old one).
+      const joins = (old: MediaState | undefined, group: Map<number, MediaBundleState> | null): boolean => {
+        const t = group?.get(i)?.transportIndex;
+        return t !== undefined && t !== i && old?.bundle?.transportIndex !== t;
+      };
+      const take = (old: MediaState | undefined, iface: InterfaceConfig, muxed: boolean, group: Map<number, MediaBundleState> | null, party: MediaState[]): MediaState => {
+        if (old && reuse(old, iface) && !joins(old, group)) return { ...old, rtp: { ...old.rtp }, rtcp: { ...old.rtcp } };
+        const threadOfStream = threadOf(group, i, party);
         if (old) toClose.push(old.rtp, old.rtcp);
         if (rejected) return this.emptyMedia(i + 1, sdpMedia, null);
-        const pair = this.sockets.openPair(iface, muxed);
+        const pair = this.sockets.openPair(iface, muxed, threadOfStream);
         undo.push(() => {
           this.sockets.close(pair.rtcp);
           this.sockets.close(pair.rtp);
         });
         return this.emptyMedia(i + 1, sdpMedia, pair);
       };
-      const selfMedia = take(oldSelf, selfIface, false);
-      const peerMedia = take(oldPeer, peerIface, requireMux);
+      const selfMedia = take(oldSelf, selfIface, false, bundled, newSelf);
+      const peerMedia = take(oldPeer, peerIface, requireMux, offered, newPeer);
       this.applySdpMedia(req, selfMedia, sdpMedia);
+      const bundle = bundled.get(i);
+      if (bundle) selfMedia.bundle = bundle;
+      else delete selfMedia.bundle;
+      // The receiver's bundle: what `bundle` offer/require asks for now, else what it accepted before.
+      const toReceiver = offered?.get(i);
+      if (toReceiver && !rejected) peerMedia.bundle = toReceiver;
+      else if (offered !== null || rejected) delete peerMedia.bundle;
       peerMedia.type = sdpMedia.type;
       peerMedia.protocol = req.transportProtocol ?? this.stickyProtocol(sdpMedia.proto, peerMedia);
       selfMedia.rejected = rejected;
@@ -693,7 +717,9 @@ export class CallManager {
       const i = sdpMedia.index;
       const a = offerer.medias[i] as MediaState;
       const b = answerer.medias[i] as MediaState;
-      if (sdpMedia.port === 0 || a.rejected || b.rejected) {
+      // A bundle-only answer to a bundle the relay offered (port 0 in the group) is not a rejection.
+      const keepsBundle = b.bundle !== undefined && answerKeepsBundle(sdp, sdpMedia.mid);
+      if ((sdpMedia.port === 0 && !keepsBundle) || a.rejected || b.rejected) {
         toClose.push(a.rtp, a.rtcp, b.rtp, b.rtcp);
         steps.push(() => {
           offerer.medias[i] = { ...this.emptyMedia(i + 1, sdpMedia, null), type: a.type, protocol: a.protocol, direction: a.direction };
@@ -703,6 +729,7 @@ export class CallManager {
       }
       const nb: MediaState = { ...b, rtp: { ...b.rtp }, rtcp: { ...b.rtcp } };
       this.applySdpMedia(req, nb, sdpMedia);
+      if (!keepsBundle) delete nb.bundle;  // the answerer declined the bundle the relay offered
       nb.rtcpMux = b.offeredRtcpMux && sdpMedia.rtcpMux;
       const aMux = a.offeredRtcpMux && !a.rtcpMuxReject && (a.rtcpMuxAccept || nb.rtcpMux || req.rtcpMux.has('accept'));
       const na: MediaState = { ...a, rtp: { ...a.rtp }, rtcp: { ...a.rtcp }, rtcpMux: aMux };
@@ -775,11 +802,19 @@ export class CallManager {
   restore(call: CallState, adjust: (stream: StreamState, rule: StreamRule) => StreamRule): void {
     if (this.calls.has(call.callId)) throw new NgError('call already exists');
     const streams = call.monologues.flatMap((m) => m.medias.flatMap((media) => [media.rtp, media.rtcp]));
+    // As when they were opened: a BUNDLE member's streams on its transport's I/O thread.
+    const threadOf = new Map<StreamState, number>();
+    for (const m of call.monologues) {
+      for (const media of m.medias) {
+        const transport = transportMediaOf(m, media);
+        if (transport !== media) for (const s of [media.rtp, media.rtcp]) threadOf.set(s, transport.rtp.id);
+      }
+    }
     const bound: StreamState[] = [];
     try {
       // Muxed RTCP streams join their RTP stream's socket, so those go second.
       for (const s of [...streams.filter((x) => x.muxedWith === null), ...streams.filter((x) => x.muxedWith !== null)]) {
-        this.sockets.rebind(s);
+        this.sockets.rebind(s, threadOf.get(s));
         if (s.id) bound.push(s);
       }
     } catch (err) {
@@ -811,8 +846,11 @@ export class CallManager {
       for (const component of ['rtp', 'rtcp'] as const) {
         const sa = ma[component];
         const sb = mb[component];
-        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, { ...this.rule(a, sa, sb.id ? sb : null, ma, mb), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) }));
-        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, { ...this.rule(b, sb, sa.id ? sa : null, mb, ma), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) }));
+        // Towards a bundled m= line, packets leave from its group's transport (socket, ICE pair, DTLS keys).
+        const toB = sendingStreamOf(b, mb, component);
+        const toA = sendingStreamOf(a, ma, component);
+        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, { ...this.rule(a, sa, sb.id ? toB : null, ma, transportMediaOf(b, mb)), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) }));
+        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, { ...this.rule(b, sb, sa.id ? toA : null, mb, transportMediaOf(a, ma)), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) }));
         if (sa.id) this.streamCalls.set(sa.id, call.callId);
         if (sb.id) this.streamCalls.set(sb.id, call.callId);
       }
@@ -833,17 +871,23 @@ export class CallManager {
   private rule(mono: MonologueState, stream: StreamState, sink: StreamState | null, own: MediaState, sinkMedia: MediaState): StreamRule {
     const options = mono.options;
     const handshakeStream = (s: StreamState): number => s.muxedWith ?? s.id;
-    const inbound: StreamCrypto['inbound'] = own.webrtc?.dtls?.role
-      ? { dtlsOf: handshakeStream(stream) }
-      : srtpKeys(own.crypto?.theirs);
+    // A bundled member other than its transport: the transport unprotects what arrives and runs ICE and DTLS.
+    const away = isBundledAway(mono, own);
+    const inbound: StreamCrypto['inbound'] = away
+      ? null
+      : own.webrtc?.dtls?.role
+        ? { dtlsOf: handshakeStream(stream) }
+        : srtpKeys(own.crypto?.theirs);
     const outbound: StreamCrypto['outbound'] =
       sink === null ? null : sinkMedia.webrtc?.dtls?.role ? { dtlsOf: handshakeStream(sink) } : srtpKeys(sinkMedia.crypto?.ours);
     const crypto = inbound || outbound ? { crypto: { inbound, outbound, recrypt: options.recrypt === true } } : {};
-    const ownSocket = stream.muxedWith === null;
+    const ownSocket = stream.muxedWith === null && !away;
     const ice = own.webrtc?.ice;
     const dtls = own.webrtc?.dtls ? streamDtls(own.webrtc.dtls) : null;
+    const bundle = stream.component === 'rtp' && stream.muxedWith === null ? streamBundle(mono, own) : null;
     return {
       ...crypto,
+      ...(bundle ? { bundle } : {}),
       ...(ownSocket && ice && mono.iceCredentials
         ? { ice: streamIce(ice, mono.iceCredentials, stream.component === 'rtp' ? 1 : 2) }
         : {}),
@@ -879,13 +923,16 @@ export class CallManager {
     const firstLive = receiver.medias.find((m) => !m.rejected);
     let withIce = false;
     let keptTransport = 0;
+    const writtenMids: Array<string | null> = [];
     const media: MediaRewrite[] = sdp.media.map((sdpMedia) => {
       const mine = receiver.medias[sdpMedia.index];
       const senderMedia = sender.medias[sdpMedia.index];
       const conn = ifaceConn(mine);
       const zero = sdpMedia.effectiveConnection && isZeroAddress(sdpMedia.effectiveConnection.address) && sdpMedia.ice === null;
       const keepZero = zero && !req.replace.has('zero-address');
-      const rejected = !mine || mine.rejected || sdpMedia.port === 0;
+      const rejected = !mine || mine.rejected || (sdpMedia.port === 0 && !senderMedia?.bundle);
+      // A bundled m= line is written with its group's transport: port, ICE and DTLS.
+      const via = mine && !rejected ? transportMediaOf(receiver, mine) : mine;
       const muxed = kind === 'offer' ? !!mine?.offeredRtcpMux : !!mine?.rtcpMux;
       const requireMux = kind === 'offer' && req.rtcpMux.has('require');
       const proto =
@@ -894,24 +941,26 @@ export class CallManager {
           : mine && mine.protocol !== sdpMedia.proto
             ? mine.protocol
             : null;
-      const rtcpPort = rejected ? null : requireMux || (mine as MediaState).rtcp.muxedWith !== null ? (mine as MediaState).rtp.localPort : (mine as MediaState).rtcp.localPort;
+      const rtcpPort = rejected ? null : requireMux || (via as MediaState).rtcp.muxedWith !== null ? (via as MediaState).rtp.localPort : (via as MediaState).rtcp.localPort;
       // ICE=force-relay: the SDP's transport stays; the relay adds its a=rtcp (and a=rtcp-mux) only to an answer
       // with rtcp-mux (rtpengine 10.5).
       const keepTransport = !rejected && iceMode(req.ice) === 'force-relay';
       const ownRtcp = !keepTransport || (kind === 'answer' && muxed);
       if (keepTransport) keptTransport++;
-      const ice = mine && !rejected ? this.webrtc.iceLines(req, receiver, mine, rtcpPort, sdpMedia.ice) : undefined;
-      const dtls = mine && !rejected ? this.webrtc.dtlsLines(mine, kind) : undefined;
+      const ice = via && !rejected ? this.webrtc.iceLines(req, receiver, via, rtcpPort, sdpMedia.ice) : undefined;
+      const dtls = via && !rejected ? this.webrtc.dtlsLines(via, kind) : undefined;
       if (ice) withIce = true;
       // a=mid: an answer carries the mid the offer had (none if it had none); an offer gets one with generate-mid.
+      // A bundled offer needs a mid on every member (the a=group line names them), so it gets one as with generate-mid.
       const mid =
         kind === 'answer'
           ? mine?.mid
-          : req.flags.has('generate-mid') && sdpMedia.mid === null && !rejected
+          : (req.flags.has('generate-mid') || mine?.bundle) && sdpMedia.mid === null && !rejected
             ? String(sdpMedia.index + 1)
             : undefined;
+      writtenMids[sdpMedia.index] = mid === undefined ? sdpMedia.mid : mid;
       return {
-        port: rejected ? 0 : (mine as MediaState).rtp.localPort,
+        port: rejected ? 0 : (via as MediaState).rtp.localPort,
         connection: keepZero ? { addrType: conn.addrType, address: conn.addrType === 'IP6' ? '::' : ZERO_V4 } : conn,
         rtcpPort: ownRtcp ? rtcpPort : null,
         rtcpMux: !rejected && (muxed || requireMux) && ownRtcp,
@@ -937,6 +986,7 @@ export class CallManager {
       media,
       // rtpengine 10.5 puts its loop-protect attribute at session level.
       sessionAttributes: [
+        ...bundleGroupValues(receiver, (i) => writtenMids[i] ?? null),
         ...(withIce && receiver.iceLite === true ? ['ice-lite'] : []),
         ...(req.flags.has('loop-protect') ? [`rtpengine:${call.loopToken}`] : []),
       ],

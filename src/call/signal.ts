@@ -14,6 +14,8 @@ export interface SignalRequest {
   replace: ReadonlySet<string>;
   /** `rtcp-mux` entries: offer, demux, accept, reject, require. */
   rtcpMux: ReadonlySet<string>;
+  /** `bundle` entries (src/call/bundle.ts): accept, offer, require, reject. Optional. */
+  bundle?: ReadonlySet<string>;
   /** `ICE` key: remove, force, default, ... (null = not given = default). */
   ice: string | null;
   /** `ICE-lite` key: forward, backward, both, off (null = not given: unchanged). Optional. */

@@ -62,6 +62,20 @@ export interface MediaState {
   icePassThrough?: boolean;
   /** a=mid of this party's last SDP (null = none). Optional. */
   mid?: string | null;
+  /** BUNDLE with this party: the media shares its group's transport (see src/call/bundle.ts). Optional. */
+  bundle?: MediaBundleState;
+}
+
+/** The BUNDLE part of one media of a party (MediaState.bundle). */
+export interface MediaBundleState {
+  /** 0-based index of the group's transport media (its tagged m= line) in the same party's medias. */
+  transportIndex: number;
+  /** Indexes of every member, transport first, in the group's order (for the a=group line). */
+  memberIndexes: number[];
+  /** a=extmap id of urn:ietf:params:rtp-hdrext:sdes:mid in the party's SDP; null = none. */
+  midExtensionId: number | null;
+  /** Payload types of this m= line that no other member uses (the engine's payload-type demux). */
+  payloadTypes: number[];
 }
 
 /** ICE (RFC 8445) between the relay and one party, for one media. */

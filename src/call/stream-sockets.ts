@@ -62,18 +62,19 @@ export class StreamSockets {
 
   /**
    * Bind an RTP socket and, unless muxed, an RTCP socket on RTP+1. Returns both stream states (the muxed RTCP
-   * stream shares the RTP socket). Nothing is left bound or reserved when it throws.
+   * stream shares the RTP socket). Nothing is left bound or reserved when it throws. `threadOf`: both on that
+   * stream's I/O thread (a BUNDLE member's on its transport's, see StreamSocketSpec.threadOf).
    */
-  openPair(iface: InterfaceConfig, muxed: boolean): { rtp: StreamState; rtcp: StreamState } {
+  openPair(iface: InterfaceConfig, muxed: boolean, threadOf?: number): { rtp: StreamState; rtcp: StreamState } {
     const alloc = this.allocator(iface.address);
     for (let attempt = 0; ; attempt++) {
       const port = muxed ? alloc.acquireSingle() : alloc.acquirePair();
       const rtp = this.state(iface, 'rtp', port, null, true);
       const rtcp = muxed ? this.state(iface, 'rtcp', port, rtp.id, false) : this.state(iface, 'rtcp', port + 1, null, true);
       try {
-        this.bind(rtp);
+        this.bind(rtp, threadOf);
         try {
-          this.bind(rtcp);
+          this.bind(rtcp, threadOf);
         } catch (err) {
           this.dataPlane.removeStream(rtp.id);
           throw err;
@@ -132,9 +133,9 @@ export class StreamSockets {
 
   /**
    * Bind a restored stream again (src/state/): the same id and port, the port reserved in its allocator.
-   * Throws RestoreBindError naming why; nothing stays reserved or bound then.
+   * Throws RestoreBindError naming why; nothing stays reserved or bound then. `threadOf`: see bind().
    */
-  rebind(stream: StreamState): void {
+  rebind(stream: StreamState, threadOf?: number): void {
     if (stream.id === 0) return;
     this.noteUsedId(stream.id);
     const alloc = this.allocator(stream.localAddress);
@@ -142,7 +143,7 @@ export class StreamSockets {
       throw new RestoreBindError(`port ${stream.localAddress}:${stream.localPort} is in use or outside --port-min..--port-max`);
     }
     try {
-      this.bind(stream);
+      this.bind(stream, threadOf);
     } catch (err) {
       if (stream.ownsPort) alloc.release(stream.localPort);
       if (err instanceof BindError) throw new RestoreBindError(`cannot bind ${err.address}:${err.port}: ${err.code}`);
@@ -158,7 +159,8 @@ export class StreamSockets {
     if (stream.ownsPort) this.allocator(stream.localAddress).release(stream.localPort);
   }
 
-  private bind(stream: StreamState): void {
+  /** `threadOf`: on that stream's I/O thread (StreamSocketSpec.threadOf). */
+  private bind(stream: StreamState, threadOf?: number): void {
     this.dataPlane.addStream(
       {
         id: stream.id,
@@ -166,6 +168,7 @@ export class StreamSockets {
         localAddress: stream.localAddress,
         localPort: stream.localPort,
         ...(stream.muxedWith !== null ? { muxedWith: stream.muxedWith } : {}),
+        ...(threadOf !== undefined && stream.muxedWith === null ? { threadOf } : {}),
       },
       IDLE_RULE,
     );

@@ -116,6 +116,7 @@ export function signal(req: NormalizedRequest, logger: Logger, isAnswer: boolean
     flags: req.flags,
     replace: req.replace,
     rtcpMux: req.rtcpMux,
+    bundle: req.bundle,
     ice: req.ICE,
     iceLite: req.ICElite,
     dtls: req.DTLS,

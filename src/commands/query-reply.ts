@@ -6,6 +6,7 @@ import { ngDict } from '../ng/dict';
 import { idToWire } from '../ng/byte-string';
 import type { CallState, MediaState, MonologueState, StreamState } from '../call/state';
 import { ssrcStatistics } from '../call/ssrc-stats';
+import { transportMediaOf } from '../call/bundle';
 
 type CountersOf = (id: number) => StreamCounters | undefined;
 type QualityOf = (id: number) => StreamQuality | undefined;
@@ -53,6 +54,8 @@ function mediaFlags(media: MediaState, mono: MonologueState, initialized: boolea
   if (media.webrtc?.ice) flags.push('ICE');
   if (media.webrtc?.ice?.remoteTrickle) flags.push('trickle ICE');
   if (mono.isAnswerer || mono.tag === '') flags.push('ICE controlling');
+  // ngrelay's: the media shares its BUNDLE group's transport (src/call/bundle.ts).
+  if (media.bundle) flags.push('bundle');
   return flags;
 }
 
@@ -128,6 +131,8 @@ function streamDict(
       ['packets', counters?.packets ?? 0],
       ['bytes', counters?.bytes ?? 0],
       ['errors', counters?.errors ?? 0],
+      // A BUNDLE transport: packets that matched none of its m= lines (ngrelay's; also in errors).
+      ...(counters?.bundleUnmatched !== undefined ? ([['bundle unmatched', counters.bundleUnmatched]] as Array<[string, NgValue]>) : []),
     ]),
   ]);
   if (stream.component === 'rtp' && quality?.rtp) entries.push(['quality', rtpQualityDict(quality.rtp)]);
@@ -166,7 +171,8 @@ export function callStatistics(call: CallState, countersOf: CountersOf, qualityO
         t[0] += c?.packets ?? 0;
         t[1] += c?.bytes ?? 0;
         t[2] += c?.errors ?? 0;
-        return streamDict(s, c, q, call, mono, cryptoSuite(media, countersOf), !!media.webrtc?.ice);
+        // A bundled m= line's SRTP is its transport's handshake.
+        return streamDict(s, c, q, call, mono, cryptoSuite(transportMediaOf(mono, media), countersOf), !!media.webrtc?.ice);
       });
       const entries: Array<[string, NgValue]> = [
         ['index', media.index],

@@ -33,6 +33,12 @@ export interface StreamSocketSpec {
    * and that stream's current endpoint.
    */
   muxedWith?: number;
+  /**
+   * Own socket only: put the stream on the I/O thread of this (existing) stream; absent or unknown = the
+   * engine's choice (round robin). A BUNDLE member must share its transport's thread (StreamBundle), so the
+   * control plane opens a member's streams with its transport's id.
+   */
+  threadOf?: number;
 }
 
 /** SRTP crypto suite names the native SRTP core implements (their lengths: src/dataplane/srtp-suites.ts). */
@@ -213,6 +219,8 @@ export interface StreamRule {
    * to the sink unchanged, like media (without it, and without `ice`/`dtls`, they are dropped as malformed).
    */
   forwardIceDtls?: boolean;
+  /** BUNDLE (RFC 8843): this RTP stream's m= line shares the transport of another stream; absent/null = none. */
+  bundle?: StreamBundle | null;
   /** RTP clock rate of the stream's codec (Hz), for jitter in time units; absent = 8000. */
   clockRate?: number;
   /** `block media`: RTP arriving here is counted but not forwarded (RTCP still is). */
@@ -231,6 +239,31 @@ export interface StreamRule {
    * event code instead (0-15), or a random other digit per event; null/absent = dropped.
    */
   dtmfReplace?: number | 'random' | null;
+}
+
+/**
+ * BUNDLE membership of an RTP stream (StreamRule.bundle). Every member of a group names the same `transport`:
+ * the RTP stream of the group's first m= line (which names itself), whose socket, ICE pair and DTLS-SRTP
+ * context the whole group uses. What arrives on the transport is unprotected with the transport's keys and
+ * then handed to the member it belongs to, found by (a) the MID header extension (`midExtensionId`, RFC 8843
+ * §15; one- and two-byte forms), which also teaches the engine the member's SSRC, (b) an SSRC learned so, (c) the
+ * payload type (`payloadTypes`: only those unique to this m= line). RTCP goes to the member whose SSRC is the
+ * sender SSRC of its first packet, else to the transport's RTCP stream. A packet that matches no member is
+ * dropped and counted (StreamCounters.bundleUnmatched and errors of the transport). A member other than the
+ * transport reads nothing from its own socket while bundled; to send *to* the bundled party, a sink names the
+ * transport (its socket, endpoint and DTLS keys). Members must be on the transport's I/O thread
+ * (StreamSocketSpec.threadOf); one on another thread is left out of the group (its packets then do not match).
+ * A bundled stream is never handed to the kernel path.
+ */
+export interface StreamBundle {
+  /** Stream id of the group's transport (this stream's own id for the transport itself). */
+  transport: number;
+  /** a=mid of this m= line; null = none (then only SSRC and payload type match). */
+  mid: string | null;
+  /** The id of urn:ietf:params:rtp-hdrext:sdes:mid (a=extmap), 1..255; null = not negotiated. */
+  midExtensionId: number | null;
+  /** Payload types (0..127) that belong to this m= line only. */
+  payloadTypes: number[];
 }
 
 /** One `play DTMF` event, as the engine sends it (values already clamped as rtpengine clamps them). */
@@ -258,6 +291,8 @@ export interface StreamCounters {
   srtpAuthFailed?: number;
   /** SRTP/SRTCP packets refused by the replay window; present when the stream has keys. */
   srtpReplayed?: number;
+  /** A BUNDLE transport: packets that matched none of its members (dropped; also in `errors`). */
+  bundleUnmatched?: number;
   /** Epoch milliseconds of the last packet received on this stream; 0 = never. */
   lastPacketMs: number;
   /** Where packets to this party currently go (expected or learned); null = nowhere yet. */

@@ -60,6 +60,8 @@ export interface NormalizedRequest {
   replace: Set<string>;
   /** `rtcp-mux` entries: offer, demux, accept, reject, require. */
   rtcpMux: Set<string>;
+  /** `bundle` entries (RFC 9143) and `bundle-X` flags: accept, offer, require, strict, reject. */
+  bundle: Set<string>;
   ICE: string | null;
   /** `ICE-lite`: forward, backward, both, off. */
   ICElite: string | null;
@@ -278,6 +280,7 @@ function emptyRequest(raw: NgDict): NormalizedRequest {
     flags: new Set(),
     replace: new Set(),
     rtcpMux: new Set(),
+    bundle: new Set(),
     ICE: null,
     ICElite: null,
     DTLS: null,
@@ -392,6 +395,9 @@ function applyKey(out: NormalizedRequest, key: string, v: NgValue, source: Sourc
     case 'rtcp-mux':
       for (const r of listOf(v, key, source)) out.rtcpMux.add(r.replace(/ /g, '-'));
       return;
+    case 'bundle':
+      for (const b of listOf(v, key, source)) out.bundle.add(b);
+      return;
     case 'supports':
       for (const s of listOf(v, key, source)) out.supports.add(s);
       return;
@@ -501,6 +507,10 @@ function applyFlag(out: NormalizedRequest, token: string): void {
   }
   if ((x = rest('rtcp-mux-')) !== null) {
     out.rtcpMux.add(x);
+    return;
+  }
+  if ((x = rest('bundle-')) !== null) {
+    out.bundle.add(x);
     return;
   }
   if ((x = rest('OSRTP-')) !== null) {

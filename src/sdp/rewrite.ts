@@ -8,7 +8,8 @@
  *   - c=            address replaced by plan.sessionConnection when some m= has no c= of its own (rejected
  *                   ones included) or plan.replaceSessionConnection; else copied.
  *   - a=sendrecv|sendonly|recvonly|inactive   dropped (10.5 writes the direction into each m= instead).
- *   - a=group:BUNDLE ...   dropped (10.5 does not bundle unless asked to), kept under ICE pass-through.
+ *   - a=group:BUNDLE ...   dropped (kept under ICE pass-through); the relay's own groups come in
+ *     plan.sessionAttributes (src/call/bundle.ts).
  *   - ICE attributes       dropped when any media has removeIce or plan.ice.
  *   - a=fingerprint, a=setup, a=tls-id   dropped (DTLS is terminated by the relay, per media).
  *   - plan.sessionAttributes are appended after the last session line (loop-protect `a=rtpengine:`).
@@ -24,6 +25,7 @@
  *                   (RTP protocols only).
  *   - a=crypto      only when plan.crypto is set: dropped, and plan.crypto written after a=rtcp(-mux).
  *   - a=fingerprint, a=setup, a=tls-id   always dropped (the relay terminates DTLS); plan.dtls follows a=crypto.
+ *   - a=bundle-only  always dropped (each side's bundling is the relay's: src/call/bundle.ts).
  *   - a=mid         with plan.mid: dropped, and plan.mid (a string) written where they were.
  *   - plan.ice (ICE towards the receiver) is written last, replacing the input's ICE attributes.
  *   - a=ptime       the first one moves after a=rtcp(-mux) (and a=crypto); further ones are dropped (non-RTP: all dropped).
@@ -147,6 +149,7 @@ function writeMedia(out: LineWriter, media: SdpMedia, plan: MediaRewrite): void 
       if (passThrough) out.copy(line);
       continue;
     }
+    if (attr.name === 'bundle-only' && !passThrough) continue;
     if (attr.name === 'mid') {
       if (plan.mid === undefined) mids.push(line);
       continue;

@@ -22,9 +22,8 @@ export interface WebrtcRelay {
 
 export const WEBRTC_RELAYS: readonly WebrtcRelay[] = [
   { name: 'rtpengine', bundles: false, start: startRtpengine },
-  // bundles: false until the engine demultiplexes one transport into several streams (issue 12 item 4): the
-  // reference-limit scenario then pins that ngrelay, like rtpengine 10.5, answers max-bundle unbundled.
-  { name: 'ngrelay', bundles: false, start: startNgrelay },
+  // One transport demultiplexed into the m= lines' streams (src/call/bundle.ts, StreamBundle).
+  { name: 'ngrelay', bundles: true, start: startNgrelay },
 ];
 
 /** A free ng port and media port range on 127.0.0.1, with calls deleted at once (`list` is empty after delete). */
