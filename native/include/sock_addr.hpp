@@ -59,6 +59,12 @@ class PublishedAddr {
     seq_.store(s + 2, std::memory_order_release);
   }
   SockAddr load() const {
+    SockAddr a;
+    loadInto(a);
+    return a;
+  }
+  /** load() into `a` (the packet path: no SockAddr is built, zeroed and copied per batch). */
+  void loadInto(SockAddr& a) const {
     uint64_t w[kAddrWords];
     for (;;) {
       uint32_t s1 = seq_.load(std::memory_order_acquire);
@@ -67,9 +73,7 @@ class PublishedAddr {
       std::atomic_thread_fence(std::memory_order_acquire);
       if (seq_.load(std::memory_order_relaxed) == s1) break;
     }
-    SockAddr a;
     std::memcpy(&a, w, sizeof(SockAddr));
-    return a;
   }
 
  private:

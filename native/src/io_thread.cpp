@@ -619,13 +619,11 @@ void IoThread::flushSends(int fd, int count) {
 }
 
 void IoThread::resetReceiveHeaders(mmsghdr* msgs, int used) {
-  // The kernel wrote back name length, control length and flags of the first `used` messages only, so only
-  // those need their room restored (resetting all 64 per call showed up when most calls read one packet).
-  const bool named = msgs[0].msg_hdr.msg_name != nullptr;
-  for (int i = 0; i < used; ++i) {
-    msgs[i].msg_hdr.msg_namelen = named ? sizeof(rnames_[i].u) : 0;
-    msgs[i].msg_hdr.msg_flags = 0;
-  }
+  // The kernel wrote back the name length of the first `used` messages only, so only those need their room
+  // restored (resetting all 64 per call showed up when most calls read one packet). Without a name buffer
+  // (ranon_) it writes none, and msg_flags is output only (recvmsg never reads it): nothing to restore.
+  if (msgs[0].msg_hdr.msg_name == nullptr) return;
+  for (int i = 0; i < used; ++i) msgs[i].msg_hdr.msg_namelen = sizeof(rnames_[i].u);
 }
 
 bool IoThread::drain(Stream* x) {
@@ -645,7 +643,6 @@ bool IoThread::drain(Stream* x) {
       return true;
     }
     recordTimeValid_ = false;
-    x->socketReads += uint64_t(n);
     // The arrival clock is read again once kPacketsPerClock packets were handled with the last reading: with
     // one-packet batches (many calls) a reading per batch was one clock_gettime per packet.
     packetsSinceClock_ += n;
@@ -657,7 +654,9 @@ bool IoThread::drain(Stream* x) {
 
     int pending = 0;
     int pendingFd = -1;
-    SockAddr dest;
+    // The current run's destination is loaded straight into the first send slot (a run starts at slot 0) and
+    // copied from there to the run's other slots: no SockAddr is built or copied per batch.
+    const SockAddr& dest = snames_[0];
     RtcpSummary& rtcpSummary = rtcpSummary_;  // filled per RTCP packet (parseRtcp resets it)
     for (int i = 0; i < n; ++i) {
       msghdr& h = msgs[i].msg_hdr;
@@ -710,13 +709,16 @@ bool IoThread::drain(Stream* x) {
       // SRTP/SRTCP from this party: authenticate and decrypt in place before anything else looks at the packet,
       // so a forged or replayed packet can neither move the learned endpoint nor reach the other party.
       const size_t wireLen = len;
-      // DTLS-SRTP: no keys before the handshake finished; nothing is decrypted (or passed on) until then.
-      if ((t->hasCrypto & kCryptoDtlsIn) && !refreshDtlsIn(t)) {
-        t->errors.add(1);
-        totals_.errors.add(1);
-        continue;
+      SrtpContext* in = nullptr;
+      if (t->hasCrypto) {
+        // DTLS-SRTP: no keys before the handshake finished; nothing is decrypted (or passed on) until then.
+        if ((t->hasCrypto & kCryptoDtlsIn) && !refreshDtlsIn(t)) {
+          t->errors.add(1);
+          totals_.errors.add(1);
+          continue;
+        }
+        in = t->srtpIn;
       }
-      SrtpContext* in = t->hasCrypto ? t->srtpIn : nullptr;
       if (in && !t->srtpPassThrough) {
         size_t plainLen = 0;
         SrtpResult r = isRtp ? in->unprotectRtp(p, len, &plainLen) : in->unprotectRtcp(p, len, &plainLen);
@@ -736,8 +738,11 @@ bool IoThread::drain(Stream* x) {
       // RTCP feeds the stream's call-quality figures; a compound that does not parse is counted and dropped
       // before it can move the learned endpoint (SRTCP passed through untouched stays encrypted: it is
       // forwarded but not read). The figures are taken only once learning accepted the packet.
-      const bool readRtcp = !isRtp && !(in && t->srtpPassThrough);
-      if (readRtcp && !parseRtcpOf(t, p, len, rtcpSummary)) continue;
+      bool readRtcp = false;
+      if (!isRtp) {
+        readRtcp = !(in && t->srtpPassThrough);
+        if (readRtcp && !parseRtcpOf(t, p, len, rtcpSummary)) continue;
+      }
 
       // Learning state belongs to the socket's party (for rtcp-mux that is the RTP stream).
       if (!x->learnSettled) {
@@ -829,20 +834,23 @@ bool IoThread::drain(Stream* x) {
       const int outFd = t->sinkFd;  // this thread's descriptor of out's socket
       if (!out || outFd < 0) continue;
       if (outFd != pendingFd) {
-        flushSends(pendingFd, pending);
+        if (pending > 0) flushSends(pendingFd, pending);
         pending = 0;
         pendingFd = outFd;
-        dest = out->endpoint.load();
+        out->endpoint.loadInto(snames_[0]);
       }
       if (!dest.valid()) continue;  // the receiving party's address is not known yet
       if (rec && rec->egress && plain) record(rec, out->local, dest, plain, plainLen);  // --record-egress
-      if ((t->hasCrypto & kCryptoDtlsOut) && !refreshDtlsOut(t, out)) {
-        t->errors.add(1);
-        totals_.errors.add(1);
-        continue;
-      }
       // Towards an SRTP party: encrypt in place with its keys (the receive slot has room for the trailer).
-      SrtpContext* eg = t->hasCrypto ? t->srtpOut : nullptr;
+      SrtpContext* eg = nullptr;
+      if (t->hasCrypto) {
+        if ((t->hasCrypto & kCryptoDtlsOut) && !refreshDtlsOut(t, out)) {
+          t->errors.add(1);
+          totals_.errors.add(1);
+          continue;
+        }
+        eg = t->srtpOut;
+      }
       if (eg && !t->srtpPassThrough) {
         size_t protLen = 0;
         SrtpResult r = isRtp ? eg->protectRtp(p, len, kBufSize, &protLen) : eg->protectRtcp(p, len, kBufSize, &protLen);
@@ -852,17 +860,18 @@ bool IoThread::drain(Stream* x) {
         }
         len = protLen;
       }
-      snames_[pending] = dest;
+      if (pending > 0) snames_[pending] = dest;
       smsgs_[pending].msg_hdr.msg_namelen = dest.len;
       siov_[pending].iov_base = const_cast<uint8_t*>(p);
       siov_[pending].iov_len = len;
       ++pending;
     }
-    flushSends(pendingFd, pending);
+    if (pending > 0) flushSends(pendingFd, pending);
     resetReceiveHeaders(msgs, n);
     // Settled and nothing here needs its packets: the kernel forwards from the next one on; what queued before
     // is read and sent first (the next round), so the order stays.
     if (kernel_) {
+      x->socketReads += uint64_t(n);  // only the kernel path's hand-over compares it (kernel_handover.cpp)
       if (x->inKernel) kernelConsumed(x);
       else if (kernelHandOver(x)) continue;
     }
