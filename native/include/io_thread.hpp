@@ -112,7 +112,10 @@ class IoThread {
   bool drain(Stream* s);
   /** Restores the receive headers recvmmsg wrote back (name/control room, flags) for the next call. */
   void resetReceiveHeaders(mmsghdr* msgs, int used);
-  void flushSends(int fd, int count);
+  /** Sends the run of `count` packets queued in smsgs_ out of `fd` (the whole run at once is the inline path). */
+  inline void flushSends(int fd, int count);  // defined in io_thread.cpp, its only user
+  /** The rest after a partial send or an error (`r`: sendmmsg's result for the whole run). */
+  void flushSendsRest(int fd, int count, int r);
   void handleTimers();
   void emit(EventType type, const Stream* s, const SockAddr& a);
   /** A telephone-event packet on `t` (party at `from`): reports each event once, when it ends. */

@@ -598,24 +598,30 @@ int64_t IoThread::nowWallPrecise() const {
   return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-void IoThread::flushSends(int fd, int count) {
+void IoThread::flushSendsRest(int fd, int count, int r) {
+  // `r`: what sendmmsg returned for the whole run (not `count`: a partial send or an error).
   int off = 0;
-  while (off < count) {
-    int r = sysSendmmsg(fd, &smsgs_[off], unsigned(count - off));
+  for (;;) {
     if (r > 0) {
       off += r;
-      continue;
-    }
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+    } else if (r < 0 && errno == EINTR) {
+    } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
       // Send queue full: drop the rest of this run, count it, and carry on with the next batch.
       totals_.dropped.add(uint64_t(count - off));
       return;
+    } else {
+      // A per-destination failure (unreachable, wrong family): lose that packet only.
+      totals_.dropped.add(1);
+      ++off;
     }
-    // A per-destination failure (unreachable, wrong family): lose that packet only.
-    totals_.dropped.add(1);
-    ++off;
+    if (off >= count) return;
+    r = sysSendmmsg(fd, &smsgs_[off], unsigned(count - off));
   }
+}
+
+inline void IoThread::flushSends(int fd, int count) {
+  const int r = sysSendmmsg(fd, smsgs_.data(), unsigned(count));
+  if (__builtin_expect(r != count, 0)) flushSendsRest(fd, count, r);
 }
 
 void IoThread::resetReceiveHeaders(mmsghdr* msgs, int used) {
