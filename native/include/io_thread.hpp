@@ -176,7 +176,7 @@ class IoThread {
   std::vector<SockAddr> rnames_;
   std::vector<struct mmsghdr> smsgs_;
   std::vector<struct iovec> siov_;
-  std::vector<SockAddr> snames_;
+  SockAddr runDest_;  // the destination of the run of packets being queued (every send slot's msg_name)
   std::vector<uint8_t> scratch_;  // pass-through + recording: a decrypted copy for the pcap
   std::vector<uint8_t> injectBuf_;   // play DTMF: one event packet (+ SRTP trailer), allocated once
   std::vector<Stream*> injecting_;   // streams with events playing or queued

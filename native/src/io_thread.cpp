@@ -108,7 +108,6 @@ IoThread::IoThread(int index, const EventSink& sink, const SchedulingSpec& sched
   rnames_.resize(kBatch);
   smsgs_.resize(kBatch);
   siov_.resize(kBatch);
-  snames_.resize(kBatch);
   scratch_.resize(kBufSize);
   injectBuf_.resize(256);  // a 16-byte event packet plus any SRTP trailer
   injecting_.reserve(16);
@@ -124,7 +123,7 @@ IoThread::IoThread(int index, const EventSink& sink, const SchedulingSpec& sched
     std::memset(&smsgs_[i], 0, sizeof(mmsghdr));
     smsgs_[i].msg_hdr.msg_iov = &siov_[i];
     smsgs_[i].msg_hdr.msg_iovlen = 1;
-    smsgs_[i].msg_hdr.msg_name = &snames_[i].u;
+    smsgs_[i].msg_hdr.msg_name = &runDest_.u;  // a run has one destination (see drain)
   }
   resetReceiveHeaders(rmsgs_.data(), kBatch);
   resetReceiveHeaders(ranon_.data(), kBatch);
@@ -660,9 +659,9 @@ bool IoThread::drain(Stream* x) {
 
     int pending = 0;
     int pendingFd = -1;
-    // The current run's destination is loaded straight into the first send slot (a run starts at slot 0) and
-    // copied from there to the run's other slots: no SockAddr is built or copied per batch.
-    const SockAddr& dest = snames_[0];
+    // The current run's destination, loaded once per run straight into the name every send slot points at:
+    // no SockAddr is built or copied per batch or per packet.
+    const SockAddr& dest = runDest_;
     RtcpSummary& rtcpSummary = rtcpSummary_;  // filled per RTCP packet (parseRtcp resets it)
     for (int i = 0; i < n; ++i) {
       msghdr& h = msgs[i].msg_hdr;
@@ -801,13 +800,15 @@ bool IoThread::drain(Stream* x) {
       Recording* rec = t->rec;
       const uint8_t* plain = p;
       size_t plainLen = len;
-      if (rec && in && t->srtpPassThrough) {
-        std::memcpy(scratch_.data(), p, len);
-        SrtpResult r = isRtp ? in->unprotectRtp(scratch_.data(), len, &plainLen)
-                             : in->unprotectRtcp(scratch_.data(), len, &plainLen);
-        plain = r == SrtpResult::Ok ? scratch_.data() : nullptr;
+      if (rec) {
+        if (in && t->srtpPassThrough) {
+          std::memcpy(scratch_.data(), p, len);
+          SrtpResult r = isRtp ? in->unprotectRtp(scratch_.data(), len, &plainLen)
+                               : in->unprotectRtcp(scratch_.data(), len, &plainLen);
+          plain = r == SrtpResult::Ok ? scratch_.data() : nullptr;
+        }
+        if (plain) record(rec, src, x->local, plain, plainLen);
       }
-      if (rec && plain) record(rec, src, x->local, plain, plainLen);
 
       // DTMF events are reported, then dropped under `block DTMF` (or, with DTMF-security zero/DTMF/random,
       // forwarded with another digit). block/silence media: received and counted as usual, then dropped or
@@ -843,7 +844,7 @@ bool IoThread::drain(Stream* x) {
         if (pending > 0) flushSends(pendingFd, pending);
         pending = 0;
         pendingFd = outFd;
-        out->endpoint.loadInto(snames_[0]);
+        out->endpoint.loadInto(runDest_);
       }
       if (!dest.valid()) continue;  // the receiving party's address is not known yet
       if (rec && rec->egress && plain) record(rec, out->local, dest, plain, plainLen);  // --record-egress
@@ -866,7 +867,6 @@ bool IoThread::drain(Stream* x) {
         }
         len = protLen;
       }
-      if (pending > 0) snames_[pending] = dest;
       smsgs_[pending].msg_hdr.msg_namelen = dest.len;
       siov_[pending].iov_base = const_cast<uint8_t*>(p);
       siov_[pending].iov_len = len;
