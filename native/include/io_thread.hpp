@@ -110,7 +110,7 @@ class IoThread {
   void apply(const Command& cmd);
   /** Reads and forwards what `s` holds, up to the round limit; true when it may still hold data. */
   bool drain(Stream* s);
-  /** Restores the receive headers recvmmsg wrote back (name/control room, flags) for the next call. */
+  /** Restores the receive headers' name room recvmmsg wrote back (named headers only) for the next call. */
   void resetReceiveHeaders(mmsghdr* msgs, int used);
   /** Sends the run of `count` packets queued in smsgs_ out of `fd` (the whole run at once is the inline path). */
   inline void flushSends(int fd, int count);  // defined in io_thread.cpp, its only user

@@ -77,7 +77,7 @@ export class DtmfLog {
     private readonly logger: Logger,
     targets: DtmfLogTargets,
   ) {
-    const { dest } = targets;
+    const dest = targets.dest;
     this.dest = dest;
     this.notifyNgClients = targets.notifyNgClients;
     if (dest) {
