@@ -13,11 +13,11 @@ packets=${2:-20000}
 calls=${3:-1}
 work=$(mktemp -d /tmp/ngrelay-pathcost.XXXXXX)
 [ -n "${PATHCOST_KEEP:-}" ] && echo "keeping $work" >&2 || trap 'rm -rf "$work"' EXIT
-srcs=$(ls "$repo"/native/src/*.cpp | grep -v -E '/(addon|rlimit|sd_notify|rtcp_binding|srtp_binding)\.cpp$')
+srcs=$(ls "$repo"/native/src/*.cpp | grep -v -E '/(addon|rlimit|sd_notify|[a-z_]*_binding)\.cpp$')
 dtmf=""
 [ -f "$repo/native/include/dtmf.hpp" ] && dtmf="-DPATHCOST_HAS_DTMF"
 grep -q 'void sync()' "$repo/native/include/engine.hpp" && dtmf="$dtmf -DPATHCOST_HAS_SYNC"
-g++ -std=c++17 -O2 -g $dtmf -I"$repo/native/include" -o "$work/pathcost" "$here/bench/pathcost.cpp" $srcs -lcrypto -lpthread
+g++ -std=c++17 -O2 -g $dtmf -I"$repo/native/include" -o "$work/pathcost" "$here/bench/pathcost.cpp" $srcs -lssl -lcrypto -lpthread
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
   --toggle-collect="${PATHCOST_FN:-ngrelay::IoThread::drain(ngrelay::Stream*)}" "$work/pathcost" "$packets" "$calls" > "$work/run.txt" 2> "$work/valgrind.txt"
 total=$(grep -E '^(summary|totals):' "$work/cg.out" | head -1 | awk '{print $2}')

@@ -231,7 +231,13 @@ export class Relay {
       logEngineEvents(events, manager, logger);
       persistence?.onEvents(events);
     });
-    const dtmfLog = new DtmfLog(manager, logger, config.dtmfLogDest ?? null);
+    // --dtmf-log-ng-tcp: like rtpengine, it reaches the clients of --listen-tcp-ng (without one, nobody).
+    const tcpNg = config.dtmfLogNgTcp ? listeners.find((l) => l.kind === 'tcp-ng') : undefined;
+    if (config.dtmfLogNgTcp && !tcpNg) logger.warn('--dtmf-log-ng-tcp without --listen-tcp-ng: DTMF events go to no ng client');
+    const dtmfLog = new DtmfLog(manager, logger, {
+      dest: config.dtmfLogDest ?? null,
+      notifyNgClients: tcpNg?.notifyClients ?? null,
+    });
     dataPlane.onEvents((events) => dtmfLog.onEvents(events));
     const { scheduling, idleScheduling, kernelPath } = dataPlane.info();
     // --table: one line either way; a kernel that refuses leaves everything in userspace, as with --table=-1.

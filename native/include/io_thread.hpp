@@ -126,9 +126,12 @@ class IoThread {
   void apply(const Command& cmd);
   /** Reads and forwards what `s` holds, up to the round limit; true when it may still hold data. */
   bool drain(Stream* s);
-  /** Restores the receive headers recvmmsg wrote back (name/control room, flags) for the next call. */
+  /** Restores the receive headers' name room recvmmsg wrote back (named headers only) for the next call. */
   void resetReceiveHeaders(mmsghdr* msgs, int used);
-  void flushSends(int fd, int count);
+  /** Sends the run of `count` packets queued in smsgs_ out of `fd` (the whole run at once is the inline path). */
+  inline void flushSends(int fd, int count);  // defined in io_thread.cpp, its only user
+  /** The rest after a partial send or an error (`r`: sendmmsg's result for the whole run). */
+  void flushSendsRest(int fd, int count, int r);
   void handleTimers();
   void emit(EventType type, const Stream* s, const SockAddr& a);
   /** A telephone-event packet on `t` (party at `from`): reports each event once, when it ends. */
@@ -193,7 +196,7 @@ class IoThread {
   std::vector<SockAddr> rnames_;
   std::vector<struct mmsghdr> smsgs_;
   std::vector<struct iovec> siov_;
-  std::vector<SockAddr> snames_;
+  SockAddr runDest_;  // the destination of the run of packets being queued (every send slot's msg_name)
   std::vector<uint8_t> scratch_;  // pass-through + recording: a decrypted copy for the pcap
   std::vector<uint8_t> injectBuf_;   // play DTMF: one event packet (+ SRTP trailer), allocated once
   std::vector<Stream*> injecting_;   // streams with events playing or queued

@@ -70,17 +70,26 @@ class PublishedAddr {
     seq_.store(s + 2, std::memory_order_release);
   }
   SockAddr load() const {
+    SockAddr a;
+    loadInto(a);
+    return a;
+  }
+  /** load() into `a` (the packet path: no SockAddr is built, zeroed and copied per batch). */
+  void loadInto(SockAddr& a) const {
     uint64_t w[kAddrWords];
     for (;;) {
       uint32_t s1 = seq_.load(std::memory_order_acquire);
       if (s1 & 1u) continue;
-      for (size_t i = 0; i < kAddrWords; ++i) w[i] = words_[i].load(std::memory_order_relaxed);
+      // Written out: the compiler keeps a loop over atomics as a loop (20 instructions instead of 4 loads).
+      static_assert(kAddrWords == 4, "one load per word below");
+      w[0] = words_[0].load(std::memory_order_relaxed);
+      w[1] = words_[1].load(std::memory_order_relaxed);
+      w[2] = words_[2].load(std::memory_order_relaxed);
+      w[3] = words_[3].load(std::memory_order_relaxed);
       std::atomic_thread_fence(std::memory_order_acquire);
       if (seq_.load(std::memory_order_relaxed) == s1) break;
     }
-    SockAddr a;
     std::memcpy(&a, w, sizeof(SockAddr));
-    return a;
   }
 
  private:

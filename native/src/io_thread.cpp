@@ -108,7 +108,6 @@ IoThread::IoThread(int index, const EventSink& sink, const SchedulingSpec& sched
   rnames_.resize(kBatch);
   smsgs_.resize(kBatch);
   siov_.resize(kBatch);
-  snames_.resize(kBatch);
   scratch_.resize(kBufSize);
   injectBuf_.resize(256);  // a 16-byte event packet plus any SRTP trailer
   injecting_.reserve(16);
@@ -124,7 +123,7 @@ IoThread::IoThread(int index, const EventSink& sink, const SchedulingSpec& sched
     std::memset(&smsgs_[i], 0, sizeof(mmsghdr));
     smsgs_[i].msg_hdr.msg_iov = &siov_[i];
     smsgs_[i].msg_hdr.msg_iovlen = 1;
-    smsgs_[i].msg_hdr.msg_name = &snames_[i].u;
+    smsgs_[i].msg_hdr.msg_name = &runDest_.u;  // a run has one destination (see drain)
   }
   resetReceiveHeaders(rmsgs_.data(), kBatch);
   resetReceiveHeaders(ranon_.data(), kBatch);
@@ -624,34 +623,38 @@ int64_t IoThread::nowWallPrecise() const {
   return int64_t(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
-void IoThread::flushSends(int fd, int count) {
+void IoThread::flushSendsRest(int fd, int count, int r) {
+  // `r`: what sendmmsg returned for the whole run (not `count`: a partial send or an error).
   int off = 0;
-  while (off < count) {
-    int r = sysSendmmsg(fd, &smsgs_[off], unsigned(count - off));
+  for (;;) {
     if (r > 0) {
       off += r;
-      continue;
-    }
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+    } else if (r < 0 && errno == EINTR) {
+    } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
       // Send queue full: drop the rest of this run, count it, and carry on with the next batch.
       totals_.dropped.add(uint64_t(count - off));
       return;
+    } else {
+      // A per-destination failure (unreachable, wrong family): lose that packet only.
+      totals_.dropped.add(1);
+      ++off;
     }
-    // A per-destination failure (unreachable, wrong family): lose that packet only.
-    totals_.dropped.add(1);
-    ++off;
+    if (off >= count) return;
+    r = sysSendmmsg(fd, &smsgs_[off], unsigned(count - off));
   }
 }
 
+inline void IoThread::flushSends(int fd, int count) {
+  const int r = sysSendmmsg(fd, smsgs_.data(), unsigned(count));
+  if (__builtin_expect(r != count, 0)) flushSendsRest(fd, count, r);
+}
+
 void IoThread::resetReceiveHeaders(mmsghdr* msgs, int used) {
-  // The kernel wrote back name length, control length and flags of the first `used` messages only, so only
-  // those need their room restored (resetting all 64 per call showed up when most calls read one packet).
-  const bool named = msgs[0].msg_hdr.msg_name != nullptr;
-  for (int i = 0; i < used; ++i) {
-    msgs[i].msg_hdr.msg_namelen = named ? sizeof(rnames_[i].u) : 0;
-    msgs[i].msg_hdr.msg_flags = 0;
-  }
+  // The kernel wrote back the name length of the first `used` messages only, so only those need their room
+  // restored (resetting all 64 per call showed up when most calls read one packet). Without a name buffer
+  // (ranon_) it writes none, and msg_flags is output only (recvmsg never reads it): nothing to restore.
+  if (msgs[0].msg_hdr.msg_name == nullptr) return;
+  for (int i = 0; i < used; ++i) msgs[i].msg_hdr.msg_namelen = sizeof(rnames_[i].u);
 }
 
 /** The source address is needed while learning, for events that carry it and for recording. */
@@ -695,7 +698,6 @@ bool IoThread::drain(Stream* x) {
       }
     }
     recordTimeValid_ = false;
-    x->socketReads += uint64_t(n);
     // The arrival clock is read again once kPacketsPerClock packets were handled with the last reading: with
     // one-packet batches (many calls) a reading per batch was one clock_gettime per packet.
     packetsSinceClock_ += n;
@@ -707,7 +709,9 @@ bool IoThread::drain(Stream* x) {
 
     int pending = 0;
     int pendingFd = -1;
-    SockAddr dest;
+    // The current run's destination, loaded once per run straight into the name every send slot points at:
+    // no SockAddr is built or copied per batch or per packet.
+    const SockAddr& dest = runDest_;
     RtcpSummary& rtcpSummary = rtcpSummary_;  // filled per RTCP packet (parseRtcp resets it)
     for (int i = 0; i < n; ++i) {
       msghdr& h = msgs[i].msg_hdr;
@@ -766,13 +770,16 @@ bool IoThread::drain(Stream* x) {
       // SRTP/SRTCP from this party: authenticate and decrypt in place before anything else looks at the packet,
       // so a forged or replayed packet can neither move the learned endpoint nor reach the other party.
       const size_t wireLen = len;
-      // DTLS-SRTP: no keys before the handshake finished; nothing is decrypted (or passed on) until then.
-      if ((t->hasCrypto & kCryptoDtlsIn) && !opaque && !refreshDtlsIn(t)) {
-        t->errors.add(1);
-        totals_.errors.add(1);
-        continue;
+      SrtpContext* in = nullptr;
+      if (t->hasCrypto && !opaque) {
+        // DTLS-SRTP: no keys before the handshake finished; nothing is decrypted (or passed on) until then.
+        if ((t->hasCrypto & kCryptoDtlsIn) && !refreshDtlsIn(t)) {
+          t->errors.add(1);
+          totals_.errors.add(1);
+          continue;
+        }
+        in = t->srtpIn;
       }
-      SrtpContext* in = t->hasCrypto && !opaque ? t->srtpIn : nullptr;
       if (in && !t->srtpPassThrough) {
         size_t plainLen = 0;
         SrtpResult r = isRtp ? in->unprotectRtp(p, len, &plainLen) : in->unprotectRtcp(p, len, &plainLen);
@@ -804,8 +811,11 @@ bool IoThread::drain(Stream* x) {
       // RTCP feeds the stream's call-quality figures; a compound that does not parse is counted and dropped
       // before it can move the learned endpoint (SRTCP passed through untouched stays encrypted: it is
       // forwarded but not read). The figures are taken only once learning accepted the packet.
-      const bool readRtcp = !isRtp && !opaque && !(in && t->srtpPassThrough);
-      if (readRtcp && !parseRtcpOf(t, p, len, rtcpSummary)) continue;
+      bool readRtcp = false;
+      if (!isRtp && !opaque) {
+        readRtcp = !(in && t->srtpPassThrough);
+        if (readRtcp && !parseRtcpOf(t, p, len, rtcpSummary)) continue;
+      }
 
       // Learning state belongs to the socket's party (for rtcp-mux that is the RTP stream).
       if (!x->learnSettled) {
@@ -858,13 +868,15 @@ bool IoThread::drain(Stream* x) {
       Recording* rec = t->rec;
       const uint8_t* plain = p;
       size_t plainLen = len;
-      if (rec && in && t->srtpPassThrough) {
-        std::memcpy(scratch_.data(), p, len);
-        SrtpResult r = isRtp ? in->unprotectRtp(scratch_.data(), len, &plainLen)
-                             : in->unprotectRtcp(scratch_.data(), len, &plainLen);
-        plain = r == SrtpResult::Ok ? scratch_.data() : nullptr;
+      if (rec && !opaque) {
+        if (in && t->srtpPassThrough) {
+          std::memcpy(scratch_.data(), p, len);
+          SrtpResult r = isRtp ? in->unprotectRtp(scratch_.data(), len, &plainLen)
+                               : in->unprotectRtcp(scratch_.data(), len, &plainLen);
+          plain = r == SrtpResult::Ok ? scratch_.data() : nullptr;
+        }
+        if (plain) record(rec, src, x->local, plain, plainLen);
       }
-      if (rec && plain && !opaque) record(rec, src, x->local, plain, plainLen);
 
       // DTMF events are reported, then dropped under `block DTMF` (or, with DTMF-security zero/DTMF/random,
       // forwarded with another digit). block/silence media: received and counted as usual, then dropped or
@@ -897,20 +909,23 @@ bool IoThread::drain(Stream* x) {
       const int outFd = t->sinkFd;  // this thread's descriptor of out's socket
       if (!out || outFd < 0) continue;
       if (outFd != pendingFd) {
-        flushSends(pendingFd, pending);
+        if (pending > 0) flushSends(pendingFd, pending);
         pending = 0;
         pendingFd = outFd;
-        dest = out->endpoint.load();
+        out->endpoint.loadInto(runDest_);
       }
       if (!dest.valid()) continue;  // the receiving party's address is not known yet
       if (rec && rec->egress && plain && !opaque) record(rec, out->local, dest, plain, plainLen);  // --record-egress
-      if ((t->hasCrypto & kCryptoDtlsOut) && !opaque && !refreshDtlsOut(t, out)) {
-        t->errors.add(1);
-        totals_.errors.add(1);
-        continue;
-      }
       // Towards an SRTP party: encrypt in place with its keys (the receive slot has room for the trailer).
-      SrtpContext* eg = t->hasCrypto && !opaque ? t->srtpOut : nullptr;
+      SrtpContext* eg = nullptr;
+      if (t->hasCrypto && !opaque) {
+        if ((t->hasCrypto & kCryptoDtlsOut) && !refreshDtlsOut(t, out)) {
+          t->errors.add(1);
+          totals_.errors.add(1);
+          continue;
+        }
+        eg = t->srtpOut;
+      }
       if (eg && !t->srtpPassThrough) {
         size_t protLen = 0;
         SrtpResult r = isRtp ? eg->protectRtp(p, len, kBufSize, &protLen) : eg->protectRtcp(p, len, kBufSize, &protLen);
@@ -920,17 +935,17 @@ bool IoThread::drain(Stream* x) {
         }
         len = protLen;
       }
-      snames_[pending] = dest;
       smsgs_[pending].msg_hdr.msg_namelen = dest.len;
       siov_[pending].iov_base = const_cast<uint8_t*>(p);
       siov_[pending].iov_len = len;
       ++pending;
     }
-    flushSends(pendingFd, pending);
+    if (pending > 0) flushSends(pendingFd, pending);
     resetReceiveHeaders(msgs, n);
     // Settled and nothing here needs its packets: the kernel forwards from the next one on; what queued before
     // is read and sent first (the next round), so the order stays.
     if (kernel_) {
+      x->socketReads += uint64_t(n);  // only the kernel path's hand-over compares it (kernel_handover.cpp)
       if (x->inKernel) kernelConsumed(x);
       else if (kernelHandOver(x)) continue;
     }

@@ -165,6 +165,12 @@ export const OPTIONS: readonly OptionSpec[] = [
     help: 'Send each DTMF event (RFC 4733) detected in a call to IP:PORT over UDP, as rtpengine\'s JSON',
   },
   {
+    name: 'dtmf-log-ng-tcp',
+    kind: 'flag',
+    defaultText: 'off',
+    help: 'Send each DTMF event to every client connected to --listen-tcp-ng, as an ng "notify": "onDTMF" message',
+  },
+  {
     name: 'endpoint-learning',
     kind: 'string',
     arg: 'off|immediate|delayed|heuristic',

@@ -323,6 +323,7 @@ function buildConfig(merged: Map<string, Setting[]>, env: ParseEnvironment): Rel
       }),
     },
     dtmfLogDest: value<{ address: string; port: number } | null>('dtmf-log-dest', null, parseListenAddress),
+    dtmfLogNgTcp: flag('dtmf-log-ng-tcp'),
     foreground: flag('foreground'),
     logStderr: flag('log-stderr'),
     logTimestamps: !flag('no-log-timestamps'),

@@ -75,7 +75,6 @@ const LIST: readonly RtpengineOnly[] = [
   { name: 'active-switchover', kind: 'flag', instead: 'has no standby mode; every call is active' },
   { name: 'b2b-url', short: 'b', kind: 'string', arg: 'URL', instead: 'sends no XMLRPC; a timed-out call is closed and logged' },
   { name: 'xmlrpc-format', short: 'x', kind: 'int', arg: 'INT', instead: 'sends no XMLRPC; a timed-out call is closed and logged' },
-  { name: 'dtmf-log-ng-tcp', kind: 'flag', instead: NO_DTMF },
   { name: 'dtmf-no-suppress', kind: 'flag', instead: NO_DTMF },
   { name: 'dtmf-digit-delay', kind: 'int', arg: 'MS', instead: NO_DTMF },
   { name: 'media-num-threads', kind: 'int', arg: 'INT', instead: 'has no media player; --num-threads sets its forwarding threads' },

@@ -64,6 +64,8 @@ export interface RelayConfig {
   dtlsCertificate?: DtlsCertificateOptions;
   /** `--dtmf-log-dest`: where each detected DTMF event is sent as rtpengine's JSON (UDP); absent/null = nowhere. */
   dtmfLogDest?: { address: string; port: number } | null;
+  /** `--dtmf-log-ng-tcp`: each detected DTMF event also goes to every --listen-tcp-ng client (ng notify). Optional (default off). */
+  dtmfLogNgTcp?: boolean;
   foreground: boolean;
   logStderr: boolean;
   /** false with `--no-log-timestamps`: log lines carry no "time" field (journald stamps them). */

@@ -22,6 +22,8 @@ export interface Listener {
   readonly kind: 'cli' | 'tcp-ng' | 'http' | 'https';
   readonly address: { address: string; port: number };
   close(): Promise<void>;
+  /** tcp-ng only: sends an unsolicited ng message to every connected client (see NgTcpServer.notifyClients). */
+  notifyClients?(body: Buffer): void;
 }
 
 export interface ControlListenerDeps {
@@ -43,7 +45,12 @@ export async function startControlListeners(config: ListenConfig, deps: ControlL
     }
     if (config.listenTcpNg) {
       const server = new NgTcpServer({ ...config.listenTcpNg, processor: deps.processor, logger: deps.logger });
-      started.push({ kind: 'tcp-ng', address: await server.listen(), close: () => server.close() });
+      started.push({
+        kind: 'tcp-ng',
+        address: await server.listen(),
+        close: () => server.close(),
+        notifyClients: (body) => server.notifyClients(body),
+      });
     }
     const metrics = config.listenHttp || config.listenHttps ? createMetricsRegistry(deps.metrics) : null;
     const serve = async (kind: 'http' | 'https', where: { address: string; port: number }, server: http.Server | https.Server) => {

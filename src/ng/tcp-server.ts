@@ -9,6 +9,7 @@
  * connection is closed: the stream has lost its framing. Bounds: a cookie longer than MAX_COOKIE or a
  * message longer than MAX_MESSAGE ends the connection the same way.
  */
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import type { Logger } from '../logger';
 import { BencodeError, bencodeLength, encode } from './bencode';
@@ -42,6 +43,18 @@ export class NgTcpServer {
     const a = await listenTcp(this.server, this.options.address, this.options.port);
     this.options.logger.info(a, 'ng tcp control listening');
     return a;
+  }
+
+  /**
+   * An unsolicited message (rtpengine's notify_ng_tcp_clients, `--dtmf-log-ng-tcp`) to every connected
+   * client: `<cookie><SP><body>` with a fresh 16-hex-digit cookie each, as rtpengine sends it. One write per
+   * client, so it never lands inside a reply.
+   */
+  notifyClients(body: Buffer): void {
+    for (const socket of this.sockets) {
+      if (socket.destroyed) continue;
+      socket.write(Buffer.concat([Buffer.from(`${randomBytes(8).toString('hex')} `), body]));
+    }
   }
 
   close(): Promise<void> {

@@ -58,6 +58,7 @@ describe('DTMF log JSON', () => {
     expect(JSON.parse(dtmfLogJson(call, caller, e))).toEqual({ callid: 'c1', source_tag: 'caller', tags: ['callee', 'caller'], type: 'DTMF', timestamp: 1_700_000_000, source_ip: '192.0.2.1', event: 11, duration: 80, volume: 10 });
     expect(Object.keys(JSON.parse(dtmfLogJson(call, caller, e)) as object)).toEqual(['callid', 'source_tag', 'tags', 'type', 'timestamp', 'source_ip', 'event', 'duration', 'volume']);
     const labelled = { ...caller, label: 'agent' } as MonologueState;
-    expect(Object.keys(JSON.parse(dtmfLogJson(call, labelled, e)) as object)[2]).toBe('source_label');
+    // rtpengine 10.5 writes no source_label, even for a labelled party (test/compat/dtmf-log-ng-tcp.test.ts).
+    expect(Object.keys(JSON.parse(dtmfLogJson(call, labelled, e)) as object)).not.toContain('source_label');
   });
 });
