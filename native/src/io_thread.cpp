@@ -809,12 +809,22 @@ bool IoThread::drain(Stream* x) {
       }
 
       // RTCP feeds the stream's call-quality figures; a compound that does not parse is counted and dropped
-      // before it can move the learned endpoint (SRTCP passed through untouched stays encrypted: it is
-      // forwarded but not read). The figures are taken only once learning accepted the packet.
+      // before it can move the learned endpoint. The figures are taken only once learning accepted the packet.
       bool readRtcp = false;
+      // SRTCP passed through (both parties share the keys) leaves as it came; the figures are read from a
+      // decrypted copy in scratch_, which recording below uses too (decrypting twice would be a replay).
+      size_t passPlainLen = 0;
+      bool passDecrypted = false;
       if (!isRtp && !opaque) {
-        readRtcp = !(in && t->srtpPassThrough);
-        if (readRtcp && !parseRtcpOf(t, p, len, rtcpSummary)) continue;
+        if (in && t->srtpPassThrough) {
+          std::memcpy(scratch_.data(), p, len);
+          passDecrypted = in->unprotectRtcp(scratch_.data(), len, &passPlainLen) == SrtpResult::Ok;
+          readRtcp = passDecrypted;
+          if (readRtcp && !parseRtcpOf(t, scratch_.data(), passPlainLen, rtcpSummary)) continue;
+        } else {
+          readRtcp = true;
+          if (!parseRtcpOf(t, p, len, rtcpSummary)) continue;
+        }
       }
 
       // Learning state belongs to the socket's party (for rtcp-mux that is the RTP stream).
@@ -869,7 +879,10 @@ bool IoThread::drain(Stream* x) {
       const uint8_t* plain = p;
       size_t plainLen = len;
       if (rec && !opaque) {
-        if (in && t->srtpPassThrough) {
+        if (passDecrypted) {
+          plain = scratch_.data();
+          plainLen = passPlainLen;
+        } else if (in && t->srtpPassThrough) {
           std::memcpy(scratch_.data(), p, len);
           SrtpResult r = isRtp ? in->unprotectRtp(scratch_.data(), len, &plainLen)
                                : in->unprotectRtcp(scratch_.data(), len, &plainLen);

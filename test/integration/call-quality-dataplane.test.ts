@@ -160,7 +160,7 @@ describe('SRTCP', () => {
     unauthenticatedSrtp: false,
   });
 
-  it('reads SRTCP after decryption (rtcp-mux), and leaves pass-through SRTCP unread but forwarded', async () => {
+  it('reads SRTCP after decryption (rtcp-mux), and pass-through SRTCP from a decrypted copy, forwarded as it came', async () => {
     const a = await party();
     const b = await party();
     const port = await relayPorts.take(4);
@@ -184,7 +184,8 @@ describe('SRTCP', () => {
     if (!sealedB) throw new Error('protectRtcp failed');
     await b.send(sealedB, port + 2, LO);
     expect(await waitUntil(() => a.count === 1)).toBe(true);
-    expect((await quality(4)).rtcp).toMatchObject({ parsed: 0, malformed: 0 });
+    expect(a.received[0]?.data.equals(sealedB)).toBe(true); // passed through: the same bytes
+    expect((await quality(4)).rtcp).toMatchObject({ parsed: 1, malformed: 0, reporterSsrc: 0xb });
   });
 });
 
