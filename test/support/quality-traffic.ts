@@ -27,7 +27,11 @@ export interface QualityOptions {
   ssrcB: number;
   /** Runs after the traffic, before this module's own query and delete (e.g. a SIP proxy querying the call). */
   afterTraffic?: (tags: { from: string; to: string }) => Promise<void>;
+  /** The codec both parties offer (default PCMU): its payload type and a=rtpmap value. */
+  codec?: { pt: number; rtpmap: string };
 }
+
+const PCMU = { pt: 0, rtpmap: 'PCMU/8000' };
 
 interface Socket {
   socket: dgram.Socket;
@@ -118,10 +122,10 @@ function ntpNow(): [number, number] {
   return [sec >>> 0, frac >>> 0];
 }
 
-function rtpPacket(seq: number, ssrc: number): Buffer {
+function rtpPacket(seq: number, ssrc: number, pt = 0): Buffer {
   const b = Buffer.alloc(172, 0xff);
   b[0] = 0x80;
-  b[1] = 0;
+  b[1] = pt;
   b.writeUInt16BE(seq & 0xffff, 2);
   b.writeUInt32BE((seq * 160) >>> 0, 4);
   b.writeUInt32BE(ssrc >>> 0, 8);
@@ -178,8 +182,8 @@ function compound(p: PartyState, extraDelayMs: number): Buffer {
   return Buffer.concat(parts);
 }
 
-function sdp(port: number): string {
-  return ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', ''].join('\r\n');
+function sdp(port: number, codec = PCMU): string {
+  return ['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', `m=audio ${port} RTP/AVP ${codec.pt}`, `a=rtpmap:${codec.pt} ${codec.rtpmap}`, ''].join('\r\n');
 }
 
 function mPort(reply: BDict): number {
@@ -208,14 +212,14 @@ export async function runQualityCall(o: QualityOptions): Promise<QualityRun> {
   const [bRtp, bRtcp] = await socketPair();
   const tags = { from: 'qa-from', to: 'qa-to' };
   try {
-    const offer = await ng.request({ command: 'offer', 'call-id': o.callId, 'from-tag': tags.from, sdp: sdp(aRtp.port) });
+    const offer = await ng.request({ command: 'offer', 'call-id': o.callId, 'from-tag': tags.from, sdp: sdp(aRtp.port, o.codec) });
     const toB = mPort(offer.dict);
     const answer = await ng.request({
       command: 'answer',
       'call-id': o.callId,
       'from-tag': tags.from,
       'to-tag': tags.to,
-      sdp: sdp(bRtp.port),
+      sdp: sdp(bRtp.port, o.codec),
     });
     const toA = mPort(answer.dict);
     const a: PartyState = { rtp: aRtp, rtcp: aRtcp, ssrc: o.ssrcA, stats: new ReceiverStats(), sent: 0, octets: 0, lastSr: null, peerRtp: toA, peerRtcp: toA + 1 };
@@ -233,7 +237,7 @@ export async function runQualityCall(o: QualityOptions): Promise<QualityRun> {
       const wait = due - Date.now();
       if (wait > 0) await sleep(wait);
       const seq = 1000 + i;
-      const fromA = rtpPacket(seq, o.ssrcA);
+      const fromA = rtpPacket(seq, o.ssrcA, o.codec?.pt);
       a.sent++;
       a.octets += 160;
       const dropped = o.dropEvery > 0 && i % o.dropEvery === o.dropEvery - 1;
@@ -244,7 +248,7 @@ export async function runQualityCall(o: QualityOptions): Promise<QualityRun> {
       }
       b.sent++;
       b.octets += 160;
-      b.rtp.socket.send(rtpPacket(seq, o.ssrcB), b.peerRtp, '127.0.0.1');
+      b.rtp.socket.send(rtpPacket(seq, o.ssrcB, o.codec?.pt), b.peerRtp, '127.0.0.1');
       if (Date.now() >= nextReport) {
         nextReport += o.reportMs;
         a.rtcp.socket.send(compound(a, o.extraDelayMs), a.peerRtcp, '127.0.0.1');
