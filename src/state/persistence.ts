@@ -262,7 +262,9 @@ export class CallPersistence {
         if (e.ok) dtlsDone = this.saveDtlsKeys(e.id) || dtlsDone;
         continue;
       }
-      if (e.type !== 'learned' && e.type !== 'source-changed') continue;
+      // ICE's nominated address counts as learned: restored as the destination, media goes on to the party
+      // (whose consent checks carry no nomination) before it nominates again.
+      if (e.type !== 'learned' && e.type !== 'source-changed' && e.type !== 'ice-selected') continue;
       const callId = this.manager.callIdOfStream(e.id);
       const call = callId === undefined ? undefined : this.manager.calls.get(callId);
       if (!call) continue;

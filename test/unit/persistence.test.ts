@@ -93,6 +93,23 @@ describe('CallPersistence', () => {
     expect((rule?.crypto?.outbound as SrtpKeys | null | undefined)?.resume).toEqual({ rtp: { ssrc: 7, roc: 1, seq: 100 }, rtcp: { ssrc: 7, index: 10 + SRTCP_INDEX_MARGIN } });
   });
 
+  it('restores the address ICE nominated as the destination (a party\'s consent checks nominate nothing)', () => {
+    const first = setUp();
+    first.persistence.restore();
+    first.cm.offer(req({}));
+    first.cm.answer(req({ toTag: 'B', sdp: sdp(5000, false) }));
+    const rtpA = first.cm.calls.get('c1')?.monologues[0]?.medias[0]?.rtp;
+    if (!rtpA) throw new Error('no stream');
+    first.persistence.persist('c1');
+    const nominated = { family: 'IPv4' as const, address: '198.51.100.9', port: 6100 };
+    first.persistence.onEvents([{ type: 'ice-selected', id: rtpA.id, endpoint: nominated, atMs: 1 }]);
+    first.persistence.tick();
+
+    const second = setUp(first.dir);
+    second.persistence.restore();
+    expect(second.dp.streams.get(rtpA.id)?.rule.expected).toEqual(nominated);
+  });
+
   it('a learned endpoint is not used once a re-offer moved the party elsewhere', () => {
     const first = setUp();
     first.persistence.restore();
