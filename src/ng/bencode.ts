@@ -273,13 +273,14 @@ function isLatin1(s: string): boolean {
 }
 
 function encodeInto(w: Writer, v: unknown, depth: number): void {
-  if (Buffer.isBuffer(v) || v instanceof Uint8Array) {
-    w.bytes(v);
-  } else if (typeof v === 'string') {
+  // Strings and integers first: they are most of a reply's values, and need no prototype walk (instanceof).
+  if (typeof v === 'string') {
     w.text(v, 'utf8');
   } else if (typeof v === 'number') {
     if (!Number.isSafeInteger(v)) throw new BencodeError('not-encodable', `cannot bencode non-integer number ${v}`);
     w.integer(Object.is(v, -0) ? 0 : v);
+  } else if (v instanceof Uint8Array) {
+    w.bytes(v); // Buffer included
   } else if (Array.isArray(v)) {
     if (depth >= MAX_DEPTH) throw new BencodeError('too-deep', `nesting deeper than ${MAX_DEPTH}`);
     w.byte(CH_L);
