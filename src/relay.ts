@@ -143,6 +143,7 @@ export class Relay {
       rates: () => rates.rates(),
       limits,
       ...(persistence ? { stateStats: () => (persistence as CallPersistence).statistics() } : {}),
+      ...(foreign ? { isForeign: (callId: string) => foreign.has(callId) } : {}),
     });
     // --subscribe-keyspace: a command naming a foreign call takes it over first (a query only binds it).
     const ownedHandler: NgHandler = foreign

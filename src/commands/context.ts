@@ -25,4 +25,6 @@ export interface CommandContext {
   limits?: LoadLimits;
   /** `--state-dir` figures for `statistics` (absent when off). */
   stateStats?: () => NgDict;
+  /** `--redis` with keyspace subscriptions: whether a call is another relay's (foreign); absent = none are. */
+  isForeign?: (callId: string) => boolean;
 }

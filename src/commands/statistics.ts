@@ -77,6 +77,8 @@ export function statisticsReply(ctx: CommandContext): NgDict {
   const rates = ctx.rates?.() ?? NO_RATES;
   const media = mediaStreamKinds(ctx.manager, ctx.dataPlane);
   const sessions = ctx.manager.calls.size;
+  const isForeign = ctx.isForeign;
+  const foreignSessions = isForeign ? [...ctx.manager.calls.keys()].filter((id) => isForeign(id)).length : 0;
   const control = ctx.controlStats();
   const avgDuration = t.endedCalls ? t.totalCallDurationMs / t.endedCalls / 1000 : 0;
   const { entries: perCommand, total } = commandEntries(control.commands);
@@ -84,8 +86,8 @@ export function statisticsReply(ctx: CommandContext): NgDict {
     [
       'currentstatistics',
       ngDict([
-        ['sessionsown', sessions],
-        ['sessionsforeign', 0],
+        ['sessionsown', sessions - foreignSessions],
+        ['sessionsforeign', foreignSessions],
         ['sessionstotal', sessions],
         ['transcodedmedia', 0],
         // rtpengine's split: userspace, the kernel (here the eBPF fast path, --table), both.

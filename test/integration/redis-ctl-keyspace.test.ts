@@ -139,6 +139,10 @@ describe('rtpengine-ctl ksadd / ksrm / kslist / active / standby', () => {
       expect(await ctl(relay.cli, 'list sessions foreign')).toMatch(/callid: +sb-call \|.*\| redis_keyspace:9 \| foreign:yes\n$/);
       expect(await ctl(relay.cli, 'list sessions own')).toBe('No own sessions on this media relay.\n');
       expect(await sessions()).toEqual(['rtpengine_sessions{type="own"} 0', 'rtpengine_sessions{type="foreign"} 1']);
+      // ng statistics counts them the same way.
+      const stats = (await relay.ng.request({ command: 'statistics' })).dict;
+      expect(get(stats, 'statistics', 'currentstatistics', 'sessionsown')).toBe(0);
+      expect(get(stats, 'statistics', 'currentstatistics', 'sessionsforeign')).toBe(1);
       // No media for well past --timeout: a foreign call is ended only by final-timeout.
       await sleep(2500);
       expect(await ctl(relay.cli, 'list numsessions')).toMatch(/Current sessions foreign: 1\n/);
