@@ -79,6 +79,32 @@ async function measuredRun(handle: RelayHandle, run: Omit<LoadgenRun, 'watchPid'
 }
 
 /** CPU seconds of the relay over one loadgen run, by whichever means the tool has. */
+/** Clock ticks (utime + stime) of a process so far; null when it is gone. */
+function processTicks(pid: number): number | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return null;
+  }
+}
+
+const SETTLE_WINDOW_MS = 300;
+const SETTLE_MAX_MS = 5000;
+
+/** Waits until the process used at most one clock tick (10 ms) in a 300 ms window, for SETTLE_MAX_MS at most. */
+async function settleCpu(pid: number): Promise<void> {
+  const deadline = Date.now() + SETTLE_MAX_MS;
+  let before = processTicks(pid);
+  while (before !== null && Date.now() < deadline) {
+    await sleep(SETTLE_WINDOW_MS);
+    const now = processTicks(pid);
+    if (now === null || now - before <= 1) return;
+    before = now;
+  }
+}
+
 async function relayCpuRun(handle: RelayHandle, run: Omit<LoadgenRun, 'watchPid'>): Promise<{ r: LoadgenResult; cpuSeconds: number | null; cpuSource: CpuSourceKind }> {
   if (handle.pid !== null) {
     const r = await runLoadgen({ ...run, watchPid: handle.pid });
@@ -143,6 +169,10 @@ async function runBlock(b: BlockPlan, rates: number[], ctx: RunContext): Promise
     // Warm-up: lets the relay learn/confirm both endpoints of every stream before measuring.
     const warm = await runLoadgen({ ...common, rate: Math.max(2000, nStreams * 10), seconds: o.quick ? 0.5 : 1, ...srtpArgs(1) });
     if (warm.received === 0) throw new Error(`nothing forwarded during warm-up (sent ${warm.sent})`);
+    // A relay just started may still be busy with its own start-up after the warm-up (rtpengine's threads have
+    // been seen spending 0.4 core-seconds per second for several seconds on a loaded machine): that CPU is
+    // not forwarding's, so the steps wait until the relay is idle (bounded).
+    if (b.def !== null && handle.pid !== null) await settleCpu(handle.pid);
     if (handle.afterWarmup) {
       const line = await handle.afterWarmup();
       progress.note(line);
