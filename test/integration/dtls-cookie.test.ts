@@ -6,8 +6,7 @@
  * spoils the party's handshake, and the media keeps going to the party. The peer is OpenSSL's own
  * `openssl s_client` (Debian binary), media keys from its -keymatexport, SRTP by libsrtp2.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -17,6 +16,7 @@ import type { DataPlane, EngineEvent, StreamCounters } from '../../src/dataplane
 import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 import { buildLibsrtpHelper, type LibsrtpHelper } from '../support/libsrtp';
 import { Party, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
+import { makeOpensslPeerIdentity } from '../support/openssl-peer';
 
 const LO = '127.0.0.1';
 const relayPorts = new PortRuns(46000, 46999);
@@ -41,11 +41,10 @@ beforeAll(() => {
   engine.onEvents((batch) => events.push(...batch));
   libsrtp = buildLibsrtpHelper();
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ngrelay-h2-dtls-cookie-'));
-  certFile = path.join(workDir, 'peer.pem');
-  keyFile = path.join(workDir, 'peer.key');
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=peer'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
-  peerFingerprint = Buffer.from(new X509Certificate(fs.readFileSync(certFile)).fingerprint256.replace(/:/g, ''), 'hex');
+  const peer = makeOpensslPeerIdentity(workDir);
+  certFile = peer.certFile;
+  keyFile = peer.keyFile;
+  peerFingerprint = Buffer.from(peer.fingerprint256.replace(/:/g, ''), 'hex');
 });
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill();

@@ -4,7 +4,7 @@
  * libsrtp2 (test/support/libsrtp.ts) then protects and unprotects the media with them. So the engine's
  * fingerprint check, use_srtp negotiation and RFC 5764 §4.2 key layout are checked by someone else's code.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -15,6 +15,7 @@ import type { DataPlane, EngineEvent, StreamCounters } from '../../src/dataplane
 import { endpointOf as ep, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 import { buildLibsrtpHelper, type LibsrtpHelper } from '../support/libsrtp';
 import { Party, rtpPacket, waitUntil } from '../support/rtp-packets';
+import { makeOpensslPeerIdentity } from '../support/openssl-peer';
 
 const LO = '127.0.0.1';
 const relayPorts = new PortRuns(47000, 47999);
@@ -34,11 +35,10 @@ beforeAll(() => {
   engine.onEvents((batch) => events.push(...batch));
   libsrtp = buildLibsrtpHelper();
   workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ngrelay-dtls-'));
-  certFile = path.join(workDir, 'peer.pem');
-  keyFile = path.join(workDir, 'peer.key');
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=peer'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
-  peerFingerprint = Buffer.from(new X509Certificate(fs.readFileSync(certFile)).fingerprint256.replace(/:/g, ''), 'hex');
+  const peer = makeOpensslPeerIdentity(workDir);
+  certFile = peer.certFile;
+  keyFile = peer.keyFile;
+  peerFingerprint = Buffer.from(peer.fingerprint256.replace(/:/g, ''), 'hex');
 });
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill();

@@ -8,10 +8,9 @@
  * Also: the relay as DTLS client (s_server as the party), `--redis` without a state dir, and a standby
  * (`--subscribe-keyspace`) carrying a DTLS call on after `kill -9` of the active relay.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +22,7 @@ import { Party, rtcpPacket, rtpPacket, sleep, waitUntil } from '../support/rtp-p
 import { buildLibsrtpHelper, type LibsrtpHelper, type LibsrtpOutput } from '../support/libsrtp';
 import { freeMediaRange, freeUdpPort } from '../support/free-ports';
 import { TestRedis } from '../support/redis-server';
+import { makeOpensslPeerIdentity } from '../support/openssl-peer';
 
 const LO = '127.0.0.1';
 const SUITE = 'AES_CM_128_HMAC_SHA1_80';
@@ -46,11 +46,10 @@ beforeAll(async () => {
   libsrtp = buildLibsrtpHelper();
   workDir = mkdtempSync(path.join(tmpdir(), 'ngrelay-dtls-restore-'));
   stateDir = path.join(workDir, 'state');
-  certFile = path.join(workDir, 'peer.pem');
-  keyFile = path.join(workDir, 'peer.key');
-  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=peer'], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl req failed: ${r.stderr}`);
-  peerFingerprint = new X509Certificate(readFileSync(certFile)).fingerprint256;
+  const peer = makeOpensslPeerIdentity(workDir);
+  certFile = peer.certFile;
+  keyFile = peer.keyFile;
+  peerFingerprint = peer.fingerprint256;
   // Below the ephemeral range: between kill -9 and the restart no other process is handed this port.
   ngPort = 21000 + (process.pid % 2000);
   media = await freeMediaRange();
