@@ -4,6 +4,7 @@ import { ngDict } from '../ng/dict';
 import type { CommandContext } from './context';
 import type { MosTotals } from '../dataplane/types';
 import { mediaStreamKinds, trafficSplit, type TrafficSplit } from '../call/kernel-split';
+import { sessionCounts } from '../call/session-counts';
 
 const fixed = (n: number): string => n.toFixed(6);
 
@@ -76,9 +77,7 @@ export function statisticsReply(ctx: CommandContext): NgDict {
   const relayed = trafficSplit(engine);
   const rates = ctx.rates?.() ?? NO_RATES;
   const media = mediaStreamKinds(ctx.manager, ctx.dataPlane);
-  const sessions = ctx.manager.calls.size;
-  const isForeign = ctx.isForeign;
-  const foreignSessions = isForeign ? [...ctx.manager.calls.keys()].filter((id) => isForeign(id)).length : 0;
+  const sessions = sessionCounts(ctx.manager.calls.keys(), ctx.isForeign);
   const control = ctx.controlStats();
   const avgDuration = t.endedCalls ? t.totalCallDurationMs / t.endedCalls / 1000 : 0;
   const { entries: perCommand, total } = commandEntries(control.commands);
@@ -86,9 +85,9 @@ export function statisticsReply(ctx: CommandContext): NgDict {
     [
       'currentstatistics',
       ngDict([
-        ['sessionsown', sessions - foreignSessions],
-        ['sessionsforeign', foreignSessions],
-        ['sessionstotal', sessions],
+        ['sessionsown', sessions.own],
+        ['sessionsforeign', sessions.foreign],
+        ['sessionstotal', sessions.total],
         ['transcodedmedia', 0],
         // rtpengine's split: userspace, the kernel (here the eBPF fast path, --table), both.
         ['packetrate_user', rates.userspace.packets],
@@ -136,8 +135,8 @@ export function statisticsReply(ctx: CommandContext): NgDict {
       'intervalstatistics',
       ngDict([
         ['totalcallsduration', fixed(t.totalCallDurationMs / 1000)],
-        ['minmanagedsessions', sessions],
-        ['maxmanagedsessions', sessions],
+        ['minmanagedsessions', sessions.total],
+        ['maxmanagedsessions', sessions.total],
       ]),
     ],
     ['mos', mosGroup(ctx.dataPlane.mosTotals())],

@@ -15,6 +15,7 @@ import type { DataPlane, StreamCounters } from '../dataplane/types';
 import type { NgServerStats } from '../ng/processor';
 import { LimitValueError, type LoadLimits } from '../commands/load-limits';
 import { mediaStreamKinds, trafficSplit, type TrafficSplit } from '../call/kernel-split';
+import { sessionCounts } from '../call/session-counts';
 
 export interface CliContext {
   manager: CallManager;
@@ -274,12 +275,11 @@ export class CliCommands {
       else if (families.has('6')) v6++;
       else v4++;
     }
-    const total = this.ctx.manager.calls.size;
-    const foreign = [...this.ctx.manager.calls.keys()].filter((id) => this.isForeign(id)).length;
+    const s = sessionCounts(this.ctx.manager.calls.keys(), (id) => this.isForeign(id));
     return [
-      `Current sessions own: ${total - foreign}`,
-      `Current sessions foreign: ${foreign}`,
-      `Current sessions total: ${total}`,
+      `Current sessions own: ${s.own}`,
+      `Current sessions foreign: ${s.foreign}`,
+      `Current sessions total: ${s.total}`,
       'Current transcoded media: 0',
       `Current sessions ipv4 only media: ${v4}`,
       `Current sessions ipv6 only media: ${v6}`,

@@ -15,6 +15,7 @@ import type { RelayConfig } from '../config/types';
 import type { DataPlane } from '../dataplane/types';
 import type { NgServerStats } from '../ng/processor';
 import type { PersistenceStats } from '../state/persistence';
+import { sessionCounts } from '../call/session-counts';
 import { ioThreadCpu } from './thread-cpu';
 import { mediaStreamKinds, trafficSplit } from '../call/kernel-split';
 
@@ -86,11 +87,10 @@ export function createMetricsRegistry(ctx: MetricsContext): Registry {
   const none = [] as const;
 
   readGauge(r, 'rtpengine_sessions', 'Owned sessions', ['type'], () => {
-    const isForeign = ctx.isForeign;
-    const foreign = isForeign ? [...m.calls.keys()].filter((id) => isForeign(id)).length : 0;
+    const s = sessionCounts(m.calls.keys(), ctx.isForeign);
     return [
-      [{ type: 'own' }, m.calls.size - foreign],
-      [{ type: 'foreign' }, foreign],
+      [{ type: 'own' }, s.own],
+      [{ type: 'foreign' }, s.foreign],
     ];
   });
   readGauge(r, 'rtpengine_transcoded_media', 'Transcoded media', none, () => [[{}, 0]]);
