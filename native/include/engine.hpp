@@ -208,6 +208,8 @@ class Engine {
   void relinkSinks(int32_t changedId);
   /** Sends transport `transportId`'s owner thread its current member table (BUNDLE); no-op when it is gone. */
   void refreshBundle(int32_t transportId);
+  /** Takes stream `id` out of `transportId`'s member set (the set goes with its last member). */
+  void leaveBundle(int32_t transportId, int32_t id);
   static int32_t bundleTransportOf(const Rule& r);
   void addReferrer(int64_t sinkId, int32_t id);
   void dropReferrer(int64_t sinkId, int32_t id);

@@ -383,6 +383,11 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
 
 int32_t Engine::bundleTransportOf(const Rule& r) { return r.bundle ? r.bundle->transport : -1; }
 
+void Engine::leaveBundle(int32_t transportId, int32_t id) {
+  auto m = bundleMembers_.find(transportId);
+  if (m != bundleMembers_.end() && m->second.erase(id) && m->second.empty()) bundleMembers_.erase(m);
+}
+
 void Engine::refreshBundle(int32_t transportId) {
   if (transportId < 0) return;
   auto t = streams_.find(transportId);
@@ -418,16 +423,16 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
   prepareCrypto(it->second, crypto, retired);
   dropReferrer(it->second.rule.sink, id);
   addReferrer(rule.sink, id);
-  // ICE (and a BUNDLE transport's ICE pair) moves the destination on the owner thread alone. Without it the new destination is known here, and
-  // published now (as addStream does), since the Update may wait in the queue of an idle owner thread while
-  // streams on other threads already forward to this party (see fence()).
+  // ICE (and a BUNDLE transport's ICE pair) moves the destination on the owner thread alone. Without it the
+  // new destination is known here, and published now (as addStream does), since the Update may wait in the
+  // queue of an idle owner thread while streams on other threads already forward to this party (see fence()).
   const Rule& old = it->second.rule;
   const bool webrtc = old.ice || old.dtls || old.bundle || rule.ice || rule.dtls || rule.bundle;
   if (!webrtc && updateResetsLearning(old, rule)) {
     it->second.stream->endpoint.store(rule.expected);
     it->second.stream->confirmed.store(false, std::memory_order_relaxed);
   }
-  const int32_t oldTransport = bundleTransportOf(it->second.rule);
+  const int32_t oldTransport = bundleTransportOf(old);
   const int32_t newTransport = bundleTransportOf(rule);
   it->second.rule = rule;
   it->second.resolvedSink = resolveSink(rule.sink);
@@ -459,8 +464,7 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
     if (ctx) graveyard_.contexts.push_back(std::move(ctx));
   // After the member's Update (FIFO on their common thread): the member table with its new keys.
   if (oldTransport != newTransport && oldTransport >= 0) {
-    auto m = bundleMembers_.find(oldTransport);
-    if (m != bundleMembers_.end() && m->second.erase(id) && m->second.empty()) bundleMembers_.erase(m);
+    leaveBundle(oldTransport, id);
     refreshBundle(oldTransport);
   }
   if (newTransport >= 0) {
@@ -483,8 +487,7 @@ void Engine::removeStream(int32_t id) {
   streams_.erase(it);
   if (transport >= 0) {
     // The transport stops handing it packets before its Detach runs (same thread, FIFO).
-    auto m = bundleMembers_.find(transport);
-    if (m != bundleMembers_.end() && m->second.erase(id) && m->second.empty()) bundleMembers_.erase(m);
+    leaveBundle(transport, id);
     if (transport != id) refreshBundle(transport);
   }
   if (s->muxedWith >= 0) {

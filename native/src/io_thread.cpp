@@ -685,15 +685,17 @@ bool IoThread::drain(Stream* x) {
     // Queued while recvmmsg ran: such a packet may already answer the reply those commands preceded.
     if (hasCommands()) {
       runCommands(true);
-      if (x->ioFd < 0 || (!named && needsSourceAddress(x))) {
-        // Detached, or now learning from packets that came without their source (a re-signalled stream in the
-        // microseconds between the two looks): they cannot be judged, so they are counted and dropped.
-        if (x->ioFd >= 0) {
-          x->errors.add(uint64_t(n));
-          totals_.errors.add(uint64_t(n));
-        }
+      if (x->ioFd < 0) {  // detached: its packets go with it
         resetReceiveHeaders(msgs, n);
-        if (x->ioFd < 0) return false;
+        return false;
+      }
+      if (!named && needsSourceAddress(x)) {
+        // Now learning from packets that came without their source (a re-signalled stream in the microseconds
+        // between the two looks): they cannot be judged, so they are counted and dropped.
+        x->errors.add(uint64_t(n));
+        totals_.errors.add(uint64_t(n));
+        if (kernel_) x->socketReads += uint64_t(n);  // read from the socket all the same (kernel_handover.cpp)
+        resetReceiveHeaders(msgs, n);
         continue;
       }
     }
@@ -879,14 +881,15 @@ bool IoThread::drain(Stream* x) {
       const uint8_t* plain = p;
       size_t plainLen = len;
       if (rec && !opaque) {
-        if (passDecrypted) {
-          plain = scratch_.data();
-          plainLen = passPlainLen;
-        } else if (in && t->srtpPassThrough) {
-          std::memcpy(scratch_.data(), p, len);
-          SrtpResult r = isRtp ? in->unprotectRtp(scratch_.data(), len, &plainLen)
-                               : in->unprotectRtcp(scratch_.data(), len, &plainLen);
-          plain = r == SrtpResult::Ok ? scratch_.data() : nullptr;
+        if (in && t->srtpPassThrough) {
+          if (isRtp) {
+            std::memcpy(scratch_.data(), p, len);
+            plain = in->unprotectRtp(scratch_.data(), len, &plainLen) == SrtpResult::Ok ? scratch_.data() : nullptr;
+          } else {
+            // RTCP's copy was decrypted above, for its figures (once: a second attempt would be a replay).
+            plain = passDecrypted ? scratch_.data() : nullptr;
+            plainLen = passPlainLen;
+          }
         }
         if (plain) record(rec, src, x->local, plain, plainLen);
       }
