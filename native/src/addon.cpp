@@ -438,6 +438,18 @@ void callEngine(Napi::Env env, Call&& call) {
 
 using EventBatch = std::vector<EngineEvent>;
 
+/**
+ * Calls a thread-safe function's JS listener through the C API, not Napi::Function::Call: that throws a C++
+ * exception out of the callback (std::terminate) both when the listener throws and when Node, tearing the
+ * environment down, delivers a queued call JS can no longer run. This way a listener's exception stays
+ * pending and Node raises it as uncaught, as for any callback, and a call at teardown does nothing.
+ */
+void callListener(Napi::Env env, Napi::Function listener, napi_value arg) {
+  napi_value undefined;
+  if (napi_get_undefined(env, &undefined) != napi_ok) return;
+  napi_call_function(env, undefined, listener, 1, &arg, nullptr);
+}
+
 void deliverEvents(Napi::Env env, Napi::Function listener, void* /*context*/, EventBatch* batch) {
   std::unique_ptr<EventBatch> owned(batch);
   if (env == nullptr || listener.IsEmpty()) return;
@@ -464,7 +476,7 @@ void deliverEvents(Napi::Env env, Napi::Function listener, void* /*context*/, Ev
     o.Set("atMs", double(e.atMs));
     arr.Set(uint32_t(i), o);
   }
-  listener.Call({arr});
+  callListener(env, listener, arr);
 }
 
 using EventTsfn = Napi::TypedThreadSafeFunction<void, EventBatch, deliverEvents>;
@@ -561,8 +573,11 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 
   /** Fence `id` passed: free what it retired, then tell JS (after close only JS is told). */
   void FencePassed(Napi::Function listener, uint64_t id) {
-    if (engine_) engine_->fencePassed(id);
-    if (!listener.IsEmpty()) listener.Call({Napi::Number::New(listener.Env(), double(id))});
+    // After close() the JS side has resolved every waiter itself; a fence still queued on the released
+    // function may be delivered while Node tears the environment down (FreeEnvironment runs pending calls).
+    if (!engine_) return;
+    engine_->fencePassed(id);
+    if (!listener.IsEmpty()) callListener(listener.Env(), listener, Napi::Number::New(listener.Env(), double(id)));
   }
 
  private:
