@@ -4,6 +4,7 @@
 
 #include <sched.h>
 
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -133,14 +134,6 @@ Napi::Object schedulingToJs(Napi::Env env, const SchedulingFromJs& s, int err) {
   o.Set("priority", s.spec.hasPriority ? Napi::Value(Napi::Number::New(env, s.spec.priority)) : env.Null());
   o.Set("error", err != 0 ? Napi::Value(Napi::String::New(env, std::strerror(err))) : env.Null());
   return o;
-}
-
-Learning learningFromJs(Napi::Env env, const std::string& s) {
-  if (s == "off") return Learning::Off;
-  if (s == "immediate") return Learning::Immediate;
-  if (s == "delayed") return Learning::Delayed;
-  if (s == "heuristic") return Learning::Heuristic;
-  throw Napi::TypeError::New(env, "unknown endpoint learning mode: " + s);
 }
 
 std::vector<uint8_t> bytesFromJs(const Fields& o, const char* key) {
@@ -347,49 +340,129 @@ std::shared_ptr<const BundleConfig> bundleFromJs(const Fields& rule) {
   return c;
 }
 
-/** StreamRule and its crypto (src/dataplane/types.ts); every field is checked (see Fields). */
-Rule ruleFromJs(const Napi::Value& v, StreamCryptoSpec& crypto) {
-  Fields o(v, "rule");
+/**
+ * The packed part of a StreamRule (src/dataplane/rule-packing.ts RULE_SLOTS, which is checked against
+ * kRuleSlotNames when the addon is loaded): one Float64Array slot per scalar field, in this order. A rule
+ * crosses into C++ as (slots, expected address, extras): reading ~15 fields one napi_get_named_property at a
+ * time (each internalizing its key) was most of what an ng command spent in the addon.
+ */
+enum RuleSlot : uint32_t {
+  kExpectedFamily,  // 0 = expected null, 4 = IPv4, 6 = IPv6
+  kExpectedPort,
+  kLearning,  // index into kLearningNames
+  kStrictSource,
+  kMediaHandover,
+  kAsymmetric,
+  kSink,  // -1 = null
+  kSignalGeneration,
+  kClockRate,  // 0 = absent
+  kBlockMedia,
+  kSilenceMedia,
+  kDtmfPayloadType,  // -1 = null/absent
+  kBlockDtmf,
+  kDtmfReplace,  // -1 = null/absent, -2 = 'random', else 0..15
+  kForwardIceDtls,
+  kRuleSlotCount
+};
+/** The TS field each slot holds: the layout check, and the name in errors. */
+const char* const kRuleSlotNames[kRuleSlotCount] = {
+    "expected.family", "expected.port", "learning",        "strictSource", "mediaHandover",
+    "asymmetric",      "sink",          "signalGeneration", "clockRate",    "blockMedia",
+    "silenceMedia",    "dtmfPayloadType", "blockDtmf",     "dtmfReplace",  "forwardIceDtls"};
+/** Learning modes by their code in kLearning. */
+const char* const kLearningNames[] = {"off", "immediate", "delayed", "heuristic"};
+const Learning kLearningModes[] = {Learning::Off, Learning::Immediate, Learning::Delayed, Learning::Heuristic};
+constexpr double kLearningCount = double(sizeof(kLearningModes) / sizeof(kLearningModes[0]));
+
+/** The slots of one packed rule, each range-checked (the TS packer checked the types). */
+class RuleSlots {
+ public:
+  RuleSlots(Napi::Env env, const Napi::Value& v) : env_(env) {
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+        v.As<Napi::TypedArray>().ElementLength() != kRuleSlotCount)
+      throw Napi::TypeError::New(env, "rule slots must be a Float64Array of " + std::to_string(kRuleSlotCount));
+    d_ = v.As<Napi::Float64Array>().Data();
+  }
+  double at(RuleSlot s) const { return d_[s]; }
+  [[noreturn]] void fail(RuleSlot s, const char* what) const {
+    throw Napi::TypeError::New(env_, std::string("rule.") + kRuleSlotNames[s] + " must be " + what);
+  }
+  bool flag(RuleSlot s) const {
+    double v = d_[s];
+    if (v != 0 && v != 1) fail(s, "a boolean");
+    return v == 1;
+  }
+  /** An integer in [lo, hi]. */
+  int64_t integer(RuleSlot s, double lo, double hi, const char* what) const {
+    double v = d_[s];
+    if (!(v >= lo && v <= hi) || v != double(int64_t(v))) fail(s, what);
+    return int64_t(v);
+  }
+
+ private:
+  Napi::Env env_;
+  const double* d_ = nullptr;
+};
+
+/**
+ * StreamRule and its crypto (src/dataplane/types.ts), packed by src/dataplane/rule-packing.ts: the scalar
+ * slots, the expected address (a string, or null when expected is null) and `extras`, the rule object itself
+ * when it has crypto, ice, dtls or bundle (read field by field and checked as Fields does), else null.
+ */
+Rule ruleFromJs(const Napi::Value& slotsValue, const Napi::Value& address, const Napi::Value& extras, StreamCryptoSpec& crypto) {
+  Napi::Env env = slotsValue.Env();
+  RuleSlots f(env, slotsValue);
   Rule r;
-  if (o.absent("expected")) o.fail("expected", "an endpoint or null");
-  r.expected = endpointFromJs(o.get("expected"), o.path("expected"));
-  r.learning = learningFromJs(v.Env(), o.string("learning"));
-  r.strictSource = o.boolean("strictSource");
-  r.mediaHandover = o.boolean("mediaHandover");
-  r.asymmetric = o.boolean("asymmetric");
-  Napi::Value sink = o.get("sink");
-  if (sink.IsNull()) r.sink = -1;
-  else if (sink.IsNumber()) r.sink = int64_t(sink.As<Napi::Number>().Int64Value());
-  else o.fail("sink", "a number or null");
-  r.signalGeneration = o.number("signalGeneration");
-  if (!o.absent("clockRate")) {
-    double clock = o.number("clockRate");
-    if (clock >= 1 && clock <= 4294967295.0) r.clockRate = uint32_t(clock);
+  const int64_t family = f.integer(kExpectedFamily, 0, 6, "0, 4 or 6");
+  if (family != 0) {
+    if (family != 4 && family != 6) f.fail(kExpectedFamily, "'IPv4' or 'IPv6'");
+    const uint16_t port = uint16_t(f.integer(kExpectedPort, 0, 65535, "a port number 0 .. 65535"));
+    if (!address.IsString()) throw Napi::TypeError::New(env, "rule.expected.address must be a string");
+    const std::string text = address.As<Napi::String>().Utf8Value();
+    if (!SockAddr::parse(text, port, r.expected) || (r.expected.family() == AF_INET) != (family == 4))
+      throw Napi::TypeError::New(env, "rule.expected.address is not an IP" + std::to_string(family) + " literal: " + text);
   }
-  r.blockMedia = o.optBoolean("blockMedia", false);
-  r.silenceMedia = o.optBoolean("silenceMedia", false);
-  Napi::Value dtmfPt = o.get("dtmfPayloadType");
-  if (dtmfPt.IsNumber()) {
-    int32_t pt = dtmfPt.As<Napi::Number>().Int32Value();
-    r.dtmfPt = pt >= 0 && pt < 128 ? int16_t(pt) : int16_t(-1);
-  } else if (!dtmfPt.IsNull() && !dtmfPt.IsUndefined()) {
-    o.fail("dtmfPayloadType", "a number, null or absent");
+  r.learning = kLearningModes[f.integer(kLearning, 0, kLearningCount - 1, "a learning mode")];
+  r.strictSource = f.flag(kStrictSource);
+  r.mediaHandover = f.flag(kMediaHandover);
+  r.asymmetric = f.flag(kAsymmetric);
+  r.sink = f.integer(kSink, -1, 0x7fffffff, "a stream id or null");
+  r.signalGeneration = f.at(kSignalGeneration);
+  if (!std::isfinite(r.signalGeneration)) f.fail(kSignalGeneration, "a number");
+  const int64_t clock = f.integer(kClockRate, 0, 4294967295.0, "a clock rate or absent");
+  if (clock > 0) r.clockRate = uint32_t(clock);
+  r.blockMedia = f.flag(kBlockMedia);
+  r.silenceMedia = f.flag(kSilenceMedia);
+  const int64_t pt = f.integer(kDtmfPayloadType, -1, 127, "a payload type, null or absent");
+  r.dtmfPt = int16_t(pt);
+  r.blockDtmf = f.flag(kBlockDtmf);
+  const int64_t replace = f.integer(kDtmfReplace, -2, 15, "0..15, 'random', null or absent");
+  if (replace == -2) r.dtmfReplace = kDtmfReplaceRandom;
+  else if (replace >= 0) r.dtmfReplace = int8_t(replace);
+  r.forwardIceDtls = f.flag(kForwardIceDtls);
+  if (!extras.IsNull() && !extras.IsUndefined()) {
+    Fields o(extras, "rule");
+    r.ice = iceFromJs(o);
+    r.dtls = dtlsFromJs(o);
+    r.bundle = bundleFromJs(o);
+    crypto = cryptoFromJs(o);
   }
-  r.blockDtmf = o.optBoolean("blockDtmf", false);
-  Napi::Value replace = o.get("dtmfReplace");
-  if (replace.IsString() && replace.As<Napi::String>().Utf8Value() == "random") r.dtmfReplace = kDtmfReplaceRandom;
-  else if (replace.IsNumber() && replace.As<Napi::Number>().Int32Value() >= 0 && replace.As<Napi::Number>().Int32Value() < 16)
-    r.dtmfReplace = int8_t(replace.As<Napi::Number>().Int32Value());
-  else if (!replace.IsUndefined() && !replace.IsNull()) o.fail("dtmfReplace", "0..15, 'random', null or absent");
-  r.ice = iceFromJs(o);
-  r.dtls = dtlsFromJs(o);
-  r.bundle = bundleFromJs(o);
-  crypto = cryptoFromJs(o);
   // ICE and DTLS are answered by the engine, BUNDLE demultiplexed by it: such a stream is never handed to the
   // kernel path.
-  r.forwardIceDtls = o.optBoolean("forwardIceDtls", false);
   r.userspaceOnly = r.ice != nullptr || r.dtls != nullptr || r.forwardIceDtls || r.bundle != nullptr;
   return r;
+}
+
+/** The packed-rule layout, exported as `ruleLayout` so the TS packer can check it agrees. */
+Napi::Object ruleLayoutToJs(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Array slots = Napi::Array::New(env, kRuleSlotCount);
+  for (uint32_t i = 0; i < kRuleSlotCount; ++i) slots.Set(i, kRuleSlotNames[i]);
+  Napi::Array learning = Napi::Array::New(env, size_t(kLearningCount));
+  for (uint32_t i = 0; i < uint32_t(kLearningCount); ++i) learning.Set(i, kLearningNames[i]);
+  o.Set("slots", slots);
+  o.Set("learning", learning);
+  return o;
 }
 
 Napi::Value endpointToJs(Napi::Env env, const SockAddr& a) {
@@ -604,7 +677,8 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return *engine_;
   }
 
-  // addStream(spec: StreamSocketSpec, rule: StreamRule)
+  // addStream(spec: StreamSocketSpec, ruleSlots, expectedAddress, ruleExtras): the rule as packed by
+  // src/dataplane/rule-packing.ts.
   Napi::Value AddStream(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Fields o(info[0], "spec");
@@ -628,7 +702,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (threadOf.IsNumber()) spec.threadOf = threadOf.As<Napi::Number>().Int64Value();
     else if (!threadOf.IsUndefined() && !threadOf.IsNull()) o.fail("threadOf", "a stream id or absent");
     StreamCryptoSpec crypto;
-    Rule rule = ruleFromJs(info[1], crypto);
+    Rule rule = ruleFromJs(info[1], info[2], info[3], crypto);
     callEngine(env, [&] { engine(env).addStream(spec, rule, crypto); });
     return env.Undefined();
   }
@@ -638,7 +712,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     if (!info[0].IsNumber()) throw Napi::TypeError::New(env, "updateStream: id must be a number");
     int32_t id = info[0].As<Napi::Number>().Int32Value();
     StreamCryptoSpec crypto;
-    Rule rule = ruleFromJs(info[1], crypto);
+    Rule rule = ruleFromJs(info[1], info[2], info[3], crypto);
     callEngine(env, [&] { engine(env).updateStream(id, rule, crypto); });
     return env.Undefined();
   }
@@ -980,6 +1054,7 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   exports.Set("NativeEngine", NativeEngine::Define(env));
+  exports.Set("ruleLayout", ruleLayoutToJs(env));
   InitSrtpBinding(env, exports);
   InitStunBinding(env, exports);
   InitSdNotify(env, exports);

@@ -8,7 +8,7 @@
  * was, with its old rules, or forgets a call the command was creating. Either way `list`, ports and
  * counters are as before the command.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from './random-hex';
 import { isIP } from 'node:net';
 import type { DataPlane, Endpoint, StreamCrypto, StreamRule } from '../dataplane/types';
 import type { RelayConfig, InterfaceConfig } from '../config/types';
@@ -401,7 +401,7 @@ export class CallManager {
       answeredMs: null,
       monologues: [],
       deleteAtMs: null,
-      loopToken: randomBytes(6).toString('hex'),
+      loopToken: randomHex(6),
       recordCall: false,
       metadata: null,
       recording: null,
@@ -849,8 +849,8 @@ export class CallManager {
         // Towards a bundled m= line, packets leave from its group's transport (socket, ICE pair, DTLS keys).
         const toB = sendingStreamOf(b, mb, component);
         const toA = sendingStreamOf(a, ma, component);
-        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, { ...this.rule(a, sa, sb.id ? toB : null, ma, transportMediaOf(b, mb)), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) }));
-        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, { ...this.rule(b, sb, sa.id ? toA : null, mb, transportMediaOf(a, ma)), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) }));
+        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, this.rule(a, sa, sb.id ? toB : null, ma, transportMediaOf(b, mb), mb)));
+        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, this.rule(b, sb, sa.id ? toA : null, mb, transportMediaOf(a, ma), ma)));
         if (sa.id) this.streamCalls.set(sa.id, call.callId);
         if (sb.id) this.streamCalls.set(sb.id, call.callId);
       }
@@ -866,9 +866,11 @@ export class CallManager {
    * The rule of `stream` (it faces `mono`'s party, whose media is `own`); `sink` is the stream that faces the
    * receiving party (`sinkMedia`). SRTP: `own`'s key (SDES) or its DTLS handshake decrypts what arrives here;
    * the receiving party's SDES key or DTLS handshake encrypts what is forwarded. ICE and DTLS run on the
-   * streams that have a socket of their own (a muxed RTCP stream uses its RTP stream's).
+   * streams that have a socket of their own (a muxed RTCP stream uses its RTP stream's). Media control comes
+   * from `mono` (block/silence media, DTMF); the telephone-event payload type is the one in `own`'s SDP, else
+   * the peer's (`peer`: what `mono`'s party was told to send).
    */
-  private rule(mono: MonologueState, stream: StreamState, sink: StreamState | null, own: MediaState, sinkMedia: MediaState): StreamRule {
+  private rule(mono: MonologueState, stream: StreamState, sink: StreamState | null, own: MediaState, sinkMedia: MediaState, peer: MediaState): StreamRule {
     const options = mono.options;
     const handshakeStream = (s: StreamState): number => s.muxedWith ?? s.id;
     // A bundled member other than its transport: the transport unprotects what arrives and runs ICE and DTLS.
@@ -880,19 +882,12 @@ export class CallManager {
         : srtpKeys(own.crypto?.theirs);
     const outbound: StreamCrypto['outbound'] =
       sink === null ? null : sinkMedia.webrtc?.dtls?.role ? { dtlsOf: handshakeStream(sink) } : srtpKeys(sinkMedia.crypto?.ours);
-    const crypto = inbound || outbound ? { crypto: { inbound, outbound, recrypt: options.recrypt === true } } : {};
     const ownSocket = stream.muxedWith === null && !away;
     const ice = own.webrtc?.ice;
     const dtls = own.webrtc?.dtls ? streamDtls(own.webrtc.dtls) : null;
-    const bundle = stream.component === 'rtp' && stream.muxedWith === null ? streamBundle(mono, own) : null;
+    // One object literal with every field, absent ones null: every rule has the same shape (no spreads), which
+    // is what V8 builds and reads fastest; two rules per stream and signal.
     return {
-      ...crypto,
-      ...(bundle ? { bundle } : {}),
-      ...(ownSocket && ice && mono.iceCredentials
-        ? { ice: streamIce(ice, mono.iceCredentials, stream.component === 'rtp' ? 1 : 2) }
-        : {}),
-      ...(ownSocket && dtls ? { dtls } : {}),
-      ...(own.icePassThrough === true ? { forwardIceDtls: true } : {}),
       expected: stream.expected,
       learning: options.asymmetric ? 'off' : options.learning,
       strictSource: options.strictSource,
@@ -900,6 +895,17 @@ export class CallManager {
       asymmetric: options.asymmetric,
       sink: sink?.id ?? null,
       signalGeneration: this.signalGeneration,
+      crypto: inbound || outbound ? { inbound, outbound, recrypt: options.recrypt === true } : null,
+      ice: ownSocket && ice && mono.iceCredentials ? streamIce(ice, mono.iceCredentials, stream.component === 'rtp' ? 1 : 2) : null,
+      dtls: ownSocket ? dtls : null,
+      forwardIceDtls: own.icePassThrough === true,
+      bundle: stream.component === 'rtp' && stream.muxedWith === null ? streamBundle(mono, own) : null,
+      clockRate: clockRateOf(own.codec ?? peer.codec),
+      blockMedia: mono.mediaBlocked === true,
+      silenceMedia: mono.mediaSilenced === true,
+      dtmfPayloadType: own.dtmfPayloadType ?? peer.dtmfPayloadType ?? null,
+      blockDtmf: mono.dtmfBlocked === true,
+      dtmfReplace: mono.dtmfReplace ?? null,
     };
   }
 
@@ -1058,24 +1064,6 @@ export class CallManager {
 function clockRateOf(codec: string | null): number {
   const rate = Number(codec?.split('/')[1]);
   return Number.isInteger(rate) && rate > 0 ? rate : 8000;
-}
-
-/**
- * The media-control part of the rules of `mono`'s streams (they receive what `mono`'s party sends). Its
- * telephone-event payload type is the one in its own SDP, else the peer's (what it was told to send).
- */
-function mediaControlOf(
-  mono: MonologueState,
-  own: MediaState,
-  peer: MediaState,
-): { blockMedia: boolean; silenceMedia: boolean; dtmfPayloadType: number | null; blockDtmf: boolean; dtmfReplace: number | 'random' | null } {
-  return {
-    blockMedia: mono.mediaBlocked === true,
-    silenceMedia: mono.mediaSilenced === true,
-    dtmfPayloadType: own.dtmfPayloadType ?? peer.dtmfPayloadType ?? null,
-    blockDtmf: mono.dtmfBlocked === true,
-    dtmfReplace: mono.dtmfReplace ?? null,
-  };
 }
 
 /** The payload type a=rtpmap names telephone-event, if any. */

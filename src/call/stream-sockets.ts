@@ -167,8 +167,9 @@ export class StreamSockets {
         component: stream.component,
         localAddress: stream.localAddress,
         localPort: stream.localPort,
-        ...(stream.muxedWith !== null ? { muxedWith: stream.muxedWith } : {}),
-        ...(threadOf !== undefined && stream.muxedWith === null ? { threadOf } : {}),
+        // Absent fields as undefined rather than spread in: one object shape for every bind.
+        muxedWith: stream.muxedWith ?? undefined,
+        threadOf: stream.muxedWith === null ? threadOf : undefined,
       },
       IDLE_RULE,
     );

@@ -48,12 +48,16 @@ import {
   type StreamSocketSpec,
   type ThreadScheduling,
 } from './types';
+import { RulePacker, checkRuleLayout, type NativeRuleLayout } from './rule-packing';
 
 /** Shape of the addon's exported class (see native/src/addon.cpp). */
 interface NativeEngineInstance {
-  /** Every field of both objects is checked natively: a missing or mistyped one throws a TypeError naming it. */
-  addStream(spec: StreamSocketSpec, rule: StreamRule): void;
-  updateStream(id: number, rule: StreamRule): void;
+  /**
+   * The rule as RulePacker packs it (rule-packing.ts). Every field is checked, by the packer (types) or
+   * natively (ranges, spec, nested objects): a missing or mistyped one throws a TypeError naming it.
+   */
+  addStream(spec: StreamSocketSpec, ruleSlots: Float64Array, expectedAddress: string | null, ruleExtras: StreamRule | null): void;
+  updateStream(id: number, ruleSlots: Float64Array, expectedAddress: string | null, ruleExtras: StreamRule | null): void;
   removeStream(id: number): void;
   sync(): void;
   /** Positive: acknowledged later through onFence; negative: nobody waits (queued without waking the threads). */
@@ -81,6 +85,7 @@ interface NativeEngineInstance {
 interface NativeAddon {
   version: string;
   qualityTotals(): MosTotals;
+  ruleLayout: NativeRuleLayout;
   NativeEngine: new (
     threads: number,
     receiveBufferBytes: number,
@@ -119,6 +124,8 @@ function errorCode(err: unknown): string | undefined {
 
 class NativeDataPlane implements DataPlane {
   private readonly engine: NativeEngineInstance;
+  /** The arguments every addStream/updateStream packs its rule into (reused: the calls are synchronous). */
+  private readonly packer = new RulePacker();
   private readonly listeners: ((events: EngineEvent[]) => void)[] = [];
   private closed = false;
   private readonly batchChanges: boolean;
@@ -147,7 +154,8 @@ class NativeDataPlane implements DataPlane {
   };
 
   constructor(options: EngineOptions) {
-    const { NativeEngine } = loadAddon();
+    const { NativeEngine, ruleLayout } = loadAddon();
+    checkRuleLayout(ruleLayout);
     this.engine = new NativeEngine(
       options.threads,
       options.receiveBufferBytes,
@@ -214,7 +222,9 @@ class NativeDataPlane implements DataPlane {
 
   addStream(spec: StreamSocketSpec, rule: StreamRule): void {
     try {
-      this.engine.addStream(spec, rule);
+      const p = this.packer;
+      p.pack(rule);
+      this.engine.addStream(spec, p.slots, p.address, p.extras);
     } catch (err) {
       const code = errorCode(err);
       if (code !== undefined) {
@@ -229,7 +239,9 @@ class NativeDataPlane implements DataPlane {
 
   updateStream(id: number, rule: StreamRule): void {
     try {
-      this.engine.updateStream(id, rule);
+      const p = this.packer;
+      p.pack(rule);
+      this.engine.updateStream(id, p.slots, p.address, p.extras);
     } finally {
       this.changed();
     }

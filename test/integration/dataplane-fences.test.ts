@@ -8,6 +8,7 @@
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
+import { RulePacker } from '../../src/dataplane/rule-packing';
 import type { DataPlane, StreamRule, StreamSocketSpec } from '../../src/dataplane/types';
 import { Party, rtpPacket, waitUntil } from '../support/rtp-packets';
 import { endpointOf as ep, portFree, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
@@ -15,9 +16,17 @@ import { endpointOf as ep, portFree, PortRuns, streamRule as rule } from '../sup
 const LO = '127.0.0.1';
 const relayPorts = new PortRuns(35000, 35499);
 
+/** The addon's own arguments for a rule (what NativeDataPlane passes). */
+type PackedRule = [Float64Array, string | null, StreamRule | null];
+function packed(r: StreamRule): PackedRule {
+  const p = new RulePacker();
+  p.pack(r);
+  return [p.slots, p.address, p.extras];
+}
+
 interface RawEngine {
-  addStream(spec: StreamSocketSpec, rule: StreamRule): void;
-  updateStream(id: number, rule: StreamRule): void;
+  addStream(spec: StreamSocketSpec, ...rule: PackedRule): void;
+  updateStream(id: number, ...rule: PackedRule): void;
   removeStream(id: number): void;
   requestQuality(ids: number[]): number;
   fence(): number;
@@ -41,12 +50,12 @@ describe('native fences', () => {
     cleanups.push(() => e.close());
     const port = await relayPorts.take(4);
     const r = rule({ expected: null, sink: null });
-    e.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, r);
-    e.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, { ...r, sink: 1 });
-    e.updateStream(1, { ...r, sink: 2 }); // a stream attached in this same batch: still new
+    e.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, ...packed(r));
+    e.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, ...packed({ ...r, sink: 1 }));
+    e.updateStream(1, ...packed({ ...r, sink: 2 })); // a stream attached in this same batch: still new
     const first = e.fence();
     expect(first).toBeLessThan(0);
-    e.updateStream(1, { ...r, sink: null }); // live now, but a rule change needs no acknowledgement
+    e.updateStream(1, ...packed({ ...r, sink: null })); // live now, but a rule change needs no acknowledgement
     const second = e.fence();
     expect(second).toBe(first - 1);
     e.requestQuality([2]); // read back by the JS thread: acknowledged
@@ -72,7 +81,7 @@ describe('native fences', () => {
     const e = new NativeEngine(2, 1 << 20, () => {}, sched, sched, () => {});
     cleanups.push(() => e.close());
     const port = await relayPorts.take(2);
-    e.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: null, sink: null }));
+    e.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, ...packed(rule({ expected: null, sink: null })));
     e.requestQuality([1]);
     expect(e.fence()).toBeGreaterThan(0);
   });

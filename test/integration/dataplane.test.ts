@@ -848,10 +848,14 @@ describe('native data plane: lifecycle', () => {
     const port = await allocPorts(2);
     const addon = path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'ngrelay_engine.node');
     const script = `
-      const { NativeEngine } = require(${JSON.stringify(addon)});
+      const { NativeEngine, ruleLayout } = require(${JSON.stringify(addon)});
       const e = new NativeEngine(2, 65536, () => {});
-      e.addStream({ id: 1, component: 'rtp', localAddress: '127.0.0.1', localPort: ${port} }, { expected: null, learning: 'heuristic', strictSource: false,
-        mediaHandover: false, asymmetric: false, sink: null, signalGeneration: 1 });
+      // A rule as src/dataplane/rule-packing.ts packs it: expected null, learning 'off', no sink.
+      const slots = new Float64Array(ruleLayout.slots.length);
+      slots[ruleLayout.slots.indexOf('sink')] = -1;
+      slots[ruleLayout.slots.indexOf('dtmfPayloadType')] = -1;
+      slots[ruleLayout.slots.indexOf('dtmfReplace')] = -1;
+      e.addStream({ id: 1, component: 'rtp', localAddress: '127.0.0.1', localPort: ${port} }, slots, null, null);
       process.stdout.write('bound');`;
     const child = spawnSync(process.execPath, ['-e', script], { timeout: 10_000, encoding: 'utf8' });
     expect(child.stdout).toBe('bound');
