@@ -4,6 +4,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -453,6 +454,40 @@ Rule ruleFromJs(const Napi::Value& slotsValue, const Napi::Value& address, const
   return r;
 }
 
+/**
+ * One stream's counters as readCounters writes them (src/dataplane/counter-unpacking.ts COUNTER_SLOTS, checked
+ * against kCounterSlotNames at load): booleans as 0/1, `has*` saying whether the optional fields exist.
+ */
+enum CounterSlot : uint32_t {
+  kCountPresent,  // 0 = no such stream
+  kCountPackets,
+  kCountBytes,
+  kCountErrors,
+  kCountHasSrtp,
+  kCountSrtpAuthFailed,
+  kCountSrtpReplayed,
+  kCountLastPacketMs,
+  kCountEndpointFamily,  // 0 = no endpoint, 4, 6
+  kCountEndpointPort,
+  kCountConfirmed,
+  kCountHasRtp,
+  kCountSsrc,
+  kCountLastSeq,
+  kCountBundleTransport,
+  kCountBundleUnmatched,
+  kCountKernelPath,
+  kCountInKernel,
+  kCountKernelPackets,
+  kCountUserspaceLastPacketMs,
+  kCountKernelLastPacketMs,
+  kCounterSlotCount
+};
+const char* const kCounterSlotNames[kCounterSlotCount] = {
+    "present",         "packets",      "bytes",         "errors",          "hasSrtp",       "srtpAuthFailed",
+    "srtpReplayed",    "lastPacketMs", "endpoint.family", "endpoint.port", "confirmed",     "hasRtp",
+    "ssrc",            "lastSeq",      "hasBundle",     "bundleUnmatched", "kernelPath",    "inKernel",
+    "kernelPackets",   "userspaceLastPacketMs", "kernelLastPacketMs"};
+
 /** The packed-rule layout, exported as `ruleLayout` so the TS packer can check it agrees. */
 Napi::Object ruleLayoutToJs(Napi::Env env) {
   Napi::Object o = Napi::Object::New(env);
@@ -463,6 +498,13 @@ Napi::Object ruleLayoutToJs(Napi::Env env) {
   o.Set("slots", slots);
   o.Set("learning", learning);
   return o;
+}
+
+/** The counter layout, exported as `counterLayout` (see CounterSlot). */
+Napi::Array counterLayoutToJs(Napi::Env env) {
+  Napi::Array slots = Napi::Array::New(env, kCounterSlotCount);
+  for (uint32_t i = 0; i < kCounterSlotCount; ++i) slots.Set(i, kCounterSlotNames[i]);
+  return slots;
 }
 
 Napi::Value endpointToJs(Napi::Env env, const SockAddr& a) {
@@ -775,32 +817,58 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
     return out;
   }
 
-  // readCounters(ids) -> array of counter objects or null (unknown id), in the order of ids.
+  // readCounters(ids, slots: Float64Array) -> per id: the endpoint address (string or null), or for a stream
+  // with ICE or DTLS an object { address, ice?, dtls? }. The numbers go into `slots`, kCounterSlotCount per id
+  // in the order of ids (src/dataplane/counter-unpacking.ts builds the StreamCounters objects from both):
+  // a dozen napi_set_named_property calls per stream were most of a delete's time in the addon.
   Napi::Value ReadCounters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Engine& e = engine(env);
+    if (!info[0].IsArray()) throw Napi::TypeError::New(env, "readCounters: ids must be an array");
     Napi::Array ids = info[0].As<Napi::Array>();
-    Napi::Array out = Napi::Array::New(env, ids.Length());
-    for (uint32_t i = 0; i < ids.Length(); ++i) {
+    const uint32_t n = ids.Length();
+    if (!info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+        info[1].As<Napi::TypedArray>().ElementLength() < size_t(n) * kCounterSlotCount)
+      throw Napi::TypeError::New(env, "readCounters: slots must be a Float64Array of " + std::to_string(kCounterSlotCount) + " per id");
+    double* slots = info[1].As<Napi::Float64Array>().Data();
+    Napi::Array out = Napi::Array::New(env, n);
+    for (uint32_t i = 0; i < n; ++i) {
+      double* c = slots + size_t(i) * kCounterSlotCount;
+      std::fill(c, c + kCounterSlotCount, 0.0);
       StreamSnapshot s;
       Napi::Value idv = ids.Get(i);
       if (!idv.IsNumber() || !e.readCounters(idv.As<Napi::Number>().Int32Value(), s)) {
         out.Set(i, env.Null());
         continue;
       }
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("packets", double(s.packets));
-      o.Set("bytes", double(s.bytes));
-      o.Set("errors", double(s.errors));
-      if (s.hasSrtp) {
-        o.Set("srtpAuthFailed", double(s.srtpAuthFailed));
-        o.Set("srtpReplayed", double(s.srtpReplayed));
+      c[kCountPresent] = 1;
+      c[kCountPackets] = double(s.packets);
+      c[kCountBytes] = double(s.bytes);
+      c[kCountErrors] = double(s.errors);
+      c[kCountHasSrtp] = s.hasSrtp ? 1 : 0;
+      c[kCountSrtpAuthFailed] = double(s.srtpAuthFailed);
+      c[kCountSrtpReplayed] = double(s.srtpReplayed);
+      c[kCountLastPacketMs] = double(s.lastPacketMs);
+      c[kCountEndpointFamily] = !s.endpoint.valid() ? 0 : s.endpoint.family() == AF_INET ? 4 : 6;
+      c[kCountEndpointPort] = s.endpoint.valid() ? double(s.endpoint.port()) : 0;
+      c[kCountConfirmed] = s.confirmed ? 1 : 0;
+      c[kCountHasRtp] = s.hasRtp ? 1 : 0;
+      c[kCountSsrc] = double(s.ssrc);
+      c[kCountLastSeq] = double(s.seq);
+      c[kCountBundleTransport] = s.bundleTransport ? 1 : 0;
+      c[kCountBundleUnmatched] = double(s.bundleUnmatched);
+      c[kCountKernelPath] = s.kernelPath ? 1 : 0;
+      c[kCountInKernel] = s.inKernel ? 1 : 0;
+      c[kCountKernelPackets] = double(s.kernelPackets);
+      c[kCountUserspaceLastPacketMs] = double(s.userspaceLastPacketMs);
+      c[kCountKernelLastPacketMs] = double(s.kernelLastPacketMs);
+      Napi::Value address = s.endpoint.valid() ? Napi::Value(Napi::String::New(env, s.endpoint.addressString())) : env.Null();
+      if (!s.hasIce && !s.hasDtls) {
+        out.Set(i, address);
+        continue;
       }
-      o.Set("lastPacketMs", double(s.lastPacketMs));
-      o.Set("endpoint", endpointToJs(env, s.endpoint));
-      o.Set("confirmed", s.confirmed);
-      o.Set("ssrc", s.hasRtp ? Napi::Value(Napi::Number::New(env, double(s.ssrc))) : env.Null());
-      o.Set("lastSeq", s.hasRtp ? Napi::Value(Napi::Number::New(env, double(s.seq))) : env.Null());
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("address", address);
       if (s.hasIce) {
         Napi::Object ice = Napi::Object::New(env);
         ice.Set("state", iceStateName(s.iceState));
@@ -821,13 +889,6 @@ class NativeEngine : public Napi::ObjectWrap<NativeEngine> {
         d.Set("peerFingerprint", orNull(s.dtlsPeerFingerprint));
         d.Set("error", orNull(s.dtlsError));
         o.Set("dtls", d);
-      }
-      if (s.bundleTransport) o.Set("bundleUnmatched", double(s.bundleUnmatched));
-      if (s.kernelPath) {
-        o.Set("inKernel", s.inKernel);
-        o.Set("kernelPackets", double(s.kernelPackets));
-        o.Set("userspaceLastPacketMs", double(s.userspaceLastPacketMs));
-        o.Set("kernelLastPacketMs", double(s.kernelLastPacketMs));
       }
       out.Set(i, o);
     }
@@ -1055,6 +1116,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("version", Napi::String::New(env, "0.1.0"));
   exports.Set("NativeEngine", NativeEngine::Define(env));
   exports.Set("ruleLayout", ruleLayoutToJs(env));
+  exports.Set("counterLayout", counterLayoutToJs(env));
   InitSrtpBinding(env, exports);
   InitStunBinding(env, exports);
   InitSdNotify(env, exports);

@@ -49,6 +49,7 @@ import {
   type ThreadScheduling,
 } from './types';
 import { RulePacker, checkRuleLayout, type NativeRuleLayout } from './rule-packing';
+import { CounterBuffer, checkCounterLayout, unpackCounters, type CounterAux } from './counter-unpacking';
 
 /** Shape of the addon's exported class (see native/src/addon.cpp). */
 interface NativeEngineInstance {
@@ -63,7 +64,8 @@ interface NativeEngineInstance {
   /** Positive: acknowledged later through onFence; negative: nobody waits (queued without waking the threads). */
   fence(): number;
   wakeQueued(): void;
-  readCounters(ids: readonly number[]): (StreamCounters | null)[];
+  /** Numbers into `slots` (counter-unpacking.ts), per id the endpoint address or the ICE/DTLS statuses. */
+  readCounters(ids: readonly number[], slots: Float64Array): CounterAux[];
   requestQuality(ids: readonly number[]): number;
   takeQuality(token: number): (StreamQuality | null)[];
   playDtmf(id: number, request: DtmfPlayRequest): DtmfPlayOutcome;
@@ -86,6 +88,7 @@ interface NativeAddon {
   version: string;
   qualityTotals(): MosTotals;
   ruleLayout: NativeRuleLayout;
+  counterLayout: string[];
   NativeEngine: new (
     threads: number,
     receiveBufferBytes: number,
@@ -126,6 +129,8 @@ class NativeDataPlane implements DataPlane {
   private readonly engine: NativeEngineInstance;
   /** The arguments every addStream/updateStream packs its rule into (reused: the calls are synchronous). */
   private readonly packer = new RulePacker();
+  /** What readCounters writes the numbers into (reused). */
+  private readonly counterBuffer = new CounterBuffer();
   private readonly listeners: ((events: EngineEvent[]) => void)[] = [];
   private closed = false;
   private readonly batchChanges: boolean;
@@ -154,8 +159,9 @@ class NativeDataPlane implements DataPlane {
   };
 
   constructor(options: EngineOptions) {
-    const { NativeEngine, ruleLayout } = loadAddon();
+    const { NativeEngine, ruleLayout, counterLayout } = loadAddon();
     checkRuleLayout(ruleLayout);
+    checkCounterLayout(counterLayout);
     this.engine = new NativeEngine(
       options.threads,
       options.receiveBufferBytes,
@@ -257,11 +263,12 @@ class NativeDataPlane implements DataPlane {
   readCounters(ids: readonly number[]): Map<number, StreamCounters> {
     const result = new Map<number, StreamCounters>();
     if (this.closed) return result;
-    const rows = this.engine.readCounters(ids);
-    ids.forEach((id, i) => {
-      const row = rows[i];
-      if (row) result.set(id, row);
-    });
+    const slots = this.counterBuffer.forStreams(ids.length);
+    const aux = this.engine.readCounters(ids, slots);
+    for (let i = 0; i < ids.length; i++) {
+      const row = unpackCounters(slots, i, aux[i]);
+      if (row) result.set(ids[i]!, row);
+    }
     return result;
   }
 
