@@ -16,6 +16,9 @@ import { isCallState } from './call-store';
 import { StateFileError, decodeStateFile, encodeStateFile } from './state-file';
 import type { RedisConnection } from './redis-connection';
 import { reconnectDelayMs } from './redis-connection';
+import { DTLS_IDENTITY_KEY } from './redis-dtls-identity';
+
+const DTLS_IDENTITY_KEY_BYTES = Buffer.from(DTLS_IDENTITY_KEY, 'latin1');
 
 /** What one key holds. */
 export interface RedisCallRecord {
@@ -70,7 +73,8 @@ export async function loadCalls(conn: RedisConnection, batches: number): Promise
   do {
     const [next, found] = await conn.client.scanBuffer(cursor, 'COUNT', 1000);
     cursor = next.toString();
-    keys.push(...found);
+    // The relay's DTLS certificate shares the database with the calls (redis-dtls-identity.ts).
+    for (const key of found) if (!key.equals(DTLS_IDENTITY_KEY_BYTES)) keys.push(key);
   } while (cursor !== '0');
   const records: RedisCallRecord[] = [];
   const skipped: SkippedFile[] = [];
