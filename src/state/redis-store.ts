@@ -131,6 +131,8 @@ export class RedisCallWriter {
   private pausedUntilMs = 0;
   private failing = false;
   private closed = false;
+  /** A call named like the DTLS certificate's key was refused (logged once). */
+  private identityClashLogged = false;
   readonly stats: RedisStats;
 
   constructor(
@@ -173,6 +175,12 @@ export class RedisCallWriter {
   }
 
   writeCall(call: CallState): void {
+    // Its key is the relay's DTLS certificate's: such a call is kept in the state dir only, if at all.
+    if (call.callId === DTLS_IDENTITY_KEY) {
+      if (!this.identityClashLogged) this.logger.warn({ 'call-id': call.callId }, 'call not written to Redis: its call-id is the key of the DTLS certificate');
+      this.identityClashLogged = true;
+      return;
+    }
     this.live.set(call.callId, call);
     this.owned.add(call.callId);
     this.mark(call.callId, 'set');

@@ -87,7 +87,10 @@ describe('DTLS certificate in Redis (--redis, no --state-dir)', () => {
     const db = redis.client(3);
     try {
       expect(await waitFor(async () => (await db.exists(IDENTITY_KEY, 'id-restart')) === 2, 2000)).toBe(true);
-      await sleep(200);
+      // A call named like the certificate's key does not overwrite it (it is not written to Redis).
+      expect(await offerFingerprint(first, IDENTITY_KEY)).toBe(before);
+      await sleep(700); // two progress ticks: a call written by them would be in the key by now
+      expect(first.relay.process.stderrText).toContain('call not written to Redis: its call-id is the key of the DTLS certificate');
       await crash(first);
       const second = await node(ngPort, media, args);
       // The restored call's re-offer and a new call both show the certificate of the first run.
