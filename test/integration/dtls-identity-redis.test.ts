@@ -2,8 +2,9 @@
  * The relay's DTLS certificate with `--redis` and no state dir (src/state/redis-dtls-identity.ts), the real
  * `ngrelay` binary and a real `redis-server`: a restart presents the same a=fingerprint; a standby started
  * after the active relay takes the active relay's certificate, so its re-offer of a taken-over DTLS call shows
- * the fingerprint the party already has; a corrupt certificate key is skipped with a log line; Redis down at
- * start costs nothing but a new certificate (written once Redis is back).
+ * the fingerprint the party already has (one that has its own keeps it and says so); a corrupt certificate
+ * key is skipped with a log line; Redis down at start costs nothing but a new certificate (written once Redis
+ * is back).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startNgrelay } from '../support/ngrelay';
@@ -130,6 +131,21 @@ describe('DTLS certificate in Redis (--redis, no --state-dir)', () => {
       db5.disconnect();
       db4.disconnect();
     }
+  }, 60_000);
+
+  it('a standby that has a certificate of its own keeps it and names the followed database that holds another', async () => {
+    const media = await freeMediaRange(8);
+    const bPort = await freeUdpPort();
+    const bArgs = [`--redis=${redis.url(11)}`, '--subscribe-keyspace=10'];
+    const b = await node(bPort, media, bArgs);
+    const ownB = await offerFingerprint(b, 'id-own-b');
+    const a = await node(await freeUdpPort(), await freeMediaRange(8), [`--redis=${redis.url(10)}`]);
+    const onA = await offerFingerprint(a, 'id-own-a');
+    expect(onA).not.toBe(ownB);
+    await crash(b);
+    const b2 = await node(bPort, media, bArgs);
+    expect(b2.relay.process.stderrText).toMatch(/"redis":"127\.0\.0\.1:\d+\/10".*this Redis database holds another DTLS certificate than the one used here/);
+    expect(await offerFingerprint(b2, 'id-own-b-2')).toBe(ownB);
   }, 60_000);
 
   it('a corrupt certificate key is skipped with a clear log line: a new certificate is made, stored, and kept by the next start', async () => {
