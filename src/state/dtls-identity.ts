@@ -4,7 +4,7 @@
  * the certificate whose a=fingerprint the party already has. So the certificate and its key are kept in
  * `DIR/dtls-identity.state` (a state file: header, checksum, msgpackr; mode 0600 in the 0700 dir), with the
  * options it was made for: changed `--dtls-cert-cipher` / `--dtls-rsa-key-size` / `--dtls-signature` make a
- * new one.
+ * new one. With `--redis` the same record is kept in Redis too (redis-dtls-identity.ts chooses at start).
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import path from 'node:path';
