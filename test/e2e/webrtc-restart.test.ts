@@ -6,9 +6,11 @@
  *   - within 1 s of the relay answering again, media flows both ways (the browser's inbound-rtp
  *     packetsReceived grows, the phone receives the browser's RTP);
  *   - the browser's transport stays dtlsState 'connected' throughout, with the same remote certificate
- *     (getStats certificate fingerprint = the relay's a=fingerprint), and the relay logs no handshake;
+ *     (sha-256 of RTCDtlsTransport.getRemoteCertificates() = the relay's a=fingerprint); the relay logs no
+ *     handshake, and its query shows the browser's stream DTLS 'connected' with the browser's certificate;
  *   - for >= 10 s after the restart the browser's STUN consent checks are answered (RFC 7675: its
- *     candidate pair's responsesReceived keeps growing) and media keeps flowing.
+ *     candidate pair's responsesReceived keeps growing) and media keeps flowing;
+ *   - a re-INVITE from the browser after the restart is answered with the same a=fingerprint, no handshake.
  * Once with `--state-dir`, once with `--redis` only (a real redis-server).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -48,6 +50,19 @@ function sdpOf(reply: Plain): string {
   const sdp = reply.sdp;
   if (typeof sdp !== 'string') throw new Error(`reply has no sdp: ${JSON.stringify(reply)}`);
   return sdp;
+}
+
+function isPlainDict(v: PlainValue | undefined): v is Plain {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Every stream of a query reply (tags -> medias -> streams). */
+function streamsOf(query: Plain): Plain[] {
+  const tags = isPlainDict(query['tags']) ? Object.values(query['tags']) : [];
+  return tags.flatMap((tag) => {
+    const medias = isPlainDict(tag) && Array.isArray(tag['medias']) ? tag['medias'] : [];
+    return medias.flatMap((m) => (isPlainDict(m) && Array.isArray(m['streams']) ? m['streams'].filter(isPlainDict) : []));
+  });
 }
 
 /** What this test reads from the browser's getStats() (more than webrtc-page.js's summary). */
@@ -165,7 +180,8 @@ for (const makeStore of [stateDirStore, redisStore]) {
       const id = `webrtc-restart-${randomBytes(4).toString('hex')}`;
       const browser = await chromium!.peer();
       peers.push(browser);
-      const offer = await ngOk(ng!, { command: 'offer', 'call-id': id, 'from-tag': 'browser', sdp: keepLoopbackCandidates(await browser.offer()), ...TOWARDS_SIP });
+      const browserOffer = keepLoopbackCandidates(await browser.offer());
+      const offer = await ngOk(ng!, { command: 'offer', 'call-id': id, 'from-tag': 'browser', sdp: browserOffer, ...TOWARDS_SIP });
       const [audio] = parseMediaLines(sdpOf(offer));
       const phone = await PlainRtpLeg.open('audio');
       legs.push(phone);
@@ -175,6 +191,7 @@ for (const makeStore of [stateDirStore, redisStore]) {
         command: 'answer', 'call-id': id, 'from-tag': 'browser', 'to-tag': 'sipphone',
         sdp: plainSdp(PHONE, [{ kind: 'audio', port: phone.port, ...codec }]), ...TOWARDS_BROWSER,
       });
+      const browserFingerprint = /^a=fingerprint:sha-256 (\S+)/m.exec(browserOffer)?.[1] ?? '';
       const [toBrowser] = parseMediaLines(sdpOf(answer));
       const relayFingerprint = (attributeValues(toBrowser!, 'fingerprint')[0] ?? '').split(' ')[1] ?? '';
       expect(relayFingerprint).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/i);
@@ -239,6 +256,14 @@ for (const makeStore of [stateDirStore, redisStore]) {
       // The restarted relay restored the call and made no handshake.
       expect(relay!.process.stderrText, summary).toMatch(new RegExp(`"call-id":"${id}".*call restored`));
       expect(relay!.process.stderrText, summary).not.toContain('DTLS-SRTP handshake');
+      // Its own view (query): the browser's stream is DTLS 'connected' with the browser's certificate, and it
+      // answered the browser's consent checks since the restart (its counters start at the restart).
+      const browserStream = streamsOf(await ngOk(ng!, { command: 'query', 'call-id': id })).find((st) => isPlainDict(st['DTLS']));
+      const dtls = browserStream?.['DTLS'] as Plain | undefined;
+      const ice = browserStream?.['ICE'] as Plain | undefined;
+      expect(dtls?.['state'], summary).toBe('connected');
+      expect(String(dtls?.['peer fingerprint']).toUpperCase(), summary).toBe(`SHA-256 ${browserFingerprint.toUpperCase()}`);
+      expect(Number(ice?.['checks received']), summary).toBeGreaterThan(0);
 
       // A re-INVITE from the browser after the restart: the relay's answer carries the certificate the DTLS
       // session has (a new one would make Chromium start a new handshake), and the call goes on as it was.
