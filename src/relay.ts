@@ -3,7 +3,7 @@
  * together. This is also the embedding API for Node programs (see README "Embedding").
  */
 import type { RelayConfig } from './config/types';
-import type { DataPlane, EngineEvent } from './dataplane/types';
+import type { DataPlane, DtlsCertificateOptions, EngineEvent } from './dataplane/types';
 import { createNativeDataPlane } from './dataplane/native';
 import { CallManager } from './call/call-manager';
 import { DtmfLog } from './call/dtmf-log';
@@ -27,7 +27,8 @@ import { CallStore } from './state/call-store';
 import { persistedCallId, wantsRedisUpdate } from './state/ng-hook';
 import { RedisSide } from './state/redis-setup';
 import { TrafficRates } from './call/kernel-split';
-import { dtlsOptionsWithSaved, keepDtlsIdentity } from './state/dtls-identity';
+import { keepDtlsIdentity } from './state/dtls-identity';
+import { dtlsOptionsAtStart } from './state/redis-dtls-identity';
 
 export interface RelayDeps {
   /** A pino logger (createLogger): its level follows rtpengine-ctl `set loglevel` and SIGUSR1/SIGUSR2. */
@@ -64,20 +65,30 @@ export class Relay {
     const recordingDirs = config.recordingDir !== null ? prepareRecordingDir(config.recordingDir) : null;
     // Every media socket is a descriptor: use all the hard limit allows (rtpengine's packages set it high too).
     if (!deps.dataPlane) logNofileRaise(raiseNofileLimit(), logger);
-    // --state-dir: the DTLS certificate of the last run, so restored DTLS calls keep their a=fingerprint.
-    const dtlsOptions = config.stateDir !== null ? dtlsOptionsWithSaved(config.stateDir, config.dtlsCertificate, logger) : config.dtlsCertificate;
-    const dataPlane =
-      deps.dataPlane ??
-      createNativeDataPlane({
-        threads: config.numThreads,
-        receiveBufferBytes: config.socketReceiveBuffer,
-        scheduling: config.scheduling,
-        idleScheduling: config.idleScheduling,
-        batchChanges: true, // one I/O-thread round trip per ng command (the reply follows an await)
-        table: config.table,
-        kernelAddresses: config.interfaces.map((i) => i.address),
-        ...(dtlsOptions ? { dtls: dtlsOptions } : {}),
-      });
+    // --redis: connected first, so that the DTLS certificate can be read from it before the engine makes one.
+    const redisWrite = config.redis ? await RedisSide.connectWrite(config.redis, logger) : null;
+    // --state-dir / --redis: the DTLS certificate of the last run (or of the relay this one stands by for),
+    // so restored and taken-over DTLS calls keep their a=fingerprint.
+    let dtlsOptions: DtlsCertificateOptions | undefined;
+    let dataPlane: DataPlane;
+    try {
+      dtlsOptions = await dtlsOptionsAtStart(config, redisWrite, logger);
+      dataPlane =
+        deps.dataPlane ??
+        createNativeDataPlane({
+          threads: config.numThreads,
+          receiveBufferBytes: config.socketReceiveBuffer,
+          scheduling: config.scheduling,
+          idleScheduling: config.idleScheduling,
+          batchChanges: true, // one I/O-thread round trip per ng command (the reply follows an await)
+          table: config.table,
+          kernelAddresses: config.interfaces.map((i) => i.address),
+          ...(dtlsOptions ? { dtls: dtlsOptions } : {}),
+        });
+    } catch (err) {
+      redisWrite?.close();
+      throw err;
+    }
     let recorder: CallRecorder | null = null;
     let persistence: CallPersistence | null = null;
     let redis: RedisSide | null = null;
@@ -105,8 +116,11 @@ export class Relay {
         const pem = dataPlane.dtlsCertificate?.();
         if (config.stateDir !== null && dtlsOptions && pem) keepDtlsIdentity(config.stateDir, dtlsOptions, pem, config.stateFsync, logger);
         // Redis calls join the state dir's (which wins for a call in both: see CallPersistence.addLoaded).
-        if (config.redis) redis = await RedisSide.open(config.redis, persistence, manager, logger);
+        if (config.redis) redis = await RedisSide.open(config.redis, redisWrite, persistence, manager, logger);
+        if (redis && dtlsOptions && pem) redis.keepDtlsIdentity(dtlsOptions, pem, logger);
       } catch (err) {
+        // Not open yet, or RedisSide.open failed (it closed it already; a second close does nothing).
+        if (!redis) redisWrite?.close();
         dataPlane.close();
         throw err;
       }

@@ -576,7 +576,7 @@ export interface DtlsCertificateOptions {
   privateKeyPem?: string;
 }
 
-/** The relay's DTLS certificate and private key, PEM (secret: kept only in the state dir). */
+/** The relay's DTLS certificate and private key, PEM (secret: kept only in the state dir / Redis). */
 export interface DtlsCertificatePem {
   certificatePem: string;
   privateKeyPem: string;

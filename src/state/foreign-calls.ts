@@ -25,6 +25,7 @@ import { getValue } from '../ng/request';
 import type { NgDict } from '../ng/types';
 import type { CallPersistence } from './persistence';
 import { RedisConnection } from './redis-connection';
+import { DTLS_IDENTITY_KEY } from './redis-dtls-identity';
 import { decodeRedisRecord, keyOf, loadCalls, skippedKey, type RedisCallRecord } from './redis-store';
 
 export const RETRY_BIND_MS = 250;
@@ -187,6 +188,7 @@ export class ForeignCalls {
     if (!m) return;
     const db = Number(m[1]);
     const callId = text.slice(m[0].length);
+    if (callId === DTLS_IDENTITY_KEY) return; // the other relay's certificate, read at start only
     const event = message.toString('latin1');
     if (event === 'set') void this.fetch(db, callId);
     else if ((event === 'del' || event === 'expired' || event === 'evicted') && this.calls.get(callId)?.db === db) this.drop(callId, `key ${event}`);

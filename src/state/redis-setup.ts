@@ -10,24 +10,34 @@ import type { CallPersistence } from './persistence';
 import { ForeignCalls } from './foreign-calls';
 import { RedisConnection } from './redis-connection';
 import { RedisCallWriter, loadCalls } from './redis-store';
+import { keepRedisDtlsIdentity } from './redis-dtls-identity';
+import type { DtlsCertificateOptions, DtlsCertificatePem } from '../dataplane/types';
 
 export class RedisSide {
   private constructor(
     readonly writer: RedisCallWriter | null,
+    private readonly writeConn: RedisConnection | null,
     private readonly connections: RedisConnection[],
     readonly foreign: ForeignCalls | null,
   ) {}
 
-  /** Connects and reads what `--redis` holds into `persistence` (restored by its restore()). */
-  static async open(config: RedisConfig, persistence: CallPersistence, manager: CallManager, logger: Logger): Promise<RedisSide> {
-    const connections: RedisConnection[] = [];
+  /**
+   * The write connection, made before the data plane: the DTLS certificate is read through it before the
+   * engine makes one (redis-dtls-identity.ts). Null without a write database. Given to open() next.
+   */
+  static async connectWrite(config: RedisConfig, logger: Logger): Promise<RedisConnection | null> {
+    if (!config.write) return null;
+    const writeConn = new RedisConnection(config.write, config, logger, 'write');
+    await writeConn.connect(config.required);
+    return writeConn;
+  }
+
+  /** Reads what `--redis` holds into `persistence` (restored by its restore()); `writeConn` from connectWrite(). */
+  static async open(config: RedisConfig, writeConn: RedisConnection | null, persistence: CallPersistence, manager: CallManager, logger: Logger): Promise<RedisSide> {
+    const connections: RedisConnection[] = writeConn ? [writeConn] : [];
     try {
       let writer: RedisCallWriter | null = null;
-      let writeConn: RedisConnection | null = null;
-      if (config.write) {
-        writeConn = new RedisConnection(config.write, config, logger, 'write');
-        connections.push(writeConn);
-        await writeConn.connect(config.required);
+      if (writeConn) {
         writer = new RedisCallWriter(writeConn, config, logger);
         persistence.useRedis(writer);
       }
@@ -55,11 +65,16 @@ export class RedisSide {
       // With a server to subscribe to, also without --subscribe-keyspace: `ksadd` may follow one at runtime.
       const foreign = config.subscribe ? new ForeignCalls(config, manager, persistence, logger) : null;
       if (foreign) persistence.foreignCount = () => foreign.stats.calls;
-      return new RedisSide(writer, connections, foreign);
+      return new RedisSide(writer, writeConn, connections, foreign);
     } catch (err) {
       for (const c of connections) c.close();
       throw err;
     }
+  }
+
+  /** The engine's certificate, kept in the write database (not without one). */
+  keepDtlsIdentity(options: DtlsCertificateOptions, pem: DtlsCertificatePem, logger: Logger): void {
+    if (this.writeConn) keepRedisDtlsIdentity(this.writeConn, options, pem, logger);
   }
 
   /** After the own calls are restored: follow the other relays' databases. */

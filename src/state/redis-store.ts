@@ -16,6 +16,9 @@ import { isCallState } from './call-store';
 import { StateFileError, decodeStateFile, encodeStateFile } from './state-file';
 import type { RedisConnection } from './redis-connection';
 import { reconnectDelayMs } from './redis-connection';
+import { DTLS_IDENTITY_KEY } from './redis-dtls-identity';
+
+const DTLS_IDENTITY_KEY_BYTES = Buffer.from(DTLS_IDENTITY_KEY, 'latin1');
 
 /** What one key holds. */
 export interface RedisCallRecord {
@@ -70,7 +73,8 @@ export async function loadCalls(conn: RedisConnection, batches: number): Promise
   do {
     const [next, found] = await conn.client.scanBuffer(cursor, 'COUNT', 1000);
     cursor = next.toString();
-    keys.push(...found);
+    // The relay's DTLS certificate shares the database with the calls (redis-dtls-identity.ts).
+    for (const key of found) if (!key.equals(DTLS_IDENTITY_KEY_BYTES)) keys.push(key);
   } while (cursor !== '0');
   const records: RedisCallRecord[] = [];
   const skipped: SkippedFile[] = [];
@@ -127,6 +131,8 @@ export class RedisCallWriter {
   private pausedUntilMs = 0;
   private failing = false;
   private closed = false;
+  /** A call named like the DTLS certificate's key was refused (logged once). */
+  private identityClashLogged = false;
   readonly stats: RedisStats;
 
   constructor(
@@ -169,6 +175,12 @@ export class RedisCallWriter {
   }
 
   writeCall(call: CallState): void {
+    // Its key is the relay's DTLS certificate's: such a call is kept in the state dir only, if at all.
+    if (call.callId === DTLS_IDENTITY_KEY) {
+      if (!this.identityClashLogged) this.logger.warn({ 'call-id': call.callId }, 'call not written to Redis: its call-id is the key of the DTLS certificate');
+      this.identityClashLogged = true;
+      return;
+    }
     this.live.set(call.callId, call);
     this.owned.add(call.callId);
     this.mark(call.callId, 'set');
