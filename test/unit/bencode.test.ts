@@ -300,3 +300,20 @@ describe('bencode on rtpengine 10.5 transcripts', () => {
     });
   }
 });
+
+describe('encode: the cache of encoded dict keys', () => {
+  it('writes every key right whether cached or not: latin1, UTF-8, long ones, and after the cache starts over', () => {
+    const keys = ['packets', 'caf\u00e9', '\u{1F600}x', 'k'.repeat(200)];
+    for (let i = 0; i < 5000; i++) keys.push(`key-${i}`); // more than the cache holds
+    for (const key of [...keys, ...keys.slice(0, 4)]) {
+      const d = Object.create(null) as Record<string, NgValue>;
+      d[key] = 1;
+      const body = isLatin1Key(key) ? Buffer.from(key, 'latin1') : Buffer.from(key, 'utf8');
+      expect(encode(d as NgDict)).toEqual(Buffer.concat([Buffer.from(`d${body.length}:`), body, Buffer.from('i1ee')]));
+    }
+  });
+});
+
+function isLatin1Key(s: string): boolean {
+  return [...s].every((c) => c.charCodeAt(0) <= 0xff && c.length === 1);
+}
