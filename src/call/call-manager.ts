@@ -568,6 +568,15 @@ export class CallManager {
       rejected: pair === null,
       rtp: pair?.rtp ?? none('rtp'),
       rtcp: pair?.rtcp ?? none('rtcp'),
+      // Every optional field from the start (undefined = absent), and cleared by assigning undefined, never
+      // `delete`: then every media has one hidden class, which the per-command code reads monomorphically.
+      // Adding fields later, or deleting them, gave media objects a dozen shapes (megamorphic loads).
+      dtmfPayloadType: null,
+      crypto: undefined,
+      webrtc: undefined,
+      icePassThrough: undefined,
+      mid: undefined,
+      bundle: undefined,
     };
   }
 
@@ -627,11 +636,11 @@ export class CallManager {
       this.applySdpMedia(req, selfMedia, sdpMedia);
       const bundle = bundled.get(i);
       if (bundle) selfMedia.bundle = bundle;
-      else delete selfMedia.bundle;
+      else selfMedia.bundle = undefined;
       // The receiver's bundle: what `bundle` offer/require asks for now, else what it accepted before.
       const toReceiver = offered?.get(i);
       if (toReceiver && !rejected) peerMedia.bundle = toReceiver;
-      else if (offered !== null || rejected) delete peerMedia.bundle;
+      else if (offered !== null || rejected) peerMedia.bundle = undefined;
       peerMedia.type = sdpMedia.type;
       peerMedia.protocol = req.transportProtocol ?? this.stickyProtocol(sdpMedia.proto, peerMedia);
       selfMedia.rejected = rejected;
@@ -729,7 +738,7 @@ export class CallManager {
       }
       const nb: MediaState = { ...b, rtp: { ...b.rtp }, rtcp: { ...b.rtcp } };
       this.applySdpMedia(req, nb, sdpMedia);
-      if (!keepsBundle) delete nb.bundle;  // the answerer declined the bundle the relay offered
+      if (!keepsBundle) nb.bundle = undefined;  // the answerer declined the bundle the relay offered
       nb.rtcpMux = b.offeredRtcpMux && sdpMedia.rtcpMux;
       const aMux = a.offeredRtcpMux && !a.rtcpMuxReject && (a.rtcpMuxAccept || nb.rtcpMux || req.rtcpMux.has('accept'));
       const na: MediaState = { ...a, rtp: { ...a.rtp }, rtcp: { ...a.rtcp }, rtcpMux: aMux };

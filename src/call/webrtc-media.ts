@@ -41,13 +41,13 @@ function endToEndCrypto(media: MediaState): void {
 /** Enters (or leaves) ICE/DTLS pass-through for one media pair; true = it holds (the caller is done with it). */
 function passThrough(a: MediaState, b: MediaState, on: boolean): boolean {
   if (!on) {
-    delete a.icePassThrough;
-    delete b.icePassThrough;
+    a.icePassThrough = undefined;
+    b.icePassThrough = undefined;
     return false;
   }
   for (const m of [a, b]) {
     m.icePassThrough = true;
-    delete m.webrtc;
+    m.webrtc = undefined;
     endToEndCrypto(m);
   }
   return true;
@@ -106,8 +106,8 @@ export class WebrtcMedia {
       const b = peer.medias[sdpMedia.index] as MediaState;
       a.mid = sdpMedia.mid;
       if (a.rejected) {
-        delete a.webrtc;
-        delete b.webrtc;
+        a.webrtc = undefined;
+        b.webrtc = undefined;
         continue;
       }
       if (passThrough(a, b, icePassThrough(mode, sdpMedia.ice !== null))) continue;
@@ -164,8 +164,8 @@ export class WebrtcMedia {
       const b = answerer.medias[sdpMedia.index] as MediaState;
       b.mid = sdpMedia.mid;
       if (a.rejected || b.rejected) {
-        delete a.webrtc;
-        delete b.webrtc;
+        a.webrtc = undefined;
+        b.webrtc = undefined;
         continue;
       }
       // The offer set up pass-through: the answer's ICE and DTLS pass back to the offerer (an answer without ICE
@@ -212,7 +212,7 @@ export class WebrtcMedia {
 
   /** Stores a media's WebRTC state, dropping it when there is neither ICE nor DTLS (plain calls stay as before). */
   private setWebrtc(media: MediaState, webrtc: MediaWebrtcState): void {
-    if (webrtc.ice === null && webrtc.dtls === null) delete media.webrtc;
+    if (webrtc.ice === null && webrtc.dtls === null) media.webrtc = undefined;
     else media.webrtc = webrtc;
   }
 
