@@ -230,6 +230,11 @@ export class Relay {
     }
     dataPlane.onEvents((events) => {
       logEngineEvents(events, manager, logger);
+      // Several addresses per interface name: media to the party leaves from the socket ICE nominated.
+      for (const e of events) {
+        const changed = e.type === 'ice-selected' ? manager.iceSelected(e.id) : null;
+        if (changed) persistence?.persist(changed.callId);
+      }
       persistence?.onEvents(events);
     });
     // --dtmf-log-ng-tcp: like rtpengine, it reaches the clients of --listen-tcp-ng (without one, nobody).

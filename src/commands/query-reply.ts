@@ -7,6 +7,7 @@ import { idToWire } from '../ng/byte-string';
 import type { CallState, MediaState, MonologueState, StreamState } from '../call/state';
 import { ssrcStatistics } from '../call/ssrc-stats';
 import { transportMediaOf } from '../call/bundle';
+import { selectedSocketOf } from '../call/ice-sockets';
 
 type CountersOf = (id: number) => StreamCounters | undefined;
 type QualityOf = (id: number) => StreamQuality | undefined;
@@ -72,10 +73,12 @@ function cryptoSuite(media: MediaState, countersOf: CountersOf): string | null {
 }
 
 /** ngrelay's ICE state of a stream (rtpengine has no such key; present only on streams that run ICE). */
-function iceDict(ice: IceStatus): NgDict {
+function iceDict(ice: IceStatus, local: StreamState): NgDict {
   return ngDict([
     ['state', ice.state],
     ['selected', endpointDict(ice.selected)],
+    // The relay's side of that pair: the socket media to the party leaves from (one of several addresses).
+    ['selected local', endpointDict({ family: local.localAddress.includes(':') ? 'IPv6' : 'IPv4', address: local.localAddress, port: local.localPort })],
     ['checks received', ice.checksReceived],
     ['checks sent', ice.checksSent],
     ['STUN rejected', ice.stunRejected],
@@ -103,6 +106,8 @@ function streamDict(
   mono: MonologueState,
   suite: string | null,
   ice: boolean,
+  /** The socket of this component that ICE nominated (src/call/ice-sockets.ts) and its counters. */
+  iceSocket: { stream: StreamState; counters: StreamCounters | undefined },
 ): NgDict {
   const current = counters?.endpoint ?? stream.expected;
   const flags: string[] = [stream.component === 'rtp' ? 'RTP' : 'RTCP'];
@@ -136,7 +141,8 @@ function streamDict(
     ]),
   ]);
   if (stream.component === 'rtp' && quality?.rtp) entries.push(['quality', rtpQualityDict(quality.rtp)]);
-  if (counters?.ice) entries.push(['ICE', iceDict(counters.ice)]);
+  const iceStatus = iceSocket.counters?.ice;
+  if (iceStatus) entries.push(['ICE', iceDict(iceStatus, iceSocket.stream)]);
   if (counters?.dtls) entries.push(['DTLS', dtlsDict(counters.dtls)]);
   return ngDict(entries);
 }
@@ -172,7 +178,9 @@ export function callStatistics(call: CallState, countersOf: CountersOf, qualityO
         t[1] += c?.bytes ?? 0;
         t[2] += c?.errors ?? 0;
         // A bundled m= line's SRTP is its transport's handshake.
-        return streamDict(s, c, q, call, mono, cryptoSuite(transportMediaOf(mono, media), countersOf), !!media.webrtc?.ice);
+        const selected = selectedSocketOf(media, s.component);
+        const iceSocket = { stream: selected, counters: selected === s ? c : countersOf(selected.id) };
+        return streamDict(s, c, q, call, mono, cryptoSuite(transportMediaOf(mono, media), countersOf), !!media.webrtc?.ice, iceSocket);
       });
       const entries: Array<[string, NgValue]> = [
         ['index', media.index],

@@ -17,6 +17,7 @@
 import { Packr } from 'msgpackr';
 import type { CallManager } from '../call/call-manager';
 import type { CallState } from '../call/state';
+import { streamsOf } from '../call/ice-sockets';
 import type { CallProgressState } from './call-store';
 import type { RedisConfig, RedisEndpoint } from '../config/redis-config';
 import type { Logger } from '../logger';
@@ -266,11 +267,20 @@ export class ForeignCalls {
   /** Stream ids are the other relay's numbering: each gets one of this relay's, links and progress follow. */
   private renumber(call: CallState, progress: CallProgressState | undefined): void {
     const ids = new Map<number, number>();
-    const streams = call.monologues.flatMap((m) => m.medias.flatMap((media) => [media.rtp, media.rtcp]));
+    const streams = call.monologues.flatMap((m) => m.medias.flatMap(streamsOf));
     for (const s of streams) if (s.id !== 0) ids.set(s.id, this.manager.sockets.freshId());
     for (const s of streams) {
       if (s.id !== 0) s.id = ids.get(s.id) ?? 0;
       if (s.muxedWith !== null) s.muxedWith = ids.get(s.muxedWith) ?? null;
+    }
+    // The ICE-nominated sockets of media with several addresses (src/call/ice-sockets.ts) are named by id too.
+    for (const media of call.monologues.flatMap((m) => m.medias)) {
+      const sel = media.iceSelected;
+      if (!sel) continue;
+      media.iceSelected = {
+        ...(sel.rtp !== undefined && ids.has(sel.rtp) ? { rtp: ids.get(sel.rtp) } : {}),
+        ...(sel.rtcp !== undefined && ids.has(sel.rtcp) ? { rtcp: ids.get(sel.rtcp) } : {}),
+      };
     }
     if (progress) progress.streams = progress.streams.flatMap((p) => (ids.has(p.id) ? [{ ...p, id: ids.get(p.id) as number }] : []));
   }

@@ -1,0 +1,107 @@
+/**
+ * ICE on an interface name with several addresses (`--interface=pub/A --interface=pub/B`): as rtpengine 10.5
+ * does, a media that runs ICE with its party gets a socket on every address of its interface name (the same
+ * port where it is free), each offered as a host candidate. The first address is the media's own socket pair
+ * (MediaState.rtp/rtcp); the others are MediaState.iceSockets. Every socket receives, answers STUN from itself
+ * and forwards; packets *to* the party leave from the socket whose pair the party's ICE nominated (the engine
+ * reports it with an `ice-selected` event, MediaState.iceSelected keeps it). Without ICE nothing changes.
+ */
+import type { InterfaceConfig } from '../config/types';
+import type { IceSocketPair, MediaState, MonologueState, StreamState } from './state';
+import type { InterfaceTable } from './interfaces';
+import type { StreamSockets } from './stream-sockets';
+import { transportMediaOf } from './bundle';
+
+/** The media's socket pairs, its own first (the order of its candidates, highest priority first). */
+export function socketPairsOf(media: MediaState): IceSocketPair[] {
+  return [{ rtp: media.rtp, rtcp: media.rtcp }, ...(media.iceSockets ?? [])];
+}
+
+/** The streams of the media's extra ICE sockets (none without them). */
+export function extraStreamsOf(media: MediaState): StreamState[] {
+  return (media.iceSockets ?? []).flatMap((p) => [p.rtp, p.rtcp]);
+}
+
+/** Every stream of the media: its own RTP and RTCP, then those of its extra ICE sockets. */
+export function streamsOf(media: MediaState): StreamState[] {
+  return [media.rtp, media.rtcp, ...extraStreamsOf(media)];
+}
+
+/**
+ * The socket of `component` whose pair the party's ICE nominated (its own one until then). A muxed RTCP
+ * stream follows its RTP socket (ICE runs on the socket, once for both).
+ */
+export function selectedSocketOf(media: MediaState, component: 'rtp' | 'rtcp'): StreamState {
+  const key = component === 'rtcp' && media.rtcp.muxedWith !== null ? 'rtp' : component;
+  const id = media.iceSelected?.[key];
+  const pair = socketPairsOf(media).find((p) => p[key].id === id) ?? { rtp: media.rtp, rtcp: media.rtcp };
+  return pair[component];
+}
+
+/** The stream packets *to* `mono`'s party leave from (its bundle transport's, then the nominated socket). */
+export function sendingSocketOf(mono: MonologueState, media: MediaState, component: 'rtp' | 'rtcp'): StreamState {
+  return selectedSocketOf(transportMediaOf(mono, media), component);
+}
+
+/**
+ * The media gets sockets on the other addresses: the relay terminates ICE with its party on a socket of its
+ * own (not pass-through, not a BUNDLE member or transport: the engine demuxes a bundle on one socket).
+ */
+function wantsExtraSockets(media: MediaState): boolean {
+  return !media.rejected && media.rtp.id !== 0 && !!media.webrtc?.ice && media.icePassThrough !== true && !media.bundle;
+}
+
+/**
+ * Brings the extra ICE sockets of every media of `mono` in line with its ICE state: opened when it starts ICE
+ * (or its RTCP joined or left rtcp-mux), closed when it stops. Media that change are replaced, never changed in
+ * place (snapshots share them). Opened sockets are closed by `undo` on a failure; replaced ones go into
+ * `toClose`, closed once the command succeeded.
+ */
+export function syncIceSockets(
+  mono: MonologueState,
+  interfaces: InterfaceTable,
+  sockets: StreamSockets,
+  undo: Array<() => void>,
+  toClose: StreamState[],
+): void {
+  mono.medias = mono.medias.map((media) => {
+    const wanted: InterfaceConfig[] = wantsExtraSockets(media)
+      ? interfaces.addressesOf(media.rtp.interfaceName).filter((i) => i.address !== media.rtp.localAddress)
+      : [];
+    const current = media.iceSockets ?? [];
+    const muxed = media.rtcp.muxedWith !== null;
+    const fits =
+      current.length === wanted.length &&
+      current.every((p, i) => p.rtp.localAddress === wanted[i]?.address && (p.rtcp.muxedWith !== null) === muxed);
+    if (fits) return media;
+    toClose.push(...extraStreamsOf(media));
+    const next: IceSocketPair[] = [];
+    for (const iface of wanted) {
+      const pair = sockets.openPairNear(iface, muxed, media.rtp.localPort);
+      undo.push(() => {
+        sockets.close(pair.rtcp);
+        sockets.close(pair.rtp);
+      });
+      next.push(pair);
+    }
+    const copy: MediaState = { ...media };
+    delete copy.iceSelected;
+    if (next.length > 0) copy.iceSockets = next;
+    else delete copy.iceSockets;
+    return copy;
+  });
+}
+
+/**
+ * The media of `mono` one of whose extra sockets (or own sockets, when it has extras) is stream `id`, with the
+ * selection that an `ice-selected` event on it makes; null when the stream is not part of such a media or the
+ * selection stays as it is.
+ */
+export function selectSocket(media: MediaState, id: number): MediaState | null {
+  if (!media.iceSockets || media.iceSockets.length === 0) return null;
+  const stream = streamsOf(media).find((s) => s.id === id);
+  if (!stream) return null;
+  const component = stream.component;
+  if (media.iceSelected?.[component] === id || (media.iceSelected?.[component] === undefined && stream === media[component])) return null;
+  return { ...media, iceSelected: { ...media.iceSelected, [component]: id } };
+}
