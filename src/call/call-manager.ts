@@ -34,7 +34,7 @@ import { answerKeepsBundle, bundledMedia, bundleGroupValues, isBundledAway, offe
 import { iceMode, streamDtls, streamIce } from './webrtc-negotiation';
 import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
-import { extraStreamsOf, selectSocket, sendingSocketOf, streamsOf, syncIceSockets } from './ice-sockets';
+import { extraStreamsOf, handshakeSocketOf, sendingSocketOf, streamsOf, syncIceSockets, withSocketEvent } from './ice-sockets';
 import type { Logger } from '../logger';
 import { localPorts, logCallEnd } from './end-log';
 
@@ -340,15 +340,17 @@ export class CallManager {
   }
 
   /**
-   * The engine's `ice-selected` on stream `id`: when it is one of the sockets of a media with several (one per
-   * address), media to that party leaves from it from now on. Returns the call when that changed its state.
+   * An engine event on stream `id` that matters to a media with several sockets (one per address, see
+   * src/call/ice-sockets.ts): `ice-selected` (media to that party leaves from this socket from now on) or a
+   * completed DTLS handshake (its keys are the media's). Returns the call when that changed its state.
    */
-  iceSelected(id: number): CallState | null {
+  socketEvent(id: number, event: 'ice-selected' | 'dtls-done'): CallState | null {
     const call = this.calls.get(this.streamCalls.get(id) ?? '');
     if (!call) return null;
+    const field = event === 'ice-selected' ? 'iceSelected' : 'iceDtls';
     for (const mono of call.monologues) {
-      const i = mono.medias.findIndex((m) => selectSocket(m, id) !== null);
-      const next = i < 0 ? null : selectSocket(mono.medias[i] as MediaState, id);
+      const i = mono.medias.findIndex((m) => withSocketEvent(m, id, field) !== null);
+      const next = i < 0 ? null : withSocketEvent(mono.medias[i] as MediaState, id, field);
       if (!next) continue;
       mono.medias = mono.medias.map((m, j) => (j === i ? next : m));
       this.reinstallRules(call);
@@ -912,16 +914,15 @@ export class CallManager {
    */
   private rule(mono: MonologueState, stream: StreamState, sink: StreamState | null, own: MediaState, sinkMedia: MediaState): StreamRule {
     const options = mono.options;
-    const handshakeStream = (s: StreamState): number => s.muxedWith ?? s.id;
     // A bundled member other than its transport: the transport unprotects what arrives and runs ICE and DTLS.
     const away = isBundledAway(mono, own);
     const inbound: StreamCrypto['inbound'] = away
       ? null
       : own.webrtc?.dtls?.role
-        ? { dtlsOf: handshakeStream(stream) }
+        ? { dtlsOf: handshakeSocketOf(own, stream) }
         : srtpKeys(own.crypto?.theirs);
     const outbound: StreamCrypto['outbound'] =
-      sink === null ? null : sinkMedia.webrtc?.dtls?.role ? { dtlsOf: handshakeStream(sink) } : srtpKeys(sinkMedia.crypto?.ours);
+      sink === null ? null : sinkMedia.webrtc?.dtls?.role ? { dtlsOf: handshakeSocketOf(sinkMedia, sink) } : srtpKeys(sinkMedia.crypto?.ours);
     const crypto = inbound || outbound ? { crypto: { inbound, outbound, recrypt: options.recrypt === true } } : {};
     const ownSocket = stream.muxedWith === null && !away;
     const ice = own.webrtc?.ice;

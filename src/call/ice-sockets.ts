@@ -4,7 +4,10 @@
  * port where it is free), each offered as a host candidate. The first address is the media's own socket pair
  * (MediaState.rtp/rtcp); the others are MediaState.iceSockets. Every socket receives, answers STUN from itself
  * and forwards; packets *to* the party leave from the socket whose pair the party's ICE nominated (the engine
- * reports it with an `ice-selected` event, MediaState.iceSelected keeps it). Without ICE nothing changes.
+ * reports it with an `ice-selected` event, MediaState.iceSelected keeps it). DTLS-SRTP keys belong to the
+ * media, not to a socket (as rtpengine's): a browser may run its handshake over one pair and send SRTP over
+ * another later, so every socket of the media uses the keys of the handshake that completed last
+ * (MediaState.iceDtls, from the engine's `dtls` event). Without ICE nothing changes.
  */
 import type { InterfaceConfig } from '../config/types';
 import type { IceSocketPair, MediaState, MonologueState, StreamState } from './state';
@@ -36,6 +39,16 @@ export function selectedSocketOf(media: MediaState, component: 'rtp' | 'rtcp'): 
   const id = media.iceSelected?.[key];
   const pair = socketPairsOf(media).find((p) => p[key].id === id) ?? { rtp: media.rtp, rtcp: media.rtcp };
   return pair[component];
+}
+
+/**
+ * The stream whose DTLS-SRTP handshake keys `stream` (a stream of `media`) uses: its own socket's, or with
+ * several sockets the one whose handshake completed last (the media's own until one did).
+ */
+export function handshakeSocketOf(media: MediaState, stream: StreamState): number {
+  if (!media.iceSockets || media.iceSockets.length === 0) return stream.muxedWith ?? stream.id;
+  const key = stream.muxedWith !== null ? 'rtp' : stream.component;
+  return media.iceDtls?.[key] ?? media[key].id;
 }
 
 /** The stream packets *to* `mono`'s party leave from (its bundle transport's, then the nominated socket). */
@@ -70,10 +83,18 @@ export function syncIceSockets(
       : [];
     const current = media.iceSockets ?? [];
     const muxed = media.rtcp.muxedWith !== null;
-    const fits =
-      current.length === wanted.length &&
-      current.every((p, i) => p.rtp.localAddress === wanted[i]?.address && (p.rtcp.muxedWith !== null) === muxed);
-    if (fits) return media;
+    const sameAddresses = current.length === wanted.length && current.every((p, i) => p.rtp.localAddress === wanted[i]?.address);
+    if (sameAddresses && current.every((p) => (p.rtcp.muxedWith !== null) === muxed)) return media;
+    if (sameAddresses) {
+      // RTCP joined or left rtcp-mux (an answer settled it): the RTP sockets stay, as for the media's own.
+      const next = current.map((p, i) => {
+        const rtcp = sockets.reopenRtcp(wanted[i] as InterfaceConfig, p.rtp, muxed);
+        undo.push(() => sockets.close(rtcp));
+        toClose.push(p.rtcp);
+        return { rtp: p.rtp, rtcp };
+      });
+      return { ...media, iceSockets: next };
+    }
     toClose.push(...extraStreamsOf(media));
     const next: IceSocketPair[] = [];
     for (const iface of wanted) {
@@ -86,6 +107,7 @@ export function syncIceSockets(
     }
     const copy: MediaState = { ...media };
     delete copy.iceSelected;
+    delete copy.iceDtls;
     if (next.length > 0) copy.iceSockets = next;
     else delete copy.iceSockets;
     return copy;
@@ -93,15 +115,16 @@ export function syncIceSockets(
 }
 
 /**
- * The media of `mono` one of whose extra sockets (or own sockets, when it has extras) is stream `id`, with the
- * selection that an `ice-selected` event on it makes; null when the stream is not part of such a media or the
- * selection stays as it is.
+ * A media with several sockets after an engine event on its stream `id`: `ice-selected` makes it the socket
+ * media to the party leaves from (`iceSelected`), a completed DTLS handshake makes its keys the media's
+ * (`iceDtls`). null when the stream is not part of such a media or nothing changes.
  */
-export function selectSocket(media: MediaState, id: number): MediaState | null {
+export function withSocketEvent(media: MediaState, id: number, field: 'iceSelected' | 'iceDtls'): MediaState | null {
   if (!media.iceSockets || media.iceSockets.length === 0) return null;
   const stream = streamsOf(media).find((s) => s.id === id);
   if (!stream) return null;
   const component = stream.component;
-  if (media.iceSelected?.[component] === id || (media.iceSelected?.[component] === undefined && stream === media[component])) return null;
-  return { ...media, iceSelected: { ...media.iceSelected, [component]: id } };
+  const now = media[field]?.[component];
+  if (now === id || (now === undefined && stream === media[component])) return null;
+  return { ...media, [field]: { ...media[field], [component]: id } };
 }

@@ -71,6 +71,8 @@ export interface MediaState {
   iceSockets?: IceSocketPair[];
   /** The stream ids of the sockets whose pair the party's ICE nominated, per component (absent = primary). */
   iceSelected?: { rtp?: number; rtcp?: number };
+  /** With iceSockets: the stream ids whose DTLS-SRTP handshake keys the media, per component (absent = own). */
+  iceDtls?: { rtp?: number; rtcp?: number };
 }
 
 /** The RTP and RTCP stream of one extra local address of an ICE media (MediaState.iceSockets). */

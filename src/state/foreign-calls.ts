@@ -273,14 +273,15 @@ export class ForeignCalls {
       if (s.id !== 0) s.id = ids.get(s.id) ?? 0;
       if (s.muxedWith !== null) s.muxedWith = ids.get(s.muxedWith) ?? null;
     }
-    // The ICE-nominated sockets of media with several addresses (src/call/ice-sockets.ts) are named by id too.
+    // The nominated and the DTLS-keying sockets of media with several addresses (src/call/ice-sockets.ts) are
+    // named by id too.
+    const renumbered = (sel: { rtp?: number; rtcp?: number }): { rtp?: number; rtcp?: number } => ({
+      ...(sel.rtp !== undefined && ids.has(sel.rtp) ? { rtp: ids.get(sel.rtp) } : {}),
+      ...(sel.rtcp !== undefined && ids.has(sel.rtcp) ? { rtcp: ids.get(sel.rtcp) } : {}),
+    });
     for (const media of call.monologues.flatMap((m) => m.medias)) {
-      const sel = media.iceSelected;
-      if (!sel) continue;
-      media.iceSelected = {
-        ...(sel.rtp !== undefined && ids.has(sel.rtp) ? { rtp: ids.get(sel.rtp) } : {}),
-        ...(sel.rtcp !== undefined && ids.has(sel.rtcp) ? { rtcp: ids.get(sel.rtcp) } : {}),
-      };
+      if (media.iceSelected) media.iceSelected = renumbered(media.iceSelected);
+      if (media.iceDtls) media.iceDtls = renumbered(media.iceDtls);
     }
     if (progress) progress.streams = progress.streams.flatMap((p) => (ids.has(p.id) ? [{ ...p, id: ids.get(p.id) as number }] : []));
   }
