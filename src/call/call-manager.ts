@@ -34,7 +34,7 @@ import { answerKeepsBundle, bundledMedia, bundleGroupValues, isBundledAway, offe
 import { iceMode, streamDtls, streamIce } from './webrtc-negotiation';
 import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
-import { extraStreamsOf, handshakeSocketOf, sendingSocketOf, streamsOf, syncIceSockets, withSocketEvent } from './ice-sockets';
+import { extraStreamsOf, handshakeSocketOf, nominatingSocketOf, sendingSocketOf, streamsOf, syncIceSockets, withSocketEvent } from './ice-sockets';
 import type { Logger } from '../logger';
 import { localPorts, logCallEnd } from './end-log';
 
@@ -882,16 +882,16 @@ export class CallManager {
         // ... and from the socket whose pair the party's ICE nominated (src/call/ice-sockets.ts).
         const toB = sendingSocketOf(b, mb, component);
         const toA = sendingSocketOf(a, ma, component);
-        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, { ...this.rule(a, sa, sb.id ? toB : null, ma, transportMediaOf(b, mb)), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) }));
-        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, { ...this.rule(b, sb, sa.id ? toA : null, mb, transportMediaOf(a, ma)), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) }));
+        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, nominating(ma, sa, component, { ...this.rule(a, sa, sb.id ? toB : null, ma, transportMediaOf(b, mb)), clockRate: clockRateOf(ma.codec ?? mb.codec), ...mediaControlOf(a, ma, mb) })));
+        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, nominating(mb, sb, component, { ...this.rule(b, sb, sa.id ? toA : null, mb, transportMediaOf(a, ma)), clockRate: clockRateOf(mb.codec ?? ma.codec), ...mediaControlOf(b, mb, ma) })));
         if (sa.id) this.streamCalls.set(sa.id, call.callId);
         if (sb.id) this.streamCalls.set(sb.id, call.callId);
         // The other sockets of an ICE media: the same rule on each (a muxed RTCP stream shares its RTP socket's).
         const extras = (mono: MonologueState, own: MediaState, other: MediaState, sink: StreamState | null, sinkMedia: MediaState): void => {
           for (const pair of own.iceSockets ?? []) {
             const s = pair[component];
-            const rule = this.rule(mono, s, sink, own, sinkMedia);
-            this.dataPlane.updateStream(s.id, adjust(s, { ...rule, ...extraIceRule(rule), clockRate: clockRateOf(own.codec ?? other.codec), ...mediaControlOf(mono, own, other) }));
+            const rule = { ...this.rule(mono, s, sink, own, sinkMedia), clockRate: clockRateOf(own.codec ?? other.codec), ...mediaControlOf(mono, own, other) };
+            this.dataPlane.updateStream(s.id, adjust(s, nominating(own, s, component, rule)));
             this.streamCalls.set(s.id, call.callId);
           }
         };
@@ -1099,12 +1099,12 @@ export class CallManager {
 }
 
 /**
- * What differs in the rule of an extra ICE socket: a full agent that controls checks and nominates from the
- * media's own socket only (two nominations of one party would start two DTLS handshakes with it), so the
- * other sockets answer the party's checks as a lite agent; where the party nominates, each socket may be chosen.
+ * A media with a socket per address (src/call/ice-sockets.ts) where the relay is the controlling full agent:
+ * only its nominating socket checks and nominates, the others answer the party's checks as a lite agent.
  */
-function extraIceRule(rule: StreamRule): Partial<StreamRule> {
-  return rule.ice && !rule.ice.lite && rule.ice.controlling ? { ice: { ...rule.ice, lite: true } } : {};
+function nominating(media: MediaState, stream: StreamState, component: 'rtp' | 'rtcp', rule: StreamRule): StreamRule {
+  if (!media.iceSockets?.length || !rule.ice || rule.ice.lite || !rule.ice.controlling) return rule;
+  return nominatingSocketOf(media, component) === stream ? rule : { ...rule, ice: { ...rule.ice, lite: true } };
 }
 
 /** The clock rate of an rtpmap-style codec name ("PCMU/8000", "opus/48000/2"); 8000 when unknown. */

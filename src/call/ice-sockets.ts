@@ -51,6 +51,19 @@ export function handshakeSocketOf(media: MediaState, stream: StreamState): numbe
   return media.iceDtls?.[key] ?? media[key].id;
 }
 
+/**
+ * When the relay is the controlling full agent, the one socket of `component` that checks and nominates (the
+ * others answer the party's checks as a lite agent: two nominations towards one party would start two DTLS
+ * handshakes with it): the first, in candidate order, of the address family the party has candidates of.
+ */
+export function nominatingSocketOf(media: MediaState, component: 'rtp' | 'rtcp'): StreamState {
+  const wanted = component === 'rtp' ? 1 : 2;
+  const families = new Set((media.webrtc?.ice?.remoteCandidates ?? []).filter((c) => c.component === wanted).map((c) => c.endpoint.family));
+  const pairs = socketPairsOf(media);
+  const pair = pairs.find((p) => families.has(p.rtp.localAddress.includes(':') ? 'IPv6' : 'IPv4')) ?? pairs[0];
+  return (pair as IceSocketPair)[component];
+}
+
 /** The stream packets *to* `mono`'s party leave from (its bundle transport's, then the nominated socket). */
 export function sendingSocketOf(mono: MonologueState, media: MediaState, component: 'rtp' | 'rtcp'): StreamState {
   return selectedSocketOf(transportMediaOf(mono, media), component);

@@ -107,5 +107,40 @@ describe('WebRTC browser <-> plain SIP phone, two addresses on the browser leg (
     expect(selectedLocal, JSON.stringify(query)).toContain(SECOND);
 
     await ngOk(ng!, { command: 'delete', 'call-id': id, 'from-tag': 'browser' });
+    await browser.close();
+    browser = undefined;
+    phone.close();
+    phone = undefined;
+  }, 45_000);
+
+  it('the phone offers, the browser answers (the relay controls ICE): one socket nominates, the call connects', async () => {
+    const id = `webrtc-multi-b-${randomBytes(4).toString('hex')}`;
+    phone = await PlainRtpLeg.open('audio');
+    const offer = await ngOk(ng!, {
+      command: 'offer', 'call-id': id, 'from-tag': 'sipphone', direction: ['default', 'pub'],
+      sdp: plainSdp(PHONE, [{ kind: 'audio', port: phone.port, payloadType: 0, encoding: 'PCMU/8000' }]), ...TOWARDS_BROWSER,
+    });
+    const toBrowser = String(offer.sdp);
+    expect(attributeValues(parseMediaLines(toBrowser)[0]!, 'candidate').map((c) => c.split(' ')[4]), toBrowser).toEqual([DEAD, SECOND]);
+    browser = await chromium!.peer();
+    const browserAnswer = keepLoopbackCandidates(await browser.answer(toBrowser));
+    const answer = await ngOk(ng!, {
+      command: 'answer', 'call-id': id, 'from-tag': 'sipphone', 'to-tag': 'browser', sdp: browserAnswer, ...TOWARDS_SIP,
+    });
+    const [audio] = parseMediaLines(String(answer.sdp));
+    phone.sendTo({ address: audio!.address, port: audio!.port });
+    phone.startStream(0, PHONE_PACKET_LIMIT);
+    const diagnostics = (): string => `\n${relay?.process.describe(20) ?? ''}\n--- browser console\n${(chromium?.consoleLines ?? []).join('\n')}`;
+    await waitForStats(
+      browser,
+      `browser receives and sends ${MIN_PACKETS} RTP packets${diagnostics()}`,
+      (s) => (s.inbound.audio ?? 0) >= MIN_PACKETS && (s.outbound.audio ?? 0) >= MIN_PACKETS,
+      MEDIA_WAIT_MS,
+    );
+    await until(`phone receives ${MIN_PACKETS} RTP (has ${phone.rtpReceived})${diagnostics()}`, () => phone!.rtpReceived >= MIN_PACKETS, MEDIA_WAIT_MS);
+    const stats = await browser.stats();
+    expect(stats.connectionState, JSON.stringify(stats)).toBe('connected');
+    expect(stats.transports.map((t) => t.dtlsState)).toEqual(['connected']);
+    await ngOk(ng!, { command: 'delete', 'call-id': id, 'from-tag': 'sipphone' });
   }, 45_000);
 });
