@@ -3,9 +3,13 @@
  * ngrelay binary: the relay's answer to an ICE caller carries a host candidate per address (same port, local
  * preference one lower per address, a foundation each, as rtpengine 10.5 writes them); a check to each socket
  * is answered from that socket; after the caller nominates the pair on the second address, media flows both
- * ways and leaves the relay from that address; `query` names it; delete frees the ports on both addresses.
+ * ways and leaves the relay from that address; `query` names it; delete frees the ports on both addresses; a
+ * restart with --state-dir (kill -9) binds every socket again and keeps sending from the nominated one.
  */
 import dgram from 'node:dgram';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NgRawClient, textOf } from '../support/ng-client';
 import type { BDict, BValue } from '../support/bencode';
@@ -192,6 +196,56 @@ describe('ICE with several addresses on one interface name (real ngrelay)', () =
       expect(await portIsFree(address, rtpPort + 1)).toBe(true);
     }
   });
+
+  it('a restart with --state-dir keeps every socket and the nominated one (kill -9)', async () => {
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'h1-ice-multi-'));
+    const base = 30000 + Math.floor(Math.random() * 60) * 100;
+    const options = { ngPort: 21000 + Math.floor(Math.random() * 3000), portMin: base, portMax: base + 99, deleteDelay: 0, extraArgs: [`--interface=${LO2}`, `--state-dir=${stateDir}`] };
+    let restarted: RelayUnderTest | undefined = await startNgrelay(options);
+    let ng = await NgRawClient.open(options.ngPort, LO);
+    try {
+      const caller = await party();
+      const callee = await party();
+      const callId = `h1-restore-${Date.now()}`;
+      const offer = await ng.request({ command: 'offer', 'call-id': callId, 'from-tag': 'a', sdp: callerSdp(caller), ICE: 'remove' });
+      const calleePort = Number(/^m=audio (\d+) /m.exec(textOf(offer.dict, 'sdp') ?? '')?.[1]);
+      const answer = await ng.request({ command: 'answer', 'call-id': callId, 'from-tag': 'a', 'to-tag': 'b', sdp: calleeSdp(callee) });
+      const toCaller = textOf(answer.dict, 'sdp') ?? '';
+      const rtpPort = Number(/^m=audio (\d+) /m.exec(toCaller)?.[1]);
+      const username = `${attribute(toCaller, 'ice-ufrag')}:${CALLER_UFRAG}`;
+      const nominate = bindingRequest({ username, password: attribute(toCaller, 'ice-pwd'), useCandidate: true });
+      await caller.send(nominate.packet, rtpPort, LO2);
+      const rtpAtCaller = () => caller.received.filter((r) => r.data[0]! >= 128);
+      let seq = 1;
+      const calleeMediaArrives = (count: number) =>
+        waitUntil(() => {
+          callee.sendNoWait(rtpPacket({ seq: seq++, ssrc: 0xb0 }), calleePort, LO);
+          return rtpAtCaller().length >= count;
+        }, 3000, 20);
+      expect(await calleeMediaArrives(3)).toBe(true);
+      // The nominated address is written with the next progress tick (500 ms).
+      await sleep(1200);
+      restarted.process.killNow();
+      await restarted.process.exited;
+      restarted = await startNgrelay(options);
+      ng.close();
+      ng = await NgRawClient.open(options.ngPort, LO);
+      const before = rtpAtCaller().length;
+      expect(await calleeMediaArrives(before + 3)).toBe(true);
+      expect(rtpAtCaller().slice(before).every((r) => r.address === LO2 && r.port === rtpPort)).toBe(true);
+      // The caller still reaches the callee through the second socket, and a check there is answered.
+      const got = callee.received.filter((r) => r.data[0]! >= 128).length;
+      for (let i = 0; i < 3; i++) await caller.send(rtpPacket({ seq: 200 + i, ssrc: 0xa0 }), rtpPort, LO2);
+      expect(await waitUntil(() => callee.received.filter((r) => r.data[0]! >= 128).length === got + 3)).toBe(true);
+      await ng.request({ command: 'delete', 'call-id': callId, 'from-tag': 'a' });
+      await sleep(100);
+      expect(await portIsFree(LO2, rtpPort)).toBe(true);
+    } finally {
+      ng.close();
+      await restarted?.stop();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  }, 30_000);
 
   it('without ICE a media keeps one socket and one address', async () => {
     const callee = await party();
