@@ -187,6 +187,9 @@ describe('ICE with several addresses on one interface name (real ngrelay)', () =
     const selectedLocal = ice.map((d) => d['selected local']).find((v) => v !== undefined);
     expect(isDict(selectedLocal!) ? textOf(selectedLocal, 'address') : undefined).toBe(LO2);
     expect(isDict(selectedLocal!) ? selectedLocal['port'] : undefined).toBe(rtpPort);
+    // The caller's RTP stream counts what arrived on either socket (5 RTP packets, all on the second one).
+    const callerStats = query.plain as { tags: Record<string, { medias: Array<{ streams: Array<{ stats: { packets: number } }> }> }> };
+    expect(callerStats.tags['a']!.medias[0]!.streams[0]!.stats.packets).toBeGreaterThanOrEqual(5);
 
     // Delete returns every port on both addresses.
     await client.request({ command: 'delete', 'call-id': callId, 'from-tag': 'a' });
