@@ -35,9 +35,9 @@ function candidateShape(sdp: string): string[] {
 const relays: RelayUnderTest[] = [];
 const clients: NgRawClient[] = [];
 
-async function start(which: 'rtpengine' | 'ngrelay'): Promise<NgRawClient> {
+async function start(which: 'rtpengine' | 'ngrelay', second = SECOND): Promise<NgRawClient> {
   const { portMin, portMax } = await freeMediaRange(40);
-  const options = { ngPort: await freeUdpPort(), portMin, portMax, deleteDelay: 0, extraArgs: [SECOND] };
+  const options = { ngPort: await freeUdpPort(), portMin, portMax, deleteDelay: 0, extraArgs: [second] };
   const relay = which === 'rtpengine' ? await startRtpengine(options) : await startNgrelay(options);
   relays.push(relay);
   const client = await NgRawClient.open(relay.ngPort, relay.ngHost);
@@ -57,12 +57,12 @@ afterAll(async () => {
   await Promise.all(relays.map((r) => r.stop()));
 });
 
-async function offerBoth(flags: BInputDict, sdp: string): Promise<{ reference: string; ours: string }> {
+async function offerBoth(flags: BInputDict, sdp: string, pair: [NgRawClient, NgRawClient] = [rtpengine, ngrelay]): Promise<{ reference: string; ours: string }> {
   const callId = `h1-compat-${Date.now()}-${Math.random()}`;
   const command = { command: 'offer', 'call-id': callId, 'from-tag': 'a', sdp, ...flags };
-  const [r, n] = await Promise.all([rtpengine.request(command), ngrelay.request(command)]);
-  await Promise.all([rtpengine, ngrelay].map((c) => c.request({ command: 'delete', 'call-id': callId, 'from-tag': 'a' })));
-  return { reference: textOf(r.dict, 'sdp') ?? '', ours: textOf(n.dict, 'sdp') ?? '' };
+  const [r, n] = await Promise.all(pair.map((c) => c.request(command)));
+  await Promise.all(pair.map((c) => c.request({ command: 'delete', 'call-id': callId, 'from-tag': 'a' })));
+  return { reference: textOf(r!.dict, 'sdp') ?? '', ours: textOf(n!.dict, 'sdp') ?? '' };
 }
 
 describe('ICE candidates for two addresses on one interface name, as rtpengine 10.5', () => {
@@ -96,5 +96,25 @@ describe('ICE candidates for two addresses on one interface name, as rtpengine 1
       expect(candidateShape(sdp)).toEqual([]);
       expect(sdp).toMatch(/^c=IN IP4 127\.0\.0\.1\r?$/m);
     }
+  });
+});
+
+describe('ICE candidates for IPv4 and IPv6 addresses on one interface name, as rtpengine 10.5', () => {
+  let pair: [NgRawClient, NgRawClient];
+  beforeAll(async () => {
+    pair = [await start('rtpengine', '--interface=::1'), await start('ngrelay', '--interface=::1')];
+  }, 60_000);
+
+  it('an IPv4 offer: the IPv4 address first, then ::1, on the same ports', async () => {
+    const { reference, ours } = await offerBoth({ ICE: 'force' }, plainOffer(30006), pair);
+    const shape = candidateShape(reference);
+    expect(shape).toEqual([
+      'candidate:F1 1 UDP 2130706431 127.0.0.1 P1 typ host',
+      'candidate:F2 1 UDP 2130706175 ::1 P1 typ host',
+      'candidate:F1 2 UDP 2130706430 127.0.0.1 P2 typ host',
+      'candidate:F2 2 UDP 2130706174 ::1 P2 typ host',
+    ]);
+    expect(candidateShape(ours)).toEqual(shape);
+    expect(ours).toMatch(/^c=IN IP4 127\.0\.0\.1\r?$/m);
   });
 });
