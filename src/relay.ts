@@ -244,6 +244,13 @@ export class Relay {
     }
     dataPlane.onEvents((events) => {
       logEngineEvents(events, manager, logger);
+      // Several addresses per interface name: media to the party leaves from the socket ICE nominated, with
+      // the keys of the handshake that completed last.
+      for (const e of events) {
+        const event = e.type === 'ice-selected' ? 'ice-selected' : e.type === 'dtls' && e.ok ? 'dtls-done' : null;
+        const changed = event ? manager.socketEvent(e.id, event) : null;
+        if (changed) persistence?.persist(changed.callId);
+      }
       persistence?.onEvents(events);
     });
     // --dtmf-log-ng-tcp: like rtpengine, it reaches the clients of --listen-tcp-ng (without one, nobody).

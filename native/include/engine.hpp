@@ -195,7 +195,14 @@ class Engine {
     Stream* resolvedSink = nullptr;
     StreamCryptoSpec crypto;  // the keys the contexts below were made from
     std::unique_ptr<SrtpContext> srtpIn, srtpOut;
+    // crypto {dtlsOf} naming a stream other than the usual one (Stream::dtlsInSource/dtlsOutSource); -1 = none.
+    int32_t dtlsInSource = -1, dtlsOutSource = -1;
   };
+  /** Resolves the record's explicit DTLS key sources for `crypto` into `cmd` (and the reverse index). */
+  void setDtlsSources(int32_t id, Record& rec, const StreamCryptoSpec& crypto, Command& cmd);
+  void dropDtlsSources(int32_t id, Record& rec);
+  /** Stream `id` is going: the streams taking DTLS keys from it take the usual ones again. */
+  void unlinkDtlsSources(int32_t id);
   /**
    * New contexts for `crypto` where its keys differ from `rec.crypto` (others are kept); the replaced ones
    * are moved into `retired`, to be freed after the owner thread acknowledged the switch. Throws
@@ -231,6 +238,7 @@ class Engine {
   // Reverse indexes, so adding or removing a stream touches only the streams that point at it.
   std::unordered_map<int32_t, std::unordered_set<int32_t>> referrers_;  // sink id -> ids whose rule.sink is it
   std::unordered_map<int32_t, int32_t> muxChild_;                         // RTP stream id -> muxed RTCP id
+  std::unordered_map<int32_t, std::unordered_set<int32_t>> dtlsReferrers_;  // id -> ids whose explicit DTLS key source it is
   std::unordered_map<int32_t, std::unordered_set<int32_t>> bundleMembers_;  // transport id -> ids whose rule.bundle names it
   uint32_t nextThread_ = 0;
   bool closed_ = false;

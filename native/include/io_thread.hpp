@@ -47,7 +47,8 @@ struct AsyncFence {
 
 // KernelRevoke: the stream's sink changed its rule; a rule of the stream in the kernel path may be stale.
 // SetBundle: the transport stream's member table (bundle) changed.
-enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence, ReadQuality, KernelRevoke, PlayDtmf, SetBundle };
+// SetDtlsSources: the stream a DTLS key source pointed at is going (Stream::dtlsInSource/dtlsOutSource).
+enum class CommandType : uint8_t { Attach, Update, SetSink, Detach, SetRecording, Fence, ReadQuality, KernelRevoke, PlayDtmf, SetBundle, SetDtlsSources };
 
 /** What the owner thread made of a play DTMF command. */
 enum class DtmfPlayResult : uint8_t { Queued, QueueFull, PassThrough, UnknownStream };
@@ -69,6 +70,9 @@ struct Command {
   // Attach/Update: the directions keyed by a DTLS-SRTP handshake (StreamCrypto {dtlsOf}); -1 = not DTLS.
   int32_t dtlsInOf = -1, dtlsOutOf = -1;
   SrtpProgress dtlsInResume{}, dtlsOutResume{};  // their restored sequence state (DtlsSrtpKeys.resume)
+  // Attach/Update/SetDtlsSources: the streams those keys come from when not the usual ones (null = usual).
+  const Stream* dtlsInSource = nullptr;
+  const Stream* dtlsOutSource = nullptr;
   DtmfPlay play{};                        // PlayDtmf: the event to queue
   DtmfPlayResult* playOut = nullptr;      // PlayDtmf: the outcome
   std::shared_ptr<const BundleTable> bundle{};  // SetBundle: the transport's members (null = none)

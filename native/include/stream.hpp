@@ -180,6 +180,11 @@ struct alignas(128) Stream {
   std::unique_ptr<DtlsSession> dtlsSession;
   SockAddr dtlsPeer;             // without ICE: where the party's DTLS came from (answers go there)
   std::atomic<const DtlsSrtpMaterial*> dtlsKeys{nullptr};
+  // Where crypto {dtlsOf} takes its keys when that is not the usual stream (inbound: this socket's own
+  // handshake; outbound: the sink's): a media with a socket per address shares one handshake's keys
+  // (src/call/ice-sockets.ts). Owner thread only (Attach/Update/SetDtlsSources); null = the usual one.
+  const Stream* dtlsInSource = nullptr;
+  const Stream* dtlsOutSource = nullptr;
   std::vector<std::unique_ptr<DtlsSrtpMaterial>> dtlsHistory;  // every published key set, freed with the stream
   const DtlsSrtpMaterial* dtlsInFrom = nullptr;   // the key set dtlsInCtx was made from
   const DtlsSrtpMaterial* dtlsOutFrom = nullptr;

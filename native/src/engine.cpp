@@ -280,6 +280,57 @@ void Engine::relinkSinks(int32_t changedId) {
   runOnOwners(cmds);
 }
 
+void Engine::dropDtlsSources(int32_t id, Record& rec) {
+  for (int32_t source : {rec.dtlsInSource, rec.dtlsOutSource}) {
+    auto it = source >= 0 ? dtlsReferrers_.find(source) : dtlsReferrers_.end();
+    if (it == dtlsReferrers_.end()) continue;
+    it->second.erase(id);
+    if (it->second.empty()) dtlsReferrers_.erase(it);
+  }
+  rec.dtlsInSource = rec.dtlsOutSource = -1;
+}
+
+void Engine::setDtlsSources(int32_t id, Record& rec, const StreamCryptoSpec& crypto, Command& cmd) {
+  dropDtlsSources(id, rec);
+  const Stream* s = rec.stream.get();
+  // The usual sources: this socket's own handshake (a muxed RTCP stream: its RTP stream's), the sink's.
+  const int32_t usualIn = s->muxedWith >= 0 ? int32_t(s->muxedWith) : id;
+  const int32_t usualOut = rec.resolvedSink ? rec.resolvedSink->id : -1;
+  auto resolve = [&](int32_t dtlsOf, int32_t usual, int32_t& slot) -> const Stream* {
+    if (dtlsOf < 0 || dtlsOf == usual) return nullptr;
+    auto it = streams_.find(dtlsOf);
+    if (it == streams_.end()) return nullptr;
+    slot = dtlsOf;
+    dtlsReferrers_[dtlsOf].insert(id);
+    return it->second.stream.get();
+  };
+  cmd.dtlsInSource = resolve(crypto.inbound.dtlsOf, usualIn, rec.dtlsInSource);
+  cmd.dtlsOutSource = resolve(crypto.outbound.dtlsOf, usualOut, rec.dtlsOutSource);
+}
+
+void Engine::unlinkDtlsSources(int32_t id) {
+  auto it = dtlsReferrers_.find(id);
+  if (it == dtlsReferrers_.end()) return;
+  std::vector<Command> cmds;
+  for (int32_t referrer : it->second) {
+    auto r = streams_.find(referrer);
+    if (r == streams_.end()) continue;
+    Record& rec = r->second;
+    if (rec.dtlsInSource == id) rec.dtlsInSource = -1;
+    if (rec.dtlsOutSource == id) rec.dtlsOutSource = -1;
+    Command c{CommandType::SetDtlsSources, rec.stream.get(), Rule{}, nullptr, nullptr, nullptr};
+    auto keep = [&](int32_t source) -> const Stream* {
+      auto s = source >= 0 ? streams_.find(source) : streams_.end();
+      return s == streams_.end() ? nullptr : s->second.stream.get();
+    };
+    c.dtlsInSource = keep(rec.dtlsInSource);
+    c.dtlsOutSource = keep(rec.dtlsOutSource);
+    cmds.push_back(c);
+  }
+  dtlsReferrers_.erase(it);
+  runOnOwners(cmds);
+}
+
 void Engine::prepareCrypto(Record& rec, const StreamCryptoSpec& crypto,
                            std::vector<std::unique_ptr<SrtpContext>>& retired) {
   auto make = [](const SrtpKeySpec& k) -> std::unique_ptr<SrtpContext> {
@@ -373,6 +424,7 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
   attach.dtlsOutOf = crypto.outbound.dtlsOf;
   attach.dtlsInResume = crypto.inbound.resume;
   attach.dtlsOutResume = crypto.outbound.resume;
+  setDtlsSources(spec.id, stored, crypto, attach);
   queueOn(attach);
   relinkSinks(spec.id);
   const int32_t transport = bundleTransportOf(rule);
@@ -459,6 +511,7 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
   update.dtlsOutOf = crypto.outbound.dtlsOf;
   update.dtlsInResume = crypto.inbound.resume;
   update.dtlsOutResume = crypto.outbound.resume;
+  setDtlsSources(id, it->second, crypto, update);
   queueOn(update, webrtc);
   for (auto& ctx : retired)
     if (ctx) graveyard_.contexts.push_back(std::move(ctx));
@@ -483,8 +536,11 @@ void Engine::removeStream(int32_t id) {
   if (it->second.srtpIn) graveyard_.contexts.push_back(std::move(it->second.srtpIn));
   if (it->second.srtpOut) graveyard_.contexts.push_back(std::move(it->second.srtpOut));
   dropReferrer(it->second.rule.sink, id);
+  dropDtlsSources(id, it->second);
   const int32_t transport = bundleTransportOf(it->second.rule);
   streams_.erase(it);
+  // Nobody may take keys from it once it is freed (as relinkSinks below does for the streams sending to it).
+  unlinkDtlsSources(id);
   if (transport >= 0) {
     // The transport stops handing it packets before its Detach runs (same thread, FIFO).
     leaveBundle(transport, id);

@@ -376,6 +376,8 @@ void IoThread::apply(const Command& c) {
       s->learn.lastSignalMs = nowMono_;
       resetLearning(s->learn, s->rule);
       setDtlsCrypto(s, c.dtlsInOf, c.dtlsOutOf, c.dtlsInResume, c.dtlsOutResume);
+      s->dtlsInSource = c.dtlsInSource;
+      s->dtlsOutSource = c.dtlsOutSource;
       applyIce(s, Rule{}, true);
       s->publishEndpoint();
       if (s->muxParent) s->muxParent->muxRtcp = s;
@@ -407,6 +409,8 @@ void IoThread::apply(const Command& c) {
         windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());
       }
       setDtlsCrypto(s, c.dtlsInOf, c.dtlsOutOf, c.dtlsInResume, c.dtlsOutResume);
+      s->dtlsInSource = c.dtlsInSource;
+      s->dtlsOutSource = c.dtlsOutSource;
       applyIce(s, old, false);
       s->publishEndpoint();
       applyDtls(s, old, false);
@@ -424,6 +428,10 @@ void IoThread::apply(const Command& c) {
     }
     case CommandType::SetSink:
       setSink(s, c.sink);
+      break;
+    case CommandType::SetDtlsSources:
+      s->dtlsInSource = c.dtlsInSource;
+      s->dtlsOutSource = c.dtlsOutSource;
       break;
     case CommandType::SetRecording:
       s->rec = c.rec;
@@ -465,6 +473,8 @@ void IoThread::apply(const Command& c) {
       s->rec = nullptr;
       setCrypto(s, nullptr, nullptr, false);
       setDtlsCrypto(s, -1, -1, SrtpProgress{}, SrtpProgress{});
+      s->dtlsInSource = nullptr;
+      s->dtlsOutSource = nullptr;
       if (s->inIceList) iceStreams_.erase(std::remove(iceStreams_.begin(), iceStreams_.end(), s), iceStreams_.end());
       s->inIceList = false;
       windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());

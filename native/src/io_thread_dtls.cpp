@@ -67,8 +67,8 @@ void IoThread::replaceDtlsCtx(Stream* t, bool inbound, const DtlsSrtpMaterial* k
 }
 
 bool IoThread::refreshDtlsIn(Stream* t) {
-  // A muxed RTCP stream's handshake is its RTP stream's.
-  const Stream* source = t->muxParent ? t->muxParent : t;
+  // A muxed RTCP stream's handshake is its RTP stream's; with a socket per address, the media's (dtlsInSource).
+  const Stream* source = t->dtlsInSource ? t->dtlsInSource : t->muxParent ? t->muxParent : t;
   const DtlsSrtpMaterial* keys = source->dtlsKeys.load(std::memory_order_acquire);
   if (!keys) return false;
   if (keys != t->dtlsInFrom) {
@@ -80,7 +80,8 @@ bool IoThread::refreshDtlsIn(Stream* t) {
 }
 
 bool IoThread::refreshDtlsOut(Stream* t, const Stream* sink) {
-  const DtlsSrtpMaterial* keys = sink ? sink->dtlsKeys.load(std::memory_order_acquire) : nullptr;
+  const Stream* source = t->dtlsOutSource ? t->dtlsOutSource : sink;
+  const DtlsSrtpMaterial* keys = source ? source->dtlsKeys.load(std::memory_order_acquire) : nullptr;
   if (!keys) return false;
   if (keys != t->dtlsOutFrom) {
     replaceDtlsCtx(t, false, keys);

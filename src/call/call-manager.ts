@@ -30,10 +30,11 @@ import {
 } from './srtp-negotiation';
 import type { DeleteRequest, SignalRequest } from './signal';
 import { WebrtcMedia } from './webrtc-media';
-import { answerKeepsBundle, bundledMedia, bundleGroupValues, isBundledAway, offeredBundle, sendingStreamOf, streamBundle, transportMediaOf } from './bundle';
+import { answerKeepsBundle, bundledMedia, bundleGroupValues, isBundledAway, offeredBundle, streamBundle, transportMediaOf } from './bundle';
 import { iceMode, streamDtls, streamIce } from './webrtc-negotiation';
 import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
+import { extraStreamsOf, handshakeSocketOf, nominatingSocketOf, sendingSocketOf, streamsOf, syncIceSockets, withSocketEvent } from './ice-sockets';
 import type { Logger } from '../logger';
 import { localPorts, logCallEnd } from './end-log';
 
@@ -172,12 +173,14 @@ export class CallManager {
       call.deleteRequestedMs = null;
       plan.commit();
       this.webrtc.offer(req, sdp, self, peer);
+      const iceReplaced = this.syncIceSockets([self, peer], undo);
       this.signalGeneration++;
       this.installRules(call, self, peer);
 
       const rewrite = this.buildRewrite(req, sdp, self, peer, peerIface, call, 'offer');
       const out = this.writeSdp(req, sdp, self, rewrite);
       plan.closeReplaced();
+      for (const s of iceReplaced) this.sockets.close(s);
       this.logger.info(
         {
           'call-id': call.callId,
@@ -252,12 +255,14 @@ export class CallManager {
       if (req.flags.has('record-call')) call.recordCall = true;
       plan.commit();
       this.webrtc.answer(req, sdp, offerer, answerer);
+      const iceReplaced = this.syncIceSockets([offerer, answerer], undo);
       this.signalGeneration++;
       this.installRules(call, offerer, answerer);
 
       const rewrite = this.buildRewrite(req, sdp, answerer, offerer, offererIface, call, 'answer');
       const out = this.writeSdp(req, sdp, answerer, rewrite);
       plan.closeReplaced();
+      for (const s of iceReplaced) this.sockets.close(s);
       this.logger.info(
         {
           'call-id': call.callId,
@@ -327,6 +332,33 @@ export class CallManager {
     }
   }
 
+  /** The extra ICE sockets of the parties' media (src/call/ice-sockets.ts); returns the ones to close on success. */
+  private syncIceSockets(monologues: MonologueState[], undo: Array<() => void>): StreamState[] {
+    const toClose: StreamState[] = [];
+    for (const mono of monologues) syncIceSockets(mono, this.interfaces, this.sockets, undo, toClose);
+    return toClose;
+  }
+
+  /**
+   * An engine event on stream `id` that matters to a media with several sockets (one per address, see
+   * src/call/ice-sockets.ts): `ice-selected` (media to that party leaves from this socket from now on) or a
+   * completed DTLS handshake (its keys are the media's). Returns the call when that changed its state.
+   */
+  socketEvent(id: number, event: 'ice-selected' | 'dtls-done'): CallState | null {
+    const call = this.calls.get(this.streamCalls.get(id) ?? '');
+    if (!call) return null;
+    const field = event === 'ice-selected' ? 'iceSelected' : 'iceDtls';
+    for (const mono of call.monologues) {
+      const i = mono.medias.findIndex((m) => withSocketEvent(m, id, field) !== null);
+      const next = i < 0 ? null : withSocketEvent(mono.medias[i] as MediaState, id, field);
+      if (!next) continue;
+      mono.medias = mono.medias.map((m, j) => (j === i ? next : m));
+      this.reinstallRules(call);
+      return call;
+    }
+    return null;
+  }
+
   // --------------------------------------------------------------------------------------------- delete
 
   /** Returns the call (for the statistics reply) or null when nothing matched (reply carries a warning). */
@@ -386,7 +418,7 @@ export class CallManager {
   /** All data plane stream ids of a call (for counters). */
   streamIds(call: CallState): number[] {
     const ids: number[] = [];
-    for (const mono of call.monologues) for (const m of mono.medias) for (const s of [m.rtp, m.rtcp]) if (s.id) ids.push(s.id);
+    for (const mono of call.monologues) for (const m of mono.medias) for (const s of streamsOf(m)) if (s.id) ids.push(s.id);
     return ids;
   }
 
@@ -577,6 +609,9 @@ export class CallManager {
       icePassThrough: undefined,
       mid: undefined,
       bundle: undefined,
+      iceSockets: undefined,
+      iceSelected: undefined,
+      iceDtls: undefined,
     };
   }
 
@@ -622,7 +657,7 @@ export class CallManager {
       const take = (old: MediaState | undefined, iface: InterfaceConfig, muxed: boolean, group: Map<number, MediaBundleState> | null, party: MediaState[]): MediaState => {
         if (old && reuse(old, iface) && !joins(old, group)) return { ...old, rtp: { ...old.rtp }, rtcp: { ...old.rtcp } };
         const threadOfStream = threadOf(group, i, party);
-        if (old) toClose.push(old.rtp, old.rtcp);
+        if (old) toClose.push(...streamsOf(old));
         if (rejected) return this.emptyMedia(i + 1, sdpMedia, null);
         const pair = this.sockets.openPair(iface, muxed, threadOfStream);
         undo.push(() => {
@@ -657,8 +692,8 @@ export class CallManager {
       newPeer.push(peerMedia);
     }
     // Media beyond the new SDP's count (an m= line removed) go away.
-    for (const old of self.medias.slice(sdp.media.length)) toClose.push(old.rtp, old.rtcp);
-    for (const old of peer.medias.slice(sdp.media.length)) toClose.push(old.rtp, old.rtcp);
+    for (const old of self.medias.slice(sdp.media.length)) toClose.push(...streamsOf(old));
+    for (const old of peer.medias.slice(sdp.media.length)) toClose.push(...streamsOf(old));
     return {
       commit: () => {
         self.medias = newSelf;
@@ -729,7 +764,7 @@ export class CallManager {
       // A bundle-only answer to a bundle the relay offered (port 0 in the group) is not a rejection.
       const keepsBundle = b.bundle !== undefined && answerKeepsBundle(sdp, sdpMedia.mid);
       if ((sdpMedia.port === 0 && !keepsBundle) || a.rejected || b.rejected) {
-        toClose.push(a.rtp, a.rtcp, b.rtp, b.rtcp);
+        toClose.push(...streamsOf(a), ...streamsOf(b));
         steps.push(() => {
           offerer.medias[i] = { ...this.emptyMedia(i + 1, sdpMedia, null), type: a.type, protocol: a.protocol, direction: a.direction };
           answerer.medias[i] = { ...this.emptyMedia(i + 1, sdpMedia, null), protocol: sdpMedia.proto };
@@ -810,7 +845,7 @@ export class CallManager {
    */
   restore(call: CallState, adjust: (stream: StreamState, rule: StreamRule) => StreamRule): void {
     if (this.calls.has(call.callId)) throw new NgError('call already exists');
-    const streams = call.monologues.flatMap((m) => m.medias.flatMap((media) => [media.rtp, media.rtcp]));
+    const streams = call.monologues.flatMap((m) => m.medias.flatMap(streamsOf));
     // As when they were opened: a BUNDLE member's streams on its transport's I/O thread.
     const threadOf = new Map<StreamState, number>();
     for (const m of call.monologues) {
@@ -856,12 +891,23 @@ export class CallManager {
         const sa = ma[component];
         const sb = mb[component];
         // Towards a bundled m= line, packets leave from its group's transport (socket, ICE pair, DTLS keys).
-        const toB = sendingStreamOf(b, mb, component);
-        const toA = sendingStreamOf(a, ma, component);
-        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, this.rule(a, sa, sb.id ? toB : null, ma, transportMediaOf(b, mb), mb)));
-        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, this.rule(b, sb, sa.id ? toA : null, mb, transportMediaOf(a, ma), ma)));
+        // ... and from the socket whose pair the party's ICE nominated (src/call/ice-sockets.ts).
+        const toB = sendingSocketOf(b, mb, component);
+        const toA = sendingSocketOf(a, ma, component);
+        if (sa.id) this.dataPlane.updateStream(sa.id, adjust(sa, nominating(ma, sa, component, this.rule(a, sa, sb.id ? toB : null, ma, transportMediaOf(b, mb), mb))));
+        if (sb.id) this.dataPlane.updateStream(sb.id, adjust(sb, nominating(mb, sb, component, this.rule(b, sb, sa.id ? toA : null, mb, transportMediaOf(a, ma), ma))));
         if (sa.id) this.streamCalls.set(sa.id, call.callId);
         if (sb.id) this.streamCalls.set(sb.id, call.callId);
+        // The other sockets of an ICE media: the same rule on each (a muxed RTCP stream shares its RTP socket's).
+        const extras = (mono: MonologueState, own: MediaState, other: MediaState, sink: StreamState | null, sinkMedia: MediaState): void => {
+          for (const pair of own.iceSockets ?? []) {
+            const s = pair[component];
+            this.dataPlane.updateStream(s.id, adjust(s, nominating(own, s, component, this.rule(mono, s, sink, own, sinkMedia, other))));
+            this.streamCalls.set(s.id, call.callId);
+          }
+        };
+        if (sa.id) extras(a, ma, mb, sb.id ? toB : null, transportMediaOf(b, mb));
+        if (sb.id) extras(b, mb, ma, sa.id ? toA : null, transportMediaOf(a, ma));
       }
     }
   }
@@ -881,16 +927,15 @@ export class CallManager {
    */
   private rule(mono: MonologueState, stream: StreamState, sink: StreamState | null, own: MediaState, sinkMedia: MediaState, peer: MediaState): StreamRule {
     const options = mono.options;
-    const handshakeStream = (s: StreamState): number => s.muxedWith ?? s.id;
     // A bundled member other than its transport: the transport unprotects what arrives and runs ICE and DTLS.
     const away = isBundledAway(mono, own);
     const inbound: StreamCrypto['inbound'] = away
       ? null
       : own.webrtc?.dtls?.role
-        ? { dtlsOf: handshakeStream(stream) }
+        ? { dtlsOf: handshakeSocketOf(own, stream) }
         : srtpKeys(own.crypto?.theirs);
     const outbound: StreamCrypto['outbound'] =
-      sink === null ? null : sinkMedia.webrtc?.dtls?.role ? { dtlsOf: handshakeStream(sink) } : srtpKeys(sinkMedia.crypto?.ours);
+      sink === null ? null : sinkMedia.webrtc?.dtls?.role ? { dtlsOf: handshakeSocketOf(sinkMedia, sink) } : srtpKeys(sinkMedia.crypto?.ours);
     const ownSocket = stream.muxedWith === null && !away;
     const ice = own.webrtc?.ice;
     const dtls = own.webrtc?.dtls ? streamDtls(own.webrtc.dtls) : null;
@@ -1061,12 +1106,22 @@ export class CallManager {
     for (const media of mono.medias) {
       this.sockets.close(media.rtcp);
       this.sockets.close(media.rtp);
+      for (const s of extraStreamsOf(media)) this.sockets.close(s);
     }
     mono.medias = mono.medias.map((m) => ({ ...m, rejected: true }));
   }
 
   /** For `familyOf` users elsewhere. */
   static addrTypeOf = addrTypeOf;
+}
+
+/**
+ * A media with a socket per address (src/call/ice-sockets.ts) where the relay is the controlling full agent:
+ * only its nominating socket checks and nominates, the others answer the party's checks as a lite agent.
+ */
+function nominating(media: MediaState, stream: StreamState, component: 'rtp' | 'rtcp', rule: StreamRule): StreamRule {
+  if (!media.iceSockets?.length || !rule.ice || rule.ice.lite || !rule.ice.controlling) return rule;
+  return nominatingSocketOf(media, component) === stream ? rule : { ...rule, ice: { ...rule.ice, lite: true } };
 }
 
 /** The clock rate of an rtpmap-style codec name ("PCMU/8000", "opus/48000/2"); 8000 when unknown. */

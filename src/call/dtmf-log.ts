@@ -15,12 +15,13 @@ import { ngDict } from '../ng/dict';
 import type { Logger } from '../logger';
 import type { CallManager } from './call-manager';
 import type { CallState, MonologueState } from './state';
+import { streamsOf } from './ice-sockets';
 
 type DtmfEngineEvent = Extract<EngineEvent, { type: 'dtmf' }>;
 
 /** The monologue whose party sends on stream `id` (its own medias' streams receive what it sends). */
 function senderOf(call: CallState, id: number): MonologueState | undefined {
-  return call.monologues.find((m) => m.medias.some((media) => media.rtp.id === id || media.rtcp.id === id));
+  return call.monologues.find((m) => m.medias.some((media) => streamsOf(media).some((s) => s.id === id)));
 }
 
 /** The call's tags as rtpengine lists them: the other parties', then the sender's. */

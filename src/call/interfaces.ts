@@ -38,6 +38,11 @@ export class InterfaceTable {
     return list.find((i) => i.family === wanted) ?? (list[0] as InterfaceConfig);
   }
 
+  /** Every address of that logical name, in configuration order (none for an unknown name). */
+  addressesOf(name: string): readonly InterfaceConfig[] {
+    return this.byName.get(name) ?? [];
+  }
+
   find(name: string, address: string): InterfaceConfig | undefined {
     return this.byName.get(name)?.find((i) => i.address === address);
   }

@@ -5,6 +5,7 @@
  */
 import type { CallManager } from './call-manager';
 import type { DataPlane, EngineTotals } from '../dataplane/types';
+import { selectedSocketOf } from './ice-sockets';
 
 export interface TrafficFigures {
   packets: number;
@@ -101,7 +102,8 @@ const ACTIVE_WINDOW_MS = 2000;
 export function mediaStreamKinds(manager: CallManager, dataPlane: DataPlane, nowMs = Date.now()): MediaStreamKinds {
   const ids: number[] = [];
   for (const call of manager.calls.values())
-    for (const mono of call.monologues) for (const m of mono.medias) if (m.rtp.id) ids.push(m.rtp.id);
+    // A media with a socket per address (src/call/ice-sockets.ts) counts by the one ICE nominated.
+    for (const mono of call.monologues) for (const m of mono.medias) if (m.rtp.id) ids.push(selectedSocketOf(m, 'rtp').id);
   const kinds: MediaStreamKinds = { userspace: 0, kernel: 0, mixed: 0 };
   if (ids.length === 0) return kinds;
   const recent = (ms: number | undefined): boolean => ms !== undefined && ms > 0 && nowMs - ms < ACTIVE_WINDOW_MS;

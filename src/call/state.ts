@@ -64,6 +64,21 @@ export interface MediaState {
   mid?: string | null;
   /** BUNDLE with this party: the media shares its group's transport (see src/call/bundle.ts). Optional. */
   bundle?: MediaBundleState;
+  /**
+   * ICE with this party on an interface name with several addresses: one more socket pair per other address
+   * (src/call/ice-sockets.ts), each offered as a host candidate. Optional (absent = the primary socket only).
+   */
+  iceSockets?: IceSocketPair[];
+  /** The stream ids of the sockets whose pair the party's ICE nominated, per component (absent = primary). */
+  iceSelected?: { rtp?: number; rtcp?: number };
+  /** With iceSockets: the stream ids whose DTLS-SRTP handshake keys the media, per component (absent = own). */
+  iceDtls?: { rtp?: number; rtcp?: number };
+}
+
+/** The RTP and RTCP stream of one extra local address of an ICE media (MediaState.iceSockets). */
+export interface IceSocketPair {
+  rtp: StreamState;
+  rtcp: StreamState;
 }
 
 /** The BUNDLE part of one media of a party (MediaState.bundle). */

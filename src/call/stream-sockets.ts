@@ -105,6 +105,34 @@ export class StreamSockets {
   }
 
   /**
+   * openPair on `port` (and port+1 unless muxed) when that is free on this address, as rtpengine gives one media
+   * the same port on every address of its interface name; otherwise on any free port.
+   */
+  openPairNear(iface: InterfaceConfig, muxed: boolean, port: number): { rtp: StreamState; rtcp: StreamState } {
+    const alloc = this.allocator(iface.address);
+    if (alloc.reserveSpecific(port, !muxed)) {
+      const rtp = this.state(iface, 'rtp', port, null, true);
+      const rtcp = muxed ? this.state(iface, 'rtcp', port, rtp.id, false) : this.state(iface, 'rtcp', port + 1, null, true);
+      try {
+        this.bind(rtp);
+        try {
+          this.bind(rtcp);
+        } catch (err) {
+          this.dataPlane.removeStream(rtp.id);
+          throw err;
+        }
+        return { rtp, rtcp };
+      } catch (err) {
+        alloc.release(port);
+        if (!muxed) alloc.release(port + 1);
+        // Taken by another process: any other port will do (openPair quarantines what it finds taken).
+        if (!(err instanceof BindError)) throw err;
+      }
+    }
+    return this.openPair(iface, muxed);
+  }
+
+  /**
    * A replacement RTCP stream: muxed on `rtp`'s socket, or back on a socket of its own (RTP+1 when free).
    * The caller closes the old one once it commits.
    */

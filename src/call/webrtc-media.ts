@@ -10,6 +10,7 @@ import type { SdpIce } from '../sdp/webrtc-attributes';
 import type { MediaState, MediaWebrtcState, MonologueState } from './state';
 import type { SignalRequest } from './signal';
 import { isSrtpProtocol } from './srtp-negotiation';
+import { socketPairsOf } from './ice-sockets';
 import {
   DtlsUnavailableError,
   dtlsAttributeValues,
@@ -235,11 +236,17 @@ export class WebrtcMedia {
     senderIce: SdpIce | null,
   ): string[] | undefined {
     const relayType = iceMode(req.ice) === 'force-relay' ? 'relay' : 'host';
-    const address = media.rtp.advertisedAddress;
-    const foundation = this.foundationOf(address);
-    const candidates: LocalCandidate[] = [{ foundation, component: 1, address, port: media.rtp.localPort }];
+    // One host candidate per address of the interface name (src/call/ice-sockets.ts), RTP ones first, as
+    // rtpengine 10.5 writes them; each address has a foundation of its own.
+    const pairs = socketPairsOf(media).map((p, addressIndex) => ({ ...p, addressIndex, foundation: this.foundationOf(p.rtp.advertisedAddress) }));
+    const candidates: LocalCandidate[] = pairs.map((p) => ({ foundation: p.foundation, component: 1, address: p.rtp.advertisedAddress, port: p.rtp.localPort, addressIndex: p.addressIndex }));
     // An RTCP port of its own (no rtcp-mux): component 2 there.
-    if (rtcpPort !== null && rtcpPort !== media.rtp.localPort) candidates.push({ foundation, component: 2, address, port: rtcpPort });
+    if (rtcpPort !== null && rtcpPort !== media.rtp.localPort) {
+      for (const p of pairs) {
+        const port = p.addressIndex === 0 ? rtcpPort : p.rtcp.localPort;
+        candidates.push({ foundation: p.foundation, component: 2, address: p.rtp.advertisedAddress, port, addressIndex: p.addressIndex });
+      }
+    }
     if (media.icePassThrough === true) {
       const rank: CandidateRank = { type: relayType, preference: passThroughPreference(relayType, senderIce?.candidates ?? []) };
       return passThroughCandidateValues(candidates, rank);

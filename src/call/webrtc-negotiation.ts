@@ -244,6 +244,11 @@ export interface LocalCandidate {
   component: number;
   address: string;
   port: number;
+  /**
+   * Position of the candidate's address among the interface name's addresses (0 = the media's own): rtpengine
+   * 10.5 lowers the local preference by one per address. Absent = 0.
+   */
+  addressIndex?: number;
 }
 
 /** How the relay's candidates are typed and ranked (default: host, type preference 126, local 65535). */
@@ -256,7 +261,7 @@ const HOST_RANK: CandidateRank = { type: 'host', preference: { type: 126, local:
 
 /** One a=candidate value of the relay (a relay candidate names itself as raddr/rport, as rtpengine does). */
 function candidateValue(c: LocalCandidate, rank: CandidateRank): string {
-  const priority = candidatePriority(rank.preference.type, rank.preference.local, c.component);
+  const priority = candidatePriority(rank.preference.type, rank.preference.local - (c.addressIndex ?? 0), c.component);
   const base = `candidate:${c.foundation} ${c.component} UDP ${priority} ${c.address} ${c.port} typ ${rank.type}`;
   return rank.type === 'relay' ? `${base} raddr ${c.address} rport ${c.port}` : base;
 }

@@ -7,6 +7,7 @@ import { idToWire } from '../ng/byte-string';
 import type { CallState, MediaState, MonologueState, StreamState } from '../call/state';
 import { ssrcStatistics } from '../call/ssrc-stats';
 import { transportMediaOf } from '../call/bundle';
+import { extraStreamsOf, handshakeSocketOf, selectedSocketOf } from '../call/ice-sockets';
 
 type CountersOf = (id: number) => StreamCounters | undefined;
 type QualityOf = (id: number) => StreamQuality | undefined;
@@ -65,17 +66,45 @@ function mediaFlags(media: MediaState, mono: MonologueState, initialized: boolea
  */
 function cryptoSuite(media: MediaState, countersOf: CountersOf): string | null {
   if (media.webrtc?.dtls) {
-    const profile = countersOf(media.rtp.id)?.dtls?.profile;
+    const profile = countersOf(handshakeSocketOf(media, media.rtp))?.dtls?.profile;
     return profile ? (DTLS_SRTP_PROFILES[profile] ?? profile) : null;
   }
   return media.crypto?.theirs?.suite ?? media.crypto?.ours?.suite ?? null;
 }
 
+/**
+ * The figures of one component of a media: with a socket per address (src/call/ice-sockets.ts) the packets of
+ * all of them, and where media goes, ICE and DTLS as the nominated and the keying socket see them.
+ */
+function componentCounters(media: MediaState, stream: StreamState, countersOf: CountersOf): StreamCounters | undefined {
+  const own = countersOf(stream.id);
+  const others = extraStreamsOf(media).filter((x) => x.component === stream.component && x.id !== 0);
+  if (others.length === 0 || !own) return own;
+  const all = [own, ...others.map((x) => countersOf(x.id)).filter((c): c is StreamCounters => c !== undefined)];
+  const selected = countersOf(selectedSocketOf(media, stream.component).id) ?? own;
+  const keying = countersOf(handshakeSocketOf(media, stream)) ?? own;
+  return {
+    ...own,
+    packets: all.reduce((n, c) => n + c.packets, 0),
+    bytes: all.reduce((n, c) => n + c.bytes, 0),
+    errors: all.reduce((n, c) => n + c.errors, 0),
+    lastPacketMs: Math.max(...all.map((c) => c.lastPacketMs)),
+    endpoint: selected.endpoint,
+    confirmed: selected.confirmed,
+    ssrc: selected.ssrc,
+    lastSeq: selected.lastSeq,
+    ...(selected.ice ? { ice: selected.ice } : {}),
+    ...(keying.dtls ? { dtls: keying.dtls } : {}),
+  };
+}
+
 /** ngrelay's ICE state of a stream (rtpengine has no such key; present only on streams that run ICE). */
-function iceDict(ice: IceStatus): NgDict {
+function iceDict(ice: IceStatus, local: StreamState): NgDict {
   return ngDict([
     ['state', ice.state],
     ['selected', endpointDict(ice.selected)],
+    // The relay's side of that pair: the socket media to the party leaves from (one of several addresses).
+    ['selected local', endpointDict({ family: local.localAddress.includes(':') ? 'IPv6' : 'IPv4', address: local.localAddress, port: local.localPort })],
     ['checks received', ice.checksReceived],
     ['checks sent', ice.checksSent],
     ['STUN rejected', ice.stunRejected],
@@ -103,6 +132,8 @@ function streamDict(
   mono: MonologueState,
   suite: string | null,
   ice: boolean,
+  /** The socket of this component that ICE nominated (src/call/ice-sockets.ts): the relay's side of the pair. */
+  iceLocal: StreamState,
 ): NgDict {
   const current = counters?.endpoint ?? stream.expected;
   const flags: string[] = [stream.component === 'rtp' ? 'RTP' : 'RTCP'];
@@ -136,7 +167,7 @@ function streamDict(
     ]),
   ]);
   if (stream.component === 'rtp' && quality?.rtp) entries.push(['quality', rtpQualityDict(quality.rtp)]);
-  if (counters?.ice) entries.push(['ICE', iceDict(counters.ice)]);
+  if (counters?.ice) entries.push(['ICE', iceDict(counters.ice, iceLocal)]);
   if (counters?.dtls) entries.push(['DTLS', dtlsDict(counters.dtls)]);
   return ngDict(entries);
 }
@@ -164,7 +195,7 @@ export function callStatistics(call: CallState, countersOf: CountersOf, qualityO
     const initialized = mono.tag !== '' || mono.isAnswerer;
     const medias: NgDict[] = mono.medias.map((media) => {
       const streams = [media.rtp, media.rtcp].filter((s) => s.id !== 0).map((s) => {
-        const c = countersOf(s.id);
+        const c = componentCounters(media, s, countersOf);
         const q = qualityOf(s.id);
         if (q && s.component === 'rtcp') rtcpQualities.push(q);
         const t = totals[s.component];
@@ -172,7 +203,7 @@ export function callStatistics(call: CallState, countersOf: CountersOf, qualityO
         t[1] += c?.bytes ?? 0;
         t[2] += c?.errors ?? 0;
         // A bundled m= line's SRTP is its transport's handshake.
-        return streamDict(s, c, q, call, mono, cryptoSuite(transportMediaOf(mono, media), countersOf), !!media.webrtc?.ice);
+        return streamDict(s, c, q, call, mono, cryptoSuite(transportMediaOf(mono, media), countersOf), !!media.webrtc?.ice, selectedSocketOf(media, s.component));
       });
       const entries: Array<[string, NgValue]> = [
         ['index', media.index],

@@ -103,8 +103,9 @@ export interface StreamCrypto {
  * `rule.dtls` session): as `inbound` of the stream that runs the handshake, the keys its party writes with; as
  * `outbound` of a stream whose sink is `dtlsOf`, the keys the relay writes with towards that party. Until the
  * handshake completes nothing is decrypted or forwarded that way (counted in `errors`).
- * The native engine takes the keys from the stream itself (inbound; a muxed RTCP stream: its RTP stream) and
- * from the resolved sink (outbound), so `dtlsOf` must name those.
+ * Usually `dtlsOf` names the stream itself (inbound; a muxed RTCP stream: its RTP stream) or the resolved sink
+ * (outbound). It may name another stream: a media with a socket per address shares the keys of the handshake
+ * one of its sockets ran (src/call/ice-sockets.ts); when that stream is removed, the usual one is used again.
  */
 export interface DtlsSrtpKeys {
   dtlsOf: number;

@@ -17,6 +17,7 @@
 import { Packr } from 'msgpackr';
 import type { CallManager } from '../call/call-manager';
 import type { CallState } from '../call/state';
+import { streamsOf } from '../call/ice-sockets';
 import type { CallProgressState } from './call-store';
 import type { RedisConfig, RedisEndpoint } from '../config/redis-config';
 import type { Logger } from '../logger';
@@ -268,11 +269,21 @@ export class ForeignCalls {
   /** Stream ids are the other relay's numbering: each gets one of this relay's, links and progress follow. */
   private renumber(call: CallState, progress: CallProgressState | undefined): void {
     const ids = new Map<number, number>();
-    const streams = call.monologues.flatMap((m) => m.medias.flatMap((media) => [media.rtp, media.rtcp]));
+    const streams = call.monologues.flatMap((m) => m.medias.flatMap(streamsOf));
     for (const s of streams) if (s.id !== 0) ids.set(s.id, this.manager.sockets.freshId());
     for (const s of streams) {
       if (s.id !== 0) s.id = ids.get(s.id) ?? 0;
       if (s.muxedWith !== null) s.muxedWith = ids.get(s.muxedWith) ?? null;
+    }
+    // The nominated and the DTLS-keying sockets of media with several addresses (src/call/ice-sockets.ts) are
+    // named by id too.
+    const renumbered = (sel: { rtp?: number; rtcp?: number }): { rtp?: number; rtcp?: number } => ({
+      ...(sel.rtp !== undefined && ids.has(sel.rtp) ? { rtp: ids.get(sel.rtp) } : {}),
+      ...(sel.rtcp !== undefined && ids.has(sel.rtcp) ? { rtcp: ids.get(sel.rtcp) } : {}),
+    });
+    for (const media of call.monologues.flatMap((m) => m.medias)) {
+      if (media.iceSelected) media.iceSelected = renumbered(media.iceSelected);
+      if (media.iceDtls) media.iceDtls = renumbered(media.iceDtls);
     }
     if (progress) progress.streams = progress.streams.flatMap((p) => (ids.has(p.id) ? [{ ...p, id: ids.get(p.id) as number }] : []));
   }

@@ -5,6 +5,7 @@
  */
 import type { CallEndReason, CallManager } from '../call/call-manager';
 import type { CallState, MediaState, StreamState } from '../call/state';
+import { streamsOf } from '../call/ice-sockets';
 import type { DataPlane, Endpoint, EngineEvent, DtlsSrtpKeys, SrtpKeys, SrtpProgress, StreamRule, StreamSrtpProgress } from '../dataplane/types';
 import type { Logger } from '../logger';
 import type { NgDict } from '../ng/types';
@@ -311,7 +312,7 @@ export class CallPersistence {
       for (const mono of call.monologues) {
         for (const media of mono.medias) {
           if (!media.crypto && !dtlsCall) continue;
-          for (const s of [media.rtp, media.rtcp]) if (s.id) srtpIds.push(s.id);
+          for (const s of streamsOf(media)) if (s.id) srtpIds.push(s.id);
         }
       }
     }
@@ -373,12 +374,12 @@ export class CallPersistence {
   }
 
   private findMedia(call: CallState, id: number): MediaState | undefined {
-    for (const mono of call.monologues) for (const m of mono.medias) if (m.rtp.id === id || m.rtcp.id === id) return m;
+    for (const mono of call.monologues) for (const m of mono.medias) if (streamsOf(m).some((s) => s.id === id)) return m;
     return undefined;
   }
 
   private findStream(call: CallState, id: number): StreamState | undefined {
-    for (const mono of call.monologues) for (const m of mono.medias) for (const s of [m.rtp, m.rtcp]) if (s.id === id) return s;
+    for (const mono of call.monologues) for (const m of mono.medias) for (const s of streamsOf(m)) if (s.id === id) return s;
     return undefined;
   }
 
