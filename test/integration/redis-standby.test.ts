@@ -164,7 +164,8 @@ describe('--subscribe-keyspace', () => {
     await call(nodeA, 'short');
     await sleep(200);
     const nodeB = await node(await freeUdpPort(), media, 4, 3);
-    expect(get(await redisStats(nodeB), 'foreigncalls')).toBe(1);
+    // B answers ping once its ng socket listens, a moment before it has read the followed database.
+    expect(await waitFor(async () => get(await redisStats(nodeB), 'foreigncalls') === 1, 2000)).toBe(true);
     expect(nodeB.relay.process.stderrText).toMatch(/"call-id":"short".*foreign call held/);
     await request(nodeA, { command: 'delete', 'call-id': 'short', 'from-tag': 'A' });
     expect(await waitFor(async () => get(await redisStats(nodeB), 'foreigncalls') === 0, 2000)).toBe(true);
