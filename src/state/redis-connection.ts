@@ -3,7 +3,7 @@
  * queues commands while down (the writer keeps what is missing and writes it on reconnect), and logs one
  * line per change between up and down, not one per failed attempt.
  */
-import Redis from 'ioredis';
+import Redis, { type RedisOptions } from 'ioredis';
 import type { RedisConfig, RedisEndpoint } from '../config/redis-config';
 import { describeEndpoint } from '../config/redis-config';
 import type { Logger } from '../logger';
@@ -22,6 +22,24 @@ export class RedisUnavailableError extends Error {
   ) {
     super(`Redis ${where} cannot be reached: ${detail} (--no-redis-required starts without it)`);
   }
+}
+
+/**
+ * The ioredis options every connection of the relay shares: the endpoint, connect on demand, no queue while
+ * down, no retried commands. Callers add their retry strategy (and may tighten the command timeout).
+ */
+export function baseClientOptions(endpoint: RedisEndpoint, config: Pick<RedisConfig, 'cmdTimeoutMs' | 'connectTimeoutMs'>): RedisOptions {
+  return {
+    host: endpoint.host,
+    port: endpoint.port,
+    db: endpoint.db,
+    ...(endpoint.password !== null ? { password: endpoint.password } : {}),
+    lazyConnect: true,
+    connectTimeout: config.connectTimeoutMs,
+    ...(config.cmdTimeoutMs > 0 ? { commandTimeout: config.cmdTimeoutMs } : {}),
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+  };
 }
 
 export class RedisConnection {
@@ -43,15 +61,7 @@ export class RedisConnection {
   ) {
     this.where = describeEndpoint(endpoint);
     this.client = new Redis({
-      host: endpoint.host,
-      port: endpoint.port,
-      db: endpoint.db,
-      ...(endpoint.password !== null ? { password: endpoint.password } : {}),
-      lazyConnect: true,
-      connectTimeout: config.connectTimeoutMs,
-      ...(config.cmdTimeoutMs > 0 ? { commandTimeout: config.cmdTimeoutMs } : {}),
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
+      ...baseClientOptions(endpoint, config),
       retryStrategy: (attempt: number) => reconnectDelayMs(attempt),
       // A key written while a SIGSTOPped server hangs must not wait for ever: the socket's keepalive and the
       // command timeout bound it.

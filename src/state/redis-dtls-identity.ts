@@ -16,7 +16,7 @@ import { describeEndpoint } from '../config/redis-config';
 import type { DtlsCertificateOptions, DtlsCertificatePem } from '../dataplane/types';
 import type { Logger } from '../logger';
 import { DEFAULT_DTLS_CERTIFICATE, decodeDtlsIdentity, dtlsOptionsWithSaved, encodeDtlsIdentity, type SavedIdentity } from './dtls-identity';
-import type { RedisConnection } from './redis-connection';
+import { baseClientOptions, type RedisConnection } from './redis-connection';
 
 /** Not a call: restore and keyspace notifications pass it by (call-ids are the other keys of the database). */
 export const DTLS_IDENTITY_KEY = 'ngrelay-dtls-identity';
@@ -40,15 +40,9 @@ async function readOwn(conn: RedisConnection, options: DtlsCertificateOptions): 
 /** One GET in a subscribed database, on a connection of its own that is closed again (no retries). */
 async function readOnce(endpoint: RedisEndpoint, config: RedisConfig, options: DtlsCertificateOptions): Promise<RedisIdentity> {
   const client = new Redis({
-    host: endpoint.host,
-    port: endpoint.port,
-    db: endpoint.db,
-    ...(endpoint.password !== null ? { password: endpoint.password } : {}),
-    lazyConnect: true,
-    connectTimeout: config.connectTimeoutMs,
+    ...baseClientOptions(endpoint, config),
+    // Bounded even without --redis-cmd-timeout: the relay's start waits for it.
     commandTimeout: config.cmdTimeoutMs > 0 ? config.cmdTimeoutMs : config.connectTimeoutMs,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
     retryStrategy: () => null,
   });
   client.on('error', () => undefined); // the failure is the result below
