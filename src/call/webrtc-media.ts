@@ -235,6 +235,9 @@ export class WebrtcMedia {
     rtcpPort: number | null,
     senderIce: SdpIce | null,
   ): string[] | undefined {
+    const ice = media.webrtc?.ice;
+    // Most media do no ICE: nothing to build (this runs for every m= line of every offer and answer).
+    if (media.icePassThrough !== true && (!ice || !receiver.iceCredentials)) return undefined;
     const relayType = iceMode(req.ice) === 'force-relay' ? 'relay' : 'host';
     // One host candidate per address of the interface name (src/call/ice-sockets.ts), RTP ones first, as
     // rtpengine 10.5 writes them; each address has a foundation of its own.
@@ -251,7 +254,6 @@ export class WebrtcMedia {
       const rank: CandidateRank = { type: relayType, preference: passThroughPreference(relayType, senderIce?.candidates ?? []) };
       return passThroughCandidateValues(candidates, rank);
     }
-    const ice = media.webrtc?.ice;
     if (!ice || !receiver.iceCredentials) return undefined;
     const rank: CandidateRank | undefined = relayType === 'relay' ? { type: 'relay', preference: passThroughPreference('relay', []) } : undefined;
     return iceAttributeValues(receiver.iceCredentials, candidates, req.flags.has('trickle-ICE') || ice.remoteTrickle, rank);
