@@ -31,13 +31,16 @@ function rtpQualityDict(q: RtpQuality): NgDict {
 
 const seconds = (ms: number): number => Math.floor(ms / 1000);
 
+// The dicts a query or delete reply holds per stream are filled key by key, not from [key, value] pairs: a
+// `delete` reply is ~45 dicts, and the pair arrays were a good part of what a command allocated.
+
 function endpointDict(ep: Endpoint | null): NgDict {
-  if (!ep) return ngDict();
-  return ngDict([
-    ['family', ep.family],
-    ['address', ep.address],
-    ['port', ep.port],
-  ]);
+  const d = ngDict();
+  if (!ep) return d;
+  d['family'] = ep.family;
+  d['address'] = ep.address;
+  d['port'] = ep.port;
+  return d;
 }
 
 
@@ -145,31 +148,27 @@ function streamDict(
   if (mono.options.mediaHandover) flags.push('media handover');
   if (stream.muxedWith !== null) flags.push('rtcp-mux');
   if (ice) flags.push('ICE');
-  const entries: Array<[string, NgValue]> = [
-    ['local port', stream.localPort],
-    ['local address', stream.localAddress],
-    ['family', stream.localAddress.includes(':') ? 'IPv6' : 'IPv4'],
-    ['endpoint', endpointDict(current)],
-    ['advertised endpoint', endpointDict(stream.advertised)],
-    ...(suite !== null ? ([['crypto suite', suite]] as Array<[string, NgValue]>) : []),
-    ['last packet', seconds(counters && counters.lastPacketMs > 0 ? counters.lastPacketMs : call.createdMs)],
-    ['flags', flags],
-  ];
-  if (stream.component === 'rtp' && counters?.ssrc != null) entries.push(['SSRC', counters.ssrc]);
-  entries.push([
-    'stats',
-    ngDict([
-      ['packets', counters?.packets ?? 0],
-      ['bytes', counters?.bytes ?? 0],
-      ['errors', counters?.errors ?? 0],
-      // A BUNDLE transport: packets that matched none of its m= lines (ngrelay's; also in errors).
-      ...(counters?.bundleUnmatched !== undefined ? ([['bundle unmatched', counters.bundleUnmatched]] as Array<[string, NgValue]>) : []),
-    ]),
-  ]);
-  if (stream.component === 'rtp' && quality?.rtp) entries.push(['quality', rtpQualityDict(quality.rtp)]);
-  if (counters?.ice) entries.push(['ICE', iceDict(counters.ice, iceLocal)]);
-  if (counters?.dtls) entries.push(['DTLS', dtlsDict(counters.dtls)]);
-  return ngDict(entries);
+  const d = ngDict();
+  d['local port'] = stream.localPort;
+  d['local address'] = stream.localAddress;
+  d['family'] = stream.localAddress.includes(':') ? 'IPv6' : 'IPv4';
+  d['endpoint'] = endpointDict(current);
+  d['advertised endpoint'] = endpointDict(stream.advertised);
+  if (suite !== null) d['crypto suite'] = suite;
+  d['last packet'] = seconds(counters && counters.lastPacketMs > 0 ? counters.lastPacketMs : call.createdMs);
+  d['flags'] = flags;
+  if (stream.component === 'rtp' && counters?.ssrc != null) d['SSRC'] = counters.ssrc;
+  const stats = ngDict();
+  stats['packets'] = counters?.packets ?? 0;
+  stats['bytes'] = counters?.bytes ?? 0;
+  stats['errors'] = counters?.errors ?? 0;
+  // A BUNDLE transport: packets that matched none of its m= lines (ngrelay's; also in errors).
+  if (counters?.bundleUnmatched !== undefined) stats['bundle unmatched'] = counters.bundleUnmatched;
+  d['stats'] = stats;
+  if (stream.component === 'rtp' && quality?.rtp) d['quality'] = rtpQualityDict(quality.rtp);
+  if (counters?.ice) d['ICE'] = iceDict(counters.ice, iceLocal);
+  if (counters?.dtls) d['DTLS'] = dtlsDict(counters.dtls);
+  return d;
 }
 
 function tagLabel(call: CallState, mono: MonologueState): string {
@@ -181,10 +180,12 @@ function tagLabel(call: CallState, mono: MonologueState): string {
 function peersOf(call: CallState, mono: MonologueState): NgDict[] {
   return call.monologues
     .filter((m) => m !== mono && (m.peerKey === mono.key || mono.peerKey === m.key))
-    .map((m) => ngDict([
-      ['tag', idToWire(m.tag)],
-      ['type', 'offer/answer'],
-    ]));
+    .map((m) => {
+      const d = ngDict();
+      d['tag'] = idToWire(m.tag);
+      d['type'] = 'offer/answer';
+      return d;
+    });
 }
 
 export function callStatistics(call: CallState, countersOf: CountersOf, qualityOf: QualityOf = () => undefined): NgDict {
@@ -205,16 +206,16 @@ export function callStatistics(call: CallState, countersOf: CountersOf, qualityO
         // A bundled m= line's SRTP is its transport's handshake.
         return streamDict(s, c, q, call, mono, cryptoSuite(transportMediaOf(mono, media), countersOf), !!media.webrtc?.ice, selectedSocketOf(media, s.component));
       });
-      const entries: Array<[string, NgValue]> = [
-        ['index', media.index],
-        ['type', media.type],
-        ['protocol', media.protocol],
-      ];
+      const d = ngDict();
+      d['index'] = media.index;
+      d['type'] = media.type;
+      d['protocol'] = media.protocol;
       // rtpengine names the codec once media has flowed on the stream.
       const flowed = (countersOf(media.rtp.id)?.packets ?? 0) > 0;
-      if (media.codec && initialized && flowed) entries.push(['codec', media.codec]);
-      entries.push(['streams', streams], ['flags', mediaFlags(media, mono, initialized)]);
-      return ngDict(entries);
+      if (media.codec && initialized && flowed) d['codec'] = media.codec;
+      d['streams'] = streams;
+      d['flags'] = mediaFlags(media, mono, initialized);
+      return d;
     });
     const peers = peersOf(call, mono);
     const entries: Array<[string, NgValue]> = [['tag', idToWire(mono.tag)]];
@@ -222,11 +223,13 @@ export function callStatistics(call: CallState, countersOf: CountersOf, qualityO
     entries.push(['created', seconds(mono.createdMs)], ['subscriptions', peers], ['subscribers', peers], ['medias', medias]);
     tags[tagLabel(call, mono)] = ngDict(entries);
   }
-  const stat = (t: [number, number, number]): NgDict => ngDict([
-    ['packets', t[0]],
-    ['bytes', t[1]],
-    ['errors', t[2]],
-  ]);
+  const stat = (t: [number, number, number]): NgDict => {
+    const d = ngDict();
+    d['packets'] = t[0];
+    d['bytes'] = t[1];
+    d['errors'] = t[2];
+    return d;
+  };
   const entries: Array<[string, NgValue]> = [
     ['created', seconds(call.createdMs)],
     ['created_us', (call.createdMs % 1000) * 1000],
