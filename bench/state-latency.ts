@@ -7,15 +7,17 @@
  * --redis, --redis with --state-dir; Redis is a throwaway redis-server on a random port), runs `calls`
  * offer+answer pairs one after another (each timed from sending the offer to the answer's reply), prints
  * p50/p99 and calls per second; then, for the --state-dir and --redis rows, kill -9 and a start with the
- * same command line, timed until the first pong (the restore runs before the ng socket opens). Bounded:
+ * same command line, timed until the first pong (the restore runs before the ng socket opens). The same for
+ * rtpengine 10.5, without persistence and with `--redis` (its restore, too, runs before it answers). Bounded:
  * `calls` pairs per row, nothing else sent.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { startNgrelay } from '../test/support/ngrelay';
+import { startRtpengine } from '../test/support/rtpengine';
 import type { RelayUnderTest } from '../test/support/relay';
 import { NgRawClient } from '../test/support/ng-client';
-import { isDict } from '../test/support/bencode';
+import { isDict, type BValue } from '../test/support/bencode';
 import { TestRedis } from '../test/support/redis-server';
 
 const NG_PORT = 22911;
@@ -38,9 +40,23 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
 }
 
-async function start(extraArgs: string[]): Promise<{ relay: RelayUnderTest; ng: NgRawClient }> {
-  const relay = await startNgrelay({ ngPort: NG_PORT, portMin: PORT_MIN, portMax: PORT_MAX, deleteDelay: 0, extraArgs: ['--log-level=4', ...extraArgs] });
+type RelayName = 'ngrelay' | 'rtpengine';
+
+async function start(name: RelayName, extraArgs: string[]): Promise<{ relay: RelayUnderTest; ng: NgRawClient }> {
+  const options = { ngPort: NG_PORT, portMin: PORT_MIN, portMax: PORT_MAX, deleteDelay: 0, extraArgs: ['--log-level=4', ...extraArgs] };
+  const relay = name === 'ngrelay' ? await startNgrelay(options) : await startRtpengine(options);
   return { relay, ng: await NgRawClient.open(NG_PORT) };
+}
+
+/** Calls the relay holds as its own, from `statistics` (ngrelay: the restore counters; rtpengine: sessionsown). */
+function restoredOf(name: RelayName, stats: BValue | undefined): { restored: number; failed: number } {
+  if (!isDict(stats)) return { restored: NaN, failed: NaN };
+  if (name === 'rtpengine') {
+    const current = stats['currentstatistics'];
+    return { restored: isDict(current) ? Number(current['sessionsown']) : NaN, failed: NaN };
+  }
+  const block = stats['statedir'];
+  return isDict(block) ? { restored: Number(block['restoredcalls']), failed: Number(block['failedcalls']) } : { restored: NaN, failed: NaN };
 }
 
 async function offerAnswer(ng: NgRawClient, calls: number): Promise<{ p50: number; p99: number; perSecond: number; errors: number }> {
@@ -75,17 +91,18 @@ async function main(): Promise<void> {
   const restores: Array<{ mode: string; ms: number; restored: number; failed: number }> = [];
   const redis = await TestRedis.start();
   try {
-    for (const mode of ['off', 'state-dir', 'state-dir+fsync', 'redis', 'redis+state-dir'] as const) {
+    for (const mode of ['off', 'state-dir', 'state-dir+fsync', 'redis', 'redis+state-dir', 'rtpengine off', 'rtpengine redis'] as const) {
+      const name: RelayName = mode.startsWith('rtpengine') ? 'rtpengine' : 'ngrelay';
       const dir = mkdtempSync(path.join(OUT_DIR, 'state-'));
       const extra = [
         ...(mode.includes('state-dir') ? [`--state-dir=${dir}`] : []),
         ...(mode === 'state-dir+fsync' ? ['--state-fsync'] : []),
-        ...(mode.startsWith('redis') ? [`--redis=${redis.url(1)}`] : []),
+        ...(mode.startsWith('redis') || mode === 'rtpengine redis' ? [`--redis=${redis.url(1)}`] : []),
       ];
-      let { relay, ng } = await start(extra);
+      let { relay, ng } = await start(name, extra);
       try {
         rows.push({ mode, ...(await offerAnswer(ng, calls)) });
-        if (mode === 'state-dir' || mode === 'redis') {
+        if (mode === 'state-dir' || mode === 'redis' || mode === 'rtpengine redis') {
           // Redis writes follow the replies by a loop turn: let the last ones land before the kill.
           await new Promise((r) => setTimeout(r, 500));
           relay.process.killNow();
@@ -93,16 +110,10 @@ async function main(): Promise<void> {
           ng.close();
           // The restore runs before the ng socket opens: the first pong means it is done.
           const t0 = Date.now();
-          ({ relay, ng } = await start(extra));
+          ({ relay, ng } = await start(name, extra));
           const ms = Date.now() - t0;
           const stats = (await ng.request({ command: 'statistics' })).dict['statistics'];
-          const block = isDict(stats) ? stats['statedir'] : undefined;
-          restores.push({
-            mode,
-            ms,
-            restored: isDict(block) ? Number(block['restoredcalls']) : NaN,
-            failed: isDict(block) ? Number(block['failedcalls']) : NaN,
-          });
+          restores.push({ mode, ms, ...restoredOf(name, stats) });
         }
       } finally {
         ng.close();
