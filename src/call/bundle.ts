@@ -17,7 +17,7 @@
 import { attributeOf } from '../sdp/attributes';
 import type { ParsedSdp, SdpMedia } from '../sdp/types';
 import type { StreamBundle } from '../dataplane/types';
-import type { MediaBundleState, MediaState, MonologueState, StreamState } from './state';
+import type { MediaBundleState, MediaState, MonologueState } from './state';
 
 export const MID_EXTENSION_URI = 'urn:ietf:params:rtp-hdrext:sdes:mid';
 
@@ -111,11 +111,6 @@ export function transportMediaOf(mono: MonologueState, media: MediaState): Media
 /** A member that is not its group's transport: it uses the transport's socket, ICE and DTLS. */
 export function isBundledAway(mono: MonologueState, media: MediaState): boolean {
   return transportMediaOf(mono, media) !== media;
-}
-
-/** The stream packets *to* `mono`'s party go out of, for `media`'s `component` (a bundled member: its transport's). */
-export function sendingStreamOf(mono: MonologueState, media: MediaState, component: 'rtp' | 'rtcp'): StreamState {
-  return transportMediaOf(mono, media)[component];
 }
 
 /** The engine's StreamBundle for the RTP stream of `media`; null = not bundled. */
