@@ -17,30 +17,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BrowserPeer, Chromium, PeerStats, waitForStats } from '../support/browser';
 import { until } from '../support/counting-party';
 import { NgRawClient } from '../support/ng-client';
-import type { BInputDict, PlainValue } from '../support/bencode';
 import { PlainRtpLeg } from '../support/plain-phone';
 import type { RelayUnderTest } from '../support/relay';
 import { attributeValues, keepLoopbackCandidates, MediaLine, parseMediaLines, plainChoice, plainSdp } from '../support/webrtc-sdp';
-import { relayOptions, TOWARDS_BROWSER, TOWARDS_SIP, WEBRTC_RELAYS } from '../support/webrtc-relays';
+import { relayOptions, TOWARDS_BROWSER, TOWARDS_SIP, WEBRTC_RELAYS, ngOk, sdpOf, type Plain } from '../support/webrtc-relays';
 
 const MIN_PACKETS = 100;
 const PHONE_PACKET_LIMIT = 400;
 const MEDIA_WAIT_MS = 12_000;
 const PHONE = '127.0.0.1';
-
-type Plain = { [key: string]: PlainValue };
-
-async function ngOk(ng: NgRawClient, command: BInputDict): Promise<Plain> {
-  const reply = await ng.request(command, { retransmitMs: 0, deadlineMs: 5000 });
-  expect(reply.plain.result, `${String(command.command)}: ${JSON.stringify(reply.plain)}`).toBe('ok');
-  return reply.plain;
-}
-
-function sdpOf(reply: Plain): string {
-  if (process.env.NGR_WEBRTC_DEBUG) console.log(`--- ${String(reply.sdp)}`);
-  if (typeof reply.sdp !== 'string') throw new Error(`reply has no sdp: ${JSON.stringify(reply)}`);
-  return reply.sdp;
-}
 
 /** The SIP side: two plain m= lines on two ports, nothing of the bundle, ICE or DTLS. */
 function expectUnbundledPlain(sdp: string): MediaLine[] {

@@ -8,15 +8,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BrowserPeer, Chromium, waitForStats } from '../support/browser';
+import { BrowserPeer, Chromium, type PeerStats, waitForStats } from '../support/browser';
 import { until } from '../support/counting-party';
 import { NgRawClient } from '../support/ng-client';
-import type { BInputDict, PlainValue } from '../support/bencode';
+import type { PlainValue } from '../support/bencode';
 import { PlainRtpLeg } from '../support/plain-phone';
 import type { RelayUnderTest } from '../support/relay';
 import { startNgrelay } from '../support/ngrelay';
 import { attributeValues, keepLoopbackCandidates, parseMediaLines, plainChoice, plainSdp } from '../support/webrtc-sdp';
-import { relayOptions, TOWARDS_BROWSER, TOWARDS_SIP } from '../support/webrtc-relays';
+import { relayOptions, TOWARDS_BROWSER, TOWARDS_SIP, ngOk, type Plain } from '../support/webrtc-relays';
 
 const MIN_PACKETS = 100;
 const PHONE_PACKET_LIMIT = 400;
@@ -25,14 +25,6 @@ const PHONE = '127.0.0.1';
 /** The advertised address of the interface's first address: no socket is bound there. */
 const DEAD = '127.0.0.3';
 const SECOND = '127.0.0.2';
-
-type Plain = { [key: string]: PlainValue };
-
-async function ngOk(ng: NgRawClient, command: BInputDict): Promise<Plain> {
-  const reply = await ng.request(command, { retransmitMs: 0, deadlineMs: 5000 });
-  expect(reply.plain.result, `${String(command.command)}: ${JSON.stringify(reply.plain)}`).toBe('ok');
-  return reply.plain;
-}
 
 /** Every value under key `key` anywhere in `v`. */
 function valuesUnder(v: PlainValue, key: string, out: PlainValue[] = []): PlainValue[] {
@@ -50,6 +42,22 @@ describe('WebRTC browser <-> plain SIP phone, two addresses on the browser leg (
   let chromium: Chromium | undefined;
   let browser: BrowserPeer | undefined;
   let phone: PlainRtpLeg | undefined;
+
+  /** At least MIN_PACKETS each way, the browser's ICE and its one DTLS transport connected; its stats. */
+  async function expectMediaBothWays(peer: BrowserPeer, leg: PlainRtpLeg): Promise<PeerStats> {
+    const diagnostics = (): string => `\n${relay?.process.describe(20) ?? ''}\n--- browser console\n${(chromium?.consoleLines ?? []).join('\n')}`;
+    await waitForStats(
+      peer,
+      `browser receives and sends ${MIN_PACKETS} RTP packets${diagnostics()}`,
+      (s) => (s.inbound.audio ?? 0) >= MIN_PACKETS && (s.outbound.audio ?? 0) >= MIN_PACKETS,
+      MEDIA_WAIT_MS,
+    );
+    await until(`phone receives ${MIN_PACKETS} RTP (has ${leg.rtpReceived})${diagnostics()}`, () => leg.rtpReceived >= MIN_PACKETS, MEDIA_WAIT_MS);
+    const stats = await peer.stats();
+    expect(stats.connectionState, JSON.stringify(stats)).toBe('connected');
+    expect(stats.transports.map((t) => t.dtlsState)).toEqual(['connected']);
+    return stats;
+  }
 
   beforeAll(async () => {
     relay = await startNgrelay(await relayOptions([`--interface=pub/127.0.0.1!${DEAD}`, `--interface=pub/${SECOND}`]));
@@ -89,17 +97,7 @@ describe('WebRTC browser <-> plain SIP phone, two addresses on the browser leg (
     await browser.acceptAnswer(toBrowser);
     phone.startStream(codec.payloadType, PHONE_PACKET_LIMIT);
 
-    const diagnostics = (): string => `\n${relay?.process.describe(20) ?? ''}\n--- browser console\n${(chromium?.consoleLines ?? []).join('\n')}`;
-    await waitForStats(
-      browser,
-      `browser receives and sends ${MIN_PACKETS} RTP packets${diagnostics()}`,
-      (s) => (s.inbound.audio ?? 0) >= MIN_PACKETS && (s.outbound.audio ?? 0) >= MIN_PACKETS,
-      MEDIA_WAIT_MS,
-    );
-    await until(`phone receives ${MIN_PACKETS} RTP (has ${phone.rtpReceived})${diagnostics()}`, () => phone!.rtpReceived >= MIN_PACKETS, MEDIA_WAIT_MS);
-    const stats = await browser.stats();
-    expect(stats.connectionState, JSON.stringify(stats)).toBe('connected');
-    expect(stats.transports.map((t) => t.dtlsState)).toEqual(['connected']);
+    const stats = await expectMediaBothWays(browser, phone);
     expect(stats.transports[0]!.srtpCipher ?? '').toMatch(/^(AES_CM_128_HMAC_SHA1_(80|32)|AEAD_AES_(128|256)_GCM)$/);
     // The relay says which of its sockets the pair uses.
     const query = await ngOk(ng!, { command: 'query', 'call-id': id });
@@ -130,17 +128,7 @@ describe('WebRTC browser <-> plain SIP phone, two addresses on the browser leg (
     const [audio] = parseMediaLines(String(answer.sdp));
     phone.sendTo({ address: audio!.address, port: audio!.port });
     phone.startStream(0, PHONE_PACKET_LIMIT);
-    const diagnostics = (): string => `\n${relay?.process.describe(20) ?? ''}\n--- browser console\n${(chromium?.consoleLines ?? []).join('\n')}`;
-    await waitForStats(
-      browser,
-      `browser receives and sends ${MIN_PACKETS} RTP packets${diagnostics()}`,
-      (s) => (s.inbound.audio ?? 0) >= MIN_PACKETS && (s.outbound.audio ?? 0) >= MIN_PACKETS,
-      MEDIA_WAIT_MS,
-    );
-    await until(`phone receives ${MIN_PACKETS} RTP (has ${phone.rtpReceived})${diagnostics()}`, () => phone!.rtpReceived >= MIN_PACKETS, MEDIA_WAIT_MS);
-    const stats = await browser.stats();
-    expect(stats.connectionState, JSON.stringify(stats)).toBe('connected');
-    expect(stats.transports.map((t) => t.dtlsState)).toEqual(['connected']);
+    await expectMediaBothWays(browser, phone);
     await ngOk(ng!, { command: 'delete', 'call-id': id, 'from-tag': 'sipphone' });
   }, 45_000);
 });

@@ -20,14 +20,14 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BrowserPeer, Chromium } from '../support/browser';
 import { NgRawClient } from '../support/ng-client';
-import type { BInputDict, PlainValue } from '../support/bencode';
+import type { PlainValue } from '../support/bencode';
 import { PlainRtpLeg } from '../support/plain-phone';
 import { startNgrelay } from '../support/ngrelay';
 import type { RelayOptions, RelayUnderTest } from '../support/relay';
 import { TestRedis } from '../support/redis-server';
 import { freeMediaRange } from '../support/free-ports';
 import { attributeValues, keepLoopbackCandidates, parseMediaLines, plainChoice, plainSdp } from '../support/webrtc-sdp';
-import { TOWARDS_BROWSER, TOWARDS_SIP } from '../support/webrtc-relays';
+import { TOWARDS_BROWSER, TOWARDS_SIP, ngOk, sdpOf, type Plain } from '../support/webrtc-relays';
 import { sleep } from '../support/rtp-packets';
 
 const PHONE = '127.0.0.1';
@@ -37,20 +37,6 @@ const PHONE_PACKET_LIMIT = 2000;
 const BEFORE_CRASH_MS = 3000;
 /** How long the call is watched after the restart: two of Chromium's consent checks (every ~5 s) at least. */
 const AFTER_RESTART_MS = 11_000;
-
-type Plain = { [key: string]: PlainValue };
-
-async function ngOk(ng: NgRawClient, command: BInputDict): Promise<Plain> {
-  const reply = await ng.request(command, { retransmitMs: 0, deadlineMs: 5000 });
-  expect(reply.plain.result, `${String(command.command)}: ${JSON.stringify(reply.plain)}`).toBe('ok');
-  return reply.plain;
-}
-
-function sdpOf(reply: Plain): string {
-  const sdp = reply.sdp;
-  if (typeof sdp !== 'string') throw new Error(`reply has no sdp: ${JSON.stringify(reply)}`);
-  return sdp;
-}
 
 function isPlainDict(v: PlainValue | undefined): v is Plain {
   return typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -3,7 +3,9 @@
  * once per row, so the same browser, phone and flags judge rtpengine 10.5 (the reference, which does ICE and
  * DTLS-SRTP today) and ngrelay.
  */
-import type { BInputDict } from './bencode';
+import { expect } from 'vitest';
+import type { BInputDict, PlainValue } from './bencode';
+import type { NgRawClient } from './ng-client';
 import { freeMediaRange, freeUdpPort } from './free-ports';
 import { startNgrelay } from './ngrelay';
 import type { RelayOptions, RelayUnderTest } from './relay';
@@ -65,3 +67,21 @@ export const TOWARDS_BROWSER: BInputDict = {
   flags: ['generate-mid'],
   replace: ['origin', 'session-connection'],
 };
+
+/** An ng reply with its strings as text (NgReply.plain). */
+export type Plain = { [key: string]: PlainValue };
+
+/** Sends `command` once (no retransmit, 5 s deadline) and expects `result: ok`; the reply as text. */
+export async function ngOk(ng: NgRawClient, command: BInputDict): Promise<Plain> {
+  const reply = await ng.request(command, { retransmitMs: 0, deadlineMs: 5000 });
+  expect(reply.plain.result, `${String(command.command)}: ${JSON.stringify(reply.plain)}`).toBe('ok');
+  return reply.plain;
+}
+
+/** The reply's SDP (printed with NGR_WEBRTC_DEBUG set); throws when it has none. */
+export function sdpOf(reply: Plain): string {
+  if (process.env.NGR_WEBRTC_DEBUG) console.log(`--- ${String(reply.sdp)}`);
+  const sdp = reply.sdp;
+  if (typeof sdp !== 'string') throw new Error(`reply has no sdp: ${JSON.stringify(reply)}`);
+  return sdp;
+}
