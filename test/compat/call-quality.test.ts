@@ -9,14 +9,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRtpengine } from '../support/rtpengine';
 import { startNgrelay } from '../support/ngrelay';
 import type { RelayUnderTest } from '../support/relay';
-import { runQualityCall, type QualityRun } from '../support/quality-traffic';
+import { LOSSY_CALL, runQualityCall, type QualityRun } from '../support/quality-traffic';
 import { isDict, type BDict, type BValue } from '../support/bencode';
 import { shapeDiff } from '../support/compare';
 import { NgRawClient } from '../support/ng-client';
 import { startOnRandomPorts } from '../support/random-relay';
 
-const SSRC_A = 0x1111;
-const SSRC_B = 0x2222;
+const SSRC_A = LOSSY_CALL.ssrcA;
+const SSRC_B = LOSSY_CALL.ssrcB;
 
 
 async function runOn(start: typeof startRtpengine): Promise<{ run: QualityRun; stats: BDict }> {
@@ -25,14 +25,7 @@ async function runOn(start: typeof startRtpengine): Promise<{ run: QualityRun; s
     const run = await runQualityCall({
       ngPort: relay.ngPort,
       callId: 'quality-1',
-      packets: 300,
-      dropEvery: 10,
-      delayEvery: 7,
-      delayMs: 30,
-      reportMs: 1000,
-      extraDelayMs: 30,
-      ssrcA: SSRC_A,
-      ssrcB: SSRC_B,
+      ...LOSSY_CALL,
     });
     const ng = await NgRawClient.open(relay.ngPort);
     const stats = await ng.request({ command: 'statistics' });

@@ -7,12 +7,12 @@
 import { describe, expect, it } from 'vitest';
 import { startRtpengine } from '../support/rtpengine';
 import { startNgrelay } from '../support/ngrelay';
-import { runQualityCall } from '../support/quality-traffic';
+import { LOSSY_CALL, runQualityCall } from '../support/quality-traffic';
 import { startOnRandomPorts } from '../support/random-relay';
 import { isDict, type BDict, type BValue } from '../support/bencode';
 
-const SSRC_A = 0x1111;
-const SSRC_B = 0x2222;
+const SSRC_A = LOSSY_CALL.ssrcA;
+const SSRC_B = LOSSY_CALL.ssrcB;
 
 async function averageMos(start: typeof startRtpengine, codec: { pt: number; rtpmap: string }): Promise<BDict> {
   const relay = await startOnRandomPorts(start);
@@ -20,14 +20,7 @@ async function averageMos(start: typeof startRtpengine, codec: { pt: number; rtp
     const run = await runQualityCall({
       ngPort: relay.ngPort,
       callId: `mos-${codec.pt}`,
-      packets: 300,
-      dropEvery: 10,
-      delayEvery: 7,
-      delayMs: 30,
-      reportMs: 1000,
-      extraDelayMs: 30,
-      ssrcA: SSRC_A,
-      ssrcB: SSRC_B,
+      ...LOSSY_CALL,
       codec,
     });
     const ssrc = run.query['SSRC'];

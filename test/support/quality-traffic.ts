@@ -33,6 +33,21 @@ export interface QualityOptions {
 
 const PCMU = { pt: 0, rtpmap: 'PCMU/8000' };
 
+/**
+ * The traffic the call-quality comparisons judge relays by: A -> B loses every 10th packet and delays every
+ * 7th by 30 ms, each report is held 30 ms longer than its DLSR says (so ~10 % loss, ~60 ms round trip).
+ */
+export const LOSSY_CALL = {
+  packets: 300,
+  dropEvery: 10,
+  delayEvery: 7,
+  delayMs: 30,
+  reportMs: 1000,
+  extraDelayMs: 30,
+  ssrcA: 0x1111,
+  ssrcB: 0x2222,
+} as const satisfies Partial<QualityOptions>;
+
 interface Socket {
   socket: dgram.Socket;
   port: number;
