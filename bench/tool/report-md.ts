@@ -3,7 +3,7 @@
  * the recording/SRTP rows beside their plain rows, and the targets summary. Rendered from a saved
  * BenchResults, so `--report=FILE` re-renders an old run.
  */
-import { isLossFree, KEEP_UP, LOSS_FREE_PCT, SRTP_CHECK_EVERY } from './runner';
+import { isLossFree, KEEP_UP, LOSS_FREE_PCT, SRTP_CHECK_EVERY, STEAL_LIMIT } from './runner';
 import { Comparison, cpuResolutionUs, outsideNoise, Range, repeatFigures, stepSpread } from './noise';
 import type { BenchResults, BlockInfo, StepRow } from './types';
 
@@ -327,8 +327,9 @@ function noiseBlocks(res: BenchResults): ReportBlock[] {
     return s ? [{ x, s }] : [];
   });
   const heading: ReportBlock = { kind: 'heading', level: 3, text: 'Noise' };
+  const steal: ReportBlock = { kind: 'paragraph', lines: stealLines(res.rows) };
   if (!spreads.length)
-    return [heading, { kind: 'paragraph', lines: ['Not measured: every step ran once. `--repeat=3` runs each step 3 times and states the spread of its figures here.'] }];
+    return [heading, { kind: 'paragraph', lines: ['Not measured: every step ran once. `--repeat=3` runs each step 3 times and states the spread of its figures here.'] }, steal];
   const relative = spreads
     .flatMap(({ x, s }) => (s.usPerPacket && rowFigures(x).usPerPacket > 0 ? [(s.usPerPacket.max - s.usPerPacket.min) / rowFigures(x).usPerPacket] : []))
     .sort((a, b) => a - b);
@@ -352,7 +353,23 @@ function noiseBlocks(res: BenchResults): ReportBlock[] {
       rangeText(s.p50Us, 0),
     ]),
   };
-  return [heading, { kind: 'paragraph', lines }, { kind: 'table', table }];
+  return [heading, { kind: 'paragraph', lines }, { kind: 'table', table }, steal];
+}
+
+/** What the hypervisor took (runner.ts unstolenRun): the runs measured again, and any kept while it took too much. */
+function stealLines(rows: StepRow[]): string[] {
+  const limit = `${(100 * STEAL_LIMIT).toFixed(0)} %`;
+  const where = (x: StepRow): string => `${x.name} @ ${x.calls} calls, ${rateText(x.rate)} pps`;
+  const rerun = rows.filter((x) => (x.steal?.reruns ?? 0) > 0);
+  const kept = rows.filter((x) => (x.steal?.worstKeptPct ?? 0) > 100 * STEAL_LIMIT);
+  if (!rows.some((x) => x.steal)) return ['Steal time was not watched in this run (results from an older version of the tool).'];
+  const lines = [
+    rerun.length
+      ? `Steal: ${rerun.reduce((n, x) => n + (x.steal?.reruns ?? 0), 0)} run(s) were measured again because the hypervisor took more than ${limit} of a core they used (/proc/stat steal): ${rerun.map((x) => `${where(x)} ×${x.steal?.reruns}`).join('; ')}.`
+      : `Steal: no run lost more than ${limit} of a core it used to the hypervisor (/proc/stat steal).`,
+  ];
+  if (kept.length) lines.push(`**Measured while the host was busy** (still above ${limit} after the re-runs; read these figures with care): ${kept.map((x) => `${where(x)} (${x.steal?.worstKeptPct} %)`).join('; ')}.`);
+  return lines;
 }
 
 /** --compare-with: each step's figures against the saved run's, and whether they differ by more than the noise. */

@@ -62,6 +62,13 @@ export interface StepRow {
   softirqUs?: number | null;
   /** --repeat=N: the figures of each of the step's N runs (the row shows the median one); absent = one run. */
   repeats?: RepeatFigures[];
+  /** Steal time (runner.ts unstolenRun): runs measured again because the hypervisor took a core, and the most it took of one in a run kept, %. */
+  steal?: StepSteal;
+}
+
+export interface StepSteal {
+  reruns: number;
+  worstKeptPct: number;
 }
 
 export interface SrtpVerify {

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { CompareError, compareRuns, medianIndex, outsideNoise, RepeatFigures, stepSpread } from '../../bench/tool/noise';
 import { BenchUsageError, parseOptions } from '../../bench/tool/options';
 import { renderHtml } from '../../bench/tool/report-html';
+import { coresOf, StealWatch, stealTicksByCore } from '../../bench/tool/machine';
 import { renderMarkdown, stepTable } from '../../bench/tool/report-md';
 import type { BenchResults, LoadgenResult, StepRow } from '../../bench/tool/types';
 
@@ -145,5 +146,36 @@ describe('the HTML report', () => {
     expect(html).toContain('<h3>Noise</h3>');
     expect(html).toContain('<li>setup line</li>');
     expect(html).toContain('<code>--repeat=3</code>');
+  });
+});
+
+describe('steal time (a run measured again when the hypervisor took a core)', () => {
+  const stat = (steal0: number, steal1: number): string =>
+    `cpu  10 0 10 100 0 0 0 ${steal0 + steal1} 0 0\ncpu0 5 0 5 50 0 0 0 ${steal0} 0 0\ncpu1 5 0 5 50 0 0 0 ${steal1} 0 0\nintr 1\n`;
+
+  it('reads each core\'s steal ticks from /proc/stat, and taskset core lists', () => {
+    expect([...stealTicksByCore(stat(3, 40)).entries()]).toEqual([[0, 3], [1, 40]]);
+    expect(coresOf('1')).toEqual([1]);
+    expect(coresOf('1-3')).toEqual([1, 2, 3]);
+    expect(coresOf('0,2-3')).toEqual([0, 2, 3]);
+  });
+
+  it('the share stolen is the worst watched core\'s, over the time watched; an unwatched core does not count', () => {
+    const texts = [stat(0, 0), stat(2, 30)];
+    const watch = new StealWatch([0, 1], () => texts.shift() as string);
+    expect(watch.stolen(1)).toBeCloseTo(0.3);
+    const texts2 = [stat(0, 0), stat(2, 30)];
+    expect(new StealWatch([0], () => texts2.shift() as string).stolen(1)).toBeCloseTo(0.02);
+  });
+
+  it('the report counts the runs measured again and names a step kept while the host was busy', () => {
+    const quiet = { ...step('ngrelay', 2000, 0.04), steal: { reruns: 0, worstKeptPct: 1.5 } };
+    const rerun = { ...step('rtpengine', 2000, 0.04), steal: { reruns: 2, worstKeptPct: 3 } };
+    const busy = { ...step('rtpengine', 4000, 0.08), steal: { reruns: 3, worstKeptPct: 35 } };
+    expect(renderMarkdown(results([quiet]))).toContain('Steal: no run lost more than 10 % of a core it used to the hypervisor');
+    const md = renderMarkdown(results([quiet, rerun, busy]));
+    expect(md).toContain('Steal: 5 run(s) were measured again because the hypervisor took more than 10 % of a core they used (/proc/stat steal): rtpengine @ 2 calls, 2.0k pps ×2; rtpengine @ 2 calls, 4.0k pps ×3.');
+    expect(md).toContain('**Measured while the host was busy** (still above 10 % after the re-runs; read these figures with care): rtpengine @ 2 calls, 4.0k pps (35 %).');
+    expect(renderMarkdown(results([step('ngrelay', 2000, 0.04)]))).toContain('Steal time was not watched in this run');
   });
 });
