@@ -26,6 +26,8 @@ export interface Logger {
   info: LogFn;
   warn: LogFn;
   error: LogFn;
+  /** pino's: whether a line at `level` would be written (absent on a stub: take it as yes). */
+  isLevelEnabled?(level: string): boolean;
 }
 
 /** The pino instance createLogger makes: a Logger whose level can change at run time and that makes children. */

@@ -37,6 +37,8 @@ export function streamsOf(media: MediaState): StreamState[] {
 export function selectedSocketOf(media: MediaState, component: 'rtp' | 'rtcp'): StreamState {
   const key = component === 'rtcp' && media.rtcp.muxedWith !== null ? 'rtp' : component;
   const id = media.iceSelected?.[key];
+  // Without extra sockets or a nomination: the media's own (asked for every rule of every command).
+  if (id === undefined || !media.iceSockets || media.iceSockets.length === 0) return media[component];
   const pair = socketPairsOf(media).find((p) => p[key].id === id) ?? { rtp: media.rtp, rtcp: media.rtcp };
   return pair[component];
 }
@@ -90,6 +92,8 @@ export function syncIceSockets(
   undo: Array<() => void>,
   toClose: StreamState[],
 ): void {
+  // Most calls have no extra sockets and want none: the media list is left as it is (no copy per command).
+  if (mono.medias.every((media) => (media.iceSockets?.length ?? 0) === 0 && !wantsExtraSockets(media))) return;
   mono.medias = mono.medias.map((media) => {
     const wanted: InterfaceConfig[] = wantsExtraSockets(media)
       ? interfaces.addressesOf(media.rtp.interfaceName).filter((i) => i.address !== media.rtp.localAddress)

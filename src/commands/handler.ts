@@ -97,8 +97,9 @@ export function signal(req: NormalizedRequest, logger: Logger, isAnswer: boolean
   if (!req.callId) throw new NgError('No call-id in message');
   if (!req.fromTag) throw new NgError('No from-tag in message');
   if (isAnswer && !req.toTag) throw new NgError('No to-tag in message');
-  const unknown = [...req.flags].filter((f) => !KNOWN_FLAGS.has(f));
-  if (unknown.length > 0) logger.info({ 'call-id': req.callId, flags: unknown }, 'ignoring unknown flags');
+  let unknown: string[] | null = null;
+  for (const f of req.flags) if (!KNOWN_FLAGS.has(f)) (unknown ??= []).push(f);
+  if (unknown) logger.info({ 'call-id': req.callId, flags: unknown }, 'ignoring unknown flags');
   const unknownValues = unknownWebrtcValues({
     ICE: req.ICE,
     'ICE-lite': req.ICElite,

@@ -81,6 +81,7 @@ function cryptoSuite(media: MediaState, countersOf: CountersOf): string | null {
  */
 function componentCounters(media: MediaState, stream: StreamState, countersOf: CountersOf): StreamCounters | undefined {
   const own = countersOf(stream.id);
+  if (!media.iceSockets || media.iceSockets.length === 0) return own;
   const others = extraStreamsOf(media).filter((x) => x.component === stream.component && x.id !== 0);
   if (others.length === 0 || !own) return own;
   const all = [own, ...others.map((x) => countersOf(x.id)).filter((c): c is StreamCounters => c !== undefined)];

@@ -330,9 +330,13 @@ function encodeInto(w: Writer, v: unknown, depth: number): void {
   }
 }
 
-/** Encodes a value; dict keys in insertion order. Throws BencodeError for values bencode cannot hold. */
-export function encode(value: NgValue): Buffer {
+/**
+ * Encodes a value; dict keys in insertion order. Throws BencodeError for values bencode cannot hold.
+ * `prefix`: bytes written before it in the same buffer (an ng reply's `<cookie> `, without a second copy).
+ */
+export function encode(value: NgValue, prefix?: Uint8Array): Buffer {
   const w = new Writer();
+  if (prefix) w.raw(prefix);
   encodeInto(w, value, 0);
   return w.result();
 }

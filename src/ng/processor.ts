@@ -172,10 +172,9 @@ export class NgProcessor {
     const body = msg.subarray(space + 1);
     // latin1: a lossless byte -> char mapping, so distinct cookies stay distinct keys.
     const key = cookie.toString('latin1');
-    const { reply, outcome } = await this.cache.run(key, async () => {
-      const encoded = await this.safeReply(body, remote, late);
-      return Buffer.concat([cookie, Buffer.from(' '), encoded]);
-    });
+    // The reply is `<cookie> <dict>`: the cookie and its space as they came, encoded in front of the dict.
+    const prefix = msg.subarray(0, space + 1);
+    const { reply, outcome } = await this.cache.run(key, () => this.safeReply(body, remote, late, prefix));
     if (outcome !== 'computed') {
       this.counters.duplicates++;
       this.logger.info({ remote: remoteText(remote), cookie: key, outcome }, 'detected command as a duplicate');
@@ -192,7 +191,8 @@ export class NgProcessor {
     return this.safeReply(body, remote);
   }
 
-  private async safeReply(body: Buffer, remote: NgRemote, late = false): Promise<Buffer> {
+  /** `prefix`: bytes the encoded reply starts with (the cookie and a space), none for a bare dict. */
+  private async safeReply(body: Buffer, remote: NgRemote, late = false, prefix?: Buffer): Promise<Buffer> {
     let out: Outcome;
     try {
       out = await this.processBody(body, remote, late);
@@ -203,19 +203,20 @@ export class NgProcessor {
       this.logger.error({ err, remote: remoteText(remote) }, 'ng message processing failed');
       out = { reply: errorDict(ERR_INTERNAL), encoding: body[0] === 0x7b ? 'json' : 'bencode' };
     }
-    return this.encodeReply(out);
+    return this.encodeReply(out, prefix);
   }
 
-  private encodeReply(out: Outcome): Buffer {
+  private encodeReply(out: Outcome, prefix: Buffer | undefined): Buffer {
+    const json = (dict: NgDict): Buffer => (prefix ? Buffer.concat([prefix, encodeJsonDict(dict)]) : encodeJsonDict(dict));
     try {
-      return out.encoding === 'json' ? encodeJsonDict(out.reply) : encode(out.reply);
+      return out.encoding === 'json' ? json(out.reply) : encode(out.reply, prefix);
     } catch (err) {
       // The handler produced something the wire format cannot carry: a bug, but the client still gets an answer.
       this.counters.internalErrors++;
       this.counters.errors++;
       this.logger.error({ err }, 'ng reply could not be encoded');
       const fallback = errorDict(ERR_INTERNAL);
-      return out.encoding === 'json' ? encodeJsonDict(fallback) : encode(fallback);
+      return out.encoding === 'json' ? json(fallback) : encode(fallback, prefix);
     }
   }
 
@@ -261,10 +262,16 @@ export class NgProcessor {
         : null;
     if (command === null) return this.decodeFailure(ERR_NO_COMMAND, remote, encoding, 'no command key');
 
-    const callIdValue = getValue(request, 'call-id');
-    const callId = Buffer.isBuffer(callIdValue) || typeof callIdValue === 'string' ? callIdValue.toString() : undefined;
-    const logFields = { 'call-id': callId, command, remote: remoteText(remote) };
-    this.logger.info(logFields, 'received ng command');
+    // The per-command info lines' fields are built only when info lines are written (the common production
+    // level is warnings): three objects and two strings per command otherwise.
+    const info = this.logger.isLevelEnabled?.('info') ?? true;
+    const fields = (): { 'call-id': string | undefined; command: string; remote: string } => {
+      const callIdValue = getValue(request, 'call-id');
+      const callId = Buffer.isBuffer(callIdValue) || typeof callIdValue === 'string' ? callIdValue.toString() : undefined;
+      return { 'call-id': callId, command, remote: remoteText(remote) };
+    };
+    const logFields = info ? fields() : null;
+    if (logFields) this.logger.info(logFields, 'received ng command');
 
     const context: NgRequestContext = { remote: { address: remote.address, port: remote.port }, encoding };
     const started = process.hrtime.bigint();
@@ -274,7 +281,7 @@ export class NgProcessor {
     try {
       if (shed) {
         failed = true;
-        this.logger.info({ ...logFields }, 'ng command refused: it waited too long (overload)');
+        if (logFields) this.logger.info({ ...logFields }, 'ng command refused: it waited too long (overload)');
       }
       reply = shed ?? (await this.handler(request, context));
       if (!Object.prototype.hasOwnProperty.call(reply, 'result')) reply['result'] = 'ok';
@@ -283,16 +290,16 @@ export class NgProcessor {
       failed = true;
       if (err instanceof NgError) {
         reply = errorDict(err.reason);
-        this.logger.warn({ ...logFields, reason: err.reason }, 'ng command failed');
+        this.logger.warn({ ...(logFields ?? fields()), reason: err.reason }, 'ng command failed');
       } else {
         this.counters.internalErrors++;
         reply = errorDict(ERR_INTERNAL);
-        this.logger.error({ ...logFields, err }, 'ng command threw an unexpected exception');
+        this.logger.error({ ...(logFields ?? fields()), err }, 'ng command threw an unexpected exception');
       }
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.record(command, remote.address, seconds, failed);
-    this.logger.info({ ...logFields, elapsed: seconds, result: failed ? 'error' : 'ok' }, 'replying to ng command');
+    if (logFields) this.logger.info({ ...logFields, elapsed: seconds, result: failed ? 'error' : 'ok' }, 'replying to ng command');
     return { reply, encoding };
   }
 
