@@ -1,8 +1,8 @@
 /**
  * Splitting an SDP body into lines without losing a byte.
  *
- * The body is handled as latin1 text, where every byte is exactly one char, so slicing the text and slicing
- * the Buffer give the same bytes; `raw` is a view into the caller's Buffer.
+ * The body is handled as latin1 text, where every byte is exactly one char: a line's bytes are exactly
+ * `${type}=${value}` written back as latin1 (the rewrite copies lines that way), so no Buffer per line.
  */
 import { NgError } from '../errors';
 import type { SdpLine } from './types';
@@ -34,8 +34,11 @@ export interface SplitSdp {
   lines: SdpLine[];
 }
 
-/** `<letter>=`: one ASCII letter, then '='. */
-const LINE_START = /^[a-zA-Z]=/;
+/** `<letter>=` at `i`: one ASCII letter, then '='. */
+function lineStartAt(text: string, i: number): boolean {
+  const c = text.charCodeAt(i) | 0x20; // lower case
+  return c >= 0x61 && c <= 0x7a && text.charCodeAt(i + 1) === 0x3d;
+}
 
 /**
  * Split into lines. CRLF or LF (the first line ending decides what the output uses); a missing final line
@@ -56,9 +59,8 @@ export function splitSdpLines(buf: Buffer): SplitSdp {
     // A CR directly before the LF belongs to the line ending, whatever the first line used.
     const end = lf > start && text.charCodeAt(lf - 1) === 0x0d ? lf - 1 : lf;
     if (end > start) {
-      const content = text.slice(start, end);
-      if (!LINE_START.test(content)) throw sdpParseError(lineNo, "not a '<letter>=' line", content);
-      lines.push({ type: content.charAt(0), value: content.slice(2), raw: buf.subarray(start, end), lineNo });
+      if (end - start < 2 || !lineStartAt(text, start)) throw sdpParseError(lineNo, "not a '<letter>=' line", text.slice(start, end));
+      lines.push({ type: text.charAt(start), value: text.slice(start + 2, end), lineNo });
     }
     start = lf + 1;
   }

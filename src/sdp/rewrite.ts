@@ -44,21 +44,21 @@ import { attributeOf, directionOf, isDtlsAttribute, isIceAttribute, isRtpProtoco
 import { parseRtpmap, rtpmapEncoding } from './codecs';
 import type { ConnectionAddress, MediaRewrite, ParsedSdp, SdpLine, SdpMedia, SdpOrigin, SdpRewrite } from './types';
 
-/** Output under construction: raw byte chunks, each followed by the line ending. */
+/**
+ * Output under construction: latin1 text, each line followed by the line ending, made bytes once at the end.
+ * A copied line is its exact input bytes again: latin1 maps every byte to one char and back.
+ */
 class LineWriter {
-  private readonly chunks: Buffer[] = [];
-  private readonly eol: Buffer;
-  constructor(eol: string) {
-    this.eol = Buffer.from(eol, 'latin1');
-  }
+  private text = '';
+  constructor(private readonly eol: string) {}
   copy(line: SdpLine): void {
-    this.chunks.push(line.raw, this.eol);
+    this.text += line.type + '=' + line.value + this.eol;
   }
   write(type: string, value: string): void {
-    this.chunks.push(Buffer.from(`${type}=${value}`, 'latin1'), this.eol);
+    this.text += type + '=' + value + this.eol;
   }
   toBuffer(): Buffer {
-    return Buffer.concat(this.chunks);
+    return Buffer.from(this.text, 'latin1');
   }
 }
 

@@ -15,9 +15,8 @@ export interface ConnectionAddress {
 export interface SdpLine {
   /** The letter before '=' (v, o, s, c, m, a, ...). */
   type: string;
-  /** Everything after '=', decoded as latin1 so that any byte survives a round trip. */
+  /** Everything after '=', decoded as latin1 so that any byte survives a round trip (the line's bytes are `${type}=${value}` in latin1). */
   value: string;
-  raw: Buffer;
   /** 1-based line number in the body it was parsed from (for error messages); absent on generated lines. */
   lineNo?: number;
 }
