@@ -55,13 +55,13 @@ export interface NormalizedRequest {
   /** The SDP body, byte-exact (a subarray of the datagram for bencode requests). */
   sdp: Buffer | null;
   /** Bare flags, hyphenated, e.g. 'trust-address', 'SIP-source-address', 'fatal', plus unknown ones. */
-  flags: Set<string>;
+  flags: ReadonlySet<string>;
   /** `replace` entries, hyphenated: origin, session-connection, SDP-version, zero-address, ... */
-  replace: Set<string>;
+  replace: ReadonlySet<string>;
   /** `rtcp-mux` entries: offer, demux, accept, reject, require. */
-  rtcpMux: Set<string>;
+  rtcpMux: ReadonlySet<string>;
   /** `bundle` entries (RFC 9143) and `bundle-X` flags: accept, offer, require, strict, reject. */
-  bundle: Set<string>;
+  bundle: ReadonlySet<string>;
   ICE: string | null;
   /** `ICE-lite`: forward, backward, both, off. */
   ICElite: string | null;
@@ -86,7 +86,7 @@ export interface NormalizedRequest {
   /** `record-call`: yes/on/true -> true, no/off/false -> false; the `record-call` flag -> true. */
   recordCall: boolean | null;
   /** `supports` entries as sent, e.g. 'load limit'. */
-  supports: Set<string>;
+  supports: ReadonlySet<string>;
   endpointLearning: EndpointLearning | null;
   /** `SDES` entries and `SDES-X` flags (X), e.g. 'off', 'no-AES_CM_128_HMAC_SHA1_32'. */
   SDES: string[];
@@ -269,6 +269,23 @@ function emptyCodec(): CodecOptions {
   return { strip: [], offer: [], transcode: [], mask: [], consume: [], accept: [], except: [], ignore: [], set: [] };
 }
 
+/**
+ * The empty set each set field starts as, shared (never added to: addTo gives a field its own set first).
+ * Most requests fill one or two of the five; five new Sets per command were a good part of what it allocated.
+ */
+const NO_ITEMS: ReadonlySet<string> = new Set<string>();
+
+type SetField = 'flags' | 'replace' | 'rtcpMux' | 'bundle' | 'supports';
+
+function addTo(out: NormalizedRequest, field: SetField, item: string): void {
+  let set = out[field];
+  if (set === NO_ITEMS) {
+    set = new Set<string>();
+    out[field] = set;
+  }
+  (set as Set<string>).add(item);
+}
+
 function emptyRequest(raw: NgDict): NormalizedRequest {
   return {
     command: '',
@@ -277,10 +294,10 @@ function emptyRequest(raw: NgDict): NormalizedRequest {
     toTag: null,
     viaBranch: null,
     sdp: null,
-    flags: new Set(),
-    replace: new Set(),
-    rtcpMux: new Set(),
-    bundle: new Set(),
+    flags: NO_ITEMS,
+    replace: NO_ITEMS,
+    rtcpMux: NO_ITEMS,
+    bundle: NO_ITEMS,
     ICE: null,
     ICElite: null,
     DTLS: null,
@@ -296,7 +313,7 @@ function emptyRequest(raw: NgDict): NormalizedRequest {
     toLabel: null,
     metadata: null,
     recordCall: null,
-    supports: new Set(),
+    supports: NO_ITEMS,
     endpointLearning: null,
     SDES: [],
     OSRTP: [],
@@ -390,16 +407,16 @@ function applyKey(out: NormalizedRequest, key: string, v: NgValue, source: Sourc
       for (const f of listOf(v, key, source)) applyFlag(out, f);
       return;
     case 'replace':
-      for (const r of listOf(v, key, source)) out.replace.add(r.replace(/ /g, '-'));
+      for (const r of listOf(v, key, source)) addTo(out, 'replace', r.replace(/ /g, '-'));
       return;
     case 'rtcp-mux':
-      for (const r of listOf(v, key, source)) out.rtcpMux.add(r.replace(/ /g, '-'));
+      for (const r of listOf(v, key, source)) addTo(out, 'rtcpMux', r.replace(/ /g, '-'));
       return;
     case 'bundle':
-      for (const b of listOf(v, key, source)) out.bundle.add(b);
+      for (const b of listOf(v, key, source)) addTo(out, 'bundle', b);
       return;
     case 'supports':
-      for (const s of listOf(v, key, source)) out.supports.add(s);
+      for (const s of listOf(v, key, source)) addTo(out, 'supports', s);
       return;
     case 'SDES':
       out.SDES.push(...listOf(v, key, source));
@@ -502,15 +519,15 @@ function applyFlag(out: NormalizedRequest, token: string): void {
     return;
   }
   if ((x = rest('replace-')) !== null) {
-    out.replace.add(x);
+    addTo(out, 'replace', x);
     return;
   }
   if ((x = rest('rtcp-mux-')) !== null) {
-    out.rtcpMux.add(x);
+    addTo(out, 'rtcpMux', x);
     return;
   }
   if ((x = rest('bundle-')) !== null) {
-    out.bundle.add(x);
+    addTo(out, 'bundle', x);
     return;
   }
   if ((x = rest('OSRTP-')) !== null) {
@@ -528,7 +545,7 @@ function applyFlag(out: NormalizedRequest, token: string): void {
     }
   }
   if (flag === 'record-call') out.recordCall = true;
-  out.flags.add(flag);
+  addTo(out, 'flags', flag);
 }
 
 /** A `k=v` pair from text: rtpp-flags or a `flags` item such as `ICE=remove`. */
@@ -542,7 +559,7 @@ function applyTextKeyValue(out: NormalizedRequest, rawKey: string, value: string
     }
   }
   // rtpengine marks a from-tag given in flags text as `directional`.
-  if (key === 'from-tag') out.flags.add('directional');
+  if (key === 'from-tag') addTo(out, 'flags', 'directional');
   if (key === 'sdp' || key === 'command' || key === 'rtpp-flags') return; // never taken from flags text
   applyKey(out, key, value, 'text');
 }

@@ -12,11 +12,16 @@ export interface Attribute {
   value: string;
 }
 
+/** The line's attribute: split once by splitSdpLines (`line.attr`), or here for a line made elsewhere. */
 export function attributeOf(line: SdpLine): Attribute | null {
-  if (line.type !== 'a') return null;
-  const colon = line.value.indexOf(':');
-  if (colon < 0) return { name: line.value, value: '' };
-  return { name: line.value.slice(0, colon), value: line.value.slice(colon + 1) };
+  return line.attr !== undefined ? line.attr : splitAttribute(line.type, line.value);
+}
+
+export function splitAttribute(type: string, value: string): Attribute | null {
+  if (type !== 'a') return null;
+  const colon = value.indexOf(':');
+  if (colon < 0) return { name: value, value: '' };
+  return { name: value.slice(0, colon), value: value.slice(colon + 1) };
 }
 
 const DIRECTIONS: ReadonlySet<string> = new Set(['sendrecv', 'sendonly', 'recvonly', 'inactive']);

@@ -6,6 +6,7 @@
  */
 import { NgError } from '../errors';
 import type { SdpLine } from './types';
+import { splitAttribute } from './attributes';
 
 const SDP_PARSE_ERROR = 'Failed to parse SDP';
 
@@ -60,7 +61,10 @@ export function splitSdpLines(buf: Buffer): SplitSdp {
     const end = lf > start && text.charCodeAt(lf - 1) === 0x0d ? lf - 1 : lf;
     if (end > start) {
       if (end - start < 2 || !lineStartAt(text, start)) throw sdpParseError(lineNo, "not a '<letter>=' line", text.slice(start, end));
-      lines.push({ type: text.charAt(start), value: text.slice(start + 2, end), lineNo });
+      const type = text.charAt(start);
+      const value = text.slice(start + 2, end);
+      // Every reader of a line asks for its attribute (parse, bundle, WebRTC, rewrite): split it once.
+      lines.push({ type, value, lineNo, attr: splitAttribute(type, value) });
     }
     start = lf + 1;
   }

@@ -19,6 +19,8 @@ export interface SdpLine {
   value: string;
   /** 1-based line number in the body it was parsed from (for error messages); absent on generated lines. */
   lineNo?: number;
+  /** The a= line split at its first ':' (null for other lines), made once by the splitter; absent = not yet. */
+  readonly attr?: { readonly name: string; readonly value: string } | null;
 }
 
 export interface SdpOrigin {
