@@ -4,8 +4,9 @@
  * steps. The references: rtpengine 10.5 and ngrelay run by the tool inside a namespace of ours (its own
  * loopback: the fixed ports of the relays it starts cannot meet another run's). The relays under test:
  * rtpengine started here on the host's loopback with --listen-http, and ngrelay in a second namespace reached
- * over a veth. Every run is short and bounded: 2 calls, 10k and 20k pps, 1 s steps run 3 times (at a few
- * thousand packets a step, rtpengine's once-a-second housekeeping was a large and varying share of its CPU).
+ * over a veth. Every run is short and bounded: 2 calls, 1 s steps run 3 times; ngrelay at 10k and 20k pps,
+ * rtpengine at 4k and 8k (see STEPS; at 2k, rtpengine's once-a-second housekeeping was a large and varying
+ * share of its CPU).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,16 +25,32 @@ import { startRtpengine } from '../support/rtpengine';
 const PHONE_A = '127.0.0.63';
 const PHONE_B = '127.0.0.64';
 const NG_PORT = 22998;
-// The tool's relays run one I/O thread: so do the relays under test.
-const STEPS = ['--calls=2', '--rates=10000,20000', '--step-seconds=1', '--no-ceiling', '--repeat=3'];
+// The tool's relays run one I/O thread: so do the relays under test. Per relay its own rates: ngrelay 10k and
+// 20k pps; rtpengine 4k and 8k, because at 20k (and under heavy steal at 10k) a VM stall of a few ms made
+// rtpengine 10.5 stop reading some of its sockets for the rest of the block (2 or 3 of its 4 streams silent,
+// 50–70 % loss), in the tool's run and in the one compared alike, which measures rtpengine, not the tool.
+const COMMON_STEPS = ['--calls=2', '--step-seconds=1', '--no-ceiling', '--repeat=3'];
+const STEPS: Record<'ngrelay' | 'rtpengine', string[]> = {
+  ngrelay: [...COMMON_STEPS, '--rates=10000,20000'],
+  rtpengine: [...COMMON_STEPS, '--rates=4000,8000'],
+};
 
 let outRoot = '';
 const net = new VethPair(`ngrb-h6-${process.pid}-tool`, `ngrb-h6-${process.pid}-relay`);
 let rtpengine: RelayUnderTest | undefined;
 let rtpengineHttp = 0;
 let relay: ManagedProcess | undefined;
-/** The in-process run (ngrelay and rtpengine started by the tool): its results file. */
-let inProcess = '';
+/** The in-process runs (ngrelay and rtpengine started by the tool): their results files. */
+const inProcess: Record<'ngrelay' | 'rtpengine', string> = { ngrelay: '', rtpengine: '' };
+
+/** The tool runs `name` itself, in the tool's namespace: a reference run. */
+async function referenceRun(name: 'ngrelay' | 'rtpengine'): Promise<string> {
+  const run = await runBench(outRoot, [`--forwarders=${name}`, ...STEPS[name]], net.tool, 150_000);
+  const res = expectRan(run);
+  expectNoiseStated(run, res);
+  expect([...new Set(res.rows.map((x) => x.name))]).toEqual([name]);
+  return run.json as string;
+}
 
 function expectRan(run: BenchRun): BenchResults {
   expect(run.code, `${run.stderr}\n${run.stdout}`).toBe(0);
@@ -59,13 +76,10 @@ function expectNoiseStated(run: BenchRun, res: BenchResults): void {
  * of that relay, and the second pair is the one the test judges. A real difference fails both.
  */
 async function measureAgainstReference(name: 'rtpengine' | 'ngrelay', measure: (reference: string) => Promise<BenchRun>): Promise<BenchRun> {
-  const first = await measure(inProcess);
+  const first = await measure(inProcess[name]);
   if (first.code !== EXIT_OUTSIDE_NOISE) return first;
   console.warn(`bench-compare: ${name} outside the noise of the reference; measuring the pair once more\n${first.stdout}`);
-  const again = await runBench(outRoot, [`--forwarders=${name}`, ...STEPS], net.tool, 150_000);
-  const res = expectRan(again);
-  expect([...new Set(res.rows.map((x) => x.name))]).toEqual([name]);
-  return measure(again.json as string);
+  return measure(await referenceRun(name));
 }
 
 const describeSteps = (steps: ComparedStep[]): string => steps.map((s) => `${s.name} ${s.rate} ${s.figure}: ${s.mine} vs ${s.other} (allowed ${s.allowed.toFixed(2)})`).join('\n');
@@ -84,12 +98,9 @@ beforeAll(async () => {
     ],
     cwd: REPO_ROOT,
   });
-  const run = await runBench(outRoot, ['--forwarders=ngrelay,rtpengine', ...STEPS], net.tool, 150_000);
-  const res = expectRan(run);
-  expectNoiseStated(run, res);
-  expect([...new Set(res.rows.map((x) => x.name))]).toEqual(['ngrelay', 'rtpengine']);
-  inProcess = run.json as string;
-}, 200_000);
+  inProcess.ngrelay = await referenceRun('ngrelay');
+  inProcess.rtpengine = await referenceRun('rtpengine');
+}, 300_000);
 
 afterAll(async () => {
   await relay?.stop();
@@ -105,7 +116,7 @@ describe('ngrelay-bench --compare-with: a relay it did not start against the sam
     const run = await measureAgainstReference('rtpengine', (reference) =>
       runBench(outRoot, [
         `--ng=127.0.0.1:${(rtpengine as RelayUnderTest).ngPort}`, `--relay-pid=${pid}`, '--name=rtpengine-ext',
-        ...phones, ...STEPS, `--compare-with=${reference}`, '--compare-name=rtpengine',
+        ...phones, ...STEPS.rtpengine, `--compare-with=${reference}`, '--compare-name=rtpengine',
       ]),
     );
     const res = expectRan(run);
@@ -113,7 +124,7 @@ describe('ngrelay-bench --compare-with: a relay it did not start against the sam
     const steps = res.comparison?.steps ?? [];
     // Two rates × (CPU, loss), every one judged and within.
     expect(steps.map((s) => [s.rate, s.figure, s.otherName])).toEqual([
-      [10000, 'CPU-µs/packet', 'rtpengine'], [10000, 'loss %', 'rtpengine'], [20000, 'CPU-µs/packet', 'rtpengine'], [20000, 'loss %', 'rtpengine'],
+      [4000, 'CPU-µs/packet', 'rtpengine'], [4000, 'loss %', 'rtpengine'], [8000, 'CPU-µs/packet', 'rtpengine'], [8000, 'loss %', 'rtpengine'],
     ]);
     expect(steps.map((s) => s.within), describeSteps(steps)).toEqual([true, true, true, true]);
     expect(run.stdout).toMatch(/### Compared with results-.*\.json/);
@@ -125,7 +136,7 @@ describe('ngrelay-bench --compare-with: a relay it did not start against the sam
     const run = await measureAgainstReference('rtpengine', (reference) =>
       runBench(outRoot, [
         `--ng=127.0.0.1:${(rtpengine as RelayUnderTest).ngPort}`, `--metrics=http://127.0.0.1:${rtpengineHttp}/metrics`, '--name=rtpengine-ext',
-        ...phones, ...STEPS, `--compare-with=${reference}`, '--compare-name=rtpengine',
+        ...phones, ...STEPS.rtpengine, `--compare-with=${reference}`, '--compare-name=rtpengine',
       ]),
     );
     const res = expectRan(run);
@@ -140,7 +151,7 @@ describe('ngrelay-bench --compare-with: a relay it did not start against the sam
     const run = await measureAgainstReference('ngrelay', (reference) =>
       runBench(
         outRoot,
-        [`--ng=${VethPair.RELAY_IP}:${NG_PORT}`, `--local=${VethPair.TOOL_IP}`, `--relay-pid=${pid}`, '--name=ngrelay-netns', ...STEPS, `--compare-with=${reference}`, '--compare-name=ngrelay'],
+        [`--ng=${VethPair.RELAY_IP}:${NG_PORT}`, `--local=${VethPair.TOOL_IP}`, `--relay-pid=${pid}`, '--name=ngrelay-netns', ...STEPS.ngrelay, `--compare-with=${reference}`, '--compare-name=ngrelay'],
         net.tool,
       ),
     );
@@ -157,16 +168,16 @@ describe('ngrelay-bench --compare-with: a relay it did not start against the sam
     // packet counts, beyond any spread: a starved VM once spread one step's runs over 100 µs, and a single added
     // CPU-second stayed inside it; a factor would scale with tick-sized figures and could stay inside their
     // noise): the CPU rows are outside, the loss rows within.
-    const saved = JSON.parse(fs.readFileSync(inProcess, 'utf8')) as BenchResults;
+    const saved = JSON.parse(fs.readFileSync(inProcess.ngrelay, 'utf8')) as BenchResults;
     const doctored = path.join(outRoot, 'doctored.json');
     for (const row of saved.rows) if (row.cpuSeconds !== null) row.cpuSeconds += 10;
     fs.writeFileSync(doctored, JSON.stringify(saved));
-    const run = await runBench(outRoot, [`--report=${inProcess}`, `--compare-with=${doctored}`]);
+    const run = await runBench(outRoot, [`--report=${inProcess.ngrelay}`, `--compare-with=${doctored}`]);
     expect(run.code, run.stderr).toBe(EXIT_OUTSIDE_NOISE);
     const steps = run.results?.comparison?.steps ?? [];
-    expect(steps.filter((s) => s.figure === 'CPU-µs/packet').map((s) => s.within)).toEqual([false, false, false, false]);
-    expect(steps.filter((s) => s.figure === 'loss %').map((s) => s.within)).toEqual([true, true, true, true]);
-    expect(run.stdout).toContain('4 of 8 compared figures within the noise; 4 OUTSIDE.');
+    expect(steps.filter((s) => s.figure === 'CPU-µs/packet').map((s) => s.within)).toEqual([false, false]);
+    expect(steps.filter((s) => s.figure === 'loss %').map((s) => s.within)).toEqual([true, true]);
+    expect(run.stdout).toContain('2 of 4 compared figures within the noise; 2 OUTSIDE.');
     expect(run.stdout).toMatch(/\| OUTSIDE \|/);
     expect(run.stderr).toContain('outside the noise');
   }, 60_000);
