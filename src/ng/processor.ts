@@ -119,6 +119,25 @@ export interface NgRemote {
   transport?: 'udp' | 'tcp' | 'http' | 'ws';
 }
 
+/** A dict in the request's encoding, behind `prefix` (the cookie and a space) when there is one. */
+function encodeDict(dict: NgDict, encoding: 'bencode' | 'json', prefix: Buffer | undefined): Buffer {
+  if (encoding === 'bencode') return encode(dict, prefix);
+  return prefix ? Buffer.concat([prefix, encodeJsonDict(dict)]) : encodeJsonDict(dict);
+}
+
+interface CommandLogFields {
+  'call-id': string | undefined;
+  command: string;
+  remote: string;
+}
+
+/** The fields of a command's log lines. */
+function commandLogFields(request: NgDict, command: string, remote: NgRemote): CommandLogFields {
+  const callIdValue = getValue(request, 'call-id');
+  const callId = Buffer.isBuffer(callIdValue) || typeof callIdValue === 'string' ? callIdValue.toString() : undefined;
+  return { 'call-id': callId, command, remote: remoteText(remote) };
+}
+
 function remoteText(remote: NgRemote): string {
   const where = `${remote.address}:${remote.port}`;
   return remote.transport && remote.transport !== 'udp' ? `${remote.transport}:${where}` : where;
@@ -207,16 +226,14 @@ export class NgProcessor {
   }
 
   private encodeReply(out: Outcome, prefix: Buffer | undefined): Buffer {
-    const json = (dict: NgDict): Buffer => (prefix ? Buffer.concat([prefix, encodeJsonDict(dict)]) : encodeJsonDict(dict));
     try {
-      return out.encoding === 'json' ? json(out.reply) : encode(out.reply, prefix);
+      return encodeDict(out.reply, out.encoding, prefix);
     } catch (err) {
       // The handler produced something the wire format cannot carry: a bug, but the client still gets an answer.
       this.counters.internalErrors++;
       this.counters.errors++;
       this.logger.error({ err }, 'ng reply could not be encoded');
-      const fallback = errorDict(ERR_INTERNAL);
-      return out.encoding === 'json' ? json(fallback) : encode(fallback, prefix);
+      return encodeDict(errorDict(ERR_INTERNAL), out.encoding, prefix);
     }
   }
 
@@ -265,12 +282,7 @@ export class NgProcessor {
     // The per-command info lines' fields are built only when info lines are written (the common production
     // level is warnings): three objects and two strings per command otherwise.
     const info = this.logger.isLevelEnabled?.('info') ?? true;
-    const fields = (): { 'call-id': string | undefined; command: string; remote: string } => {
-      const callIdValue = getValue(request, 'call-id');
-      const callId = Buffer.isBuffer(callIdValue) || typeof callIdValue === 'string' ? callIdValue.toString() : undefined;
-      return { 'call-id': callId, command, remote: remoteText(remote) };
-    };
-    const logFields = info ? fields() : null;
+    const logFields = info ? commandLogFields(request, command, remote) : null;
     if (logFields) this.logger.info(logFields, 'received ng command');
 
     const context: NgRequestContext = { remote: { address: remote.address, port: remote.port }, encoding };
@@ -290,11 +302,11 @@ export class NgProcessor {
       failed = true;
       if (err instanceof NgError) {
         reply = errorDict(err.reason);
-        this.logger.warn({ ...(logFields ?? fields()), reason: err.reason }, 'ng command failed');
+        this.logger.warn({ ...(logFields ?? commandLogFields(request, command, remote)), reason: err.reason }, 'ng command failed');
       } else {
         this.counters.internalErrors++;
         reply = errorDict(ERR_INTERNAL);
-        this.logger.error({ ...(logFields ?? fields()), err }, 'ng command threw an unexpected exception');
+        this.logger.error({ ...(logFields ?? commandLogFields(request, command, remote)), err }, 'ng command threw an unexpected exception');
       }
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
