@@ -30,6 +30,14 @@ export interface Logger {
   isLevelEnabled?(level: string): boolean;
 }
 
+/**
+ * Whether info lines are written. Per-command info lines build their fields only when they are (production
+ * relays log warnings): those objects and strings would otherwise be garbage made for every command.
+ */
+export function infoEnabled(logger: Logger): boolean {
+  return logger.isLevelEnabled?.('info') ?? true;
+}
+
 /** The pino instance createLogger makes: a Logger whose level can change at run time and that makes children. */
 export type PinoLogger = pino.Logger;
 export type PinoLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug';

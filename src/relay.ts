@@ -178,24 +178,18 @@ export class Relay {
           }
         }
       : ownedHandler;
-    // A reply describes media paths (batchChanges): it leaves only once the I/O threads have them in place.
-    const settledHandler: NgHandler = async (request, context) => {
-      const reply = await persisted(request, context);
-      if (reply['result'] !== 'pong') await dataPlane.settled(); // a pong describes no media: no waiting
-      return reply;
-    };
-    // --debug-ng-delay: the command runs at once, its reply is held back, so a proxy retransmits meanwhile.
-    // Pings stay prompt, or the proxy would take the relay for dead.
-    const delayed: NgHandler =
-      config.debugNgDelayMs > 0
-        ? async (request, context) => {
-            const reply = await settledHandler(request, context);
-            if (reply['result'] !== 'pong') await new Promise((resolve) => setTimeout(resolve, config.debugNgDelayMs));
-            return reply;
-          }
-        : settledHandler;
+    // One async step per command after the handler (each layer more would cost every command a promise and a
+    // frame): the reply describes media paths (batchChanges), so it leaves only once the I/O threads have them
+    // in place; --debug-ng-delay then holds it back (the command ran at once, so a proxy retransmits meanwhile);
+    // last, the ng client that created the call is noted (rtpengine-ctl's "proxy"). Pongs describe no media and
+    // stay prompt, or a proxy would take the relay for dead.
+    const delayMs = config.debugNgDelayMs;
     const recordOrigin: NgHandler = async (request, context) => {
-      const reply = await delayed(request, context);
+      const reply = await persisted(request, context);
+      if (reply['result'] !== 'pong') {
+        await dataPlane.settled();
+        if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
       const callId = request['call-id'] ?? request['call id'];
       if (callId !== undefined && (Buffer.isBuffer(callId) || typeof callId === 'string')) {
         const id = idFromWire(callId);

@@ -35,7 +35,7 @@ import { iceMode, streamDtls, streamIce } from './webrtc-negotiation';
 import { InterfaceTable, addrTypeOf, familyOf } from './interfaces';
 import { StreamSockets } from './stream-sockets';
 import { extraStreamsOf, handshakeSocketOf, nominatingSocketOf, sendingSocketOf, streamsOf, syncIceSockets, withSocketEvent } from './ice-sockets';
-import type { Logger } from '../logger';
+import { infoEnabled, type Logger } from '../logger';
 import { localPorts, logCallEnd } from './end-log';
 
 /** Why a call ended: an ng delete, a timeout, the relay stopping, or an operator's terminate (CLI). */
@@ -181,17 +181,18 @@ export class CallManager {
       const out = this.writeSdp(req, sdp, self, rewrite);
       plan.closeReplaced();
       for (const s of iceReplaced) this.sockets.close(s);
-      this.logger.info(
-        {
-          'call-id': call.callId,
-          'from-tag': req.fromTag,
-          'via-branch': req.viaBranch,
-          medias: self.medias.length,
-          // The offerer sends to its ports, the callee to the ports written into this offer's SDP.
-          ports: { offerer: localPorts(self), answerer: localPorts(peer) },
-        },
-        'offer processed',
-      );
+      if (infoEnabled(this.logger))
+        this.logger.info(
+          {
+            'call-id': call.callId,
+            'from-tag': req.fromTag,
+            'via-branch': req.viaBranch,
+            medias: self.medias.length,
+            // The offerer sends to its ports, the callee to the ports written into this offer's SDP.
+            ports: { offerer: localPorts(self), answerer: localPorts(peer) },
+          },
+          'offer processed',
+        );
       return out;
     } catch (err) {
       // offerPeer may have changed a branch even before `changed`; restoring is cheap.
@@ -263,16 +264,17 @@ export class CallManager {
       const out = this.writeSdp(req, sdp, answerer, rewrite);
       plan.closeReplaced();
       for (const s of iceReplaced) this.sockets.close(s);
-      this.logger.info(
-        {
-          'call-id': call.callId,
-          'from-tag': req.fromTag,
-          'to-tag': req.toTag,
-          'via-branch': req.viaBranch,
-          ports: { offerer: localPorts(offerer), answerer: localPorts(answerer) },
-        },
-        'answer processed',
-      );
+      if (infoEnabled(this.logger))
+        this.logger.info(
+          {
+            'call-id': call.callId,
+            'from-tag': req.fromTag,
+            'to-tag': req.toTag,
+            'via-branch': req.viaBranch,
+            ports: { offerer: localPorts(offerer), answerer: localPorts(answerer) },
+          },
+          'answer processed',
+        );
       return out;
     } catch (err) {
       restore();
@@ -391,10 +393,9 @@ export class CallManager {
   /** Tear a call down now: remove every stream and return every port. */
   destroy(call: CallState, reason: CallEndReason): void {
     if (this.calls.get(call.callId) !== call) return;
-    // Read before the streams go: their counters go with them.
-    const counters = this.dataPlane.readCounters(this.streamIds(call));
     const durationMs = (call.deleteRequestedMs ?? this.now()) - call.createdMs;
-    logCallEnd(this.logger, call, reason, durationMs, counters);
+    // The end lines' counters are read before the streams go (their counters go with them).
+    if (infoEnabled(this.logger)) logCallEnd(this.logger, call, reason, durationMs, this.dataPlane.readCounters(this.streamIds(call)));
     for (const mono of call.monologues) this.closeMonologueStreams(mono);
     this.calls.delete(call.callId);
     call.endReason = reason;

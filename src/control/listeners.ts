@@ -11,8 +11,8 @@ import { ConfigError } from '../errors';
 import type { Logger } from '../logger';
 import type { NgProcessor } from '../ng/processor';
 import { NgTcpServer } from '../ng/tcp-server';
-import { HttpControl } from '../http/http-server';
-import { createMetricsRegistry, type MetricsContext } from '../http/metrics';
+import type { HttpControl } from '../http/http-server';
+import type { MetricsContext, createMetricsRegistry } from '../http/metrics';
 import { CliCommands, type CliContext } from './cli-commands';
 import { CliServer } from './cli-server';
 import { listenTcp } from './tcp-listen';
@@ -31,6 +31,18 @@ export interface ControlListenerDeps {
   logger: Logger;
   cli: CliContext;
   metrics: MetricsContext;
+}
+
+/**
+ * The HTTP control modules, loaded only when --listen-http or --listen-https asks for them: they bring ws and
+ * prom-client, ~10 MB of RSS that a relay serving ng over UDP alone does not need.
+ */
+function httpModules(): { HttpControl: typeof HttpControl; createMetricsRegistry: typeof createMetricsRegistry } {
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const { HttpControl: control } = require('../http/http-server') as typeof import('../http/http-server');
+  const { createMetricsRegistry: registry } = require('../http/metrics') as typeof import('../http/metrics');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  return { HttpControl: control, createMetricsRegistry: registry };
 }
 
 type ListenConfig = Pick<RelayConfig, 'listenCli' | 'listenTcpNg' | 'listenHttp' | 'listenHttps' | 'httpsCert' | 'httpsKey'>;
@@ -52,9 +64,10 @@ export async function startControlListeners(config: ListenConfig, deps: ControlL
         notifyClients: (body) => server.notifyClients(body),
       });
     }
-    const metrics = config.listenHttp || config.listenHttps ? createMetricsRegistry(deps.metrics) : null;
+    const web = config.listenHttp || config.listenHttps ? httpModules() : null;
+    const metrics = web ? web.createMetricsRegistry(deps.metrics) : null;
     const serve = async (kind: 'http' | 'https', where: { address: string; port: number }, server: http.Server | https.Server) => {
-      const control = new HttpControl(server, { processor: deps.processor, cli, metrics: metrics!, logger: deps.logger });
+      const control = new web!.HttpControl(server, { processor: deps.processor, cli, metrics: metrics!, logger: deps.logger });
       const address = await listenTcp(server, where.address, where.port);
       deps.logger.info({ ...address, kind }, 'http control listening');
       started.push({

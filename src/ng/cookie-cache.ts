@@ -162,7 +162,7 @@ export class CookieCache {
    * Returns the cached reply, or joins the copy being handled, or runs `compute` once and caches its reply.
    * If `compute` rejects, nothing is cached and every waiting copy gets the same rejection.
    */
-  async run(cookie: string, compute: () => Promise<Buffer>): Promise<CookieResult> {
+  run(cookie: string, compute: () => Promise<Buffer>): Promise<CookieResult> {
     return this.runKeyed(keyOf(cookie), compute);
   }
 
@@ -182,7 +182,13 @@ export class CookieCache {
     const pending = this.inFlight.get(cookie);
     if (pending) return { reply: await pending, outcome: 'in-flight' };
 
-    const promise = (async () => compute())();
+    // A compute that throws at once rejects like one that fails later (no async wrapper per command for it).
+    let promise: Promise<Buffer>;
+    try {
+      promise = compute();
+    } catch (err) {
+      promise = Promise.reject(err as Error);
+    }
     this.inFlight.set(cookie, promise);
     try {
       const reply = await promise;

@@ -23,7 +23,7 @@
  *  - a handler reply without `result` gets `result: ok` appended last (where rtpengine puts it).
  */
 import { NgError } from '../errors';
-import type { Logger } from '../logger';
+import { infoEnabled, type Logger } from '../logger';
 import { BencodeError, decodeDict, encode } from './bencode';
 import { CookieCache, type CookieCacheStats } from './cookie-cache';
 import { getValue } from './request';
@@ -279,10 +279,7 @@ export class NgProcessor {
         : null;
     if (command === null) return this.decodeFailure(ERR_NO_COMMAND, remote, encoding, 'no command key');
 
-    // The per-command info lines' fields are built only when info lines are written (the common production
-    // level is warnings): three objects and two strings per command otherwise.
-    const info = this.logger.isLevelEnabled?.('info') ?? true;
-    const logFields = info ? commandLogFields(request, command, remote) : null;
+    const logFields = infoEnabled(this.logger) ? commandLogFields(request, command, remote) : null;
     if (logFields) this.logger.info(logFields, 'received ng command');
 
     const context: NgRequestContext = { remote: { address: remote.address, port: remote.port }, encoding };

@@ -14,7 +14,7 @@
  * out like any other, and later notifications of its old key are ignored. `rtpengine-ctl` adds and removes
  * subscriptions at runtime (ksadd/ksrm) and sets all calls foreign or own (standby/active).
  */
-import { Packr } from 'msgpackr';
+import { pack } from './msgpack';
 import type { CallManager } from '../call/call-manager';
 import type { CallState } from '../call/state';
 import { streamsOf } from '../call/ice-sockets';
@@ -30,8 +30,6 @@ import { DTLS_IDENTITY_KEY } from './redis-dtls-identity';
 import { decodeRedisRecord, keyOf, loadCalls, skippedKey, type RedisCallRecord } from './redis-store';
 
 export const RETRY_BIND_MS = 250;
-
-const packr = new Packr({ useRecords: false, moreTypes: false });
 
 interface ForeignCall {
   /** The database it was read from (`keyspace`), or this relay's own (`standby`: one of its calls, set foreign). */
@@ -225,7 +223,7 @@ export class ForeignCalls {
       return;
     }
     if (before && before.record.writtenMs > record.writtenMs) return;
-    const callBytes = packr.pack(record.call);
+    const callBytes = pack(record.call);
     // Only the media progress moved (the other relay's tick): nothing to bind again.
     if (before && before.callBytes.equals(callBytes)) {
       before.record = { ...before.record, writtenMs: record.writtenMs, progress: record.progress };
@@ -378,7 +376,7 @@ export class ForeignCalls {
       this.taken.delete(call.callId);
       const snapshot = structuredClone(call);
       const record: RedisCallRecord = { writtenMs: now, call: snapshot, progress: null };
-      this.calls.set(call.callId, { db: ownDb, origin: 'standby', record, callBytes: packr.pack(snapshot), bound: true });
+      this.calls.set(call.callId, { db: ownDb, origin: 'standby', record, callBytes: pack(snapshot), bound: true });
       changed++;
     }
     if (changed > 0) this.logger.info({ calls: changed }, 'standby: own calls set foreign');

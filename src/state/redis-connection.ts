@@ -3,7 +3,9 @@
  * queues commands while down (the writer keeps what is missing and writes it on reconnect), and logs one
  * line per change between up and down, not one per failed attempt.
  */
-import Redis, { type RedisOptions } from 'ioredis';
+import type Redis from 'ioredis';
+import type { RedisOptions } from 'ioredis';
+import { newRedisClient } from './redis-client';
 import type { RedisConfig, RedisEndpoint } from '../config/redis-config';
 import { describeEndpoint } from '../config/redis-config';
 import type { Logger } from '../logger';
@@ -60,7 +62,7 @@ export class RedisConnection {
     readonly role: string,
   ) {
     this.where = describeEndpoint(endpoint);
-    this.client = new Redis({
+    this.client = newRedisClient({
       ...baseClientOptions(endpoint, config),
       retryStrategy: (attempt: number) => reconnectDelayMs(attempt),
       // A key written while a SIGSTOPped server hangs must not wait for ever: the socket's keepalive and the

@@ -9,7 +9,7 @@
  * of, without a certificate per call in the engine. The certificate is chosen once, at start, before any call
  * is restored; Redis down or a corrupt key only means a new certificate (one log line), never a lost call.
  */
-import Redis from 'ioredis';
+import { newRedisClient } from './redis-client';
 import type { RelayConfig } from '../config/types';
 import type { RedisConfig, RedisEndpoint } from '../config/redis-config';
 import { describeEndpoint } from '../config/redis-config';
@@ -39,7 +39,7 @@ async function readOwn(conn: RedisConnection, options: DtlsCertificateOptions): 
 
 /** One GET in a subscribed database, on a connection of its own that is closed again (no retries). */
 async function readOnce(endpoint: RedisEndpoint, config: RedisConfig, options: DtlsCertificateOptions): Promise<RedisIdentity> {
-  const client = new Redis({
+  const client = newRedisClient({
     ...baseClientOptions(endpoint, config),
     // Bounded even without --redis-cmd-timeout: the relay's start waits for it.
     commandTimeout: config.cmdTimeoutMs > 0 ? config.cmdTimeoutMs : config.connectTimeoutMs,

@@ -7,7 +7,7 @@
  * the next turn of the event loop); while Redis is down, slow or paused after errors, what changed waits in
  * that set and is written once Redis answers again (the newest state of each call, not every step).
  */
-import { Packr } from 'msgpackr';
+import { pack } from './msgpack';
 import type { RedisConfig } from '../config/redis-config';
 import type { CallState } from '../call/state';
 import type { Logger } from '../logger';
@@ -44,8 +44,6 @@ export interface RedisStats {
 
 /** Keys written per pipeline: big enough for bursts, small enough not to stall the loop. */
 const FLUSH_BATCH = 500;
-
-const progressPackr = new Packr({ useRecords: false, moreTypes: false });
 
 export function keyOf(callId: string): Buffer {
   // Call-ids are held one char per byte (ng/byte-string.ts): the key is exactly the call-id's bytes.
@@ -170,7 +168,7 @@ export class RedisCallWriter {
     this.owned.add(call.callId);
     if (progress) {
       this.progress.set(call.callId, progress);
-      this.progressBytes.set(call.callId, progressPackr.pack(progress));
+      this.progressBytes.set(call.callId, pack(progress));
     }
   }
 
@@ -210,7 +208,7 @@ export class RedisCallWriter {
     for (const p of file.calls) {
       if (!this.live.has(p.callId)) continue;
       seen.add(p.callId);
-      const bytes = progressPackr.pack(p);
+      const bytes = pack(p);
       const before = this.progressBytes.get(p.callId);
       if (before && before.equals(bytes)) continue;
       this.progress.set(p.callId, p);

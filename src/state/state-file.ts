@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
-import { Packr } from 'msgpackr';
+import { pack, unpack } from './msgpack';
 
 /** The state format this ngrelay reads and writes. Bump it when CallState changes incompatibly. */
 export const STATE_FORMAT_VERSION = 1;
@@ -30,15 +30,12 @@ export class StateFileError extends Error {
   }
 }
 
-// Plain maps and arrays (no records extension), so the bytes do not depend on what was written before.
-const packr = new Packr({ useRecords: false, moreTypes: false });
-
 function checksum(payload: Buffer): number {
   return createHash('sha256').update(payload).digest().readUInt32BE(0);
 }
 
 export function encodeStateFile(kind: StateFileKind, value: unknown): Buffer {
-  const payload = packr.pack(value);
+  const payload = pack(value);
   const header = Buffer.alloc(HEADER_BYTES);
   MAGIC.copy(header, 0);
   header.writeUInt16BE(STATE_FORMAT_VERSION, 4);
@@ -68,7 +65,7 @@ export function decodeStateFile(kind: StateFileKind, bytes: Buffer): unknown {
   if (payload.length > length) throw new StateFileError('corrupt', `${payload.length - length} bytes beyond the payload`);
   if (checksum(payload) !== bytes.readUInt32BE(12)) throw new StateFileError('corrupt', 'checksum mismatch');
   try {
-    return packr.unpack(payload);
+    return unpack(payload);
   } catch (err) {
     throw new StateFileError('corrupt', `payload does not decode: ${(err as Error).message}`);
   }
