@@ -1127,7 +1127,11 @@ function nominating(media: MediaState, stream: StreamState, component: 'rtp' | '
 
 /** The clock rate of an rtpmap-style codec name ("PCMU/8000", "opus/48000/2"); 8000 when unknown. */
 function clockRateOf(codec: string | null): number {
-  const rate = Number(codec?.split('/')[1]);
+  // `PCMU/8000` or `opus/48000/2`: the field after the first slash (read in place: this runs per stream rule).
+  const slash = codec === null ? -1 : codec.indexOf('/');
+  if (slash < 0) return 8000;
+  const end = codec!.indexOf('/', slash + 1);
+  const rate = Number(codec!.slice(slash + 1, end < 0 ? codec!.length : end));
   return Number.isInteger(rate) && rate > 0 ? rate : 8000;
 }
 
