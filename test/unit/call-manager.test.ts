@@ -411,6 +411,23 @@ describe('CallManager logs for a person', () => {
   });
 });
 
+describe('CallManager stream rules: the clock rate of the media', () => {
+  it("is the rate after the codec's first slash (opus/48000/2 -> 48000), else 8000", () => {
+    const rateOf = (rtpmap: string[]): number => {
+      const dp = new FakeDataPlane();
+      const cm = new CallManager(config(), dp, logger, {}, () => 1_700_000_000_000);
+      cm.offer(req({ sdp: sdp({ media: ['m=audio 40000 RTP/AVP 111', ...rtpmap] }) }));
+      const port = mPorts(cm.answer(req({ toTag: 'B', sdp: sdp({ addr: '10.0.0.5', port: 50000, media: ['m=audio 50000 RTP/AVP 111', ...rtpmap] }) })))[0]!;
+      return dp.byPort(port)!.rule.clockRate!;
+    };
+    expect(rateOf(['a=rtpmap:111 opus/48000/2'])).toBe(48000);
+    expect(rateOf(['a=rtpmap:111 G722/8000'])).toBe(8000);
+    expect(rateOf(['a=rtpmap:111 L16/16000'])).toBe(16000);
+    expect(rateOf(['a=rtpmap:111 weird/x'])).toBe(8000);
+    expect(rateOf([])).toBe(8000); // no rtpmap: no codec name to read a rate from
+  });
+});
+
 describe('CallManager media control (block/silence media)', () => {
   it("marks the rules of the streams that receive the named party's media, and only those; undo clears them", () => {
     const dp = new FakeDataPlane();
