@@ -9,6 +9,7 @@
  * checks it at start and a test checks it too.
  */
 import type { DtlsStatus, Endpoint, IceStatus, StreamCounters } from './types';
+import { layoutMismatch, sameNames } from './layout-check';
 
 export const COUNTER_SLOTS = [
   'present',
@@ -43,12 +44,7 @@ export type CounterAux = string | null | { address: string | null; ice?: IceStat
 
 /** Throws when the addon was built with another layout (a stale native build). */
 export function checkCounterLayout(native: readonly string[] | undefined): void {
-  if (!native || native.length !== STRIDE || COUNTER_SLOTS.some((name, i) => native[i] !== name)) {
-    throw new Error(
-      `native engine's counter layout ${JSON.stringify(native ?? null)} differs from src/dataplane/counter-unpacking.ts ` +
-        `(${COUNTER_SLOTS.join(',')}): rebuild it (npm run build:native)`,
-    );
-  }
+  if (!sameNames(COUNTER_SLOTS, native)) throw layoutMismatch('counter', native, 'src/dataplane/counter-unpacking.ts', COUNTER_SLOTS.join(','));
 }
 
 /** The buffer readCounters writes into, grown as needed and reused (every call is synchronous). */

@@ -11,6 +11,7 @@
  * addon checks the ranges.
  */
 import type { Endpoint, EndpointLearning, StreamRule } from './types';
+import { layoutMismatch, sameNames } from './layout-check';
 
 /** The slots in order; the names are the rule's field paths (errors name them). */
 export const RULE_SLOTS = [
@@ -42,13 +43,8 @@ export interface NativeRuleLayout {
 
 /** Throws when the addon was built with another layout (a stale native build). */
 export function checkRuleLayout(native: NativeRuleLayout | undefined): void {
-  const same = (a: readonly string[], b: readonly string[] | undefined): boolean => b !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
-  if (!native || !same(RULE_SLOTS, native.slots) || !same(LEARNING_CODES, native.learning)) {
-    throw new Error(
-      `native engine's rule layout ${JSON.stringify(native ?? null)} differs from src/dataplane/rule-packing.ts ` +
-        `(${RULE_SLOTS.join(',')}; ${LEARNING_CODES.join(',')}): rebuild it (npm run build:native)`,
-    );
-  }
+  if (!native || !sameNames(RULE_SLOTS, native.slots) || !sameNames(LEARNING_CODES, native.learning))
+    throw layoutMismatch('rule', native, 'src/dataplane/rule-packing.ts', `${RULE_SLOTS.join(',')}; ${LEARNING_CODES.join(',')}`);
 }
 
 type SlotName = (typeof RULE_SLOTS)[number];
