@@ -18,6 +18,7 @@ import type { RelayUnderTest } from '../support/relay';
 import { startNgrelay } from '../support/ngrelay';
 import { bindingRequest, parseResponse } from '../support/ice-client';
 import { Party, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
+import { freeMediaRange, freeUdpPort } from '../support/free-ports';
 
 const LO = '127.0.0.1';
 const LO2 = '127.0.0.2';
@@ -29,11 +30,9 @@ let client: NgRawClient;
 const parties: Party[] = [];
 
 beforeAll(async () => {
-  const base = 30000 + Math.floor(Math.random() * 60) * 100;
   relay = await startNgrelay({
-    ngPort: 21000 + Math.floor(Math.random() * 3000),
-    portMin: base,
-    portMax: base + 99,
+    ngPort: await freeUdpPort(),
+    ...(await freeMediaRange(100)),
     deleteDelay: 0,
     extraArgs: [`--interface=${LO2}`],
   });
@@ -202,8 +201,7 @@ describe('ICE with several addresses on one interface name (real ngrelay)', () =
 
   it('a restart with --state-dir keeps every socket and the nominated one (kill -9)', async () => {
     const stateDir = mkdtempSync(path.join(tmpdir(), 'h1-ice-multi-'));
-    const base = 30000 + Math.floor(Math.random() * 60) * 100;
-    const options = { ngPort: 21000 + Math.floor(Math.random() * 3000), portMin: base, portMax: base + 99, deleteDelay: 0, extraArgs: [`--interface=${LO2}`, `--state-dir=${stateDir}`] };
+    const options = { ngPort: await freeUdpPort(), ...(await freeMediaRange(100)), deleteDelay: 0, extraArgs: [`--interface=${LO2}`, `--state-dir=${stateDir}`] };
     let restarted: RelayUnderTest | undefined = await startNgrelay(options);
     let ng = await NgRawClient.open(options.ngPort, LO);
     try {
