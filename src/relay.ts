@@ -184,7 +184,7 @@ export class Relay {
     // last, the ng client that created the call is noted (rtpengine-ctl's "proxy"). Pongs describe no media and
     // stay prompt, or a proxy would take the relay for dead.
     const delayMs = config.debugNgDelayMs;
-    const recordOrigin: NgHandler = async (request, context) => {
+    const replyWhenSettled: NgHandler = async (request, context) => {
       const reply = await persisted(request, context);
       if (reply['result'] !== 'pong') {
         await dataPlane.settled();
@@ -199,7 +199,7 @@ export class Relay {
     };
     // One processor (one cookie cache, one set of counters) behind every ng transport.
     const cookieCache = new CookieCache({ maxEntries: config.ngCacheMaxEntries, maxBytes: config.ngCacheMaxBytes });
-    const processor = new NgProcessor({ handler: recordOrigin, logger, cookieCache });
+    const processor = new NgProcessor({ handler: replyWhenSettled, logger, cookieCache });
     const server = new NgServer({ address: config.listenNg.address, port: config.listenNg.port, processor, logger });
     let listeners: Listener[];
     const logLevel = new SyslogLevel(logger, config.logLevel);
