@@ -111,7 +111,16 @@ describe('Kamailio 5.6 rtpengine module: MOS pseudo-variables from ngrelay (loop
       ssrcB: 0x2222,
       afterTraffic: async (tags) => {
         const ng = await NgRawClient.open(relay.ngPort);
-        ourQuery = (await ng.request({ command: 'query', 'call-id': CALL })).dict;
+        // The last RTCP reports may still be in the relay's sockets on a slow VM: query until the SSRC figures
+        // stand still, so that Kamailio's rtpengine_query right after sees the same ones.
+        let before = '';
+        for (let i = 0; i < 20; i++) {
+          ourQuery = (await ng.request({ command: 'query', 'call-id': CALL })).dict;
+          const now = JSON.stringify(at(ourQuery, 'SSRC'));
+          if (now === before) break;
+          before = now;
+          await sleep(200);
+        }
         ng.close();
         replies = [await sipRequest(sipPort, 'INFO', tags, 1), await sipRequest(sipPort, 'BYE', tags, 2)];
         await sleep(300);
