@@ -11,7 +11,7 @@ import { createNativeDataPlane } from '../../src/dataplane/native';
 import { RulePacker } from '../../src/dataplane/rule-packing';
 import type { DataPlane, StreamRule, StreamSocketSpec } from '../../src/dataplane/types';
 import { Party, rtpPacket, waitUntil } from '../support/rtp-packets';
-import { endpointOf as ep, portFree, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
+import { endpointOf as ep, portFreeWithin, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 
 const LO = '127.0.0.1';
 const relayPorts = new PortRuns(35000, 35499);
@@ -154,12 +154,7 @@ describe('batched data plane', () => {
     engine.updateStream(1, rule({ expected: ep(a), sink: null }, 'off'));
     await engine.settled();
     for (let seq = 2; seq < 12; seq++) await a.send(rtpPacket({ seq, ssrc: 7 }), port, LO);
-    let free = false;
-    for (let i = 0; i < 200 && !free; i++) {
-      free = await portFree(port + 2, LO);
-      if (!free) await new Promise((r) => setTimeout(r, 10));
-    }
-    expect(free).toBe(true);
+    expect(await portFreeWithin(port + 2, LO)).toBe(true);
     expect(b.count).toBe(1);
   });
 });

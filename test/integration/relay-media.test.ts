@@ -7,6 +7,7 @@ import dgram from 'node:dgram';
 import { startNgrelay } from '../support/ngrelay';
 import type { RelayUnderTest } from '../support/relay';
 import { NgRawClient } from '../support/ng-client';
+import { portFree, portFreeWithin } from '../support/dataplane-fixtures';
 import { isDict, toPlain, type BDict, type BValue } from '../support/bencode';
 
 const NG_PORT = 22411;
@@ -64,14 +65,6 @@ async function until(check: () => boolean, ms = 5000): Promise<void> {
     if (Date.now() > end) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-async function canBind(port: number): Promise<boolean> {
-  const s = dgram.createSocket('udp4');
-  return new Promise((resolve) => {
-    s.once('error', () => resolve(false));
-    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
 }
 
 function get(v: BValue | undefined, ...path: Array<string | number>): BValue | undefined {
@@ -147,7 +140,7 @@ describe('ngrelay forwards real media set up over ng', () => {
 
     const del = await ng.request({ command: 'delete', 'call-id': 'media-1', 'from-tag': 'A', 'delete-delay': 0 });
     expect(del.dict['result']?.toString()).toBe('ok');
-    for (const port of [portForA, portForA + 1, portForB, portForB + 1]) expect(await canBind(port)).toBe(true);
+    for (const port of [portForA, portForA + 1, portForB, portForB + 1]) expect(await portFree(port, '127.0.0.1')).toBe(true);
     for (const s of [a.socket, b.socket, aRtcp, bRtcp]) s.close();
   });
 
@@ -185,7 +178,7 @@ describe('ngrelay forwards real media set up over ng', () => {
     const offer = await ng.request({ command: 'offer', 'call-id': 'idle-1', 'from-tag': 'A', sdp: sdp('127.0.0.31', 5000) });
     const portForB = mPort(offer.dict);
     await ng.request({ command: 'answer', 'call-id': 'idle-1', 'from-tag': 'A', 'to-tag': 'B', sdp: sdp('127.0.0.32', 5002) });
-    expect(await canBind(portForB)).toBe(false);
+    expect(await portFree(portForB, '127.0.0.1')).toBe(false);
     const deadline = Date.now() + 8000;
     let gone = false;
     while (Date.now() < deadline && !gone) {
@@ -194,15 +187,8 @@ describe('ngrelay forwards real media set up over ng', () => {
       gone = q.dict['result']?.toString() === 'error';
     }
     expect(gone).toBe(true);
-    // The removed sockets close once the I/O threads ran the removal's fence: within ~50 ms (the queued-fence
-    // wake-up), later on a starved VM.
-    const freeBy = Date.now() + 2000;
-    let free = await canBind(portForB);
-    while (!free && Date.now() < freeBy) {
-      await new Promise((r) => setTimeout(r, 50));
-      free = await canBind(portForB);
-    }
-    expect(free).toBe(true);
+    // The removed sockets close once the I/O threads ran the removal's fence, later on a starved VM.
+    expect(await portFreeWithin(portForB, '127.0.0.1')).toBe(true);
     const list = toPlain((await ng.request({ command: 'list' })).dict) as { calls: string[] };
     expect(list.calls).not.toContain('idle-1');
   });

@@ -35,6 +35,19 @@ export async function portFree(port: number, address: string): Promise<boolean> 
 }
 
 /**
+ * True once `port` can be bound on `address`, probed every 10 ms for up to `timeoutMs`: a batched engine closes a
+ * removed socket only when the I/O threads ran the removal's fence (the queued-fence wake-up, ~50 ms).
+ */
+export async function portFreeWithin(port: number, address: string, timeoutMs = 2000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await portFree(port, address)) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
  * Runs of consecutive free ports (even base) in one range, handed out round the range. Probed, because other
  * relays on this machine (rtpengine for comparison) take ports from a shuffled 30000-40000 range on
  * loopback too.
