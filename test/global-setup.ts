@@ -3,7 +3,8 @@
  * so a fresh machine passes and no test has to skip. A failure here stops the run with apt's message.
  * On a fresh machine `npm ci` built the addon before clang and libbpf-dev were installed (the kernel fast
  * path is then compiled out, by design: `npm install` must work without them); once they are here the
- * addon is built again, so the kernel-path tests test the real thing.
+ * addon is configured and built again (build:native re-runs the configure step: a plain build would keep
+ * the cached "clang not found"), so the kernel-path tests test the real thing.
  */
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
