@@ -197,6 +197,7 @@ class Engine {
     std::unique_ptr<SrtpContext> srtpIn, srtpOut;
     // crypto {dtlsOf} naming a stream other than the usual one (Stream::dtlsInSource/dtlsOutSource); -1 = none.
     int32_t dtlsInSource = -1, dtlsOutSource = -1;
+    uint32_t endpointGen = 0;  // bumped whenever the JS thread publishes the stream's endpoint (Command::endpointGen)
   };
   /** Resolves the record's explicit DTLS key sources for `crypto` into `cmd` (and the reverse index). */
   void setDtlsSources(int32_t id, Record& rec, const StreamCryptoSpec& crypto, Command& cmd);

@@ -76,6 +76,9 @@ struct Command {
   DtmfPlay play{};                        // PlayDtmf: the event to queue
   DtmfPlayResult* playOut = nullptr;      // PlayDtmf: the outcome
   std::shared_ptr<const BundleTable> bundle{};  // SetBundle: the transport's members (null = none)
+  // Attach/Update: the stream's endpoint generation once this command is in (PublishedAddr::publish); the
+  // owner's own stores of the endpoint before it ran the command do not undo what the JS thread published.
+  uint32_t endpointGen = 0;
 };
 
 class IoThread {

@@ -49,26 +49,20 @@ static_assert(sizeof(SockAddr) <= kAddrWords * sizeof(uint64_t), "SockAddr must 
  */
 class PublishedAddr {
  public:
+  /** An unconditional store (a value one thread alone writes, e.g. the ICE-selected pair). */
+  void store(const SockAddr& a) { write(a, 0, Writer::Any); }
   /**
-   * Safe from several threads at once: the owner thread publishes what it learned, and the JS thread publishes
-   * a re-signalled party's expected address ahead of the owner's Update (Engine::updateStream). A writer takes
-   * the odd sequence number with a CAS, so two writers never interleave their words.
+   * The JS thread's store of command `gen`'s expected address (Engine::addStream/updateStream), ahead of the
+   * owner thread's Attach/Update: packets from streams on other threads go there at once.
    */
-  void store(const SockAddr& a) {
-    uint64_t w[kAddrWords] = {};
-    std::memcpy(w, &a, sizeof(SockAddr));
-    uint32_t s = seq_.load(std::memory_order_relaxed);
-    for (;;) {
-      if (s & 1u) {
-        s = seq_.load(std::memory_order_relaxed);
-        continue;
-      }
-      if (seq_.compare_exchange_weak(s, s + 1, std::memory_order_relaxed)) break;
-    }
-    std::atomic_thread_fence(std::memory_order_release);
-    for (size_t i = 0; i < kAddrWords; ++i) words_[i].store(w[i], std::memory_order_relaxed);
-    seq_.store(s + 2, std::memory_order_release);
-  }
+  void publish(const SockAddr& a, uint32_t gen) { write(a, gen, Writer::Command); }
+  /**
+   * The owner thread's store of what it applied (commands up to `applied`) or learned since. Skipped when the
+   * JS thread already published a newer command's address: the owner has not run that command yet, and
+   * storing would put an older party back (a packet sent after settled() would go there). Returns whether
+   * it stored.
+   */
+  bool storeApplied(const SockAddr& a, uint32_t applied) { return write(a, applied, Writer::Owner); }
   SockAddr load() const {
     SockAddr a;
     loadInto(a);
@@ -93,7 +87,37 @@ class PublishedAddr {
   }
 
  private:
+  enum class Writer { Any, Command, Owner };
+  /**
+   * Safe from several threads at once (the owner thread and the JS thread): a writer takes the odd sequence
+   * number with a CAS, so two writers never interleave their words, and the owner's check of the published
+   * generation and its write are one step.
+   */
+  bool write(const SockAddr& a, uint32_t gen, Writer who) {
+    uint64_t w[kAddrWords] = {};
+    std::memcpy(w, &a, sizeof(SockAddr));
+    uint32_t s = seq_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (s & 1u) {
+        s = seq_.load(std::memory_order_relaxed);
+        continue;
+      }
+      if (seq_.compare_exchange_weak(s, s + 1, std::memory_order_acquire, std::memory_order_relaxed)) break;
+    }
+    const uint32_t published = published_.load(std::memory_order_relaxed);
+    if (who == Writer::Owner && int32_t(published - gen) > 0) {
+      seq_.store(s + 2, std::memory_order_release);  // nothing written: readers just read the same words again
+      return false;
+    }
+    if (who == Writer::Command) published_.store(gen, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    for (size_t i = 0; i < kAddrWords; ++i) words_[i].store(w[i], std::memory_order_relaxed);
+    seq_.store(s + 2, std::memory_order_release);
+    return true;
+  }
+
   std::atomic<uint32_t> seq_{0};
+  std::atomic<uint32_t> published_{0};  // the newest command generation the JS thread published (writers only)
   std::atomic<uint64_t> words_[kAddrWords] = {};
 };
 

@@ -224,6 +224,7 @@ struct alignas(128) Stream {
   }
   // Rule changes queued by the JS thread / applied by the owner thread: equal = no Update in flight.
   std::atomic<uint32_t> ruleGen{0}, appliedGen{0};
+  uint32_t appliedEndpointGen = 0;  // owner thread: Command::endpointGen of the newest Attach/Update it ran
   DtmfInjector inject;           // owner thread only: play DTMF (see dtmf_inject.hpp)
 
   /** Bytes from the start that the packet path reads or writes (the I/O thread prefetches them). */
@@ -235,8 +236,7 @@ struct alignas(128) Stream {
 
   /** After any change of `rule` or `learn`: republish the destination and recompute learnSettled. */
   void publishEndpoint() {
-    endpoint.store(learn.current);
-    confirmed.store(learn.confirmed, std::memory_order_relaxed);
+    if (endpoint.storeApplied(learn.current, appliedEndpointGen)) confirmed.store(learn.confirmed, std::memory_order_relaxed);
     learnSettled = hasIce || rule.asymmetric || rule.learning == Learning::Off ||
                    (learn.confirmed && !rule.strictSource && !rule.mediaHandover);
     settledPub.store(learnSettled, std::memory_order_release);

@@ -21,6 +21,7 @@ void InitStunBinding(Napi::Env env, Napi::Object exports);  // native/src/stun_b
 void InitSdNotify(Napi::Env env, Napi::Object exports);     // native/src/sd_notify.cpp (systemd Type=notify)
 void InitRlimit(Napi::Env env, Napi::Object exports);       // native/src/rlimit.cpp
 void InitQualityBinding(Napi::Env env, Napi::Object exports);           // native/src/rtcp_binding.cpp
+void InitPublishedAddrBinding(Napi::Env env, Napi::Object exports);     // native/src/published_addr_binding.cpp (test only)
 Napi::Object qualityToJs(Napi::Env env, const QualitySnapshot& q);     // native/src/rtcp_binding.cpp
 
 namespace {
@@ -1122,6 +1123,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitSdNotify(env, exports);
   InitRlimit(env, exports);
   InitQualityBinding(env, exports);
+  InitPublishedAddrBinding(env, exports);
   return exports;
 }
 

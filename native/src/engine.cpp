@@ -414,9 +414,12 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
   Record& stored = streams_.at(spec.id);
   // Where packets to this party go, published before any thread can see the stream: a stream on another
   // thread may forward to it (its sink) before this stream's own thread has run the Attach, which a silent
-  // fence (see fence()) no longer waits for. The Attach stores the same value again (resetLearning).
-  raw->endpoint.store(rule.expected);
+  // fence (see fence()) no longer waits for. The Attach stores the same value again (resetLearning), unless an
+  // Update published a newer one meanwhile (PublishedAddr::storeApplied).
+  stored.endpointGen = 1;
+  raw->endpoint.publish(rule.expected, stored.endpointGen);
   Command attach{CommandType::Attach, raw, rule, sink, nullptr, nullptr};
+  attach.endpointGen = stored.endpointGen;
   attach.srtpIn = stored.srtpIn.get();
   attach.srtpOut = stored.srtpOut.get();
   attach.srtpPassThrough = passThrough(stored);
@@ -481,7 +484,7 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
   const Rule& old = it->second.rule;
   const bool webrtc = old.ice || old.dtls || old.bundle || rule.ice || rule.dtls || rule.bundle;
   if (!webrtc && updateResetsLearning(old, rule)) {
-    it->second.stream->endpoint.store(rule.expected);
+    it->second.stream->endpoint.publish(rule.expected, ++it->second.endpointGen);
     it->second.stream->confirmed.store(false, std::memory_order_relaxed);
   }
   const int32_t oldTransport = bundleTransportOf(old);
@@ -512,6 +515,7 @@ void Engine::updateStream(int32_t id, const Rule& rule, const StreamCryptoSpec& 
   update.dtlsInResume = crypto.inbound.resume;
   update.dtlsOutResume = crypto.outbound.resume;
   setDtlsSources(id, it->second, crypto, update);
+  update.endpointGen = it->second.endpointGen;
   queueOn(update, webrtc);
   for (auto& ctx : retired)
     if (ctx) graveyard_.contexts.push_back(std::move(ctx));

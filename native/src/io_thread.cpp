@@ -374,6 +374,7 @@ void IoThread::apply(const Command& c) {
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       s->learn.lastSignalMs = nowMono_;
+      s->appliedEndpointGen = c.endpointGen;
       resetLearning(s->learn, s->rule);
       setDtlsCrypto(s, c.dtlsInOf, c.dtlsOutOf, c.dtlsInResume, c.dtlsOutResume);
       s->dtlsInSource = c.dtlsInSource;
@@ -404,6 +405,7 @@ void IoThread::apply(const Command& c) {
       setSink(s, c.sink);
       setCrypto(s, c.srtpIn, c.srtpOut, c.srtpPassThrough);
       if (old.signalGeneration != c.rule.signalGeneration) s->learn.lastSignalMs = nowMono_;
+      s->appliedEndpointGen = c.endpointGen;
       if (updateResetsLearning(old, c.rule)) {
         resetLearning(s->learn, s->rule);
         windows_.erase(std::remove(windows_.begin(), windows_.end(), s), windows_.end());
