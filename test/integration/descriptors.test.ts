@@ -46,6 +46,7 @@ describe('descriptors at start (bin/ngrelay run as installed, by its #! line)', 
     try {
       const cmdline = readFileSync(`/proc/${proc.pid}/cmdline`, 'utf8').split('\0');
       expect(cmdline).toContain('--max-semi-space-size=4');
+      expect(cmdline).toContain('--no-parallel-scavenge');
       const targets = readdirSync(`/proc/${proc.pid}/fd`).map((fd) => {
         try {
           return readlinkSync(`/proc/${proc.pid}/fd/${fd}`);
