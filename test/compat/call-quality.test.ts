@@ -76,9 +76,11 @@ describe('call quality (RTCP, MOS) side by side with rtpengine 10.5', () => {
       expect(Math.abs(num(at(cand, 'packet loss')) - num(at(ref, 'packet loss')))).toBeLessThanOrEqual(2);
       expect(Math.abs(num(at(cand, 'jitter')) - num(at(ref, 'jitter')))).toBeLessThanOrEqual(3);
       // Each leg's report was held 30 ms: ~30 ms a leg, ~60 ms end to end (loopback and timers add a few).
-      expect(num(at(cand, 'round-trip time leg'))).toBeGreaterThan(28_000);
+      // It can also come out a few ms short: the relay times the SR when its I/O thread reads it, and on a VM
+      // with steal time that thread read one SR ~4 ms after it arrived (a leg of 25.8 ms in a CI run).
+      expect(num(at(cand, 'round-trip time leg'))).toBeGreaterThan(20_000);
       expect(num(at(cand, 'round-trip time leg'))).toBeLessThan(45_000);
-      expect(num(at(cand, 'round-trip time'))).toBeGreaterThan(56_000);
+      expect(num(at(cand, 'round-trip time'))).toBeGreaterThan(45_000);
       expect(num(at(cand, 'round-trip time'))).toBeLessThan(85_000);
     }
     // B reports A's stream: 1 in 10 lost = fraction 25/256 = 9 %; A reports B's clean stream.
