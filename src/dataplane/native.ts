@@ -6,8 +6,8 @@
  * Engine semantics worth knowing (native/src, see also src/dataplane/types.ts):
  * - `threads <= 0` means one I/O thread per core. Every call is synchronous: it returns once the owning I/O
  *   thread has applied it (tens of microseconds), so traffic right after addStream/updateStream obeys the rule.
- *   With `batchChanges` changes are only queued; a fence (issued by `settled()`, or else once per event-loop
- *   turn that changed something) makes the I/O threads apply them without the JS thread waiting, and `settled()` resolves
+ *   With `batchChanges` changes are only queued; a fence (one per event-loop turn that changed something,
+ *   issued in an immediate) makes the I/O threads apply them without the JS thread waiting, and `settled()` resolves
  *   once every change made before it is in place (see EngineOptions.batchChanges): the relay's ng replies
  *   wait for that.
  * - A muxed RTCP stream shares its RTP stream's party: learning, strict-source and the endpoint reported in
@@ -179,10 +179,9 @@ class NativeDataPlane implements DataPlane {
   }
 
   settled(): Promise<void> {
-    // Someone waits for the unfenced changes: fence them now rather than in the queued immediate, which runs
-    // only after every other request of this event-loop turn (their replies would all wait for the last).
-    this.issueFence();
-    const fence = this.lastFenceIssued;
+    // Unfenced changes are covered by the fence the queued immediate issues next (ids grow by one). Issuing it
+    // here instead split a delete's quality copy from its removals: the sockets then closed only after the reply.
+    const fence = this.unfenced ? this.lastFenceIssued + 1 : this.lastFenceIssued;
     if (this.closed || fence <= this.lastFencePassed) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push({ fence, resolve }));
   }
@@ -216,9 +215,8 @@ class NativeDataPlane implements DataPlane {
   }
 
   /**
-   * After a change: wait for it now, or (batch mode) fence it without waiting: when settled() is asked (an ng
-   * reply waits, so each command's changes get their fence as it finishes), or else once per event-loop turn
-   * (changes nobody waits for, such as a timeout's, share one fence: a wake-up per I/O thread).
+   * After a change: wait for it now, or (batch mode) fence it without waiting, once per event-loop turn:
+   * under load one turn handles many ng datagrams, and one fence (a wake-up per I/O thread) covers them all.
    */
   private changed(): void {
     if (!this.batchChanges) {

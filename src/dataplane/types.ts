@@ -546,9 +546,8 @@ export interface EngineOptions {
   /** The background threads (pcap writer, event delivery); default: left as the process has it. */
   idleScheduling?: ThreadScheduling;
   /**
-   * Batch rule changes: addStream/updateStream/removeStream only queue the change, under a fence issued when
-   * settled() is asked (or else once per event-loop turn), and the JS thread never waits for the I/O threads to
-   * apply it. `settled()` resolves
+   * Batch rule changes: addStream/updateStream/removeStream only queue the change, under a fence issued once
+   * per event-loop turn, and the JS thread never waits for the I/O threads to apply it. `settled()` resolves
    * when every change made before it is in place: an ng reply waits for it, so media follows the reply's
    * rules the moment the reply leaves. Rule changes are in place once queued (an I/O thread runs its queue
    * before it reads another packet) unless ICE or the kernel path decide the destination off that thread;
