@@ -179,8 +179,7 @@ class NativeDataPlane implements DataPlane {
   }
 
   settled(): Promise<void> {
-    // Unfenced changes are covered by the fence the queued immediate issues next (ids grow by one). Issuing it
-    // here instead split a delete's quality copy from its removals: the sockets then closed only after the reply.
+    // Unfenced changes are covered by the fence the queued immediate issues next (ids grow by one).
     const fence = this.unfenced ? this.lastFenceIssued + 1 : this.lastFenceIssued;
     if (this.closed || fence <= this.lastFencePassed) return Promise.resolve();
     return new Promise((resolve) => this.waiters.push({ fence, resolve }));

@@ -8,9 +8,6 @@
  *    socket is empty, or after `maxReadTurns` turns of reading;
  *  - pings (`urgent`) skip the queue: a proxy that pings a busy relay learns it is alive, not that it is
  *    behind;
- *  - each request runs to completion before the next starts (its promise settles, or it waits on real I/O
- *    and the event loop turns): a request's reply then leaves as soon as its own work is done, rather than
- *    once every request read in the same turn has run, their promise chains interleaved;
  *  - a request that waited longer than `maxWaitMs` is handed on marked late: the server then answers a new
  *    `offer` with rtpengine's load-limit reply at once (see load-limit.ts) instead of doing work whose reply
  *    the proxy has stopped waiting for. Everything else still runs: pings stay prompt, answers and deletes
@@ -64,8 +61,6 @@ export class AdmissionQueue<T> {
   private queue: Entry<T>[] = [];
   private head = 0;
   private scheduled = false;
-  /** A drain is running (it may be waiting for a request across event-loop turns, and takes new arrivals). */
-  private draining = false;
   private late = 0;
   private longestWaitMs = 0;
   /** Requests offered since the last drain (a full libuv batch means the socket may hold more). */
@@ -74,11 +69,8 @@ export class AdmissionQueue<T> {
 
   constructor(
     private readonly options: AdmissionOptions,
-    /**
-     * Runs one request; `late` says it waited longer than maxWaitMs. Must not throw (nor reject). A promise
-     * returned is waited for before the next request starts, up to the end of the event-loop turn.
-     */
-    private readonly deliver: (item: T, late: boolean) => void | Promise<unknown>,
+    /** Runs one request; `late` says it waited longer than maxWaitMs. Must not throw. */
+    private readonly deliver: (item: T, late: boolean) => void,
     private readonly now: () => number = () => performance.now(),
   ) {}
 
@@ -98,13 +90,13 @@ export class AdmissionQueue<T> {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.draining) return;
+    if (this.scheduled) return;
     this.scheduled = true;
     // An immediate runs after the poll phase: every datagram libuv read in this turn is queued first.
-    setImmediate(() => void this.drain());
+    setImmediate(() => this.drain());
   }
 
-  private async drain(): Promise<void> {
+  private drain(): void {
     this.scheduled = false;
     const fullBatch = this.offeredThisTurn >= LIBUV_READS_PER_WAKEUP;
     this.offeredThisTurn = 0;
@@ -115,19 +107,7 @@ export class AdmissionQueue<T> {
       return;
     }
     this.readTurns = 0;
-    this.draining = true;
     const sliceEnd = this.now() + this.options.sliceMs;
-    // Resolves at the next event-loop turn: a request still running then waits on I/O (Redis, an I/O thread's
-    // acknowledgement), and the next one starts meanwhile.
-    let turnEnd: Promise<void> | undefined;
-    let turnTimer: NodeJS.Immediate | undefined;
-    const endTurn = (resolve: () => void): void => {
-      turnTimer = setImmediate(() => {
-        turnEnd = undefined;
-        turnTimer = undefined;
-        resolve();
-      });
-    };
     while (this.head < this.queue.length) {
       const entry = this.queue[this.head]!;
       this.queue[this.head] = undefined as unknown as Entry<T>; // let the datagram go
@@ -137,17 +117,9 @@ export class AdmissionQueue<T> {
       if (waited > this.longestWaitMs) this.longestWaitMs = waited;
       const late = waited > this.options.maxWaitMs;
       if (late) this.late++;
-      const running = this.deliver(entry.item, late);
-      if (running !== undefined) {
-        turnEnd ??= new Promise<void>(endTurn);
-        // deliver must not reject; should it anyway, the queue goes on (its caller reports its own errors).
-        await Promise.race([running, turnEnd]).catch(() => undefined);
-      }
+      this.deliver(entry.item, late);
       if (this.now() >= sliceEnd) break;
     }
-    // Not needed any more: left pending, it would cost the event loop a turn for nothing.
-    if (turnTimer !== undefined) clearImmediate(turnTimer);
-    this.draining = false;
     if (this.head >= this.queue.length) {
       this.queue = [];
       this.head = 0;

@@ -51,12 +51,11 @@ export class NgServer {
       recvBufferSize: NG_RECEIVE_BUFFER_BYTES,
     });
     // Datagrams wait in our own queue, where their age is seen, not in the kernel's (admission.ts).
-    this.admission = new AdmissionQueue(options.admission ?? DEFAULT_ADMISSION, ({ msg, rinfo }, late) =>
-      this.onDatagram(msg, rinfo, late),
-    );
+    this.admission = new AdmissionQueue(options.admission ?? DEFAULT_ADMISSION, ({ msg, rinfo }, late) => {
+      void this.onDatagram(msg, rinfo, late);
+    });
     this.socket.on('message', (msg, rinfo) => this.admission.offer({ msg, rinfo }, looksLikePing(msg)));
-    // A runtime socket error (e.g. ICMP-induced, or a reply the kernel refused: the error names its
-    // address and port) must not crash the relay.
+    // A runtime socket error (e.g. ICMP-induced) must not crash the relay.
     this.socket.on('error', (err) => {
       this.logger.error({ err }, 'ng socket error');
     });
@@ -118,10 +117,9 @@ export class NgServer {
     const datagram = fitDatagram(reply);
     if (datagram !== reply) this.logger.warn({ remote: `${rinfo.address}:${rinfo.port}`, bytes: reply.length }, 'ng reply too large for UDP');
     if (!datagram) return;
-    // No callback: Node then completes the send synchronously when the kernel takes the datagram at once
-    // (loopback, LAN), where a callback costs the JS thread a deferred completion per reply (about half
-    // of a send's 20-30 µs here). A failed send arrives as the socket's 'error' event, logged above.
-    this.socket.send(datagram, rinfo.port, rinfo.address);
+    this.socket.send(datagram, rinfo.port, rinfo.address, (err) => {
+      if (err) this.logger.warn({ err, remote: `${rinfo.address}:${rinfo.port}` }, 'ng reply not sent');
+    });
   }
 
   /** One datagram in, the reply datagram out, or null when it has to be dropped (no cookie). */

@@ -59,67 +59,6 @@ describe('AdmissionQueue', () => {
   });
 });
 
-describe('AdmissionQueue running each request to completion', () => {
-  /** A request whose work spans `hops` promise hops (as an ng command's async chain does). */
-  function chained(log: string[], hops: number) {
-    return async (item: number): Promise<void> => {
-      log.push(`start ${item}`);
-      for (let i = 0; i < hops; i++) await Promise.resolve();
-      log.push(`reply ${item}`);
-    };
-  }
-
-  it('starts the next request only once the previous one replied, when its work stays on the JS thread', async () => {
-    const log: string[] = [];
-    const q = new AdmissionQueue<number>({ maxWaitMs: 1000, sliceMs: 5, maxReadTurns: 4 }, chained(log, 5));
-    for (let i = 0; i < 3; i++) q.offer(i);
-    await turn();
-    await turn();
-    // Without the wait their chains interleave: start 0, start 1, start 2, reply 0, reply 1, reply 2.
-    expect(log).toEqual(['start 0', 'reply 0', 'start 1', 'reply 1', 'start 2', 'reply 2']);
-  });
-
-  it('a request waiting on I/O holds the next one back for at most the rest of the event-loop turn', async () => {
-    const log: string[] = [];
-    let release: () => void = () => undefined;
-    const io = new Promise<void>((resolve) => (release = resolve));
-    const deliver = async (item: number): Promise<void> => {
-      log.push(`start ${item}`);
-      if (item === 0) await io; // e.g. a Redis write, or an I/O thread's acknowledgement
-      log.push(`reply ${item}`);
-    };
-    const q = new AdmissionQueue<number>({ maxWaitMs: 1000, sliceMs: 5, maxReadTurns: 4 }, deliver);
-    q.offer(0);
-    q.offer(1);
-    for (let i = 0; i < 3; i++) await turn();
-    expect(log).toEqual(['start 0', 'start 1', 'reply 1']);
-    q.offer(2); // arrives while the drain that waited on request 0 is still running: it is taken, not lost
-    for (let i = 0; i < 3; i++) await turn();
-    expect(log).toEqual(['start 0', 'start 1', 'reply 1', 'start 2', 'reply 2']);
-    release();
-    await turn();
-    expect(log).toEqual(['start 0', 'start 1', 'reply 1', 'start 2', 'reply 2', 'reply 0']);
-    expect(q.stats().queued).toBe(0);
-  });
-
-  it('goes on after a delivery that rejects', async () => {
-    const log: number[] = [];
-    const deliver = (item: number): Promise<void> => {
-      log.push(item);
-      return item === 0 ? Promise.reject(new Error('boom')) : Promise.resolve();
-    };
-    const q = new AdmissionQueue<number>({ maxWaitMs: 1000, sliceMs: 5, maxReadTurns: 4 }, deliver);
-    q.offer(0);
-    q.offer(1);
-    await turn();
-    await turn();
-    q.offer(2);
-    await turn();
-    await turn();
-    expect(log).toEqual([0, 1, 2]);
-  });
-});
-
 describe('AdmissionQueue reading first', () => {
   it('while full libuv batches come in, only reads (up to maxReadTurns turns), then runs a slice', async () => {
     const c = clocked(1);
