@@ -7,12 +7,13 @@
  * and the relay kept up: cycles completed per second, from the step's start to its last reply, at least
  * 90 % of the offered rate (a relay that completes everything late has not carried the rate).
  *
- * Bounded: every step lasts `--step-seconds` (≤ 120) plus a 2 s drain, at most 12 steps; requests are never
+ * Bounded: every step lasts `--step-seconds` (≤ 120) plus a 2 s drain, at most 12 rates × 9 rounds; requests are never
  * retransmitted, so each step sends exactly 3 × rate × seconds requests at most. Loopback only.
  *
  *   npm run bench:control                          # rates 200,500,1000,1500,2000,3000; 3 s steps
  *   npm run bench:control -- --rates=500,1000 --step-seconds=2 --relays=ngrelay
  *   npm run bench:control -- --rates=400 --step-seconds=75   # steady-state RSS: replies live 30-60 s
+ *   npm run bench:control -- --rates=500 --step-seconds=15 --repeat=5   # p99 on a noisy VM: medians of 5 rounds
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -22,6 +23,19 @@ import { LOOPBACK, relayArgs, type RelayOptions } from '../test/support/relay';
 import { RTPENGINE_BIN, ensureRtpengineInstalled } from '../test/support/rtpengine';
 import { calleeAudio, callerAudio } from '../test/support/sdp-fixtures';
 import type { ManagedProcess } from '../test/support/process';
+import {
+  COMMANDS,
+  LATENCIES,
+  capacityOf,
+  fmt,
+  lossFree,
+  medianSummary,
+  percentile,
+  type CommandName,
+  type LatencyName,
+  type RelayName,
+  type StepResult,
+} from './control-summary';
 
 /** bench/out/bench/control.js when compiled, bench/control.ts when type-checked: the repo root is found by package.json. */
 function repoRoot(): string {
@@ -38,10 +52,6 @@ function repoRoot(): string {
   throw new Error('repository root (package.json of ngrelay) not found above ' + __dirname);
 }
 
-type RelayName = 'ngrelay' | 'rtpengine';
-type CommandName = 'offer' | 'answer' | 'delete';
-const COMMANDS: readonly CommandName[] = ['offer', 'answer', 'delete'];
-
 interface Args {
   rates: number[];
   stepSeconds: number;
@@ -51,13 +61,19 @@ interface Args {
   idleSeconds: number;
   /** Warm-up cycles per relay (not reported), at WARMUP_RATE. */
   warmupCycles: number;
+  /**
+   * Rounds per rate: each round loads every relay once, the order reversed every other round. One step's
+   * p99 moves by ±50 % from run to run on a shared 2-vCPU VM (steal, a busy sibling core); the medians over
+   * rounds are what the summary compares.
+   */
+  repeat: number;
 }
 
 /** Warm-up rate: below every relay's capacity, so the warm-up itself never overloads. */
 const WARMUP_RATE = 500;
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { rates: [200, 500, 1000, 1500, 2000, 3000], stepSeconds: 3, relays: ['ngrelay', 'rtpengine'], deadlineMs: 2000, idleSeconds: 10, warmupCycles: 3000 };
+  const args: Args = { rates: [200, 500, 1000, 1500, 2000, 3000], stepSeconds: 3, relays: ['ngrelay', 'rtpengine'], deadlineMs: 2000, idleSeconds: 10, warmupCycles: 3000, repeat: 1 };
   for (const a of argv) {
     const [key, value = ''] = a.split('=', 2);
     if (key === '--rates') args.rates = value.split(',').map(Number).filter((n) => n > 0).slice(0, 12);
@@ -66,6 +82,7 @@ function parseArgs(argv: string[]): Args {
     else if (key === '--deadline-ms') args.deadlineMs = Math.min(5000, Math.max(100, Number(value)));
     else if (key === '--warmup-cycles') args.warmupCycles = Math.min(10_000, Math.max(0, Math.round(Number(value))));
     else if (key === '--idle-seconds') args.idleSeconds = Math.min(60, Math.max(0, Number(value)));
+    else if (key === '--repeat') args.repeat = Math.min(9, Math.max(1, Math.round(Number(value))));
     else throw new Error(`unknown option ${a}`);
   }
   return args;
@@ -101,31 +118,6 @@ function udpDrops(port: number): number {
     if (cols[1]?.endsWith(`:${hexPort}`)) return Number(cols[12] ?? 0);
   }
   return 0;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-interface StepResult {
-  relay: RelayName;
-  rate: number;
-  offered: number;
-  completed: number;
-  lost: number;
-  shed: number;
-  failed: number;
-  /** Why the failed ones failed: "command: result error-reason" → count. */
-  failures: Map<string, number>;
-  /** ng requests the kernel dropped at the relay's socket during the step. */
-  kernelDrops: number;
-  /** Replies the kernel dropped at the load generator's socket (then the generator, not the relay, lost them). */
-  clientDrops: number;
-  seconds: number;
-  latencyMs: Record<CommandName, { p50: number; p99: number }>;
-  cpuMsPerCycle: number;
-  rssMb: number;
 }
 
 interface Relay {
@@ -204,9 +196,9 @@ async function runStep(relay: Relay, rate: number, args: Args, stepIndex: number
   await Promise.all(pending);
   const seconds = (lastReplyMs - started) / 1000;
   const after = sampleProc(relay.proc.pid);
-  const latencyMs = {} as Record<CommandName, { p50: number; p99: number }>;
-  for (const name of COMMANDS) {
-    const sorted = latencies[name].sort((a, b) => a - b);
+  const latencyMs = {} as Record<LatencyName, { p50: number; p99: number }>;
+  for (const name of LATENCIES) {
+    const sorted = (name === 'all' ? COMMANDS.flatMap((c) => latencies[c]) : latencies[name]).sort((a, b) => a - b);
     latencyMs[name] = { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
   }
   return {
@@ -257,15 +249,6 @@ async function startRelay(name: RelayName, options: RelayOptions, root: string):
   return { name, ngPort: options.ngPort, proc, client };
 }
 
-/** Every cycle completed, and at (nearly) the offered rate. */
-function lossFree(r: StepResult): boolean {
-  return r.completed === r.offered && r.completed / r.seconds >= 0.9 * r.rate;
-}
-
-function fmt(n: number, digits = 1): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : '–';
-}
-
 interface IdleMemory {
   relay: RelayName;
   peakMb: number;
@@ -274,7 +257,7 @@ interface IdleMemory {
 
 function report(results: StepResult[], args: Args, idle: IdleMemory[]): string {
   const lines = [
-    `Control-plane benchmark, ${new Date().toISOString()}, ${args.stepSeconds} s steps after ${args.warmupCycles} warm-up cycles at ${WARMUP_RATE}/s, deadline ${args.deadlineMs} ms, no retransmits, load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+    `Control-plane benchmark, ${new Date().toISOString()}, ${args.stepSeconds} s steps${args.repeat > 1 ? ` (${args.repeat} rounds per rate)` : ''} after ${args.warmupCycles} warm-up cycles at ${WARMUP_RATE}/s, deadline ${args.deadlineMs} ms, no retransmits, load average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
     '',
     '| relay | rate/s | completed | lost | shed | failed | kernel drops relay/client | offer p50/p99 ms | answer p50/p99 ms | delete p50/p99 ms | CPU ms/cycle | RSS MB |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|',
@@ -291,13 +274,13 @@ function report(results: StepResult[], args: Args, idle: IdleMemory[]): string {
   lines.push('');
   const capacity: Partial<Record<RelayName, number>> = {};
   for (const relay of args.relays) {
-    const clean = results.filter((r) => r.relay === relay && lossFree(r)).map((r) => r.rate);
-    capacity[relay] = clean.length ? Math.max(...clean) : 0;
+    capacity[relay] = capacityOf(results, relay);
     lines.push(`capacity (highest loss-free step) ${relay}: ${capacity[relay]} cycles/s`);
   }
   if (capacity.ngrelay !== undefined && capacity.rtpengine) {
     lines.push(`ngrelay / rtpengine: ${fmt(capacity.ngrelay / capacity.rtpengine, 2)}×`);
   }
+  if (args.repeat > 1) lines.push('', ...medianSummary(results, args.rates, args.relays, args.repeat));
   for (const m of idle) {
     lines.push(`RSS ${m.relay}: peak ${fmt(m.peakMb, 0)} MB, after ${args.idleSeconds} s idle ${fmt(m.afterIdleMb, 0)} MB`);
   }
@@ -334,15 +317,25 @@ async function main(): Promise<void> {
     }
     const results: StepResult[] = [];
     const failedSteps = new Map<RelayName, number>();
-    for (const [stepIndex, rate] of args.rates.entries()) {
+    let stepIndex = 0;
+    for (const rate of args.rates) {
+      const failedRounds = new Set<RelayName>();
+      for (let round = 0; round < args.repeat; round++) {
+        // Reversed every other round: neither relay always runs right after the other's load.
+        const order = round % 2 === 0 ? relays : [...relays].reverse();
+        for (const relay of order) {
+          // Two lossy rates in a row: this relay is past capacity; higher rates say nothing more.
+          if ((failedSteps.get(relay.name) ?? 0) >= 2) continue;
+          const r = await runStep(relay, rate, args, stepIndex++);
+          results.push(r);
+          if (!lossFree(r)) failedRounds.add(relay.name);
+          process.stderr.write(`${relay.name} ${rate}/s: ${r.completed}/${r.offered} lost ${r.lost} shed ${r.shed} p99 ${fmt(r.latencyMs.all.p99, 2)} ms\n`);
+          await new Promise((resolve) => setTimeout(resolve, 2000)); // let timers and late replies settle
+        }
+      }
       for (const relay of relays) {
-        // Two lossy steps in a row: this relay is past capacity; higher rates say nothing more.
         if ((failedSteps.get(relay.name) ?? 0) >= 2) continue;
-        const r = await runStep(relay, rate, args, stepIndex);
-        results.push(r);
-        failedSteps.set(relay.name, lossFree(r) ? 0 : (failedSteps.get(relay.name) ?? 0) + 1);
-        process.stderr.write(`${relay.name} ${rate}/s: ${r.completed}/${r.offered} lost ${r.lost} shed ${r.shed}\n`);
-        await new Promise((resolve) => setTimeout(resolve, 2000)); // let timers and late replies settle
+        failedSteps.set(relay.name, failedRounds.has(relay.name) ? (failedSteps.get(relay.name) ?? 0) + 1 : 0);
       }
     }
     // Does memory come back once the load is gone? Both relays idle at once, then RSS is read.
