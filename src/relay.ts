@@ -187,7 +187,8 @@ export class Relay {
     const replyWhenSettled: NgHandler = async (request, context) => {
       const reply = await persisted(request, context);
       if (reply['result'] !== 'pong') {
-        await dataPlane.settled();
+        // This command's changes are all made: fence them now, so the reply need not wait for the turn's end.
+        await dataPlane.settled({ fenceNow: true });
         if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
       const callId = request['call-id'] ?? request['call id'];

@@ -28,6 +28,7 @@ import {
   type DataPlaneInfo,
   type DtlsCertificateOptions,
   type DtlsCertificatePem,
+  type SettleOptions,
   type DtlsFingerprint,
   type DtlsSessionKeys,
   type DtmfPlayOutcome,
@@ -178,7 +179,9 @@ class NativeDataPlane implements DataPlane {
       this.kernelPath = this.engine.enableKernelPath(options.kernelAddresses ?? []);
   }
 
-  settled(): Promise<void> {
+  settled(options?: SettleOptions): Promise<void> {
+    // fenceNow: the queued immediate then finds nothing unfenced and issues nothing.
+    if (options?.fenceNow) this.issueFence();
     // Unfenced changes are covered by the fence the queued immediate issues next (ids grow by one).
     const fence = this.unfenced ? this.lastFenceIssued + 1 : this.lastFenceIssued;
     if (this.closed || fence <= this.lastFencePassed) return Promise.resolve();

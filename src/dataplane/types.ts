@@ -596,6 +596,16 @@ export class BindError extends Error {
   }
 }
 
+export interface SettleOptions {
+  /**
+   * Fence what is pending now instead of with the fence the event-loop turn issues at its end. For an ng
+   * reply whose command has made all its changes: a silent fence passes at once, so the reply leaves in this
+   * turn rather than after another loop iteration. Not for a quality copy or anything else that later changes
+   * of the same command must ride with (a delete's removals join its quality copy's fence: readQualities).
+   */
+  fenceNow?: boolean;
+}
+
 export interface DataPlane {
   /** Bind the socket (or join the RTP socket for muxed RTCP) and install the rule. Throws BindError. */
   addStream(spec: StreamSocketSpec, rule: StreamRule): void;
@@ -603,7 +613,7 @@ export interface DataPlane {
    * Resolves once every change made so far is in place on the I/O threads (at once when there is none
    * pending, e.g. without batchChanges). Await it before telling anyone that a change took effect.
    */
-  settled(): Promise<void>;
+  settled(options?: SettleOptions): Promise<void>;
   /** Replace a stream's rule; other traffic is not disturbed. */
   updateStream(id: number, rule: StreamRule): void;
   /**

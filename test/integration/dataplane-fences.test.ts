@@ -107,6 +107,25 @@ describe('batched data plane', () => {
     expect(await waitUntil(() => b.count === 20)).toBe(true);
   });
 
+  it('settled({ fenceNow }) fences at once: a silent fence resolves before the next loop turn, and forwards', async () => {
+    const { engine, a, b, port } = await setUp();
+    // Queued before the changes, so it runs before the immediate that would fence them at the turn's end.
+    let immediateRan = false;
+    setImmediate(() => (immediateRan = true));
+    engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: ep(a), sink: 2 }));
+    engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }));
+    await engine.settled({ fenceNow: true });
+    expect(immediateRan).toBe(false);
+    for (let seq = 0; seq < 20; seq++) await a.send(rtpPacket({ seq, ssrc: 5 }), port, LO);
+    expect(await waitUntil(() => b.count === 20)).toBe(true);
+    // Without it the same changes wait for the turn's fence.
+    immediateRan = false;
+    setImmediate(() => (immediateRan = true));
+    engine.updateStream(1, rule({ expected: ep(a), sink: 2 }));
+    await engine.settled();
+    expect(immediateRan).toBe(true);
+  });
+
   it('a packet sent after settled() obeys an update of a live stream, every time', async () => {
     const { engine, a, b, c, port } = await setUp();
     engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: ep(a), sink: 2 }, 'off'));
