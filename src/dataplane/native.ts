@@ -143,6 +143,8 @@ class NativeDataPlane implements DataPlane {
   private unfenced = false;
   /** Batch mode: an immediate that issues the fence is queued. */
   private fenceQueued = false;
+  /** That immediate, so that a fence issued earlier (settled({ fenceNow })) can take it back. */
+  private fenceImmediate: NodeJS.Immediate | undefined;
   private lastFenceIssued = 0;
   /** Every fence up to this id has passed (the changes before it are in place). */
   private lastFencePassed = 0;
@@ -152,6 +154,7 @@ class NativeDataPlane implements DataPlane {
   private readonly waiters: { fence: number; resolve: () => void }[] = [];
   private readonly issueQueuedFence = (): void => {
     this.fenceQueued = false;
+    this.fenceImmediate = undefined;
     this.issueFence();
   };
   /** A queued fence left commands with I/O threads that were not woken (see issueFence). */
@@ -180,8 +183,14 @@ class NativeDataPlane implements DataPlane {
   }
 
   settled(options?: SettleOptions): Promise<void> {
-    // fenceNow: the queued immediate then finds nothing unfenced and issues nothing.
-    if (options?.fenceNow) this.issueFence();
+    if (options?.fenceNow && this.unfenced) {
+      // The queued immediate would find nothing left to fence: taken back, so that an idle loop can block
+      // in its poll again instead of running one more turn for it.
+      if (this.fenceImmediate) clearImmediate(this.fenceImmediate);
+      this.fenceImmediate = undefined;
+      this.fenceQueued = false;
+      this.issueFence();
+    }
     // Unfenced changes are covered by the fence the queued immediate issues next (ids grow by one).
     const fence = this.unfenced ? this.lastFenceIssued + 1 : this.lastFenceIssued;
     if (this.closed || fence <= this.lastFencePassed) return Promise.resolve();
@@ -228,7 +237,7 @@ class NativeDataPlane implements DataPlane {
     this.unfenced = true;
     if (this.fenceQueued) return;
     this.fenceQueued = true;
-    setImmediate(this.issueQueuedFence);
+    this.fenceImmediate = setImmediate(this.issueQueuedFence);
   }
 
   addStream(spec: StreamSocketSpec, rule: StreamRule): void {

@@ -155,7 +155,9 @@ describe('Kamailio 5.6 rtpengine module: MOS pseudo-variables from ngrelay (loop
     expect(Number(info['max'])).toBe(Math.max(...entries.map((e) => num(at(e, 'highest MOS', 'MOS')))) / 10);
     expect(Number(info['packetloss'])).toBe(Math.floor(mean('packet loss')));
     expect(Math.abs(Number(info['roundtrip']) - mean('round-trip time'))).toBeLessThanOrEqual(1);
-    expect(entries.map((e) => num(at(e, 'average MOS', 'samples')))).toContain(Number(info['samples']));
+    // Samples are folded like the rest (the average of the entries'): when the two legs got different numbers
+    // of reports (4 and 2 in one CI run, Kamailio said 3), neither entry's count is what Kamailio shows.
+    expect(Number(info['samples'])).toBe(Math.floor(mean('samples')));
     // The call is known to be imperfect on one leg: every 10th packet of A was lost on the way to B.
     expect(Number(info['min'])).toBeLessThan(Number(info['max']));
     const bye = lines[1]!.values;

@@ -112,10 +112,14 @@ describe('batched data plane', () => {
     // Queued before the changes, so it runs before the immediate that would fence them at the turn's end.
     let immediateRan = false;
     setImmediate(() => (immediateRan = true));
+    const immediates = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Immediate').length;
+    const before = immediates();
     engine.addStream({ id: 1, component: 'rtp', localAddress: LO, localPort: port }, rule({ expected: ep(a), sink: 2 }));
     engine.addStream({ id: 2, component: 'rtp', localAddress: LO, localPort: port + 2 }, rule({ expected: ep(b), sink: 1 }));
+    expect(immediates()).toBe(before + 1); // the turn's fence
     await engine.settled({ fenceNow: true });
     expect(immediateRan).toBe(false);
+    expect(immediates()).toBe(before); // taken back: nothing left for it to fence
     for (let seq = 0; seq < 20; seq++) await a.send(rtpPacket({ seq, ssrc: 5 }), port, LO);
     expect(await waitUntil(() => b.count === 20)).toBe(true);
     // Without it the same changes wait for the turn's fence.
