@@ -7,8 +7,8 @@
  * and the relay kept up: cycles completed per second, from the step's start to its last reply, at least
  * 90 % of the offered rate (a relay that completes everything late has not carried the rate).
  *
- * Bounded: every step lasts `--step-seconds` (≤ 120) plus a 2 s drain, at most 12 rates × 9 rounds; requests are never
- * retransmitted, so each step sends exactly 3 × rate × seconds requests at most. Loopback only.
+ * Bounded: every step lasts `--step-seconds` (≤ 120) plus a 2 s drain, at most 12 rates × 9 rounds (--repeat);
+ * requests are never retransmitted, so each step sends exactly 3 × rate × seconds requests at most. Loopback only.
  *
  *   npm run bench:control                          # rates 200,500,1000,1500,2000,3000; 3 s steps
  *   npm run bench:control -- --rates=500,1000 --step-seconds=2 --relays=ngrelay
