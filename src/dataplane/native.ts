@@ -28,7 +28,6 @@ import {
   type DataPlaneInfo,
   type DtlsCertificateOptions,
   type DtlsCertificatePem,
-  type SettleOptions,
   type DtlsFingerprint,
   type DtlsSessionKeys,
   type DtmfPlayOutcome,
@@ -42,6 +41,7 @@ import {
   type RecordingCounters,
   type RecordingFormat,
   type RecordingSpec,
+  type SettleOptions,
   type StreamCounters,
   type StreamQuality,
   type StreamSrtpProgress,
@@ -141,9 +141,10 @@ class NativeDataPlane implements DataPlane {
   private readonly kernelPath: KernelPathInfo | undefined;
   /** Batch mode: changes were made since the last fence. */
   private unfenced = false;
-  /** Batch mode: an immediate that issues the fence is queued. */
-  private fenceQueued = false;
-  /** That immediate, so that a fence issued earlier (settled({ fenceNow })) can take it back. */
+  /**
+   * Batch mode: the queued immediate that issues the fence at the turn's end (kept so that a fence issued
+   * earlier, settled({ fenceNow }), can take it back).
+   */
   private fenceImmediate: NodeJS.Immediate | undefined;
   private lastFenceIssued = 0;
   /** Every fence up to this id has passed (the changes before it are in place). */
@@ -153,7 +154,6 @@ class NativeDataPlane implements DataPlane {
   /** settled() promises, each waiting for the watermark to reach `fence`, in fence order. */
   private readonly waiters: { fence: number; resolve: () => void }[] = [];
   private readonly issueQueuedFence = (): void => {
-    this.fenceQueued = false;
     this.fenceImmediate = undefined;
     this.issueFence();
   };
@@ -188,7 +188,6 @@ class NativeDataPlane implements DataPlane {
       // in its poll again instead of running one more turn for it.
       if (this.fenceImmediate) clearImmediate(this.fenceImmediate);
       this.fenceImmediate = undefined;
-      this.fenceQueued = false;
       this.issueFence();
     }
     // Unfenced changes are covered by the fence the queued immediate issues next (ids grow by one).
@@ -235,9 +234,7 @@ class NativeDataPlane implements DataPlane {
       return;
     }
     this.unfenced = true;
-    if (this.fenceQueued) return;
-    this.fenceQueued = true;
-    this.fenceImmediate = setImmediate(this.issueQueuedFence);
+    this.fenceImmediate ??= setImmediate(this.issueQueuedFence);
   }
 
   addStream(spec: StreamSocketSpec, rule: StreamRule): void {
