@@ -12,8 +12,10 @@
  */
 import { encode } from '../test/support/bencode';
 import { calleeAudio, callerAudio } from '../test/support/sdp-fixtures';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { NgProcessor } from '../src/ng/processor';
+import { AllocationSampling } from './allocation-sampling';
 
 /**
  * The relay as built (`dist/`, what bin/ngrelay runs), not this bench's own compiled copy of src/: the figure
@@ -42,27 +44,44 @@ interface Args {
   cycles: number;
   inFlight: number;
   warmup: number;
+  /** Sample allocations while measuring (bench/allocation-sampling.ts); CPU figures are then not comparable. */
+  allocation: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { root: path.resolve(__dirname, '..', '..', '..'), cycles: 20_000, inFlight: 8, warmup: 3000 };
+  const args: Args = { root: path.resolve(__dirname, '..', '..', '..'), cycles: 20_000, inFlight: 8, warmup: 3000, allocation: false };
   for (const a of argv) {
     const [key, value = ''] = a.split('=', 2);
     if (key === '--root') args.root = path.resolve(value);
     else if (key === '--cycles') args.cycles = Math.min(200_000, Math.max(1, Math.round(Number(value))));
     else if (key === '--in-flight') args.inFlight = Math.min(64, Math.max(1, Math.round(Number(value))));
     else if (key === '--warmup') args.warmup = Math.min(50_000, Math.max(0, Math.round(Number(value))));
+    else if (key === '--allocation') args.allocation = true;
     else throw new Error(`unknown option ${a}`);
   }
   return args;
 }
 
+/** sysconf(_SC_CLK_TCK) on Linux. */
+const CLOCK_TICKS = 100;
 const REMOTE = { address: '127.0.0.1', port: 9, family: 'IPv4' as const, transport: 'udp' as const };
 const OFFER_SDP = callerAudio(40000);
 const ANSWER_SDP = calleeAudio(40002);
 
 function message(cookie: string, body: Record<string, string | string[]>): Buffer {
   return Buffer.concat([Buffer.from(`${cookie} `), encode(body)]);
+}
+
+/** CPU ms (user + system) of this process's main thread, the relay's JavaScript thread (Linux /proc). */
+function jsThreadCpuMs(): number {
+  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of stat(5), 12 and 13 after the name; in clock ticks (100 Hz here).
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 async function cycle(processor: NgProcessor, n: number): Promise<void> {
@@ -73,6 +92,9 @@ async function cycle(processor: NgProcessor, n: number): Promise<void> {
     { command: 'delete', 'call-id': callId, 'from-tag': 'a', supports: ['load limit'] },
   ];
   for (let i = 0; i < bodies.length; i++) {
+    // A datagram reaches the relay in an event-loop turn of its own; without one the fences' notifications
+    // and the timers (the queued fences' wake-up) would never run, and what a delete retired never be freed.
+    await nextTurn();
     const reply = await processor.handleMessage(message(`c${n}_${i}`, bodies[i]!), REMOTE);
     if (!reply || !reply.includes('6:result2:ok')) throw new Error(`cycle ${n} command ${i}: ${reply?.toString('latin1').slice(0, 200)}`);
   }
@@ -105,18 +127,25 @@ async function main(): Promise<void> {
   try {
     await run(processor, 0, args.warmup, args.inFlight);
     global.gc?.();
+    const sampling = args.allocation ? new AllocationSampling(path.join(args.root, 'dist')) : null;
+    await sampling?.start();
     const cpu0 = process.cpuUsage();
+    const js0 = jsThreadCpuMs();
     const t0 = performance.now();
     await run(processor, args.warmup, args.cycles, args.inFlight);
     const wallMs = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    const jsPerCycle = ((jsThreadCpuMs() - js0) * 1000) / args.cycles;
     const heap = process.memoryUsage();
+    const allocation = sampling ? await sampling.stop(args.cycles) : [];
     const perCycle = (cpu.user + cpu.system) / args.cycles;
     process.stdout.write(
       `${args.cycles} cycles, ${args.inFlight} in flight: ${perCycle.toFixed(1)} µs CPU/cycle ` +
-        `(user ${(cpu.user / args.cycles).toFixed(1)}, system ${(cpu.system / args.cycles).toFixed(1)}), ` +
+        `(user ${(cpu.user / args.cycles).toFixed(1)}, system ${(cpu.system / args.cycles).toFixed(1)}; ` +
+        `JS thread ${jsPerCycle.toFixed(1)}), ` +
         `${((args.cycles / wallMs) * 1000).toFixed(0)} cycles/s, heap ${(heap.heapUsed / 1e6).toFixed(0)} MB, rss ${(heap.rss / 1e6).toFixed(0)} MB\n`,
     );
+    for (const line of allocation) process.stdout.write(`${line}\n`);
   } finally {
     await relay.close();
   }

@@ -257,6 +257,8 @@ class Engine {
   };
   /** Frees what `g` holds, the retired streams' kernel counter slots included. */
   void bury(Graveyard& g);
+  /** bury(), with the sockets closed on the event relay's thread (a fence passed: nobody waits for them). */
+  void buryLater(Graveyard& g);
   Graveyard graveyard_;  // retired since the last fence
   std::vector<std::pair<uint64_t, Graveyard>> retiredByFence_;  // retired in the batch fence `first` closed
   uint64_t lastFence_ = 0;

@@ -74,6 +74,13 @@ void Engine::bury(Graveyard& g) {
   g.clear();
 }
 
+void Engine::buryLater(Graveyard& g) {
+  // The sockets are closed on the event relay's thread (EventRelay::closeLater), off the JS thread; a port the
+  // allocator hands out again before that is waited for (addStream's retry), and sync() waits for them all.
+  relay_->closeLater(std::move(g.fds));
+  bury(g);
+}
+
 std::string Engine::enableKernelPath(const KernelPathSpec& spec) {
   if (closed_) return "engine is closed";
   if (kernel_) return "";
@@ -193,6 +200,7 @@ void Engine::sync() {
   bury(graveyard_);
   for (auto& [id, g] : retiredByFence_) bury(g);
   retiredByFence_.clear();
+  relay_->closeNow();  // and what earlier fences retired: after sync() every removed stream's port is free
 }
 
 int64_t Engine::fence() {
@@ -236,7 +244,7 @@ void Engine::wakeQueued() {
 void Engine::fencePassed(uint64_t id) {
   for (auto it = retiredByFence_.begin(); it != retiredByFence_.end(); ++it) {
     if (it->first != id) continue;
-    bury(it->second);
+    buryLater(it->second);
     retiredByFence_.erase(it);
     return;
   }
@@ -388,7 +396,7 @@ void Engine::addStream(const StreamSpec& spec, const Rule& rule, const StreamCry
       // A removed socket is closed only once its fence passed: close what is retired and try once more, when
       // that is what held the port or the descriptor this one needs.
       const bool heldByRetired = f.code == "EADDRINUSE" || f.code == "EMFILE" || f.code == "ENFILE";
-      if (!heldByRetired || (graveyard_.fds.empty() && retiredByFence_.empty())) throw;
+      if (!heldByRetired || (graveyard_.fds.empty() && retiredByFence_.empty() && !relay_->closesPending())) throw;
       sync();
       s->fd = openSocket(spec, s->local);
     }

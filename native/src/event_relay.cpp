@@ -3,6 +3,7 @@
 #include "event_relay.hpp"
 
 #include <pthread.h>
+#include <unistd.h>
 
 #include <utility>
 
@@ -33,6 +34,38 @@ void EventRelay::pushFence(uint64_t id) {
   cv_.notify_one();
 }
 
+void EventRelay::closeLater(std::vector<int>&& fds) {
+  if (fds.empty()) return;
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (!stopping_) {
+      toClose_.insert(toClose_.end(), fds.begin(), fds.end());
+      fds.clear();
+    }
+  }
+  if (fds.empty()) {
+    cv_.notify_one();
+    return;
+  }
+  for (int fd : fds) ::close(fd);  // the thread is ending (or gone): closed here
+  fds.clear();
+}
+
+void EventRelay::closeNow() {
+  std::vector<int> mine;
+  {
+    std::unique_lock<std::mutex> g(m_);
+    mine.swap(toClose_);
+    closed_.wait(g, [this] { return !closing_; });
+  }
+  for (int fd : mine) ::close(fd);
+}
+
+bool EventRelay::closesPending() {
+  std::lock_guard<std::mutex> g(m_);
+  return closing_ || !toClose_.empty();
+}
+
 void EventRelay::stop() {
   {
     std::lock_guard<std::mutex> g(m_);
@@ -48,19 +81,27 @@ void EventRelay::run() {
   started_.open();
   std::unique_lock<std::mutex> g(m_);
   for (;;) {
-    cv_.wait(g, [this] { return stopping_ || !queue_.empty() || !fences_.empty(); });
+    cv_.wait(g, [this] { return stopping_ || !queue_.empty() || !fences_.empty() || !toClose_.empty(); });
     std::vector<std::vector<EngineEvent>> todo;
     todo.swap(queue_);
     std::vector<uint64_t> fences;
     fences.swap(fences_);
+    std::vector<int> fds;
+    fds.swap(toClose_);
+    closing_ = !fds.empty();
     const bool last = stopping_;
     g.unlock();
     if (sink_)
       for (auto& batch : todo) sink_(std::move(batch));
     if (fenceSink_)
       for (uint64_t id : fences) fenceSink_(id);
+    for (int fd : fds) ::close(fd);
     g.lock();
-    if (last && queue_.empty() && fences_.empty()) return;
+    if (closing_) {
+      closing_ = false;
+      closed_.notify_all();
+    }
+    if (last && queue_.empty() && fences_.empty() && toClose_.empty()) return;
   }
 }
 

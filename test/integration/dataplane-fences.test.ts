@@ -11,7 +11,7 @@ import { createNativeDataPlane } from '../../src/dataplane/native';
 import { RulePacker } from '../../src/dataplane/rule-packing';
 import type { DataPlane, StreamRule, StreamSocketSpec } from '../../src/dataplane/types';
 import { Party, rtpPacket, waitUntil } from '../support/rtp-packets';
-import { endpointOf as ep, portFreeWithin, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
+import { endpointOf as ep, portFree, portFreeWithin, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 
 const LO = '127.0.0.1';
 const relayPorts = new PortRuns(35000, 35499);
@@ -70,6 +70,47 @@ describe('native fences', () => {
     expect(await waitUntil(() => [third, -fourth].every((id) => passed.includes(id)))).toBe(true);
     expect(passed).not.toContain(-first); // nobody needs telling about these two
     expect(passed).not.toContain(-second);
+  });
+
+  it('frees what a passed fence retired off the JS thread: every port comes back, and one bound again at once is waited for', async () => {
+    // The sockets a fence retired are closed on the event relay's thread after the fence passed, so a port
+    // can still be held for a moment when the allocator hands it out again; addStream then waits for those
+    // closes (EventRelay::closeNow) instead of failing with EADDRINUSE.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { NativeEngine } = require(path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'ngrelay_engine.node')) as { NativeEngine: RawCtor };
+    const sched = { policy: 'default', priority: null };
+    const count = 200;
+    let rebound = 0;
+    let rebindError: unknown = null;
+    let retiring = 0;
+    let base = 0;
+    const r = rule({ expected: null, sink: null });
+    const e = new NativeEngine(2, 1 << 20, () => {}, sched, sched, (id) => {
+      if (id !== retiring) return;
+      // In the notification itself, while the relay's thread closes the sockets in removal order: the last
+      // one removed is rebound first, before its close.
+      try {
+        for (let i = count - 1; i >= 0; i--) {
+          e.addStream({ id: 1000 + i, component: 'rtp', localAddress: LO, localPort: base + i }, ...packed(r));
+          rebound++;
+        }
+      } catch (err) {
+        rebindError = err;
+      }
+    });
+    cleanups.push(() => e.close());
+    base = await relayPorts.take(count);
+    for (let i = 0; i < count; i++) e.addStream({ id: 1 + i, component: 'rtp', localAddress: LO, localPort: base + i }, ...packed(r));
+    e.sync();
+    for (let i = 0; i < count; i++) e.removeStream(1 + i);
+    retiring = -e.fence();
+    expect(retiring).toBeGreaterThan(0);
+    (e as RawEngine & { wakeQueued(): void }).wakeQueued();
+    expect(await waitUntil(() => rebound === count || rebindError !== null)).toBe(true);
+    expect(rebindError).toBeNull();
+    for (let i = 0; i < count; i++) e.removeStream(1000 + i);
+    e.sync(); // and after sync() every port is free at once
+    for (let i = 0; i < count; i++) expect(await portFree(base + i, LO)).toBe(true);
   });
 
   it('acknowledges a batch that copies the quality of a stream attached in that same batch', async () => {
