@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "io_thread.hpp"
+#include "socket_pool.hpp"
 
 namespace ngrelay {
 
@@ -231,6 +232,7 @@ class Engine {
   int receiveBufferBytes_;
   std::unique_ptr<KernelPath> kernel_;  // null = userspace only; reset in close(), after the I/O threads
   SchedulingSpec idleScheduling_;  // for the pcap writer, started on the first recording
+  SocketPool socketPool_;  // declared before relay_: the relay's thread fills it until relay_ is gone
   std::unique_ptr<EventRelay> relay_;  // declared before threads_: the I/O threads push into it
   std::unique_ptr<DtlsIdentity> dtls_;  // before threads_: their sessions use its SSL_CTX
   std::vector<std::unique_ptr<IoThread>> threads_;

@@ -67,6 +67,10 @@ class EventRelay {
   void closeNow();
   /** Whether descriptors given to closeLater may still be open. */
   bool closesPending();
+  /** Work this thread does when asked (wakeChore), after what is queued: the socket pool's fill. Set once, first. */
+  void setChore(std::function<void()> chore) { chore_ = std::move(chore); }
+  /** Any thread: run the chore soon (once, however often asked meanwhile). */
+  void wakeChore();
   /** Delivers what is queued, then ends the thread. */
   void stop();
   /** 0, or the errno with which the kernel refused the thread's scheduling. */
@@ -84,6 +88,8 @@ class EventRelay {
   std::vector<std::vector<EngineEvent>> queue_;
   std::vector<uint64_t> fences_;
   std::vector<int> toClose_;
+  std::function<void()> chore_;
+  bool choreWanted_ = false;
   /** The thread is closing a batch it took from toClose_ (closeNow waits for it on `closed_`). */
   bool closing_ = false;
   std::condition_variable closed_;

@@ -52,11 +52,13 @@ bool isWildcard(const SockAddr& a) {
 
 Engine::Engine(int threads, int receiveBufferBytes, EventSink sink, const SchedulingSpec& scheduling,
                const SchedulingSpec& idleScheduling, FenceSink fenceSink, const DtlsCertificateSpec& dtls)
-    : receiveBufferBytes_(receiveBufferBytes), idleScheduling_(idleScheduling) {
+    : receiveBufferBytes_(receiveBufferBytes), idleScheduling_(idleScheduling), socketPool_(receiveBufferBytes) {
   dtls_ = std::make_unique<DtlsIdentity>(dtls);
   if (threads <= 0) threads = int(std::max(1u, std::thread::hardware_concurrency()));
   relay_ = std::make_unique<EventRelay>(std::move(sink), std::move(fenceSink), idleScheduling);
   EventRelay* relay = relay_.get();
+  SocketPool* pool = &socketPool_;
+  relay->setChore([pool] { pool->fill(); });
   EventSink toRelay = [relay](std::vector<EngineEvent>&& batch) { relay->push(std::move(batch)); };
   for (int i = 0; i < threads; ++i) threads_.push_back(std::make_unique<IoThread>(i, toRelay, scheduling));
   for (auto& t : threads_) {
@@ -117,15 +119,11 @@ int Engine::openSocket(const StreamSpec& spec, SockAddr& local) {
   if (!SockAddr::parse(spec.localAddress, spec.localPort, local))
     throw BindFailure{"EINVAL", "not a literal IP address: " + spec.localAddress};
   if (isWildcard(local)) throw BindFailure{"EINVAL", "refusing to bind a wildcard address"};
-  int fd = socket(local.family(), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  bool refill = false;
+  int fd = socketPool_.take(local.family(), refill);
+  if (refill && !closed_) relay_->wakeChore();
+  if (fd < 0) fd = makeMediaSocket(local.family(), receiveBufferBytes_);
   if (fd < 0) throw BindFailure{errnoName(errno), std::string("socket: ") + std::strerror(errno)};
-  int one = 1;
-  if (local.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-  if (receiveBufferBytes_ > 0) {
-    // SO_RCVBUFFORCE passes rmem_max when we are privileged; otherwise the kernel caps SO_RCVBUF.
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &receiveBufferBytes_, sizeof(int)) != 0)
-      setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBufferBytes_, sizeof(int));
-  }
   if (bind(fd, &local.u.sa, local.len) != 0) {
     int e = errno;
     ::close(fd);
@@ -822,6 +820,7 @@ void Engine::close() {
   retiredByFence_.clear();
   qualityBatches_.clear();  // the threads are gone: no copy is still being written
   relay_->stop();  // delivers the events the I/O threads queued last
+  socketPool_.clear();  // after the relay's thread, which fills it
   // The I/O threads are gone: the writer writes everything still queued, then every file is closed.
   if (writer_) writer_->stop();
   for (auto& [id, entry] : recordings_)

@@ -61,6 +61,15 @@ void EventRelay::closeNow() {
   for (int fd : mine) ::close(fd);
 }
 
+void EventRelay::wakeChore() {
+  {
+    std::lock_guard<std::mutex> g(m_);
+    if (choreWanted_) return;
+    choreWanted_ = true;
+  }
+  cv_.notify_one();
+}
+
 bool EventRelay::closesPending() {
   std::lock_guard<std::mutex> g(m_);
   return closing_ || !toClose_.empty();
@@ -81,7 +90,7 @@ void EventRelay::run() {
   started_.open();
   std::unique_lock<std::mutex> g(m_);
   for (;;) {
-    cv_.wait(g, [this] { return stopping_ || !queue_.empty() || !fences_.empty() || !toClose_.empty(); });
+    cv_.wait(g, [this] { return stopping_ || !queue_.empty() || !fences_.empty() || !toClose_.empty() || choreWanted_; });
     std::vector<std::vector<EngineEvent>> todo;
     todo.swap(queue_);
     std::vector<uint64_t> fences;
@@ -89,6 +98,8 @@ void EventRelay::run() {
     std::vector<int> fds;
     fds.swap(toClose_);
     closing_ = !fds.empty();
+    const bool chore = choreWanted_ && !stopping_;
+    choreWanted_ = false;
     const bool last = stopping_;
     g.unlock();
     if (sink_)
@@ -96,6 +107,7 @@ void EventRelay::run() {
     if (fenceSink_)
       for (uint64_t id : fences) fenceSink_(id);
     for (int fd : fds) ::close(fd);
+    if (chore && chore_) chore_();
     g.lock();
     if (closing_) {
       closing_ = false;
