@@ -9,7 +9,7 @@
  *     node bench/out/bench/control.js --rates=500 --step-seconds=30 --relays=ngrelay
  *
  * At exit the relay writes one summary line to `RESIDENCE_OUT` (default /tmp/ngrelay-residence.txt; appended,
- * one line per relay process): residence p50/p90/p99/p999, how many commands at or above the p99 a GC pause
+ * one line per relay process): residence p50/p90/p99/p999 (and p50/p99 per command), how many commands at or above the p99 a GC pause
  * overlapped, and GC pauses by kind. The first `RESIDENCE_SKIP` commands (default 9000: bench:control's 3000
  * warm-up cycles) are left out. Measurement only: it wraps dgram.Socket's emit and send.
  */
@@ -25,11 +25,23 @@ const MAX_COOKIE = 64;
 const out = process.env['RESIDENCE_OUT'] ?? '/tmp/ngrelay-residence.txt';
 const skip = Number(process.env['RESIDENCE_SKIP'] ?? 9000);
 
-const arrived = new Map<string, number>();
-/** [arrival ms, residence ms] per replied command, in reply order. */
-const residences: Array<[number, number]> = [];
+/** Per cookie in flight: when its datagram arrived and which command it carries. */
+const arrived = new Map<string, [number, string]>();
+/** [arrival ms, residence ms, command] per replied command, in reply order. */
+const residences: Array<[number, number, string]> = [];
 /** [start ms, duration ms, kind] per GC pause. */
 const pauses: Array<[number, number, number]> = [];
+
+const COMMAND_KEY = Buffer.from('7:command');
+
+/** The command name of a bencode request (`7:command<len>:<name>`), or '?' (JSON, or no command key). */
+function commandOf(b: Buffer): string {
+  const at = b.indexOf(COMMAND_KEY);
+  if (at < 0) return '?';
+  const colon = b.indexOf(58, at + COMMAND_KEY.length);
+  const length = Number(b.toString('latin1', at + COMMAND_KEY.length, colon));
+  return colon < 0 || !(length > 0 && length < 32) ? '?' : b.toString('latin1', colon + 1, colon + 1 + length);
+}
 
 function cookieOf(b: Buffer): string | null {
   const space = b.indexOf(32);
@@ -46,7 +58,7 @@ proto.emit = function (this: dgram.Socket, event: string | symbol, ...args: unkn
   const msg = args[0];
   if (event === 'message' && Buffer.isBuffer(msg)) {
     const cookie = cookieOf(msg);
-    if (cookie !== null) arrived.set(cookie, performance.now());
+    if (cookie !== null) arrived.set(cookie, [performance.now(), commandOf(msg)]);
   }
   return originalEmit.call(this, event, ...args);
 };
@@ -55,10 +67,10 @@ proto.send = function (this: dgram.Socket, ...args: unknown[]): void {
   const first = Array.isArray(args[0]) ? (args[0] as unknown[])[0] : args[0];
   if (Buffer.isBuffer(first)) {
     const cookie = cookieOf(first);
-    const t0 = cookie === null ? undefined : arrived.get(cookie);
-    if (cookie !== null && t0 !== undefined) {
+    const request = cookie === null ? undefined : arrived.get(cookie);
+    if (cookie !== null && request !== undefined) {
       arrived.delete(cookie);
-      residences.push([t0, performance.now() - t0]);
+      residences.push([request[0], performance.now() - request[0], request[1]]);
     }
   }
   originalSend.call(this, ...args);
@@ -96,9 +108,17 @@ function summary(): string {
     })
     .join(', ');
   const f = (p: number): string => percentile(sorted, p).toFixed(2);
+  const byCommand = new Map<string, number[]>();
+  for (const [, d, command] of kept) byCommand.set(command, [...(byCommand.get(command) ?? []), d]);
+  const commandText = [...byCommand]
+    .map(([command, durs]) => {
+      const s = durs.sort((a, b) => a - b);
+      return `${command} ${percentile(s, 50).toFixed(2)}/${percentile(s, 99).toFixed(2)}`;
+    })
+    .join(', ');
   return (
     `pid ${process.pid}: ${kept.length} commands over ${((kept[kept.length - 1]![0] - from) / 1000).toFixed(1)} s, ` +
-    `residence p50 ${f(50)} p90 ${f(90)} p99 ${f(99)} p99.9 ${f(99.9)} ms; ` +
+    `residence p50 ${f(50)} p90 ${f(90)} p99 ${f(99)} p99.9 ${f(99.9)} ms (p50/p99 by command: ${commandText}); ` +
     `${overlapped} of ${slow.length} at or above p99 overlapped a GC pause; GC: ${gcText || 'none'}`
   );
 }

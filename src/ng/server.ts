@@ -5,6 +5,7 @@
  * socket. The error strings are re-exported here for existing importers.
  */
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import net from 'node:net';
 import type { Logger } from '../logger';
 import { fitDatagram } from './datagram-fit';
@@ -34,6 +35,24 @@ export type NgServerOptions = {
   admission?: AdmissionOptions;
 } & ({ processor: NgProcessor } | NgProcessorOptions);
 
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
+
+/**
+ * The socket's address lookup. A reply goes to its request's source, always an IP literal, so it is answered
+ * at once: dgram's send() then hands the datagram to the kernel inside the call. dns.lookup answers a literal
+ * only on the next tick, which comes after every microtask of the current drain, i.e. after the other commands
+ * that the same batch of datagrams started (measured at 500 cycles/s: a delete's reply left ~50 µs later
+ * than it was ready, at the median).
+ */
+export function literalLookup(hostname: string, options: dns.LookupOneOptions | number, callback: LookupCallback): void {
+  const family = net.isIP(hostname);
+  if (family !== 0) {
+    callback(null, hostname, family);
+    return;
+  }
+  dns.lookup(hostname, typeof options === 'number' ? { family: options } : options, callback);
+}
+
 export class NgServer {
   private readonly socket: dgram.Socket;
   private readonly logger: Logger;
@@ -49,6 +68,7 @@ export class NgServer {
     this.socket = dgram.createSocket({
       type: net.isIPv6(options.address) ? 'udp6' : 'udp4',
       recvBufferSize: NG_RECEIVE_BUFFER_BYTES,
+      lookup: literalLookup,
     });
     // Datagrams wait in our own queue, where their age is seen, not in the kernel's (admission.ts).
     this.admission = new AdmissionQueue(options.admission ?? DEFAULT_ADMISSION, ({ msg, rinfo }, late) => {
