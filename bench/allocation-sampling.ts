@@ -55,7 +55,7 @@ export class AllocationSampling {
     let other = 0;
     const walk = (node: ProfileNode, owner: CallFrame | null): void => {
       const url = node.callFrame.url;
-      const mine = url.includes(this.distDir) ? node.callFrame : url.includes(`${path.sep}bench${path.sep}`) ? node.callFrame : null;
+      const mine = url.includes(this.distDir) || url.includes(`${path.sep}bench${path.sep}`) ? node.callFrame : null;
       const charged = mine ?? owner;
       if (node.selfSize > 0) {
         if (charged === null) other += node.selfSize;

@@ -39,8 +39,9 @@ function commandOf(b: Buffer): string {
   const at = b.indexOf(COMMAND_KEY);
   if (at < 0) return '?';
   const colon = b.indexOf(58, at + COMMAND_KEY.length);
+  if (colon < 0) return '?';
   const length = Number(b.toString('latin1', at + COMMAND_KEY.length, colon));
-  return colon < 0 || !(length > 0 && length < 32) ? '?' : b.toString('latin1', colon + 1, colon + 1 + length);
+  return length > 0 && length < 32 ? b.toString('latin1', colon + 1, colon + 1 + length) : '?';
 }
 
 function cookieOf(b: Buffer): string | null {

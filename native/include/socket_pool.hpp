@@ -39,8 +39,6 @@ class SocketPool {
   void fill();
   /** Closes every socket held; the pool stays usable. */
   void clear();
-  /** Sockets held, both families (tests, statistics). */
-  size_t size();
 
  private:
   struct Family {

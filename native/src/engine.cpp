@@ -121,7 +121,7 @@ int Engine::openSocket(const StreamSpec& spec, SockAddr& local) {
   if (isWildcard(local)) throw BindFailure{"EINVAL", "refusing to bind a wildcard address"};
   bool refill = false;
   int fd = socketPool_.take(local.family(), refill);
-  if (refill && !closed_) relay_->wakeChore();
+  if (refill) relay_->wakeChore();
   if (fd < 0) fd = makeMediaSocket(local.family(), receiveBufferBytes_);
   if (fd < 0) throw BindFailure{errnoName(errno), std::string("socket: ") + std::strerror(errno)};
   if (bind(fd, &local.u.sa, local.len) != 0) {

@@ -36,18 +36,19 @@ void EventRelay::pushFence(uint64_t id) {
 
 void EventRelay::closeLater(std::vector<int>&& fds) {
   if (fds.empty()) return;
+  bool queued = false;
   {
     std::lock_guard<std::mutex> g(m_);
     if (!stopping_) {
       toClose_.insert(toClose_.end(), fds.begin(), fds.end());
-      fds.clear();
+      queued = true;
     }
   }
-  if (fds.empty()) {
+  if (queued) {
     cv_.notify_one();
-    return;
+  } else {
+    for (int fd : fds) ::close(fd);  // the thread is ending (or gone): closed here
   }
-  for (int fd : fds) ::close(fd);  // the thread is ending (or gone): closed here
   fds.clear();
 }
 

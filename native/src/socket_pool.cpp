@@ -68,9 +68,4 @@ void SocketPool::clear() {
   }
 }
 
-size_t SocketPool::size() {
-  std::lock_guard<std::mutex> g(m_);
-  return v4_.fds.size() + v6_.fds.size();
-}
-
 }  // namespace ngrelay

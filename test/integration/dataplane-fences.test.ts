@@ -5,35 +5,14 @@
  * packet sent after settled() obeys the new rule: the thread that reads it runs what is queued first.
  * Relay streams use ports 35000-35499.
  */
-import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createNativeDataPlane } from '../../src/dataplane/native';
-import { RulePacker } from '../../src/dataplane/rule-packing';
-import type { DataPlane, StreamRule, StreamSocketSpec } from '../../src/dataplane/types';
+import type { DataPlane } from '../../src/dataplane/types';
 import { Party, rtpPacket, waitUntil } from '../support/rtp-packets';
-import { endpointOf as ep, portFree, portFreeWithin, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
+import { endpointOf as ep, packed, portFree, portFreeWithin, PortRuns, rawEngineClass, streamRule as rule } from '../support/dataplane-fixtures';
 
 const LO = '127.0.0.1';
 const relayPorts = new PortRuns(35000, 35499);
-
-/** The addon's own arguments for a rule (what NativeDataPlane passes). */
-type PackedRule = [Float64Array, string | null, StreamRule | null];
-function packed(r: StreamRule): PackedRule {
-  const p = new RulePacker();
-  p.pack(r);
-  return [p.slots, p.address, p.extras];
-}
-
-interface RawEngine {
-  addStream(spec: StreamSocketSpec, ...rule: PackedRule): void;
-  updateStream(id: number, ...rule: PackedRule): void;
-  removeStream(id: number): void;
-  requestQuality(ids: number[]): number;
-  fence(): number;
-  sync(): void;
-  close(): void;
-}
-type RawCtor = new (threads: number, rcvbuf: number, onEvents: () => void, s: object, i: object, onFence: (id: number) => void) => RawEngine;
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -42,8 +21,7 @@ afterEach(async () => {
 
 describe('native fences', () => {
   it('queues (negated id) what nobody waits for, acknowledges what the JS thread reads back, and reports what retired something', async () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { NativeEngine } = require(path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'ngrelay_engine.node')) as { NativeEngine: RawCtor };
+    const NativeEngine = rawEngineClass();
     const passed: number[] = [];
     const sched = { policy: 'default', priority: null };
     const e = new NativeEngine(2, 1 << 20, () => {}, sched, sched, (id) => passed.push(id));
@@ -66,7 +44,7 @@ describe('native fences', () => {
     expect(fourth).toBe(-(third + 1));
     expect(e.fence()).toBe(fourth - 1); // nothing queued at all
     // The queued fences pass when the threads next wake (the DataPlane asks for that shortly after).
-    (e as RawEngine & { wakeQueued(): void }).wakeQueued();
+    e.wakeQueued();
     expect(await waitUntil(() => [third, -fourth].every((id) => passed.includes(id)))).toBe(true);
     expect(passed).not.toContain(-first); // nobody needs telling about these two
     expect(passed).not.toContain(-second);
@@ -76,8 +54,7 @@ describe('native fences', () => {
     // The sockets a fence retired are closed on the event relay's thread after the fence passed, so a port
     // can still be held for a moment when the allocator hands it out again; addStream then waits for those
     // closes (EventRelay::closeNow) instead of failing with EADDRINUSE.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { NativeEngine } = require(path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'ngrelay_engine.node')) as { NativeEngine: RawCtor };
+    const NativeEngine = rawEngineClass();
     const sched = { policy: 'default', priority: null };
     const count = 200;
     let rebound = 0;
@@ -105,7 +82,7 @@ describe('native fences', () => {
     for (let i = 0; i < count; i++) e.removeStream(1 + i);
     retiring = -e.fence();
     expect(retiring).toBeGreaterThan(0);
-    (e as RawEngine & { wakeQueued(): void }).wakeQueued();
+    e.wakeQueued();
     expect(await waitUntil(() => rebound === count || rebindError !== null)).toBe(true);
     expect(rebindError).toBeNull();
     for (let i = 0; i < count; i++) e.removeStream(1000 + i);
@@ -116,8 +93,7 @@ describe('native fences', () => {
   it('acknowledges a batch that copies the quality of a stream attached in that same batch', async () => {
     // A query in the event-loop turn of the offer: the copy is written by the I/O thread into memory the JS
     // thread frees once the fence passed. A silent fence here was a use-after-free (found by the ng fuzzer).
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { NativeEngine } = require(path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'ngrelay_engine.node')) as { NativeEngine: RawCtor };
+    const NativeEngine = rawEngineClass();
     const sched = { policy: 'default', priority: null };
     const e = new NativeEngine(2, 1 << 20, () => {}, sched, sched, () => {});
     cleanups.push(() => e.close());

@@ -4,31 +4,13 @@
  * bind() only. Counted through /proc/self/fd. Relay streams use ports 35500-35599.
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RulePacker } from '../../src/dataplane/rule-packing';
-import type { StreamRule, StreamSocketSpec } from '../../src/dataplane/types';
 import { waitUntil } from '../support/rtp-packets';
-import { PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
+import { packed, PortRuns, rawEngineClass, type RawEngine, streamRule as rule } from '../support/dataplane-fixtures';
 
 const relayPorts = new PortRuns(35500, 35599);
 /** SocketPool::kTarget. */
 const POOL_TARGET = 16;
-
-type PackedRule = [Float64Array, string | null, StreamRule | null];
-function packed(r: StreamRule): PackedRule {
-  const p = new RulePacker();
-  p.pack(r);
-  return [p.slots, p.address, p.extras];
-}
-
-interface RawEngine {
-  addStream(spec: StreamSocketSpec, ...rule: PackedRule): void;
-  removeStream(id: number): void;
-  sync(): void;
-  close(): void;
-}
-type RawCtor = new (threads: number, rcvbuf: number, onEvents: () => void, s: object, i: object, onFence: (id: number) => void) => RawEngine;
 
 function openDescriptors(): number {
   return fs.readdirSync('/proc/self/fd').length;
@@ -52,8 +34,7 @@ afterEach(() => {
 });
 
 function newEngine(): RawEngine {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { NativeEngine } = require(path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'ngrelay_engine.node')) as { NativeEngine: RawCtor };
+  const NativeEngine = rawEngineClass();
   const sched = { policy: 'default', priority: null };
   const e = new NativeEngine(2, 1 << 20, () => {}, sched, sched, () => {});
   cleanups.push(() => e.close()); // a second close() does nothing

@@ -1,9 +1,11 @@
 /**
  * Shared by the tests that drive the native data plane directly: stream rules with defaults, endpoints of
- * test parties, and runs of free relay ports.
+ * test parties, runs of free relay ports, and the addon's engine class without NativeDataPlane around it.
  */
 import * as dgram from 'node:dgram';
-import type { Endpoint, StreamRule } from '../../src/dataplane/types';
+import * as path from 'node:path';
+import { RulePacker } from '../../src/dataplane/rule-packing';
+import type { Endpoint, StreamRule, StreamSocketSpec } from '../../src/dataplane/types';
 
 /** A rule that forwards nothing to nobody, with `partial` on top; `learning` is each suite's usual mode. */
 export function streamRule(partial: Partial<StreamRule>, learning: StreamRule['learning'] = 'heuristic'): StreamRule {
@@ -73,4 +75,32 @@ export class PortRuns {
     }
     throw new Error(`no ${count} free relay ports in ${this.first}-${this.last}`);
   }
+}
+
+/** The addon's own arguments for a rule (what NativeDataPlane passes). */
+export type PackedRule = [Float64Array, string | null, StreamRule | null];
+
+export function packed(r: StreamRule): PackedRule {
+  const p = new RulePacker();
+  p.pack(r);
+  return [p.slots, p.address, p.extras];
+}
+
+/** The addon's NativeEngine, as the tests that bypass NativeDataPlane call it. */
+export interface RawEngine {
+  addStream(spec: StreamSocketSpec, ...rule: PackedRule): void;
+  updateStream(id: number, ...rule: PackedRule): void;
+  removeStream(id: number): void;
+  requestQuality(ids: number[]): number;
+  fence(): number;
+  wakeQueued(): void;
+  sync(): void;
+  close(): void;
+}
+export type RawCtor = new (threads: number, rcvbuf: number, onEvents: () => void, s: object, i: object, onFence: (id: number) => void) => RawEngine;
+
+/** The built addon's NativeEngine class. */
+export function rawEngineClass(): RawCtor {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'ngrelay_engine.node')) as { NativeEngine: RawCtor }).NativeEngine;
 }
