@@ -2,6 +2,7 @@
 // the asynchronous fences' acknowledgements, from the I/O threads to the N-API layer.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -71,6 +72,10 @@ class EventRelay {
   void setChore(std::function<void()> chore) { chore_ = std::move(chore); }
   /** Any thread: run the chore soon (once, however often asked meanwhile). */
   void wakeChore();
+  /** Housekeeping period while busy (see `ticking_`). */
+  static constexpr int kTickMs = 2;
+  /** How long without a chore or a close before the thread stops ticking. */
+  static constexpr int kQuietMs = 1000;
   /** Delivers what is queued, then ends the thread. */
   void stop();
   /** 0, or the errno with which the kernel refused the thread's scheduling. */
@@ -78,6 +83,8 @@ class EventRelay {
 
  private:
   void run();
+  /** With m_ held: start ticking; true when the caller must wake the thread (it was not ticking). */
+  bool startTicking();
   EventSink sink_;
   FenceSink fenceSink_;
   SchedulingSpec scheduling_;
@@ -90,6 +97,16 @@ class EventRelay {
   std::vector<int> toClose_;
   std::function<void()> chore_;
   bool choreWanted_ = false;
+  /**
+   * Housekeeping (closes, the chore) without a wake-up from the JS thread: while it has some (and for
+   * kQuietMs after), this thread wakes by itself every kTickMs and does what closeLater and wakeChore
+   * queued meanwhile. Waking it costs the waker a futex call and, in a VM, an inter-processor interrupt: 25 us
+   * on average (p90 of a stream's addStream 31 us against 6 without one) on the JS thread, for every refill and
+   * every batch of closes. Only the first request after a quiet spell wakes it (`kick_`); an idle relay's thread
+   * sleeps.
+   */
+  bool ticking_ = false;
+  bool kick_ = false;
   /** The thread is closing a batch it took from toClose_ (closeNow waits for it on `closed_`). */
   bool closing_ = false;
   std::condition_variable closed_;

@@ -20,7 +20,8 @@ int makeMediaSocket(int family, int receiveBufferBytes);
  * EventRelay::setChore). socket() and its setsockopt calls are ~4 of the ~5 us a stream's socket costs in a VM,
  * on the JS thread of every offer; an unbound socket receives nothing, so one made early is the same as one
  * made now. A family is filled only once a stream asked for it (no descriptors are held at start), to
- * `kTarget` sockets, refilled when it falls below half of that, and never with the last kSpareDescriptors.
+ * `kTarget` sockets, topped up on the relay thread's next tick after a take (EventRelay::ticking_: no wake-up per
+ * refill), and never with the last kSpareDescriptors.
  */
 class SocketPool {
  public:

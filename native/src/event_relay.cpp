@@ -36,17 +36,17 @@ void EventRelay::pushFence(uint64_t id) {
 
 void EventRelay::closeLater(std::vector<int>&& fds) {
   if (fds.empty()) return;
-  bool queued = false;
+  bool queued = false, wake = false;
   {
     std::lock_guard<std::mutex> g(m_);
     if (!stopping_) {
       toClose_.insert(toClose_.end(), fds.begin(), fds.end());
       queued = true;
+      wake = startTicking();
     }
   }
-  if (queued) {
-    cv_.notify_one();
-  } else {
+  if (wake) cv_.notify_one();
+  if (!queued) {
     for (int fd : fds) ::close(fd);  // the thread is ending (or gone): closed here
   }
   fds.clear();
@@ -63,12 +63,20 @@ void EventRelay::closeNow() {
 }
 
 void EventRelay::wakeChore() {
+  bool wake;
   {
     std::lock_guard<std::mutex> g(m_);
-    if (choreWanted_) return;
     choreWanted_ = true;
+    wake = startTicking();
   }
-  cv_.notify_one();
+  if (wake) cv_.notify_one();
+}
+
+bool EventRelay::startTicking() {
+  if (ticking_) return false;  // the next tick does it
+  ticking_ = true;
+  kick_ = true;
+  return true;
 }
 
 bool EventRelay::closesPending() {
@@ -90,8 +98,15 @@ void EventRelay::run() {
   schedError_ = applyThreadScheduling(scheduling_);
   started_.open();
   std::unique_lock<std::mutex> g(m_);
+  auto lastBusy = std::chrono::steady_clock::now();
+  const auto due = [this] { return stopping_ || kick_ || !queue_.empty() || !fences_.empty(); };
   for (;;) {
-    cv_.wait(g, [this] { return stopping_ || !queue_.empty() || !fences_.empty() || !toClose_.empty() || choreWanted_; });
+    // Events and fences wake this thread; closes and the chore wait for the next tick (see ticking_).
+    if (ticking_)
+      cv_.wait_for(g, std::chrono::milliseconds(kTickMs), due);
+    else
+      cv_.wait(g, due);
+    kick_ = false;
     std::vector<std::vector<EngineEvent>> todo;
     todo.swap(queue_);
     std::vector<uint64_t> fences;
@@ -101,6 +116,11 @@ void EventRelay::run() {
     closing_ = !fds.empty();
     const bool chore = choreWanted_ && !stopping_;
     choreWanted_ = false;
+    if (ticking_) {
+      const auto now = std::chrono::steady_clock::now();
+      if (!fds.empty() || chore) lastBusy = now;
+      else if (now - lastBusy > std::chrono::milliseconds(kQuietMs)) ticking_ = false;
+    }
     const bool last = stopping_;
     g.unlock();
     if (sink_)

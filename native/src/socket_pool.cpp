@@ -29,7 +29,7 @@ int SocketPool::take(int family, bool& refill) {
     fd = f.fds.back();
     f.fds.pop_back();
   }
-  refill = f.fds.size() < kTarget / 2;
+  refill = f.fds.size() < kTarget;  // cheap: the event relay tops it up on its next tick (EventRelay::ticking_)
   return fd;
 }
 

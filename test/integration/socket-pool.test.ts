@@ -12,6 +12,24 @@ const relayPorts = new PortRuns(35500, 35599);
 /** SocketPool::kTarget. */
 const POOL_TARGET = 16;
 
+/** The event relay's thread (it fills the pool): its task directory, e.g. /proc/self/task/1234. */
+function eventThread(): string {
+  const tasks = fs.readdirSync('/proc/self/task').filter((tid) => {
+    try {
+      return fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'ngrelay-events';
+    } catch {
+      return false; // the thread ended meanwhile
+    }
+  });
+  expect(tasks).toHaveLength(1);
+  return `/proc/self/task/${tasks[0]}`;
+}
+
+/** How often a thread went to sleep: each of its wake-ups ends in one of these. */
+function voluntarySwitches(task: string): number {
+  return Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(fs.readFileSync(`${task}/status`, 'utf8'))?.[1] ?? NaN);
+}
+
 function openDescriptors(): number {
   return fs.readdirSync('/proc/self/fd').length;
 }
@@ -80,5 +98,31 @@ describe('socket pool', () => {
     e.addStream({ id: 4, component: 'rtp', localAddress: '::1', localPort: port + 3 }, ...idle);
     expect(() => e.addStream({ id: 5, component: 'rtp', localAddress: '127.0.0.1', localPort: port }, ...idle)).toThrow(/Address already in use/);
     e.sync();
+  });
+
+  it('is topped up while streams are added without the JS thread waking its thread per refill (it ticks)', async () => {
+    const e = newEngine();
+    const base = await settledDescriptors();
+    const idle = packed(rule({ expected: null, sink: null }));
+    // Port 0: the kernel picks one, so these streams need no port run.
+    e.addStream({ id: 1, component: 'rtp', localAddress: '127.0.0.1', localPort: 0 }, ...idle);
+    await settledDescriptors(); // the pool is full, the thread asleep
+    const task = eventThread();
+    const before = voluntarySwitches(task);
+    // A stream per 30 us at most (12 ms or more in all): woken for every refill (below half of its 16
+    // sockets), the thread wakes once per 8-16 streams, ~25 times; ticking, once per 2 ms.
+    const streams = 400;
+    const started = performance.now();
+    for (let i = 0; i < streams; i++) {
+      e.addStream({ id: 100 + i, component: 'rtp', localAddress: '127.0.0.1', localPort: 0 }, ...idle);
+      while (performance.now() < started + (i + 1) * 0.03);
+    }
+    const elapsedMs = performance.now() - started;
+    const wakeUps = voluntarySwitches(task) - before;
+    // One wake-up to start ticking, then one per EventRelay::kTickMs (2 ms).
+    expect(wakeUps).toBeLessThanOrEqual(Math.ceil(elapsedMs / 2) + 3);
+    // And it was topped up all the same: full again once the thread has ticked.
+    expect((await settledDescriptors()) - base).toBe(1 + streams + POOL_TARGET);
+    e.close();
   });
 });
