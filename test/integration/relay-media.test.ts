@@ -140,7 +140,9 @@ describe('ngrelay forwards real media set up over ng', () => {
 
     const del = await ng.request({ command: 'delete', 'call-id': 'media-1', 'from-tag': 'A', 'delete-delay': 0 });
     expect(del.dict['result']?.toString()).toBe('ok');
-    for (const port of [portForA, portForA + 1, portForB, portForB + 1]) expect(await portFree(port, '127.0.0.1')).toBe(true);
+    // The engine's event thread closes removed sockets on its next 2 ms tick (EventRelay::ticking_), so a port
+    // is free shortly after the reply; the relay's own allocator waits for that close when it hands one out.
+    for (const port of [portForA, portForA + 1, portForB, portForB + 1]) expect(await portFreeWithin(port, '127.0.0.1', 500)).toBe(true);
     for (const s of [a.socket, b.socket, aRtcp, bRtcp]) s.close();
   });
 

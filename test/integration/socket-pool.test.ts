@@ -106,7 +106,7 @@ describe('socket pool', () => {
     const idle = packed(rule({ expected: null, sink: null }));
     // Port 0: the kernel picks one, so these streams need no port run.
     e.addStream({ id: 1, component: 'rtp', localAddress: '127.0.0.1', localPort: 0 }, ...idle);
-    await settledDescriptors(); // the pool is full, the thread asleep
+    await settledDescriptors(); // the pool is full
     const task = eventThread();
     const before = voluntarySwitches(task);
     // A stream per 30 us at most (12 ms or more in all): woken for every refill (below half of its 16
