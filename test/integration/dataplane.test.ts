@@ -19,7 +19,7 @@ import {
 } from '../../src/dataplane/types';
 import { Party, rtcpPacket, rtpPacket, sleep, waitUntil } from '../support/rtp-packets';
 import { buildUdpBurst } from '../support/udp-burst';
-import { endpointOf as ep, portFree, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
+import { endpointOf as ep, ownThreads, portFree, PortRuns, streamRule as rule } from '../support/dataplane-fixtures';
 import { kernelTestOptions } from '../support/kernel-table';
 
 const LO = '127.0.0.1';
@@ -663,19 +663,6 @@ describe('native data plane: overload', () => {
     console.log(`overload: sent ${sent} burst packets, relay accepted ${burstCounted}, counted dropped ${t.dropped}, B received ${b.count}`);
   });
 });
-
-/** /proc/self/task/<tid> of this process's threads whose name starts with `prefix` (the engine names its own). */
-function ownThreads(prefix: string): string[] {
-  const out: string[] = [];
-  for (const tid of fs.readdirSync('/proc/self/task')) {
-    try {
-      if (fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith(prefix)) out.push(`/proc/self/task/${tid}`);
-    } catch {
-      // the thread ended meanwhile
-    }
-  }
-  return out;
-}
 
 describe('native data plane: descriptor tables', () => {
   // The userspace engine's descriptors: with the kernel fast path on (dataplane-kernel.test.ts) each thread

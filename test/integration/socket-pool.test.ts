@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { waitUntil } from '../support/rtp-packets';
-import { packed, PortRuns, rawEngineClass, type RawEngine, streamRule as rule } from '../support/dataplane-fixtures';
+import { ownThreads, packed, PortRuns, rawEngineClass, type RawEngine, streamRule as rule } from '../support/dataplane-fixtures';
 
 const relayPorts = new PortRuns(35500, 35599);
 /** SocketPool::kTarget. */
@@ -14,15 +14,9 @@ const POOL_TARGET = 16;
 
 /** The event relay's thread (it fills the pool): its task directory, e.g. /proc/self/task/1234. */
 function eventThread(): string {
-  const tasks = fs.readdirSync('/proc/self/task').filter((tid) => {
-    try {
-      return fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() === 'ngrelay-events';
-    } catch {
-      return false; // the thread ended meanwhile
-    }
-  });
+  const tasks = ownThreads('ngrelay-events');
   expect(tasks).toHaveLength(1);
-  return `/proc/self/task/${tasks[0]}`;
+  return tasks[0]!;
 }
 
 /** How often a thread went to sleep: each of its wake-ups ends in one of these. */

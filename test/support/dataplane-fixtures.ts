@@ -3,6 +3,7 @@
  * test parties, runs of free relay ports, and the addon's engine class without NativeDataPlane around it.
  */
 import * as dgram from 'node:dgram';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { RulePacker } from '../../src/dataplane/rule-packing';
 import type { Endpoint, StreamRule, StreamSocketSpec } from '../../src/dataplane/types';
@@ -23,6 +24,19 @@ export function streamRule(partial: Partial<StreamRule>, learning: StreamRule['l
 
 export function endpointOf(party: { address: string; port: number }): Endpoint {
   return { family: party.address.includes(':') ? 'IPv6' : 'IPv4', address: party.address, port: party.port };
+}
+
+/** /proc/self/task/<tid> of this process's threads whose name starts with `prefix` (the engine names its own). */
+export function ownThreads(prefix: string): string[] {
+  const out: string[] = [];
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      if (fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').startsWith(prefix)) out.push(`/proc/self/task/${tid}`);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
 }
 
 /** True when `port` can be bound on `address` right now (the probe socket is closed again). */
