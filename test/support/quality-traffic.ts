@@ -158,6 +158,8 @@ interface PartyState {
   lastSr: { middle: number; atMs: number } | null;
   peerRtp: number;
   peerRtcp: number;
+  /** The interarrival jitter field of every report block this party sent, in RTP timestamp units. */
+  reportedJitter: number[];
 }
 
 function compound(p: PartyState, extraDelayMs: number): Buffer {
@@ -182,7 +184,9 @@ function compound(p: PartyState, extraDelayMs: number): Buffer {
       const heldMs = Date.now() - p.lastSr.atMs - extraDelayMs;
       dlsr = Math.max(0, Math.round((heldMs / 1000) * 65536));
     }
-    parts.push(p.stats.block(lsr, dlsr));
+    const block = p.stats.block(lsr, dlsr);
+    p.reportedJitter.push(block.readUInt32BE(12));
+    parts.push(block);
   }
   const cname = Buffer.from('quality-test');
   const sdes = Buffer.alloc(4 + 4 + 2 + cname.length + 2);
@@ -215,6 +219,8 @@ export interface QualityRun {
   /** What B really saw of A's stream, and A of B's. */
   receivedAtB: number;
   receivedAtA: number;
+  /** The jitter field of each report block a party sent (RTP timestamp units), keyed by the reporter's SSRC. */
+  reportedJitter: Record<number, number[]>;
   /** A's RTP, RTCP and B's ports: the relay-side ports are in the SDP. */
   tags: { from: string; to: string };
 }
@@ -237,8 +243,8 @@ export async function runQualityCall(o: QualityOptions): Promise<QualityRun> {
       sdp: sdp(bRtp.port, o.codec),
     });
     const toA = mPort(answer.dict);
-    const a: PartyState = { rtp: aRtp, rtcp: aRtcp, ssrc: o.ssrcA, stats: new ReceiverStats(), sent: 0, octets: 0, lastSr: null, peerRtp: toA, peerRtcp: toA + 1 };
-    const b: PartyState = { rtp: bRtp, rtcp: bRtcp, ssrc: o.ssrcB, stats: new ReceiverStats(), sent: 0, octets: 0, lastSr: null, peerRtp: toB, peerRtcp: toB + 1 };
+    const a: PartyState = { rtp: aRtp, rtcp: aRtcp, ssrc: o.ssrcA, stats: new ReceiverStats(), sent: 0, octets: 0, lastSr: null, peerRtp: toA, peerRtcp: toA + 1, reportedJitter: [] };
+    const b: PartyState = { rtp: bRtp, rtcp: bRtcp, ssrc: o.ssrcB, stats: new ReceiverStats(), sent: 0, octets: 0, lastSr: null, peerRtp: toB, peerRtcp: toB + 1, reportedJitter: [] };
     for (const [me] of [[a], [b]] as const) {
       me.rtp.socket.on('message', (pkt) => me.stats.onPacket(pkt, Date.now()));
       me.rtcp.socket.on('message', (pkt) => {
@@ -275,7 +281,7 @@ export async function runQualityCall(o: QualityOptions): Promise<QualityRun> {
     if (o.afterTraffic) await o.afterTraffic(tags);
     const query = await ng.request({ command: 'query', 'call-id': o.callId });
     const del = await ng.request({ command: 'delete', 'call-id': o.callId, 'from-tag': tags.from });
-    return { query: query.dict, deleteReply: del.dict, receivedAtB: b.stats.received, receivedAtA: a.stats.received, tags };
+    return { query: query.dict, deleteReply: del.dict, receivedAtB: b.stats.received, receivedAtA: a.stats.received, reportedJitter: { [o.ssrcA]: a.reportedJitter, [o.ssrcB]: b.reportedJitter }, tags };
   } finally {
     for (const s of [aRtp, aRtcp, bRtp, bRtcp]) s.socket.close();
     ng.close();
