@@ -226,9 +226,10 @@ function shebangNodeArgs(root: string): string[] {
   return m ? m[1]!.split(' ').filter((a) => a.length > 0) : [];
 }
 
+const splitArgs = (value: string | undefined): string[] => (value ?? '').split(' ').filter((a) => a.length > 0);
+
 function nodeArgs(root: string): string[] {
-  const extra = (process.env['BENCH_NGRELAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a.length > 0);
-  return [...shebangNodeArgs(root), ...extra];
+  return [...shebangNodeArgs(root), ...splitArgs(process.env['BENCH_NGRELAY_NODE_ARGS'])];
 }
 
 async function startRelay(name: RelayName, options: RelayOptions, root: string): Promise<Relay> {
@@ -239,7 +240,8 @@ async function startRelay(name: RelayName, options: RelayOptions, root: string):
           name,
           command: process.execPath,
           // e.g. BENCH_NGRELAY_NODE_ARGS=--cpu-prof to profile the relay (not the load generator).
-          args: [...nodeArgs(root), path.join(root, 'bin', 'ngrelay'), ...args, '--log-level=4'],
+          // BENCH_NGRELAY_ARGS: extra relay options, e.g. --ng-cache-max-entries=0 to measure without the reply cache.
+          args: [...nodeArgs(root), path.join(root, 'bin', 'ngrelay'), ...args, '--log-level=4', ...splitArgs(process.env['BENCH_NGRELAY_ARGS'])],
           cwd: root,
         }
       : { name, command: RTPENGINE_BIN, args: [...args, '--log-level=4'] };

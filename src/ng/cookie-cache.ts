@@ -5,24 +5,21 @@
  * command must run once, and every copy must get the identical reply bytes — also a copy that arrives while
  * the first is still being handled (it waits for that same result).
  *
- * Like rtpengine's cookie_cache.c: two generations (maps); every `generationMs` (30 s) the current one
- * becomes the old one and the old one is dropped, so a reply lives between 30 and 60 s. Rotation is done
- * lazily on access (no timer keeps the process alive); after a quiet period of two generations or more both
- * are dropped at once. The clock is injectable for tests.
+ * Like rtpengine's cookie_cache.c: two generations; every `generationMs` (30 s) the current one becomes the
+ * old one and the old one is dropped, so a reply lives between 30 and 60 s. Rotation is done lazily on access
+ * (no timer keeps the process alive); after a quiet period of two generations or more both are dropped at
+ * once. The clock is injectable for tests.
  *
  * Unlike rtpengine, the cache is also bounded by entries and by bytes (ngrelay's `--ng-cache-max-entries`,
  * `--ng-cache-max-bytes`): anyone who can reach the ng port could otherwise grow it without limit with
- * distinct cookies. When a bound is exceeded the oldest replies go first (old generation, then current; a
- * Map iterates in insertion order, so the first key is the oldest).
+ * distinct cookies. When a bound is exceeded the oldest replies go first (old generation, then current).
  *
- * Reply bytes live off the JavaScript heap in a ReplyStore (reply-store.ts); the generations map each cookie
- * to its slot there, so the cache holds no object per reply.
- *
- * Long cookies are keyed by a digest: V8 hashes a string of 16,384 chars or more by its length alone, so
- * same-length long cookies would all collide in the Maps and every lookup would compare them one by one
- * (measured: 10 ms per request with 16 kB cookies, a flood any client could send).
+ * Nothing of a cached reply is on the JavaScript heap: its cookie and bytes live in a ReplyStore
+ * (reply-store.ts), the index is a hash table in typed arrays (cookie-index.ts), and the order replies came
+ * in (which generation drops and which reply is evicted first) is a ring of slot numbers here. Only
+ * commands still running are held in a Map, a handful at a time.
  */
-import { createHash } from 'node:crypto';
+import { CookieIndex, cookieHash, randomSeed } from './cookie-index';
 import { ReplyStore } from './reply-store';
 
 
@@ -35,6 +32,8 @@ export interface CookieCacheOptions {
   maxEntries?: number;
   /** Most bytes held, cookies plus reply bytes (default DEFAULT_MAX_BYTES). */
   maxBytes?: number;
+  /** Seed of the cookie hash (default: random per cache; tests fix it). */
+  seed?: number;
 }
 
 /** Enough for ~13 s of replies at 2,500 offer+answer+delete cycles/s, far beyond Kamailio's retransmit window. */
@@ -59,21 +58,16 @@ export interface CookieCacheStats {
   evicted: number;
 }
 
-/** Cookies longer than this are keyed by their SHA-256 (Kamailio's are ~20 bytes). */
-const MAX_PLAIN_KEY = 256;
-
-/**
- * The Map key of a cookie. A digest key starts with U+0100, which no latin1 cookie contains, so the two
- * kinds never meet.
- */
-function keyOf(cookie: string): string {
-  if (cookie.length <= MAX_PLAIN_KEY) return cookie;
-  return `\u0100${createHash('sha256').update(cookie, 'latin1').digest('base64')}`;
-}
-
 /** Bytes an entry is charged: its key (latin1, one byte per char) and its reply. */
 function entryBytes(cookie: string, replyLength: number): number {
   return cookie.length + replyLength;
+}
+
+/** An Int32Array twice as long, holding `a`'s values. */
+function grown(a: Int32Array): Int32Array {
+  const b = new Int32Array(a.length * 2);
+  b.set(a);
+  return b;
 }
 
 export class CookieCache {
@@ -81,10 +75,24 @@ export class CookieCache {
   private readonly now: () => number;
   readonly maxEntries: number;
   readonly maxBytes: number;
-  /** Cookie -> slot in `store`, per generation (a Map iterates in insertion order: the first key is the oldest). */
-  private current = new Map<string, number>();
-  private old = new Map<string, number>();
   private readonly store = new ReplyStore();
+  private readonly index = new CookieIndex(this.store);
+  private readonly seed: number;
+  /** Per slot: its key's hash, the generation it was stored in, and its place in the arrival ring (0: none). */
+  private slotHash: Int32Array = new Int32Array(1024);
+  private slotGeneration: Int32Array = new Int32Array(1024);
+  private slotStamp: Int32Array = new Int32Array(1024);
+  /**
+   * Slots in the order their replies were stored (oldest at `head`), each with the stamp it had then: an entry
+   * whose slot has since been released or reused (a replaced reply) no longer matches and is skipped.
+   */
+  private ringSlot: Int32Array = new Int32Array(1024);
+  private ringStamp: Int32Array = new Int32Array(1024);
+  private head = 0;
+  private ringLength = 0;
+  private nextStamp = 1;
+  /** The current generation's number; replies of the one before it are the old generation. */
+  private generation = 0;
   private readonly inFlight = new Map<string, Promise<Buffer>>();
   private lastSwap: number;
   private heldBytes = 0;
@@ -95,65 +103,99 @@ export class CookieCache {
     this.now = options.now ?? (() => performance.now());
     this.maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+    this.seed = options.seed ?? randomSeed();
     if (!(this.maxEntries >= 0) || !(this.maxBytes >= 0)) throw new RangeError('cookie cache bounds must be >= 0');
     this.lastSwap = this.now();
-  }
-
-  /** Gives back every slot of `map` and forgets it. */
-  private drop(map: Map<string, number>): void {
-    for (const [cookie, slot] of map) {
-      this.heldBytes -= entryBytes(cookie, this.store.length(slot));
-      this.store.release(slot);
-    }
-    map.clear();
   }
 
   private rotate(): void {
     const elapsed = this.now() - this.lastSwap;
     if (elapsed < this.generationMs) return;
     if (elapsed >= 2 * this.generationMs) {
-      this.old = new Map();
-      this.current = new Map();
-      this.store.clear();
-      this.heldBytes = 0;
+      this.clear();
     } else {
-      this.drop(this.old);
-      this.old = this.current;
-      this.current = new Map();
+      this.generation++;
+      // The old generation's replies are the oldest, so they sit at the head of the ring.
+      for (let slot = this.oldest(); slot >= 0 && this.slotGeneration[slot]! < this.generation - 1; slot = this.oldest()) this.remove(slot);
     }
     this.lastSwap = this.now();
   }
 
-  private remove(map: Map<string, number>, cookie: string): void {
-    const slot = map.get(cookie);
-    if (slot === undefined) return;
-    map.delete(cookie);
-    this.heldBytes -= entryBytes(cookie, this.store.length(slot));
+  /** The slot of the oldest reply held (skipping ring entries of replies already gone), or -1. */
+  private oldest(): number {
+    while (this.ringLength > 0) {
+      const slot = this.ringSlot[this.head]!;
+      if (this.slotStamp[slot] === this.ringStamp[this.head]) return slot;
+      this.head = (this.head + 1) % this.ringSlot.length;
+      this.ringLength--;
+    }
+    return -1;
+  }
+
+  /** Appends `slot` to the arrival ring with a fresh stamp. */
+  private enqueue(slot: number): void {
+    if (this.ringLength === this.ringSlot.length) {
+      // Unroll the ring into arrays twice as long, oldest first.
+      const order = (a: Int32Array): Int32Array => {
+        const b = new Int32Array(a.length * 2);
+        b.set(a.subarray(this.head));
+        b.set(a.subarray(0, this.head), a.length - this.head);
+        return b;
+      };
+      this.ringSlot = order(this.ringSlot);
+      this.ringStamp = order(this.ringStamp);
+      this.head = 0;
+    }
+    const stamp = this.nextStamp;
+    this.nextStamp = stamp === 0x7fffffff ? 1 : stamp + 1;
+    const at = (this.head + this.ringLength) % this.ringSlot.length;
+    this.ringSlot[at] = slot;
+    this.ringStamp[at] = stamp;
+    this.ringLength++;
+    this.slotStamp[slot] = stamp;
+  }
+
+  /** Forgets the reply in `slot` and gives its memory back (its ring entry goes stale). */
+  private remove(slot: number): void {
+    this.index.remove(this.slotHash[slot]!, slot);
+    this.heldBytes -= this.store.keyLength(slot) + this.store.length(slot);
+    this.slotStamp[slot] = 0;
     this.store.release(slot);
   }
 
   /** Drops oldest replies until both bounds hold. */
   private evict(): void {
-    while (this.current.size + this.old.size > this.maxEntries || this.heldBytes > this.maxBytes) {
-      const map = this.old.size > 0 ? this.old : this.current;
-      const oldest = map.keys().next();
-      if (oldest.done) return;
-      this.remove(map, oldest.value);
+    while (this.index.size > this.maxEntries || this.heldBytes > this.maxBytes) {
+      const slot = this.oldest();
+      if (slot < 0) return;
+      this.remove(slot);
       this.evictedCount++;
     }
   }
 
-  private getKeyed(cookie: string): Buffer | undefined {
+  /** The cached reply for a cookie, if it is still alive. */
+  get(cookie: string): Buffer | undefined {
     this.rotate();
-    const slot = this.current.get(cookie) ?? this.old.get(cookie);
-    return slot === undefined ? undefined : this.store.get(slot);
+    const slot = this.index.find(cookie, cookieHash(cookie, this.seed));
+    return slot < 0 ? undefined : this.store.get(slot);
   }
 
-  private setKeyed(cookie: string, reply: Buffer): void {
+  /** Stores a finished reply (in the current generation), evicting the oldest ones beyond the bounds. */
+  set(cookie: string, reply: Buffer): void {
     this.rotate();
-    this.remove(this.old, cookie);
-    this.remove(this.current, cookie);
-    this.current.set(cookie, this.store.put(reply));
+    const hash = cookieHash(cookie, this.seed);
+    const existing = this.index.find(cookie, hash);
+    if (existing >= 0) this.remove(existing);
+    const slot = this.store.put(reply, cookie);
+    while (slot >= this.slotHash.length) {
+      this.slotHash = grown(this.slotHash);
+      this.slotGeneration = grown(this.slotGeneration);
+      this.slotStamp = grown(this.slotStamp);
+    }
+    this.slotHash[slot] = hash;
+    this.slotGeneration[slot] = this.generation;
+    this.enqueue(slot);
+    this.index.insert(hash, slot);
     this.heldBytes += entryBytes(cookie, reply.length);
     this.evict();
   }
@@ -162,22 +204,8 @@ export class CookieCache {
    * Returns the cached reply, or joins the copy being handled, or runs `compute` once and caches its reply.
    * If `compute` rejects, nothing is cached and every waiting copy gets the same rejection.
    */
-  run(cookie: string, compute: () => Promise<Buffer>): Promise<CookieResult> {
-    return this.runKeyed(keyOf(cookie), compute);
-  }
-
-  /** The cached reply for a cookie, if it is still alive. */
-  get(cookie: string): Buffer | undefined {
-    return this.getKeyed(keyOf(cookie));
-  }
-
-  /** Stores a finished reply (in the current generation), evicting the oldest ones beyond the bounds. */
-  set(cookie: string, reply: Buffer): void {
-    this.setKeyed(keyOf(cookie), reply);
-  }
-
-  private async runKeyed(cookie: string, compute: () => Promise<Buffer>): Promise<CookieResult> {
-    const cached = this.getKeyed(cookie);
+  async run(cookie: string, compute: () => Promise<Buffer>): Promise<CookieResult> {
+    const cached = this.get(cookie);
     if (cached) return { reply: cached, outcome: 'cached' };
     const pending = this.inFlight.get(cookie);
     if (pending) return { reply: await pending, outcome: 'in-flight' };
@@ -192,7 +220,7 @@ export class CookieCache {
     this.inFlight.set(cookie, promise);
     try {
       const reply = await promise;
-      this.setKeyed(cookie, reply);
+      this.set(cookie, reply);
       return { reply, outcome: 'computed' };
     } finally {
       this.inFlight.delete(cookie);
@@ -204,15 +232,15 @@ export class CookieCache {
    * timer, so the replies' memory comes back once the load is gone); returns how many replies went.
    */
   expire(): number {
-    const before = this.current.size + this.old.size;
+    const before = this.index.size;
     this.rotate();
-    return before - (this.current.size + this.old.size);
+    return before - this.index.size;
   }
 
   /** Replies held in both generations (in-flight ones not counted). */
   get size(): number {
     this.rotate();
-    return this.current.size + this.old.size;
+    return this.index.size;
   }
 
   /** Bytes held (cookies plus replies) in both generations. */
@@ -231,9 +259,11 @@ export class CookieCache {
   }
 
   clear(): void {
-    this.current.clear();
-    this.old.clear();
+    this.index.clear();
     this.store.clear();
+    this.slotStamp.fill(0);
+    this.head = 0;
+    this.ringLength = 0;
     this.heldBytes = 0;
   }
 }

@@ -211,13 +211,61 @@ describe('CookieCache', () => {
     });
   });
 
-  it('keeps long cookies that differ only in their last byte apart (they are keyed by a digest)', async () => {
+  it('keeps long cookies that differ only in their last byte apart (the whole cookie is hashed and compared)', async () => {
     const cache = new CookieCache({ now: fakeClock().now });
     const long = (i: number): string => `${'c'.repeat(20_000)}${String.fromCharCode(0x41 + i)}`;
     for (let i = 0; i < 5; i++) await cache.run(long(i), async () => Buffer.from(`reply-${i}`));
     for (let i = 0; i < 5; i++) expect(cache.get(long(i))?.toString()).toBe(`reply-${i}`);
     expect(cache.size).toBe(5);
-    // A short cookie never meets a digest key.
     expect(cache.get('c')).toBeUndefined();
+    expect(cache.get('c'.repeat(20_001))).toBeUndefined();
+  });
+
+  it('keeps every latin1 byte of a cookie: cookies that differ only in a high byte are apart', () => {
+    const cache = new CookieCache({ now: fakeClock().now });
+    cache.set('ab\u00ff', Buffer.from('ff'));
+    cache.set('ab\u00fe', Buffer.from('fe'));
+    cache.set('ab', Buffer.from('short'));
+    expect(cache.get('ab\u00ff')?.toString()).toBe('ff');
+    expect(cache.get('ab\u00fe')?.toString()).toBe('fe');
+    expect(cache.get('ab')?.toString()).toBe('short');
+    expect(cache.get('ab\u00fd')).toBeUndefined();
+  });
+
+  it('serves a replaced reply, and still drops the oldest first after the replacement', () => {
+    const cache = new CookieCache({ now: fakeClock().now, maxEntries: 3 });
+    cache.set('a', Buffer.from('a1'));
+    cache.set('b', Buffer.from('b1'));
+    cache.set('a', Buffer.from('a2')); // now the newest
+    cache.set('c', Buffer.from('c1'));
+    cache.set('d', Buffer.from('d1')); // over the bound: b is the oldest now
+    expect(cache.get('b')).toBeUndefined();
+    expect(cache.get('a')?.toString()).toBe('a2');
+    expect(cache.size).toBe(3);
+    expect(cache.bytes).toBe(3 + 6);
+  });
+
+  it('keeps serving under churn far beyond its table size, with the same answers as a Map', () => {
+    // Generations rotate and the entry bound evicts while cookies come and go: every lookup must agree with
+    // a plain model of what should still be there.
+    const clock = fakeClock();
+    const cache = new CookieCache({ now: clock.now, generationMs: 1000, maxEntries: 5000, seed: 1 });
+    const model = new Map<string, { reply: string; gen: number }>();
+    let generation = 0;
+    for (let i = 0; i < 60_000; i++) {
+      if (i % 4000 === 3999) {
+        clock.advance(1000);
+        generation++;
+        for (const [k, v] of model) if (v.gen < generation - 1) model.delete(k);
+      }
+      const key = `k${(i * 7919) % 12_000}`;
+      cache.set(key, Buffer.from(`r${i}`));
+      model.delete(key);
+      model.set(key, { reply: `r${i}`, gen: generation });
+      while (model.size > 5000) model.delete(model.keys().next().value!);
+      if (i % 997 === 0) for (const [k, v] of model) expect(cache.get(k)?.toString()).toBe(v.reply);
+    }
+    expect(cache.size).toBe(model.size);
+    for (let k = 0; k < 12_000; k++) expect(cache.get(`k${k}`)?.toString()).toBe(model.get(`k${k}`)?.reply);
   });
 });

@@ -36,4 +36,18 @@ describe('ReplyStore', () => {
     expect(store.get(c).toString()).toBe('again');
     expect(store.get(a).toString()).toBe('small');
   });
+
+  it('keeps each key in front of its reply: the reply comes back without it, and keyEquals compares bytes', () => {
+    const store = new ReplyStore();
+    const a = store.put(Buffer.from('reply-a'), '1234_5 \u00ff');
+    const b = store.put(Buffer.from('reply-b'));
+    expect(store.get(a).toString()).toBe('reply-a');
+    expect(store.keyLength(a)).toBe(8);
+    expect(store.length(a)).toBe(7);
+    expect(store.keyEquals(a, '1234_5 \u00ff')).toBe(true);
+    expect(store.keyEquals(a, '1234_5 \u00fe')).toBe(false);
+    expect(store.keyEquals(a, '1234_5 ')).toBe(false);
+    expect(store.keyEquals(b, '')).toBe(true);
+    expect(store.get(b).toString()).toBe('reply-b');
+  });
 });
