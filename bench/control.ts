@@ -219,14 +219,15 @@ async function runStep(relay: Relay, rate: number, args: Args, stepIndex: number
   };
 }
 
+/** Space-separated arguments (of a shebang line or an environment variable) as a list. */
+const splitArgs = (value: string | undefined): string[] => (value ?? '').split(' ').filter((a) => a.length > 0);
+
 /** The node flags of bin/ngrelay's `#!/usr/bin/env -S node ...` line: the relay runs as installed. */
 function shebangNodeArgs(root: string): string[] {
   const first = readFileSync(path.join(root, 'bin', 'ngrelay'), 'utf8').split('\n', 1)[0] ?? '';
   const m = /^#!\S*env -S node((?: \S+)*)\s*$/.exec(first);
-  return m ? m[1]!.split(' ').filter((a) => a.length > 0) : [];
+  return m ? splitArgs(m[1]) : [];
 }
-
-const splitArgs = (value: string | undefined): string[] => (value ?? '').split(' ').filter((a) => a.length > 0);
 
 function nodeArgs(root: string): string[] {
   return [...shebangNodeArgs(root), ...splitArgs(process.env['BENCH_NGRELAY_NODE_ARGS'])];

@@ -20,7 +20,7 @@
  * commands still running are held in a Map, a handful at a time.
  */
 import { CookieIndex, cookieHash, randomSeed } from './cookie-index';
-import { ReplyStore } from './reply-store';
+import { ReplyStore, doubled } from './reply-store';
 
 
 export interface CookieCacheOptions {
@@ -56,18 +56,6 @@ export interface CookieCacheStats {
   maxBytes: number;
   /** Replies dropped early because a bound was reached. */
   evicted: number;
-}
-
-/** Bytes an entry is charged: its key (latin1, one byte per char) and its reply. */
-function entryBytes(cookie: string, replyLength: number): number {
-  return cookie.length + replyLength;
-}
-
-/** An Int32Array twice as long, holding `a`'s values. */
-function grown(a: Int32Array): Int32Array {
-  const b = new Int32Array(a.length * 2);
-  b.set(a);
-  return b;
 }
 
 export class CookieCache {
@@ -158,7 +146,7 @@ export class CookieCache {
   /** Forgets the reply in `slot` and gives its memory back (its ring entry goes stale). */
   private remove(slot: number): void {
     this.index.remove(this.slotHash[slot]!, slot);
-    this.heldBytes -= this.store.keyLength(slot) + this.store.length(slot);
+    this.heldBytes -= this.store.entryBytes(slot);
     this.slotStamp[slot] = 0;
     this.store.release(slot);
   }
@@ -175,28 +163,37 @@ export class CookieCache {
 
   /** The cached reply for a cookie, if it is still alive. */
   get(cookie: string): Buffer | undefined {
-    this.rotate();
-    const slot = this.index.find(cookie, cookieHash(cookie, this.seed));
-    return slot < 0 ? undefined : this.store.get(slot);
+    return this.lookup(cookie, cookieHash(cookie, this.seed));
   }
 
   /** Stores a finished reply (in the current generation), evicting the oldest ones beyond the bounds. */
   set(cookie: string, reply: Buffer): void {
+    this.keep(cookie, cookieHash(cookie, this.seed), reply);
+  }
+
+  /** `get` with the cookie's hash already made (`run` makes it once for the lookup and the store). */
+  private lookup(cookie: string, hash: number): Buffer | undefined {
     this.rotate();
-    const hash = cookieHash(cookie, this.seed);
+    const slot = this.index.find(cookie, hash);
+    return slot < 0 ? undefined : this.store.get(slot);
+  }
+
+  /** `set` with the hash already made. */
+  private keep(cookie: string, hash: number, reply: Buffer): void {
+    this.rotate();
     const existing = this.index.find(cookie, hash);
     if (existing >= 0) this.remove(existing);
     const slot = this.store.put(reply, cookie);
     while (slot >= this.slotHash.length) {
-      this.slotHash = grown(this.slotHash);
-      this.slotGeneration = grown(this.slotGeneration);
-      this.slotStamp = grown(this.slotStamp);
+      this.slotHash = doubled(this.slotHash);
+      this.slotGeneration = doubled(this.slotGeneration);
+      this.slotStamp = doubled(this.slotStamp);
     }
     this.slotHash[slot] = hash;
     this.slotGeneration[slot] = this.generation;
     this.enqueue(slot);
     this.index.insert(hash, slot);
-    this.heldBytes += entryBytes(cookie, reply.length);
+    this.heldBytes += this.store.entryBytes(slot);
     this.evict();
   }
 
@@ -205,7 +202,8 @@ export class CookieCache {
    * If `compute` rejects, nothing is cached and every waiting copy gets the same rejection.
    */
   async run(cookie: string, compute: () => Promise<Buffer>): Promise<CookieResult> {
-    const cached = this.get(cookie);
+    const hash = cookieHash(cookie, this.seed);
+    const cached = this.lookup(cookie, hash);
     if (cached) return { reply: cached, outcome: 'cached' };
     const pending = this.inFlight.get(cookie);
     if (pending) return { reply: await pending, outcome: 'in-flight' };
@@ -220,7 +218,7 @@ export class CookieCache {
     this.inFlight.set(cookie, promise);
     try {
       const reply = await promise;
-      this.set(cookie, reply);
+      this.keep(cookie, hash, reply);
       return { reply, outcome: 'computed' };
     } finally {
       this.inFlight.delete(cookie);

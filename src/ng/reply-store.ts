@@ -3,13 +3,20 @@
  *
  * Replies are appended to 1 MB chunks (Buffers outside V8's heap), each after the bytes of its key (the
  * cookie, latin1), so the cache's index (cookie-index.ts) can compare keys without a string per entry; an
- * entry is a slot number, its place kept in typed arrays, so the cache holds no object per reply. Held as V8 strings, 72,000 replies (400 cycles/s
- * for the 60 s a reply may live) took 55 MB of heap and grew RSS by ~100 MB; here they cost their bytes plus
- * the Map's keys, and nothing for the garbage collector to trace. Replies leave in about the order they came
+ * entry is a slot number, its place kept in typed arrays, so the cache holds no object per reply. Held as V8
+ * strings, 72,000 replies (400 cycles/s for the 60 s a reply may live) took 55 MB of heap and grew RSS by
+ * ~100 MB; here they cost their bytes and nothing for the garbage collector to trace. Replies leave in about the order they came
  * (generations, oldest-first eviction), so whole chunks empty out and are freed, giving the memory back.
  */
 
 const CHUNK_BYTES = 1 << 20;
+
+/** An Int32Array twice as long as `a`, holding its values (per-slot arrays grow this way). */
+export function doubled(a: Int32Array): Int32Array {
+  const b = new Int32Array(a.length * 2);
+  b.set(a);
+  return b;
+}
 
 interface Chunk {
   buf: Buffer;
@@ -72,6 +79,11 @@ export class ReplyStore {
     return this.slotKeyLength[slot]!;
   }
 
+  /** Bytes `slot` takes in its chunk: key plus reply (what the cache charges against its byte bound). */
+  entryBytes(slot: number): number {
+    return this.slotKeyLength[slot]! + this.slotLength[slot]!;
+  }
+
   /** Whether the key stored in `slot` is `key`, byte for byte (no string is made). */
   keyEquals(slot: number, key: string): boolean {
     if (this.slotKeyLength[slot] !== key.length) return false;
@@ -111,15 +123,10 @@ export class ReplyStore {
     const free = this.freeSlots.pop();
     if (free !== undefined) return free;
     if (this.slotsUsed === this.slotChunk.length) {
-      const grow = (a: Int32Array): Int32Array => {
-        const b = new Int32Array(a.length * 2);
-        b.set(a);
-        return b;
-      };
-      this.slotChunk = grow(this.slotChunk);
-      this.slotOffset = grow(this.slotOffset);
-      this.slotLength = grow(this.slotLength);
-      this.slotKeyLength = grow(this.slotKeyLength);
+      this.slotChunk = doubled(this.slotChunk);
+      this.slotOffset = doubled(this.slotOffset);
+      this.slotLength = doubled(this.slotLength);
+      this.slotKeyLength = doubled(this.slotKeyLength);
     }
     return this.slotsUsed++;
   }
